@@ -1,0 +1,104 @@
+using System.Collections;
+using System.CommandLine;
+using Airlock.Cli.Commands;
+
+namespace Airlock.Cli.Hosting;
+
+/// <summary>
+/// Builds the <c>airlock</c> command tree and runs it. Values come from, in order of precedence:
+/// command-line flags, <c>AIRLOCK_*</c> environment variables, <c>/etc/airlock/config.yaml</c> (keys are the
+/// long flag names), then defaults — the same layering K3s uses.
+/// </summary>
+internal static class AirlockCli
+{
+    public const int ExitOk = 0;
+    public const int ExitError = 1;
+    public const int ExitUsage = 2;
+
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("Airlock: the image side of an air-gapped Kubernetes site — registry, bundles, node and cluster.");
+        root.Options.Add(CommonOptions.Config);
+        foreach (var verb in Verbs())
+        {
+            root.Subcommands.Add(verb);
+        }
+
+        CommandExamples.InstallHelp(root);
+        return root;
+    }
+
+    // Each verb lives in its own file under Commands/ and is listed here once.
+    private static IEnumerable<Command> Verbs() =>
+    [
+        VersionCommand.Create(),
+    ];
+
+    public static async Task<int> RunAsync(string[] args, IDictionary environment, TextWriter? output = null, TextWriter? error = null)
+    {
+        output ??= Console.Out;
+        error ??= Console.Error;
+        var root = BuildRoot();
+        ParseResult parsed;
+        try
+        {
+            parsed = ConfigSources.Parse(root, args, environment);
+        }
+        catch (ConfigFileException ex)
+        {
+            await error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+            return ExitUsage;
+        }
+
+        if (parsed.Errors.Count > 0 && !IsHelpRequest(parsed))
+        {
+            foreach (var parseError in parsed.Errors)
+            {
+                await error.WriteLineAsync($"airlock: {parseError.Message}").ConfigureAwait(false);
+            }
+
+            await error.WriteLineAsync($"Run '{CommandPath(parsed.CommandResult.Command)} --help' for usage.").ConfigureAwait(false);
+            return ExitUsage;
+        }
+
+        using var cancellation = new CancellationTokenSource();
+        var invocation = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+        try
+        {
+            return await parsed.InvokeAsync(invocation, cancellation.Token).ConfigureAwait(false);
+        }
+        catch (UsageException ex)
+        {
+            await error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+            return ExitUsage;
+        }
+        catch (OperationCanceledException)
+        {
+            await error.WriteLineAsync("airlock: cancelled").ConfigureAwait(false);
+            return ExitError;
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or FormatException or UnauthorizedAccessException or InvalidDataException or HttpRequestException or NotSupportedException)
+        {
+            await error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+            return ExitError;
+        }
+    }
+
+    private static bool IsHelpRequest(ParseResult parsed) =>
+        parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?");
+
+    public static string CommandPath(Command command)
+    {
+        var names = new List<string>();
+        for (Symbol? s = command; s is Command c; s = c.Parents.FirstOrDefault())
+        {
+            names.Add(c is RootCommand ? "airlock" : c.Name);
+        }
+
+        names.Reverse();
+        return string.Join(' ', names);
+    }
+}
+
+/// <summary>A bad combination of flags found after parsing; exits with the usage code 2.</summary>
+internal sealed class UsageException(string message) : Exception(message);

@@ -1,0 +1,182 @@
+using System.Collections;
+using System.CommandLine;
+using System.Globalization;
+using YamlDotNet.RepresentationModel;
+
+namespace Airlock.Cli.Hosting;
+
+/// <summary>
+/// Fills flags the user did not type from <c>AIRLOCK_*</c> environment variables and from the config file,
+/// by adding them as tokens and parsing again, so every value goes through the same option parsing and
+/// validation whatever its source. Keys not known to the invoked verb are ignored: one config.yaml serves
+/// every verb on a machine, as K3s's does for server and agent.
+/// </summary>
+internal static class ConfigSources
+{
+    public const string EnvironmentPrefix = "AIRLOCK_";
+
+    public static ParseResult Parse(RootCommand root, IReadOnlyList<string> args, IDictionary environment)
+    {
+        var first = root.Parse(args);
+        var command = first.CommandResult.Command;
+        if (command == root || first.Errors.Count > 0 && first.CommandResult.Command == root)
+        {
+            return first;
+        }
+
+        var configPath = first.GetValue(CommonOptions.Config);
+        var explicitConfig = configPath is not null;
+        configPath ??= environment[EnvironmentPrefix + "CONFIG"] as string ?? CommonOptions.DefaultConfigPath;
+        var file = LoadConfigFile(configPath, explicitConfig);
+
+        var extra = new List<string>();
+        foreach (var option in OptionsOf(command))
+        {
+            if (option == CommonOptions.Config || option.Name is "--help" or "--version")
+            {
+                continue;
+            }
+
+            var result = first.GetResult(option);
+            if (result is not null && !result.Implicit)
+            {
+                continue;
+            }
+
+            var key = option.Name.TrimStart('-');
+            var envName = EnvironmentPrefix + key.Replace('-', '_').ToUpperInvariant();
+            if (environment[envName] is string envValue)
+            {
+                AddTokens(extra, option, [envValue]);
+            }
+            else if (file.TryGetValue(key, out var values))
+            {
+                AddTokens(extra, option, values);
+            }
+        }
+
+        if (extra.Count == 0)
+        {
+            return first;
+        }
+
+        // Flags the user typed come first and stay authoritative; options given twice keep the last for
+        // scalars, so the added ones go before the user's own arguments after the verb path.
+        var verbDepth = VerbDepth(command);
+        var merged = new List<string>(args.Count + extra.Count);
+        merged.AddRange(args.Take(verbDepth));
+        merged.AddRange(extra);
+        merged.AddRange(args.Skip(verbDepth));
+        return root.Parse(merged);
+    }
+
+    private static int VerbDepth(Command command)
+    {
+        var depth = 0;
+        for (Symbol? s = command; s is Command c && c is not RootCommand; s = c.Parents.FirstOrDefault())
+        {
+            depth++;
+        }
+
+        return depth;
+    }
+
+    private static IEnumerable<Option> OptionsOf(Command command)
+    {
+        var seen = new HashSet<Option>();
+        for (Symbol? s = command; s is Command c; s = c.Parents.FirstOrDefault())
+        {
+            foreach (var option in c.Options)
+            {
+                if ((c == command || option.Recursive) && seen.Add(option))
+                {
+                    yield return option;
+                }
+            }
+        }
+    }
+
+    private static void AddTokens(List<string> tokens, Option option, IReadOnlyList<string> values)
+    {
+        var isFlag = option.ValueType == typeof(bool);
+        foreach (var value in values)
+        {
+            if (isFlag)
+            {
+                tokens.Add($"{option.Name}={value.ToLowerInvariant()}");
+            }
+            else
+            {
+                tokens.Add(option.Name);
+                tokens.Add(value);
+            }
+        }
+    }
+
+    /// <summary>Reads a flat YAML map of flag names to scalars or lists of scalars.</summary>
+    internal static Dictionary<string, IReadOnlyList<string>> LoadConfigFile(string path, bool mustExist)
+    {
+        var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        if (!File.Exists(path))
+        {
+            if (mustExist)
+            {
+                throw new ConfigFileException($"config file {path} does not exist");
+            }
+
+            return result;
+        }
+
+        var stream = new YamlStream();
+        try
+        {
+            using var reader = new StreamReader(path);
+            stream.Load(reader);
+        }
+        catch (YamlDotNet.Core.YamlException ex)
+        {
+            throw new ConfigFileException($"{path}:{ex.Start.Line}:{ex.Start.Column}: {ex.Message}");
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new ConfigFileException($"config file {path} cannot be read: {ex.Message}");
+        }
+
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+        {
+            return result;
+        }
+
+        if (stream.Documents[0].RootNode is not YamlMappingNode map)
+        {
+            throw new ConfigFileException($"{path}: the top level must be a map of flag names to values");
+        }
+
+        var problems = new List<string>();
+        foreach (var (keyNode, valueNode) in map.Children)
+        {
+            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
+            switch (valueNode)
+            {
+                case YamlScalarNode scalar:
+                    result[key] = [scalar.Value ?? string.Empty];
+                    break;
+                case YamlSequenceNode sequence when sequence.Children.All(c => c is YamlScalarNode):
+                    result[key] = sequence.Children.Select(c => ((YamlScalarNode)c).Value ?? string.Empty).ToArray();
+                    break;
+                default:
+                    problems.Add(string.Create(CultureInfo.InvariantCulture, $"{path}:{keyNode.Start.Line}: value of \"{key}\" must be a scalar or a list of scalars"));
+                    break;
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ConfigFileException(string.Join(Environment.NewLine, problems));
+        }
+
+        return result;
+    }
+}
+
+internal sealed class ConfigFileException(string message) : Exception(message);

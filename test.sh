@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every Airlock test project and ends with one line "N passed, M failed".
+# On a fresh Debian machine (as root) it first installs the real components the tests drive:
+# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2.
+set -uo pipefail
+cd "$(dirname "$0")"
+
+packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
+          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates)
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if (( ${#missing[@]} )); then
+    echo "test.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+      || { echo "test.sh: apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+  fi
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+results=.test-results
+rm -rf "$results"; mkdir -p "$results"
+
+if ! dotnet restore Airlock.slnx --nologo -v q; then
+  echo "0 passed, 1 failed"; exit 1
+fi
+if ! dotnet build Airlock.slnx --no-restore --nologo -v q -c Release; then
+  echo "test.sh: build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+status=0
+for project in tests/*/*.Tests.csproj; do
+  name=$(basename "$project" .csproj)
+  dotnet test "$project" --no-build -c Release --nologo \
+    --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" \
+    --results-directory "$results" "$@" 2>&1 | tee "$results/$name.log" | grep -E '^\s*(Failed|Passed!|Failed!|Skipped) |^\s+(Error Message|Stack Trace):|Total tests|error' || true
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+done
+
+passed=0; failed=0; total_trx=0
+for trx in "$results"/*.trx; do
+  [[ -f $trx ]] || continue
+  total_trx=$((total_trx + 1))
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters"); f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  e=$(sed -n 's/.* error="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0}))
+done
+expected=$(ls tests/*/*.Tests.csproj | wc -l)
+if (( total_trx < expected )); then
+  echo "test.sh: only $total_trx of $expected test projects produced results"; failed=$((failed + expected - total_trx))
+fi
+(( failed > 0 )) && status=1
+echo "$passed passed, $failed failed"
+exit $status
