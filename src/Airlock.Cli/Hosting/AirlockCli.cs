@@ -31,6 +31,7 @@ internal static class AirlockCli
     // Each verb lives in its own file under Commands/ and is listed here once.
     private static IEnumerable<Command> Verbs() =>
     [
+        CheckCommand.Create(),
         VersionCommand.Create(),
     ];
 
