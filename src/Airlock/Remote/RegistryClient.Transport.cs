@@ -12,7 +12,9 @@ public sealed partial class RegistryClient
     private readonly ConcurrentDictionary<string, Uri> _baseAddresses = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>The base address in use for a registry (after any insecure fallback to HTTP).</summary>
-    public Uri BaseAddress(string registry) => _baseAddresses.GetOrAdd(registry, RegistryEndpoint.DefaultBaseAddress);
+    public Uri BaseAddress(string registry) => _baseAddresses.GetOrAdd(registry, static (name, endpoints) =>
+        endpoints.TryGetValue(name, out var explicitAddress) ? new Uri(explicitAddress.GetLeftPart(UriPartial.Authority) + "/") : RegistryEndpoint.DefaultBaseAddress(name),
+        _options.Endpoints);
 
     /// <summary>
     /// Sends a call with authentication (one re-send after a 401 challenge), insecure HTTP fallback and bounded
@@ -195,7 +197,7 @@ public sealed partial class RegistryClient
     private bool ShouldFallBackToHttp(RegistryCall call, Uri baseAddress, HttpRequestException ex)
     {
         if (!_options.Insecure || baseAddress.Scheme != Uri.UriSchemeHttps || ex.HttpRequestError != HttpRequestError.SecureConnectionError
-            || Uri.TryCreate(call.Target, UriKind.Absolute, out _))
+            || IsAbsoluteHttp(call.Target))
         {
             return false;
         }
@@ -205,6 +207,10 @@ public sealed partial class RegistryClient
         RemoteLog.FallingBackToHttp(_logger, call.Registry, ex.Message);
         return true;
     }
+
+    // On Unix "/v2/..." parses as an absolute file URI, so look at the scheme, not at absoluteness.
+    private static bool IsAbsoluteHttp(string target) =>
+        Uri.TryCreate(target, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
 
     /// <summary>
     /// Connection refused/reset, a response cut short: worth another attempt. A connect timeout, a response

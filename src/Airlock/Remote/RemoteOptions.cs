@@ -36,6 +36,12 @@ public sealed record RemoteOptions
     public IReadOnlyDictionary<string, RegistryTlsOptions> Tls { get; init; } =
         new Dictionary<string, RegistryTlsOptions>(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// Explicit base addresses by registry name (<c>"registry.example:5000" → https://10.0.0.5:5000/</c>), for
+    /// registries.yaml endpoints that give a scheme; these win over the default and the loopback rule.
+    /// </summary>
+    public IReadOnlyDictionary<string, Uri> Endpoints { get; init; } = new Dictionary<string, Uri>(StringComparer.OrdinalIgnoreCase);
+
     public IRegistryCredentialSource Credentials { get; init; } = StaticCredentialSource.Anonymous;
 
     public string UserAgent { get; init; } = "airlock";

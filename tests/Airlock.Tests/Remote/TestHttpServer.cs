@@ -1,4 +1,7 @@
 using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http.Features;
@@ -25,11 +28,31 @@ public sealed class TestHttpServer : IAsyncDisposable
 
     public string Host => $"127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}";
 
-    public static async Task<TestHttpServer> StartAsync(RequestDelegate handler)
+    public static Task<TestHttpServer> StartAsync(RequestDelegate handler) => StartAsync(handler, null, requireClientCertificate: false);
+
+    /// <summary>With <paramref name="certificate"/>: HTTPS only, optionally demanding a client certificate (any; the handler checks it).</summary>
+    public static async Task<TestHttpServer> StartAsync(RequestDelegate handler, X509Certificate2? certificate, bool requireClientCertificate)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        if (certificate is null)
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+        }
+        else
+        {
+            builder.WebHost.UseKestrelHttpsConfiguration();
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, listen => listen.UseHttps(https =>
+            {
+                https.ServerCertificate = certificate;
+                if (requireClientCertificate)
+                {
+                    https.ClientCertificateMode = ClientCertificateMode.RequireCertificate;
+                    https.ClientCertificateValidation = (_, _, _) => true;
+                }
+            })));
+        }
+
         var app = builder.Build();
         app.Run(handler);
         await app.StartAsync();
