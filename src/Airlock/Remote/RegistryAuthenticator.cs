@@ -12,7 +12,7 @@ namespace Airlock.Remote;
 /// tokens from the challenge's realm (anonymously, with Basic credentials, or with an identity token) and
 /// caches them per scope set until shortly before they expire.
 /// </summary>
-internal sealed class RegistryAuthenticator
+internal sealed class RegistryAuthenticator : IDisposable
 {
     private static readonly TimeSpan DefaultTokenLifetime = TimeSpan.FromSeconds(60);
 
@@ -21,6 +21,9 @@ internal sealed class RegistryAuthenticator
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, AuthChallenge> _challenges = new(StringComparer.OrdinalIgnoreCase);
     private readonly ConcurrentDictionary<string, CachedToken> _tokens = new(StringComparer.Ordinal);
+
+    // Parallel blob requests that all miss the cache wait for one token fetch instead of each doing their own.
+    private readonly SemaphoreSlim _fetching = new(1, 1);
 
     public RegistryAuthenticator(RegistryClient client, RemoteOptions options, ILogger logger)
     {
@@ -43,15 +46,31 @@ internal sealed class RegistryAuthenticator
         }
 
         var key = TokenKey(call.Registry, challenge, call.Scopes);
-        if (_tokens.TryGetValue(key, out var cached) && cached.ExpiresAt > _options.TimeProvider.GetUtcNow())
+        if (Cached(key) is { } cached)
         {
-            return new AuthenticationHeaderValue("Bearer", cached.Token);
+            return new AuthenticationHeaderValue("Bearer", cached);
         }
 
-        var token = await FetchTokenAsync(call, challenge, call.Scopes, cancellationToken).ConfigureAwait(false);
-        _tokens[key] = token;
-        return new AuthenticationHeaderValue("Bearer", token.Token);
+        await _fetching.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Cached(key) is { } fetchedMeanwhile)
+            {
+                return new AuthenticationHeaderValue("Bearer", fetchedMeanwhile);
+            }
+
+            var token = await FetchTokenAsync(call, challenge, call.Scopes, cancellationToken).ConfigureAwait(false);
+            _tokens[key] = token;
+            return new AuthenticationHeaderValue("Bearer", token.Token);
+        }
+        finally
+        {
+            _fetching.Release();
+        }
     }
+
+    private string? Cached(string key) =>
+        _tokens.TryGetValue(key, out var cached) && cached.ExpiresAt > _options.TimeProvider.GetUtcNow() ? cached.Token : null;
 
     /// <summary>Learns from a 401 and says whether re-sending with new authorization can help.</summary>
     public async ValueTask<bool> AcceptChallengeAsync(RegistryCall call, IReadOnlyList<AuthChallenge> challenges,
@@ -63,11 +82,25 @@ internal sealed class RegistryAuthenticator
         {
             _challenges[call.Registry] = bearer;
             var key = TokenKey(call.Registry, bearer, call.Scopes);
-            _tokens.TryRemove(key, out _);
-            // The server names the scope it wants; ask for it together with what the operation needs.
-            var scopes = call.Scopes.Concat(SplitScopes(bearer.Scope)).Distinct(StringComparer.Ordinal).ToList();
-            _tokens[key] = await FetchTokenAsync(call, bearer, scopes, cancellationToken).ConfigureAwait(false);
-            return true;
+            await _fetching.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                // Another request may have refreshed the token while this one was being refused.
+                var sentToken = sent?.Scheme == "Bearer" ? sent.Parameter : null;
+                if (Cached(key) is { } fresh && fresh != sentToken)
+                {
+                    return true;
+                }
+
+                // The server names the scope it wants; ask for it together with what the operation needs.
+                var scopes = call.Scopes.Concat(SplitScopes(bearer.Scope)).Distinct(StringComparer.Ordinal).ToList();
+                _tokens[key] = await FetchTokenAsync(call, bearer, scopes, cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            finally
+            {
+                _fetching.Release();
+            }
         }
 
         if (basic is not null)
@@ -173,6 +206,8 @@ internal sealed class RegistryAuthenticator
         var margin = lifetime / 10 < TimeSpan.FromSeconds(10) ? lifetime / 10 : TimeSpan.FromSeconds(10);
         return new CachedToken(token, now + lifetime - margin);
     }
+
+    public void Dispose() => _fetching.Dispose();
 
     private static IEnumerable<string> SplitScopes(string? scope) =>
         string.IsNullOrWhiteSpace(scope) ? [] : scope.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

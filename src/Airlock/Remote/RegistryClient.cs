@@ -606,6 +606,7 @@ public sealed partial class RegistryClient : IDisposable
     {
         _http.Dispose();
         _tls.Dispose();
+        _auth.Dispose();
     }
 
     /// <summary>An upload body was (possibly) consumed and the upload must start over to be retried.</summary>

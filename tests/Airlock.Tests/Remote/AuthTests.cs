@@ -141,6 +141,83 @@ public sealed class AuthTests
     }
 
     [Fact]
+    public async Task An_identity_token_is_exchanged_with_an_OAuth2_refresh_token_grant()
+    {
+        var forms = new ConcurrentQueue<Dictionary<string, string>>();
+        TestHttpServer? server = null;
+        server = await TestHttpServer.StartAsync(async context =>
+        {
+            if (context.Request.Path == "/token")
+            {
+                Assert.Equal("POST", context.Request.Method);
+                var form = await context.Request.ReadFormAsync();
+                forms.Enqueue(form.ToDictionary(f => f.Key, f => f.Value.ToString()));
+                await context.Response.WriteAsync("""{"access_token":"oauth","expires_in":60}""");
+                return;
+            }
+
+            if (context.Request.Headers.Authorization != "Bearer oauth")
+            {
+                context.Response.StatusCode = 401;
+                context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"http://{server!.Host}/token\",service=\"svc\",scope=\"repository:team/app:pull\"";
+                return;
+            }
+
+            await context.Response.WriteAsync("""{"name":"team/app","tags":["x"]}""");
+        });
+        await using (server)
+        {
+            var credentials = new StaticCredentialSource(new Dictionary<string, RegistryCredential>
+            {
+                [server.Host] = new(null, null, IdentityToken: "refresh-me"),
+            });
+            using var client = new RegistryClient(new RemoteOptions { Credentials = credentials });
+            Assert.Equal(["x"], await client.ListTagsAsync(ImageReference.Parse($"{server.Host}/team/app"), default));
+            var form = Assert.Single(forms);
+            Assert.Equal("refresh_token", form["grant_type"]);
+            Assert.Equal("refresh-me", form["refresh_token"]);
+            Assert.Equal("svc", form["service"]);
+            Assert.Equal("repository:team/app:pull", form["scope"]);
+        }
+    }
+
+    [Fact]
+    public async Task Parallel_requests_that_meet_the_same_challenge_share_one_token_fetch()
+    {
+        var fetches = 0;
+        TestHttpServer? server = null;
+        server = await TestHttpServer.StartAsync(async context =>
+        {
+            if (context.Request.Path == "/token")
+            {
+                Interlocked.Increment(ref fetches);
+                await Task.Delay(100);
+                await context.Response.WriteAsync("""{"token":"t","expires_in":300}""");
+                return;
+            }
+
+            if (context.Request.Headers.Authorization != "Bearer t")
+            {
+                context.Response.StatusCode = 401;
+                context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"http://{server!.Host}/token\",service=\"svc\"";
+                return;
+            }
+
+            await context.Response.WriteAsync("""{"name":"team/app","tags":["x"]}""");
+        });
+        await using (server)
+        {
+            using var client = new RegistryClient(new RemoteOptions());
+            var repo = ImageReference.Parse($"{server.Host}/team/app");
+            await client.ListTagsAsync(repo, default);
+            fetches = 0;
+            var other = ImageReference.Parse($"{server.Host}/team/other");
+            await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => client.ListTagsAsync(other, default)));
+            Assert.Equal(1, fetches);
+        }
+    }
+
+    [Fact]
     public async Task Pushing_with_a_mount_asks_for_push_on_the_target_and_pull_on_the_source()
     {
         var scopes = new ConcurrentQueue<string>();

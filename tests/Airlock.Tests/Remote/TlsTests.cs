@@ -24,7 +24,12 @@ public sealed class TlsTests
     public async Task A_registry_certificate_from_a_private_CA_is_trusted_only_with_its_ca_file()
     {
         using var certificates = TestCertificates.Create();
-        await using var server = await TestHttpServer.StartAsync(Tags, certificates.Server, requireClientCertificate: false);
+        var protocols = new ConcurrentQueue<string>();
+        await using var server = await TestHttpServer.StartAsync(async context =>
+        {
+            protocols.Enqueue(context.Request.Protocol);
+            await Tags(context);
+        }, certificates.Server, requireClientCertificate: false);
         var repo = ImageReference.Parse($"{server.Host}/team/app");
 
         using (var untrusted = new RegistryClient(HttpsTo(server, null)))
@@ -37,6 +42,9 @@ public sealed class TlsTests
         {
             Assert.Equal(["1"], await trusted.ListTagsAsync(repo, default));
         }
+
+        // TLS negotiates HTTP/2 (ALPN) with a server that offers it.
+        Assert.Equal("HTTP/2", Assert.Single(protocols));
 
         using (var skipping = new RegistryClient(HttpsTo(server, new RegistryTlsOptions { InsecureSkipVerify = true })))
         {
