@@ -127,13 +127,17 @@ internal sealed class RegistryAuthenticator : IDisposable
 
         RemoteLog.FetchingToken(_logger, realm, call.Registry, challenge.Service, string.Join(' ', scopes));
         var credential = FindCredential(call.Registry);
-        var query = new List<string>();
-        if (!string.IsNullOrEmpty(challenge.Service))
+        var tokenCall = new RegistryCall
         {
-            query.Add("service=" + Uri.EscapeDataString(challenge.Service));
-        }
-
-        RegistryCall tokenCall;
+            Registry = call.Registry,
+            Repository = call.Repository,
+            Reference = call.Reference,
+            Method = HttpMethod.Get,
+            Target = realm,
+            UseRegistryAuth = false,
+            BufferBody = true,
+            MaxBody = 1024 * 1024,
+        };
         if (!string.IsNullOrEmpty(credential?.IdentityToken))
         {
             // OAuth2 refresh-token grant, as Docker does with an identity token.
@@ -145,33 +149,20 @@ internal sealed class RegistryAuthenticator : IDisposable
                 new("service", challenge.Service ?? string.Empty),
                 new("scope", string.Join(' ', scopes)),
             };
-            tokenCall = new RegistryCall
-            {
-                Registry = call.Registry,
-                Repository = call.Repository,
-                Reference = call.Reference,
-                Method = HttpMethod.Post,
-                Target = realm,
-                UseRegistryAuth = false,
-                BufferBody = true,
-                MaxBody = 1024 * 1024,
-                Content = () => new FormUrlEncodedContent(form),
-            };
+            tokenCall = tokenCall with { Method = HttpMethod.Post, Content = () => new FormUrlEncodedContent(form) };
         }
         else
         {
-            query.AddRange(scopes.Select(s => "scope=" + Uri.EscapeDataString(s)));
-            var target = query.Count == 0 ? realm : realm + (realm.Contains('?', StringComparison.Ordinal) ? "&" : "?") + string.Join('&', query);
-            tokenCall = new RegistryCall
+            var query = new List<string>();
+            if (!string.IsNullOrEmpty(challenge.Service))
             {
-                Registry = call.Registry,
-                Repository = call.Repository,
-                Reference = call.Reference,
-                Method = HttpMethod.Get,
-                Target = target,
-                UseRegistryAuth = false,
-                BufferBody = true,
-                MaxBody = 1024 * 1024,
+                query.Add("service=" + Uri.EscapeDataString(challenge.Service));
+            }
+
+            query.AddRange(scopes.Select(s => "scope=" + Uri.EscapeDataString(s)));
+            tokenCall = tokenCall with
+            {
+                Target = query.Count == 0 ? realm : realm + (realm.Contains('?', StringComparison.Ordinal) ? "&" : "?") + string.Join('&', query),
                 Authorization = credential?.BasicParameter is { } basic ? new AuthenticationHeaderValue("Basic", basic) : null,
             };
         }

@@ -167,8 +167,7 @@ public sealed class RemoteImageStore : IImageSource, IImageTarget
             return Reference.Identifier;
         }
 
-        if (reference.StartsWith(Digest.Sha256Algorithm + ":", StringComparison.Ordinal) || reference.StartsWith(Digest.Sha512Algorithm + ":", StringComparison.Ordinal)
-            || ImageReference.IsValidTag(reference))
+        if (Digest.TryParse(reference, out _) || ImageReference.IsValidTag(reference))
         {
             return reference;
         }
@@ -178,7 +177,7 @@ public sealed class RemoteImageStore : IImageSource, IImageTarget
 
     private string TagOf(string reference)
     {
-        if (ImageReference.IsValidTag(reference))
+        if (ImageReference.IsValidTag(reference) || Digest.TryParse(reference, out _))
         {
             return reference;
         }

@@ -123,6 +123,31 @@ public sealed class DistributionRoundTripTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task RemoteImageStore_accepts_tags_digests_and_full_references_of_its_own_repository_only()
+    {
+        var image = TestImage.Create(layers: 1, layerSize: 100);
+        await using var store = RemoteImageStore.Create(Repo("refs/app", "2.0"), _client);
+        foreach (var (descriptor, content) in image.Blobs)
+        {
+            await store.WriteBlobAsync(descriptor, new MemoryStream(content), default);
+        }
+
+        await store.WriteManifestAsync(image.Manifest, image.ManifestBytes, $"{_registry.Host}/refs/app:2.0", default);
+        await store.WriteManifestAsync(image.Manifest, image.ManifestBytes, "extra", default);
+        await store.WriteManifestAsync(image.Manifest, image.ManifestBytes, image.Manifest.Digest.ToString(), default);
+
+        Assert.Equal(image.Manifest.Digest, (await store.ResolveAsync("", default)).Digest);
+        Assert.Equal(image.Manifest.Digest, (await store.ResolveAsync("extra", default)).Digest);
+        Assert.Equal(image.Manifest.Digest, (await store.ResolveAsync(image.Manifest.Digest.ToString(), default)).Digest);
+        Assert.Equal(image.Manifest.Digest, (await store.ResolveAsync($"{_registry.Host}/refs/app:2.0", default)).Digest);
+        Assert.Equal(["2.0", "extra"], (await store.ListTagsAsync(default)).Order(StringComparer.Ordinal));
+        await Assert.ThrowsAsync<ArgumentException>(async () => await store.ResolveAsync($"{_registry.Host}/other/app:2.0", default));
+
+        var lie = image.Manifest with { Digest = Digest.Sha256("not it"u8) };
+        await Assert.ThrowsAsync<DigestMismatchException>(async () => await store.WriteManifestAsync(lie, image.ManifestBytes, null, default));
+    }
+
+    [Fact]
     public async Task A_mount_from_a_repository_without_the_blob_falls_back_to_an_upload()
     {
         var image = TestImage.Create(layers: 1);
@@ -177,11 +202,7 @@ public sealed class DistributionRoundTripTests : IAsyncLifetime
     {
         var repo = Repo("paged/app");
         var image = TestImage.Create(layers: 1, layerSize: 100);
-        foreach (var (descriptor, content) in image.Blobs)
-        {
-            await _client.PushBlobAsync(repo, descriptor, new MemoryStream(content), null, default);
-        }
-
+        await PushImageAsync(repo, image, null);
         var tags = Enumerable.Range(1, 5).Select(i => $"v{i}").ToList();
         foreach (var tag in tags)
         {
@@ -204,25 +225,13 @@ public sealed class DistributionRoundTripTests : IAsyncLifetime
     {
         var repo = Repo("team/signed");
         var image = TestImage.Create(layers: 1, layerSize: 100);
-        foreach (var (descriptor, content) in image.Blobs)
-        {
-            await _client.PushBlobAsync(repo, descriptor, new MemoryStream(content), null, default);
-        }
-
-        await _client.PushManifestAsync(repo, image.Manifest.MediaType, image.ManifestBytes, "1.0", default);
+        await PushImageAsync(repo, image, "1.0");
         Assert.Empty(await _client.ReferrersAsync(repo, image.Manifest.Digest, null, default));
 
         var signature = TestImage.Create(layers: 1, layerSize: 50, subject: image.Manifest, artifactType: "application/vnd.example.sig");
         var sbom = TestImage.Create(layers: 1, layerSize: 50, subject: image.Manifest, artifactType: "application/vnd.example.sbom");
-        foreach (var artifact in new[] { signature, sbom })
-        {
-            foreach (var (descriptor, content) in artifact.Blobs)
-            {
-                await _client.PushBlobAsync(repo, descriptor, new MemoryStream(content), null, default);
-            }
-
-            await _client.PushManifestAsync(repo, artifact.Manifest.MediaType, artifact.ManifestBytes, null, default);
-        }
+        await PushImageAsync(repo, signature, null);
+        await PushImageAsync(repo, sbom, null);
 
         // distribution 2.8 has no referrers API: pushers maintain the sha256-<hex> tag index instead.
         var referrersIndex = TestImage.Index([signature.Manifest, sbom.Manifest]);
