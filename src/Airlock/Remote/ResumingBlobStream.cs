@@ -110,7 +110,25 @@ internal sealed class ResumingBlobStream : Stream
     private static bool IsDrop(Exception ex, CancellationToken cancellationToken) =>
         !cancellationToken.IsCancellationRequested && ex is IOException or TimeoutException or HttpRequestException;
 
+    // A resume request that itself times out or drops is one more resume, not the end of the download.
     private async Task ResumeAsync(Exception reason, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                await ResumeOnceAsync(reason, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception ex) when (_resumes < _options.MaxBlobResumes
+                && (IsDrop(ex, cancellationToken) || (ex is RegistryException { StatusCode: null, InnerException: { } inner } && IsDrop(inner, cancellationToken))))
+            {
+                reason = ex;
+            }
+        }
+    }
+
+    private async Task ResumeOnceAsync(Exception reason, CancellationToken cancellationToken)
     {
         _resumes++;
         RemoteLog.ResumingBlob(_logger, _call.Reference ?? string.Empty, _call.Registry, _call.Repository, _position, _size, _resumes, _options.MaxBlobResumes, reason);

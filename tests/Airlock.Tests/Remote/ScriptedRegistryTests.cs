@@ -213,6 +213,59 @@ public sealed class ScriptedRegistryTests
     }
 
     [Fact]
+    public async Task A_blob_download_that_stalls_is_resumed_after_the_response_timeout_and_cancellation_is_not_resumed()
+    {
+        var blob = new byte[100_000];
+        Random.Shared.NextBytes(blob);
+        var descriptor = new Descriptor { MediaType = MediaTypes.OciLayer, Digest = Digest.Sha256(blob), Size = blob.Length };
+        var requests = 0;
+        await using var server = await TestHttpServer.StartAsync(async context =>
+        {
+            if (HttpMethods.IsHead(context.Request.Method))
+            {
+                return;
+            }
+
+            var range = context.Request.Headers.Range.ToString();
+            Interlocked.Increment(ref requests);
+            if (string.IsNullOrEmpty(range))
+            {
+                context.Response.ContentLength = blob.Length;
+                await context.Response.Body.WriteAsync(blob.AsMemory(0, 40_000));
+                await context.Response.Body.FlushAsync();
+                // Stall: keep the connection open and send nothing more.
+                await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+                return;
+            }
+
+            var from = int.Parse(range["bytes=".Length..].TrimEnd('-'), System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.StatusCode = 206;
+            context.Response.Headers.ContentRange = $"bytes {from}-{blob.Length - 1}/{blob.Length}";
+            context.Response.ContentLength = blob.Length - from;
+            await context.Response.Body.WriteAsync(blob.AsMemory(from));
+        });
+        var repo = ImageReference.Parse($"{server.Host}/team/app");
+        using var client = new RegistryClient(new RemoteOptions { ResponseTimeout = TimeSpan.FromSeconds(1) });
+        Assert.True(await client.BlobExistsAsync(repo, descriptor.Digest, default)); // warm server and client up: the timeout is short
+        await using (var stream = await client.OpenBlobAsync(repo, descriptor, default))
+        {
+            var copy = new MemoryStream();
+            await stream.CopyToAsync(copy);
+            Assert.Equal(blob, copy.ToArray());
+        }
+
+        Assert.Equal(2, requests);
+
+        requests = 0;
+        using var patient = new RegistryClient(new RemoteOptions { ResponseTimeout = TimeSpan.FromSeconds(30) });
+        using var cancel = new CancellationTokenSource();
+        await using var stalled = await patient.OpenBlobAsync(repo, descriptor, cancel.Token);
+        cancel.CancelAfter(TimeSpan.FromMilliseconds(300));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => stalled.CopyToAsync(Stream.Null, cancel.Token));
+        Assert.Equal(1, requests);
+    }
+
+    [Fact]
     public async Task A_corrupted_blob_fails_verification_and_nothing_is_committed()
     {
         var blob = new byte[200_000];

@@ -16,13 +16,19 @@ public sealed class TimeoutTests
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        using var client = new RegistryClient(new RemoteOptions { ResponseTimeout = TimeSpan.FromMilliseconds(500) });
+        using var client = new RegistryClient(new RemoteOptions
+        {
+            ResponseTimeout = TimeSpan.FromMilliseconds(500),
+            // A retry would wait this long, far past the bound below.
+            RetryBaseDelay = TimeSpan.FromSeconds(20),
+        });
 
         var repo = ImageReference.Parse($"127.0.0.1:{port}/team/app");
         await Assert.ThrowsAsync<RegistryException>(() => client.ResolveAsync(repo, "1", default)); // warms the code paths up
         var watch = Stopwatch.StartNew();
         var ex = await Assert.ThrowsAsync<RegistryException>(() => client.ResolveAsync(repo, "1", default));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"took {watch.Elapsed}");
+        // Generous for a loaded machine, yet far below a retry's delay or the 10 s default connect timeout.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}");
         Assert.IsType<TimeoutException>(ex.InnerException);
         Assert.Contains($"127.0.0.1:{port}", ex.Message, StringComparison.Ordinal);
     }
@@ -57,13 +63,14 @@ public sealed class TimeoutTests
             {
                 ConnectTimeout = TimeSpan.FromMilliseconds(500),
                 ResponseTimeout = TimeSpan.FromSeconds(30),
+                RetryBaseDelay = TimeSpan.FromSeconds(20),
             });
             var repo = ImageReference.Parse($"127.0.0.1:{endpoint.Port}/team/app");
             await Assert.ThrowsAsync<RegistryException>(() => client.ResolveAsync(repo, "1", default)); // warms the code paths up
             var watch = Stopwatch.StartNew();
             var ex = await Assert.ThrowsAsync<RegistryException>(() => client.ResolveAsync(repo, "1", default));
             // One connect timeout, not one per retry attempt.
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1.6), $"took {watch.Elapsed}: {ex.Message}");
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"took {watch.Elapsed}: {ex.Message}");
             Assert.Null(ex.StatusCode);
             Assert.Contains("ConnectTimeout", ex.Message, StringComparison.Ordinal);
         }
