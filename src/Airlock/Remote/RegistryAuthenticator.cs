@@ -192,6 +192,7 @@ internal sealed class RegistryAuthenticator : IDisposable
         }
 
         var lifetime = parsed!.ExpiresIn is > 0 and var seconds ? TimeSpan.FromSeconds(seconds) : DefaultTokenLifetime;
+        // Expiry runs on the local clock from receipt; issued_at is ignored so clock skew cannot shorten or stretch it.
         var now = _options.TimeProvider.GetUtcNow();
         // Refresh a little early so a token does not expire between being sent and being checked.
         var margin = lifetime / 10 < TimeSpan.FromSeconds(10) ? lifetime / 10 : TimeSpan.FromSeconds(10);

@@ -144,12 +144,6 @@ internal sealed record TokenResponse
 
     [JsonPropertyName("expires_in")]
     public int? ExpiresIn { get; init; }
-
-    [JsonPropertyName("issued_at")]
-    public DateTimeOffset? IssuedAt { get; init; }
-
-    [JsonPropertyName("refresh_token")]
-    public string? RefreshToken { get; init; }
 }
 
 internal sealed record TagList
