@@ -1,0 +1,275 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Headers;
+
+namespace Airlock.Remote;
+
+public sealed partial class RegistryClient
+{
+    private const int MaxErrorBody = 64 * 1024;
+
+    private readonly ConcurrentDictionary<string, Uri> _baseAddresses = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>The base address in use for a registry (after any insecure fallback to HTTP).</summary>
+    public Uri BaseAddress(string registry) => _baseAddresses.GetOrAdd(registry, static (name, endpoints) =>
+        endpoints.TryGetValue(name, out var explicitAddress) ? new Uri(explicitAddress.GetLeftPart(UriPartial.Authority) + "/") : RegistryEndpoint.DefaultBaseAddress(name),
+        _options.Endpoints);
+
+    /// <summary>
+    /// Sends a call with authentication (one re-send after a 401 challenge), insecure HTTP fallback and bounded
+    /// retries with backoff for transient failures. Returns any final answer, successful or not.
+    /// </summary>
+    internal async Task<RegistryResponse> SendAsync(RegistryCall call, CancellationToken cancellationToken)
+    {
+        var attempt = 0;
+        var challenged = false;
+        var fellBack = false;
+        while (true)
+        {
+            attempt++;
+            var baseAddress = BaseAddress(call.Registry);
+            using var request = BuildRequest(call, baseAddress);
+            var sent = call.Authorization ?? (call.UseRegistryAuth ? await _auth.AuthorizeAsync(call, cancellationToken).ConfigureAwait(false) : null);
+            request.Headers.Authorization = sent;
+
+            RegistryResponse response;
+            try
+            {
+                response = await ExchangeAsync(request, call, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpRequestException ex) when (!fellBack && ShouldFallBackToHttp(call, baseAddress, ex))
+            {
+                fellBack = true;
+                attempt--;
+                continue;
+            }
+            catch (Exception ex) when (IsTransient(ex, cancellationToken) && call.Replayable && attempt < _options.MaxAttempts)
+            {
+                await DelayAsync(call, request.RequestUri!, attempt, Backoff(attempt), ex.Message, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException
+                || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
+                    $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
+            }
+
+            RemoteLog.Answered(_logger, call.Method.Method, request.RequestUri!, call.Registry, response.Status);
+            if (response.Status == HttpStatusCode.Unauthorized && !challenged && call.Replayable && call.UseRegistryAuth && call.Authorization is null)
+            {
+                challenged = true;
+                var challenges = AuthChallenge.Parse(response.Message.Headers.NonValidated["WWW-Authenticate"]);
+                if (await _auth.AcceptChallengeAsync(call, challenges, sent, cancellationToken).ConfigureAwait(false))
+                {
+                    response.Dispose();
+                    attempt--;
+                    continue;
+                }
+            }
+
+            if (IsTransient(response.Status) && call.Replayable && attempt < _options.MaxAttempts)
+            {
+                var delay = RetryAfter(response) ?? Backoff(attempt);
+                response.Dispose();
+                await DelayAsync(call, request.RequestUri!, attempt, delay, $"HTTP {(int)response.Status}", cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            return response;
+        }
+    }
+
+    /// <summary>The answer as a <see cref="RegistryException"/> naming the registry, repository and reference.</summary>
+    internal static RegistryException Failure(RegistryCall call, RegistryResponse response, string? detail = null) =>
+        new(call.Registry, call.Repository, call.Reference, response.Status, RegistryException.ParseErrors(response.Body), detail);
+
+    private HttpRequestMessage BuildRequest(RegistryCall call, Uri baseAddress)
+    {
+        var request = new HttpRequestMessage(call.Method, new Uri(baseAddress, call.Target))
+        {
+            // HTTP/2 when TLS negotiates it, HTTP/1.1 otherwise (and always on plain HTTP).
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
+        };
+        request.Headers.UserAgent.ParseAdd(_options.UserAgent);
+        if (call.Accept is { } accept)
+        {
+            foreach (var mediaType in accept)
+            {
+                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(mediaType));
+            }
+        }
+
+        if (call.RangeFrom is { } from)
+        {
+            request.Headers.Range = new RangeHeaderValue(from, null);
+        }
+
+        if (call.Content is { } content)
+        {
+            request.Content = content();
+        }
+
+        return request;
+    }
+
+    private async Task<RegistryResponse> ExchangeAsync(HttpRequestMessage request, RegistryCall call, CancellationToken cancellationToken)
+    {
+        using var timeout = new CancellationTokenSource(_options.ResponseTimeout, _options.TimeProvider);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        HttpResponseMessage? message = null;
+        try
+        {
+            message = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+            byte[] body = [];
+            if (!message.IsSuccessStatusCode)
+            {
+                body = await ReadCappedAsync(message.Content, MaxErrorBody, truncate: true, call, linked.Token).ConfigureAwait(false);
+            }
+            else if (call.BufferBody)
+            {
+                body = await ReadCappedAsync(message.Content, call.MaxBody, truncate: false, call, linked.Token).ConfigureAwait(false);
+            }
+
+            return new RegistryResponse(message, body);
+        }
+        catch (OperationCanceledException ex) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            message?.Dispose();
+            throw new TimeoutException($"no response within {_options.ResponseTimeout.TotalSeconds:0.###} s", ex);
+        }
+        catch
+        {
+            message?.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<byte[]> ReadCappedAsync(HttpContent content, int max, bool truncate, RegistryCall call, CancellationToken cancellationToken)
+    {
+        if (!truncate && content.Headers.ContentLength > max)
+        {
+            throw TooLarge(call, max);
+        }
+
+        var stream = await content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(Math.Min(max + 1, 1024 * 1024));
+            try
+            {
+                using var collected = new MemoryStream();
+                while (true)
+                {
+                    var n = await stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, max + 1 - collected.Length)), cancellationToken).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        break;
+                    }
+
+                    collected.Write(buffer, 0, n);
+                    if (collected.Length > max)
+                    {
+                        if (truncate)
+                        {
+                            collected.SetLength(max);
+                            break;
+                        }
+
+                        throw TooLarge(call, max);
+                    }
+                }
+
+                return collected.ToArray();
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    private static RegistryException TooLarge(RegistryCall call, int max) =>
+        new(call.Registry, call.Repository, call.Reference, null, [], $"response body is larger than the {max} bytes allowed");
+
+    private bool ShouldFallBackToHttp(RegistryCall call, Uri baseAddress, HttpRequestException ex)
+    {
+        if (!_options.Insecure || baseAddress.Scheme != Uri.UriSchemeHttps || ex.HttpRequestError != HttpRequestError.SecureConnectionError
+            || IsAbsoluteHttp(call.Target))
+        {
+            return false;
+        }
+
+        var http = new UriBuilder(baseAddress) { Scheme = Uri.UriSchemeHttp, Port = baseAddress.IsDefaultPort ? -1 : baseAddress.Port }.Uri;
+        _baseAddresses[call.Registry] = http;
+        RemoteLog.FallingBackToHttp(_logger, call.Registry, ex.Message);
+        return true;
+    }
+
+    // On Unix "/v2/..." parses as an absolute file URI, so look at the scheme, not at absoluteness.
+    private static bool IsAbsoluteHttp(string target) =>
+        Uri.TryCreate(target, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps);
+
+    /// <summary>
+    /// Connection refused/reset, a response cut short: worth another attempt. A connect timeout, a response
+    /// timeout, name resolution and TLS failures are not — they would only multiply the time to give up.
+    /// </summary>
+    internal static bool IsTransient(Exception ex, CancellationToken cancellationToken)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        return ex switch
+        {
+            HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError } h => h.InnerException is not TimeoutException,
+            HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded or HttpRequestError.HttpProtocolError } => true,
+            HttpRequestException { HttpRequestError: HttpRequestError.Unknown, InnerException: IOException } => true,
+            HttpRequestException => false,
+            TimeoutException => false,
+            IOException => true,
+            _ => false,
+        };
+    }
+
+    internal static bool IsTransient(HttpStatusCode status) => status is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests
+        or HttpStatusCode.InternalServerError or HttpStatusCode.BadGateway or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout;
+
+    private TimeSpan Backoff(int attempt)
+    {
+        var exponential = _options.RetryBaseDelay * Math.Pow(2, attempt - 1);
+        var capped = exponential < _options.MaxRetryDelay ? exponential : _options.MaxRetryDelay;
+        // "Equal jitter": at least half the backoff, so clients that failed together do not retry together.
+        return capped / 2 + capped / 2 * Random.Shared.NextDouble();
+    }
+
+    private TimeSpan? RetryAfter(RegistryResponse response)
+    {
+        if (response.Message.Headers.RetryAfter is not { } retryAfter)
+        {
+            return null;
+        }
+
+        var delay = retryAfter.Delta ?? (retryAfter.Date is { } date ? date - _options.TimeProvider.GetUtcNow() : TimeSpan.Zero);
+        if (delay < TimeSpan.Zero)
+        {
+            delay = TimeSpan.Zero;
+        }
+
+        return delay < _options.MaxRetryDelay ? delay : _options.MaxRetryDelay;
+    }
+
+    private async Task DelayAsync(RegistryCall call, Uri url, int attempt, TimeSpan delay, string failure, CancellationToken cancellationToken)
+    {
+        RemoteLog.Retrying(_logger, call.Method.Method, url, call.Registry, failure, attempt + 1, _options.MaxAttempts, delay);
+        await Task.Delay(delay, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static string Describe(Exception ex) =>
+        ex.InnerException is { } inner && !string.Equals(inner.Message, ex.Message, StringComparison.Ordinal)
+            ? $"{ex.Message} ({inner.Message})"
+            : ex.Message;
+}

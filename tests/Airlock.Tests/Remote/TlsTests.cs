@@ -1,0 +1,103 @@
+using System.Collections.Concurrent;
+using Airlock.Oci;
+using Airlock.Remote;
+using Microsoft.AspNetCore.Http;
+
+namespace Airlock.Tests.Remote;
+
+/// <summary>registries.yaml <c>tls</c> semantics: private CA, client certificate, skip-verify; and insecure HTTP fallback.</summary>
+public sealed class TlsTests
+{
+    private static readonly RequestDelegate Tags = async context =>
+    {
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync("""{"name":"team/app","tags":["1"]}""");
+    };
+
+    private static RemoteOptions HttpsTo(TestHttpServer server, RegistryTlsOptions? tls) => new()
+    {
+        Endpoints = new Dictionary<string, Uri> { [server.Host] = new($"https://{server.Host}") },
+        Tls = tls is null ? new Dictionary<string, RegistryTlsOptions>() : new Dictionary<string, RegistryTlsOptions> { [server.Host] = tls },
+    };
+
+    [Fact]
+    public async Task A_registry_certificate_from_a_private_CA_is_trusted_only_with_its_ca_file()
+    {
+        using var certificates = TestCertificates.Create();
+        var protocols = new ConcurrentQueue<string>();
+        await using var server = await TestHttpServer.StartAsync(async context =>
+        {
+            protocols.Enqueue(context.Request.Protocol);
+            await Tags(context);
+        }, certificates.Server, requireClientCertificate: false);
+        var repo = ImageReference.Parse($"{server.Host}/team/app");
+
+        using (var untrusted = new RegistryClient(HttpsTo(server, null)))
+        {
+            var ex = await Assert.ThrowsAsync<RegistryException>(() => untrusted.ListTagsAsync(repo, default));
+            Assert.Contains(server.Host, ex.Message, StringComparison.Ordinal);
+        }
+
+        using (var trusted = new RegistryClient(HttpsTo(server, new RegistryTlsOptions { CaFile = certificates.CaFile })))
+        {
+            Assert.Equal(["1"], await trusted.ListTagsAsync(repo, default));
+        }
+
+        // TLS negotiates HTTP/2 (ALPN) with a server that offers it.
+        Assert.Equal("HTTP/2", Assert.Single(protocols));
+
+        using (var skipping = new RegistryClient(HttpsTo(server, new RegistryTlsOptions { InsecureSkipVerify = true })))
+        {
+            Assert.Equal(["1"], await skipping.ListTagsAsync(repo, default));
+        }
+    }
+
+    [Fact]
+    public async Task The_client_certificate_of_the_registry_is_presented_when_asked_for()
+    {
+        using var certificates = TestCertificates.Create();
+        var presented = new ConcurrentQueue<string>();
+        await using var server = await TestHttpServer.StartAsync(async context =>
+        {
+            var certificate = await context.Connection.GetClientCertificateAsync();
+            presented.Enqueue(certificate?.Subject ?? "(none)");
+            await Tags(context);
+        }, certificates.Server, requireClientCertificate: true);
+
+        using var client = new RegistryClient(HttpsTo(server, new RegistryTlsOptions
+        {
+            CaFile = certificates.CaFile,
+            CertFile = certificates.ClientCertFile,
+            KeyFile = certificates.ClientKeyFile,
+        }));
+        Assert.Equal(["1"], await client.ListTagsAsync(ImageReference.Parse($"{server.Host}/team/app"), default));
+        Assert.Equal("CN=airlock-client", Assert.Single(presented));
+    }
+
+    [Fact]
+    public void An_unreadable_ca_file_is_refused_up_front_naming_the_registry_and_file()
+    {
+        var ex = Assert.Throws<InvalidOperationException>(() => new RegistryClient(new RemoteOptions
+        {
+            Tls = new Dictionary<string, RegistryTlsOptions> { ["registry.example:5000"] = new() { CaFile = "/nonexistent/ca.pem" } },
+        }));
+        Assert.Contains("registry.example:5000", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("/nonexistent/ca.pem", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Insecure_falls_back_to_plain_http_when_the_registry_does_not_speak_tls()
+    {
+        await using var server = await TestHttpServer.StartAsync(Tags);
+        var repo = ImageReference.Parse($"{server.Host}/team/app");
+        var secure = HttpsTo(server, null);
+        using (var strict = new RegistryClient(secure))
+        {
+            await Assert.ThrowsAsync<RegistryException>(() => strict.ListTagsAsync(repo, default));
+        }
+
+        using var insecure = new RegistryClient(secure with { Insecure = true });
+        Assert.Equal(["1"], await insecure.ListTagsAsync(repo, default));
+        Assert.Equal(Uri.UriSchemeHttp, insecure.BaseAddress(server.Host).Scheme);
+    }
+}
