@@ -130,7 +130,7 @@ public sealed class EndpointAddress
         ip = IPAddress.None;
         if (s.Contains(':', StringComparison.Ordinal))
         {
-            return !s.Contains('%', StringComparison.Ordinal) && IPAddress.TryParse(s, out ip!) && ip.AddressFamily == AddressFamily.InterNetworkV6;
+            return s.IndexOfAny(['%', '[', ']']) < 0 && IPAddress.TryParse(s, out ip!) && ip.AddressFamily == AddressFamily.InterNetworkV6;
         }
 
         var parts = s.Split('.');
