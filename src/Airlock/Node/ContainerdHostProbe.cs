@@ -1,3 +1,6 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
 namespace Airlock.Node;
 
 /// <summary>
@@ -63,5 +66,44 @@ public static class ContainerdHostProbe
 
         const UnixFileMode AnyExecute = UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
         return (File.GetUnixFileMode(path) & AnyExecute) != 0;
+    }
+
+    /// <summary>
+    /// The config schema for a containerd version string: 1.x → version 2, 2.x and later → version 3.
+    /// </summary>
+    public static ContainerdConfigSchema SchemaForVersion(string version)
+    {
+        var match = Regex.Match(version, @"(?:^|\s)v?(\d+)\.(\d+)", RegexOptions.CultureInvariant);
+        if (!match.Success)
+        {
+            throw new FormatException($"cannot read a containerd version from \"{version.Trim()}\"; give 1.6, 1.7 or 2");
+        }
+
+        return int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 2 ? ContainerdConfigSchema.V3 : ContainerdConfigSchema.V2;
+    }
+
+    /// <summary>
+    /// Asks the installed containerd its version. When there is none, version 2 is chosen: containerd 2.x still
+    /// reads (and migrates) a version-2 file, whereas 1.x cannot read version 3.
+    /// </summary>
+    public static async Task<ContainerdConfigSchema> DetectSchemaAsync(string? pathVariable, CancellationToken cancellationToken)
+    {
+        var binary = (pathVariable ?? string.Empty).Split(':', StringSplitOptions.RemoveEmptyEntries).Concat(["/usr/bin", "/usr/local/bin"])
+            .Select(d => Path.Combine(d, "containerd")).FirstOrDefault(IsExecutable);
+        if (binary is null)
+        {
+            return ContainerdConfigSchema.V2;
+        }
+
+        var info = new ProcessStartInfo(binary, "--version") { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(info);
+        if (process is null)
+        {
+            return ContainerdConfigSchema.V2;
+        }
+
+        var output = await process.StandardOutput.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        return SchemaForVersion(output);
     }
 }

@@ -21,12 +21,18 @@ public static class RegistriesFileReader
     private static readonly HashSet<string> TrueWords = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"];
     private static readonly HashSet<string> FalseWords = ["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"];
 
-    public static async Task<(RegistriesFile File, IReadOnlyList<RegistriesProblem> Problems)> ReadAsync(string path, CancellationToken cancellationToken)
+    /// <summary>Reads the file; a missing file is an empty one when <paramref name="missingIsEmpty"/> (K3s runs without it).</summary>
+    public static async Task<(RegistriesFile File, IReadOnlyList<RegistriesProblem> Problems)> ReadAsync(string path, bool missingIsEmpty, CancellationToken cancellationToken)
     {
+        if (missingIsEmpty && !System.IO.File.Exists(path) && !Directory.Exists(path))
+        {
+            return (new RegistriesFile(path, [], []), []);
+        }
+
         string text;
         try
         {
-            text = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+            text = await System.IO.File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
