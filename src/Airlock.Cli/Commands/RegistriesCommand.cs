@@ -81,6 +81,13 @@ internal static class RegistriesCommand
                 await error.WriteLineAsync($"airlock: {problem}").ConfigureAwait(false);
             }
 
+            // Rendering an unreadable file as "no registries" would silently drop every mirror and credential.
+            if (problems.Any(p => p.Severity == ProblemSeverity.Fatal))
+            {
+                await error.WriteLineAsync($"airlock: {path} cannot be used; nothing was rendered").ConfigureAwait(false);
+                return AirlockCli.ExitError;
+            }
+
             var pathVariable = Environment.GetEnvironmentVariable("PATH");
             var version = parseResult.GetValue(containerdVersion)!;
             var schema = version == "auto"
@@ -164,7 +171,7 @@ internal static class RegistriesCommand
             var problems = RegistriesValidator.Validate(file, readProblems);
             if (parseResult.GetValue(format) == "json")
             {
-                var json = problems.Select(p => new { file = p.Source, line = p.Line, severity = p.Severity == ProblemSeverity.Error ? "error" : "warning", message = p.Message });
+                var json = problems.Select(p => new { file = p.Source, line = p.Line, severity = p.Severity.ToString().ToLowerInvariant(), message = p.Message });
                 await output.WriteLineAsync(JsonSerializer.Serialize(new { file = path, problems = json }, JsonOptions)).ConfigureAwait(false);
             }
             else if (problems.Count == 0)
@@ -179,7 +186,7 @@ internal static class RegistriesCommand
                 }
             }
 
-            return problems.Any(p => p.Severity == ProblemSeverity.Error) ? AirlockCli.ExitError : AirlockCli.ExitOk;
+            return problems.Any(p => p.Severity >= ProblemSeverity.Error) ? AirlockCli.ExitError : AirlockCli.ExitOk;
         });
         return command;
     }

@@ -36,7 +36,7 @@ public static class RegistriesFileReader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return (new RegistriesFile(path, [], []), [new RegistriesProblem(path, 0, ProblemSeverity.Error, $"cannot read the file: {ex.Message}")]);
+            return (new RegistriesFile(path, [], []), [new RegistriesProblem(path, 0, ProblemSeverity.Fatal, $"cannot read the file: {ex.Message}")]);
         }
 
         return Parse(text, path);
@@ -54,7 +54,9 @@ public static class RegistriesFileReader
         catch (YamlException ex)
         {
             var message = ex.InnerException is { } inner ? $"{ex.Message}: {inner.Message}" : ex.Message;
-            reader.Error((int)ex.Start.Line, $"not valid YAML: {message}");
+            // YamlDotNet also refuses duplicate keys, which K3s's yaml.v2 takes (the last one wins): reported
+            // rather than guessed, since one of the two entries is a mistake either way.
+            reader.Problems.Add(new RegistriesProblem(source, (int)ex.Start.Line, ProblemSeverity.Fatal, $"not valid YAML: {message}"));
             return (new RegistriesFile(source, [], []), reader.Problems);
         }
 

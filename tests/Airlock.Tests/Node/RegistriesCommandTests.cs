@@ -72,6 +72,15 @@ public sealed class RegistriesCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Render_refuses_a_file_that_is_not_yaml_and_writes_nothing()
+    {
+        var (code, _, error) = await Render(Registries("mirrors:\n  docker.io:\n    endpoint: [unclosed\n"));
+        Assert.Equal(1, code);
+        Assert.Contains("fatal: not valid YAML", error, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(DataDir));
+    }
+
+    [Fact]
     public async Task Dry_run_and_diff_together_are_a_usage_error()
     {
         var (code, _, error) = await Render(Registries(string.Empty), "--dry-run", "--diff");

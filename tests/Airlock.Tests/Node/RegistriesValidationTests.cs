@@ -92,9 +92,17 @@ public sealed class RegistriesValidationTests : IDisposable
     {
         var problems = Validate("mirrors:\n  docker.io:\n    endpoint: [unclosed\n");
         var problem = Assert.Single(problems);
-        Assert.Equal(ProblemSeverity.Error, problem.Severity);
+        Assert.Equal(ProblemSeverity.Fatal, problem.Severity);
         Assert.Contains("not valid YAML", problem.Message, StringComparison.Ordinal);
         Assert.True(problem.Line >= 3, problem.ToString());
+    }
+
+    [Fact]
+    public void Duplicate_keys_are_fatal_with_the_line_of_the_second()
+    {
+        var problem = Assert.Single(Validate("mirrors:\n  docker.io:\n    endpoint: [a.example.com]\n  docker.io:\n    endpoint: [b.example.com]\n"));
+        Assert.Equal((4, ProblemSeverity.Fatal), (problem.Line, problem.Severity));
+        Assert.Contains("Duplicate key docker.io", problem.Message, StringComparison.Ordinal);
     }
 
     [Fact]
