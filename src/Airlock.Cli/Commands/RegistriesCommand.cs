@@ -52,12 +52,32 @@ internal static class RegistriesCommand
         var root = new Option<string?>("--containerd-root") { Description = "containerd's root directory (default: containerd's own)." };
         var state = new Option<string?>("--containerd-state") { Description = "containerd's state directory (default: containerd's own)." };
         var address = new Option<string?>("--containerd-address") { Description = "containerd's gRPC socket (default: containerd's own)." };
+        var clusterCidr = new Option<string[]>("--cluster-cidr")
+        {
+            Description = "Pod networks, added to containerd's NO_PROXY when a proxy is set (repeat or comma-separate).",
+            DefaultValueFactory = _ => ["10.42.0.0/16"],
+        };
+        var serviceCidr = new Option<string[]>("--service-cidr")
+        {
+            Description = "Service networks, added to containerd's NO_PROXY when a proxy is set.",
+            DefaultValueFactory = _ => ["10.43.0.0/16"],
+        };
+        var clusterDomain = new Option<string>("--cluster-domain") { Description = "Cluster DNS domain, added to NO_PROXY.", DefaultValueFactory = _ => "cluster.local" };
+        var nodeName = new Option<string[]>("--node-name")
+        {
+            Description = "Node names added to NO_PROXY (default: this host's name).",
+            DefaultValueFactory = _ => [Environment.MachineName],
+        };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the files that would be written; change nothing." };
         var diff = new Option<bool>("--diff") { Description = "Print a unified diff of what would change; change nothing. Exit 0 when nothing would change, 1 otherwise." };
 
-        var command = new Command("render", "Write <data-dir>/agent/etc/containerd/config.toml and certs.d/<registry>/hosts.toml from registries.yaml, as K3s does.")
+        var command = new Command(
+            "render",
+            "Write <data-dir>/agent/etc/containerd/config.toml and certs.d/<registry>/hosts.toml from registries.yaml, as K3s does, "
+            + "and proxy.env (HTTP_PROXY/HTTPS_PROXY/NO_PROXY; CONTAINERD_-prefixed variables win) when a proxy is set.")
         {
-            registries, dataDir, disableDefault, containerdVersion, sandboxImage, systemdCgroup, root, state, address, dryRun, diff,
+            registries, dataDir, disableDefault, containerdVersion, sandboxImage, systemdCgroup, root, state, address,
+            clusterCidr, serviceCidr, clusterDomain, nodeName, dryRun, diff,
         };
         command.WithExamples(
             "airlock registries render",
@@ -106,7 +126,15 @@ internal static class RegistriesCommand
                 GrpcAddress = parseResult.GetValue(address),
             };
             options = options with { Imports = [Path.Combine(options.ContainerdDir, "config.toml.d", "*.toml")] };
-            var plan = ContainerdRenderer.Plan(file, options, parseResult.GetValue(disableDefault));
+            static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+            var proxy = ContainerdProxyEnvironment.Build(Environment.GetEnvironmentVariables(), new ClusterNetworks
+            {
+                ClusterCidrs = Split(parseResult.GetValue(clusterCidr)),
+                ServiceCidrs = Split(parseResult.GetValue(serviceCidr)),
+                ClusterDomain = parseResult.GetValue(clusterDomain)!,
+                NodeNames = Split(parseResult.GetValue(nodeName)),
+            });
+            var plan = await ContainerdRenderer.PlanAsync(file, options, parseResult.GetValue(disableDefault), ct, proxy).ConfigureAwait(false);
 
             if (parseResult.GetValue(diff))
             {
@@ -123,9 +151,9 @@ internal static class RegistriesCommand
                     await output.WriteLineAsync().ConfigureAwait(false);
                 }
 
-                foreach (var stale in plan.StaleHostDirectories)
+                foreach (var stale in plan.StaleFiles)
                 {
-                    await output.WriteLineAsync($"# would remove {stale}").ConfigureAwait(false);
+                    await output.WriteLineAsync($"# would remove {stale.Path}").ConfigureAwait(false);
                 }
 
                 return AirlockCli.ExitOk;
@@ -137,9 +165,9 @@ internal static class RegistriesCommand
                 await output.WriteLineAsync($"{(planned.Changes ? "wrote" : "unchanged")} {planned.Path}").ConfigureAwait(false);
             }
 
-            foreach (var stale in plan.StaleHostDirectories)
+            foreach (var stale in plan.StaleFiles)
             {
-                await output.WriteLineAsync($"removed {stale}").ConfigureAwait(false);
+                await output.WriteLineAsync($"removed {stale.Path}").ConfigureAwait(false);
             }
 
             return AirlockCli.ExitOk;

@@ -10,13 +10,17 @@ public sealed record PlannedFile(string Path, string Content, string? Current)
 }
 
 /// <summary>
-/// What rendering would do: files to write and previously generated <c>certs.d/&lt;host&gt;</c> directories to
-/// remove. Computed without touching the disk so <c>--dry-run</c> and <c>--diff</c> show exactly what
+/// What rendering would do: files to write, and previously generated files (<c>certs.d/&lt;host&gt;</c> directories,
+/// proxy.env) to remove. Computed without touching the disk so <c>--dry-run</c> and <c>--diff</c> show exactly what
 /// <see cref="ContainerdRenderer.ApplyAsync"/> then does.
 /// </summary>
-public sealed record RenderPlan(IReadOnlyList<PlannedFile> Files, IReadOnlyList<string> StaleHostDirectories)
+public sealed record RenderPlan(IReadOnlyList<PlannedFile> Files, IReadOnlyList<PlannedFile> StaleFiles)
 {
-    public bool HasChanges => StaleHostDirectories.Count > 0 || Files.Any(f => f.Changes);
+    /// <summary>Previously generated <c>certs.d/&lt;host&gt;</c> directories to remove.</summary>
+    public IReadOnlyList<string> StaleHostDirectories =>
+        StaleFiles.Where(f => System.IO.Path.GetFileName(f.Path) == ContainerdRenderer.HostsTomlName).Select(f => System.IO.Path.GetDirectoryName(f.Path)!).ToList();
+
+    public bool HasChanges => StaleFiles.Count > 0 || Files.Any(f => f.Changes);
 
     /// <summary>A unified diff (<c>--- a/… +++ b/…</c>, 3 lines of context) of every change, empty when none.</summary>
     public string Diff()
@@ -27,10 +31,9 @@ public sealed record RenderPlan(IReadOnlyList<PlannedFile> Files, IReadOnlyList<
             sb.Append(TextDiff.Unified(file.Current, file.Content, file.Path));
         }
 
-        foreach (var dir in StaleHostDirectories)
+        foreach (var file in StaleFiles)
         {
-            var path = System.IO.Path.Combine(dir, ContainerdRenderer.HostsTomlName);
-            sb.Append(TextDiff.Unified(File.Exists(path) ? File.ReadAllText(path) : string.Empty, null, path));
+            sb.Append(TextDiff.Unified(file.Current, null, file.Path));
         }
 
         return sb.ToString();
@@ -49,31 +52,53 @@ public static class ContainerdRenderer
     public const string HostsTomlName = "hosts.toml";
     public const string ConfigTomlName = "config.toml";
 
-    public static RenderPlan Plan(RegistriesFile registries, ContainerdConfigOptions options, bool disableDefaultEndpoint)
+    public const string ProxyEnvName = "proxy.env";
+
+    /// <summary>
+    /// Works out the files (config.toml, certs.d/*/hosts.toml, and proxy.env when a proxy is configured — an
+    /// <c>EnvironmentFile</c> for containerd's service) and what to remove, reading only.
+    /// </summary>
+    public static async Task<RenderPlan> PlanAsync(
+        RegistriesFile registries,
+        ContainerdConfigOptions options,
+        bool disableDefaultEndpoint,
+        CancellationToken cancellationToken,
+        IReadOnlyList<KeyValuePair<string, string>>? proxyEnvironment = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
+        var header = HostsTomlWriter.Header(options.Generator);
         var files = new List<PlannedFile>
         {
-            Planned(Path.Combine(options.ContainerdDir, ConfigTomlName), ContainerdConfigWriter.Write(options, registries)),
+            await PlannedAsync(Path.Combine(options.ContainerdDir, ConfigTomlName), ContainerdConfigWriter.Write(options, registries), cancellationToken).ConfigureAwait(false),
         };
+        var stale = new List<PlannedFile>();
+        var proxyPath = Path.Combine(options.ContainerdDir, ProxyEnvName);
+        if (proxyEnvironment is { Count: > 0 })
+        {
+            files.Add(await PlannedAsync(proxyPath, header + ContainerdProxyEnvironment.Render(proxyEnvironment), cancellationToken).ConfigureAwait(false));
+        }
+        else if (await ReadGeneratedAsync(proxyPath, header, cancellationToken).ConfigureAwait(false) is { } oldProxy)
+        {
+            stale.Add(new PlannedFile(proxyPath, string.Empty, oldProxy));
+        }
+
         var wanted = new HashSet<string>(StringComparer.Ordinal);
         foreach (var host in endpoints.Hosts)
         {
             var dir = Path.Combine(options.CertsDir, host.Directory);
             wanted.Add(dir);
-            files.Add(Planned(Path.Combine(dir, HostsTomlName), HostsTomlWriter.Write(host, options.Generator)));
+            files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), HostsTomlWriter.Write(host, options.Generator), cancellationToken).ConfigureAwait(false));
         }
 
-        var stale = new List<string>();
         if (Directory.Exists(options.CertsDir))
         {
-            var header = HostsTomlWriter.Header(options.Generator);
             foreach (var dir in Directory.GetDirectories(options.CertsDir).Order(StringComparer.Ordinal))
             {
-                if (!wanted.Contains(dir) && StartsWith(Path.Combine(dir, HostsTomlName), header))
+                var hostsToml = Path.Combine(dir, HostsTomlName);
+                if (!wanted.Contains(dir) && await ReadGeneratedAsync(hostsToml, header, cancellationToken).ConfigureAwait(false) is { } old)
                 {
-                    stale.Add(dir);
+                    stale.Add(new PlannedFile(hostsToml, string.Empty, old));
                 }
             }
         }
@@ -89,9 +114,16 @@ public static class ContainerdRenderer
             await WriteAtomicallyAsync(file.Path, file.Content, cancellationToken).ConfigureAwait(false);
         }
 
-        foreach (var dir in plan.StaleHostDirectories)
+        foreach (var file in plan.StaleFiles)
         {
-            Directory.Delete(dir, recursive: true);
+            if (Path.GetFileName(file.Path) == HostsTomlName)
+            {
+                Directory.Delete(Path.GetDirectoryName(file.Path)!, recursive: true);
+            }
+            else
+            {
+                File.Delete(file.Path);
+            }
         }
     }
 
@@ -128,19 +160,18 @@ public static class ContainerdRenderer
         }
     }
 
-    private static PlannedFile Planned(string path, string content) =>
-        new(path, content, File.Exists(path) ? File.ReadAllText(path) : null);
+    private static async Task<PlannedFile> PlannedAsync(string path, string content, CancellationToken cancellationToken) =>
+        new(path, content, File.Exists(path) ? await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false) : null);
 
-    private static bool StartsWith(string path, string header)
+    /// <summary>The file's content when it exists and starts with our generated header, else null.</summary>
+    private static async Task<string?> ReadGeneratedAsync(string path, string header, CancellationToken cancellationToken)
     {
         if (!File.Exists(path))
         {
-            return false;
+            return null;
         }
 
-        using var reader = new StreamReader(path);
-        var buffer = new char[header.Length];
-        var read = reader.ReadBlock(buffer, 0, buffer.Length);
-        return read == header.Length && new string(buffer) == header;
+        var content = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+        return content.StartsWith(header, StringComparison.Ordinal) ? content : null;
     }
 }

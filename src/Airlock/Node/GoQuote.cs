@@ -15,38 +15,24 @@ internal static class GoQuote
         var sb = new StringBuilder(value.Length + 2).Append('"');
         foreach (var rune in value.EnumerateRunes())
         {
-            switch (rune.Value)
+            var escape = rune.Value switch
             {
-                case '"':
-                    sb.Append("\\\"");
-                    continue;
-                case '\\':
-                    sb.Append("\\\\");
-                    continue;
-                case '\a':
-                    sb.Append("\\a");
-                    continue;
-                case '\b':
-                    sb.Append("\\b");
-                    continue;
-                case '\f':
-                    sb.Append("\\f");
-                    continue;
-                case '\n':
-                    sb.Append("\\n");
-                    continue;
-                case '\r':
-                    sb.Append("\\r");
-                    continue;
-                case '\t':
-                    sb.Append("\\t");
-                    continue;
-                case '\v':
-                    sb.Append("\\v");
-                    continue;
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\a' => "\\a",
+                '\b' => "\\b",
+                '\f' => "\\f",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\v' => "\\v",
+                _ => null,
+            };
+            if (escape is not null)
+            {
+                sb.Append(escape);
             }
-
-            if (IsPrint(rune))
+            else if (IsPrint(rune))
             {
                 sb.Append(rune.ToString());
             }

@@ -17,7 +17,7 @@ public sealed class ContainerdRendererTests : IDisposable
     [MemberData(nameof(K3sVectorTests.Cases), MemberType = typeof(K3sVectorTests))]
     public async Task Rendered_certs_d_tree_on_disk_equals_the_vector(string name)
     {
-        var plan = ContainerdRenderer.Plan(K3sVectorTests.Read(name), Options, K3sVectors.DisableDefault(name));
+        var plan = await ContainerdRenderer.PlanAsync(K3sVectorTests.Read(name), Options, K3sVectors.DisableDefault(name), CancellationToken.None);
         await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
 
         var certsDir = Options.CertsDir;
@@ -35,11 +35,11 @@ public sealed class ContainerdRendererTests : IDisposable
     public async Task Rendering_twice_changes_nothing_and_leaves_no_temp_files()
     {
         var file = Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n");
-        await ContainerdRenderer.ApplyAsync(ContainerdRenderer.Plan(file, Options, false), CancellationToken.None);
+        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(file, Options, false, CancellationToken.None), CancellationToken.None);
         var config = Path.Combine(Options.ContainerdDir, "config.toml");
         var before = File.GetLastWriteTimeUtc(config);
 
-        var second = ContainerdRenderer.Plan(file, Options, false);
+        var second = await ContainerdRenderer.PlanAsync(file, Options, false, CancellationToken.None);
         Assert.False(second.HasChanges);
         Assert.Equal(string.Empty, second.Diff());
         await ContainerdRenderer.ApplyAsync(second, CancellationToken.None);
@@ -52,12 +52,12 @@ public sealed class ContainerdRendererTests : IDisposable
     [Fact]
     public async Task Generated_directories_no_longer_configured_are_removed_but_hand_written_ones_are_kept()
     {
-        await ContainerdRenderer.ApplyAsync(ContainerdRenderer.Plan(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n  quay.io:\n    endpoint: [\"https://q.example.com\"]\n"), Options, false), CancellationToken.None);
+        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n  quay.io:\n    endpoint: [\"https://q.example.com\"]\n"), Options, false, CancellationToken.None), CancellationToken.None);
         var manual = Path.Combine(Options.CertsDir, "ghcr.io");
         Directory.CreateDirectory(manual);
         await File.WriteAllTextAsync(Path.Combine(manual, "hosts.toml"), "server = \"https://ghcr.io\"\n");
 
-        var plan = ContainerdRenderer.Plan(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n"), Options, false);
+        var plan = await ContainerdRenderer.PlanAsync(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n"), Options, false, CancellationToken.None);
         Assert.Equal([Path.Combine(Options.CertsDir, "quay.io")], plan.StaleHostDirectories);
         await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
 
@@ -69,9 +69,9 @@ public sealed class ContainerdRendererTests : IDisposable
     [Fact]
     public async Task Diff_shows_changed_lines_new_files_and_removed_directories()
     {
-        await ContainerdRenderer.ApplyAsync(ContainerdRenderer.Plan(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n  quay.io:\n    endpoint: [\"https://q.example.com\"]\n"), Options, false), CancellationToken.None);
+        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n  quay.io:\n    endpoint: [\"https://q.example.com\"]\n"), Options, false, CancellationToken.None), CancellationToken.None);
 
-        var plan = ContainerdRenderer.Plan(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://n.example.com\"]\n  gcr.io:\n    endpoint: [\"https://g.example.com\"]\n"), Options, false);
+        var plan = await ContainerdRenderer.PlanAsync(Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://n.example.com\"]\n  gcr.io:\n    endpoint: [\"https://g.example.com\"]\n"), Options, false, CancellationToken.None);
         var diff = plan.Diff();
 
         var hub = Path.Combine(Options.CertsDir, "docker.io", "hosts.toml");
@@ -80,5 +80,23 @@ public sealed class ContainerdRendererTests : IDisposable
         Assert.Contains($"--- /dev/null\n+++ b{Path.Combine(Options.CertsDir, "gcr.io", "hosts.toml")}\n@@ -0,0 +1,8 @@\n", diff, StringComparison.Ordinal);
         Assert.Contains($"--- a{Path.Combine(Options.CertsDir, "quay.io", "hosts.toml")}\n+++ /dev/null\n@@ -1,8 +0,0 @@\n", diff, StringComparison.Ordinal);
         Assert.DoesNotContain("config.toml", diff, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Proxy_environment_is_written_with_the_generated_header_and_removed_when_the_proxy_goes()
+    {
+        var proxy = ContainerdProxyEnvironment.Build(
+            new System.Collections.Hashtable { ["CONTAINERD_HTTPS_PROXY"] = "http://proxy:3128" },
+            new ClusterNetworks { ClusterCidrs = ["10.42.0.0/16"], ServiceCidrs = ["10.43.0.0/16"] });
+        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(RegistriesFile.Empty, Options, false, CancellationToken.None, proxy), CancellationToken.None);
+        var path = Path.Combine(Options.ContainerdDir, "proxy.env");
+        Assert.Equal(
+            "# File generated by k3s. DO NOT EDIT.\nHTTPS_PROXY=http://proxy:3128\nNO_PROXY=.svc,.cluster.local,10.42.0.0/16,10.43.0.0/16\n",
+            await File.ReadAllTextAsync(path));
+
+        var plan = await ContainerdRenderer.PlanAsync(RegistriesFile.Empty, Options, false, CancellationToken.None);
+        Assert.Contains("+++ /dev/null", plan.Diff(), StringComparison.Ordinal);
+        await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
+        Assert.False(File.Exists(path));
     }
 }

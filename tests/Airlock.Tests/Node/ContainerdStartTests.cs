@@ -36,7 +36,7 @@ public sealed class ContainerdStartTests : IDisposable
             Runtimes = [new ContainerdRuntime("nvidia", "/usr/local/nvidia/toolkit/nvidia-container-runtime")],
         };
         var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
-        var plan = ContainerdRenderer.Plan(registries, options, disableDefaultEndpoint: false);
+        var plan = await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None);
         await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
         var dropIn = Path.Combine(options.ContainerdDir, "config.toml.d", "gc.toml");
         Directory.CreateDirectory(Path.GetDirectoryName(dropIn)!);

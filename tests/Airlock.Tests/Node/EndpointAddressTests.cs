@@ -85,4 +85,14 @@ public sealed class EndpointAddressTests
     {
         Assert.Equal(expected, EndpointAddress.IsLocalhost(host));
     }
+
+    [Theory]
+    [InlineData("/etc/ssl/ca.pem", "\"/etc/ssl/ca.pem\"")]
+    [InlineData("a\"b\\c", "\"a\\\"b\\\\c\"")]
+    [InlineData("tab\there\u0001", "\"tab\\there\\x01\"")]
+    [InlineData("p\u00e4ss\u00a0w\u2028", "\"p\u00e4ss\\u00a0w\\u2028\"")]
+    public void Go_quoting_matches_strconv_Quote(string value, string expected)
+    {
+        Assert.Equal(expected, GoQuote.Quote(value));
+    }
 }
