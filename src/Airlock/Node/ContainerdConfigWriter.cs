@@ -33,7 +33,11 @@ public sealed record ContainerdConfigOptions
 
     public IReadOnlyList<ContainerdRuntime> Runtimes { get; init; } = [];
 
-    /// <summary>Drop-in files or globs merged by containerd (<c>imports</c>), e.g. <c>config.toml.d/*.toml</c>.</summary>
+    /// <summary>
+    /// Drop-in files or globs merged by containerd (<c>imports</c>), e.g. <c>config.toml.d/*.toml</c>. containerd 1.6/1.7
+    /// replace a whole <c>[plugins."…"]</c> table from a drop-in (2.x merges key by key), so on 1.x a drop-in should
+    /// not touch the CRI plugin the rendered file configures.
+    /// </summary>
     public IReadOnlyList<string> Imports { get; init; } = [];
 
     public string Generator { get; init; } = HostsTomlWriter.DefaultGenerator;
