@@ -84,7 +84,9 @@ public static class ContainerdRenderer
         }
 
         var wanted = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var host in endpoints.Hosts)
+        // A key such as "../x" or "reg.example.com/path" would name a directory outside certs.d or a nested one
+        // containerd never reads; validation reports it, rendering leaves it out.
+        foreach (var host in endpoints.Hosts.Where(h => IsSingleSegment(h.Directory)))
         {
             var dir = Path.Combine(options.CertsDir, host.Directory);
             wanted.Add(dir);
@@ -174,4 +176,7 @@ public static class ContainerdRenderer
         var content = await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
         return content.StartsWith(header, StringComparison.Ordinal) ? content : null;
     }
+
+    private static bool IsSingleSegment(string name) =>
+        name.Length > 0 && name is not ("." or "..") && name.IndexOfAny(['/', '\\', '\0']) < 0;
 }

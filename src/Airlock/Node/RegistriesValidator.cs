@@ -103,7 +103,7 @@ public static class RegistriesValidator
             return;
         }
 
-        if (key.Contains("://", StringComparison.Ordinal) || key.Contains('/', StringComparison.Ordinal))
+        if (key.Contains("://", StringComparison.Ordinal) || key.IndexOfAny(['/', '\\']) >= 0 || key is "." or "..")
         {
             error(line, $"{section} key \"{key}\" must be a registry host[:port] as in image names, without scheme or path");
         }

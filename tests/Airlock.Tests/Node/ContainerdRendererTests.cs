@@ -99,4 +99,16 @@ public sealed class ContainerdRendererTests : IDisposable
         await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
         Assert.False(File.Exists(path));
     }
+
+    [Fact]
+    public async Task Registry_keys_that_are_not_a_single_directory_name_are_never_written_outside_certs_d()
+    {
+        var file = Parse("configs:\n  \"..\":\n    tls:\n      insecure_skip_verify: true\n  reg.example.com/../../../escape:\n    tls:\n      insecure_skip_verify: true\n  ok.example.com:\n    tls:\n      insecure_skip_verify: true\n");
+        var plan = await ContainerdRenderer.PlanAsync(file, Options, false, CancellationToken.None);
+
+        Assert.Equal([Path.Combine(Options.ContainerdDir, "config.toml"), Path.Combine(Options.CertsDir, "ok.example.com", "hosts.toml")], plan.Files.Select(f => f.Path));
+        Assert.Equal(
+            [2, 5],
+            RegistriesValidator.Validate(file, []).Where(p => p.Severity == ProblemSeverity.Error && p.Message.Contains("without scheme or path", StringComparison.Ordinal)).Select(p => p.Line));
+    }
 }
