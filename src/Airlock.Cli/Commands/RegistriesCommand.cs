@@ -1,0 +1,223 @@
+using System.CommandLine;
+using System.Text.Json;
+using Airlock.Cli.Hosting;
+using Airlock.Node;
+
+namespace Airlock.Cli.Commands;
+
+/// <summary><c>airlock registries render|validate</c>: K3s registries.yaml → containerd hosts.toml / config.toml.</summary>
+internal static class RegistriesCommand
+{
+    public const string DefaultRegistriesPath = "/etc/airlock/registries.yaml";
+
+    public static Command Create()
+    {
+        var command = new Command("registries", "Render registries.yaml (K3s format) for containerd, or check it.")
+            .WithExamples(
+                "airlock registries validate",
+                "airlock registries render --diff",
+                "airlock registries render --containerd-version 1.6 --sandbox-image registry.example.com/pause:3.10");
+        command.Subcommands.Add(Render());
+        command.Subcommands.Add(Validate());
+        return command;
+    }
+
+    private static Option<string> RegistriesOption() => new("--registries")
+    {
+        Description = $"registries.yaml in K3s format (default {DefaultRegistriesPath}).",
+        DefaultValueFactory = _ => DefaultRegistriesPath,
+    };
+
+    private static Command Render()
+    {
+        var registries = RegistriesOption();
+        var dataDir = CommonOptions.DataDir();
+        var disableDefault = new Option<bool>("--disable-default-registry-endpoint")
+        {
+            Description = "Do not fall back to a mirrored registry's own endpoint (K3s flag of the same name).",
+        };
+        var containerdVersion = new Option<string>("--containerd-version")
+        {
+            Description = "containerd the config is for: 1.6 or 1.7 (config version 2), 2 (version 3), or auto (ask the installed containerd).",
+            DefaultValueFactory = _ => "auto",
+        };
+        containerdVersion.AcceptOnlyFromAmong("auto", "1.6", "1.7", "2");
+        var sandboxImage = new Option<string?>("--sandbox-image") { Description = "Pause image for pod sandboxes (default: containerd's own)." };
+        var systemdCgroup = new Option<string>("--systemd-cgroup")
+        {
+            Description = "runc cgroup driver: auto (systemd when it is PID 1 on cgroup v2), true or false.",
+            DefaultValueFactory = _ => "auto",
+        };
+        systemdCgroup.AcceptOnlyFromAmong("auto", "true", "false");
+        var root = new Option<string?>("--containerd-root") { Description = "containerd's root directory (default: containerd's own)." };
+        var state = new Option<string?>("--containerd-state") { Description = "containerd's state directory (default: containerd's own)." };
+        var address = new Option<string?>("--containerd-address") { Description = "containerd's gRPC socket (default: containerd's own)." };
+        var clusterCidr = new Option<string[]>("--cluster-cidr")
+        {
+            Description = "Pod networks, added to containerd's NO_PROXY when a proxy is set (repeat or comma-separate).",
+            DefaultValueFactory = _ => ["10.42.0.0/16"],
+        };
+        var serviceCidr = new Option<string[]>("--service-cidr")
+        {
+            Description = "Service networks, added to containerd's NO_PROXY when a proxy is set.",
+            DefaultValueFactory = _ => ["10.43.0.0/16"],
+        };
+        var clusterDomain = new Option<string>("--cluster-domain") { Description = "Cluster DNS domain, added to NO_PROXY.", DefaultValueFactory = _ => "cluster.local" };
+        var nodeName = new Option<string[]>("--node-name")
+        {
+            Description = "Node names added to NO_PROXY (default: this host's name).",
+            DefaultValueFactory = _ => [Environment.MachineName],
+        };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Print the files that would be written; change nothing." };
+        var diff = new Option<bool>("--diff") { Description = "Print a unified diff of what would change; change nothing. Exit 0 when nothing would change, 1 otherwise." };
+
+        var command = new Command(
+            "render",
+            "Write <data-dir>/agent/etc/containerd/config.toml and certs.d/<registry>/hosts.toml from registries.yaml, as K3s does, "
+            + "and proxy.env (HTTP_PROXY/HTTPS_PROXY/NO_PROXY; CONTAINERD_-prefixed variables win) when a proxy is set.")
+        {
+            registries, dataDir, disableDefault, containerdVersion, sandboxImage, systemdCgroup, root, state, address,
+            clusterCidr, serviceCidr, clusterDomain, nodeName, dryRun, diff,
+        };
+        command.WithExamples(
+            "airlock registries render",
+            "airlock registries render --registries ./registries.yaml --data-dir /var/lib/airlock --dry-run",
+            "airlock registries render --diff   # exit 1 when the files on disk are out of date",
+            "airlock registries render --containerd-version 1.6 --sandbox-image registry.example.com/pause:3.10 --disable-default-registry-endpoint");
+        command.SetAction(async (parseResult, ct) =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var error = parseResult.InvocationConfiguration.Error;
+            if (parseResult.GetValue(dryRun) && parseResult.GetValue(diff))
+            {
+                throw new UsageException("--dry-run and --diff cannot be combined");
+            }
+
+            var path = parseResult.GetValue(registries)!;
+            var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, ct).ConfigureAwait(false);
+            var problems = RegistriesValidator.Validate(file, readProblems);
+            foreach (var problem in problems)
+            {
+                await error.WriteLineAsync($"airlock: {problem}").ConfigureAwait(false);
+            }
+
+            // Rendering an unreadable file as "no registries" would silently drop every mirror and credential.
+            if (problems.Any(p => p.Severity == ProblemSeverity.Fatal))
+            {
+                await error.WriteLineAsync($"airlock: {path} cannot be used; nothing was rendered").ConfigureAwait(false);
+                return AirlockCli.ExitError;
+            }
+
+            var pathVariable = Environment.GetEnvironmentVariable("PATH");
+            var version = parseResult.GetValue(containerdVersion)!;
+            var schema = version == "auto"
+                ? await ContainerdHostProbe.DetectSchemaAsync(pathVariable, ct).ConfigureAwait(false)
+                : ContainerdHostProbe.SchemaForVersion(version);
+            var cgroup = parseResult.GetValue(systemdCgroup)!;
+            var options = new ContainerdConfigOptions
+            {
+                DataDir = Path.GetFullPath(parseResult.GetValue(dataDir)!),
+                Schema = schema,
+                SandboxImage = parseResult.GetValue(sandboxImage),
+                SystemdCgroup = cgroup == "auto" ? ContainerdHostProbe.DetectSystemdCgroup() : cgroup == "true",
+                Runtimes = ContainerdHostProbe.DetectNvidiaRuntimes(pathVariable),
+                Root = parseResult.GetValue(root),
+                State = parseResult.GetValue(state),
+                GrpcAddress = parseResult.GetValue(address),
+            };
+            options = options with { Imports = [Path.Combine(options.ContainerdDir, "config.toml.d", "*.toml")] };
+            static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+            var proxy = ContainerdProxyEnvironment.Build(Environment.GetEnvironmentVariables(), new ClusterNetworks
+            {
+                ClusterCidrs = Split(parseResult.GetValue(clusterCidr)),
+                ServiceCidrs = Split(parseResult.GetValue(serviceCidr)),
+                ClusterDomain = parseResult.GetValue(clusterDomain)!,
+                NodeNames = Split(parseResult.GetValue(nodeName)),
+            });
+            var plan = await ContainerdRenderer.PlanAsync(file, options, parseResult.GetValue(disableDefault), ct, proxy).ConfigureAwait(false);
+
+            if (parseResult.GetValue(diff))
+            {
+                await output.WriteAsync(plan.Diff()).ConfigureAwait(false);
+                return plan.HasChanges ? AirlockCli.ExitError : AirlockCli.ExitOk;
+            }
+
+            if (parseResult.GetValue(dryRun))
+            {
+                foreach (var planned in plan.Files)
+                {
+                    await output.WriteLineAsync($"# {planned.Path}{(planned.Changes ? string.Empty : " (unchanged)")}").ConfigureAwait(false);
+                    await output.WriteAsync(planned.Content).ConfigureAwait(false);
+                    await output.WriteLineAsync().ConfigureAwait(false);
+                }
+
+                foreach (var stale in plan.StaleFiles)
+                {
+                    await output.WriteLineAsync($"# would remove {stale.Path}").ConfigureAwait(false);
+                }
+
+                return AirlockCli.ExitOk;
+            }
+
+            await ContainerdRenderer.ApplyAsync(plan, ct).ConfigureAwait(false);
+            foreach (var planned in plan.Files)
+            {
+                await output.WriteLineAsync($"{(planned.Changes ? "wrote" : "unchanged")} {planned.Path}").ConfigureAwait(false);
+            }
+
+            foreach (var stale in plan.StaleFiles)
+            {
+                await output.WriteLineAsync($"removed {stale.Path}").ConfigureAwait(false);
+            }
+
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command Validate()
+    {
+        var registries = RegistriesOption();
+        var format = new Option<string>("--output")
+        {
+            Description = "Output format: text (file:line: message) or json.",
+            DefaultValueFactory = _ => "text",
+        };
+        format.AcceptOnlyFromAmong("text", "json");
+        var command = new Command("validate", "Check registries.yaml and report every problem with its line. Exit 1 when there are errors (warnings alone exit 0).")
+        {
+            registries, format,
+        };
+        command.WithExamples(
+            "airlock registries validate",
+            "airlock registries validate --registries ./registries.yaml --output json");
+        command.SetAction(async (parseResult, ct) =>
+        {
+            var output = parseResult.InvocationConfiguration.Output;
+            var path = parseResult.GetValue(registries)!;
+            var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: false, ct).ConfigureAwait(false);
+            var problems = RegistriesValidator.Validate(file, readProblems);
+            if (parseResult.GetValue(format) == "json")
+            {
+                var json = problems.Select(p => new { file = p.Source, line = p.Line, severity = p.Severity.ToString().ToLowerInvariant(), message = p.Message });
+                await output.WriteLineAsync(JsonSerializer.Serialize(new { file = path, problems = json }, JsonOptions)).ConfigureAwait(false);
+            }
+            else if (problems.Count == 0)
+            {
+                await output.WriteLineAsync($"{path}: ok").ConfigureAwait(false);
+            }
+            else
+            {
+                foreach (var problem in problems)
+                {
+                    await output.WriteLineAsync(problem.ToString()).ConfigureAwait(false);
+                }
+            }
+
+            return problems.Any(p => p.Severity >= ProblemSeverity.Error) ? AirlockCli.ExitError : AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
+}

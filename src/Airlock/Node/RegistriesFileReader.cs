@@ -1,0 +1,322 @@
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Airlock.Node;
+
+/// <summary>
+/// Reads registries.yaml leniently, as K3s's yaml.v2 <c>Unmarshal</c> does (unknown keys are ignored, nulls are
+/// empty), while noting every structural problem with its line: unknown keys, values of the wrong shape. K3s
+/// refuses to start on a wrong shape (yaml.v2 type error), and ignores unknown keys silently — which is how a
+/// misspelt <c>insecure_skip_verfy</c> goes unnoticed — so both are reported.
+/// </summary>
+public static class RegistriesFileReader
+{
+    private static readonly string[] TopKeys = ["mirrors", "configs", "auths"];
+    private static readonly string[] MirrorKeys = ["endpoint", "rewrite"];
+    private static readonly string[] ConfigKeys = ["auth", "tls"];
+    private static readonly string[] AuthKeys = ["username", "password", "auth", "identity_token"];
+    private static readonly string[] TlsKeys = ["ca_file", "cert_file", "key_file", "insecure_skip_verify"];
+
+    // yaml.v2 resolves these YAML 1.1 spellings to booleans.
+    private static readonly HashSet<string> TrueWords = ["y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE"];
+    private static readonly HashSet<string> FalseWords = ["n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE"];
+
+    /// <summary>Reads the file; a missing file is an empty one when <paramref name="missingIsEmpty"/> (K3s runs without it).</summary>
+    public static async Task<(RegistriesFile File, IReadOnlyList<RegistriesProblem> Problems)> ReadAsync(string path, bool missingIsEmpty, CancellationToken cancellationToken)
+    {
+        if (missingIsEmpty && !System.IO.File.Exists(path) && !Directory.Exists(path))
+        {
+            return (new RegistriesFile(path, [], []), []);
+        }
+
+        string text;
+        try
+        {
+            text = await System.IO.File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return (new RegistriesFile(path, [], []), [new RegistriesProblem(path, 0, ProblemSeverity.Fatal, $"cannot read the file: {ex.Message}")]);
+        }
+
+        return Parse(text, path);
+    }
+
+    public static (RegistriesFile File, IReadOnlyList<RegistriesProblem> Problems) Parse(string text, string source)
+    {
+        var reader = new Reader(source);
+        var stream = new YamlStream();
+        try
+        {
+            using var input = new StringReader(text);
+            stream.Load(input);
+        }
+        catch (YamlException ex)
+        {
+            var message = ex.InnerException is { } inner ? $"{ex.Message}: {inner.Message}" : ex.Message;
+            // YamlDotNet also refuses duplicate keys, which K3s's yaml.v2 takes (the last one wins): reported
+            // rather than guessed, since one of the two entries is a mistake either way.
+            reader.Problems.Add(new RegistriesProblem(source, (int)ex.Start.Line, ProblemSeverity.Fatal, $"not valid YAML: {message}"));
+            return (new RegistriesFile(source, [], []), reader.Problems);
+        }
+
+        if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
+        {
+            return (new RegistriesFile(source, [], []), reader.Problems);
+        }
+
+        if (stream.Documents.Count > 1)
+        {
+            reader.Warning(Line(stream.Documents[1].RootNode), "only the first YAML document is read");
+        }
+
+        return (reader.ReadTop(stream.Documents[0].RootNode), reader.Problems);
+    }
+
+    private static int Line(YamlNode node) => (int)node.Start.Line;
+
+    private static bool IsNull(YamlNode node) =>
+        node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" }
+        || node is YamlScalarNode { Value: null };
+
+    private sealed class Reader(string source)
+    {
+        public List<RegistriesProblem> Problems { get; } = [];
+
+        public void Error(int line, string message) => Problems.Add(new RegistriesProblem(source, line, ProblemSeverity.Error, message));
+
+        public void Warning(int line, string message) => Problems.Add(new RegistriesProblem(source, line, ProblemSeverity.Warning, message));
+
+        public RegistriesFile ReadTop(YamlNode root)
+        {
+            var mirrors = new List<RegistryMirror>();
+            var configs = new List<RegistryConfig>();
+            foreach (var (key, value) in Entries(root, "the top level", TopKeys))
+            {
+                switch (key)
+                {
+                    case "mirrors":
+                        foreach (var (host, hostNode, mirrorNode) in KeyedEntries(value, "mirrors"))
+                        {
+                            mirrors.RemoveAll(m => m.Key == host);
+                            mirrors.Add(ReadMirror(host, hostNode, mirrorNode));
+                        }
+
+                        break;
+                    case "configs":
+                        foreach (var (host, hostNode, configNode) in KeyedEntries(value, "configs"))
+                        {
+                            configs.RemoveAll(c => c.Key == host);
+                            configs.Add(ReadConfig(host, hostNode, configNode));
+                        }
+
+                        break;
+                    case "auths":
+                        Warning(Line(value), "\"auths\" is deprecated and not used; put credentials under configs.<registry>.auth");
+                        break;
+                }
+            }
+
+            return new RegistriesFile(source, mirrors, configs);
+        }
+
+        private RegistryMirror ReadMirror(string host, YamlNode hostNode, YamlNode node)
+        {
+            var endpoints = new List<MirrorEndpoint>();
+            var rewrites = new List<RewriteRule>();
+            foreach (var (key, value) in Entries(node, $"mirrors.\"{host}\"", MirrorKeys))
+            {
+                if (key == "endpoint")
+                {
+                    endpoints.AddRange(Strings(value, $"mirrors.\"{host}\".endpoint").Select(s => new MirrorEndpoint(s.Value, s.Line)));
+                }
+                else
+                {
+                    foreach (var (pattern, patternNode, replacementNode) in KeyedEntries(value, $"mirrors.\"{host}\".rewrite"))
+                    {
+                        var replacement = Scalar(replacementNode, $"rewrite \"{pattern}\"") ?? string.Empty;
+                        rewrites.RemoveAll(r => r.Pattern == pattern);
+                        rewrites.Add(new RewriteRule(pattern, replacement, Line(patternNode)));
+                    }
+                }
+            }
+
+            return new RegistryMirror(host, Line(hostNode), endpoints, rewrites);
+        }
+
+        private RegistryConfig ReadConfig(string host, YamlNode hostNode, YamlNode node)
+        {
+            RegistryAuth? auth = null;
+            RegistryTls? tls = null;
+            foreach (var (key, value) in Entries(node, $"configs.\"{host}\"", ConfigKeys))
+            {
+                if (IsNull(value))
+                {
+                    continue;
+                }
+
+                if (key == "auth")
+                {
+                    var fields = Fields(value, $"configs.\"{host}\".auth", AuthKeys);
+                    auth = fields is null ? null : new RegistryAuth(Line(value), Text(fields, "username"), Text(fields, "password"), Text(fields, "auth"), Text(fields, "identity_token"));
+                }
+                else
+                {
+                    var fields = Fields(value, $"configs.\"{host}\".tls", TlsKeys);
+                    tls = fields is null
+                        ? null
+                        : new RegistryTls(Line(value), File(fields, "ca_file"), File(fields, "cert_file"), File(fields, "key_file"), Bool(fields, "insecure_skip_verify"));
+                }
+            }
+
+            return new RegistryConfig(host, Line(hostNode), auth, tls);
+        }
+
+        private Dictionary<string, (string? Value, int Line)>? Fields(YamlNode node, string where, string[] known)
+        {
+            if (node is not YamlMappingNode)
+            {
+                Error(Line(node), $"{where} must be a map of {string.Join(", ", known)}");
+                return null;
+            }
+
+            var fields = new Dictionary<string, (string? Value, int Line)>(StringComparer.Ordinal);
+            foreach (var (key, value) in Entries(node, where, known))
+            {
+                fields[key] = (IsNull(value) ? null : Scalar(value, $"{where}.{key}"), Line(value));
+            }
+
+            return fields;
+        }
+
+        private static string? Text(Dictionary<string, (string? Value, int Line)> fields, string key) =>
+            fields.TryGetValue(key, out var field) ? field.Value : null;
+
+        private static FileSetting? File(Dictionary<string, (string? Value, int Line)> fields, string key) =>
+            fields.TryGetValue(key, out var field) && !string.IsNullOrEmpty(field.Value) ? new FileSetting(field.Value, field.Line) : null;
+
+        private bool Bool(Dictionary<string, (string? Value, int Line)> fields, string key)
+        {
+            if (!fields.TryGetValue(key, out var field) || field.Value is null)
+            {
+                return false;
+            }
+
+            if (TrueWords.Contains(field.Value))
+            {
+                return true;
+            }
+
+            if (!FalseWords.Contains(field.Value))
+            {
+                Error(field.Line, $"{key} must be true or false, not \"{field.Value}\"");
+            }
+
+            return false;
+        }
+
+        /// <summary>Key/value pairs of a map, reporting unknown keys; a null node is an empty map.</summary>
+        private IEnumerable<(string Key, YamlNode Value)> Entries(YamlNode node, string where, string[] known)
+        {
+            foreach (var (key, keyNode, value) in KeyedEntries(node, where))
+            {
+                if (!known.Contains(key, StringComparer.Ordinal))
+                {
+                    var hint = known.FirstOrDefault(k => k.Contains(key, StringComparison.Ordinal) || key.Contains(k, StringComparison.Ordinal) || Near(k, key));
+                    Error(Line(keyNode), $"unknown key \"{key}\" in {where} (K3s ignores it){(hint is null ? string.Empty : $"; did you mean \"{hint}\"?")}; known keys: {string.Join(", ", known)}");
+                    continue;
+                }
+
+                yield return (key, value);
+            }
+        }
+
+        private IEnumerable<(string Key, YamlNode KeyNode, YamlNode Value)> KeyedEntries(YamlNode node, string where)
+        {
+            if (IsNull(node))
+            {
+                yield break;
+            }
+
+            if (node is not YamlMappingNode map)
+            {
+                Error(Line(node), $"{where} must be a map");
+                yield break;
+            }
+
+            foreach (var (keyNode, value) in map.Children)
+            {
+                if (keyNode is not YamlScalarNode { Value: { } key })
+                {
+                    Error(Line(keyNode), $"keys of {where} must be strings");
+                    continue;
+                }
+
+                yield return (key, keyNode, value);
+            }
+        }
+
+        private IEnumerable<(string Value, int Line)> Strings(YamlNode node, string where)
+        {
+            if (IsNull(node))
+            {
+                yield break;
+            }
+
+            if (node is not YamlSequenceNode list)
+            {
+                Error(Line(node), $"{where} must be a list of URLs (K3s refuses to start otherwise), e.g. \"- https://registry.example.com\"");
+                yield break;
+            }
+
+            foreach (var item in list.Children)
+            {
+                if (Scalar(item, where) is { } value)
+                {
+                    yield return (value, Line(item));
+                }
+            }
+        }
+
+        private string? Scalar(YamlNode node, string where)
+        {
+            if (node is YamlScalarNode scalar)
+            {
+                return IsNull(node) ? string.Empty : scalar.Value;
+            }
+
+            Error(Line(node), $"{where} must be a single value, not a {(node is YamlSequenceNode ? "list" : "map")}");
+            return null;
+        }
+
+        // One edit apart (typos such as "endpoints" or "insecure_skip_verfy").
+        private static bool Near(string a, string b)
+        {
+            if (Math.Abs(a.Length - b.Length) > 1)
+            {
+                return false;
+            }
+
+            var previous = new int[b.Length + 1];
+            var current = new int[b.Length + 1];
+            for (var j = 0; j <= b.Length; j++)
+            {
+                previous[j] = j;
+            }
+
+            for (var i = 1; i <= a.Length; i++)
+            {
+                current[0] = i;
+                for (var j = 1; j <= b.Length; j++)
+                {
+                    var cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                    current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+                }
+
+                (previous, current) = (current, previous);
+            }
+
+            return previous[b.Length] <= 1;
+        }
+    }
+}
