@@ -237,7 +237,8 @@ public sealed class AccessPolicy
 
             if (problems.Count > 0)
             {
-                throw new AuthConfigurationException(problems);
+                // Every message starts "source:line:"; report in file order.
+                throw new AuthConfigurationException([.. problems.OrderBy(p => int.Parse(p.AsSpan(source.Length + 1, p.IndexOf(':', source.Length + 1) - source.Length - 1), System.Globalization.CultureInfo.InvariantCulture))]);
             }
 
             return rules;
