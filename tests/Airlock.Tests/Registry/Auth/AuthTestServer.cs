@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Airlock.Registry.Auth;
 using Microsoft.AspNetCore.Builder;
@@ -28,11 +29,17 @@ internal sealed class AuthTestServer : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    public static async Task<AuthTestServer> StartAsync(IAccessController controller, Action<IEndpointRouteBuilder>? mapMore = null)
+    public static async Task<AuthTestServer> StartAsync(IAccessController controller, Action<IEndpointRouteBuilder>? mapMore = null, X509Certificate2? tls = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, l =>
+        {
+            if (tls is not null)
+            {
+                l.UseHttps(tls);
+            }
+        }));
         var app = builder.Build();
         mapMore?.Invoke(app);
         app.Map("/v2/{**rest}", async (HttpContext context, string? rest) =>
