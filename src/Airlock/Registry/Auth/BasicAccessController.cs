@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Registry.Auth;
 
@@ -11,8 +13,10 @@ namespace Airlock.Registry.Auth;
 /// <item>Valid credentials but an action the policy does not give the user → 403 DENIED.</item>
 /// </list>
 /// </summary>
-public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy policy) : IAccessController
+public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy policy, ILogger<BasicAccessController>? logger = null) : IAccessController
 {
+    private readonly ILogger logger = (ILogger?)logger ?? NullLogger.Instance;
+
     public const string Realm = "Airlock Registry";
 
     private const string Challenge = $"Basic realm=\"{Realm}\"";
@@ -30,6 +34,7 @@ public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy polic
         {
             if (!users.Verify(c.User, c.Password))
             {
+                AuthLog.RejectedCredentials(logger, c.User, context);
                 return Done(AccessDecision.Unauthorized(Challenge, "invalid username or password"));
             }
 

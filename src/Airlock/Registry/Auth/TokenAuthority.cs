@@ -56,8 +56,7 @@ public sealed record TokenClaims(string? Subject, DateTimeOffset ExpiresAt, IRea
 public sealed class TokenAuthority : IDisposable
 {
     private readonly ECDsa key;
-    private readonly string keyId;
-    private readonly byte[] encodedHeader;
+    private readonly string encodedHeader;
     private readonly TimeProvider timeProvider;
 
     private TokenAuthority(ECDsa key, TokenAuthOptions options, TimeProvider timeProvider)
@@ -65,13 +64,13 @@ public sealed class TokenAuthority : IDisposable
         this.key = key;
         Options = options;
         this.timeProvider = timeProvider;
-        keyId = Base64Url.EncodeToString(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
-        encodedHeader = Encoding.ASCII.GetBytes(Base64Url.EncodeToString(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
+        var keyId = Base64Url.EncodeToString(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
+        encodedHeader = Base64Url.EncodeToString(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
         {
             ["typ"] = "JWT",
             ["alg"] = "ES256",
             ["kid"] = keyId,
-        })));
+        }));
     }
 
     public TokenAuthOptions Options { get; }
@@ -89,9 +88,9 @@ public sealed class TokenAuthority : IDisposable
             if (File.Exists(keyPath))
             {
                 key.ImportFromPem(File.ReadAllText(keyPath));
-                if (key.KeySize != 256)
+                if (key.ExportParameters(includePrivateParameters: false).Curve.Oid.Value != ECCurve.NamedCurves.nistP256.Oid.Value)
                 {
-                    throw new AuthConfigurationException([$"{keyPath}: token signing key must be ECDSA P-256, found a {key.KeySize}-bit key"]);
+                    throw new AuthConfigurationException([$"{keyPath}: token signing key must be ECDSA P-256 (ES256), found another curve"]);
                 }
             }
             else
@@ -150,11 +149,7 @@ public sealed class TokenAuthority : IDisposable
             json.WriteEndObject();
         }
 
-        var signingInput = new StringBuilder()
-            .Append(Encoding.ASCII.GetString(encodedHeader))
-            .Append('.')
-            .Append(Base64Url.EncodeToString(payload.WrittenSpan))
-            .ToString();
+        var signingInput = $"{encodedHeader}.{Base64Url.EncodeToString(payload.WrittenSpan)}";
         var signature = key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
         return new IssuedToken($"{signingInput}.{Base64Url.EncodeToString(signature)}", now, Options.Lifetime, access);
     }
@@ -186,7 +181,7 @@ public sealed class TokenAuthority : IDisposable
             }
 
             var signature = Base64Url.DecodeFromChars(parts[2]);
-            var signed = Encoding.ASCII.GetBytes(token.AsSpan(0, parts[0].Length + 1 + parts[1].Length).ToString());
+            var signed = Encoding.ASCII.GetBytes(token, 0, parts[0].Length + 1 + parts[1].Length);
             if (!key.VerifyData(signed, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
             {
                 error = "token signature is invalid";

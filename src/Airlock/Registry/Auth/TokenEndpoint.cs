@@ -3,6 +3,8 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 
@@ -21,8 +23,10 @@ namespace Airlock.Registry.Auth;
 /// asking for more is not an error, the token simply carries fewer actions, as in distribution's token
 /// servers. Wrong credentials → 401; malformed scope, unknown service or grant type → 400.
 /// </summary>
-public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, AccessPolicy policy)
+public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, AccessPolicy policy, ILogger<TokenEndpoint>? logger = null)
 {
+    private readonly ILogger logger = (ILogger?)logger ?? NullLogger.Instance;
+
     /// <summary>The request handler; map it for GET and POST, or use <see cref="TokenEndpointRouteBuilderExtensions.MapRegistryTokenEndpoint"/>.</summary>
     public async Task HandleAsync(HttpContext context)
     {
@@ -48,6 +52,7 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
             user = form["username"].ToString();
             if (!users.Verify(user, form["password"].ToString()))
             {
+                AuthLog.RejectedCredentials(logger, user, context);
                 await ErrorAsync(context, 401, "invalid_grant", "invalid username or password");
                 return;
             }
@@ -60,6 +65,7 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
             var credentials = BasicCredentials.From(request, out var malformed);
             if (malformed || (credentials is { } c && !users.Verify(c.User, c.Password)))
             {
+                AuthLog.RejectedCredentials(logger, credentials?.User ?? "(malformed header)", context);
                 context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{BasicAccessController.Realm}\"";
                 await ErrorAsync(context, 401, "UNAUTHORIZED", "invalid username or password");
                 return;
@@ -99,6 +105,10 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
         }
 
         var token = authority.Issue(user, granted);
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            AuthLog.IssuedToken(logger, user ?? "(anonymous)", string.Join(' ', granted.Select(g => g.Scope)));
+        }
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";
         await using var json = new Utf8JsonWriter(context.Response.Body);
