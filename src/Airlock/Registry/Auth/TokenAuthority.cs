@@ -38,7 +38,7 @@ public sealed record IssuedToken(string Token, DateTimeOffset IssuedAt, TimeSpan
 
 /// <summary>The claims of a token that passed validation.</summary>
 /// <param name="Subject">The user; null for an anonymous token (empty <c>sub</c>).</param>
-public sealed record TokenClaims(string? Subject, DateTimeOffset ExpiresAt, IReadOnlyList<AccessRequest> Access)
+public sealed record TokenClaims(string? Subject, DateTimeOffset NotBefore, DateTimeOffset ExpiresAt, IReadOnlyList<AccessRequest> Access)
 {
     /// <summary>True when the token grants every action of <paramref name="request"/>.</summary>
     public bool Covers(AccessRequest request) => Access.Any(a =>
@@ -56,7 +56,10 @@ public sealed record TokenClaims(string? Subject, DateTimeOffset ExpiresAt, IRea
 public sealed class TokenAuthority : IDisposable
 {
     private readonly ECDsa key;
+    private const int MaxVerifiedTokens = 10_000;
+
     private readonly string encodedHeader;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TokenClaims> verified = new(StringComparer.Ordinal);
     private readonly TimeProvider timeProvider;
 
     private TokenAuthority(ECDsa key, TokenAuthOptions options, TimeProvider timeProvider)
@@ -160,6 +163,42 @@ public sealed class TokenAuthority : IDisposable
     /// </summary>
     public bool TryValidate(string token, out TokenClaims claims, out string error)
     {
+        // A pull sends the same token dozens of times; the signature check is the expensive part and
+        // its answer cannot change, so verified claims are remembered (the time window is checked anew).
+        if (!verified.TryGetValue(token, out claims!))
+        {
+            if (!TryVerify(token, out claims, out error))
+            {
+                return false;
+            }
+
+            if (verified.Count >= MaxVerifiedTokens)
+            {
+                verified.Clear();
+            }
+
+            verified[token] = claims;
+        }
+
+        var now = timeProvider.GetUtcNow();
+        if (now > claims.ExpiresAt + Options.ClockSkew)
+        {
+            error = "token has expired";
+            return false;
+        }
+
+        if (now + Options.ClockSkew < claims.NotBefore)
+        {
+            error = "token is not valid yet";
+            return false;
+        }
+
+        error = "";
+        return true;
+    }
+
+    private bool TryVerify(string token, out TokenClaims claims, out string error)
+    {
         claims = null!;
         var parts = token.Split('.');
         if (parts.Length != 3)
@@ -217,20 +256,8 @@ public sealed class TokenAuthority : IDisposable
             return false;
         }
 
-        var now = timeProvider.GetUtcNow();
         var expires = DateTimeOffset.FromUnixTimeSeconds(payload.GetProperty("exp").GetInt64());
-        if (now > expires + Options.ClockSkew)
-        {
-            error = "token has expired";
-            return false;
-        }
-
-        if (payload.TryGetProperty("nbf", out var nbf) && now + Options.ClockSkew < DateTimeOffset.FromUnixTimeSeconds(nbf.GetInt64()))
-        {
-            error = "token is not valid yet";
-            return false;
-        }
-
+        var notBefore = payload.TryGetProperty("nbf", out var nbf) ? DateTimeOffset.FromUnixTimeSeconds(nbf.GetInt64()) : DateTimeOffset.MinValue;
         var access = new List<AccessRequest>();
         if (payload.TryGetProperty("access", out var items))
         {
@@ -244,7 +271,7 @@ public sealed class TokenAuthority : IDisposable
         }
 
         var subject = payload.TryGetProperty("sub", out var sub) ? sub.GetString() : null;
-        claims = new TokenClaims(string.IsNullOrEmpty(subject) ? null : subject, expires, access);
+        claims = new TokenClaims(string.IsNullOrEmpty(subject) ? null : subject, notBefore, expires, access);
         error = "";
         return true;
     }

@@ -237,6 +237,33 @@ public sealed class TokenAuthTests : IDisposable
     }
 
     [Fact]
+    public async Task Catalog_scope_is_granted_only_to_users_who_may_pull_everything()
+    {
+        await using var server = await StartAsync(accessYaml: """
+            access:
+              - users: [alice]
+                repositories: ["*"]
+                actions: [pull]
+              - users: [bob]
+                repositories: ["team-b/*"]
+                actions: ["*"]
+            """);
+        using var alice = server.Client("alice", "wonderland");
+        using var bob = server.Client("bob", "builder");
+
+        var aliceToken = (await FetchTokenAsync(alice, "service=airlock&scope=registry:catalog:*")).GetProperty("token").GetString()!;
+        var bobToken = (await FetchTokenAsync(bob, "service=airlock&scope=registry:catalog:*")).GetProperty("token").GetString()!;
+
+        Assert.Equal("""[{"type":"registry","name":"catalog","actions":["*"]}]""", Claims(aliceToken).GetProperty("access").GetRawText());
+        Assert.Equal("[]", Claims(bobToken).GetProperty("access").GetRawText());
+        using var client = server.Client();
+        using var aliceCatalog = await SendAsync(client, HttpMethod.Get, "/v2/_catalog", aliceToken);
+        using var bobCatalog = await SendAsync(client, HttpMethod.Get, "/v2/_catalog", bobToken);
+        Assert.Equal(HttpStatusCode.OK, aliceCatalog.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, bobCatalog.StatusCode);
+    }
+
+    [Fact]
     public async Task Wrong_credentials_at_the_token_endpoint_get_401_and_no_token()
     {
         await using var server = await StartAsync();
