@@ -284,15 +284,17 @@ public sealed class AccessPolicy
                 return [];
             }
 
-            IEnumerable<YamlNode> items = node switch
-            {
-                YamlSequenceNode sequence => sequence.Children,
-                YamlScalarNode scalar => [scalar],
-                _ => [],
-            };
             if (node is YamlMappingNode)
             {
                 problems.Add($"{source}:{node.Start.Line}: \"{key}\" must be a list");
+                return [];
+            }
+
+            // A single scalar stands for a one-item list (users: "*").
+            IList<YamlNode> items = node is YamlSequenceNode sequence ? sequence.Children : [node];
+            if (items.Count == 0 && !allowEmptyList)
+            {
+                problems.Add($"{source}:{node.Start.Line}: \"{key}\" is empty");
                 return [];
             }
 
@@ -313,11 +315,6 @@ public sealed class AccessPolicy
                 }
 
                 values.Add(value);
-            }
-
-            if (values.Count == 0 && !allowEmptyList && items.Any() == false)
-            {
-                problems.Add($"{source}:{node.Start.Line}: \"{key}\" is empty");
             }
 
             return values;
