@@ -37,21 +37,44 @@ public sealed class RegistryTlsMaterial
     /// </code>
     /// <paramref name="caFileOnNode"/> is where the CA file lives on the node (default:
     /// <see cref="CaCertificatePath"/>, right when the node is this machine or shares the path).
+    /// With <paramref name="username"/> and <paramref name="password"/> (when pulls need credentials) an
+    /// <c>auth:</c> block with them follows <c>tls:</c>.
     /// </summary>
-    public string RenderRegistriesYaml(string hostAndPort, string? caFileOnNode = null)
+    public string RenderRegistriesYaml(string hostAndPort, string? caFileOnNode = null, string? username = null, string? password = null)
     {
         var caFile = caFileOnNode ?? CaCertificatePath
             ?? throw new InvalidOperationException("the registry serves an operator-supplied certificate; pass the CA file the nodes should trust");
-        return new StringBuilder()
+        var yaml = new StringBuilder()
             .Append("configs:\n")
             .Append("  ").Append(YamlQuote(hostAndPort)).Append(":\n")
             .Append("    tls:\n")
-            .Append("      ca_file: ").Append(YamlQuote(caFile)).Append('\n')
-            .ToString();
+            .Append("      ca_file: ").Append(YamlQuote(caFile)).Append('\n');
+        if (username is not null)
+        {
+            yaml.Append("    auth:\n")
+                .Append("      username: ").Append(YamlQuote(username)).Append('\n')
+                .Append("      password: ").Append(YamlQuote(password ?? "")).Append('\n');
+        }
+
+        return yaml.ToString();
     }
 
-    private static string YamlQuote(string value) =>
-        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+    private static string YamlQuote(string value)
+    {
+        var quoted = new StringBuilder("\"");
+        foreach (var c in value)
+        {
+            _ = c switch
+            {
+                '"' => quoted.Append("\\\""),
+                '\\' => quoted.Append("\\\\"),
+                _ when char.IsControl(c) => quoted.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
+                _ => quoted.Append(c),
+            };
+        }
+
+        return quoted.Append('"').ToString();
+    }
 }
 
 /// <summary>

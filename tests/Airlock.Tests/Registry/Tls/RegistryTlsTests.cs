@@ -149,6 +149,23 @@ public sealed class RegistryTlsTests : IDisposable
         Assert.Equal(
             "configs:\n  \"10.0.0.1:5000\":\n    tls:\n      ca_file: \"/var/lib/airlock/registry/tls/ca.crt\"\n",
             material.RenderRegistriesYaml("10.0.0.1:5000", "/var/lib/airlock/registry/tls/ca.crt"));
+        Assert.Equal(
+            "configs:\n  \"[::1]:5000\":\n    tls:\n      ca_file: \"/ca.crt\"\n    auth:\n      username: \"node\"\n      password: \"p\\\"w\\\\x\"\n",
+            material.RenderRegistriesYaml("[::1]:5000", "/ca.crt", "node", "p\"w\\x"));
+    }
+
+    [Fact]
+    public void Registries_yaml_snippet_is_read_back_by_a_YAML_parser_with_the_same_values()
+    {
+        var material = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
+        var yaml = material.RenderRegistriesYaml("registry.lan:5000", "/etc/ca \"x\".crt", "node", "p\"w\\x: #\n\t");
+
+        var stream = new YamlDotNet.RepresentationModel.YamlStream();
+        stream.Load(new StringReader(yaml));
+        var config = (YamlDotNet.RepresentationModel.YamlMappingNode)((YamlDotNet.RepresentationModel.YamlMappingNode)((YamlDotNet.RepresentationModel.YamlMappingNode)stream.Documents[0].RootNode)["configs"])["registry.lan:5000"];
+
+        Assert.Equal("/etc/ca \"x\".crt", ((YamlDotNet.RepresentationModel.YamlScalarNode)((YamlDotNet.RepresentationModel.YamlMappingNode)config["tls"])["ca_file"]).Value);
+        Assert.Equal("p\"w\\x: #\n\t", ((YamlDotNet.RepresentationModel.YamlScalarNode)((YamlDotNet.RepresentationModel.YamlMappingNode)config["auth"])["password"]).Value);
     }
 
     [Fact]
