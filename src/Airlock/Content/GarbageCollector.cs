@@ -23,7 +23,8 @@ public sealed record GarbageCollectionResult(
 /// </summary>
 public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, ILogger logger)
 {
-    private const int MaxManifestBytes = 4 << 20;
+    // Revisions hold only manifests the registry accepted; the cap only guards against a damaged store.
+    private const int MaxManifestBytes = 256 << 20;
 
     public async Task<GarbageCollectionResult> CollectAsync(bool dryRun, CancellationToken cancellationToken)
     {
@@ -40,7 +41,7 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
                 foreach (var manifest in storage.Repositories.ListManifestRevisions(repository))
                 {
                     referenced.Add(manifest);
-                    var document = await ReadManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
+                    var document = await ReadManifestAsync(manifest, storage.Repositories.ManifestMediaType(repository, manifest), cancellationToken).ConfigureAwait(false);
                     if (document is null)
                     {
                         continue;
@@ -137,32 +138,21 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
         }
     }
 
-    private async Task<ManifestDocument?> ReadManifestAsync(Digest digest, CancellationToken cancellationToken)
+    private async Task<ManifestDocument?> ReadManifestAsync(Digest digest, string? mediaType, CancellationToken cancellationToken)
     {
-        var stream = await storage.Blobs.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
-        if (stream is null)
+        if (await storage.Blobs.ReadSmallAsync(digest, MaxManifestBytes, cancellationToken).ConfigureAwait(false) is not { } content)
         {
             return null;
         }
 
-        await using (stream.ConfigureAwait(false))
+        try
         {
-            if (stream.Length > MaxManifestBytes)
-            {
-                return null;
-            }
-
-            var buffer = new byte[stream.Length];
-            await stream.ReadExactlyAsync(buffer, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return ManifestDocument.Parse(buffer, null);
-            }
-            catch (ManifestFormatException ex)
-            {
-                logger.LogWarning(ex, "Stored manifest {Digest} cannot be parsed; its children are not marked", digest);
-                return null;
-            }
+            return ManifestDocument.Parse(content, mediaType);
+        }
+        catch (ManifestFormatException ex)
+        {
+            // Sweeping without knowing this manifest's children could delete blobs it needs.
+            throw new InvalidOperationException($"stored manifest {digest} cannot be parsed, so garbage collection stops without deleting anything: {ex.Message}", ex);
         }
     }
 

@@ -14,6 +14,9 @@ public interface IBlobStore
     /// <summary>Opens the blob for reading (seekable where the driver can), or null when absent.</summary>
     ValueTask<Stream?> OpenReadAsync(Digest digest, CancellationToken cancellationToken);
 
+    /// <summary>A small blob (a manifest) read whole; null when absent or larger than <paramref name="maxBytes"/>.</summary>
+    Task<byte[]?> ReadSmallAsync(Digest digest, int maxBytes, CancellationToken cancellationToken);
+
     /// <summary>A local file holding the blob, for zero-copy sends; null for drivers without one.</summary>
     string? LocalPath(Digest digest);
 

@@ -163,19 +163,8 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
         return manifest;
     }
 
-    private async Task<byte[]?> ReadStoredAsync(Digest digest, CancellationToken cancellationToken)
-    {
-        var stream = await storage.Blobs.OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
-        if (stream is null)
-        {
-            return null;
-        }
-
-        await using (stream.ConfigureAwait(false))
-        {
-            return await ReadBodyAsync(stream, int.MaxValue - 1, cancellationToken).ConfigureAwait(false);
-        }
-    }
+    private Task<byte[]?> ReadStoredAsync(Digest digest, CancellationToken cancellationToken) =>
+        storage.Blobs.ReadSmallAsync(digest, int.MaxValue, cancellationToken);
 
     private async Task CheckChildAsync(string repository, Descriptor child, bool parentIsIndex, CancellationToken cancellationToken)
     {

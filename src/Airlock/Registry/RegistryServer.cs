@@ -165,7 +165,7 @@ public sealed class RegistryServer : IAsyncDisposable
             {
                 await collector.CollectAsync(dryRun: false, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
             {
                 logger.LogError(ex, "Scheduled garbage collection failed; it runs again in {Interval}", interval);
             }

@@ -35,6 +35,27 @@ public sealed class FileSystemBlobStore(StoreLayout layout, TimeProvider time) :
         }
     }
 
+    public async Task<byte[]?> ReadSmallAsync(Digest digest, int maxBytes, CancellationToken cancellationToken)
+    {
+        var stream = await OpenReadAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (stream is null)
+        {
+            return null;
+        }
+
+        await using (stream.ConfigureAwait(false))
+        {
+            if (stream.Length > maxBytes)
+            {
+                return null;
+            }
+
+            var content = new byte[stream.Length];
+            await stream.ReadExactlyAsync(content, cancellationToken).ConfigureAwait(false);
+            return content;
+        }
+    }
+
     public string? LocalPath(Digest digest) => layout.Blob(digest);
 
     public async Task<Digest> WriteAsync(Stream content, Digest? expected, CancellationToken cancellationToken, long maxLength = long.MaxValue)
