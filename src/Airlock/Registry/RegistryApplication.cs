@@ -68,6 +68,19 @@ internal sealed class RegistryApplication
         {
             // Connection reset while streaming.
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            // The store failed (disk full, permissions): a server error, not the client's.
+            _logger.LogError(ex, "{Method} {Path} failed", context.Request.Method, context.Request.Path);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+            }
+            else
+            {
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            }
+        }
         finally
         {
             _metrics.Record(context.Request.Method, context.Response.StatusCode, started);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Airlock.Content;
+using Microsoft.AspNetCore.Http;
 
 namespace Airlock.Registry;
 
@@ -28,7 +29,15 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
     public void Record(string method, int status, long startTimestamp)
     {
         var elapsed = Stopwatch.GetElapsedTime(startTimestamp);
-        var box = _requests.GetOrAdd((method, status), static _ => new StrongBox());
+        // Only the methods the API knows become labels, so clients cannot grow the series without bound.
+        var label = HttpMethods.IsGet(method) ? HttpMethods.Get
+            : HttpMethods.IsHead(method) ? HttpMethods.Head
+            : HttpMethods.IsPut(method) ? HttpMethods.Put
+            : HttpMethods.IsPost(method) ? HttpMethods.Post
+            : HttpMethods.IsPatch(method) ? HttpMethods.Patch
+            : HttpMethods.IsDelete(method) ? HttpMethods.Delete
+            : "OTHER";
+        var box = _requests.GetOrAdd((label, status), static _ => new StrongBox());
         Interlocked.Increment(ref box.Value);
         var seconds = elapsed.TotalSeconds;
         var bucket = 0;
