@@ -39,7 +39,11 @@ public sealed class OciException(OciErrorCode code, string? detail = null) : Exc
     public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = [];
 }
 
-/// <summary>The one table of error codes: HTTP status, the spec's code string and its message.</summary>
+/// <summary>
+/// The one table of error codes: HTTP status, the spec's code string and its message. Only code strings
+/// the distribution spec defines are sent (clients and the conformance suite check them), so finer
+/// distinctions live in the enum, the status and the detail.
+/// </summary>
 public static class OciErrorTable
 {
     public readonly record struct Entry(int Status, string Code, string Message);
@@ -63,7 +67,7 @@ public static class OciErrorTable
         Add(OciErrorCode.ManifestTooLarge, 413, "SIZE_INVALID", "manifest is larger than the registry accepts");
         Add(OciErrorCode.NameInvalid, 400, "NAME_INVALID", "invalid repository name");
         Add(OciErrorCode.NameUnknown, 404, "NAME_UNKNOWN", "repository name not known to registry");
-        Add(OciErrorCode.TagInvalid, 400, "TAG_INVALID", "manifest tag is invalid");
+        Add(OciErrorCode.TagInvalid, 400, "MANIFEST_INVALID", "manifest tag is invalid");
         Add(OciErrorCode.SizeInvalid, 400, "SIZE_INVALID", "provided length did not match content length");
         Add(OciErrorCode.Unauthorized, 401, "UNAUTHORIZED", "authentication required");
         Add(OciErrorCode.Denied, 403, "DENIED", "requested access to the resource is denied");
@@ -71,7 +75,7 @@ public static class OciErrorTable
         Add(OciErrorCode.ReadOnly, 405, "UNSUPPORTED", "the registry is in read-only mode");
         Add(OciErrorCode.TooManyRequests, 429, "TOOMANYREQUESTS", "too many requests");
         Add(OciErrorCode.RangeInvalid, 416, "BLOB_UPLOAD_INVALID", "requested range not satisfiable");
-        Add(OciErrorCode.NotFound, 404, "NOT_FOUND", "no such endpoint");
+        Add(OciErrorCode.NotFound, 404, "UNSUPPORTED", "no such endpoint");
         Add(OciErrorCode.MethodNotAllowed, 405, "UNSUPPORTED", "method not allowed on this endpoint");
         return entries;
     }

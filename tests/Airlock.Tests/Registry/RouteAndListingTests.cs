@@ -49,7 +49,7 @@ public sealed class RouteAndListingTests
     }
 
     [Theory]
-    [InlineData("/v2/app/manifests/-bad", "TAG_INVALID")]
+    [InlineData("/v2/app/manifests/-bad", "MANIFEST_INVALID")]
     [InlineData("/v2/app/manifests/sha256:123", "DIGEST_INVALID")]
     [InlineData("/v2/app/blobs/latest", "DIGEST_INVALID")]
     public async Task Invalid_tags_and_digests_are_refused(string path, string code)
@@ -107,7 +107,7 @@ public sealed class RouteAndListingTests
     {
         await using var registry = await TestRegistry.StartAsync();
         using var unknown = await registry.Client.GetAsync("/v2/app/unknown/thing");
-        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        await TestRegistry.AssertError(unknown, HttpStatusCode.NotFound, "UNSUPPORTED");
         using var method = await registry.Client.PostAsync("/v2/app/tags/list", null);
         Assert.Equal(HttpStatusCode.MethodNotAllowed, method.StatusCode);
     }
