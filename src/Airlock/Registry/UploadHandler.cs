@@ -190,7 +190,19 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
 
     private async Task CommitAndLinkAsync(BlobIngest ingest, string repository, Digest expected, CancellationToken cancellationToken)
     {
-        using (await storage.Guard.EnterReferenceAsync(cancellationToken).ConfigureAwait(false))
+        GarbageCollectionGuard.Lease lease;
+        try
+        {
+            lease = await storage.Guard.EnterReferenceAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await ingest.AbortAsync().ConfigureAwait(false);
+            await ingest.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        using (lease)
         {
             try
             {
