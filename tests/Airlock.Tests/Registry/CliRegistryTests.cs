@@ -2,6 +2,7 @@ using System.Collections;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Airlock.Cli.Hosting;
@@ -60,9 +61,18 @@ public sealed class CliRegistryTests
             try
             {
                 await WaitReadyAsync(client);
-                using var pushing = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                var pushers = Enumerable.Range(0, 8).Select(i => PushUntilCancelledAsync(client, $"load/p{i}", pushing.Token)).ToArray();
-                await Task.Delay(TimeSpan.FromSeconds(1.5));
+                using var pushing = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                var pushed = new StrongBox<int>();
+                var pushers = Enumerable.Range(0, 8).Select(i => PushUntilCancelledAsync(client, $"load/p{i}", pushed, pushing.Token)).ToArray();
+
+                // Kill only once several images are complete, so the check after restart has something to check.
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+                while (Volatile.Read(ref pushed.Value) < 4 && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(50);
+                }
+
+                await Task.Delay(200);
                 first.Kill();
                 await first.WaitForExitAsync();
                 await Task.WhenAll(pushers);
@@ -112,7 +122,7 @@ public sealed class CliRegistryTests
         }
     }
 
-    private static async Task PushUntilCancelledAsync(HttpClient client, string repository, CancellationToken cancellationToken)
+    private static async Task PushUntilCancelledAsync(HttpClient client, string repository, StrongBox<int> pushed, CancellationToken cancellationToken)
     {
         var random = new Random(repository.GetHashCode(StringComparison.Ordinal));
         for (var round = 0; !cancellationToken.IsCancellationRequested; round++)
@@ -125,15 +135,19 @@ public sealed class CliRegistryTests
                 foreach (var blob in new[] { image.Config, image.Layer })
                 {
                     using var start = await client.PostAsync($"/v2/{repository}/blobs/uploads/", null, cancellationToken);
+                    Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
                     var location = start.Headers.Location!.OriginalString;
                     using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(blob[..(blob.Length / 2)]) };
                     (await client.SendAsync(patch, cancellationToken)).Dispose();
-                    (await client.PutAsync($"{location}?digest={Digest.Sha256(blob)}", new ByteArrayContent(blob[(blob.Length / 2)..]), cancellationToken)).Dispose();
+                    using var done = await client.PutAsync($"{location}?digest={Digest.Sha256(blob)}", new ByteArrayContent(blob[(blob.Length / 2)..]), cancellationToken);
+                    Assert.Equal(HttpStatusCode.Created, done.StatusCode);
                 }
 
                 using var manifest = new ByteArrayContent(image.Manifest);
                 manifest.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(MediaTypes.OciManifest);
-                (await client.PutAsync($"/v2/{repository}/manifests/r{round}", manifest, cancellationToken)).Dispose();
+                using var put = await client.PutAsync($"/v2/{repository}/manifests/r{round}", manifest, cancellationToken);
+                Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+                Interlocked.Increment(ref pushed.Value);
             }
             catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
             {
@@ -168,7 +182,7 @@ public sealed class CliRegistryTests
 
     private static async Task WaitReadyAsync(HttpClient client)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
         while (true)
         {
             try
