@@ -73,6 +73,21 @@ public sealed class BlobApiTests
         await TestRegistry.AssertError(status, HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
     }
 
+    [Fact]
+    public async Task Sha512_blobs_are_verified_and_served_by_their_sha512_digest()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var content = Bytes("hashed with sha512");
+        var digest = Digest.FromHash(Digest.Sha512Algorithm, System.Security.Cryptography.SHA512.HashData(content));
+        using var push = await registry.PushBlobAsync("app", content, digest);
+        Assert.Equal(HttpStatusCode.Created, push.StatusCode);
+        Assert.Equal(content, await registry.Client.GetByteArrayAsync($"/v2/app/blobs/{digest}"));
+
+        var wrong = Digest.FromHash(Digest.Sha512Algorithm, System.Security.Cryptography.SHA512.HashData(Bytes("other")));
+        using var refused = await registry.PushBlobAsync("app", content, wrong);
+        await TestRegistry.AssertError(refused, HttpStatusCode.BadRequest, "DIGEST_INVALID");
+    }
+
     [Theory]
     [InlineData("sha256:abc")]
     [InlineData("nonsense")]
