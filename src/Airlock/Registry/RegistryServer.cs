@@ -20,15 +20,16 @@ namespace Airlock.Registry;
 public sealed class RegistryServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
-    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
     private bool _stopped;
 
-    private RegistryServer(WebApplication app, RegistryStorage storage, Uri address, Task collection)
+    private RegistryServer(WebApplication app, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
     {
         _app = app;
         Storage = storage;
         Address = address;
+        _stopping = stopping;
         _collection = collection;
     }
 
@@ -88,14 +89,11 @@ public sealed class RegistryServer : IAsyncDisposable
         var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
         logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", bound, storage.Layout.Root, options.ReadOnly ? " (read-only)" : string.Empty);
 
-        var server = default(RegistryServer);
         var stopping = new CancellationTokenSource();
         var collection = options.GcInterval is { } interval && !options.ReadOnly
             ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
             : Task.CompletedTask;
-        server = new RegistryServer(app, storage, address, collection);
-        server._stopping.Token.Register(stopping.Cancel);
-        return server;
+        return new RegistryServer(app, storage, address, stopping, collection);
     }
 
     /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>

@@ -171,7 +171,7 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
 
         public BlobIngest Ingest => _slot.Ingest ?? throw new ObjectDisposedException(nameof(Lease));
 
-        /// <summary>Hands the ingest over (to commit it); the session's files are removed with <see cref="Complete"/>.</summary>
+        /// <summary>Hands the ingest over (to commit it); the session's files are removed with <see cref="CompleteAsync"/>.</summary>
         public BlobIngest TakeIngest()
         {
             var ingest = Ingest;
