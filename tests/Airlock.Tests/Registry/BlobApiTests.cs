@@ -48,9 +48,21 @@ public sealed class BlobApiTests
         var digest = await registry.PushBlobOkAsync("big/one", content);
         for (var i = 0; i < 3; i++)
         {
-            var received = await registry.Client.GetByteArrayAsync($"/v2/big/one/blobs/{digest}");
-            Assert.Equal(digest, Digest.Sha256(received));
+            using var response = await registry.Client.GetAsync($"/v2/big/one/blobs/{digest}");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(digest.ToString(), response.Headers.GetValues("Docker-Content-Digest").Single());
+            Assert.Equal(digest, Digest.Sha256(await response.Content.ReadAsByteArrayAsync()));
+
+            // The sendfile path ends the connection after the body (Kestrel no longer knows where it ended).
+            Assert.True(response.Headers.ConnectionClose);
         }
+
+        // Ranges keep Kestrel's path and the connection.
+        var ranged = new HttpRequestMessage(HttpMethod.Get, $"/v2/big/one/blobs/{digest}");
+        ranged.Headers.TryAddWithoutValidation("Range", "bytes=100-199");
+        using var partial = await registry.Client.SendAsync(ranged);
+        Assert.Equal(content[100..200], await partial.Content.ReadAsByteArrayAsync());
+        Assert.NotEqual(true, partial.Headers.ConnectionClose);
     }
 
     [Fact]
