@@ -34,6 +34,7 @@ internal static class AirlockCli
         CheckCommand.Create(),
         VersionCommand.Create(),
         RegistriesCommand.Create(),
+        RegistryCommand.Create(),
     ];
 
     public static async Task<int> RunAsync(string[] args, IDictionary environment, TextWriter? output = null, TextWriter? error = null)

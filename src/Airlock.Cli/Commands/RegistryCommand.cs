@@ -1,0 +1,233 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Airlock.Cli.Hosting;
+using Airlock.Content;
+using Airlock.Content.FileSystemStore;
+using Airlock.Registry;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+
+namespace Airlock.Cli.Commands;
+
+/// <summary><c>airlock registry</c>: serve the OCI distribution API; <c>airlock registry gc</c>: collect garbage offline or beside a running registry.</summary>
+internal static class RegistryCommand
+{
+    public static Command Create()
+    {
+        var listen = new Option<string>("--listen") { Description = "Address and port to serve on (host:port, [v6]:port or :port).", DefaultValueFactory = _ => "0.0.0.0:5000" };
+        var dataDir = CommonOptions.DataDir();
+        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate (chain) to serve HTTPS with; needs --tls-key." };
+        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert." };
+        var readOnly = new Option<bool>("--read-only") { Description = "Refuse every push and delete (405), for maintenance or a mirror." };
+        var maxManifest = new Option<int>("--max-manifest-bytes") { Description = "Largest manifest accepted (413 above it).", DefaultValueFactory = _ => RegistryServerOptions.DefaultMaxManifestBytes };
+        var gcInterval = new Option<string>("--gc-interval") { Description = "Run garbage collection this often while serving (e.g. 24h, 30m; 0 or off disables).", DefaultValueFactory = _ => "24h" };
+        var gcGrace = GraceOption();
+
+        var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
+        {
+            listen, dataDir, tlsCert, tlsKey, readOnly, maxManifest, gcInterval, gcGrace,
+        };
+        command.WithExamples(
+            "airlock registry",
+            "airlock registry --listen 127.0.0.1:5000 --data-dir /srv/airlock",
+            "airlock registry --tls-cert /etc/airlock/tls/registry.crt --tls-key /etc/airlock/tls/registry.key",
+            "airlock registry --read-only --gc-interval off");
+        command.Subcommands.Add(CreateGc());
+
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var problems = new List<string>();
+            if (!RegistryServer.TryParseListen(parseResult.GetValue(listen)!, out var endPoint))
+            {
+                problems.Add($"--listen \"{parseResult.GetValue(listen)}\" is not host:port");
+            }
+
+            var interval = ParseDuration(parseResult.GetValue(gcInterval)!, "--gc-interval", problems, allowOff: true);
+            var grace = ParseDuration(parseResult.GetValue(gcGrace)!, "--gc-grace", problems, allowOff: false);
+            var certPath = parseResult.GetValue(tlsCert);
+            var keyPath = parseResult.GetValue(tlsKey);
+            if ((certPath is null) != (keyPath is null))
+            {
+                problems.Add("--tls-cert and --tls-key must be given together");
+            }
+
+            if (problems.Count > 0)
+            {
+                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
+            }
+
+            using var certificate = certPath is not null ? X509Certificate2.CreateFromPemFile(certPath, keyPath) : null;
+            var options = new RegistryServerOptions
+            {
+                DataDirectory = parseResult.GetValue(dataDir)!,
+                Listen = endPoint,
+                Certificate = certificate,
+                ReadOnly = parseResult.GetValue(readOnly),
+                MaxManifestBytes = parseResult.GetValue(maxManifest),
+                GcInterval = interval,
+                GcGrace = grace ?? TimeSpan.FromHours(1),
+            };
+            var invalid = options.Validate();
+            if (invalid.Count > 0)
+            {
+                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", invalid));
+            }
+
+            // SIGTERM/SIGINT stop the server gracefully (in-flight transfers finish within its shutdown
+            // timeout) instead of ending the process at once.
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+            using var loggerFactory = CreateLoggerFactory();
+            await using var server = await RegistryServer.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl+C or SIGTERM: stop gracefully below.
+            }
+
+            await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command CreateGc()
+    {
+        var dataDir = CommonOptions.DataDir();
+        var grace = GraceOption();
+        var dryRun = new Option<bool>("--dry-run") { Description = "Only print what would be removed." };
+        var output = CommonOptions.Output();
+        var command = new Command("gc", "Remove blobs no manifest references, stale repository links and abandoned uploads older than the grace period.")
+        {
+            dataDir, grace, dryRun, output,
+        };
+        command.WithExamples(
+            "airlock registry gc --dry-run",
+            "airlock registry gc --data-dir /srv/airlock --gc-grace 0s",
+            "airlock registry gc --output json");
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var problems = new List<string>();
+            var graceValue = ParseDuration(parseResult.GetValue(grace)!, "--gc-grace", problems, allowOff: false);
+            if (problems.Count > 0)
+            {
+                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
+            }
+
+            using var loggerFactory = CreateLoggerFactory();
+            var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
+            await using var storage = RegistryStorage.Open(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            var result = await new GarbageCollector(storage, graceValue ?? TimeSpan.FromHours(1), logger)
+                .CollectAsync(parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
+            Print(parseResult.InvocationConfiguration.Output, result, parseResult.GetValue(output)!);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static void Print(TextWriter output, GarbageCollectionResult result, string format)
+    {
+        var verb = result.DryRun ? "would remove" : "removed";
+        if (format is "json" or "yaml")
+        {
+            var document = new Dictionary<string, object>
+            {
+                ["dryRun"] = result.DryRun,
+                ["markedBlobs"] = result.MarkedBlobs,
+                ["blobs"] = result.DeletedBlobs.Select(d => d.ToString()).ToArray(),
+                ["bytes"] = result.DeletedBytes,
+                ["links"] = result.DeletedLinks.Select(l => $"{l.Repository}@{l.Digest}").ToArray(),
+                ["uploads"] = result.DeletedUploads.ToArray(),
+            };
+            if (format == "json")
+            {
+                output.WriteLine(JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                output.Write(new YamlDotNet.Serialization.SerializerBuilder().Build().Serialize(document));
+            }
+
+            return;
+        }
+
+        foreach (var blob in result.DeletedBlobs)
+        {
+            output.WriteLine($"{verb} blob {blob}");
+        }
+
+        foreach (var (repository, digest) in result.DeletedLinks)
+        {
+            output.WriteLine($"{verb} link {repository}@{digest}");
+        }
+
+        foreach (var upload in result.DeletedUploads)
+        {
+            output.WriteLine($"{verb} upload {upload}");
+        }
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{result.MarkedBlobs} blobs in use; {verb} {result.DeletedBlobs.Count} blobs ({result.DeletedBytes} bytes), {result.DeletedLinks.Count} links, {result.DeletedUploads.Count} uploads"));
+    }
+
+    private static Option<string> GraceOption() => new("--gc-grace")
+    {
+        Description = "Never collect blobs, links or uploads younger than this, so pushes in flight survive (e.g. 1h, 30m).",
+        DefaultValueFactory = _ => "1h",
+    };
+
+    private static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>
+    {
+        logging.SetMinimumLevel(LogLevel.Information);
+        logging.AddFilter("Microsoft", LogLevel.Warning);
+        logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ssZ ";
+            console.UseUtcTimestamp = true;
+        });
+        logging.Services.Configure<ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+    });
+
+    /// <summary>Durations as K3s flags write them: <c>90s</c>, <c>30m</c>, <c>24h</c>, <c>7d</c>, or <c>hh:mm:ss</c>.</summary>
+    internal static TimeSpan? ParseDuration(string text, string flag, List<string> problems, bool allowOff)
+    {
+        var value = text.Trim();
+        if (allowOff && value is "0" or "off" or "none" or "")
+        {
+            return null;
+        }
+
+        if (value.Length >= 2 && double.TryParse(value[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var amount) && amount >= 0)
+        {
+            TimeSpan? parsed = value[^1] switch
+            {
+                's' => TimeSpan.FromSeconds(amount),
+                'm' => TimeSpan.FromMinutes(amount),
+                'h' => TimeSpan.FromHours(amount),
+                'd' => TimeSpan.FromDays(amount),
+                _ => null,
+            };
+            if (parsed is not null)
+            {
+                return parsed;
+            }
+        }
+
+        if (TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var span) && span >= TimeSpan.Zero)
+        {
+            return span;
+        }
+
+        problems.Add($"{flag} \"{text}\" is not a duration like 90s, 30m, 24h or 7d");
+        return null;
+    }
+}

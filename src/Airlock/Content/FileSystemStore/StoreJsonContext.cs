@@ -1,0 +1,11 @@
+using System.Text.Json.Serialization;
+using Airlock.Oci;
+
+namespace Airlock.Content.FileSystemStore;
+
+[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(Descriptor))]
+[JsonSerializable(typeof(UploadSessionState))]
+internal sealed partial class StoreJsonContext : JsonSerializerContext
+{
+}

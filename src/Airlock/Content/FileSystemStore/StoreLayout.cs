@@ -1,0 +1,69 @@
+using Airlock.Oci;
+
+namespace Airlock.Content.FileSystemStore;
+
+/// <summary>
+/// The one place that maps registry content to paths under <c>&lt;data-dir&gt;/registry/</c>, shaped like
+/// distribution's filesystem driver: global blobs by digest, per-repository link files, tags, upload
+/// sessions and the referrers index. Names reaching here are validated; this re-checks, because a bad
+/// name would become a path outside the store.
+/// </summary>
+public sealed class StoreLayout
+{
+    public StoreLayout(string dataDirectory)
+    {
+        Root = Path.GetFullPath(Path.Combine(dataDirectory, "registry"));
+    }
+
+    public string Root { get; }
+
+    public string BlobsDirectory => Path.Combine(Root, "blobs");
+
+    /// <summary>Temp files of blob writes that are not upload sessions; start-up empties it.</summary>
+    public string IngestDirectory => Path.Combine(Root, "ingest");
+
+    public string UploadsDirectory => Path.Combine(Root, "uploads");
+
+    public string RepositoriesDirectory => Path.Combine(Root, "repositories");
+
+    public string Blob(Digest digest) => Path.Combine(BlobsDirectory, digest.Algorithm, digest.Encoded[..2], digest.Encoded);
+
+    public string IngestFile() => Path.Combine(IngestDirectory, Guid.NewGuid().ToString("N"));
+
+    public string UploadDirectory(string id) => Path.Combine(UploadsDirectory, CheckUploadId(id));
+
+    public string UploadData(string id) => Path.Combine(UploadDirectory(id), "data");
+
+    public string UploadState(string id) => Path.Combine(UploadDirectory(id), "state.json");
+
+    public string Repository(string repository) => Path.Combine(RepositoriesDirectory, CheckRepository(repository));
+
+    public string BlobLinksDirectory(string repository) => Path.Combine(Repository(repository), "_layers");
+
+    public string BlobLink(string repository, Digest digest) => Path.Combine(BlobLinksDirectory(repository), digest.Algorithm, digest.Encoded);
+
+    public string RevisionsDirectory(string repository) => Path.Combine(Repository(repository), "_manifests", "revisions");
+
+    public string Revision(string repository, Digest digest) => Path.Combine(RevisionsDirectory(repository), digest.Algorithm, digest.Encoded);
+
+    public string TagsDirectory(string repository) => Path.Combine(Repository(repository), "_manifests", "tags");
+
+    public string Tag(string repository, string tag) =>
+        ImageReference.IsValidTag(tag) ? Path.Combine(TagsDirectory(repository), tag) : throw new ArgumentException($"tag \"{tag}\" is invalid", nameof(tag));
+
+    public string ReferrersDirectory(string repository, Digest subject) =>
+        Path.Combine(Repository(repository), "_referrers", subject.Algorithm, subject.Encoded);
+
+    public string Referrer(string repository, Digest subject, Digest referrer) =>
+        Path.Combine(ReferrersDirectory(repository, subject), referrer.Algorithm + "-" + referrer.Encoded);
+
+    /// <summary>Parses a file name under <c>&lt;algorithm&gt;/</c> back into a digest (null for strays).</summary>
+    public static Digest? DigestFromPath(string algorithm, string encoded) =>
+        Digest.TryParse(algorithm + ":" + encoded, out var digest) ? digest : null;
+
+    private static string CheckRepository(string repository) =>
+        ImageReference.IsValidRepository(repository) ? repository : throw new ArgumentException($"repository \"{repository}\" is invalid", nameof(repository));
+
+    private static string CheckUploadId(string id) =>
+        Guid.TryParseExact(id, "D", out _) ? id : throw new ArgumentException($"upload id \"{id}\" is invalid", nameof(id));
+}

@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Airlock.Content.FileSystemStore;
+
+/// <summary>What an upload session records on disk besides its data, so it survives a restart.</summary>
+public sealed record UploadSessionState(
+    [property: JsonPropertyName("repository")] string Repository,
+    [property: JsonPropertyName("startedAt")] DateTimeOffset StartedAt);
+
+/// <summary>
+/// Chunked upload sessions: <c>uploads/&lt;uuid&gt;/data</c> (the ingest temp file) and <c>state.json</c>.
+/// An open <see cref="BlobIngest"/> is kept per active session so chunks append without re-hashing;
+/// after a restart the first request re-opens it with <see cref="BlobIngest.ResumeAsync"/>.
+/// Requests on one session are serialised by its lease.
+/// </summary>
+public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
+
+    public string Create(string repository)
+    {
+        var id = Guid.NewGuid().ToString("D");
+        Directory.CreateDirectory(layout.UploadDirectory(id));
+        var state = new UploadSessionState(repository, time.GetUtcNow());
+        File.WriteAllBytes(layout.UploadState(id), JsonSerializer.SerializeToUtf8Bytes(state, StoreJsonContext.Default.UploadSessionState));
+        return id;
+    }
+
+    public UploadSessionState? Find(string id)
+    {
+        if (!Guid.TryParseExact(id, "D", out _))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllBytes(layout.UploadState(id)), StoreJsonContext.Default.UploadSessionState);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Exclusive use of a session's ingest; null when the session does not exist.</summary>
+    public async Task<Lease?> AcquireAsync(string id, CancellationToken cancellationToken)
+    {
+        if (Find(id) is null)
+        {
+            return null;
+        }
+
+        var slot = _slots.GetOrAdd(id, _ => new Slot());
+        await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!Directory.Exists(layout.UploadDirectory(id)))
+            {
+                slot.Gate.Release();
+                return null;
+            }
+
+            if (slot.Ingest is null)
+            {
+                var data = layout.UploadData(id);
+                slot.Ingest = File.Exists(data)
+                    ? await BlobIngest.ResumeAsync(data, cancellationToken).ConfigureAwait(false)
+                    : BlobIngest.Start(data);
+            }
+        }
+        catch
+        {
+            slot.Gate.Release();
+            throw;
+        }
+
+        return new Lease(this, id, slot);
+    }
+
+    /// <summary>Length of a session's data without taking its lease (for status requests).</summary>
+    public long Length(string id)
+    {
+        var info = new FileInfo(layout.UploadData(id));
+        return info.Exists ? info.Length : 0;
+    }
+
+    /// <summary>Removes a session and its data.</summary>
+    public async ValueTask DeleteAsync(string id)
+    {
+        if (_slots.TryRemove(id, out var slot) && slot.Ingest is { } ingest)
+        {
+            slot.Ingest = null;
+            await ingest.DisposeAsync().ConfigureAwait(false);
+        }
+
+        try
+        {
+            Directory.Delete(layout.UploadDirectory(id), recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // Already gone.
+        }
+    }
+
+    /// <summary>Every session with its last activity (the later of start and last write).</summary>
+    public IEnumerable<(string Id, DateTimeOffset LastActivity)> List()
+    {
+        var root = new DirectoryInfo(layout.UploadsDirectory);
+        if (!root.Exists)
+        {
+            yield break;
+        }
+
+        foreach (var directory in root.EnumerateDirectories())
+        {
+            if (!Guid.TryParseExact(directory.Name, "D", out _))
+            {
+                continue;
+            }
+
+            var last = new DateTimeOffset(directory.LastWriteTimeUtc, TimeSpan.Zero);
+            var data = new FileInfo(Path.Combine(directory.FullName, "data"));
+            if (data.Exists && data.LastWriteTimeUtc > last.UtcDateTime)
+            {
+                last = new DateTimeOffset(data.LastWriteTimeUtc, TimeSpan.Zero);
+            }
+
+            yield return (directory.Name, last);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var slot in _slots.Values)
+        {
+            if (slot.Ingest is { } ingest)
+            {
+                slot.Ingest = null;
+                await ingest.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        _slots.Clear();
+    }
+
+    internal sealed class Slot
+    {
+        public SemaphoreSlim Gate { get; } = new(1, 1);
+
+        public BlobIngest? Ingest { get; set; }
+    }
+
+    /// <summary>One request's hold on a session.</summary>
+    public sealed class Lease : IDisposable
+    {
+        private readonly UploadSessionStore _owner;
+        private readonly Slot _slot;
+
+        internal Lease(UploadSessionStore owner, string id, Slot slot)
+        {
+            _owner = owner;
+            Id = id;
+            _slot = slot;
+        }
+
+        public string Id { get; }
+
+        public BlobIngest Ingest => _slot.Ingest ?? throw new ObjectDisposedException(nameof(Lease));
+
+        /// <summary>Hands the ingest over (to commit it); the session's files are removed with <see cref="CompleteAsync"/>.</summary>
+        public BlobIngest TakeIngest()
+        {
+            var ingest = Ingest;
+            _slot.Ingest = null;
+            return ingest;
+        }
+
+        /// <summary>Ends the session after its blob was committed or it failed for good.</summary>
+        public async ValueTask CompleteAsync() => await _owner.DeleteAsync(Id).ConfigureAwait(false);
+
+        /// <summary>A failed write leaves the ingest's state unknown; the next request re-opens it from disk.</summary>
+        public async ValueTask ResetAsync()
+        {
+            if (_slot.Ingest is { } ingest)
+            {
+                _slot.Ingest = null;
+                await ingest.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        public void Dispose() => _slot.Gate.Release();
+    }
+}

@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using Airlock.Content.FileSystemStore;
+using Airlock.Registry.Auth;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Registry;
+
+/// <summary>
+/// The registry's single request delegate: extra endpoints, health and metrics, then the /v2 API — parse
+/// the route once, check read-only mode and access, dispatch to the handler of the resource, and turn an
+/// <see cref="OciException"/> into the spec's error body in one place.
+/// </summary>
+internal sealed class RegistryApplication
+{
+    private static readonly AccessRequest[] NoAccess = [];
+    private readonly RegistryServerOptions _options;
+    private readonly RegistryMetrics _metrics;
+    private readonly Dictionary<string, RequestDelegate> _extra;
+    private readonly ManifestHandler _manifests;
+    private readonly BlobHandler _blobs;
+    private readonly UploadHandler _uploads;
+    private readonly ListingHandler _listings;
+    private readonly ILogger _logger;
+    private readonly bool _authorizes;
+
+    public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, ILoggerFactory loggerFactory)
+    {
+        _options = options;
+        _logger = loggerFactory.CreateLogger("Airlock.Registry");
+        _metrics = new RegistryMetrics(storage.Blobs, options.Time);
+        _extra = options.ExtraEndpoints.ToDictionary(e => e.Path, e => e.Handler, StringComparer.Ordinal);
+        _manifests = new ManifestHandler(storage, new ManifestCache(), _metrics, options.MaxManifestBytes, _logger);
+        _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
+        _uploads = new UploadHandler(storage, _metrics, _logger);
+        _listings = new ListingHandler(storage);
+        _authorizes = options.AccessController is not AllowAllAccessController;
+    }
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await DispatchAsync(context).ConfigureAwait(false);
+        }
+        catch (OciException ex)
+        {
+            if (!context.Response.HasStarted)
+            {
+                await OciErrorTable.WriteAsync(context, ex).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nothing to answer.
+        }
+        catch (BadHttpRequestException ex)
+        {
+            _logger.LogDebug(ex, "Bad request {Method} {Path}", context.Request.Method, context.Request.Path);
+            if (!context.Response.HasStarted)
+            {
+                await OciErrorTable.WriteAsync(context, new OciException(OciErrorCode.BlobUploadInvalid, ex.Message)).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            // Connection reset while streaming.
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            // The store failed (disk full, permissions): a server error, not the client's.
+            _logger.LogError(ex, "{Method} {Path} failed", context.Request.Method, context.Request.Path);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+            }
+            else
+            {
+                context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            }
+        }
+        finally
+        {
+            _metrics.Record(context.Request.Method, context.Response.StatusCode, started);
+        }
+    }
+
+    private Task DispatchAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var path = request.Path.Value ?? "/";
+        if (_extra.TryGetValue(path, out var extra))
+        {
+            return extra(context);
+        }
+
+        if (path == "/healthz")
+        {
+            return WriteTextAsync(context, "ok\n", "text/plain; charset=utf-8");
+        }
+
+        if (path == "/metrics")
+        {
+            return WriteTextAsync(context, _metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
+        }
+
+        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
+        var query = raw.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = query >= 0 ? raw[..query] : raw;
+        if (!rawPath.StartsWith('/'))
+        {
+            rawPath = path;
+        }
+
+        context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
+        if (!OciRoute.TryParse(rawPath, out var route))
+        {
+            throw new OciException(OciErrorCode.NotFound, $"{path} is not part of the registry API");
+        }
+
+        var method = request.Method;
+        var isWrite = !(HttpMethods.IsGet(method) || HttpMethods.IsHead(method));
+        if (isWrite && _options.ReadOnly && route.Kind != OciRouteKind.Base)
+        {
+            throw new OciException(OciErrorCode.ReadOnly);
+        }
+
+        if (_authorizes)
+        {
+            return AuthorizeThenRouteAsync(context, route, method);
+        }
+
+        return RouteAsync(context, route, method);
+    }
+
+    private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method)
+    {
+        var decision = await _options.AccessController.AuthorizeAsync(context, AccessFor(context, route, method), context.RequestAborted).ConfigureAwait(false);
+        if (!decision.IsAllowed)
+        {
+            if (decision.Challenge is { } challenge)
+            {
+                throw new OciException(OciErrorCode.Unauthorized, decision.Detail)
+                {
+                    Headers = [KeyValuePair.Create("WWW-Authenticate", challenge)],
+                };
+            }
+
+            throw new OciException(OciErrorCode.Denied, decision.Detail);
+        }
+
+        await RouteAsync(context, route, method).ConfigureAwait(false);
+    }
+
+    /// <summary>The access a request needs, derived from its route and method.</summary>
+    internal static IReadOnlyList<AccessRequest> AccessFor(HttpContext context, OciRoute route, string method)
+    {
+        switch (route.Kind)
+        {
+            case OciRouteKind.Base:
+                return NoAccess;
+            case OciRouteKind.Catalog:
+                return [AccessRequest.Catalog()];
+        }
+
+        if (HttpMethods.IsGet(method) || HttpMethods.IsHead(method))
+        {
+            return [AccessRequest.Repository(route.Name, "pull")];
+        }
+
+        if (HttpMethods.IsDelete(method) && route.Kind != OciRouteKind.Upload)
+        {
+            return [AccessRequest.Repository(route.Name, "delete")];
+        }
+
+        var push = AccessRequest.Repository(route.Name, "pull", "push");
+        if (route.Kind == OciRouteKind.UploadStart && context.Request.Query["from"].ToString() is { Length: > 0 } from
+            && from != route.Name && Oci.ImageReference.IsValidRepository(from))
+        {
+            return [push, AccessRequest.Repository(from, "pull")];
+        }
+
+        return [push];
+    }
+
+    private Task RouteAsync(HttpContext context, OciRoute route, string method)
+    {
+        var get = HttpMethods.IsGet(method);
+        var head = HttpMethods.IsHead(method);
+        switch (route.Kind)
+        {
+            case OciRouteKind.Base when get || head:
+                context.Response.StatusCode = StatusCodes.Status200OK;
+                return WriteTextAsync(context, "{}", "application/json");
+            case OciRouteKind.Catalog when get:
+                return _listings.CatalogAsync(context);
+            case OciRouteKind.Manifest when get || head:
+                return _manifests.GetAsync(context, route, head);
+            case OciRouteKind.Manifest when HttpMethods.IsPut(method):
+                return _manifests.PutAsync(context, route);
+            case OciRouteKind.Manifest when HttpMethods.IsDelete(method):
+                return _manifests.DeleteAsync(context, route);
+            case OciRouteKind.Blob when get || head:
+                return _blobs.GetAsync(context, route, head);
+            case OciRouteKind.Blob when HttpMethods.IsDelete(method):
+                return _blobs.DeleteAsync(context, route);
+            case OciRouteKind.UploadStart when HttpMethods.IsPost(method):
+                return _uploads.StartAsync(context, route);
+            case OciRouteKind.Upload when HttpMethods.IsPatch(method):
+                return _uploads.PatchAsync(context, route);
+            case OciRouteKind.Upload when HttpMethods.IsPut(method):
+                return _uploads.PutAsync(context, route);
+            case OciRouteKind.Upload when get:
+                return _uploads.StatusAsync(context, route);
+            case OciRouteKind.Upload when HttpMethods.IsDelete(method):
+                return _uploads.CancelAsync(context, route);
+            case OciRouteKind.TagList when get:
+                return _listings.TagsAsync(context, route);
+            case OciRouteKind.Referrers when get:
+                return _listings.ReferrersAsync(context, route);
+            default:
+                throw new OciException(OciErrorCode.MethodNotAllowed, $"{method} is not allowed on this endpoint");
+        }
+    }
+
+    private static Task WriteTextAsync(HttpContext context, string text, string contentType)
+    {
+        var response = context.Response;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        response.ContentType = contentType;
+        response.ContentLength = bytes.Length;
+        return HttpMethods.IsHead(context.Request.Method) ? Task.CompletedTask : response.Body.WriteAsync(bytes, context.RequestAborted).AsTask();
+    }
+}

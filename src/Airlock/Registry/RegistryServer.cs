@@ -1,0 +1,172 @@
+using System.Net;
+using Airlock.Content;
+using Airlock.Content.FileSystemStore;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Registry;
+
+/// <summary>
+/// The registry on Kestrel, startable in-process (tests, the CLI): listens, serves the distribution API
+/// through one request delegate, runs scheduled garbage collection, and on stop lets transfers in flight
+/// finish within the shutdown timeout.
+/// </summary>
+public sealed class RegistryServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly CancellationTokenSource _stopping;
+    private readonly Task _collection;
+    private bool _stopped;
+
+    private RegistryServer(WebApplication app, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
+    {
+        _app = app;
+        Storage = storage;
+        Address = address;
+        _stopping = stopping;
+        _collection = collection;
+    }
+
+    /// <summary>The bound address, e.g. <c>http://127.0.0.1:41234</c> (the real port when 0 was asked for).</summary>
+    public Uri Address { get; }
+
+    public RegistryStorage Storage { get; }
+
+    public static async Task<RegistryServer> StartAsync(RegistryServerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", problems), nameof(options));
+        }
+
+        var logger = loggerFactory.CreateLogger("Airlock.Registry");
+        var storage = RegistryStorage.Open(options.DataDirectory, options.Time, logger);
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.Services.AddSingleton(loggerFactory);
+        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = null;
+            kestrel.Listen(options.Listen, listen =>
+            {
+                if (options.Certificate is { } certificate)
+                {
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(certificate);
+                }
+                else
+                {
+                    listen.Protocols = HttpProtocols.Http1;
+                }
+            });
+        });
+
+        var app = builder.Build();
+        var application = new RegistryApplication(storage, options, loggerFactory);
+        app.Run(application.HandleAsync);
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+            await storage.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
+        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", bound, storage.Layout.Root, options.ReadOnly ? " (read-only)" : string.Empty);
+
+        var stopping = new CancellationTokenSource();
+        var collection = options.GcInterval is { } interval && !options.ReadOnly
+            ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
+            : Task.CompletedTask;
+        return new RegistryServer(app, storage, address, stopping, collection);
+    }
+
+    /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_stopped)
+        {
+            return;
+        }
+
+        _stopped = true;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _app.StopAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _collection.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The schedule ends with the server.
+        }
+    }
+
+    /// <summary>Completes when the server was asked to stop (by <see cref="StopAsync"/> or the host).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        await Storage.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    /// <summary>Parses <c>host:port</c>, <c>[v6]:port</c> or <c>:port</c> (all addresses) as given to <c>--listen</c>.</summary>
+    public static bool TryParseListen(string value, out IPEndPoint endPoint)
+    {
+        endPoint = null!;
+        if (value.StartsWith(':'))
+        {
+            value = "0.0.0.0" + value;
+        }
+
+        if (IPEndPoint.TryParse(value, out var parsed) && value.Contains(':', StringComparison.Ordinal))
+        {
+            endPoint = parsed;
+            return true;
+        }
+
+        var colon = value.LastIndexOf(':');
+        if (colon > 0 && value[..colon] == "localhost" && int.TryParse(value[(colon + 1)..], out var port) && port is >= 0 and <= 65535)
+        {
+            endPoint = new IPEndPoint(IPAddress.Loopback, port);
+            return true;
+        }
+
+        return false;
+    }
+
+    private static async Task RunCollectionScheduleAsync(RegistryStorage storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        var collector = new GarbageCollector(storage, grace, logger);
+        using var timer = new PeriodicTimer(interval, time);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                await collector.CollectAsync(dryRun: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                logger.LogError(ex, "Scheduled garbage collection failed; it runs again in {Interval}", interval);
+            }
+        }
+    }
+}

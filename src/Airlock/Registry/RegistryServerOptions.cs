@@ -1,0 +1,79 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Airlock.Registry.Auth;
+using Microsoft.AspNetCore.Http;
+
+namespace Airlock.Registry;
+
+/// <summary>An extra endpoint served beside the distribution API (the token service, a web UI).</summary>
+public sealed record RegistryEndpoint(string Path, RequestDelegate Handler);
+
+/// <summary>Everything <see cref="RegistryServer"/> needs, bound from flags, config.yaml and env by the CLI.</summary>
+public sealed record RegistryServerOptions
+{
+    public const int DefaultMaxManifestBytes = 4 << 20;
+
+    /// <summary>The data directory; the registry keeps its content under <c>registry/</c> in it.</summary>
+    public required string DataDirectory { get; init; }
+
+    public IPEndPoint Listen { get; init; } = new(IPAddress.Any, 5000);
+
+    /// <summary>Serve HTTPS with this certificate (it must carry its private key); plain HTTP when null.</summary>
+    public X509Certificate2? Certificate { get; init; }
+
+    /// <summary>Refuse every write (405), as distribution's read-only maintenance mode.</summary>
+    public bool ReadOnly { get; init; }
+
+    public int MaxManifestBytes { get; init; } = DefaultMaxManifestBytes;
+
+    /// <summary>Run garbage collection this often while serving; null disables the schedule.</summary>
+    public TimeSpan? GcInterval { get; init; }
+
+    /// <summary>Blobs, links and upload sessions younger than this are never collected.</summary>
+    public TimeSpan GcGrace { get; init; } = TimeSpan.FromHours(1);
+
+    public IAccessController AccessController { get; init; } = AllowAllAccessController.Instance;
+
+    /// <summary>Endpoints matched by exact path before the distribution API (e.g. <c>/token</c>).</summary>
+    public IReadOnlyList<RegistryEndpoint> ExtraEndpoints { get; init; } = [];
+
+    /// <summary>How long shutdown waits for transfers in flight.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Send whole blobs over plain HTTP with sendfile(2) on the raw socket.</summary>
+    public bool ZeroCopy { get; init; } = true;
+
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>Every problem with these options at once; empty when they can be used.</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            problems.Add("--data-dir must not be empty");
+        }
+
+        if (MaxManifestBytes <= 0)
+        {
+            problems.Add("--max-manifest-bytes must be positive");
+        }
+
+        if (GcInterval is { } interval && interval <= TimeSpan.Zero)
+        {
+            problems.Add("--gc-interval must be positive");
+        }
+
+        if (GcGrace < TimeSpan.Zero)
+        {
+            problems.Add("--gc-grace must not be negative");
+        }
+
+        if (Certificate is { HasPrivateKey: false })
+        {
+            problems.Add("the TLS certificate has no private key");
+        }
+
+        return problems;
+    }
+}

@@ -1,0 +1,218 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Airlock.Cli.Hosting;
+using Airlock.Oci;
+
+namespace Airlock.Tests.Registry;
+
+public sealed class CliRegistryTests
+{
+    [Fact]
+    public async Task Registry_gc_dry_run_lists_what_it_would_remove_and_removes_nothing()
+    {
+        var data = Directory.CreateTempSubdirectory("airlock-cli-gc-").FullName;
+        try
+        {
+            Digest orphan;
+            await using (var registry = await TestRegistry.StartAsync(dataDirectory: data))
+            {
+                await registry.PushImageAsync("app", "v1");
+                orphan = await registry.PushBlobOkAsync("app", Encoding.UTF8.GetBytes("nobody refers to me"));
+            }
+
+            var (code, output) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "0s", "--dry-run");
+            Assert.Equal(0, code);
+            Assert.Contains($"would remove blob {orphan}", output, StringComparison.Ordinal);
+            Assert.Contains("would remove 1 blobs", output, StringComparison.Ordinal);
+
+            (code, output) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "0s", "--output", "json");
+            Assert.Equal(0, code);
+            using var json = JsonDocument.Parse(output);
+            Assert.Equal(orphan.ToString(), json.RootElement.GetProperty("blobs")[0].GetString());
+            Assert.False(File.Exists(Path.Combine(data, "registry", "blobs", "sha256", orphan.Encoded[..2], orphan.Encoded)));
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Registry_refuses_bad_flag_values_with_the_usage_exit_code()
+    {
+        var (code, _) = await RunCliAsync("registry", "--listen", "nowhere", "--gc-interval", "soon", "--data-dir", Path.GetTempPath());
+        Assert.Equal(AirlockCli.ExitUsage, code);
+    }
+
+    [Fact]
+    public async Task Registry_killed_during_concurrent_pushes_restarts_with_every_blob_intact_and_no_dangling_tag()
+    {
+        var data = Directory.CreateTempSubdirectory("airlock-kill9-").FullName;
+        try
+        {
+            var port = FreePort();
+            var first = StartCli(data, port);
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            try
+            {
+                await WaitReadyAsync(client);
+                using var pushing = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                var pushed = new StrongBox<int>();
+                var pushers = Enumerable.Range(0, 8).Select(i => PushUntilCancelledAsync(client, $"load/p{i}", pushed, pushing.Token)).ToArray();
+
+                // Kill only once several images are complete, so the check after restart has something to check.
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+                while (Volatile.Read(ref pushed.Value) < 4 && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(50);
+                }
+
+                await Task.Delay(200);
+                first.Kill();
+                await first.WaitForExitAsync();
+                await Task.WhenAll(pushers);
+            }
+            finally
+            {
+                first.Dispose();
+            }
+
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(data, "registry", "blobs"), "*", SearchOption.AllDirectories))
+            {
+                var name = Path.GetFileName(file);
+                Assert.Equal(name, Digest.Sha256(await File.ReadAllBytesAsync(file)).Encoded);
+            }
+
+            var second = StartCli(data, port);
+            try
+            {
+                await WaitReadyAsync(client);
+                using var catalog = JsonDocument.Parse(await client.GetStringAsync("/v2/_catalog"));
+                var repositories = catalog.RootElement.GetProperty("repositories").EnumerateArray().Select(r => r.GetString()!).ToList();
+                Assert.NotEmpty(repositories);
+                foreach (var repository in repositories)
+                {
+                    using var tags = JsonDocument.Parse(await client.GetStringAsync($"/v2/{repository}/tags/list"));
+                    foreach (var tag in tags.RootElement.GetProperty("tags").EnumerateArray())
+                    {
+                        var manifest = await client.GetByteArrayAsync($"/v2/{repository}/manifests/{tag.GetString()}");
+                        foreach (var child in ManifestDocument.Parse(manifest, null).Children)
+                        {
+                            var blob = await client.GetByteArrayAsync($"/v2/{repository}/blobs/{child.Digest}");
+                            Assert.Equal(child.Digest, Digest.Sha256(blob));
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                second.Kill();
+                await second.WaitForExitAsync();
+                second.Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    private static async Task PushUntilCancelledAsync(HttpClient client, string repository, StrongBox<int> pushed, CancellationToken cancellationToken)
+    {
+        var random = new Random(repository.GetHashCode(StringComparison.Ordinal));
+        for (var round = 0; !cancellationToken.IsCancellationRequested; round++)
+        {
+            try
+            {
+                var layer = new byte[64 * 1024 + random.Next(64 * 1024)];
+                random.NextBytes(layer);
+                var image = TestImage.Create(layer);
+                foreach (var blob in new[] { image.Config, image.Layer })
+                {
+                    using var start = await client.PostAsync($"/v2/{repository}/blobs/uploads/", null, cancellationToken);
+                    Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
+                    var location = start.Headers.Location!.OriginalString;
+                    using var patch = new HttpRequestMessage(HttpMethod.Patch, location) { Content = new ByteArrayContent(blob[..(blob.Length / 2)]) };
+                    (await client.SendAsync(patch, cancellationToken)).Dispose();
+                    using var done = await client.PutAsync($"{location}?digest={Digest.Sha256(blob)}", new ByteArrayContent(blob[(blob.Length / 2)..]), cancellationToken);
+                    Assert.Equal(HttpStatusCode.Created, done.StatusCode);
+                }
+
+                using var manifest = new ByteArrayContent(image.Manifest);
+                manifest.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(MediaTypes.OciManifest);
+                using var put = await client.PutAsync($"/v2/{repository}/manifests/r{round}", manifest, cancellationToken);
+                Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+                Interlocked.Increment(ref pushed.Value);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+            {
+                // The server was killed under us: that is the point.
+                return;
+            }
+        }
+    }
+
+    private static Process StartCli(string data, int port)
+    {
+        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "airlock"))
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "registry", "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--gc-interval", "off", "--config", Path.Combine(data, "no-config.yaml") })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        // An absent --config file given explicitly is an error; give an empty one.
+        File.WriteAllText(Path.Combine(data, "no-config.yaml"), string.Empty);
+        var process = Process.Start(start)!;
+        process.ErrorDataReceived += (_, _) => { };
+        process.OutputDataReceived += (_, _) => { };
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        return process;
+    }
+
+    private static async Task WaitReadyAsync(HttpClient client)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
+        while (true)
+        {
+            try
+            {
+                using var response = await client.GetAsync("/v2/");
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task<(int Code, string Output)> RunCliAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" }, output, error);
+        return (code, output + error.ToString());
+    }
+}

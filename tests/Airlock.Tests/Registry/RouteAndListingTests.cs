@@ -1,0 +1,120 @@
+using System.Net;
+using System.Text.Json;
+using Airlock.Registry;
+
+namespace Airlock.Tests.Registry;
+
+public sealed class RouteAndListingTests
+{
+    [Theory]
+    [InlineData("/v2/", OciRouteKind.Base, "", "")]
+    [InlineData("/v2", OciRouteKind.Base, "", "")]
+    [InlineData("/v2/_catalog", OciRouteKind.Catalog, "", "")]
+    [InlineData("/v2/a/b/c/manifests/latest", OciRouteKind.Manifest, "a/b/c", "latest")]
+    [InlineData("/v2/manifests/manifests/v1", OciRouteKind.Manifest, "manifests", "v1")]
+    [InlineData("/v2/app/blobs/uploads/", OciRouteKind.UploadStart, "app", "")]
+    [InlineData("/v2/app/blobs/uploads", OciRouteKind.UploadStart, "app", "")]
+    [InlineData("/v2/x/blobs/uploads/0b0a6ae3-5d53-4b8e-8c0a-2c1e8f3f3b11", OciRouteKind.Upload, "x", "0b0a6ae3-5d53-4b8e-8c0a-2c1e8f3f3b11")]
+    [InlineData("/v2/x/y/tags/list", OciRouteKind.TagList, "x/y", "")]
+    [InlineData("/v2/x/referrers/sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", OciRouteKind.Referrers, "x", "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")]
+    [InlineData("/v2/x/blobs/sha256%3A2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", OciRouteKind.Blob, "x", "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")]
+    public void Route_parser_reads_the_resource_and_the_name_with_slashes(string path, OciRouteKind kind, string name, string reference)
+    {
+        Assert.True(OciRoute.TryParse(path, out var route));
+        Assert.Equal(kind, route.Kind);
+        Assert.Equal(name, route.Name);
+        Assert.Equal(reference, route.Reference);
+    }
+
+    [Theory]
+    [InlineData("/v2x/app/manifests/v1")]
+    [InlineData("/healthz")]
+    public void Paths_outside_v2_are_not_registry_routes(string path) => Assert.False(OciRoute.TryParse(path, out _));
+
+    [Theory]
+    [InlineData("/v2/a/../b/manifests/v1")]
+    [InlineData("/v2/a/%2e%2e/b/manifests/v1")]
+    [InlineData("/v2/a%2fb/manifests/v1")]
+    [InlineData("/v2/a/./b/manifests/v1")]
+    [InlineData("/v2/Upper/manifests/v1")]
+    [InlineData("/v2/a//b/manifests/v1")]
+    [InlineData("/v2/-a/manifests/v1")]
+    public async Task Path_tricks_and_invalid_names_are_refused_with_NAME_INVALID(string target)
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        await registry.PushImageAsync("b", "v1");
+        var (status, body) = await registry.SendRawAsync("GET", target);
+        Assert.Equal(400, status);
+        Assert.Contains("NAME_INVALID", body, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("/v2/app/manifests/-bad", "MANIFEST_INVALID")]
+    [InlineData("/v2/app/manifests/sha256:123", "DIGEST_INVALID")]
+    [InlineData("/v2/app/blobs/latest", "DIGEST_INVALID")]
+    public async Task Invalid_tags_and_digests_are_refused(string path, string code)
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        using var response = await registry.Client.GetAsync(path);
+        await TestRegistry.AssertError(response, HttpStatusCode.BadRequest, code);
+    }
+
+    [Fact]
+    public async Task Tags_list_paginates_with_n_last_and_a_Link_header()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var image = await registry.PushImageAsync("app", "a");
+        foreach (var tag in new[] { "b", "c", "d" })
+        {
+            using var put = await registry.PutManifestAsync("app", tag, image.Manifest);
+            Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        }
+
+        using var all = await registry.Client.GetAsync("/v2/app/tags/list");
+        Assert.Equal(["a", "b", "c", "d"], Strings(await all.Content.ReadAsStringAsync(), "tags"));
+        Assert.False(all.Headers.Contains("Link"));
+
+        using var page = await registry.Client.GetAsync("/v2/app/tags/list?n=2");
+        Assert.Equal(["a", "b"], Strings(await page.Content.ReadAsStringAsync(), "tags"));
+        Assert.Equal("</v2/app/tags/list?n=2&last=b>; rel=\"next\"", page.Headers.GetValues("Link").Single());
+
+        using var next = await registry.Client.GetAsync("/v2/app/tags/list?n=2&last=b");
+        Assert.Equal(["c", "d"], Strings(await next.Content.ReadAsStringAsync(), "tags"));
+        Assert.False(next.Headers.Contains("Link"));
+
+        using var unknown = await registry.Client.GetAsync("/v2/nothing/tags/list");
+        await TestRegistry.AssertError(unknown, HttpStatusCode.NotFound, "NAME_UNKNOWN");
+    }
+
+    [Fact]
+    public async Task Catalog_lists_repositories_in_order_with_pagination()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        foreach (var repository in new[] { "zeta", "alpha/one", "alpha/two" })
+        {
+            await registry.PushImageAsync(repository, "v1");
+        }
+
+        using var all = await registry.Client.GetAsync("/v2/_catalog");
+        Assert.Equal(["alpha/one", "alpha/two", "zeta"], Strings(await all.Content.ReadAsStringAsync(), "repositories"));
+        using var page = await registry.Client.GetAsync("/v2/_catalog?n=1&last=alpha/one");
+        Assert.Equal(["alpha/two"], Strings(await page.Content.ReadAsStringAsync(), "repositories"));
+        Assert.Contains("last=alpha%2Ftwo", page.Headers.GetValues("Link").Single(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_endpoints_and_methods_are_refused()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        using var unknown = await registry.Client.GetAsync("/v2/app/unknown/thing");
+        await TestRegistry.AssertError(unknown, HttpStatusCode.NotFound, "UNSUPPORTED");
+        using var method = await registry.Client.PostAsync("/v2/app/tags/list", null);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, method.StatusCode);
+    }
+
+    private static string[] Strings(string json, string property)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.GetProperty(property).EnumerateArray().Select(e => e.GetString()!).ToArray();
+    }
+}
