@@ -75,7 +75,7 @@ public abstract class WorkflowFixture : IAsyncLifetime
     }
 
     /// <summary>The <c>tags</c> of a tags/list answer; empty when the body is not one (upstream's getTagList).</summary>
-    internal static List<string> TagList(RegistryResponse response)
+    internal static List<string> TagsOf(RegistryResponse response)
     {
         try
         {
