@@ -59,11 +59,14 @@ public sealed class WorkflowOrderer : ITestCollectionOrderer
 {
     public const string TypeName = "Airlock.Conformance.Tests.Harness.WorkflowOrderer";
 
-    public IEnumerable<ITestCollection> OrderTestCollections(IEnumerable<ITestCollection> testCollections) =>
-        testCollections.OrderBy(c => Enum.GetValues<Workflow>()
-            .Select(w => (Workflow: w, Title: ConformanceSettings.WorkflowTitle(w)))
-            .Where(w => w.Title == c.DisplayName)
-            .Select(w => (int)w.Workflow)
-            .DefaultIfEmpty(int.MaxValue)
-            .First());
+    public IEnumerable<ITestCollection> OrderTestCollections(IEnumerable<ITestCollection> testCollections)
+    {
+        // xunit passes only the collections that have tests to run in this (possibly filtered) run.
+        var planned = testCollections.Select(c => (Collection: c, Workflow: WorkflowOf(c))).OrderBy(c => c.Workflow).ToList();
+        RegistryUnderTest.PlannedWorkflows = planned.Count(c => c.Workflow is { } w && ConformanceSettings.Current.EnabledWorkflows.Contains(w));
+        return planned.Select(c => c.Collection);
+    }
+
+    private static Workflow? WorkflowOf(ITestCollection collection) =>
+        Enum.GetValues<Workflow>().Where(w => ConformanceSettings.WorkflowTitle(w) == collection.DisplayName).Select(w => (Workflow?)w).FirstOrDefault();
 }
