@@ -17,6 +17,7 @@ public sealed class RegistryClient : IDisposable
     private readonly string? username;
     private readonly string? password;
     private readonly bool debug;
+    private AuthenticationHeaderValue? lastAuthorization;
 
     public RegistryClient(Uri rootUrl, string defaultName, string? username, string? password, bool debug)
     {
@@ -54,7 +55,7 @@ public sealed class RegistryClient : IDisposable
     public async Task<RegistryResponse> SendAsync(RegistryRequest request)
     {
         var url = request.Url(RootUrl);
-        using var first = request.ToHttpRequest(url, authorization: null);
+        using var first = request.ToHttpRequest(url, lastAuthorization);
         var response = await ExchangeAsync(first);
         if (response.StatusCode == 401 && username is not null)
         {
@@ -63,6 +64,8 @@ public sealed class RegistryClient : IDisposable
             {
                 using var retry = request.ToHttpRequest(url, authorization);
                 response = await ExchangeAsync(retry);
+                // Sent up front next time: one round trip (and one password check) per request instead of two.
+                lastAuthorization = response.StatusCode == 401 ? null : authorization;
             }
         }
 

@@ -60,6 +60,9 @@ public abstract class WorkflowFixture : IAsyncLifetime
     internal async Task<RegistryResponse> PushBlobAsync(TestBlob blob)
     {
         var session = await Client.SendAsync(Client.NewRequest(HttpMethod.Post, "/v2/<name>/blobs/uploads/"));
+        // Upstream would go on and PUT to an empty Location, i.e. the registry's root URL, which some
+        // registries answer with 200; failing here names the actual problem.
+        Expect.HeaderPresent(session, "Location");
         return await Client.SendAsync(Client.NewRequest(HttpMethod.Put, session.RelativeLocation())
             .WithQuery("digest", blob.Digest)
             .WithHeader("Content-Type", "application/octet-stream")
