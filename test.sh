@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every Airlock test project and ends with one line "N passed, M failed".
 # On a fresh Debian machine (as root) it first installs the real components the tests drive:
-# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2.
+# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2,
+# busybox-static (the one binary inside the runnable test image).
 set -uo pipefail
 cd "$(dirname "$0")"
 
 packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
-          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates)
+          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static)
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do
