@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Airlock test project and ends with one line "N passed, M failed".
 # On a fresh Debian machine (as root) it first installs the real components the tests drive:
-# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2,
-# busybox-static (the one binary inside the runnable test image).
+# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2.
 set -uo pipefail
 cd "$(dirname "$0")"
 
