@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 
 namespace Airlock.Interop.Tests.Fixtures;
 
@@ -86,12 +85,14 @@ public static class Tool
     {
         var directory = Directory.CreateTempSubdirectory("airlock-tools-").FullName;
         var registriesConf = Path.Combine(directory, "registries.conf");
-        File.WriteAllText(registriesConf, "unqualified-search-registries = []\n", Encoding.UTF8);
+        File.WriteAllText(registriesConf, "unqualified-search-registries = []\n");
+        var authFile = Path.Combine(directory, "auth.json");
+        File.WriteAllText(authFile, """{"auths":{}}""");
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(directory, recursive: true);
         return new Dictionary<string, string>
         {
-            // An auth file that does not exist: tests that need credentials pass them explicitly.
-            ["REGISTRY_AUTH_FILE"] = Path.Combine(directory, "no-auth.json"),
+            // No credentials at all: tests that need them pass them explicitly (podman insists the file exists).
+            ["REGISTRY_AUTH_FILE"] = authFile,
             ["CONTAINERS_REGISTRIES_CONF"] = registriesConf,
             ["XDG_RUNTIME_DIR"] = directory,
             ["DOCKER_CONFIG"] = directory,
