@@ -35,7 +35,10 @@ public sealed class ContainerdProcess : IAsyncDisposable
 
     public string RecentOutput => _server.RecentOutput;
 
-    /// <summary>The runc state folder for containers this fixture runs (kept off the machine's /run/containerd/runc).</summary>
+    /// <summary>
+    /// The runc state folder for containers this fixture runs, kept off the machine's /run/containerd/runc
+    /// (as are the IO FIFOs; only the shims' sockets must live in containerd 1.6's fixed /run/containerd/s).
+    /// </summary>
     public string RuncRoot => Path.Combine(_root.Path, "runc");
 
     public static async Task<ContainerdProcess> StartAsync(CancellationToken cancellationToken = default)
@@ -116,7 +119,7 @@ public sealed class ContainerdProcess : IAsyncDisposable
     public Task<ToolResult> RunAsync(string reference, CancellationToken cancellationToken = default)
     {
         var id = $"t-{Guid.NewGuid().ToString("N")[..12]}";
-        return CtrAsync(["run", "--rm", "--snapshotter", Snapshotter, "--runc-root", RuncRoot, reference, id],
+        return CtrAsync(["run", "--rm", "--snapshotter", Snapshotter, "--runc-root", RuncRoot, "--fifo-dir", Path.Combine(_root.Path, "fifo"), reference, id],
             TimeSpan.FromSeconds(60), cancellationToken);
     }
 
