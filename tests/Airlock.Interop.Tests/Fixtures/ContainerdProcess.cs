@@ -31,6 +31,9 @@ public sealed class ContainerdProcess : IAsyncDisposable
 
     public string Address => Path.Combine(_root.Path, "containerd.sock");
 
+    /// <summary>The temp folder holding root, state, socket, runc root and certs.d.</summary>
+    public string RootPath => _root.Path;
+
     public int Pid => _server.Pid;
 
     public string RecentOutput => _server.RecentOutput;
@@ -116,11 +119,15 @@ public sealed class ContainerdProcess : IAsyncDisposable
             cancellationToken: cancellationToken);
 
     /// <summary>Runs the image's default command in a new container and removes it afterwards (<c>ctr run --rm</c>).</summary>
-    public Task<ToolResult> RunAsync(string reference, CancellationToken cancellationToken = default)
+    public Task<ToolResult> RunAsync(string reference, CancellationToken cancellationToken = default) =>
+        CtrAsync(["run", "--rm", .. RunOptions(), reference, NewContainerId()], TimeSpan.FromSeconds(60), cancellationToken);
+
+    /// <summary>Starts <paramref name="command"/> in a new container and returns at once (<c>ctr run -d</c>); returns the container id.</summary>
+    public async Task<string> StartDetachedAsync(string reference, IEnumerable<string> command, CancellationToken cancellationToken = default)
     {
-        var id = $"t-{Guid.NewGuid().ToString("N")[..12]}";
-        return CtrAsync(["run", "--rm", "--snapshotter", Snapshotter, "--runc-root", RuncRoot, "--fifo-dir", Path.Combine(_root.Path, "fifo"), reference, id],
-            TimeSpan.FromSeconds(60), cancellationToken);
+        var id = NewContainerId();
+        (await CtrAsync(["run", "-d", .. RunOptions(), reference, id, .. command], TimeSpan.FromSeconds(60), cancellationToken)).EnsureSuccess();
+        return id;
     }
 
     public async ValueTask DisposeAsync()
@@ -197,8 +204,9 @@ public sealed class ContainerdProcess : IAsyncDisposable
     /// command line (<c>-address SOCK</c>), which is how they are told apart from any other
     /// containerd's shims on the machine.
     /// </summary>
-    private void KillOwnShims()
+    public IReadOnlyList<int> OwnShimPids()
     {
+        var pids = new List<int>();
         foreach (var procEntry in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(procEntry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
@@ -211,20 +219,25 @@ public sealed class ContainerdProcess : IAsyncDisposable
             {
                 commandLine = File.ReadAllText(Path.Combine(procEntry, "cmdline")).Split('\0');
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                continue;
-            }
-            catch (UnauthorizedAccessException)
-            {
-                continue;
+                continue; // exited meanwhile
             }
 
-            if (commandLine.Length > 0 && commandLine[0].Contains("containerd-shim", StringComparison.Ordinal)
-                && commandLine.Contains(Address, StringComparer.Ordinal))
+            if (commandLine[0].Contains("containerd-shim", StringComparison.Ordinal) && commandLine.Contains(Address, StringComparer.Ordinal))
             {
-                _ = Signals.Send(pid, Signals.Kill);
+                pids.Add(pid);
             }
+        }
+
+        return pids;
+    }
+
+    private void KillOwnShims()
+    {
+        foreach (var pid in OwnShimPids())
+        {
+            _ = Signals.Send(pid, Signals.Kill);
         }
     }
 
@@ -252,6 +265,11 @@ public sealed class ContainerdProcess : IAsyncDisposable
             }
         }
     }
+
+    private static string NewContainerId() => $"t-{Guid.NewGuid().ToString("N")[..12]}";
+
+    private string[] RunOptions() =>
+        ["--snapshotter", Snapshotter, "--runc-root", RuncRoot, "--fifo-dir", Path.Combine(_root.Path, "fifo")];
 
     private static IEnumerable<string> Lines(string text) =>
         text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

@@ -103,6 +103,9 @@ public sealed class RegistryProcess : IAsyncDisposable
 
     public string RecentOutput => _server.RecentOutput;
 
+    /// <summary>The registry's storage (deleted when the fixture is disposed).</summary>
+    public string DataDirectory => Path.Combine(_workDirectory, "data");
+
     public static async Task<RegistryProcess> StartAsync(RegistryKind? kind = null, RegistryOptions? options = null,
         CancellationToken cancellationToken = default)
     {

@@ -24,9 +24,10 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public string Name { get; }
 
-    public int Pid => _process.Id;
+    /// <summary>Kept after the process is gone, so callers can check that it really is.</summary>
+    public int Pid { get; private set; }
 
-    public bool HasExited => _process.HasExited;
+    public bool HasExited => _stopped || _process.HasExited;
 
     /// <summary>The last lines the server wrote to stdout and stderr.</summary>
     public string RecentOutput
@@ -68,6 +69,7 @@ public sealed class ServerProcess : IAsyncDisposable
             throw new InvalidOperationException($"could not start {fileName}");
         }
 
+        server.Pid = process.Id;
         process.StandardInput.Close();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -85,6 +87,11 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>Throws with the server's output when it has already died (e.g. a bad config).</summary>
     public void EnsureRunning()
     {
+        if (_stopped)
+        {
+            throw new InvalidOperationException($"{Name} (pid {Pid}) was stopped");
+        }
+
         if (_process.HasExited)
         {
             throw new InvalidOperationException($"{Name} (pid {Pid}) exited with {_process.ExitCode}:\n{RecentOutput}");
@@ -102,7 +109,7 @@ public sealed class ServerProcess : IAsyncDisposable
         _stopped = true;
         if (!_process.HasExited)
         {
-            _ = Signals.Send(_process.Id, Signals.Terminate);
+            _ = Signals.Send(Pid, Signals.Terminate);
             using var timeout = new CancellationTokenSource(grace);
             try
             {
