@@ -12,8 +12,8 @@
 #   3. monolithic push of 512 MiB    POST /blobs/uploads/ then PUT ?digest= with the body (curl -T), wall
 #                                    time, best of 3 into fresh repositories             (goal Airlock <= 0.3x)
 #   4. RSS growth serving a 4 GiB blob  VmRSS before vs peak VmRSS/VmHWM during one GET (goal < 64 MiB)
-# Each registry gets its own temp data dir; both are seeded with the same content (random blobs from
-# /dev/urandom, a small OCI image). The figures are appended to bench/RESULTS.md as a dated section with
+# Each registry gets its own temp data dir; both are seeded with the same content (random blobs: AES-CTR
+# keyed from /dev/urandom, or /dev/urandom itself without openssl; a small OCI image). The figures are appended to bench/RESULTS.md as a dated section with
 # the machine's nproc, kernel, load and tool versions.
 #
 # Needs: dotnet (for Airlock), docker-registry, wrk, curl, sha256sum, ss. Run as any user that can write
@@ -185,12 +185,24 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 
 # ---- content ---------------------------------------------------------------------------------
 
+# random_blob FILE MIB — incompressible random bytes, hashed while written; prints the digest.
+# AES-CTR over zeros with a key from /dev/urandom is random to any registry and an order of magnitude
+# cheaper in CPU than reading GiBs from /dev/urandom (which took minutes on a loaded 2-core machine).
+random_stream() {
+  if command -v openssl >/dev/null; then
+    { openssl enc -aes-128-ctr -nosalt -pbkdf2 -pass "pass:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" </dev/zero 2>/dev/null || true; }
+  else
+    cat /dev/urandom
+  fi
+}
+random_blob() {
+  { random_stream || true; } | head -c "$(($2 * 1024 * 1024))" | tee "$1" | sha256sum | awk '{ print "sha256:" $1 }'
+}
+
 log "generating ${blob_mib} MiB and ${big_mib} MiB random blobs in $work"
-head -c "$((blob_mib * 1024 * 1024))" /dev/urandom >"$work/blob.bin"
-head -c "$((big_mib * 1024 * 1024))" /dev/urandom >"$work/big.bin"
+blob_digest=$(random_blob "$work/blob.bin" "$blob_mib")
+big_digest=$(random_blob "$work/big.bin" "$big_mib")
 head -c 4096 /dev/urandom >"$work/layer.bin"
-blob_digest=$(sha256_of "$work/blob.bin")
-big_digest=$(sha256_of "$work/big.bin")
 layer_digest=$(sha256_of "$work/layer.bin")
 printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' "$layer_digest" >"$work/config.json"
 config_digest=$(sha256_of "$work/config.json")
