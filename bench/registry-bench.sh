@@ -85,7 +85,8 @@ start_airlock() {
   log "building Airlock (Release)"
   dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/airlock-build.log" 2>&1 \
     || { cat "$work/airlock-build.log" >&2; exit 1; }
-  "$airlock_cli" registry --help >/dev/null 2>&1 \
+  # An unknown verb with --help still exits 0 (root help), so look for the verb's own flag.
+  "$airlock_cli" registry --help 2>&1 | grep -q -- '--listen' \
     || { echo "registry-bench: this airlock build has no 'registry' verb yet; use --only distribution" >&2; exit 1; }
   mkdir -p "$work/airlock-data"
   echo '{}' >"$work/airlock-config.yaml"
