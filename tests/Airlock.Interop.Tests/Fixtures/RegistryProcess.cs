@@ -111,6 +111,21 @@ public sealed class RegistryProcess : IAsyncDisposable
     {
         var selected = kind ?? SelectedKind;
         options ??= new RegistryOptions();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnFreePortAsync(selected, options, cancellationToken);
+            }
+            catch (InvalidOperationException ex) when (attempt < 3 && ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            {
+                // Another test took the "free" port between our probe and the server's bind: pick again.
+            }
+        }
+    }
+
+    private static async Task<RegistryProcess> StartOnFreePortAsync(RegistryKind selected, RegistryOptions options, CancellationToken cancellationToken)
+    {
         var work = Directory.CreateTempSubdirectory("airlock-registry-").FullName;
         try
         {
