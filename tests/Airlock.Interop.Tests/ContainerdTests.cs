@@ -70,6 +70,17 @@ public sealed class ContainerdTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Containerd_pulls_an_image_pinned_by_digest_and_runs_it()
+    {
+        var image = await TestImages.WriteRunnableAsync(Layout("oci"));
+        (await Skopeo.PushAsync(image, Registry, "test/busybox:1")).EnsureSuccess();
+        var pinned = $"{Registry.Host}/test/busybox@{image.Digest}";
+
+        await PullAndAssertDigestAsync(pinned, image);
+        await RunAndAssertGreetingAsync(pinned);
+    }
+
+    [Fact]
     public async Task Containerd_pull_of_a_tag_the_registry_does_not_have_fails_with_not_found()
     {
         var hostsDirectory = Containerd.WriteHostsDirectory(Registry.Host, Registry.BaseAddress);
