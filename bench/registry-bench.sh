@@ -272,7 +272,7 @@ ratio() {
 }
 
 versions="distribution $(docker-registry --version 2>/dev/null | awk '{ print $NF }'), $(wrk --version 2>&1 | head -1 | awk '{ print $1, $2 }'), $(curl --version | head -1 | awk '{ print $1, $2 }')"
-airlock_version=pending
+airlock_version="airlock: pending"
 [[ -x $airlock_cli && " ${kinds[*]} " == *" airlock "* ]] && airlock_version="airlock $(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown)"
 
 section=$(cat <<EOF
