@@ -3,7 +3,7 @@ using Airlock.Interop.Tests.Fixtures;
 
 namespace Airlock.Interop.Tests;
 
-/// <summary>podman as a user drives it: pull from the registry, tag, push to another repository.</summary>
+/// <summary>podman as a user drives it: pull from the registry, run, tag, push to another repository.</summary>
 public sealed class PodmanTests : IAsyncLifetime
 {
     private readonly TempRoot _work = TempRoot.Create("airlock-podman-test-");
@@ -53,6 +53,20 @@ public sealed class PodmanTests : IAsyncLifetime
         var sourceConfig = (await Skopeo.RunAsync(["inspect", "--config", .. Skopeo.Tls(Registry), $"docker://{source}"])).EnsureSuccess();
         using var pulledConfig = JsonDocument.Parse(sourceConfig.Stdout);
         Assert.Equal(pulledConfig.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(id => id.GetString()), diffIds);
+    }
+
+    [Fact]
+    public async Task Podman_runs_the_image_it_pulled_from_the_registry()
+    {
+        var image = await TestImages.WriteRunnableAsync(Path.Combine(_work.Path, "source"));
+        (await Skopeo.PushAsync(image, Registry, "test/busybox:1")).EnsureSuccess();
+        var reference = $"{Registry.Host}/test/busybox:1";
+        (await _podman.RunAsync(["pull", "--quiet", "--tls-verify=false", reference])).EnsureSuccess();
+
+        // podman's default rlimits (nofile/nproc of a million) exceed this sandbox's hard limits.
+        var run = await _podman.RunAsync(["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024", reference]);
+
+        Assert.Equal(TestImages.Greeting, run.EnsureSuccess().Stdout.Trim());
     }
 
     [Fact]
