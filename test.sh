@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
-          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates)
+          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static)
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do

@@ -10,6 +10,7 @@ public sealed class ToolsPresentTests
     [InlineData("skopeo")]
     [InlineData("podman")]
     [InlineData("docker-registry")]
+    [InlineData("busybox")]
     public void Tool_is_on_PATH(string tool)
     {
         var found = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)

@@ -1,0 +1,276 @@
+using System.Globalization;
+
+namespace Airlock.Interop.Tests.Fixtures;
+
+/// <summary>
+/// Debian's containerd 1.6 with its own root, state, socket and runc root in a temp folder, the CRI
+/// plugin disabled (ctr-only tests start faster without it). Every <c>ctr</c> call goes to this
+/// daemon's socket in this fixture's own namespace. Stopping removes its tasks and containers, stops
+/// the daemon by PID, kills only the shims started for this daemon's socket, then unmounts and deletes
+/// everything under the temp root.
+/// </summary>
+public sealed class ContainerdProcess : IAsyncDisposable
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+    private readonly ServerProcess _server;
+    private readonly TempRoot _root;
+
+    private ContainerdProcess(ServerProcess server, TempRoot root, string snapshotter)
+    {
+        _server = server;
+        _root = root;
+        Snapshotter = snapshotter;
+        Namespace = $"airlock-{Guid.NewGuid().ToString("N")[..8]}";
+    }
+
+    /// <summary>The containerd namespace this fixture's images and containers live in.</summary>
+    public string Namespace { get; }
+
+    /// <summary><c>overlayfs</c> where the kernel allows it (it does in this sandbox), otherwise <c>native</c>.</summary>
+    public string Snapshotter { get; private set; }
+
+    public string Address => Path.Combine(_root.Path, "containerd.sock");
+
+    /// <summary>The temp folder holding root, state, socket, runc root and certs.d.</summary>
+    public string RootPath => _root.Path;
+
+    public int Pid => _server.Pid;
+
+    public string RecentOutput => _server.RecentOutput;
+
+    /// <summary>
+    /// The runc state folder for containers this fixture runs, kept off the machine's /run/containerd/runc
+    /// (as are the IO FIFOs; only the shims' sockets must live in containerd 1.6's fixed /run/containerd/s).
+    /// </summary>
+    public string RuncRoot => Path.Combine(_root.Path, "runc");
+
+    public static async Task<ContainerdProcess> StartAsync(CancellationToken cancellationToken = default)
+    {
+        // Short prefix: the socket path must fit in sockaddr_un's 108 bytes.
+        var root = TempRoot.Create("airlock-ctrd-");
+        var configPath = Path.Combine(root.Path, "config.toml");
+        File.WriteAllText(configPath, $"""
+            version = 2
+            root = "{root.Path}/root"
+            state = "{root.Path}/state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+            [grpc]
+              address = "{root.Path}/containerd.sock"
+
+            [ttrpc]
+              address = "{root.Path}/containerd.sock.ttrpc"
+
+            [debug]
+              level = "info"
+
+            [metrics]
+              address = ""
+
+            [plugins."io.containerd.internal.v1.opt"]
+              path = "{root.Path}/opt"
+            """);
+
+        var server = ServerProcess.Start("containerd", ["--config", configPath]);
+        var containerd = new ContainerdProcess(server, root, "overlayfs");
+        try
+        {
+            await containerd.WaitUntilServingAsync(cancellationToken);
+            containerd.Snapshotter = await containerd.ChooseSnapshotterAsync(cancellationToken);
+        }
+        catch
+        {
+            await containerd.DisposeAsync();
+            throw;
+        }
+
+        return containerd;
+    }
+
+    /// <summary>Runs <c>ctr --address SOCK -n NAMESPACE ARGS</c>.</summary>
+    public Task<ToolResult> CtrAsync(IEnumerable<string> arguments, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        Tool.RunAsync("ctr", ["--address", Address, "-n", Namespace, .. arguments], timeout, cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// Writes <c>certs.d/HOST/hosts.toml</c> pointing containerd at <paramref name="server"/> (pull and
+    /// resolve), trusting <paramref name="caPath"/> when given, and returns the certs.d folder for
+    /// <c>--hosts-dir</c>.
+    /// </summary>
+    public string WriteHostsDirectory(string host, Uri server, string? caPath = null)
+    {
+        var certsD = Path.Combine(_root.Path, "certs.d");
+        var hostDirectory = Directory.CreateDirectory(Path.Combine(certsD, host)).FullName;
+        var endpoint = server.GetLeftPart(UriPartial.Authority);
+        var ca = caPath is null ? string.Empty : $"  ca = \"{caPath}\"\n";
+        File.WriteAllText(Path.Combine(hostDirectory, "hosts.toml"), $"""
+            server = "{endpoint}"
+
+            [host."{endpoint}"]
+              capabilities = ["pull", "resolve"]
+            {ca}
+            """);
+        return certsD;
+    }
+
+    /// <summary>Pulls <paramref name="reference"/> through the hosts.toml in <paramref name="hostsDirectory"/> and unpacks it.</summary>
+    public Task<ToolResult> PullAsync(string reference, string hostsDirectory, IEnumerable<string>? extraArguments = null,
+        CancellationToken cancellationToken = default) =>
+        CtrAsync(["images", "pull", "--hosts-dir", hostsDirectory, "--snapshotter", Snapshotter, .. extraArguments ?? [], reference],
+            cancellationToken: cancellationToken);
+
+    /// <summary>Runs the image's default command in a new container and removes it afterwards (<c>ctr run --rm</c>).</summary>
+    public Task<ToolResult> RunAsync(string reference, CancellationToken cancellationToken = default) =>
+        CtrAsync(["run", "--rm", .. RunOptions(), reference, NewContainerId()], TimeSpan.FromSeconds(60), cancellationToken);
+
+    /// <summary>Starts <paramref name="command"/> in a new container and returns at once (<c>ctr run -d</c>); returns the container id.</summary>
+    public async Task<string> StartDetachedAsync(string reference, IEnumerable<string> command, CancellationToken cancellationToken = default)
+    {
+        var id = NewContainerId();
+        (await CtrAsync(["run", "-d", .. RunOptions(), reference, id, .. command], TimeSpan.FromSeconds(60), cancellationToken)).EnsureSuccess();
+        return id;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_server.HasExited)
+        {
+            await RemoveContainersAsync();
+        }
+
+        await _server.StopAsync(TimeSpan.FromSeconds(10));
+        KillOwnShims();
+        var stuck = _root.UnmountAndDelete();
+        RemoveNamespaceCgroups();
+        await _server.DisposeAsync();
+        if (stuck.Count > 0)
+        {
+            throw new InvalidOperationException($"could not unmount {string.Join(", ", stuck)}");
+        }
+    }
+
+    private async Task WaitUntilServingAsync(CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (true)
+        {
+            _server.EnsureRunning();
+            if (File.Exists(Address))
+            {
+                var version = await Tool.RunAsync("ctr", ["--address", Address, "version"], TimeSpan.FromSeconds(10), cancellationToken: cancellationToken);
+                if (version.Succeeded)
+                {
+                    return;
+                }
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"containerd did not serve {Address} within {StartTimeout.TotalSeconds:0}s:\n{_server.RecentOutput}");
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+    }
+
+    private async Task<string> ChooseSnapshotterAsync(CancellationToken cancellationToken)
+    {
+        var plugins = await CtrAsync(["plugins", "ls"], cancellationToken: cancellationToken);
+        var overlayOk = plugins.Stdout.Split('\n').Any(line =>
+            line.Contains("io.containerd.snapshotter.v1", StringComparison.Ordinal)
+            && line.Contains(" overlayfs ", StringComparison.Ordinal)
+            && line.TrimEnd().EndsWith(" ok", StringComparison.Ordinal));
+        return overlayOk ? "overlayfs" : "native";
+    }
+
+    private async Task RemoveContainersAsync()
+    {
+        var timeout = TimeSpan.FromSeconds(15);
+        var tasks = await CtrAsync(["tasks", "ls", "-q"], timeout);
+        foreach (var task in Lines(tasks.Stdout))
+        {
+            await CtrAsync(["tasks", "kill", "-s", "SIGKILL", task], timeout);
+            await CtrAsync(["tasks", "rm", "-f", task], timeout);
+        }
+
+        var containers = await CtrAsync(["containers", "ls", "-q"], timeout);
+        foreach (var container in Lines(containers.Stdout))
+        {
+            await CtrAsync(["containers", "rm", container], timeout);
+        }
+    }
+
+    /// <summary>
+    /// Shims outlive containerd by design; the ones this daemon started carry its socket in their
+    /// command line (<c>-address SOCK</c>), which is how they are told apart from any other
+    /// containerd's shims on the machine.
+    /// </summary>
+    public IReadOnlyList<int> OwnShimPids()
+    {
+        var pids = new List<int>();
+        foreach (var procEntry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(procEntry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            string[] commandLine;
+            try
+            {
+                commandLine = File.ReadAllText(Path.Combine(procEntry, "cmdline")).Split('\0');
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                continue; // exited meanwhile
+            }
+
+            if (commandLine[0].Contains("containerd-shim", StringComparison.Ordinal) && commandLine.Contains(Address, StringComparer.Ordinal))
+            {
+                pids.Add(pid);
+            }
+        }
+
+        return pids;
+    }
+
+    private void KillOwnShims()
+    {
+        foreach (var pid in OwnShimPids())
+        {
+            _ = Signals.Send(pid, Signals.Kill);
+        }
+    }
+
+    /// <summary>runc puts containers in cgroup <c>/NAMESPACE/ID</c>; the empty namespace folders stay behind otherwise.</summary>
+    private void RemoveNamespaceCgroups()
+    {
+        if (!Directory.Exists("/sys/fs/cgroup"))
+        {
+            return;
+        }
+
+        foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        {
+            var cgroup = Path.Combine(controller, Namespace);
+            try
+            {
+                if (Directory.Exists(cgroup))
+                {
+                    Directory.Delete(cgroup);
+                }
+            }
+            catch (IOException)
+            {
+                // Still in use or not empty: leave it rather than guess.
+            }
+        }
+    }
+
+    private static string NewContainerId() => $"t-{Guid.NewGuid().ToString("N")[..12]}";
+
+    private string[] RunOptions() =>
+        ["--snapshotter", Snapshotter, "--runc-root", RuncRoot, "--fifo-dir", Path.Combine(_root.Path, "fifo")];
+
+    private static IEnumerable<string> Lines(string text) =>
+        text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}
