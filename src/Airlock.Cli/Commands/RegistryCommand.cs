@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Airlock.Cli.Hosting;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Registry;
+using Airlock.Registry.Auth;
+using Airlock.Registry.Tls;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
@@ -26,16 +27,28 @@ internal static class RegistryCommand
         var maxManifest = new Option<int>("--max-manifest-bytes") { Description = "Largest manifest accepted (413 above it).", DefaultValueFactory = _ => RegistryServerOptions.DefaultMaxManifestBytes };
         var gcInterval = new Option<string>("--gc-interval") { Description = "Run garbage collection this often while serving (e.g. 24h, 30m; 0 or off disables).", DefaultValueFactory = _ => "24h" };
         var gcGrace = GraceOption();
+        var tlsSelfSigned = new Option<bool>("--tls-self-signed") { Description = "Serve HTTPS with a certificate from Airlock's own CA under <data-dir>/registry/tls (created once, renewed within 120 days of expiry); prints the CA path and the registries.yaml snippet nodes need." };
+        var tlsSan = new Option<string[]>("--tls-san") { Description = "Extra DNS name or IP for the self-signed server certificate (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var htpasswd = new Option<string?>("--htpasswd") { Description = "Users file as `htpasswd -B` writes it (bcrypt); every request then needs credentials." };
+        var access = new Option<string?>("--access") { Description = "YAML access file limiting users to repositories and actions (needs --htpasswd)." };
+        var anonymousPull = new Option<bool>("--anonymous-pull") { Description = "With --htpasswd: let anyone pull; push and delete still need credentials." };
+        var authMode = new Option<string>("--auth") { Description = "How clients authenticate with --htpasswd: basic (credentials on every request) or token (Bearer tokens from /token, the Docker token flow).", DefaultValueFactory = _ => "basic" };
+        authMode.AcceptOnlyFromAmong("basic", "token");
+        var tokenRealm = new Option<string?>("--token-realm") { Description = "Token endpoint URL announced to clients (default: <scheme>://<host of the request>/token)." };
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
         {
-            listen, dataDir, tlsCert, tlsKey, readOnly, maxManifest, gcInterval, gcGrace,
+            listen, dataDir, tlsCert, tlsKey, tlsSelfSigned, tlsSan, readOnly, maxManifest, gcInterval, gcGrace,
+            htpasswd, access, anonymousPull, authMode, tokenRealm,
         };
         command.WithExamples(
             "airlock registry",
             "airlock registry --listen 127.0.0.1:5000 --data-dir /srv/airlock",
             "airlock registry --tls-cert /etc/airlock/tls/registry.crt --tls-key /etc/airlock/tls/registry.key",
-            "airlock registry --read-only --gc-interval off");
+            "airlock registry --read-only --gc-interval off",
+            "airlock registry --tls-self-signed --tls-san registry.airgap.local",
+            "airlock registry --htpasswd /etc/airlock/htpasswd --anonymous-pull",
+            "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token");
         command.Subcommands.Add(CreateGc());
 
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -60,16 +73,68 @@ internal static class RegistryCommand
                 throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
             }
 
-            using var certificate = certPath is not null ? X509Certificate2.CreateFromPemFile(certPath, keyPath) : null;
+            if (certPath is not null && parseResult.GetValue(tlsSelfSigned))
+            {
+                throw new UsageException("--tls-self-signed and --tls-cert/--tls-key exclude each other");
+            }
+
+            var data = parseResult.GetValue(dataDir)!;
+            using var loggerFactory = CreateLoggerFactory();
+            var output = parseResult.InvocationConfiguration.Output;
+            RegistryTlsMaterial? tls;
+            RegistryAuthentication authentication;
+            try
+            {
+                tls = certPath is not null
+                    ? RegistryTls.LoadFiles(certPath, keyPath!, TimeProvider.System)
+                    : parseResult.GetValue(tlsSelfSigned)
+                        ? RegistryTls.EnsureSelfSigned(Path.Combine(data, "registry", "tls"), parseResult.GetValue(tlsSan) ?? [], TimeProvider.System, loggerFactory.CreateLogger("Airlock.Registry.Tls"))
+                        : null;
+                var realm = parseResult.GetValue(tokenRealm);
+                authentication = RegistryAuthentication.Create(new RegistryAuthOptions
+                {
+                    HtpasswdPath = parseResult.GetValue(htpasswd),
+                    AccessPath = parseResult.GetValue(access),
+                    AnonymousPull = parseResult.GetValue(anonymousPull),
+                    UseTokens = parseResult.GetValue(authMode) == "token",
+                    TokenKeyPath = Path.Combine(data, "registry", "token", "key.pem"),
+                    Token = new TokenAuthOptions { Realm = realm is null ? null : new Uri(realm) },
+                }, TimeProvider.System, loggerFactory);
+            }
+            catch (Exception ex) when (ex is TlsMaterialException or AuthConfigurationException or UriFormatException)
+            {
+                await parseResult.InvocationConfiguration.Error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+                return AirlockCli.ExitError;
+            }
+
+            using var authenticationScope = authentication;
+            if (tls?.CaCertificatePath is { } caPath)
+            {
+                var host = endPoint!.Address.Equals(System.Net.IPAddress.Any) || endPoint.Address.Equals(System.Net.IPAddress.IPv6Any)
+                    ? System.Net.Dns.GetHostName()
+                    : endPoint.Address.ToString();
+                await output.WriteLineAsync($"TLS CA certificate: {caPath}").ConfigureAwait(false);
+                await output.WriteLineAsync("Trust it on each node with this in /etc/airlock/registries.yaml (copy the CA file there too):").ConfigureAwait(false);
+                await output.WriteLineAsync(tls.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}")).ConfigureAwait(false);
+            }
+
+            var extraEndpoints = new List<RegistryEndpoint>();
+            if (authentication.TokenEndpoint is { } tokenEndpoint)
+            {
+                extraEndpoints.Add(new RegistryEndpoint("/token", tokenEndpoint.HandleAsync));
+            }
+
             var options = new RegistryServerOptions
             {
-                DataDirectory = parseResult.GetValue(dataDir)!,
+                DataDirectory = data,
                 Listen = endPoint,
-                Certificate = certificate,
+                Certificate = tls?.ServerCertificate,
                 ReadOnly = parseResult.GetValue(readOnly),
                 MaxManifestBytes = parseResult.GetValue(maxManifest),
                 GcInterval = interval,
                 GcGrace = grace ?? TimeSpan.FromHours(1),
+                AccessController = authentication.AccessController,
+                ExtraEndpoints = extraEndpoints,
             };
             var invalid = options.Validate();
             if (invalid.Count > 0)
@@ -82,7 +147,6 @@ internal static class RegistryCommand
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
-            using var loggerFactory = CreateLoggerFactory();
             await using var server = await RegistryServer.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
             try
             {

@@ -115,13 +115,23 @@ internal sealed class RegistryApplication
         }
 
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
-        if (!OciRoute.TryParse(rawPath, out var route))
-        {
-            throw new OciException(OciErrorCode.NotFound, $"{path} is not part of the registry API");
-        }
-
         var method = request.Method;
         var isWrite = !(HttpMethods.IsGet(method) || HttpMethods.IsHead(method));
+        OciRoute route;
+        try
+        {
+            if (!OciRoute.TryParse(rawPath, out route))
+            {
+                throw new OciException(OciErrorCode.NotFound, $"{path} is not part of the registry API");
+            }
+        }
+        catch (OciException ex) when (ex.Code == OciErrorCode.TagInvalid && !HttpMethods.IsPut(method))
+        {
+            // A tag that cannot exist is simply not there when read or deleted (distribution and the OCI
+            // conformance suite answer 404); only pushing it is invalid.
+            throw new OciException(OciErrorCode.ManifestUnknown, ex.Detail);
+        }
+
         if (isWrite && _options.ReadOnly && route.Kind != OciRouteKind.Base)
         {
             throw new OciException(OciErrorCode.ReadOnly);

@@ -57,7 +57,7 @@ public sealed class RegistryProcess : IAsyncDisposable
     /// <c>airlock registry</c> verb is merged; the lead flips this to <see cref="RegistryKind.Airlock"/>
     /// then. <c>AIRLOCK_INTEROP_REGISTRY=airlock|distribution</c> overrides it for one run.
     /// </summary>
-    public const RegistryKind DefaultKind = RegistryKind.Distribution;
+    public const RegistryKind DefaultKind = RegistryKind.Airlock;
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private readonly ServerProcess _server;
