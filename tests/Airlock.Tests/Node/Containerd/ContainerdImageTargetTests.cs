@@ -87,6 +87,55 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
     }
 
     [Fact]
+    public async Task The_snapshotter_is_configurable_and_native_unpacks_a_runnable_image_too()
+    {
+        const string name = "registry.airlock.test/demo/native:1";
+        await using var client = daemon.Connect();
+
+        await using (var target = new ContainerdImageTarget(client, new ContainerdImportOptions { Snapshotter = "native" }))
+        {
+            await Image.CopyToAsync(target, name, CancellationToken.None);
+        }
+
+        var config = await client.GetContentInfoAsync(Image.AmdConfig.Digest, CancellationToken.None);
+        Assert.NotNull(await client.StatSnapshotAsync("native", config!.Labels["containerd.io/gc.ref.snapshot.native"], CancellationToken.None));
+        var (exit, output) = await daemon.CtrAsync("run", "--snapshotter", "native", "--rm", name, "airlock-native-1");
+        Assert.True(exit == 0, output);
+        Assert.Equal(TestImage.Greeting, output.Trim());
+    }
+
+    [Fact]
+    public async Task Garbage_collection_keeps_everything_the_image_record_reaches_and_takes_it_once_the_record_goes()
+    {
+        const string name = "registry.airlock.test/demo/gc:1";
+        var image = TestImage.Build("only in the gc test");
+        await using var client = daemon.Connect();
+        await using (var target = new ContainerdImageTarget(client))
+        {
+            await image.CopyToAsync(target, name, CancellationToken.None);
+        }
+
+        var unique = new[] { image.Index, image.AmdManifest, image.AmdConfig, image.AmdLayers[1], image.ArmManifest };
+        var top = (await client.GetContentInfoAsync(image.AmdConfig.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.snapshot.overlayfs"];
+
+        // Removing another record with --sync runs a full collection while ours still stands.
+        await client.PutImageAsync("registry.airlock.test/demo/gc-trigger:1", image.Index, new Dictionary<string, string>(), CancellationToken.None);
+        Assert.Equal(0, (await daemon.CtrAsync("images", "rm", "--sync", "registry.airlock.test/demo/gc-trigger:1")).ExitCode);
+        foreach (var descriptor in unique)
+        {
+            Assert.NotNull(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
+        }
+
+        Assert.NotNull(await client.StatSnapshotAsync("overlayfs", top, CancellationToken.None));
+
+        Assert.Equal(0, (await daemon.CtrAsync("images", "rm", "--sync", name)).ExitCode);
+        foreach (var descriptor in unique)
+        {
+            Assert.Null(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
+        }
+    }
+
+    [Fact]
     public async Task Importing_twice_is_idempotent_and_leaves_no_lease()
     {
         const string name = "registry.airlock.test/demo/twice:1";

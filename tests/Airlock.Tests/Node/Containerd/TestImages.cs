@@ -17,6 +17,9 @@ internal sealed class TestImage : IImageSource
     public const string Greeting = "hello from airlock";
     public const string SecondLayerText = "second layer on top";
 
+    // Fixed times make the layers reproducible: the same image built twice has the same digests.
+    private static readonly DateTimeOffset Epoch = new(2024, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
     private readonly Dictionary<Digest, (Descriptor Descriptor, byte[] Bytes)> _content = [];
 
     private TestImage()
@@ -38,7 +41,8 @@ internal sealed class TestImage : IImageSource
     /// <summary>Every blob and manifest, in the order a copy writes them (children before parents).</summary>
     public IEnumerable<Descriptor> Blobs => _content.Values.Select(c => c.Descriptor).Where(d => !MediaTypes.IsManifest(d.MediaType));
 
-    public static TestImage Build()
+    /// <summary>Builds the image; a different <paramref name="secondLayerText"/> gives an image sharing only the busybox layer.</summary>
+    public static TestImage Build(string secondLayerText = SecondLayerText)
     {
         var content = new Dictionary<Digest, (Descriptor, byte[])>();
         Descriptor Add(string mediaType, byte[] bytes, Platform? platform = null)
@@ -57,18 +61,19 @@ internal sealed class TestImage : IImageSource
                 Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
                     | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute,
                 DataStream = File.OpenRead("/bin/busybox"),
+                ModificationTime = Epoch,
             };
             writer.WriteEntry(busybox);
             busybox.DataStream.Dispose();
             foreach (var applet in new[] { "sh", "echo", "cat" })
             {
-                writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox" });
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, "bin/" + applet) { LinkName = "busybox", ModificationTime = Epoch });
             }
         });
         var (textTar, textGz) = Layer(writer =>
         {
             AddDirectory(writer, "etc/");
-            writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "etc/airlock") { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(SecondLayerText + "\n")) });
+            writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "etc/airlock") { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(secondLayerText + "\n")), ModificationTime = Epoch });
         });
 
         var amdLayers = new[] { Add(MediaTypes.OciLayerGzip, busyboxGz), Add(MediaTypes.OciLayerGzip, textGz) };
@@ -158,6 +163,7 @@ internal sealed class TestImage : IImageSource
         {
             Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead
                 | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute,
+            ModificationTime = Epoch,
         });
 
     private static byte[] Config(string architecture, IEnumerable<Digest> diffIds) => JsonSerializer.SerializeToUtf8Bytes(new
