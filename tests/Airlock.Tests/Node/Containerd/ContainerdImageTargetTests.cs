@@ -118,9 +118,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         var unique = new[] { image.Index, image.AmdManifest, image.AmdConfig, image.AmdLayers[1], image.ArmManifest };
         var top = (await client.GetContentInfoAsync(image.AmdConfig.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.snapshot.overlayfs"];
 
-        // Removing another record with --sync runs a full collection while ours still stands.
-        await client.PutImageAsync("registry.airlock.test/demo/gc-trigger:1", image.Index, new Dictionary<string, string>(), CancellationToken.None);
-        Assert.Equal(0, (await daemon.CtrAsync("images", "rm", "--sync", "registry.airlock.test/demo/gc-trigger:1")).ExitCode);
+        await CollectGarbageAsync(client);
         foreach (var descriptor in unique)
         {
             Assert.NotNull(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
@@ -133,6 +131,24 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         {
             Assert.Null(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
         }
+    }
+
+    [Fact]
+    public async Task Blobs_written_before_their_image_record_survive_a_collection_until_the_target_is_disposed()
+    {
+        await using var client = daemon.Connect();
+        var bytes = new byte[64 * 1024];
+        Random.Shared.NextBytes(bytes);
+        var blob = new Descriptor { MediaType = MediaTypes.OciLayerGzip, Digest = Digest.Sha256(bytes), Size = bytes.Length };
+
+        var target = new ContainerdImageTarget(client);
+        await target.WriteBlobAsync(blob, new MemoryStream(bytes), CancellationToken.None);
+        await CollectGarbageAsync(client);
+        Assert.NotNull(await client.GetContentInfoAsync(blob.Digest, CancellationToken.None));
+
+        await target.DisposeAsync();
+        await CollectGarbageAsync(client);
+        Assert.Null(await client.GetContentInfoAsync(blob.Digest, CancellationToken.None));
     }
 
     [Fact]
@@ -223,6 +239,14 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
 
         var (_, images) = await daemon.CtrAsync("images", "ls", "-q");
         Assert.DoesNotContain("Bad", images, StringComparison.Ordinal);
+    }
+
+    // containerd collects synchronously when an image is removed with --sync.
+    private async Task CollectGarbageAsync(ContainerdClient client)
+    {
+        const string trigger = "registry.airlock.test/demo/gc-trigger:1";
+        await client.PutImageAsync(trigger, Image.Index, new Dictionary<string, string>(), CancellationToken.None);
+        Assert.Equal(0, (await daemon.CtrAsync("images", "rm", "--sync", trigger)).ExitCode);
     }
 
     private static async Task ImportAsync(ContainerdClient client, string name)
