@@ -222,7 +222,8 @@ public sealed class ContainerdClient : IAsyncDisposable
     /// <summary>
     /// Streams <paramref name="content"/> into the content store under ingest <paramref name="ingestRef"/> and
     /// commits it as <paramref name="blob"/> with <paramref name="labels"/>. The digest and size are computed
-    /// here while sending and checked before the commit (and again by containerd at commit). Returns false
+    /// here while sending and checked before the commit (and again by containerd at commit); a mismatch
+    /// throws <see cref="DigestMismatchException"/>. Returns false
     /// when containerd already had the blob. On any failure the ingest is aborted so nothing is left behind.
     /// </summary>
     public async Task<bool> WriteContentAsync(
@@ -235,62 +236,44 @@ public sealed class ContainerdClient : IAsyncDisposable
         ArgumentException.ThrowIfNullOrEmpty(ingestRef);
         var operation = "content.write " + blob.Digest;
         var buffer = ArrayPool<byte>.Shared.Rent(WriteChunkSize);
-        using var hash = blob.Digest.CreateHash();
-        var call = ContentService.Write(TransferOptions(cancellationToken));
+
+        // Throws before the commit is sent if the content is not the descriptor's digest and size.
+        var verified = new VerifyingStream(content, blob.Digest, blob.Size, leaveOpen: true);
+        var expected = blob.Digest.ToString();
+        var call = await OpenWriteAsync(ingestRef, blob, operation, cancellationToken).ConfigureAwait(false);
+        if (call is null)
+        {
+            await verified.DisposeAsync().ConfigureAwait(false);
+            ArrayPool<byte>.Shared.Return(buffer);
+            return false;
+        }
+
         try
         {
-            var expected = blob.Digest.ToString();
-            await call.RequestStream.WriteAsync(new ContentApi.WriteContentRequest
-            {
-                Action = ContentApi.WriteAction.Stat,
-                Ref = ingestRef,
-                Total = blob.Size,
-                Expected = expected,
-            }, cancellationToken).ConfigureAwait(false);
-            await NextResponse(call, operation, cancellationToken).ConfigureAwait(false);
-
             // Offset 0 on the first write truncates whatever an earlier, interrupted ingest of this ref left.
             long offset = 0;
             while (true)
             {
-                var filled = await FillAsync(content, buffer, cancellationToken).ConfigureAwait(false);
+                var filled = await FillAsync(verified, buffer, cancellationToken).ConfigureAwait(false);
                 if (filled == 0)
                 {
                     break;
                 }
-
-                offset += filled;
-                if (offset > blob.Size)
-                {
-                    throw new DigestMismatchException(blob.Digest, blob.Digest, $"content is longer than the expected {blob.Size} bytes");
-                }
-
-                hash.AppendData(buffer, 0, filled);
 
                 // Safe to wrap the pooled buffer: the message is serialised before WriteAsync completes, and the
                 // buffer is refilled only after containerd answered for this chunk.
                 await call.RequestStream.WriteAsync(new ContentApi.WriteContentRequest
                 {
                     Action = ContentApi.WriteAction.Write,
-                    Offset = offset - filled,
+                    Offset = offset,
                     Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, filled)),
                 }, cancellationToken).ConfigureAwait(false);
+                offset += filled;
                 var written = await NextResponse(call, operation, cancellationToken).ConfigureAwait(false);
                 if (written.Offset != offset)
                 {
                     throw new ContainerdException(operation, StatusCode.DataLoss, $"containerd is at offset {written.Offset}, expected {offset}");
                 }
-            }
-
-            var actual = Digest.FromHash(blob.Digest.Algorithm, hash.GetHashAndReset());
-            if (offset != blob.Size)
-            {
-                throw new DigestMismatchException(blob.Digest, actual, $"content ended after {offset} of {blob.Size} bytes");
-            }
-
-            if (actual != blob.Digest)
-            {
-                throw new DigestMismatchException(blob.Digest, actual, null);
             }
 
             var commit = new ContentApi.WriteContentRequest
@@ -312,8 +295,7 @@ public sealed class ContainerdClient : IAsyncDisposable
         }
         catch (ContainerdException ex) when (ex.Code == StatusCode.AlreadyExists)
         {
-            // containerd answers AlreadyExists when the expected digest is committed already, and has
-            // dropped the ingest itself.
+            // Committed by someone else while we were writing; containerd dropped our ingest itself.
             return false;
         }
         catch
@@ -325,7 +307,53 @@ public sealed class ContainerdClient : IAsyncDisposable
         finally
         {
             call.Dispose();
+            await verified.DisposeAsync().ConfigureAwait(false);
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // Opens the write stream with its Stat message. Null when containerd has the blob already (it answers
+    // AlreadyExists for an expected digest it holds). Another writer of the same ref (a parallel import of
+    // a shared base layer) holds the ingest's lock: wait for it to commit or give up, within the call timeout.
+    private async Task<AsyncDuplexStreamingCall<ContentApi.WriteContentRequest, ContentApi.WriteContentResponse>?> OpenWriteAsync(
+        string ingestRef, Descriptor blob, string operation, CancellationToken cancellationToken)
+    {
+        var giveUp = _options.TimeProvider.GetUtcNow() + _options.CallTimeout;
+        while (true)
+        {
+            var call = ContentService.Write(TransferOptions(cancellationToken));
+            try
+            {
+                await call.RequestStream.WriteAsync(new ContentApi.WriteContentRequest
+                {
+                    Action = ContentApi.WriteAction.Stat,
+                    Ref = ingestRef,
+                    Total = blob.Size,
+                    Expected = blob.Digest.ToString(),
+                }, cancellationToken).ConfigureAwait(false);
+                await NextResponse(call, operation, cancellationToken).ConfigureAwait(false);
+                return call;
+            }
+            catch (ContainerdException ex) when (ex.Code == StatusCode.AlreadyExists)
+            {
+                call.Dispose();
+                return null;
+            }
+            catch (ContainerdException ex) when (ex.Code == StatusCode.Unavailable
+                && ex.Message.Contains("locked", StringComparison.Ordinal) && _options.TimeProvider.GetUtcNow() < giveUp)
+            {
+                call.Dispose();
+                await Task.Delay(TimeSpan.FromMilliseconds(200), _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+                if (await GetContentInfoAsync(blob.Digest, cancellationToken).ConfigureAwait(false) is not null)
+                {
+                    return null;
+                }
+            }
+            catch
+            {
+                call.Dispose();
+                throw;
+            }
         }
     }
 

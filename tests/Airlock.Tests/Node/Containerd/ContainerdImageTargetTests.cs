@@ -226,6 +226,25 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
     }
 
     [Fact]
+    public async Task Two_imports_writing_the_same_blob_at_once_both_succeed()
+    {
+        await using var client = daemon.Connect();
+        var bytes = new byte[3 * 1024 * 1024];
+        Random.Shared.NextBytes(bytes);
+        var blob = new Descriptor { MediaType = MediaTypes.OciLayerGzip, Digest = Digest.Sha256(bytes), Size = bytes.Length };
+        await using var first = new ContainerdImageTarget(client);
+        await using var second = new ContainerdImageTarget(client);
+
+        var slow = first.WriteBlobAsync(blob, new SlowStream(new MemoryStream(bytes)), CancellationToken.None).AsTask();
+        await Task.Delay(150);
+        await second.WriteBlobAsync(blob, new MemoryStream(bytes), CancellationToken.None);
+        await slow;
+
+        Assert.Equal(bytes.Length, (await client.GetContentInfoAsync(blob.Digest, CancellationToken.None))!.Size);
+        Assert.Empty(await client.ListIngestsAsync(null, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_malformed_reference_is_refused_before_anything_is_written()
     {
         await using var client = daemon.Connect();
@@ -253,6 +272,42 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
     {
         await using var target = new ContainerdImageTarget(client);
         await Image.CopyToAsync(target, name, CancellationToken.None);
+    }
+
+    /// <summary>Hands out data slowly, so a second writer finds the ingest locked.</summary>
+    private sealed class SlowStream(Stream inner) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => inner.Length;
+
+        public override long Position
+        {
+            get => inner.Position;
+            set => throw new NotSupportedException();
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            await Task.Delay(100, cancellationToken);
+            return await inner.ReadAsync(buffer[..Math.Min(buffer.Length, 512 * 1024)], cancellationToken);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Hands out data, and cancels the write once containerd has had a first chunk.</summary>
