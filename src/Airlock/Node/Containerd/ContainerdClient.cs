@@ -46,6 +46,7 @@ public sealed class ContainerdClient : IAsyncDisposable
     // Below gRPC's 4 MiB default message limit on containerd's side, large enough that the one round trip
     // per chunk the Write protocol needs does not dominate.
     private const int WriteChunkSize = 1024 * 1024;
+    private const int ChunksInFlight = 8;
 
     private readonly GrpcChannel _channel;
     private readonly bool _ownsChannel;
@@ -251,7 +252,10 @@ public sealed class ContainerdClient : IAsyncDisposable
         try
         {
             // Offset 0 on the first write truncates whatever an earlier, interrupted ingest of this ref left.
+            // containerd answers every message; a few chunks are sent ahead of the answers so the round trip
+            // does not limit throughput, and each answer must report the offset its chunk ends at.
             long offset = 0;
+            var unanswered = new Queue<long>();
             while (true)
             {
                 var filled = await FillAsync(verified, buffer, cancellationToken).ConfigureAwait(false);
@@ -260,8 +264,8 @@ public sealed class ContainerdClient : IAsyncDisposable
                     break;
                 }
 
-                // Safe to wrap the pooled buffer: the message is serialised before WriteAsync completes, and the
-                // buffer is refilled only after containerd answered for this chunk.
+                // Wrapping the pooled buffer is safe: grpc serialises the message into the request stream before
+                // WriteAsync completes, and only then is the buffer refilled.
                 await call.RequestStream.WriteAsync(new ContentApi.WriteContentRequest
                 {
                     Action = ContentApi.WriteAction.Write,
@@ -269,11 +273,16 @@ public sealed class ContainerdClient : IAsyncDisposable
                     Data = UnsafeByteOperations.UnsafeWrap(buffer.AsMemory(0, filled)),
                 }, cancellationToken).ConfigureAwait(false);
                 offset += filled;
-                var written = await NextResponse(call, operation, cancellationToken).ConfigureAwait(false);
-                if (written.Offset != offset)
+                unanswered.Enqueue(offset);
+                if (unanswered.Count >= ChunksInFlight)
                 {
-                    throw new ContainerdException(operation, StatusCode.DataLoss, $"containerd is at offset {written.Offset}, expected {offset}");
+                    await ExpectOffsetAsync(call, unanswered.Dequeue(), operation, cancellationToken).ConfigureAwait(false);
                 }
+            }
+
+            while (unanswered.Count > 0)
+            {
+                await ExpectOffsetAsync(call, unanswered.Dequeue(), operation, cancellationToken).ConfigureAwait(false);
             }
 
             var commit = new ContentApi.WriteContentRequest
@@ -587,6 +596,16 @@ public sealed class ContainerdClient : IAsyncDisposable
         catch (RpcException ex)
         {
             throw ContainerdException.From(operation, ex);
+        }
+    }
+
+    private static async Task ExpectOffsetAsync(
+        AsyncDuplexStreamingCall<ContentApi.WriteContentRequest, ContentApi.WriteContentResponse> call, long offset, string operation, CancellationToken cancellationToken)
+    {
+        var answer = await NextResponse(call, operation, cancellationToken).ConfigureAwait(false);
+        if (answer.Offset != offset)
+        {
+            throw new ContainerdException(operation, StatusCode.DataLoss, $"containerd is at offset {answer.Offset}, expected {offset}");
         }
     }
 

@@ -78,7 +78,13 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         var layer = await client.GetContentInfoAsync(Image.AmdLayers[0].Digest, CancellationToken.None);
         Assert.Equal(Image.AmdDiffIds[0].ToString(), layer!.Labels["containerd.io/uncompressed"]);
 
-        var (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-run-1");
+        var (exit, output) = await daemon.CtrAsync("images", "check", "name==" + name);
+        Assert.True(exit == 0, output);
+        var check = Assert.Single(output.Split('\n'), l => l.StartsWith(name + " ", StringComparison.Ordinal));
+        Assert.Matches(@" complete \((\d+)/\1\) ", check);
+        Assert.EndsWith("true", check.TrimEnd(), StringComparison.Ordinal);
+
+        (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-run-1");
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
         (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-run-2", "/bin/cat", "/etc/airlock");
