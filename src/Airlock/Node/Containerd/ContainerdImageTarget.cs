@@ -79,10 +79,24 @@ public sealed class ContainerdImageTarget : IImageTarget
 
     public ValueTask<bool> HasManifestAsync(Descriptor manifest, CancellationToken cancellationToken) => HasBlobAsync(manifest, cancellationToken);
 
+    /// <summary>
+    /// Stores a manifest or index with its GC reference labels. With a <paramref name="reference"/> it is the
+    /// root of an image: its content gets distribution-source labels, the host platform is unpacked, and the
+    /// pinned image record is created or repointed. The reference must be a full image reference
+    /// (normalised like K3s, e.g. <c>busybox</c> → <c>docker.io/library/busybox:latest</c>): containerd names
+    /// images by it, so a bare tag cannot stand alone here. Call it for the root even when
+    /// <see cref="HasManifestAsync"/> says the content is there, or no record is made.
+    /// </summary>
     public async ValueTask WriteManifestAsync(Descriptor manifest, ReadOnlyMemory<byte> content, string? reference, CancellationToken cancellationToken)
     {
         // Parse the name first: a bad reference must fail before anything is written.
         var name = reference is null ? null : ImageReference.Parse(reference);
+        if (name is { Tag: null, Digest: null })
+        {
+            // As containerd and K3s name an untagged reference (docker's TagNameOnly).
+            name = name with { Tag = "latest" };
+        }
+
         Verify(manifest, content.Span);
         var document = ManifestDocument.Parse(content.Span, manifest.MediaType);
         var references = ContainerdLabels.ChildReferences(document);

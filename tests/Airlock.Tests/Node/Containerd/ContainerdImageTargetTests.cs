@@ -33,6 +33,17 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
     }
 
     [Fact]
+    public async Task A_short_reference_is_stored_under_its_normalised_name_as_containerd_would()
+    {
+        await using var client = daemon.Connect();
+
+        await ImportAsync(client, "airlock-short");
+
+        Assert.NotNull(await client.GetImageAsync("docker.io/library/airlock-short:latest", CancellationToken.None));
+        Assert.Null(await client.GetImageAsync("airlock-short", CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Manifests_carry_containerd_gc_labels_and_all_content_the_distribution_source()
     {
         const string name = "registry.airlock.test/demo/labels:1";
