@@ -104,6 +104,27 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
     }
 
     [Fact]
+    public async Task A_docker_schema_2_image_gets_the_same_labels_and_runs()
+    {
+        const string name = "registry.airlock.test/demo/docker:1";
+        var image = TestImage.Build("from a docker image", docker: true);
+        await using var client = daemon.Connect();
+
+        await using (var target = new ContainerdImageTarget(client))
+        {
+            await image.CopyToAsync(target, name, CancellationToken.None);
+        }
+
+        var manifest = await client.GetContentInfoAsync(image.AmdManifest.Digest, CancellationToken.None);
+        Assert.Equal(image.AmdConfig.Digest.ToString(), manifest!.Labels["containerd.io/gc.ref.content.config"]);
+        Assert.Equal(image.AmdLayers[1].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.1"]);
+        Assert.Equal(image.AmdManifest.Digest.ToString(), (await client.GetContentInfoAsync(image.Index.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.content.m.0"]);
+        var (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-docker-1", "/bin/cat", "/etc/airlock");
+        Assert.True(exit == 0, output);
+        Assert.Equal("from a docker image", output.Trim());
+    }
+
+    [Fact]
     public async Task The_snapshotter_is_configurable_and_native_unpacks_a_runnable_image_too()
     {
         const string name = "registry.airlock.test/demo/native:1";

@@ -41,9 +41,15 @@ internal sealed class TestImage : IImageSource
     /// <summary>Every blob and manifest, in the order a copy writes them (children before parents).</summary>
     public IEnumerable<Descriptor> Blobs => _content.Values.Select(c => c.Descriptor).Where(d => !MediaTypes.IsManifest(d.MediaType));
 
-    /// <summary>Builds the image; a different <paramref name="secondLayerText"/> gives an image sharing only the busybox layer.</summary>
-    public static TestImage Build(string secondLayerText = SecondLayerText)
+    /// <summary>
+    /// Builds the image; a different <paramref name="secondLayerText"/> gives an image sharing only the busybox
+    /// layer. <paramref name="docker"/> uses Docker's schema 2 media types, as docker-archive files carry.
+    /// </summary>
+    public static TestImage Build(string secondLayerText = SecondLayerText, bool docker = false)
     {
+        var (layerType, configType, manifestType, indexType) = docker
+            ? (MediaTypes.DockerLayerGzip, MediaTypes.DockerConfig, MediaTypes.DockerManifest, MediaTypes.DockerManifestList)
+            : (MediaTypes.OciLayerGzip, MediaTypes.OciConfig, MediaTypes.OciManifest, MediaTypes.OciIndex);
         var content = new Dictionary<Digest, (Descriptor, byte[])>();
         Descriptor Add(string mediaType, byte[] bytes, Platform? platform = null)
         {
@@ -76,18 +82,18 @@ internal sealed class TestImage : IImageSource
             writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "etc/airlock") { DataStream = new MemoryStream(Encoding.UTF8.GetBytes(secondLayerText + "\n")), ModificationTime = Epoch });
         });
 
-        var amdLayers = new[] { Add(MediaTypes.OciLayerGzip, busyboxGz), Add(MediaTypes.OciLayerGzip, textGz) };
+        var amdLayers = new[] { Add(layerType, busyboxGz), Add(layerType, textGz) };
         var amdDiffIds = new[] { Digest.Sha256(busyboxTar), Digest.Sha256(textTar) };
-        var amdConfig = Add(MediaTypes.OciConfig, Config("amd64", amdDiffIds));
-        var amd = Add(MediaTypes.OciManifest, Manifest(amdConfig, amdLayers), new Platform { Os = "linux", Architecture = "amd64" });
+        var amdConfig = Add(configType, Config("amd64", amdDiffIds));
+        var amd = Add(manifestType, Manifest(manifestType, amdConfig, amdLayers), new Platform { Os = "linux", Architecture = "amd64" });
 
-        var armConfig = Add(MediaTypes.OciConfig, Config("arm64", [amdDiffIds[1]]));
-        var arm = Add(MediaTypes.OciManifest, Manifest(armConfig, [amdLayers[1]]), new Platform { Os = "linux", Architecture = "arm64", Variant = "v8" });
+        var armConfig = Add(configType, Config("arm64", [amdDiffIds[1]]));
+        var arm = Add(manifestType, Manifest(manifestType, armConfig, [amdLayers[1]]), new Platform { Os = "linux", Architecture = "arm64", Variant = "v8" });
 
-        var index = Add(MediaTypes.OciIndex, JsonSerializer.SerializeToUtf8Bytes(new
+        var index = Add(indexType, JsonSerializer.SerializeToUtf8Bytes(new
         {
             schemaVersion = 2,
-            mediaType = MediaTypes.OciIndex,
+            mediaType = indexType,
             manifests = new[] { amd, arm },
         }, new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull }));
 
@@ -174,10 +180,10 @@ internal sealed class TestImage : IImageSource
         rootfs = new { type = "layers", diff_ids = diffIds.Select(d => d.ToString()).ToArray() },
     });
 
-    private static byte[] Manifest(Descriptor config, IEnumerable<Descriptor> layers) => JsonSerializer.SerializeToUtf8Bytes(new
+    private static byte[] Manifest(string mediaType, Descriptor config, IEnumerable<Descriptor> layers) => JsonSerializer.SerializeToUtf8Bytes(new
     {
         schemaVersion = 2,
-        mediaType = MediaTypes.OciManifest,
+        mediaType,
         config,
         layers,
     }, new JsonSerializerOptions { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull });
