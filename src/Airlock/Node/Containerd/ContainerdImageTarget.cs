@@ -169,7 +169,7 @@ public sealed class ContainerdImageTarget : IImageTarget
             return;
         }
 
-        info.Labels.TryGetValue(ContainerdLabels.DistributionSourcePrefix + name.Registry, out var existing);
+        info.Labels.TryGetValue(ContainerdLabels.DistributionSourceKey(name.Registry), out var existing);
         if (ContainerdLabels.DistributionSource(name.Registry, name.Repository, existing) is { } label && label.Value != existing)
         {
             await leased.UpdateContentLabelsAsync(node.Digest, new Dictionary<string, string> { [label.Key] = label.Value }, cancellationToken).ConfigureAwait(false);

@@ -18,7 +18,7 @@ public static class ContainerdLabels
 
     public const string PinnedValue = "pinned";
 
-    internal const string DistributionSourcePrefix = "containerd.io/distribution.source.";
+    private const string DistributionSourcePrefix = "containerd.io/distribution.source.";
     internal const string Uncompressed = "containerd.io/uncompressed";
     internal const string SnapshotRef = "containerd.io/snapshot.ref";
     internal const string GcSnapshotPrefix = "containerd.io/gc.ref.snapshot.";
@@ -69,7 +69,7 @@ public static class ContainerdLabels
     /// </summary>
     internal static KeyValuePair<string, string>? DistributionSource(string registry, string repository, string? existing)
     {
-        var key = DistributionSourcePrefix + registry;
+        var key = DistributionSourceKey(registry);
         var repositories = new SortedSet<string>(StringComparer.Ordinal) { repository };
         if (!string.IsNullOrEmpty(existing))
         {
@@ -78,6 +78,26 @@ public static class ContainerdLabels
 
         var value = string.Join(',', repositories);
         return key.Length + value.Length > MaxLabelLength ? null : new(key, value);
+    }
+
+    /// <summary>
+    /// The label key for a registry: containerd keys it by host name only (url.Hostname(): no port, no IPv6
+    /// brackets), so <c>localhost:5000</c> and <c>localhost</c> share one label.
+    /// </summary>
+    internal static string DistributionSourceKey(string registry)
+    {
+        var host = registry;
+        if (host.StartsWith('['))
+        {
+            var close = host.IndexOf(']', StringComparison.Ordinal);
+            host = close > 0 ? host[1..close] : host;
+        }
+        else if (host.LastIndexOf(':') is var colon and > 0)
+        {
+            host = host[..colon];
+        }
+
+        return DistributionSourcePrefix + host;
     }
 
     private static string ChildKey(string mediaType) => mediaType switch

@@ -47,6 +47,15 @@ public sealed class ContainerdLabelsTests
         Assert.Equal("library/alpine,library/busybox,rancher/pause", label.Value.Value);
     }
 
+    [Theory]
+    [InlineData("docker.io", "containerd.io/distribution.source.docker.io")]
+    [InlineData("registry.local:5000", "containerd.io/distribution.source.registry.local")]
+    [InlineData("[fd00::1]:5000", "containerd.io/distribution.source.fd00::1")]
+    public void Distribution_source_is_keyed_by_host_name_without_port_as_containerd_keys_it(string registry, string key)
+    {
+        Assert.Equal(key, ContainerdLabels.DistributionSource(registry, "app", null)!.Value.Key);
+    }
+
     [Fact]
     public void Distribution_source_that_would_exceed_the_label_limit_is_skipped()
     {
