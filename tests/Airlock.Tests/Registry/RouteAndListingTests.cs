@@ -48,8 +48,22 @@ public sealed class RouteAndListingTests
         Assert.Contains("NAME_INVALID", body, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_tag_that_cannot_exist_is_unknown_when_read_and_invalid_when_pushed()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var image = await registry.PushImageAsync("app", "v1");
+        foreach (var read in new[] { HttpMethod.Get, HttpMethod.Head, HttpMethod.Delete })
+        {
+            using var response = await registry.Client.SendAsync(new HttpRequestMessage(read, "/v2/app/manifests/-bad"));
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        }
+
+        using var put = await registry.PutManifestAsync("app", "-bad", image.Manifest);
+        await TestRegistry.AssertError(put, HttpStatusCode.BadRequest, "MANIFEST_INVALID");
+    }
+
     [Theory]
-    [InlineData("/v2/app/manifests/-bad", "MANIFEST_INVALID")]
     [InlineData("/v2/app/manifests/sha256:123", "DIGEST_INVALID")]
     [InlineData("/v2/app/blobs/latest", "DIGEST_INVALID")]
     public async Task Invalid_tags_and_digests_are_refused(string path, string code)
