@@ -1,7 +1,28 @@
+using System.Buffers;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Airlock.Oci;
 
 namespace Airlock.Bundles;
+
+/// <summary>JSON Airlock writes into archives, compact and with <c>+</c> unescaped as Go's encoder writes it.</summary>
+internal static class BundleJson
+{
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static byte[] Serialize<T>(T value, JsonTypeInfo<T> type)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            JsonSerializer.Serialize(writer, value, type);
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+}
 
 /// <summary>The <c>index.json</c> of an OCI layout (and the body of an index Airlock composes).</summary>
 internal sealed record LayoutIndex

@@ -103,7 +103,7 @@ public static class ImageGraph
             return (only, await source.ReadManifestAsync(only, cancellationToken).ConfigureAwait(false));
         }
 
-        var index = JsonSerializer.SerializeToUtf8Bytes(
+        var index = BundleJson.Serialize(
             new LayoutIndex { MediaType = document.MediaType, Manifests = kept, Annotations = document.Annotations },
             BundleJsonContext.Default.LayoutIndex);
         return (new Descriptor { MediaType = document.MediaType, Digest = Digest.Sha256(index), Size = index.Length }, index);

@@ -357,7 +357,7 @@ public sealed class ArchiveSource : IImageSource
                     layers.Add(new DockerSchema2Descriptor { MediaType = LayerMediaType(layer.Digest, layerPath), Size = layer.Size, Digest = layer.Digest.ToString() });
                 }
 
-                var manifest = JsonSerializer.SerializeToUtf8Bytes(new DockerSchema2Manifest
+                var manifest = BundleJson.Serialize(new DockerSchema2Manifest
                 {
                     Config = new DockerSchema2Descriptor { MediaType = MediaTypes.DockerConfig, Size = config.Size, Digest = config.Digest.ToString() },
                     Layers = layers,

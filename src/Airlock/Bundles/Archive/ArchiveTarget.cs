@@ -133,9 +133,9 @@ public sealed class ArchiveTarget : IImageTarget
         if (Format == ArchiveFormat.DockerArchive)
         {
             var (manifest, repositories) = await DockerManifestAsync(cancellationToken).ConfigureAwait(false);
-            await WriteFileAsync(tar, "manifest.json", JsonSerializer.SerializeToUtf8Bytes(manifest, BundleJsonContext.Default.ListDockerArchiveImage), cancellationToken).ConfigureAwait(false);
+            await WriteFileAsync(tar, "manifest.json", BundleJson.Serialize(manifest, BundleJsonContext.Default.ListDockerArchiveImage), cancellationToken).ConfigureAwait(false);
             await WriteFileAsync(tar, "repositories",
-                JsonSerializer.SerializeToUtf8Bytes(repositories, BundleJsonContext.Default.DictionaryStringDictionaryStringString), cancellationToken).ConfigureAwait(false);
+                BundleJson.Serialize(repositories, BundleJsonContext.Default.DictionaryStringDictionaryStringString), cancellationToken).ConfigureAwait(false);
         }
     }
 

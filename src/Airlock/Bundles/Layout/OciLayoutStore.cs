@@ -290,7 +290,7 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
             entries = [.. _entries];
         }
 
-        var bytes = JsonSerializer.SerializeToUtf8Bytes(new LayoutIndex { Manifests = entries }, BundleJsonContext.Default.LayoutIndex);
+        var bytes = BundleJson.Serialize(new LayoutIndex { Manifests = entries }, BundleJsonContext.Default.LayoutIndex);
         var temp = Path.Combine(Root, $".index.json.{Guid.NewGuid():N}");
         using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
         {
