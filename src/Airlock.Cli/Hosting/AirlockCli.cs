@@ -32,6 +32,7 @@ internal static class AirlockCli
     private static IEnumerable<Command> Verbs() =>
     [
         VersionCommand.Create(),
+        ImagesCommand.Create(registry: null), // Lead: pass new RegistryConnector(RemoteImageStore.Create..., ...) here.
     ];
 
     public static async Task<int> RunAsync(string[] args, IDictionary environment, TextWriter? output = null, TextWriter? error = null)
