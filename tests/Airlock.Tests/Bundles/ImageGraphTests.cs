@@ -201,3 +201,45 @@ public sealed class ImageGraphTests : IDisposable
         public void Report(CopyProgress value) => report(value);
     }
 }
+
+public sealed class ImageGraphReferrersTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task Referrers_returned_by_the_hook_are_copied_after_their_subject()
+    {
+        await using var source = OciLayoutStore.Create(_temp.File("source"));
+        var image = await TestImages.AddImageAsync(source, TestImages.Amd64, [TestImages.MakeLayer(50)]);
+        var emptyDigest = Digest.Sha256("{}"u8);
+        var signature = System.Text.Encoding.UTF8.GetBytes(
+            "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"artifactType\":\"application/vnd.example.signature\","
+            + $"\"config\":{{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"{emptyDigest}\",\"size\":2}},"
+            + $"\"layers\":[{{\"mediaType\":\"application/vnd.oci.empty.v1+json\",\"digest\":\"{emptyDigest}\",\"size\":2}}],"
+            + $"\"subject\":{{\"mediaType\":\"{image.MediaType}\",\"digest\":\"{image.Digest}\",\"size\":{image.Size}}}}}");
+        var empty = new Descriptor { MediaType = MediaTypes.OciEmpty, Digest = Digest.Sha256("{}"u8), Size = 2 };
+        await source.WriteBlobAsync(empty, new MemoryStream("{}"u8.ToArray()), CancellationToken.None);
+        var referrer = new Descriptor { MediaType = MediaTypes.OciManifest, Digest = Digest.Sha256(signature), Size = signature.Length };
+        await source.WriteManifestAsync(referrer, signature, null, CancellationToken.None);
+
+        await using var target = OciLayoutStore.Create(_temp.File("target"));
+        var asked = new List<Digest>();
+        await ImageGraph.CopyAsync(source, target, image, new CopyOptions
+        {
+            Referrers = (subject, _) =>
+            {
+                asked.Add(subject.Digest);
+                return ValueTask.FromResult<IReadOnlyList<Descriptor>>(subject.Digest == image.Digest ? [referrer] : []);
+            },
+        }, null, CancellationToken.None);
+        Assert.Contains(image.Digest, asked);
+        Assert.True(await target.HasManifestAsync(referrer, CancellationToken.None));
+        Assert.True(await target.HasBlobAsync(empty, CancellationToken.None));
+
+        await using var without = OciLayoutStore.Create(_temp.File("without"));
+        await ImageGraph.CopyAsync(source, without, image, null, null, CancellationToken.None);
+        Assert.False(await without.HasManifestAsync(referrer, CancellationToken.None));
+    }
+}

@@ -185,20 +185,9 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
 
     public async ValueTask WriteManifestAsync(Descriptor manifest, ReadOnlyMemory<byte> content, string? reference, CancellationToken cancellationToken)
     {
-        var ingest = StartIngest(manifest.Digest.Algorithm);
-        try
+        using (var bytes = new MemoryStream(content.ToArray(), writable: false))
         {
-            await ingest.WriteAsync(content, cancellationToken).ConfigureAwait(false);
-            await ingest.CommitAsync(manifest.Digest, BlobPath(manifest.Digest), cancellationToken, manifest.Size).ConfigureAwait(false);
-        }
-        catch
-        {
-            await ingest.AbortAsync().ConfigureAwait(false);
-            throw;
-        }
-        finally
-        {
-            await ingest.DisposeAsync().ConfigureAwait(false);
+            await WriteBlobAsync(manifest, bytes, cancellationToken).ConfigureAwait(false);
         }
 
         if (reference is not null)
