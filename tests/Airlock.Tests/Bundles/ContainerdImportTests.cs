@@ -93,7 +93,15 @@ public sealed class ContainerdImportTests : IAsyncLifetime
             await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "import", "--all-platforms", "--no-unpack", plain);
         }
 
+        // export: one image, one platform, imported under exactly the name given.
+        var exported = _temp.File("exported.tar");
+        var result = await new ImageTransfer(null).ExportAsync($"oci:{_temp.File("layout")}:docker.io/rancher/mirrored-pause:3.6", exported,
+            HostPlatform.Current, "registry.local/exported:1", null, new TransferOptions(), null, CancellationToken.None);
+        await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "import", "--no-unpack", exported);
+
         var listing = await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "ls");
+        Assert.Contains(listing.Split('\n'), l => l.StartsWith("registry.local/exported:1 ", StringComparison.Ordinal) && l.Contains(result.Root.Digest.ToString(), StringComparison.Ordinal));
+        Assert.Equal(3, listing.Split('\n').Count(l => l.Contains("sha256:", StringComparison.Ordinal)));
         Assert.Contains(listing.Split('\n'), l => l.StartsWith("docker.io/rancher/mirrored-pause:3.6 ", StringComparison.Ordinal) && l.Contains(index.Digest.ToString(), StringComparison.Ordinal));
         Assert.Contains(listing.Split('\n'), l => l.StartsWith("registry.local:5000/app/web:1.0 ", StringComparison.Ordinal) && l.Contains(single.Digest.ToString(), StringComparison.Ordinal));
     }
