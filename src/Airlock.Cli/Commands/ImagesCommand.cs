@@ -6,6 +6,7 @@ using Airlock.Bundles.Kubernetes;
 using Airlock.Bundles.Layout;
 using Airlock.Cli.Hosting;
 using Airlock.Oci;
+using Spectre.Console;
 using YamlDotNet.Serialization;
 
 namespace Airlock.Cli.Commands;
@@ -98,10 +99,10 @@ internal static class ImagesCommand
         {
             var config = parseResult.InvocationConfiguration;
             var names = await ExpandStdinAsync(parseResult.GetValue(images)!, cancellationToken).ConfigureAwait(false);
-            var results = await new ImageTransfer(registry).SaveAsync(names, parseResult.GetValue(output)!,
+            var options = Options(parseResult, platforms, parallelism, null);
+            var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(registry).SaveAsync(names, parseResult.GetValue(output)!,
                 parseResult.GetValue(format) == "oci" ? ArchiveFormat.OciLayout : ArchiveFormat.DockerArchive,
-                ParseCompression(parseResult.GetValue(compress)), Options(parseResult, platforms, parallelism, null),
-                ProgressFor(parseResult, quiet), cancellationToken).ConfigureAwait(false);
+                ParseCompression(parseResult.GetValue(compress)), options, progress, cancellationToken)).ConfigureAwait(false);
             PrintResults(parseResult, quiet, "Saved", results);
             return AirlockCli.ExitOk;
         });
@@ -135,9 +136,9 @@ internal static class ImagesCommand
         command.Options.Add(quiet);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var results = await new ImageTransfer(registry).LoadAsync(parseResult.GetValue(files)!, parseResult.GetValue(to)!,
-                parseResult.GetValue(rewrite) ?? [], Options(parseResult, platforms, parallelism, maxExpanded),
-                ProgressFor(parseResult, quiet), cancellationToken).ConfigureAwait(false);
+            var options = Options(parseResult, platforms, parallelism, maxExpanded);
+            var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(registry).LoadAsync(parseResult.GetValue(files)!,
+                parseResult.GetValue(to)!, parseResult.GetValue(rewrite) ?? [], options, progress, cancellationToken)).ConfigureAwait(false);
             PrintResults(parseResult, quiet, "Loaded", results);
             return AirlockCli.ExitOk;
         });
@@ -167,8 +168,9 @@ internal static class ImagesCommand
         {
             var from = ParseLocation(parseResult.GetValue(source)!);
             var to = ParseLocation(parseResult.GetValue(destination)!);
-            var result = await new ImageTransfer(registry).CopyAsync(from, to, Options(parseResult, platforms, parallelism, maxExpanded),
-                ProgressFor(parseResult, quiet), cancellationToken).ConfigureAwait(false);
+            var options = Options(parseResult, platforms, parallelism, maxExpanded);
+            var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(registry).CopyAsync(from, to, options, progress, cancellationToken))
+                .ConfigureAwait(false);
             PrintResults(parseResult, quiet, "Copied", [result]);
             return AirlockCli.ExitOk;
         });
@@ -199,8 +201,9 @@ internal static class ImagesCommand
             var location = ImageLocation.ParseOrRegistry(source);
             var imageName = parseResult.GetValue(name) ?? location.Image?.ToString()
                 ?? throw new UsageException("--name is required when the image is not a registry reference");
-            var result = await new ImageTransfer(registry).ExportAsync(source, parseResult.GetValue(output)!, ParsePlatform(parseResult.GetValue(platform)!),
-                imageName, ParseCompression(parseResult.GetValue(compress)), new TransferOptions(), ProgressFor(parseResult, quiet), cancellationToken).ConfigureAwait(false);
+            var exportPlatform = ParsePlatform(parseResult.GetValue(platform)!);
+            var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(registry).ExportAsync(source, parseResult.GetValue(output)!,
+                exportPlatform, imageName, ParseCompression(parseResult.GetValue(compress)), new TransferOptions(), progress, cancellationToken)).ConfigureAwait(false);
             PrintResults(parseResult, quiet, "Exported", [result]);
             return AirlockCli.ExitOk;
         });
@@ -367,8 +370,61 @@ internal static class ImagesCommand
 
     private static ArchiveCompression? ParseCompression(string? value) => value is null ? null : ArchiveCodecs.Parse(value);
 
-    private static IProgress<CopyProgress>? ProgressFor(ParseResult parseResult, Option<bool> quiet) =>
-        parseResult.GetValue(quiet) ? null : new ProgressLines(parseResult.InvocationConfiguration.Output);
+    /// <summary>Progress bars on an interactive terminal, plain lines when output is redirected, nothing with --quiet.</summary>
+    private static async Task<T> WithProgressAsync<T>(ParseResult parseResult, Option<bool> quiet, Func<IProgress<CopyProgress>?, Task<T>> run)
+    {
+        if (parseResult.GetValue(quiet))
+        {
+            return await run(null).ConfigureAwait(false);
+        }
+
+        var output = parseResult.InvocationConfiguration.Output;
+        if (ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            return await AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn())
+                .StartAsync(context => run(new ProgressBars(context))).ConfigureAwait(false);
+        }
+
+        return await run(new ProgressLines(output)).ConfigureAwait(false);
+    }
+
+    /// <summary>One bar per blob, filled as bytes pass; blobs already present show as full and marked so.</summary>
+    private sealed class ProgressBars(ProgressContext context) : IProgress<CopyProgress>
+    {
+        private readonly Dictionary<Digest, ProgressTask> _bars = [];
+
+        public void Report(CopyProgress value)
+        {
+            if (MediaTypes.IsManifest(value.Content.MediaType))
+            {
+                return;
+            }
+
+            lock (_bars)
+            {
+                if (!_bars.TryGetValue(value.Content.Digest, out var bar))
+                {
+                    bar = context.AddTask(value.Content.Digest.Encoded[..12], maxValue: Math.Max(1, value.Content.Size));
+                    _bars[value.Content.Digest] = bar;
+                }
+
+                switch (value.Stage)
+                {
+                    case CopyStage.Skipped:
+                        bar.Description = $"{value.Content.Digest.Encoded[..12]} (present)";
+                        bar.Value = bar.MaxValue;
+                        break;
+                    case CopyStage.Transferring:
+                        bar.Value = value.Bytes;
+                        break;
+                    case CopyStage.Completed:
+                        bar.Value = bar.MaxValue;
+                        break;
+                }
+            }
+        }
+    }
 
     private static void PrintResults(ParseResult parseResult, Option<bool> quiet, string verb, IEnumerable<TransferResult> results)
     {
