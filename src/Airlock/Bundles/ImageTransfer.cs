@@ -133,6 +133,17 @@ public sealed class ImageTransfer(RegistryConnector? registry)
             await using (source.ConfigureAwait(false))
             {
                 var root = await source.ResolveAsync(SourceReference(from), cancellationToken).ConfigureAwait(false);
+                if (MediaTypes.IsImageManifest(root.MediaType))
+                {
+                    // A lone image manifest names its platform only in its config; exporting it as another is a mistake.
+                    var document = ManifestDocument.Parse((await source.ReadManifestAsync(root, cancellationToken).ConfigureAwait(false)).Span, root.MediaType);
+                    if (document.Config is { } config && await ArchiveInventory.PlatformOfConfigAsync(source, config, cancellationToken).ConfigureAwait(false) is { } actual
+                        && !platform.Matches(actual))
+                    {
+                        throw new ImageNotFoundException($"{from} is an image for {actual}, not {platform}");
+                    }
+                }
+
                 var written = await ImageGraph.CopyAsync(source, target, root,
                     CopyOptionsFor(options with { Platforms = [platform] }, reference.ToString()), progress, cancellationToken).ConfigureAwait(false);
                 if (!MediaTypes.IsImageManifest(written.MediaType))

@@ -128,6 +128,20 @@ public sealed class ImageTransferTests : IDisposable
     }
 
     [Fact]
+    public async Task Export_of_a_single_image_for_another_platform_is_refused()
+    {
+        await using (var layout = OciLayoutStore.Create(_temp.File("single")))
+        {
+            await TestImages.AddImageAsync(layout, TestImages.Amd64, [TestImages.MakeLayer(45)], "app");
+        }
+
+        var error = await Assert.ThrowsAsync<ImageNotFoundException>(() => new ImageTransfer(null).ExportAsync($"oci:{_temp.File("single")}:app",
+            _temp.File("x.tar"), TestImages.Arm64, "registry.local/app:1", null, new TransferOptions(), null, CancellationToken.None));
+        Assert.Contains("linux/amd64, not linux/arm64", error.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(_temp.File("x.tar")));
+    }
+
+    [Fact]
     public async Task Cli_save_list_archive_and_images_list_work_end_to_end()
     {
         var (index, images) = await SourceLayoutAsync();

@@ -53,18 +53,25 @@ public static class ArchiveInventory
         {
             platforms.Add(declared.ToString());
         }
-        else if (document.Config is { Size: < OciLayoutStore.MaxManifestSize } config)
+        else if (document.Config is { } config && await PlatformOfConfigAsync(source, config, cancellationToken).ConfigureAwait(false) is { } platform)
         {
-            // A manifest outside an index says its platform only in its config.
-            var stream = await source.OpenBlobAsync(config, cancellationToken).ConfigureAwait(false);
-            await using (stream.ConfigureAwait(false))
-            {
-                var head = await JsonSerializer.DeserializeAsync(stream, BundleJsonContext.Default.ImageConfigHead, cancellationToken).ConfigureAwait(false);
-                if (head is { Os: { } os, Architecture: { } architecture })
-                {
-                    platforms.Add(new Platform { Os = os, Architecture = architecture, Variant = head.Variant }.ToString());
-                }
-            }
+            platforms.Add(platform.ToString());
+        }
+    }
+
+    /// <summary>The platform an image config declares (a manifest outside an index says it only there).</summary>
+    internal static async Task<Platform?> PlatformOfConfigAsync(IImageSource source, Descriptor config, CancellationToken cancellationToken)
+    {
+        if (config.Size > OciLayoutStore.MaxManifestSize)
+        {
+            return null;
+        }
+
+        var stream = await source.OpenBlobAsync(config, cancellationToken).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            var head = await JsonSerializer.DeserializeAsync(stream, BundleJsonContext.Default.ImageConfigHead, cancellationToken).ConfigureAwait(false);
+            return head is { Os: { } os, Architecture: { } architecture } ? new Platform { Os = os, Architecture = architecture, Variant = head.Variant } : null;
         }
     }
 }
