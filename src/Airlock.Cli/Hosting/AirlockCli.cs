@@ -35,6 +35,7 @@ internal static class AirlockCli
         VersionCommand.Create(),
         RegistriesCommand.Create(),
         RegistryCommand.Create(),
+        ImagesCommand.Create(),
     ];
 
     public static async Task<int> RunAsync(string[] args, IDictionary environment, TextWriter? output = null, TextWriter? error = null)
@@ -80,9 +81,16 @@ internal static class AirlockCli
             await error.WriteLineAsync("airlock: cancelled").ConfigureAwait(false);
             return ExitError;
         }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException or FormatException or UnauthorizedAccessException or InvalidDataException or HttpRequestException or NotSupportedException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
+            // Every failure a user can meet (registry errors, bad archives, digest mismatches, I/O) carries a
+            // message that names what failed; the stack trace is for developers: AIRLOCK_DEBUG=1.
             await error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+            if (environment["AIRLOCK_DEBUG"] is "1" or "true")
+            {
+                await error.WriteLineAsync(ex.ToString()).ConfigureAwait(false);
+            }
+
             return ExitError;
         }
     }

@@ -1,0 +1,478 @@
+using System.CommandLine;
+using System.Text.Json;
+using Airlock.Bundles;
+using Airlock.Bundles.Archive;
+using Airlock.Bundles.Kubernetes;
+using Airlock.Bundles.Layout;
+using Airlock.Cli.Hosting;
+using Airlock.Oci;
+using Spectre.Console;
+using YamlDotNet.Serialization;
+
+namespace Airlock.Cli.Commands;
+
+/// <summary>
+/// <c>airlock images save|load|copy|export|list</c>: moving images across the gap as files. Verbs that can
+/// touch a registry take the shared <see cref="RegistryAccessOptions"/> flags; registries are opened only
+/// when a reference needs one.
+/// </summary>
+internal static class ImagesCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("images", "Move images across the air gap as files: save, load, copy, export and list them.")
+            .WithExamples(
+                "airlock images save -o images.tar.zst docker.io/rancher/mirrored-pause:3.6 docker.io/library/busybox:1.36",
+                "airlock images load images.tar.zst --to registry.local:5000",
+                "airlock images list deploy/ | airlock images save -o app.tar -",
+                "airlock images copy oci:./layout:app docker-archive:app.tar:registry.local/app:1");
+        command.Subcommands.Add(Save());
+        command.Subcommands.Add(Load());
+        command.Subcommands.Add(Copy());
+        command.Subcommands.Add(Export());
+        command.Subcommands.Add(List());
+        return command;
+    }
+
+    private static Option<bool> Quiet() => new("--quiet", "-q") { Description = "Print nothing but errors." };
+
+    // Repeated or comma-separated; not several values per flag, which would swallow the positional arguments.
+    private static Option<string[]> Platforms(string description) => new("--platform") { Description = description };
+
+    private static Option<int> Parallelism() => new("--parallelism")
+    {
+        Description = "Blobs transferred at once.",
+        DefaultValueFactory = _ => 4,
+    };
+
+    private static Option<long> MaxExpanded() => new("--max-expanded-bytes")
+    {
+        Description = "Refuse archives that expand to more than this many bytes (decompression bombs).",
+        DefaultValueFactory = _ => new ArchiveLimits().MaxExpandedBytes,
+    };
+
+    private static Option<string> OutputFile() => new("--output-file", "-o")
+    {
+        Description = "Archive to write; its extension chooses the compression (.tar, .tar.gz/.tgz, .tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz).",
+        Required = true,
+    };
+
+    private static Option<string> Compress()
+    {
+        var option = new Option<string>("--compress") { Description = "Compression: zstd, gzip, lz4, bzip2 or none (default: from the file name)." };
+        option.AcceptOnlyFromAmong("zstd", "gzip", "lz4", "bzip2", "none");
+        return option;
+    }
+
+    private static Command Save()
+    {
+        var images = new Argument<string[]>("images")
+        {
+            Description = "Images to save: registry references, or docker://, oci:DIR[:NAME], oci-archive:FILE, docker-archive:FILE locations; - reads them from stdin, one per line.",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var output = OutputFile();
+        var format = new Option<string>("--format")
+        {
+            Description = "docker-archive (an OCI layout with Docker's manifest.json too: docker/podman load, skopeo, ctr import, the K3s images directory all read it) or oci (OCI layout only).",
+            DefaultValueFactory = _ => "docker-archive",
+        };
+        format.AcceptOnlyFromAmong("docker-archive", "oci");
+        var compress = Compress();
+        var platforms = Platforms("Keep only these platforms (os/arch[/variant]; repeatable). Default: all. A subset of a multi-arch index is saved as a new index (new digest), or as the single matching image.");
+        var parallelism = Parallelism();
+        var quiet = Quiet();
+        var command = new Command("save", "Save images into one archive file; layers shared by images are stored once.")
+            .WithExamples(
+                "airlock images save -o images.tar docker.io/rancher/mirrored-pause:3.6",
+                "airlock images save -o images.tar.zst --platform linux/amd64 --platform linux/arm64 busybox:1.36",
+                "airlock images save -o app.tar --format oci oci:./layout:app",
+                "airlock images list manifests/ | airlock images save -o app.tar.gz -");
+        command.Arguments.Add(images);
+        command.Options.Add(output);
+        command.Options.Add(format);
+        command.Options.Add(compress);
+        command.Options.Add(platforms);
+        command.Options.Add(parallelism);
+        command.Options.Add(quiet);
+        var access = RegistryAccessOptions.AddTo(command);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var config = parseResult.InvocationConfiguration;
+            var names = await ExpandStdinAsync(parseResult.GetValue(images)!, cancellationToken).ConfigureAwait(false);
+            var options = Options(parseResult, platforms, parallelism, null);
+            var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).SaveAsync(names, parseResult.GetValue(output)!,
+                parseResult.GetValue(format) == "oci" ? ArchiveFormat.OciLayout : ArchiveFormat.DockerArchive,
+                ParseCompression(parseResult.GetValue(compress)), options, progress, cancellationToken)).ConfigureAwait(false);
+            PrintResults(parseResult, quiet, "Saved", results);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command Load()
+    {
+        var files = new Argument<string[]>("files") { Description = "Archives to load (any format and compression save writes or docker/podman/skopeo/ctr write).", Arity = ArgumentArity.OneOrMore };
+        var to = new Option<string>("--to")
+        {
+            Description = "Destination REGISTRY[/PREFIX]; the source registry host is replaced and the repository path kept (docker.io/rancher/pause:3.6 → REGISTRY[/PREFIX]/rancher/pause:3.6).",
+            Required = true,
+        };
+        var rewrite = new Option<string[]>("--rewrite") { Description = "FROM=TO name prefix rewrite applied before the default rule (repeatable), e.g. docker.io/library=registry.local/hub." };
+        var platforms = Platforms("Push only these platforms (os/arch[/variant]; repeatable). Default: all.");
+        var parallelism = Parallelism();
+        var maxExpanded = MaxExpanded();
+        var quiet = Quiet();
+        var command = new Command("load", "Push the images of archive files to a registry; manifests are pushed only after all their blobs.")
+            .WithExamples(
+                "airlock images load images.tar.zst --to registry.local:5000",
+                "airlock images load a.tar b.tar.gz --to registry.local:5000/mirror",
+                "airlock images load images.tar --to registry.local --rewrite docker.io/library=registry.local/hub");
+        command.Arguments.Add(files);
+        command.Options.Add(to);
+        command.Options.Add(rewrite);
+        command.Options.Add(platforms);
+        command.Options.Add(parallelism);
+        command.Options.Add(maxExpanded);
+        command.Options.Add(quiet);
+        var access = RegistryAccessOptions.AddTo(command);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var options = Options(parseResult, platforms, parallelism, maxExpanded);
+            var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).LoadAsync(parseResult.GetValue(files)!,
+                parseResult.GetValue(to)!, parseResult.GetValue(rewrite) ?? [], options, progress, cancellationToken)).ConfigureAwait(false);
+            PrintResults(parseResult, quiet, "Loaded", results);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command Copy()
+    {
+        var source = new Argument<string>("source") { Description = "docker://REF, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]." };
+        var destination = new Argument<string>("destination") { Description = "docker://REF, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]." };
+        var platforms = Platforms("Copy only these platforms (os/arch[/variant]; repeatable). Default: all.");
+        var parallelism = Parallelism();
+        var maxExpanded = MaxExpanded();
+        var quiet = Quiet();
+        var command = new Command("copy", "Copy one image between registries, OCI layouts and archives, keeping its digests.")
+            .WithExamples(
+                "airlock images copy docker://docker.io/library/busybox:1.36 oci:./layout:busybox",
+                "airlock images copy oci:./layout:busybox docker-archive:busybox.tar:docker.io/library/busybox:1.36",
+                "airlock images copy docker-archive:app.tar docker://registry.local:5000/app:1");
+        command.Arguments.Add(source);
+        command.Arguments.Add(destination);
+        command.Options.Add(platforms);
+        command.Options.Add(parallelism);
+        command.Options.Add(maxExpanded);
+        command.Options.Add(quiet);
+        var access = RegistryAccessOptions.AddTo(command);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var from = ParseLocation(parseResult.GetValue(source)!);
+            var to = ParseLocation(parseResult.GetValue(destination)!);
+            var options = Options(parseResult, platforms, parallelism, maxExpanded);
+            var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).CopyAsync(from, to, options, progress, cancellationToken))
+                .ConfigureAwait(false);
+            PrintResults(parseResult, quiet, "Copied", [result]);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var image = new Argument<string>("image") { Description = "Image to export: a registry reference or a transport-prefixed location." };
+        var output = OutputFile();
+        var platform = new Option<string>("--platform") { Description = "The one platform to export (os/arch[/variant]).", Required = true };
+        var name = new Option<string>("--name") { Description = "Name the image gets when imported (ctr images import, the images directory); default: the image reference." };
+        var compress = Compress();
+        var quiet = Quiet();
+        var command = new Command("export", "Write one image for one platform as an archive that ctr images import names --name.")
+            .WithExamples(
+                "airlock images export docker.io/rancher/mirrored-pause:3.6 --platform linux/arm64 -o pause.tar",
+                "airlock images export oci:./layout:app --platform linux/amd64 --name registry.local/app:1 -o /var/lib/airlock/agent/images/app.tar.zst");
+        command.Arguments.Add(image);
+        command.Options.Add(output);
+        command.Options.Add(platform);
+        command.Options.Add(name);
+        command.Options.Add(compress);
+        command.Options.Add(quiet);
+        var access = RegistryAccessOptions.AddTo(command);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var source = parseResult.GetValue(image)!;
+            var location = ImageLocation.ParseOrRegistry(source);
+            var imageName = parseResult.GetValue(name) ?? location.Image?.ToString()
+                ?? throw new UsageException("--name is required when the image is not a registry reference");
+            var exportPlatform = ParsePlatform(parseResult.GetValue(platform)!);
+            var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).ExportAsync(source, parseResult.GetValue(output)!,
+                exportPlatform, imageName, ParseCompression(parseResult.GetValue(compress)), new TransferOptions(), progress, cancellationToken)).ConfigureAwait(false);
+            PrintResults(parseResult, quiet, "Exported", [result]);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command List()
+    {
+        var paths = new Argument<string[]>("paths")
+        {
+            Description = "Kubernetes manifest files or directories (*.yaml, *.yml, *.json, recursively); - reads stdin.",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var archive = new Option<string>("--archive") { Description = "List the images in this archive or OCI layout directory instead (name, digest, platforms, size)." };
+        var output = CommonOptions.Output("text");
+        var maxExpanded = MaxExpanded();
+        var command = new Command("list", "List the images Kubernetes manifests use (one per line, sorted), or the images in an archive.")
+            .WithExamples(
+                "airlock images list deploy/ > images.txt",
+                "helm template ./chart | airlock images list -",
+                "airlock images list --archive images.tar.zst --output json");
+        command.Arguments.Add(paths);
+        command.Options.Add(archive);
+        command.Options.Add(output);
+        command.Options.Add(maxExpanded);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var writer = parseResult.InvocationConfiguration.Output;
+            var format = parseResult.GetValue(output);
+            if (parseResult.GetValue(archive) is { } archivePath)
+            {
+                if (parseResult.GetValue(paths) is { Length: > 0 })
+                {
+                    throw new UsageException("give either manifest paths or --archive, not both");
+                }
+
+                var images = await ListArchiveAsync(archivePath, new ArchiveLimits { MaxExpandedBytes = parseResult.GetValue(maxExpanded) }, cancellationToken).ConfigureAwait(false);
+                WriteInventory(writer, format, images);
+                return AirlockCli.ExitOk;
+            }
+
+            var inputs = parseResult.GetValue(paths) is { Length: > 0 } given ? given : throw new UsageException("give Kubernetes manifest paths (or - for stdin), or --archive FILE");
+            var names = await ManifestImages.FromPathsAsync(inputs, Console.In, cancellationToken).ConfigureAwait(false);
+            switch (format)
+            {
+                case "json":
+                    await writer.WriteLineAsync(JsonSerializer.Serialize(names, CliJson.Default.IReadOnlyListString)).ConfigureAwait(false);
+                    break;
+                case "yaml":
+                    await writer.WriteAsync(new SerializerBuilder().Build().Serialize(names)).ConfigureAwait(false);
+                    break;
+                default:
+                    foreach (var name in names)
+                    {
+                        await writer.WriteLineAsync(name).ConfigureAwait(false);
+                    }
+
+                    break;
+            }
+
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static async Task<IReadOnlyList<InventoryImage>> ListArchiveAsync(string path, ArchiveLimits limits, CancellationToken cancellationToken)
+    {
+        if (Directory.Exists(path))
+        {
+            var layout = OciLayoutStore.Open(path);
+            await using (layout.ConfigureAwait(false))
+            {
+                return await ArchiveInventory.ListAsync(layout, layout.Entries, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        var archive = await ArchiveSource.OpenAsync(path, limits, cancellationToken).ConfigureAwait(false);
+        await using (archive.ConfigureAwait(false))
+        {
+            return await ArchiveInventory.ListAsync(archive, archive.Entries, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static void WriteInventory(TextWriter writer, string? format, IReadOnlyList<InventoryImage> images)
+    {
+        switch (format)
+        {
+            case "json":
+                writer.WriteLine(JsonSerializer.Serialize(images.Select(i => new CliInventoryRow(i.Name, i.Digest.ToString(), i.MediaType, i.Platforms, i.Size)).ToList(),
+                    CliJson.Default.ListCliInventoryRow));
+                break;
+            case "yaml":
+                writer.Write(new SerializerBuilder().Build().Serialize(images.Select(i => new Dictionary<string, object?>
+                {
+                    ["name"] = i.Name,
+                    ["digest"] = i.Digest.ToString(),
+                    ["mediaType"] = i.MediaType,
+                    ["platforms"] = i.Platforms,
+                    ["size"] = i.Size,
+                }).ToList()));
+                break;
+            default:
+                foreach (var image in images)
+                {
+                    writer.WriteLine($"{image.Name ?? "<none>"}\t{image.Digest}\t{string.Join(',', image.Platforms)}\t{image.Size}");
+                }
+
+                break;
+        }
+    }
+
+    private static async Task<IReadOnlyList<string>> ExpandStdinAsync(string[] images, CancellationToken cancellationToken)
+    {
+        if (!images.Contains("-"))
+        {
+            return images;
+        }
+
+        var text = await Console.In.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        var fromStdin = text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#'));
+        return images.Where(i => i != "-").Concat(fromStdin).ToList();
+    }
+
+    private static TransferOptions Options(ParseResult parseResult, Option<string[]> platforms, Option<int> parallelism, Option<long>? maxExpanded)
+    {
+        var parallel = parseResult.GetValue(parallelism);
+        if (parallel < 1)
+        {
+            throw new UsageException("--parallelism must be at least 1");
+        }
+
+        var values = (parseResult.GetValue(platforms) ?? []).SelectMany(p => p.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToList();
+        return new TransferOptions
+        {
+            Parallelism = parallel,
+            Platforms = values.Count == 0 ? null : values.Select(ParsePlatform).ToList(),
+            Limits = maxExpanded is null ? new ArchiveLimits() : new ArchiveLimits { MaxExpandedBytes = parseResult.GetValue(maxExpanded) },
+        };
+    }
+
+    private static Platform ParsePlatform(string value)
+    {
+        try
+        {
+            return Platform.Parse(value);
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+    }
+
+    private static ImageLocation ParseLocation(string value)
+    {
+        try
+        {
+            return ImageLocation.Parse(value);
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+    }
+
+    private static ArchiveCompression? ParseCompression(string? value) => value is null ? null : ArchiveCodecs.Parse(value);
+
+    /// <summary>Progress bars on an interactive terminal, plain lines when output is redirected, nothing with --quiet.</summary>
+    private static async Task<T> WithProgressAsync<T>(ParseResult parseResult, Option<bool> quiet, Func<IProgress<CopyProgress>?, Task<T>> run)
+    {
+        if (parseResult.GetValue(quiet))
+        {
+            return await run(null).ConfigureAwait(false);
+        }
+
+        var output = parseResult.InvocationConfiguration.Output;
+        if (ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            return await AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn())
+                .StartAsync(context => run(new ProgressBars(context))).ConfigureAwait(false);
+        }
+
+        return await run(new ProgressLines(output)).ConfigureAwait(false);
+    }
+
+    /// <summary>One bar per blob, filled as bytes pass; blobs already present show as full and marked so.</summary>
+    private sealed class ProgressBars(ProgressContext context) : IProgress<CopyProgress>
+    {
+        private readonly Dictionary<Digest, ProgressTask> _bars = [];
+
+        public void Report(CopyProgress value)
+        {
+            if (MediaTypes.IsManifest(value.Content.MediaType))
+            {
+                return;
+            }
+
+            lock (_bars)
+            {
+                if (!_bars.TryGetValue(value.Content.Digest, out var bar))
+                {
+                    bar = context.AddTask(value.Content.Digest.Encoded[..12], maxValue: Math.Max(1, value.Content.Size));
+                    _bars[value.Content.Digest] = bar;
+                }
+
+                switch (value.Stage)
+                {
+                    case CopyStage.Skipped:
+                        bar.Description = $"{value.Content.Digest.Encoded[..12]} (present)";
+                        bar.Value = bar.MaxValue;
+                        break;
+                    case CopyStage.Transferring:
+                        bar.Value = value.Bytes;
+                        break;
+                    case CopyStage.Completed:
+                        bar.Value = bar.MaxValue;
+                        break;
+                }
+            }
+        }
+    }
+
+    private static void PrintResults(ParseResult parseResult, Option<bool> quiet, string verb, IEnumerable<TransferResult> results)
+    {
+        if (parseResult.GetValue(quiet))
+        {
+            return;
+        }
+
+        foreach (var result in results)
+        {
+            parseResult.InvocationConfiguration.Output.WriteLine($"{verb} {result.Source} -> {result.Destination} ({result.Root.Digest})");
+        }
+    }
+
+    /// <summary>Plain progress lines, one per blob event, safe to log or pipe (no terminal control codes).</summary>
+    private sealed class ProgressLines(TextWriter writer) : IProgress<CopyProgress>
+    {
+        public void Report(CopyProgress value)
+        {
+            var line = value.Stage switch
+            {
+                CopyStage.Started => $"Copying {Kind(value.Content)} {value.Content.Digest} ({value.Content.Size} bytes)",
+                CopyStage.Skipped => $"Skipping {Kind(value.Content)} {value.Content.Digest}: already present",
+                CopyStage.Completed => $"Wrote {Kind(value.Content)} {value.Content.Digest}",
+                _ => null,
+            };
+            if (line is not null)
+            {
+                lock (writer)
+                {
+                    writer.WriteLine(line);
+                }
+            }
+        }
+
+        private static string Kind(Descriptor content) => MediaTypes.IsManifest(content.MediaType) ? "manifest" : "blob";
+    }
+}
+
+internal sealed record CliInventoryRow(string? Name, string Digest, string MediaType, IReadOnlyList<string> Platforms, long Size);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyList<string>))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(List<CliInventoryRow>))]
+internal sealed partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext
+{
+}

@@ -1,0 +1,86 @@
+using System.CommandLine;
+using Airlock.Bundles;
+using Airlock.Node;
+using Airlock.Remote;
+
+namespace Airlock.Cli.Commands;
+
+/// <summary>
+/// The flags every verb that talks to registries shares (<c>--insecure</c>, <c>--creds</c>,
+/// <c>--registries</c>), turned into the registry client the bundles graph walk reads from and writes to.
+/// </summary>
+internal sealed class RegistryAccessOptions
+{
+    private readonly Option<bool> _insecure = new("--insecure")
+    {
+        Description = "Allow plain HTTP and unverified TLS for registries (loopback registries on ports other than 443 use HTTP anyway, as containerd does).",
+    };
+
+    private readonly Option<string?> _creds = new("--creds")
+    {
+        Description = "user:password for every registry (overrides registries.yaml credentials).",
+    };
+
+    private readonly Option<string?> _registries = new("--registries")
+    {
+        Description = "registries.yaml (K3s format) whose configs give per-registry credentials and TLS (ca_file, cert_file/key_file, insecure_skip_verify).",
+    };
+
+    private readonly Option<string> _connectTimeout = new("--connect-timeout")
+    {
+        Description = "Give up connecting to a registry after this many seconds.",
+        DefaultValueFactory = _ => "10",
+    };
+
+    public static RegistryAccessOptions AddTo(Command command)
+    {
+        var access = new RegistryAccessOptions();
+        command.Options.Add(access._insecure);
+        command.Options.Add(access._creds);
+        command.Options.Add(access._registries);
+        command.Options.Add(access._connectTimeout);
+        return access;
+    }
+
+    /// <summary>Opens registries lazily: verbs that never touch a registry never read the files.</summary>
+    public RegistryConnector Connect(ParseResult parseResult)
+    {
+        var options = new Lazy<RemoteOptions>(() => Build(parseResult));
+        return new RegistryConnector(
+            reference => RemoteImageStore.Create(reference, options.Value),
+            reference => RemoteImageStore.Create(reference, options.Value));
+    }
+
+    private RemoteOptions Build(ParseResult parseResult)
+    {
+        if (!double.TryParse(parseResult.GetValue(_connectTimeout), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds <= 0)
+        {
+            throw new Hosting.UsageException($"--connect-timeout \"{parseResult.GetValue(_connectTimeout)}\" is not a positive number of seconds");
+        }
+
+        var options = new RemoteOptions { Insecure = parseResult.GetValue(_insecure), ConnectTimeout = TimeSpan.FromSeconds(seconds) };
+        if (parseResult.GetValue(_registries) is { } path)
+        {
+            if (!File.Exists(path))
+            {
+                throw new FileNotFoundException($"registries file {path} does not exist", path);
+            }
+
+            var (file, problems) = RegistriesFileReader.Parse(File.ReadAllText(path), path);
+            var errors = problems.Where(p => p.Severity == ProblemSeverity.Error).ToList();
+            if (errors.Count > 0)
+            {
+                throw new InvalidDataException(string.Join(Environment.NewLine, errors.Select(p => p.ToString())));
+            }
+
+            options = RegistriesClientOptions.Apply(options, file);
+        }
+
+        if (parseResult.GetValue(_creds) is { } creds)
+        {
+            options = options with { Credentials = StaticCredentialSource.FromUserPass(creds) };
+        }
+
+        return options;
+    }
+}

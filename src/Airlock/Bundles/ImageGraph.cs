@@ -1,0 +1,248 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Airlock.Content;
+using Airlock.Oci;
+
+namespace Airlock.Bundles;
+
+/// <summary>Settings of one <see cref="ImageGraph.CopyAsync"/>.</summary>
+public sealed record CopyOptions
+{
+    /// <summary>Blobs transferred at once.</summary>
+    public int Parallelism { get; init; } = 4;
+
+    /// <summary>
+    /// Platforms to keep from an index; <c>null</c> keeps every platform and the index as it is. Keeping a
+    /// subset writes the one matching manifest as the root, or a new index of the matching manifests — whose
+    /// digest then differs from the source's, since it is different content.
+    /// </summary>
+    public IReadOnlyList<Platform>? Platforms { get; init; }
+
+    /// <summary>The name the root is stored under in the target (a tag or full reference); <c>null</c> for none.</summary>
+    public string? Reference { get; init; }
+
+    /// <summary>
+    /// Artifacts (signatures, SBOMs) that refer to a manifest, fetched from the source and copied after it;
+    /// <c>null</c> copies none.
+    /// </summary>
+    public Func<Descriptor, CancellationToken, ValueTask<IReadOnlyList<Descriptor>>>? Referrers { get; init; }
+}
+
+/// <summary>What happened to one piece of content during a copy.</summary>
+public enum CopyStage
+{
+    Started,
+    Transferring,
+    Skipped,
+    Completed,
+}
+
+/// <summary>Progress of one blob or manifest: <paramref name="Bytes"/> transferred so far of <c>Content.Size</c>.</summary>
+public sealed record CopyProgress(Descriptor Content, long Bytes, CopyStage Stage);
+
+/// <summary>
+/// The one graph walk behind copy, save, load and export: children before parents (config and layers, then
+/// image manifests, then the index), a bounded number of blob transfers at once, nothing copied that the
+/// target already has, and content shared between images transferred once even when several copies into
+/// the same target run at the same time. Manifests are copied as the exact bytes read, so digests hold.
+/// </summary>
+public static class ImageGraph
+{
+    // In-flight and finished transfers per target, so images sharing layers never transfer them twice.
+    private static readonly ConditionalWeakTable<IImageTarget, ConcurrentDictionary<Digest, Lazy<Task>>> Transfers = new();
+
+    /// <summary>Copies the graph under <paramref name="root"/>; returns the root as written (see <see cref="CopyOptions.Platforms"/>).</summary>
+    public static async Task<Descriptor> CopyAsync(IImageSource source, IImageTarget target, Descriptor root, CopyOptions? options,
+        IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        options ??= new CopyOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Parallelism, 1);
+        using var slots = new SemaphoreSlim(options.Parallelism);
+        var walk = new Walk(source, target, options, progress, slots, Transfers.GetValue(target, _ => new()));
+        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
+        await walk.CopyManifestAsync(selected, content, options.Reference, cancellationToken).ConfigureAwait(false);
+        return selected;
+    }
+
+    /// <summary>
+    /// The root to write for the requested platforms: the root itself when all of its manifests match (or it
+    /// is not an index), the single matching manifest, or a new index listing only the matching manifests.
+    /// </summary>
+    internal static async Task<(Descriptor Root, ReadOnlyMemory<byte> Content)> SelectPlatformsAsync(IImageSource source, Descriptor root,
+        IReadOnlyList<Platform>? platforms, CancellationToken cancellationToken)
+    {
+        var content = await source.ReadManifestAsync(root, cancellationToken).ConfigureAwait(false);
+        var clean = root with { Annotations = null };
+        if (platforms is null || platforms.Count == 0)
+        {
+            return (clean, content);
+        }
+
+        var document = ManifestDocument.Parse(content.Span, root.MediaType);
+        if (!document.IsIndex)
+        {
+            return (clean, content);
+        }
+
+        var kept = document.Manifests.Where(m => platforms.Any(p => p.Matches(m.Platform))).ToList();
+        if (kept.Count == document.Manifests.Count)
+        {
+            return (clean, content);
+        }
+
+        if (kept.Count == 0)
+        {
+            var available = string.Join(", ", document.Manifests.Select(m => m.Platform?.ToString()).Where(p => p is not null).Distinct());
+            throw new ImageNotFoundException($"{root.Digest} has no manifest for {string.Join(", ", platforms)} (it has {available})");
+        }
+
+        if (kept.Count == 1)
+        {
+            var only = kept[0];
+            return (only, await source.ReadManifestAsync(only, cancellationToken).ConfigureAwait(false));
+        }
+
+        var index = BundleJson.Serialize(
+            new LayoutIndex { MediaType = document.MediaType, Manifests = kept, Annotations = document.Annotations },
+            BundleJsonContext.Default.LayoutIndex);
+        return (new Descriptor { MediaType = document.MediaType, Digest = Digest.Sha256(index), Size = index.Length }, index);
+    }
+
+    private sealed class Walk(IImageSource source, IImageTarget target, CopyOptions options, IProgress<CopyProgress>? progress,
+        SemaphoreSlim slots, ConcurrentDictionary<Digest, Lazy<Task>> transfers)
+    {
+        public async Task CopyManifestAsync(Descriptor manifest, ReadOnlyMemory<byte>? content, string? reference, CancellationToken cancellationToken)
+        {
+            content ??= await source.ReadManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
+            var document = ManifestDocument.Parse(content.Value.Span, manifest.MediaType);
+            var children = document.IsIndex
+                ? document.Manifests.Select(child => Once(child, ct => CopyChildManifestAsync(child, ct), cancellationToken))
+                : document.Children.Where(IsDistributable).Select(blob => Once(blob, ct => CopyBlobAsync(blob, ct), cancellationToken));
+            await Task.WhenAll(children).ConfigureAwait(false);
+            await target.WriteManifestAsync(manifest, content.Value, reference, cancellationToken).ConfigureAwait(false);
+            progress?.Report(new CopyProgress(manifest, manifest.Size, CopyStage.Completed));
+            if (options.Referrers is { } referrers)
+            {
+                foreach (var referrer in await referrers(manifest, cancellationToken).ConfigureAwait(false))
+                {
+                    await Once(referrer, ct => CopyChildManifestAsync(referrer, ct), cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        private async Task CopyChildManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
+        {
+            // A target holding a manifest holds its graph: it was written children first.
+            if (await target.HasManifestAsync(manifest, cancellationToken).ConfigureAwait(false))
+            {
+                progress?.Report(new CopyProgress(manifest, 0, CopyStage.Skipped));
+                return;
+            }
+
+            await CopyManifestAsync(manifest, null, null, cancellationToken).ConfigureAwait(false);
+        }
+
+        private async Task CopyBlobAsync(Descriptor blob, CancellationToken cancellationToken)
+        {
+            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (await target.HasBlobAsync(blob, cancellationToken).ConfigureAwait(false))
+                {
+                    progress?.Report(new CopyProgress(blob, 0, CopyStage.Skipped));
+                    return;
+                }
+
+                progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
+                var content = await source.OpenBlobAsync(blob, cancellationToken).ConfigureAwait(false);
+                await using (content.ConfigureAwait(false))
+                {
+                    var counted = progress is null ? content : new ProgressStream(content, blob, progress);
+                    await target.WriteBlobAsync(blob, counted, cancellationToken).ConfigureAwait(false);
+                }
+
+                progress?.Report(new CopyProgress(blob, blob.Size, CopyStage.Completed));
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
+
+        // One transfer per digest and target; a failed one is forgotten so a later copy can retry it.
+        private Task Once(Descriptor content, Func<CancellationToken, Task> copy, CancellationToken cancellationToken)
+        {
+            var transfer = transfers.GetOrAdd(content.Digest, _ => new Lazy<Task>(() => copy(cancellationToken)));
+            return AwaitAsync(content.Digest, transfer);
+        }
+
+        private async Task AwaitAsync(Digest digest, Lazy<Task> transfer)
+        {
+            try
+            {
+                await transfer.Value.ConfigureAwait(false);
+            }
+            catch
+            {
+                transfers.TryRemove(new KeyValuePair<Digest, Lazy<Task>>(digest, transfer));
+                throw;
+            }
+        }
+
+        // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
+        private static bool IsDistributable(Descriptor blob) =>
+            !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
+    }
+
+    /// <summary>Reports bytes as they pass, at most every 1 MiB, so progress output stays cheap.</summary>
+    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : Stream
+    {
+        private long _read;
+        private long _reported;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => blob.Size;
+
+        public override long Position
+        {
+            get => _read;
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Account(inner.Read(buffer, offset, count));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Account(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        private int Account(int read)
+        {
+            _read += read;
+            if (_read - _reported >= 1 << 20)
+            {
+                _reported = _read;
+                progress.Report(new CopyProgress(blob, _read, CopyStage.Transferring));
+            }
+
+            return read;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
