@@ -26,6 +26,7 @@ public enum OciErrorCode
     RangeInvalid,
     NotFound,
     MethodNotAllowed,
+    StorageFull,
 }
 
 /// <summary>A request the registry refuses; written as <c>{"errors":[…]}</c> by the dispatcher only.</summary>
@@ -77,6 +78,10 @@ public static class OciErrorTable
         Add(OciErrorCode.RangeInvalid, 416, "BLOB_UPLOAD_INVALID", "requested range not satisfiable");
         Add(OciErrorCode.NotFound, 404, "UNSUPPORTED", "no such endpoint");
         Add(OciErrorCode.MethodNotAllowed, 405, "UNSUPPORTED", "method not allowed on this endpoint");
+
+        // The spec has no code for a full store; distribution's generic UNKNOWN with 507 tells clients and
+        // operators what happened, while pulls keep being served.
+        Add(OciErrorCode.StorageFull, 507, "UNKNOWN", "the registry's storage is full");
         return entries;
     }
 

@@ -68,6 +68,18 @@ internal sealed class RegistryApplication
         {
             // Connection reset while streaming.
         }
+        catch (IOException ex) when (IsStorageFull(ex))
+        {
+            _logger.LogError("{Method} {Path} failed: the store is full ({Reason})", context.Request.Method, context.Request.Path, ex.Message);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+            }
+            else
+            {
+                await OciErrorTable.WriteAsync(context, new OciException(OciErrorCode.StorageFull, $"no space left in the registry's storage: {ex.Message}")).ConfigureAwait(false);
+            }
+        }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             // The store failed (disk full, permissions): a server error, not the client's.
@@ -86,6 +98,9 @@ internal sealed class RegistryApplication
             _metrics.Record(context.Request.Method, context.Response.StatusCode, started);
         }
     }
+
+    // ENOSPC and EDQUOT: .NET puts the errno in HResult on Linux.
+    private static bool IsStorageFull(IOException ex) => ex.HResult is 28 or 122;
 
     private Task DispatchAsync(HttpContext context)
     {
