@@ -43,6 +43,9 @@ public sealed record RegistryOptions
 
     /// <summary>Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.</summary>
     public bool Tls { get; init; }
+
+    /// <summary>Further <c>airlock registry</c> flags (token auth, access file, anonymous pull); Airlock only.</summary>
+    public IReadOnlyList<string> AirlockArguments { get; init; } = [];
 }
 
 /// <summary>
@@ -135,7 +138,7 @@ public sealed class RegistryProcess : IAsyncDisposable
             var certificate = options.Tls ? WriteSelfSignedCertificate(work) : null;
             var server = selected switch
             {
-                RegistryKind.Airlock => StartAirlock(port, dataDirectory, htpasswd, work, options.Tls),
+                RegistryKind.Airlock => StartAirlock(port, dataDirectory, htpasswd, work, options.Tls, options.AirlockArguments),
                 _ => StartDistribution(port, dataDirectory, htpasswd, work, options.Tls),
             };
             var registry = new RegistryProcess(selected, server, work, port, options, certificate);
@@ -204,9 +207,9 @@ public sealed class RegistryProcess : IAsyncDisposable
             : throw new FileNotFoundException($"the airlock CLI was not found for configuration {configuration}; build src/Airlock.Cli first");
     }
 
-    private static ServerProcess StartAirlock(int port, string dataDirectory, string? htpasswd, string work, bool tls)
+    private static ServerProcess StartAirlock(int port, string dataDirectory, string? htpasswd, string work, bool tls, IReadOnlyList<string> extra)
     {
-        List<string> arguments = ["registry", "--listen", $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", "--data-dir", dataDirectory];
+        List<string> arguments = ["registry", "--listen", $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}", "--data-dir", dataDirectory, .. extra];
         if (htpasswd is not null)
         {
             arguments.AddRange(["--htpasswd", htpasswd]);

@@ -43,8 +43,10 @@ public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy polic
 
         if (requested.Count == 0)
         {
-            // The /v2/ base check: clients probe it to learn whether and how to authenticate.
-            return Done(user is not null || policy.AllowsAnonymous
+            // The /v2/ base check: clients probe it to learn whether and how to authenticate. It challenges
+            // even with anonymous pull (as Docker Hub does): a client that got 200 here never sends its
+            // credentials, so skopeo or podman with a password could then not push.
+            return Done(user is not null
                 ? AccessDecision.Allow(user)
                 : AccessDecision.Unauthorized(Challenge, "authentication required"));
         }

@@ -24,6 +24,13 @@ internal readonly record struct BasicCredentials(string User, string Password)
         try
         {
             var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[Scheme.Length..].Trim()));
+            // containers/image (skopeo, podman) answers a Basic challenge with an empty user and password
+            // when it has no credentials: an anonymous request, not a failed login.
+            if (decoded == ":")
+            {
+                return null;
+            }
+
             var colon = decoded.IndexOf(':', StringComparison.Ordinal);
             if (colon > 0)
             {

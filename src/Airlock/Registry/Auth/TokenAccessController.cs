@@ -27,7 +27,9 @@ public sealed class TokenAccessController(TokenAuthority authority, AccessPolicy
         const string Scheme = "Bearer ";
         if (!header.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase))
         {
-            if (requested.Count == 0 ? policy.AllowsAnonymous : requested.All(r => Allowed(null, r)))
+            // The /v2/ base check always challenges, so clients learn the realm and fetch a token (an
+            // anonymous one with anonymous pull) — Docker Hub's behaviour, which every client expects.
+            if (requested.Count > 0 && requested.All(r => Allowed(null, r)))
             {
                 return AccessDecision.Allow(null);
             }

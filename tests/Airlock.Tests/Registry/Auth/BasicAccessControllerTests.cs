@@ -69,7 +69,7 @@ public sealed class BasicAccessControllerTests : IDisposable
     }
 
     [Fact]
-    public async Task Anonymous_pull_allows_base_check_and_pull_but_push_and_delete_need_credentials()
+    public async Task Anonymous_pull_allows_pull_but_the_base_check_push_and_delete_challenge_for_credentials()
     {
         await using var server = await StartAsync(anonymousPull: true);
         using var anonymous = server.Client();
@@ -79,7 +79,9 @@ public sealed class BasicAccessControllerTests : IDisposable
         using var push = await anonymous.PostAsync("/v2/library/alpine/blobs/uploads/", null);
         using var delete = await anonymous.DeleteAsync("/v2/library/alpine/manifests/sha256:abc");
 
-        Assert.Equal(HttpStatusCode.OK, baseCheck.StatusCode);
+        // The base check challenges so that clients holding credentials learn to send them.
+        Assert.Equal(HttpStatusCode.Unauthorized, baseCheck.StatusCode);
+        Assert.Equal("Basic realm=\"Airlock Registry\"", baseCheck.Headers.WwwAuthenticate.ToString());
         Assert.Equal(HttpStatusCode.OK, pull.StatusCode);
         Assert.Equal("(anonymous)", await pull.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.Unauthorized, push.StatusCode);
@@ -89,6 +91,20 @@ public sealed class BasicAccessControllerTests : IDisposable
         using var alice = server.Client("alice", "wonderland");
         using var authenticatedPush = await alice.PostAsync("/v2/library/alpine/blobs/uploads/", null);
         Assert.Equal(HttpStatusCode.OK, authenticatedPush.StatusCode);
+    }
+
+    [Fact]
+    public async Task Empty_basic_credentials_as_skopeo_sends_them_are_anonymous_not_a_failed_login()
+    {
+        await using var server = await StartAsync(anonymousPull: true);
+        using var empty = server.Client("", "");
+
+        using var pull = await empty.GetAsync("/v2/library/alpine/blobs/sha256:abc");
+        using var push = await empty.PostAsync("/v2/library/alpine/blobs/uploads/", null);
+
+        Assert.Equal(HttpStatusCode.OK, pull.StatusCode);
+        Assert.Equal("(anonymous)", await pull.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, push.StatusCode);
     }
 
     [Fact]
