@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# bundles-bench.sh — `airlock images save/load` against `skopeo copy`, same content, same run.
+#
+# Usage: bench/bundles-bench.sh [--images N] [--layers N] [--layer-mib N] [--no-results]
+#
+# Seeds an Airlock registry on loopback with N images of L random layers each (default 4 x 4 x 64 MiB =
+# 1 GiB), then measures, each tool against its own fresh target so neither profits from the other:
+#   1. registry -> archive: `airlock images save -o all.tar REF...` vs `skopeo copy docker://REF
+#      docker-archive:FILE` for every image (skopeo writes one image per docker-archive);
+#   2. archive -> registry: `airlock images load all.tar --to REGISTRY/prefix` vs `skopeo copy
+#      docker-archive:FILE docker://...` for every archive, into an empty registry each;
+# wall time and peak RSS (GNU time's maximum resident set size; for skopeo the largest of its runs).
+# Goal (issue "Bundles"): Airlock >= 2x faster both ways, peak RSS < 150 MiB. Figures are appended to
+# bench/RESULTS.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo_root=$(cd "$here/.." && pwd)
+images=4; layers=4; layer_mib=64; write_results=1
+while (( $# )); do
+  case $1 in
+    --images) images=$2; shift 2 ;;
+    --layers) layers=$2; shift 2 ;;
+    --layer-mib) layer_mib=$2; shift 2 ;;
+    --no-results) write_results=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bundles-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+for tool in skopeo openssl curl ss /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bundles-bench: $tool is missing (apt-get install skopeo openssl curl iproute2 time)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/airlock-bundles-bench-XXXXXX)
+pids=()
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { local c; while :; do c=$((20000 + RANDOM % 40000)); ss -Htln "sport = :$c" | grep -q . || { echo "$c"; return; }; done; }
+
+log "building Airlock (Release)"
+dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+echo '{}' >"$work/config.yaml"
+export AIRLOCK_CONFIG="$work/config.yaml"
+
+start_registry() {  # name -> prints port
+  local name=$1 p; p=$(free_port)
+  "$airlock" registry --listen "127.0.0.1:$p" --data-dir "$work/$name" --gc-interval off >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" && break; sleep 0.1; done
+  echo "$p"
+}
+source_port=$(start_registry source)
+skopeo_target=$(start_registry target-skopeo)
+airlock_target=$(start_registry target-airlock)
+
+sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
+put_blob() {  # layout file -> digest (stores under blobs/sha256)
+  local layout=$1 file=$2 d; d=$(sha "$file"); mv "$file" "$layout/blobs/sha256/$d"; echo "$d"
+}
+
+log "seeding $images images x $layers layers x $layer_mib MiB"
+refs=()
+for i in $(seq 1 "$images"); do
+  layout="$work/layout$i"; mkdir -p "$layout/blobs/sha256"
+  echo '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+  layer_json=""; diff_ids=""
+  for l in $(seq 1 "$layers"); do
+    mkdir -p "$work/l"; rm -f "$work/l/"*
+    openssl rand -out "$work/l/data$i-$l" $((layer_mib << 20))
+    tar -C "$work/l" -cf "$work/layer.tar" "data$i-$l"
+    size=$(stat -c %s "$work/layer.tar"); d=$(put_blob "$layout" "$work/layer.tar")
+    layer_json+="${layer_json:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$d\",\"size\":$size}"
+    diff_ids+="${diff_ids:+,}\"sha256:$d\""
+  done
+  printf '{"architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[%s]}}' "$diff_ids" >"$work/config.json"
+  csize=$(stat -c %s "$work/config.json"); cd_=$(put_blob "$layout" "$work/config.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[%s]}' "$cd_" "$csize" "$layer_json" >"$work/manifest.json"
+  msize=$(stat -c %s "$work/manifest.json"); md=$(put_blob "$layout" "$work/manifest.json")
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"1"}}]}' "$md" "$msize" >"$layout/index.json"
+  skopeo copy --quiet --dest-tls-verify=false "oci:$layout:1" "docker://127.0.0.1:$source_port/bench/img$i:1"
+  refs+=("127.0.0.1:$source_port/bench/img$i:1")
+  rm -rf "$layout" "$work/l"
+done
+total_mib=$((images * layers * layer_mib))
+
+timed() {  # label cmd... -> appends "seconds maxrss_kib" to $work/label
+  local label=$1; shift
+  /usr/bin/time -f '%e %M' -o "$work/time.tmp" "$@" >/dev/null 2>"$work/$label.err" || { cat "$work/$label.err" >&2; exit 1; }
+  cat "$work/time.tmp" >>"$work/$label"
+}
+sum_time() { awk '{s+=$1} END {printf "%.2f", s}' "$work/$1"; }
+max_rss() { awk '{if ($2>m) m=$2} END {printf "%.1f", m/1024}' "$work/$1"; }
+
+log "registry -> archive: skopeo"
+for i in $(seq 1 "$images"); do
+  timed skopeo-save skopeo copy --quiet --src-tls-verify=false "docker://${refs[$((i-1))]}" "docker-archive:$work/skopeo-$i.tar:bench/img$i:1"
+done
+log "registry -> archive: airlock"
+timed airlock-save "$airlock" images save --quiet -o "$work/airlock.tar" "${refs[@]}"
+
+log "archive -> registry: skopeo"
+for i in $(seq 1 "$images"); do
+  timed skopeo-load skopeo copy --quiet --dest-tls-verify=false "docker-archive:$work/skopeo-$i.tar" "docker://127.0.0.1:$skopeo_target/bench/img$i:1"
+done
+log "archive -> registry: airlock"
+timed airlock-load "$airlock" images load --quiet "$work/airlock.tar" --to "127.0.0.1:$airlock_target"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b / a}'; }
+ss_=$(sum_time skopeo-save); as_=$(sum_time airlock-save); sl=$(sum_time skopeo-load); al=$(sum_time airlock-load)
+report=$(cat <<EOF
+
+## $(date -u '+%Y-%m-%d %H:%M UTC') — bundles-bench.sh
+
+Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
+Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown); $(skopeo --version).
+Content: $images images x $layers layers x $layer_mib MiB = $total_mib MiB, uncompressed tar layers, on loopback.
+
+| direction | airlock s | skopeo s | speed-up (skopeo / airlock) | airlock peak RSS MiB | skopeo peak RSS MiB | goal |
+|---|---|---|---|---|---|---|
+| registry → archive | $as_ | $ss_ | $(ratio "$as_" "$ss_")× | $(max_rss airlock-save) | $(max_rss skopeo-save) | ≥ 2×, RSS < 150 MiB |
+| archive → registry | $al | $sl | $(ratio "$al" "$sl")× | $(max_rss airlock-load) | $(max_rss skopeo-load) | ≥ 2×, RSS < 150 MiB |
+EOF
+)
+echo "$report"
+if (( write_results )); then echo "$report" >>"$here/RESULTS.md"; log "appended to $here/RESULTS.md"; fi
