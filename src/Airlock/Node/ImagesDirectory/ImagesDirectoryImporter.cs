@@ -31,8 +31,13 @@ public sealed record ImagesDirectoryOptions
 {
     public required string Directory { get; init; }
 
-    /// <summary>How <c>.txt</c> lists are pulled (registries.yaml mirrors, TLS and credentials applied by the caller).</summary>
-    public RemoteOptions Remote { get; init; } = new();
+    /// <summary>
+    /// How <c>.txt</c> lists are pulled: the caller's registry client, with registries.yaml mirrors, TLS and
+    /// credentials applied (default: plain <see cref="RemoteImageStore"/> with default options).
+    /// </summary>
+    public RegistryConnector Registry { get; init; } = new(
+        reference => RemoteImageStore.Create(reference, new RemoteOptions()),
+        reference => RemoteImageStore.Create(reference, new RemoteOptions()));
 
     public ContainerdImportOptions Import { get; init; } = new();
 
@@ -210,7 +215,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                     throw new FormatException($"line {i + 1}: \"{line}\" is not an image reference ({parseError})");
                 }
 
-                var source = RemoteImageStore.Create(reference, options.Remote);
+                var source = options.Registry.OpenSource(reference);
                 await using (source.ConfigureAwait(false))
                 {
                     var root = await source.ResolveAsync(reference.Identifier, cancellationToken).ConfigureAwait(false);
