@@ -23,6 +23,13 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
         var logger = options.Logger;
         Directory.CreateDirectory(options.Directory);
         var importer = new ImagesDirectoryImporter(client, options);
+        using var watcher = new ImagesDirectoryWatcher(importer, options.Directory, timeProvider, logger) { Debounce = Debounce, Imported = Imported };
+        if (Watch)
+        {
+            // Recording from before the start-up pass: files copied in during it get a pass of their own.
+            watcher.Start();
+        }
+
         var results = await importer.ImportAsync(cancellationToken).ConfigureAwait(false);
         logger.LogInformation("Images directory {Directory} processed: {Imported} imported, {Unchanged} unchanged, {Failed} failed",
             options.Directory, results.Count(r => r.Status == ImageFileStatus.Imported), results.Count(r => r.Status == ImageFileStatus.Unchanged),
@@ -34,7 +41,6 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
             return;
         }
 
-        var watcher = new ImagesDirectoryWatcher(importer, options.Directory, timeProvider, logger) { Debounce = Debounce, Imported = Imported };
         try
         {
             await watcher.RunAsync(cancellationToken).ConfigureAwait(false);

@@ -9,10 +9,12 @@ namespace Airlock.Node.ImagesDirectory;
 /// half-written. Each run is a full scan; <c>.cache.json</c> makes the unchanged files cost nothing.
 /// </summary>
 public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, string directory, TimeProvider timeProvider, ILogger? logger = null)
+    : IDisposable
 {
     public static readonly TimeSpan DefaultDebounce = TimeSpan.FromSeconds(2);
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private FileSystemWatcher? _watcher;
     private long _changes;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -21,10 +23,18 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
     /// <summary>Called after every import the watcher ran.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
 
-    /// <summary>Watches until cancelled. The directory must exist (the agent creates it).</summary>
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts recording changes. Call it before the start-up pass, so a file copied in while that pass runs
+    /// is not missed; <see cref="RunAsync"/> imports what was recorded. The directory must exist.
+    /// </summary>
+    public void Start()
     {
-        using var watcher = new FileSystemWatcher(directory)
+        if (_watcher is not null)
+        {
+            return;
+        }
+
+        var watcher = new FileSystemWatcher(directory)
         {
             IncludeSubdirectories = true,
             NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size,
@@ -39,7 +49,13 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
             Signal();
         };
         watcher.EnableRaisingEvents = true;
+        _watcher = watcher;
+    }
 
+    /// <summary>Imports recorded changes until cancelled (starts recording first if <see cref="Start"/> was not called).</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Start();
         while (!cancellationToken.IsCancellationRequested)
         {
             await Volatile.Read(ref _changed).Task.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -62,6 +78,8 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
             Imported?.Invoke(results);
         }
     }
+
+    public void Dispose() => _watcher?.Dispose();
 
     private void OnChange(string path)
     {

@@ -1,7 +1,9 @@
+using System.Collections;
 using System.Net.Sockets;
 using System.Text;
 using Airlock.Bundles;
 using Airlock.Bundles.Archive;
+using Airlock.Cli.Hosting;
 using Airlock.Node.Containerd;
 using Airlock.Node.ImagesDirectory;
 using Airlock.Remote;
@@ -179,20 +181,46 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         await WriteArchiveAsync(staged, ArchiveFormat.DockerArchive, ArchiveCompression.Gzip, late);
         Directory.CreateDirectory(Path.Combine(_directory, "later"));
         File.Move(staged, Path.Combine(_directory, "later", "late.tar.gz"));
-        while (await client.GetImageAsync(late, CancellationToken.None) is null)
+        bool LateImported()
+        {
+            lock (passes)
+            {
+                return passes.Skip(1).SelectMany(p => p).Any(r => r.Status == ImageFileStatus.Imported && r.Images.Contains(late));
+            }
+        }
+
+        while (!LateImported())
         {
             await Task.Delay(100, wait.Token);
         }
 
-        lock (passes)
-        {
-            Assert.Contains(passes.Skip(1).SelectMany(p => p), r => r.Status == ImageFileStatus.Imported && r.Images.Contains(late));
-        }
+        Assert.NotNull(await client.GetImageAsync(late, CancellationToken.None));
 
         await stop.CancelAsync();
         await running;
         received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
         Assert.Equal("STOPPING=1", Encoding.UTF8.GetString(buffer, 0, received));
+    }
+
+    [Fact]
+    public async Task The_agent_command_with_watch_false_imports_the_directory_once_and_exits_0()
+    {
+        const string name = "registry.airlock.test/dir/cli:1";
+        var images = Path.Combine(_scratch, "data", "agent", "images");
+        Directory.CreateDirectory(images);
+        await WriteArchiveAsync(Path.Combine(images, "cli.tgz"), ArchiveFormat.OciLayout, ArchiveCompression.Gzip, name);
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        // --images-dir defaults to <data-dir>/agent/images.
+        var code = await AirlockCli.RunAsync(
+            ["agent", "--data-dir", Path.Combine(_scratch, "data"), "--containerd-socket", daemon.SocketPath, "--watch", "false"],
+            new Hashtable(), output, error);
+
+        Assert.True(code == 0, error.ToString());
+        await using var client = daemon.Connect();
+        Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
+        Assert.True(File.Exists(Path.Combine(images, ".cache.json")));
     }
 
     private ImagesDirectoryImporter Importer(ContainerdClient client) => new(client, Options());
