@@ -51,7 +51,13 @@ internal static class AgentCommand
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
-            await using var client = ContainerdClient.Connect(parseResult.GetValue(socket)!);
+            var socketPath = parseResult.GetValue(socket)!;
+            if (!File.Exists(socketPath))
+            {
+                throw new FileNotFoundException($"containerd socket {socketPath} does not exist: start containerd first (this version does not run it) or pass --containerd-socket");
+            }
+
+            await using var client = ContainerdClient.Connect(socketPath);
             var agent = new ImagesDirectoryAgent(client, new ImagesDirectoryOptions
             {
                 Directory = directory,

@@ -21,6 +21,8 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var logger = options.Logger;
+        // An unreachable containerd must stop start-up, not turn every file into a "failed" one and report ready.
+        await client.VersionAsync(cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(options.Directory);
         var importer = new ImagesDirectoryImporter(client, options);
         using var watcher = new ImagesDirectoryWatcher(importer, options.Directory, timeProvider, logger) { Debounce = Debounce, Imported = Imported };

@@ -124,7 +124,8 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         }
 
         // Files gone from the directory leave the cache too.
-        foreach (var gone in cache.Keys.Where(k => !files.Contains(k, StringComparer.Ordinal)).ToList())
+        var present = files.ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in cache.Keys.Where(k => !present.Contains(k)).ToList())
         {
             cache.Remove(gone);
             changed = true;
