@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using Airlock.Bundles;
@@ -221,6 +222,54 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         await using var client = daemon.Connect();
         Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
         Assert.True(File.Exists(Path.Combine(images, ".cache.json")));
+    }
+
+    [Fact]
+    public async Task The_agent_process_reports_ready_through_NOTIFY_SOCKET_after_importing_and_stops_cleanly_on_SIGTERM()
+    {
+        const string name = "registry.airlock.test/dir/process:1";
+        await WriteArchiveAsync(Path.Combine(_directory, "process.tar"), ArchiveFormat.OciLayout, ArchiveCompression.None, name);
+        var socketPath = Path.Combine(_scratch, "n.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "airlock.dll"), "agent", "--images-dir", _directory, "--containerd-socket", daemon.SocketPath })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment[SystemdNotifier.SocketVariable] = socketPath;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            var buffer = new byte[64];
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
+            Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
+            await using var client = daemon.Connect();
+            Assert.NotNull(await client.GetImageAsync(name, CancellationToken.None));
+            Assert.False(process.HasExited);
+
+            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await term.WaitForExitAsync(wait.Token);
+                Assert.Equal(0, term.ExitCode);
+            }
+
+            await process.WaitForExitAsync(wait.Token);
+            Assert.True(process.ExitCode == 0, await stdout + await stderr);
+            received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
+            Assert.Equal("STOPPING=1", Encoding.UTF8.GetString(buffer, 0, received));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
     }
 
     private ImagesDirectoryImporter Importer(ContainerdClient client) => new(client, Options());
