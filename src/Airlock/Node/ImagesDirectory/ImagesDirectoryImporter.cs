@@ -103,6 +103,14 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         foreach (var path in files)
         {
             var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                // Gone since the listing (moved away mid-scan); a watcher pass will see whatever replaced it.
+                continue;
+            }
+
+            // Taken before reading: a file rewritten during its import must not be cached as its new self.
+            var seen = new CachedImageFile { Size = info.Length, ModifiedTime = new DateTimeOffset(info.LastWriteTimeUtc) };
             if (options.UseCache && ImagesDirectoryCache.IsUnchanged(cache.GetValueOrDefault(path), info))
             {
                 results.Add(new ImageFileResult(path, cache[path].Images, ImageFileStatus.Unchanged, null));
@@ -113,8 +121,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             results.Add(result);
             if (result.Status == ImageFileStatus.Imported)
             {
-                info.Refresh();
-                cache[path] = new CachedImageFile { Size = info.Length, ModifiedTime = new DateTimeOffset(info.LastWriteTimeUtc), Images = result.Images };
+                cache[path] = seen with { Images = result.Images };
                 changed = true;
             }
             else if (cache.Remove(path))
