@@ -36,6 +36,7 @@ internal static class AirlockCli
         RegistriesCommand.Create(),
         RegistryCommand.Create(),
         ImagesCommand.Create(),
+        AgentCommand.Create(),
     ];
 
     public static async Task<int> RunAsync(string[] args, IDictionary environment, TextWriter? output = null, TextWriter? error = null)

@@ -1,0 +1,55 @@
+using Airlock.Node.Containerd;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Node.ImagesDirectory;
+
+/// <summary>
+/// The node agent's start-up as K3s orders it: the images directory is processed completely, only then is the
+/// service reported ready to systemd (so pods scheduled after start-up find their air-gap images), and then
+/// later changes are imported by the watcher until stopped.
+/// </summary>
+public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirectoryOptions options, SystemdNotifier notifier, TimeProvider timeProvider)
+{
+    /// <summary>Keep watching after the first pass (default, as K3s).</summary>
+    public bool Watch { get; init; } = true;
+
+    public TimeSpan Debounce { get; init; } = ImagesDirectoryWatcher.DefaultDebounce;
+
+    /// <summary>Called with the results of the start-up pass and of every pass the watcher runs.</summary>
+    public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var logger = options.Logger;
+        // An unreachable containerd must stop start-up, not turn every file into a "failed" one and report ready.
+        await client.VersionAsync(cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(options.Directory);
+        var importer = new ImagesDirectoryImporter(client, options);
+        using var watcher = new ImagesDirectoryWatcher(importer, options.Directory, timeProvider, logger) { Debounce = Debounce, Imported = Imported };
+        if (Watch)
+        {
+            // Recording from before the start-up pass: files copied in during it get a pass of their own.
+            watcher.Start();
+        }
+
+        var results = await importer.ImportAsync(cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("Images directory {Directory} processed: {Imported} imported, {Unchanged} unchanged, {Failed} failed",
+            options.Directory, results.Count(r => r.Status == ImageFileStatus.Imported), results.Count(r => r.Status == ImageFileStatus.Unchanged),
+            results.Count(r => r.Status == ImageFileStatus.Failed));
+        Imported?.Invoke(results);
+        await notifier.NotifyReadyAsync(cancellationToken).ConfigureAwait(false);
+        if (!Watch)
+        {
+            return;
+        }
+
+        try
+        {
+            await watcher.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await notifier.NotifyStoppingAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+}

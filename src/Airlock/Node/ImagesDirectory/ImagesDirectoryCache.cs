@@ -1,0 +1,67 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Airlock.Node.ImagesDirectory;
+
+/// <summary>One file as it was when its images were last imported.</summary>
+public sealed record CachedImageFile
+{
+    [JsonPropertyName("size")]
+    public long Size { get; init; }
+
+    [JsonPropertyName("mtime")]
+    public DateTimeOffset ModifiedTime { get; init; }
+
+    [JsonPropertyName("images")]
+    public IReadOnlyList<string> Images { get; init; } = [];
+}
+
+/// <summary>
+/// K3s's optional <c>.cache.json</c> beside the images: file path → size, mtime and the images it held.
+/// A file whose size and mtime still match was imported already and is skipped. An unreadable cache is
+/// treated as empty, so the worst a damaged one costs is a full re-import.
+/// </summary>
+internal static class ImagesDirectoryCache
+{
+    public const string FileName = ".cache.json";
+
+    public static async Task<Dictionary<string, CachedImageFile>> ReadAsync(string directory, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+        {
+            return new(StringComparer.Ordinal);
+        }
+
+        try
+        {
+            await using var stream = File.OpenRead(path);
+            var read = await JsonSerializer.DeserializeAsync(stream, ImagesDirectoryJsonContext.Default.DictionaryStringCachedImageFile, cancellationToken).ConfigureAwait(false);
+            return read is null ? new(StringComparer.Ordinal) : new(read, StringComparer.Ordinal);
+        }
+        catch (JsonException)
+        {
+            return new(StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Written to a temporary file and renamed, so a crash never leaves half a cache.</summary>
+    public static async Task WriteAsync(string directory, Dictionary<string, CachedImageFile> entries, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(directory, FileName);
+        var temporary = path + ".tmp";
+        await using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            await JsonSerializer.SerializeAsync(stream, entries, ImagesDirectoryJsonContext.Default.DictionaryStringCachedImageFile, cancellationToken).ConfigureAwait(false);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    public static bool IsUnchanged(CachedImageFile? cached, FileInfo file) =>
+        cached is not null && cached.Size == file.Length && cached.ModifiedTime == new DateTimeOffset(file.LastWriteTimeUtc);
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true)]
+[JsonSerializable(typeof(Dictionary<string, CachedImageFile>))]
+internal sealed partial class ImagesDirectoryJsonContext : JsonSerializerContext;

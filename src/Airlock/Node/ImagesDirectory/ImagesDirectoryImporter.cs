@@ -1,0 +1,248 @@
+using Airlock.Bundles;
+using Airlock.Bundles.Archive;
+using Airlock.Bundles.Layout;
+using Airlock.Content;
+using Airlock.Node.Containerd;
+using Airlock.Oci;
+using Airlock.Remote;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Airlock.Node.ImagesDirectory;
+
+/// <summary>What became of one file of the images directory.</summary>
+public enum ImageFileStatus
+{
+    /// <summary>Every image in it is in containerd now.</summary>
+    Imported,
+
+    /// <summary>Unchanged since the import <c>.cache.json</c> records; not read again.</summary>
+    Unchanged,
+
+    /// <summary>Corrupt, truncated, unreadable or (for <c>.txt</c>) some image could not be pulled.</summary>
+    Failed,
+}
+
+/// <summary>One file processed: the images it gave containerd and, when it failed, why.</summary>
+public sealed record ImageFileResult(string File, IReadOnlyList<string> Images, ImageFileStatus Status, string? Error);
+
+/// <summary>Where the images directory is and how its images reach containerd.</summary>
+public sealed record ImagesDirectoryOptions
+{
+    public required string Directory { get; init; }
+
+    /// <summary>
+    /// How <c>.txt</c> lists are pulled: the caller's registry client, with registries.yaml mirrors, TLS and
+    /// credentials applied (default: plain <see cref="RemoteImageStore"/> with default options).
+    /// </summary>
+    public RegistryConnector Registry { get; init; } = new(
+        reference => RemoteImageStore.Create(reference, new RemoteOptions()),
+        reference => RemoteImageStore.Create(reference, new RemoteOptions()));
+
+    public ContainerdImportOptions Import { get; init; } = new();
+
+    public ArchiveLimits Limits { get; init; } = new();
+
+    /// <summary>Honour and write <c>.cache.json</c> (skip files whose size and mtime are unchanged).</summary>
+    public bool UseCache { get; init; } = true;
+
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+}
+
+/// <summary>
+/// K3s's air-gap "manual method": every image archive (docker-archive or OCI layout, any compression, all
+/// platforms) and every <c>.txt</c> list of references under the images directory is imported into
+/// containerd as pinned images. A bad file is logged with its name and skipped; the others still go in.
+/// </summary>
+public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirectoryOptions options)
+{
+    // Case sensitive, as K3s matches them.
+    private static readonly string[] ArchiveExtensions = [".tar", ".tar.lz4", ".tar.bz2", ".tbz", ".tar.gz", ".tgz", ".tar.zst", ".tzst"];
+    private const string ListExtension = ".txt";
+
+    private readonly SemaphoreSlim _running = new(1, 1);
+
+    /// <summary>Whether K3s would import this file name (its extension, case sensitive).</summary>
+    public static bool IsImageFile(string path)
+    {
+        var name = Path.GetFileName(path);
+        return name.EndsWith(ListExtension, StringComparison.Ordinal) || ArchiveExtensions.Any(e => name.EndsWith(e, StringComparison.Ordinal));
+    }
+
+    /// <summary>Processes the whole directory once; runs are serialised so a watcher and a start-up scan never overlap.</summary>
+    public async Task<IReadOnlyList<ImageFileResult>> ImportAsync(CancellationToken cancellationToken)
+    {
+        await _running.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await ImportAllAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _running.Release();
+        }
+    }
+
+    private async Task<IReadOnlyList<ImageFileResult>> ImportAllAsync(CancellationToken cancellationToken)
+    {
+        var results = new List<ImageFileResult>();
+        if (!Directory.Exists(options.Directory))
+        {
+            options.Logger.LogInformation("Images directory {Directory} does not exist; nothing to import", options.Directory);
+            return results;
+        }
+
+        var cache = options.UseCache
+            ? await ImagesDirectoryCache.ReadAsync(options.Directory, cancellationToken).ConfigureAwait(false)
+            : new Dictionary<string, CachedImageFile>(StringComparer.Ordinal);
+        var files = Directory.EnumerateFiles(options.Directory, "*", SearchOption.AllDirectories)
+            .Where(IsImageFile)
+            .Order(StringComparer.Ordinal)
+            .ToList();
+        var changed = false;
+        foreach (var path in files)
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                // Gone since the listing (moved away mid-scan); a watcher pass will see whatever replaced it.
+                continue;
+            }
+
+            // Taken before reading: a file rewritten during its import must not be cached as its new self.
+            var seen = new CachedImageFile { Size = info.Length, ModifiedTime = new DateTimeOffset(info.LastWriteTimeUtc) };
+            if (options.UseCache && ImagesDirectoryCache.IsUnchanged(cache.GetValueOrDefault(path), info))
+            {
+                results.Add(new ImageFileResult(path, cache[path].Images, ImageFileStatus.Unchanged, null));
+                continue;
+            }
+
+            var result = await ImportFileAsync(path, cancellationToken).ConfigureAwait(false);
+            results.Add(result);
+            if (result.Status == ImageFileStatus.Imported)
+            {
+                cache[path] = seen with { Images = result.Images };
+                changed = true;
+            }
+            else if (cache.Remove(path))
+            {
+                changed = true;
+            }
+        }
+
+        // Files gone from the directory leave the cache too.
+        var present = files.ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in cache.Keys.Where(k => !present.Contains(k)).ToList())
+        {
+            cache.Remove(gone);
+            changed = true;
+        }
+
+        if (options.UseCache && changed)
+        {
+            await ImagesDirectoryCache.WriteAsync(options.Directory, cache, cancellationToken).ConfigureAwait(false);
+        }
+
+        return results;
+    }
+
+    private async Task<ImageFileResult> ImportFileAsync(string path, CancellationToken cancellationToken)
+    {
+        var images = new List<string>();
+        try
+        {
+            var target = new ContainerdImageTarget(client, options.Import);
+            await using (target.ConfigureAwait(false))
+            {
+                string? error = path.EndsWith(ListExtension, StringComparison.Ordinal)
+                    ? await PullListAsync(path, target, images, cancellationToken).ConfigureAwait(false)
+                    : await ImportArchiveAsync(path, target, images, cancellationToken).ConfigureAwait(false);
+                if (error is not null)
+                {
+                    options.Logger.LogWarning("Images file {File} imported only in part: {Error}", path, error);
+                    return new ImageFileResult(path, images, ImageFileStatus.Failed, error);
+                }
+            }
+
+            options.Logger.LogInformation("Imported {Count} images from {File}", images.Count, path);
+            return new ImageFileResult(path, images, ImageFileStatus.Imported, null);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // One bad file must not stop the node: log it by name and go on with the rest.
+            options.Logger.LogError("Skipping images file {File}: {Error}", path, ex.Message);
+            return new ImageFileResult(path, images, ImageFileStatus.Failed, ex.Message);
+        }
+    }
+
+    private async Task<string?> ImportArchiveAsync(string path, IImageTarget target, List<string> images, CancellationToken cancellationToken)
+    {
+        var source = await ArchiveSource.OpenAsync(path, options.Limits, cancellationToken).ConfigureAwait(false);
+        await using (source.ConfigureAwait(false))
+        {
+            if (source.Entries.Count == 0)
+            {
+                throw new BundleFormatException(path, "index.json", "archive holds no images");
+            }
+
+            var unnamed = 0;
+            foreach (var entry in source.Entries)
+            {
+                if (OciLayoutStore.NameOf(entry) is not { } name || !OciLayoutStore.IsFullReference(name) || !ImageReference.TryParse(name, out var reference))
+                {
+                    // containerd names images by reference; an entry with no name (or a bare tag) has nothing to be called.
+                    unnamed++;
+                    options.Logger.LogWarning("Image {Digest} in {File} has no image name; not imported", entry.Digest, path);
+                    continue;
+                }
+
+                await ImageGraph.CopyAsync(source, target, entry, new CopyOptions { Reference = reference.ToString() }, null, cancellationToken).ConfigureAwait(false);
+                images.Add(ContainerdName(reference));
+            }
+
+            return unnamed > 0 && images.Count == 0 ? $"none of its {unnamed} images has a name" : null;
+        }
+    }
+
+    private async Task<string?> PullListAsync(string path, IImageTarget target, List<string> images, CancellationToken cancellationToken)
+    {
+        var errors = new List<string>();
+        var lines = await File.ReadAllLinesAsync(path, cancellationToken).ConfigureAwait(false);
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var line = lines[i].Trim();
+            if (line.Length == 0 || line.StartsWith('#'))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (!ImageReference.TryParse(line, out var reference, out var parseError))
+                {
+                    throw new FormatException($"line {i + 1}: \"{line}\" is not an image reference ({parseError})");
+                }
+
+                var source = options.Registry.OpenSource(reference);
+                await using (source.ConfigureAwait(false))
+                {
+                    var root = await source.ResolveAsync(reference.Identifier, cancellationToken).ConfigureAwait(false);
+                    await ImageGraph.CopyAsync(source, target, root, new CopyOptions { Reference = reference.ToString() }, null, cancellationToken).ConfigureAwait(false);
+                }
+
+                images.Add(ContainerdName(reference));
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                options.Logger.LogError("Could not pull {Image} listed in {File}: {Error}", line, path, ex.Message);
+                errors.Add($"{line}: {ex.Message}");
+            }
+        }
+
+        return errors.Count == 0 ? null : string.Join("; ", errors);
+    }
+
+    // The name the image record gets: ContainerdImageTarget tags an untagged reference :latest, as containerd does.
+    private static string ContainerdName(ImageReference reference) =>
+        (reference is { Tag: null, Digest: null } ? reference with { Tag = "latest" } : reference).ToString();
+}

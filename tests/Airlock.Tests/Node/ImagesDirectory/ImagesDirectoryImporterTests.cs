@@ -1,0 +1,340 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using Airlock.Bundles;
+using Airlock.Bundles.Archive;
+using Airlock.Cli.Hosting;
+using Airlock.Node.Containerd;
+using Airlock.Node.ImagesDirectory;
+using Airlock.Remote;
+using Airlock.Tests.Node.Containerd;
+using TestImage = Airlock.Tests.Node.Containerd.TestImage;
+using TestRegistry = Airlock.Tests.Registry.TestRegistry;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Tests.Node.ImagesDirectory;
+
+/// <summary>The air-gap images directory imported into a real containerd, checked with containerd's own ctr.</summary>
+public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : IClassFixture<ContainerdDaemon>, IDisposable
+{
+    private static readonly TestImage Image = TestImage.Build();
+
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-images-dir-").FullName;
+    private readonly string _scratch = Directory.CreateTempSubdirectory("airlock-images-scratch-").FullName;
+    private readonly RecordingLogger _logger = new();
+
+    public void Dispose()
+    {
+        Directory.Delete(_directory, recursive: true);
+        Directory.Delete(_scratch, recursive: true);
+    }
+
+    [Fact]
+    public async Task Archives_in_every_format_are_imported_pinned_and_runnable_and_corrupt_files_are_reported_by_name_without_stopping_the_rest()
+    {
+        await WriteArchiveAsync(Path.Combine(_directory, "docker.tar"), ArchiveFormat.DockerArchive, ArchiveCompression.None, "registry.airlock.test/dir/docker:1");
+        await WriteArchiveAsync(Path.Combine(_directory, "oci.tar.gz"), ArchiveFormat.OciLayout, ArchiveCompression.Gzip, "registry.airlock.test/dir/oci-gzip:1");
+        await WriteArchiveAsync(Path.Combine(_directory, "zstd.tar.zst"), ArchiveFormat.DockerArchive, ArchiveCompression.Zstd, "registry.airlock.test/dir/docker-zstd:1");
+        var bad = Directory.CreateDirectory(Path.Combine(_directory, "bad")).FullName;
+        var corrupt = Path.Combine(bad, "corrupt.tar.gz");
+        await WriteArchiveAsync(corrupt, ArchiveFormat.OciLayout, ArchiveCompression.Gzip, "registry.airlock.test/dir/corrupt:1");
+        CorruptMiddle(corrupt);
+        var truncated = Path.Combine(bad, "truncated.tar.zst");
+        await WriteArchiveAsync(truncated, ArchiveFormat.OciLayout, ArchiveCompression.Zstd, "registry.airlock.test/dir/truncated:1");
+        Truncate(truncated);
+        var badList = Path.Combine(bad, "list.txt");
+        await File.WriteAllTextAsync(badList, "# comment\n\nNot A Reference!!\n");
+        await File.WriteAllTextAsync(Path.Combine(_directory, "ignored.TAR"), "upper-case extensions are not K3s's");
+        await using var client = daemon.Connect();
+
+        var results = await Importer(client).ImportAsync(CancellationToken.None);
+
+        Assert.Equal(6, results.Count);
+        Assert.DoesNotContain(results, r => r.File.EndsWith("ignored.TAR", StringComparison.Ordinal));
+        foreach (var (file, name) in new[]
+                 {
+                     ("docker.tar", "registry.airlock.test/dir/docker:1"), ("oci.tar.gz", "registry.airlock.test/dir/oci-gzip:1"),
+                     ("zstd.tar.zst", "registry.airlock.test/dir/docker-zstd:1"),
+                 })
+        {
+            var result = Assert.Single(results, r => r.File == Path.Combine(_directory, file));
+            Assert.Equal(ImageFileStatus.Imported, result.Status);
+            Assert.Equal([name], result.Images);
+            var record = await client.GetImageAsync(name, CancellationToken.None);
+            Assert.NotNull(record);
+            Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
+            Assert.Equal("pinned", record.Labels["io.cri-containerd.pinned"]);
+        }
+
+        // The OCI archive kept every platform of the index.
+        Assert.Equal(Image.Index.Digest, (await client.GetImageAsync("registry.airlock.test/dir/oci-gzip:1", CancellationToken.None))!.Target.Digest);
+        var (exit, output) = await daemon.CtrAsync("run", "--rm", "registry.airlock.test/dir/docker-zstd:1", "airlock-dir-1");
+        Assert.True(exit == 0, output);
+        Assert.Equal(TestImage.Greeting, output.Trim());
+        (exit, output) = await daemon.CtrAsync("run", "--rm", "registry.airlock.test/dir/oci-gzip:1", "airlock-dir-2");
+        Assert.True(exit == 0, output);
+        Assert.Equal(TestImage.Greeting, output.Trim());
+
+        foreach (var file in new[] { corrupt, truncated, badList })
+        {
+            var result = Assert.Single(results, r => r.File == file);
+            Assert.Equal(ImageFileStatus.Failed, result.Status);
+            Assert.False(string.IsNullOrEmpty(result.Error));
+            Assert.Contains(_logger.Entries, e => e.Level >= LogLevel.Warning && Equals(e.Fields.GetValueOrDefault("File"), file));
+        }
+
+        Assert.Contains(Path.GetFileName(corrupt), Assert.Single(results, r => r.File == corrupt).Error, StringComparison.Ordinal);
+        Assert.Contains("line 3", Assert.Single(results, r => r.File == badList).Error, StringComparison.Ordinal);
+        Assert.Null(await client.GetImageAsync("registry.airlock.test/dir/corrupt:1", CancellationToken.None));
+        Assert.Null(await client.GetImageAsync("registry.airlock.test/dir/truncated:1", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_second_pass_skips_files_the_cache_records_as_unchanged_and_imports_changed_ones_again()
+    {
+        const string name = "registry.airlock.test/dir/cached:1";
+        var archive = Path.Combine(_directory, "cached.tar.gz");
+        await WriteArchiveAsync(archive, ArchiveFormat.OciLayout, ArchiveCompression.Gzip, name);
+        await File.WriteAllTextAsync(Path.Combine(_directory, "broken.tar"), "not a tar at all");
+        await using var client = daemon.Connect();
+        var importer = Importer(client);
+
+        var first = await importer.ImportAsync(CancellationToken.None);
+        Assert.Equal(ImageFileStatus.Imported, Assert.Single(first, r => r.File == archive).Status);
+        Assert.True(File.Exists(Path.Combine(_directory, ".cache.json")));
+        Assert.True(await client.DeleteImageAsync(name, CancellationToken.None));
+
+        var second = await importer.ImportAsync(CancellationToken.None);
+        var skipped = Assert.Single(second, r => r.File == archive);
+        Assert.Equal(ImageFileStatus.Unchanged, skipped.Status);
+        Assert.Equal([name], skipped.Images);
+        // Not read again: the record deleted above stays deleted. A failed file is never cached.
+        Assert.Null(await client.GetImageAsync(name, CancellationToken.None));
+        Assert.Equal(ImageFileStatus.Failed, Assert.Single(second, r => r.File.EndsWith("broken.tar", StringComparison.Ordinal)).Status);
+
+        File.SetLastWriteTimeUtc(archive, DateTime.UtcNow.AddMinutes(1));
+        var third = await importer.ImportAsync(CancellationToken.None);
+        Assert.Equal(ImageFileStatus.Imported, Assert.Single(third, r => r.File == archive).Status);
+        Assert.NotNull(await client.GetImageAsync(name, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_txt_list_is_pulled_from_the_registry_into_containerd_pinned()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var name = $"{registry.Server.Address.Authority}/listed/hello:1";
+        var pushTarget = RemoteImageStore.Create(Airlock.Oci.ImageReference.Parse(name), new RemoteOptions());
+        await using (pushTarget)
+        {
+            await ImageGraph.CopyAsync(Image, pushTarget, Image.Index, new CopyOptions { Reference = "1" }, null, CancellationToken.None);
+        }
+
+        var list = Path.Combine(Directory.CreateDirectory(Path.Combine(_directory, "lists")).FullName, "images.txt");
+        await File.WriteAllTextAsync(list, $"# images for the cluster\n\n  {name}  \n");
+        await using var client = daemon.Connect();
+
+        var results = await Importer(client).ImportAsync(CancellationToken.None);
+
+        var result = Assert.Single(results);
+        Assert.Equal(ImageFileStatus.Imported, result.Status);
+        Assert.Equal([name], result.Images);
+        var record = await client.GetImageAsync(name, CancellationToken.None);
+        Assert.Equal(Image.Index.Digest, record!.Target.Digest);
+        Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
+        var (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-dir-txt");
+        Assert.True(exit == 0, output);
+        Assert.Equal(TestImage.Greeting, output.Trim());
+    }
+
+    [Fact]
+    public async Task Ready_is_sent_only_after_the_directory_is_processed_and_a_file_dropped_in_later_is_imported_by_the_watcher()
+    {
+        const string early = "registry.airlock.test/dir/at-start:1";
+        const string late = "registry.airlock.test/dir/dropped-in:1";
+        await WriteArchiveAsync(Path.Combine(_directory, "start.tar.zst"), ArchiveFormat.OciLayout, ArchiveCompression.Zstd, early);
+        var socketPath = Path.Combine(_scratch, "notify.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        await using var client = daemon.Connect();
+        var passes = new List<IReadOnlyList<ImageFileResult>>();
+        var agent = new ImagesDirectoryAgent(client, Options(), new SystemdNotifier(socketPath), TimeProvider.System)
+        {
+            Debounce = TimeSpan.FromMilliseconds(300),
+            Imported = results => { lock (passes) { passes.Add(results); } },
+        };
+        using var stop = new CancellationTokenSource();
+        var running = agent.RunAsync(stop.Token);
+
+        var buffer = new byte[256];
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
+        Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
+        lock (passes)
+        {
+            Assert.Equal(ImageFileStatus.Imported, Assert.Single(Assert.Single(passes)).Status);
+        }
+
+        Assert.NotNull(await client.GetImageAsync(early, CancellationToken.None));
+
+        // Written elsewhere and moved in, as an operator copying an archive would do it.
+        var staged = Path.Combine(_scratch, "late.tar.gz");
+        await WriteArchiveAsync(staged, ArchiveFormat.DockerArchive, ArchiveCompression.Gzip, late);
+        Directory.CreateDirectory(Path.Combine(_directory, "later"));
+        File.Move(staged, Path.Combine(_directory, "later", "late.tar.gz"));
+        bool LateImported()
+        {
+            lock (passes)
+            {
+                return passes.Skip(1).SelectMany(p => p).Any(r => r.Status == ImageFileStatus.Imported && r.Images.Contains(late));
+            }
+        }
+
+        while (!LateImported())
+        {
+            await Task.Delay(100, wait.Token);
+        }
+
+        Assert.NotNull(await client.GetImageAsync(late, CancellationToken.None));
+
+        await stop.CancelAsync();
+        await running;
+        received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
+        Assert.Equal("STOPPING=1", Encoding.UTF8.GetString(buffer, 0, received));
+    }
+
+    [Fact]
+    public async Task The_agent_command_with_watch_false_imports_the_directory_once_and_exits_0()
+    {
+        const string name = "registry.airlock.test/dir/cli:1";
+        var images = Path.Combine(_scratch, "data", "agent", "images");
+        Directory.CreateDirectory(images);
+        await WriteArchiveAsync(Path.Combine(images, "cli.tgz"), ArchiveFormat.OciLayout, ArchiveCompression.Gzip, name);
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        // --images-dir defaults to <data-dir>/agent/images.
+        var code = await AirlockCli.RunAsync(
+            ["agent", "--data-dir", Path.Combine(_scratch, "data"), "--containerd-socket", daemon.SocketPath, "--watch", "false"],
+            new Hashtable(), output, error);
+
+        Assert.True(code == 0, error.ToString());
+        await using var client = daemon.Connect();
+        Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
+        Assert.True(File.Exists(Path.Combine(images, ".cache.json")));
+    }
+
+    [Fact]
+    public async Task The_agent_process_reports_ready_through_NOTIFY_SOCKET_after_importing_and_stops_cleanly_on_SIGTERM()
+    {
+        const string name = "registry.airlock.test/dir/process:1";
+        await WriteArchiveAsync(Path.Combine(_directory, "process.tar"), ArchiveFormat.OciLayout, ArchiveCompression.None, name);
+        var socketPath = Path.Combine(_scratch, "n.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "airlock.dll"), "agent", "--images-dir", _directory, "--containerd-socket", daemon.SocketPath })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment[SystemdNotifier.SocketVariable] = socketPath;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            var buffer = new byte[64];
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            var received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
+            Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
+            await using var client = daemon.Connect();
+            Assert.NotNull(await client.GetImageAsync(name, CancellationToken.None));
+            Assert.False(process.HasExited);
+
+            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await term.WaitForExitAsync(wait.Token);
+                Assert.Equal(0, term.ExitCode);
+            }
+
+            await process.WaitForExitAsync(wait.Token);
+            Assert.True(process.ExitCode == 0, await stdout + await stderr);
+            received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
+            Assert.Equal("STOPPING=1", Encoding.UTF8.GetString(buffer, 0, received));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    private ImagesDirectoryImporter Importer(ContainerdClient client) => new(client, Options());
+
+    private ImagesDirectoryOptions Options() => new() { Directory = _directory, Logger = _logger };
+
+    private static async Task WriteArchiveAsync(string path, ArchiveFormat format, ArchiveCompression compression, string name)
+    {
+        // A docker archive holds single-platform images only.
+        var platforms = format == ArchiveFormat.DockerArchive ? new[] { ContainerdImportOptions.HostPlatform } : null;
+        var target = ArchiveTarget.Create(path, format, compression);
+        await using (target)
+        {
+            await ImageGraph.CopyAsync(Image, target, Image.Index, new CopyOptions { Reference = name, Platforms = platforms }, null, CancellationToken.None);
+            await target.CompleteAsync(CancellationToken.None);
+        }
+    }
+
+    private static void CorruptMiddle(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        for (var i = bytes.Length / 3; i < bytes.Length / 3 + 64; i++)
+        {
+            bytes[i] ^= 0x5a;
+        }
+
+        File.WriteAllBytes(path, bytes);
+    }
+
+    private static void Truncate(string path)
+    {
+        using var file = File.OpenWrite(path);
+        file.SetLength(file.Length / 2);
+    }
+}
+
+/// <summary>Keeps every log entry with its named fields, so tests can check what was logged about which file.</summary>
+internal sealed class RecordingLogger : ILogger
+{
+    private readonly List<(LogLevel Level, IReadOnlyDictionary<string, object?> Fields)> _entries = [];
+
+    public IReadOnlyList<(LogLevel Level, IReadOnlyDictionary<string, object?> Fields)> Entries
+    {
+        get
+        {
+            lock (_entries)
+            {
+                return _entries.ToList();
+            }
+        }
+    }
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        var fields = state is IEnumerable<KeyValuePair<string, object?>> pairs
+            ? pairs.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.First().Value)
+            : new Dictionary<string, object?>();
+        lock (_entries)
+        {
+            _entries.Add((logLevel, fields));
+        }
+    }
+}
