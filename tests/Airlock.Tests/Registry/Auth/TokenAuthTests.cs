@@ -305,11 +305,16 @@ public sealed class TokenAuthTests : IDisposable
         }));
         using var wrong = await client.PostAsync(new Uri("/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["grant_type"] = "password", ["username"] = "alice", ["password"] = "guess", ["service"] = "airlock",
+            ["grant_type"] = "password",
+            ["username"] = "alice",
+            ["password"] = "guess",
+            ["service"] = "airlock",
         }));
         using var refresh = await client.PostAsync(new Uri("/token", UriKind.Relative), new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["grant_type"] = "refresh_token", ["refresh_token"] = "x", ["service"] = "airlock",
+            ["grant_type"] = "refresh_token",
+            ["refresh_token"] = "x",
+            ["service"] = "airlock",
         }));
 
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
