@@ -273,12 +273,13 @@ public sealed class SyncConfigReader
             Error(node, "sync entry has no type (image, repository or registry)");
         }
 
-        if (source is null)
+        // A value that failed to expand has been reported already.
+        if (source is null && !HasKey(node, "source"))
         {
             Error(node, "sync entry has no source");
         }
 
-        if (target is null)
+        if (target is null && !HasKey(node, "target"))
         {
             Error(node, "sync entry has no target");
         }
@@ -300,24 +301,27 @@ public sealed class SyncConfigReader
         switch (type)
         {
             case SyncType.Image:
-                ImageReference.TryParse(value, out _, out error);
-                break;
-            case SyncType.Repository:
-                if (!ImageReference.TryParse(value, out var repository, out error))
+                if (!ImageReference.TryParse(value, out _, out var invalid))
                 {
-                    break;
+                    error = invalid;
                 }
 
-                if (repository.Tag is not null || repository.Digest is not null)
+                break;
+            case SyncType.Repository:
+                if (!ImageReference.TryParse(value, out var repository, out var invalidRepository))
+                {
+                    error = invalidRepository;
+                }
+                else if (repository.Tag is not null || repository.Digest is not null)
                 {
                     error = "a repository entry names a repository, without tag or digest";
                 }
 
                 break;
             case SyncType.Registry:
-                if (value.Length == 0 || value.Contains('/', StringComparison.Ordinal) || !ImageReference.TryParse($"{value}/probe", out _, out error))
+                if (value.Length == 0 || value.Contains('/', StringComparison.Ordinal) || !ImageReference.TryParse($"{value}/probe", out _))
                 {
-                    error ??= "a registry entry names a registry host[:port], without a repository";
+                    error = "a registry entry names a registry host[:port], without a repository";
                 }
 
                 break;
