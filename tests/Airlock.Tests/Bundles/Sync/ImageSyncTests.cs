@@ -231,4 +231,29 @@ public sealed class ImageSyncTests : IAsyncLifetime
         Assert.True(await AirlockCli.RunAsync(["images", "sync", "-f", file, "--check"], new Hashtable(), output, error) == 0, error.ToString());
         Assert.Contains("1 images: 1 up to date", output.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Watch_repeats_passes_every_interval_until_cancelled()
+    {
+        var digest = await SeedAsync("app", "1", 1);
+        var (config, _) = Parse($"version: 1\ndefaults:\n  interval: 50ms\nsync:\n- source: {Source}/app:1\n  target: {Target}/app:1\n  type: image\n");
+        Assert.Equal(TimeSpan.FromMilliseconds(50), config.Interval);
+        using var sync = new ImageSync(config, new RemoteOptions());
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var passes = new List<SyncStatus>();
+
+        await sync.WatchAsync(false, null, results =>
+        {
+            passes.Add(Assert.Single(results).Status);
+            if (passes.Count == 3)
+            {
+                stop.Cancel();
+            }
+
+            return Task.CompletedTask;
+        }, stop.Token);
+
+        Assert.Equal([SyncStatus.Copied, SyncStatus.UpToDate, SyncStatus.UpToDate], passes);
+        Assert.Equal(digest, await DigestAtAsync($"{Target}/app:1"));
+    }
 }
