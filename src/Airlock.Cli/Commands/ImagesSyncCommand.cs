@@ -23,7 +23,7 @@ internal static class ImagesSyncCommand
             Description = "regsync configuration (version 1): creds, defaults (parallel, interval) and sync entries of type image, repository or registry; values may use {{ env \"NAME\" }} and {{ file \"PATH\" }}.",
             Required = true,
         };
-        var once = new Option<bool>("--once") { Description = "Run one pass and exit (the default for now; without it, and with --watch, passes repeat every defaults.interval)." };
+        var once = new Option<bool>("--once") { Description = "Run one pass and exit, as regsync once does (the default; --watch repeats passes instead)." };
         var watch = new Option<bool>("--watch") { Description = "Repeat a pass every defaults.interval (default 60m) until SIGTERM, like regsync server." };
         var check = new Option<bool>("--check") { Description = "Copy nothing: report per image whether it is up to date or would be copied; exit 1 if anything would be." };
         var output = CommonOptions.Output("text");

@@ -58,6 +58,15 @@ public sealed class SyncConfigReaderTests
     }
 
     [Fact]
+    public async Task Cli_once_with_watch_is_a_usage_error()
+    {
+        var error = new StringWriter();
+        var code = await AirlockCli.RunAsync(["images", "sync", "-f", "/nonexistent/sync.yaml", "--once", "--watch"], new Hashtable(), new StringWriter(), error);
+        Assert.Equal(2, code);
+        Assert.Contains("--once or --watch", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Templates_expand_env_file_literals_and_trim_markers()
     {
         using var temp = new TempDirectory();
