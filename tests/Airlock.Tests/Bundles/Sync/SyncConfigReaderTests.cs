@@ -58,6 +58,26 @@ public sealed class SyncConfigReaderTests
     }
 
     [Fact]
+    public void File_creds_set_tls_and_logins_per_registry_over_the_command_line_settings()
+    {
+        var config = SyncConfigReader.Parse("""
+            creds:
+            - { registry: plain.example:5000, tls: disabled, user: u, pass: p }
+            - { registry: selfsigned.example, tls: insecure }
+            sync:
+            - { source: a.example/app:1, target: plain.example:5000/app:1, type: image }
+            """, "sync.yaml", _ => null, File.ReadAllText).Config;
+        var everywhere = new Airlock.Remote.RegistryCredential("cli", "secret");
+
+        var options = ImageSync.WithFileCreds(config, new Airlock.Remote.RemoteOptions { Credentials = Airlock.Remote.StaticCredentialSource.ForEveryRegistry(everywhere) });
+
+        Assert.Equal(new Uri("http://plain.example:5000/"), options.Endpoints["plain.example:5000"]);
+        Assert.True(options.Tls["selfsigned.example"].InsecureSkipVerify);
+        Assert.Equal("u", options.Credentials.Find("plain.example:5000")!.Username);
+        Assert.Same(everywhere, options.Credentials.Find("a.example"));
+    }
+
+    [Fact]
     public async Task Cli_once_with_watch_is_a_usage_error()
     {
         var error = new StringWriter();
