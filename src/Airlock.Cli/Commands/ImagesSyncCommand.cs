@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Airlock.Bundles.Sync;
 using Airlock.Cli.Hosting;
 using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
 
 namespace Airlock.Cli.Commands;
 
@@ -109,7 +110,10 @@ internal static class ImagesSyncCommand
                 await writer.WriteLineAsync(JsonSerializer.Serialize(results.ToList(), SyncJson.Default.ListSyncResult)).ConfigureAwait(false);
                 break;
             case "yaml":
-                await writer.WriteAsync(new SerializerBuilder().Build().Serialize(results)).ConfigureAwait(false);
+                // Same keys as the JSON output.
+                var yaml = new SerializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance)
+                    .ConfigureDefaultValuesHandling(DefaultValuesHandling.OmitNull).Build();
+                await writer.WriteAsync(yaml.Serialize(results)).ConfigureAwait(false);
                 break;
             default:
                 var counts = results.GroupBy(r => r.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} {Describe(g.Key)}");
