@@ -256,4 +256,20 @@ public sealed class ImageSyncTests : IAsyncLifetime
         Assert.Equal([SyncStatus.Copied, SyncStatus.UpToDate, SyncStatus.UpToDate], passes);
         Assert.Equal(digest, await DigestAtAsync($"{Target}/app:1"));
     }
+
+    [Fact]
+    public async Task A_missing_source_fails_alone_and_the_other_entries_still_sync()
+    {
+        var digest = await SeedAsync("app", "1", 1);
+        var (config, _) = Parse($"version: 1\nsync:\n- {{ source: {Source}/gone:1, target: {Target}/gone:1, type: image }}\n"
+            + $"- {{ source: {Source}/gone, target: {Target}/gone, type: repository }}\n- {{ source: {Source}/app:1, target: {Target}/app:1, type: image }}\n");
+
+        var results = await RunAsync(config);
+
+        Assert.Equal(3, results.Count);
+        Assert.Equal(SyncStatus.Copied, results.Single(r => r.Target == $"{Target}/app:1").Status);
+        Assert.Equal(2, results.Count(r => r.Status == SyncStatus.Failed && r.Target.Contains("/gone", StringComparison.Ordinal)));
+        Assert.All(results.Where(r => r.Status == SyncStatus.Failed), r => Assert.False(string.IsNullOrEmpty(r.Error)));
+        Assert.Equal(digest, await DigestAtAsync($"{Target}/app:1"));
+    }
 }
