@@ -204,6 +204,8 @@ public sealed class ImageSync : IDisposable
                 new CopyOptions { Platforms = entry.Platforms, Reference = target.Tag }, null, cancellationToken).ConfigureAwait(false);
             return new SyncResult(source.ToString(), target.ToString(), written.Digest.ToString(), SyncStatus.Copied);
         }
+        // Any failure of one image (registry error, digest mismatch, missing platform) is that image's result;
+        // the pass goes on with the others, as regsync does. Only cancellation ends the pass.
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             return new SyncResult(source.ToString(), target.ToString(), null, SyncStatus.Failed, e.Message);

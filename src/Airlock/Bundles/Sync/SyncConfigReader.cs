@@ -158,7 +158,6 @@ public sealed class SyncConfigReader
             return null;
         }
 
-        // regsync names Docker Hub as docker.io; the reference parser does the same, so both spellings meet.
         return new SyncCredential(registry, user, pass, tls);
     }
 
