@@ -31,6 +31,7 @@ internal static class ImagesCommand
         command.Subcommands.Add(Copy());
         command.Subcommands.Add(Export());
         command.Subcommands.Add(List());
+        command.Subcommands.Add(ImagesSyncCommand.Create());
         return command;
     }
 

@@ -51,6 +51,9 @@ internal sealed class RegistryAccessOptions
             reference => RemoteImageStore.Create(reference, options.Value));
     }
 
+    /// <summary>The client settings the flags give, for verbs that hold one client themselves.</summary>
+    public RemoteOptions Options(ParseResult parseResult) => Build(parseResult);
+
     private RemoteOptions Build(ParseResult parseResult)
     {
         if (!double.TryParse(parseResult.GetValue(_connectTimeout), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds <= 0)

@@ -1,0 +1,154 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Airlock.Bundles.Sync;
+using Airlock.Cli.Hosting;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
+
+namespace Airlock.Cli.Commands;
+
+/// <summary>
+/// <c>airlock images sync -f sync.yaml [--once|--check]</c>: mirror images between registries from a regsync
+/// configuration file. Exit codes: 0 all images synced (or, with <c>--check</c>, all up to date); 1 an image
+/// failed (or, with <c>--check</c>, something would be copied); 2 the file is invalid (every problem is listed
+/// with file:line:column). The file is <c>-f</c>, not regsync's <c>-c</c>, which names Airlock's own config.
+/// </summary>
+internal static class ImagesSyncCommand
+{
+    public static Command Create()
+    {
+        var file = new Option<string>("--file", "-f")
+        {
+            Description = "regsync configuration (version 1): creds, defaults (parallel, interval) and sync entries of type image, repository or registry; values may use {{ env \"NAME\" }} and {{ file \"PATH\" }}.",
+            Required = true,
+        };
+        var once = new Option<bool>("--once") { Description = "Run one pass and exit, as regsync once does (the default; --watch repeats passes instead)." };
+        var watch = new Option<bool>("--watch") { Description = "Repeat a pass every defaults.interval (default 60m) until SIGTERM, like regsync server." };
+        var check = new Option<bool>("--check") { Description = "Copy nothing: report per image whether it is up to date or would be copied; exit 1 if anything would be." };
+        var output = CommonOptions.Output("text");
+        var command = new Command("sync", "Mirror images between registries as a regsync configuration file describes; images already up to date are skipped.")
+            .WithExamples(
+                "MIRROR=10.10.10.10:5050 airlock images sync -f sync-images.yaml --once",
+                "airlock images sync -f sync-images.yaml --check --output json",
+                "airlock images sync -f sync-images.yaml --watch --creds user:pass");
+        command.Options.Add(file);
+        command.Options.Add(once);
+        command.Options.Add(watch);
+        command.Options.Add(check);
+        command.Options.Add(output);
+        var access = RegistryAccessOptions.AddTo(command);
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            if (parseResult.GetValue(once) && parseResult.GetValue(watch))
+            {
+                throw new UsageException("give --once or --watch, not both");
+            }
+
+            var writer = parseResult.InvocationConfiguration.Output;
+            var errors = parseResult.InvocationConfiguration.Error;
+            var path = parseResult.GetValue(file)!;
+            if (!File.Exists(path))
+            {
+                throw new UsageException($"sync file {path} does not exist");
+            }
+
+            SyncConfig config;
+            try
+            {
+                var (parsed, warnings) = SyncConfigReader.Parse(await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false), path,
+                    Environment.GetEnvironmentVariable, File.ReadAllText);
+                foreach (var warning in warnings)
+                {
+                    await errors.WriteLineAsync($"airlock: {warning}").ConfigureAwait(false);
+                }
+
+                config = parsed;
+            }
+            catch (SyncConfigException ex)
+            {
+                throw new UsageException(ex.Message);
+            }
+
+            var checkOnly = parseResult.GetValue(check);
+            var format = parseResult.GetValue(output);
+            using var sync = new ImageSync(config, access.Options(parseResult));
+            var progress = format is "json" or "yaml" ? null : new Lines(writer);
+            if (parseResult.GetValue(watch))
+            {
+                // SIGTERM/SIGINT end the loop with exit 0; a pass cut short leaves no partial tag, as the
+                // graph walk writes a manifest only after everything under it.
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
+                using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+                try
+                {
+                    await sync.WatchAsync(checkOnly, progress, results => PrintAsync(writer, format, results), stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    // Stopped by a signal in the middle of a pass.
+                }
+
+                return AirlockCli.ExitOk;
+            }
+
+            var results = await sync.RunAsync(checkOnly, progress, cancellationToken).ConfigureAwait(false);
+            await PrintAsync(writer, format, results).ConfigureAwait(false);
+            var bad = results.Any(r => r.Status == SyncStatus.Failed || (checkOnly && r.Status == SyncStatus.WouldCopy));
+            return bad ? AirlockCli.ExitError : AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static async Task PrintAsync(TextWriter writer, string? format, IReadOnlyList<SyncResult> results)
+    {
+        switch (format)
+        {
+            case "json":
+                await writer.WriteLineAsync(JsonSerializer.Serialize(results.ToList(), SyncJson.Default.ListSyncResult)).ConfigureAwait(false);
+                break;
+            case "yaml":
+                // Same keys as the JSON output.
+                var yaml = new SerializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance)
+                    .ConfigureDefaultValuesHandling(DefaultValuesHandling.OmitNull).Build();
+                await writer.WriteAsync(yaml.Serialize(results)).ConfigureAwait(false);
+                break;
+            default:
+                var counts = results.GroupBy(r => r.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} {Describe(g.Key)}");
+                await writer.WriteLineAsync($"{results.Count} images: {string.Join(", ", counts)}").ConfigureAwait(false);
+                break;
+        }
+    }
+
+    private static string Describe(SyncStatus status) => status switch
+    {
+        SyncStatus.UpToDate => "up to date",
+        SyncStatus.WouldCopy => "would copy",
+        SyncStatus.Copied => "copied",
+        _ => "failed",
+    };
+
+    /// <summary>One line per image as it finishes.</summary>
+    private sealed class Lines(TextWriter writer) : IProgress<SyncResult>
+    {
+        public void Report(SyncResult value)
+        {
+            var line = value.Status == SyncStatus.Failed
+                ? $"failed {value.Source} -> {value.Target}: {value.Error}"
+                : $"{Describe(value.Status)} {value.Source} -> {value.Target} ({value.Digest})";
+            lock (writer)
+            {
+                writer.WriteLine(line);
+            }
+        }
+    }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true, UseStringEnumConverter = true,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(List<SyncResult>))]
+internal sealed partial class SyncJson : JsonSerializerContext
+{
+}
