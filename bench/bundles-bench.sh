@@ -44,16 +44,22 @@ airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
 echo '{}' >"$work/config.yaml"
 export AIRLOCK_CONFIG="$work/config.yaml"
 
-start_registry() {  # name -> prints port
-  local name=$1 p; p=$(free_port)
+declare -A port
+start_registry() {  # name; sets port[name]. Not in $(...): the server must stay this shell's child to be stopped.
+  local name=$1 p
+  p=$(free_port)
   "$airlock" registry --listen "127.0.0.1:$p" --data-dir "$work/$name" --gc-interval off >"$work/$name.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" && break; sleep 0.1; done
-  echo "$p"
+  for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" || { echo "bundles-bench: registry $name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
+  port[$name]=$p
 }
-source_port=$(start_registry source)
-skopeo_target=$(start_registry target-skopeo)
-airlock_target=$(start_registry target-airlock)
+start_registry source
+start_registry target-skopeo
+start_registry target-airlock
+source_port=${port[source]}
+skopeo_target=${port[target-skopeo]}
+airlock_target=${port[target-airlock]}
 
 sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 put_blob() {  # layout file -> digest (stores under blobs/sha256)
