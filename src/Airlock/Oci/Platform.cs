@@ -1,3 +1,5 @@
+using CpuArchitecture = System.Runtime.InteropServices.Architecture;
+using RuntimeInformation = System.Runtime.InteropServices.RuntimeInformation;
 using System.Text.Json.Serialization;
 
 namespace Airlock.Oci;
@@ -22,6 +24,24 @@ public sealed record Platform
     [JsonPropertyName("variant")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? Variant { get; init; }
+
+    /// <summary>This machine in OCI terms (GOARCH names): the image picked from a multi-arch index by default.</summary>
+    public static Platform Host { get; } = new()
+    {
+        Os = "linux",
+        Architecture = RuntimeInformation.OSArchitecture switch
+        {
+            CpuArchitecture.X64 => "amd64",
+            CpuArchitecture.Arm64 => "arm64",
+            CpuArchitecture.Arm => "arm",
+            CpuArchitecture.X86 => "386",
+            CpuArchitecture.Ppc64le => "ppc64le",
+            CpuArchitecture.S390x => "s390x",
+            CpuArchitecture.RiscV64 => "riscv64",
+            CpuArchitecture.LoongArch64 => "loong64",
+            var other => other.ToString().ToLowerInvariant(),
+        },
+    };
 
     /// <summary>Parses <c>os/arch[/variant]</c> as given to <c>--platform</c>.</summary>
     public static Platform Parse(string value)

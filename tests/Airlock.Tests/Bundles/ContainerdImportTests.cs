@@ -96,7 +96,7 @@ public sealed class ContainerdImportTests : IAsyncLifetime
         // export: one image, one platform, imported under exactly the name given.
         var exported = _temp.File("exported.tar");
         var result = await new ImageTransfer(null).ExportAsync($"oci:{_temp.File("layout")}:docker.io/rancher/mirrored-pause:3.6", exported,
-            HostPlatform.Current, "registry.local/exported:1", null, new TransferOptions(), null, CancellationToken.None);
+            Platform.Host, "registry.local/exported:1", null, new TransferOptions(), null, CancellationToken.None);
         await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "import", "--no-unpack", exported);
 
         var listing = await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "ls");

@@ -199,7 +199,7 @@ public sealed class ArchiveTarget : IImageTarget
         }
 
         var candidates = document.Manifests.Where(m => MediaTypes.IsImageManifest(m.MediaType)).ToList();
-        var chosen = candidates.FirstOrDefault(m => HostPlatform.Current.Matches(m.Platform))
+        var chosen = candidates.FirstOrDefault(m => Platform.Host.Matches(m.Platform))
             ?? candidates.FirstOrDefault(m => m.Platform?.Os == "linux" && m.Platform.Architecture != "unknown");
         if (chosen is null || !await _staging.HasManifestAsync(chosen, cancellationToken).ConfigureAwait(false))
         {

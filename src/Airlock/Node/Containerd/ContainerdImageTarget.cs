@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
 using Airlock.Content;
 using Airlock.Oci;
 using Microsoft.Extensions.Logging;
@@ -27,21 +26,7 @@ public sealed record ContainerdImportOptions
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 
-    public static Platform HostPlatform { get; } = new()
-    {
-        Os = "linux",
-        Architecture = RuntimeInformation.OSArchitecture switch
-        {
-            Architecture.X64 => "amd64",
-            Architecture.Arm64 => "arm64",
-            Architecture.Arm => "arm",
-            Architecture.X86 => "386",
-            Architecture.S390x => "s390x",
-            Architecture.Ppc64le => "ppc64le",
-            Architecture.RiscV64 => "riscv64",
-            var other => other.ToString().ToLowerInvariant(),
-        },
-    };
+    public static Platform HostPlatform => Platform.Host;
 }
 
 /// <summary>
