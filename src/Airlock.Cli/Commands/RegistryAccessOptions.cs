@@ -45,16 +45,14 @@ internal sealed class RegistryAccessOptions
     /// <summary>Opens registries lazily: verbs that never touch a registry never read the files.</summary>
     public RegistryConnector Connect(ParseResult parseResult)
     {
-        var options = new Lazy<RemoteOptions>(() => Build(parseResult));
+        var options = new Lazy<RemoteOptions>(() => Options(parseResult));
         return new RegistryConnector(
             reference => RemoteImageStore.Create(reference, options.Value),
             reference => RemoteImageStore.Create(reference, options.Value));
     }
 
     /// <summary>The client settings the flags give, for verbs that hold one client themselves.</summary>
-    public RemoteOptions Options(ParseResult parseResult) => Build(parseResult);
-
-    private RemoteOptions Build(ParseResult parseResult)
+    public RemoteOptions Options(ParseResult parseResult)
     {
         if (!double.TryParse(parseResult.GetValue(_connectTimeout), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds <= 0)
         {
