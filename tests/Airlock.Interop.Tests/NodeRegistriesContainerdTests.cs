@@ -237,9 +237,8 @@ public sealed class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.
 
             _containerd = await ContainerdProcess.StartAsync(async locations =>
             {
-                var rendered = await RenderAsync(Path.Combine(locations.RootPath, "data"), RegistriesYaml(includeTls: true), locations);
-                CertsDirectory = rendered;
-                ConfigPath = Path.Combine(Path.GetDirectoryName(rendered)!, "config.toml");
+                var rendered = await RegistriesRender.RenderAsync(Path.Combine(locations.RootPath, "data"), RegistriesYaml(includeTls: true), locations);
+                (CertsDirectory, ConfigPath) = (rendered.CertsDirectory, rendered.ConfigPath);
                 return ConfigPath;
             });
             _cri = CriImages.Connect(Containerd.Address);
@@ -300,45 +299,8 @@ public sealed class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.
         }
 
         /// <summary>Renders <paramref name="yaml"/> into a data dir of its own under this class's temp folder; returns its certs.d.</summary>
-        public Task<string> RenderAsync(string name, string yaml) => RenderAsync(Path.Combine(_work.Path, name), yaml, locations: null);
-
-        /// <summary>
-        /// <c>airlock registries render</c> for containerd 1.6 into <paramref name="dataDirectory"/>; with
-        /// <paramref name="locations"/>, config.toml puts containerd's root, state and socket there. Returns certs.d.
-        /// </summary>
-        private async Task<string> RenderAsync(string dataDirectory, string yaml, ContainerdLocations? locations)
-        {
-            Directory.CreateDirectory(dataDirectory);
-            var registriesPath = Path.Combine(dataDirectory, "registries.yaml");
-            await File.WriteAllTextAsync(registriesPath, yaml);
-            var airlockConfig = Path.Combine(dataDirectory, "config.yaml");
-            await File.WriteAllTextAsync(airlockConfig, "{}\n");
-            List<string> arguments =
-            [
-                "registries", "render", "--registries", registriesPath, "--data-dir", dataDirectory,
-                "--containerd-version", "1.6", "--systemd-cgroup", "false",
-            ];
-            if (locations is not null)
-            {
-                arguments.AddRange(["--containerd-root", locations.Root, "--containerd-state", locations.State, "--containerd-address", locations.Address]);
-            }
-
-            (await Tool.RunAsync(RegistryProcess.AirlockCliPath(), arguments, environment: new Dictionary<string, string> { ["AIRLOCK_CONFIG"] = airlockConfig }))
-                .EnsureSuccess();
-            var containerdDirectory = Path.Combine(dataDirectory, "agent", "etc", "containerd");
-            if (locations is not null)
-            {
-                // The one change to the rendered file: K3s's fixed CRI streaming port (10010) would make a second CRI
-                // containerd on this machine (another test class, another engineer's run) fail to start.
-                var configPath = Path.Combine(containerdDirectory, "config.toml");
-                var config = await File.ReadAllTextAsync(configPath);
-                const string FixedPort = "stream_server_port = \"10010\"";
-                Assert.Contains(FixedPort, config, StringComparison.Ordinal);
-                await File.WriteAllTextAsync(configPath, config.Replace(FixedPort, "stream_server_port = \"0\"", StringComparison.Ordinal));
-            }
-
-            return Path.Combine(containerdDirectory, "certs.d");
-        }
+        public async Task<string> RenderAsync(string name, string yaml) =>
+            (await RegistriesRender.RenderAsync(Path.Combine(_work.Path, name), yaml)).CertsDirectory;
 
         public async Task DisposeAsync()
         {

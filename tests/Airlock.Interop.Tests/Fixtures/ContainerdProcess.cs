@@ -82,14 +82,16 @@ public sealed class ContainerdProcess : IAsyncDisposable
                   path = "{locations.RootPath}/opt"
                 """);
             return Task.FromResult(configPath);
-        }, cancellationToken);
+        }, cancellationToken: cancellationToken);
 
     /// <summary>
     /// Starts containerd on the config.toml <paramref name="writeConfig"/> writes (and returns the path of); the
     /// config must put root, state and the gRPC socket where <see cref="ContainerdLocations"/> says, so the
-    /// fixture can reach and clean up the daemon.
+    /// fixture can reach and clean up the daemon. <paramref name="launcher"/> is a command prefix that ends by
+    /// exec'ing containerd in the same process (e.g. <see cref="NetworkNamespace.Exec"/>), so the PID stays containerd's.
     /// </summary>
-    public static async Task<ContainerdProcess> StartAsync(Func<ContainerdLocations, Task<string>> writeConfig, CancellationToken cancellationToken = default)
+    public static async Task<ContainerdProcess> StartAsync(Func<ContainerdLocations, Task<string>> writeConfig, IReadOnlyList<string>? launcher = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(writeConfig);
 
@@ -106,7 +108,8 @@ public sealed class ContainerdProcess : IAsyncDisposable
             throw;
         }
 
-        var server = ServerProcess.Start("containerd", ["--config", configPath]);
+        List<string> command = [.. launcher ?? [], "containerd", "--config", configPath];
+        var server = ServerProcess.Start(command[0], command.Skip(1));
         var containerd = new ContainerdProcess(server, root, "overlayfs");
         try
         {
