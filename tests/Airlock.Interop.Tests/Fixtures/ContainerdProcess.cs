@@ -2,9 +2,21 @@ using System.Globalization;
 
 namespace Airlock.Interop.Tests.Fixtures;
 
+/// <summary>Where a fixture's containerd keeps everything, for a config.toml written by someone else.</summary>
+public sealed record ContainerdLocations(string RootPath)
+{
+    public string Root => Path.Combine(RootPath, "root");
+
+    public string State => Path.Combine(RootPath, "state");
+
+    /// <summary>The gRPC socket; the CRI services are served on it too when the CRI plugin is on.</summary>
+    public string Address => Path.Combine(RootPath, "containerd.sock");
+}
+
 /// <summary>
-/// Debian's containerd 1.6 with its own root, state, socket and runc root in a temp folder, the CRI
-/// plugin disabled (ctr-only tests start faster without it). Every <c>ctr</c> call goes to this
+/// Debian's containerd 1.6 with its own root, state, socket and runc root in a temp folder: by default with the
+/// CRI plugin disabled (ctr-only tests start faster without it), or on a config.toml the test supplies (e.g.
+/// the one <c>airlock registries render</c> wrote). Every <c>ctr</c> call goes to this
 /// daemon's socket in this fixture's own namespace. Stopping removes its tasks and containers, stops
 /// the daemon by PID, kills only the shims started for this daemon's socket, then unmounts and deletes
 /// everything under the temp root.
@@ -29,7 +41,7 @@ public sealed class ContainerdProcess : IAsyncDisposable
     /// <summary><c>overlayfs</c> where the kernel allows it (it does in this sandbox), otherwise <c>native</c>.</summary>
     public string Snapshotter { get; private set; }
 
-    public string Address => Path.Combine(_root.Path, "containerd.sock");
+    public string Address => new ContainerdLocations(_root.Path).Address;
 
     /// <summary>The temp folder holding root, state, socket, runc root and certs.d.</summary>
     public string RootPath => _root.Path;
@@ -44,34 +56,60 @@ public sealed class ContainerdProcess : IAsyncDisposable
     /// </summary>
     public string RuncRoot => Path.Combine(_root.Path, "runc");
 
-    public static async Task<ContainerdProcess> StartAsync(CancellationToken cancellationToken = default)
+    public static Task<ContainerdProcess> StartAsync(CancellationToken cancellationToken = default) =>
+        StartAsync(locations =>
+        {
+            var configPath = Path.Combine(locations.RootPath, "config.toml");
+            File.WriteAllText(configPath, $"""
+                version = 2
+                root = "{locations.RootPath}/root"
+                state = "{locations.RootPath}/state"
+                disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+                [grpc]
+                  address = "{locations.RootPath}/containerd.sock"
+
+                [ttrpc]
+                  address = "{locations.RootPath}/containerd.sock.ttrpc"
+
+                [debug]
+                  level = "info"
+
+                [metrics]
+                  address = ""
+
+                [plugins."io.containerd.internal.v1.opt"]
+                  path = "{locations.RootPath}/opt"
+                """);
+            return Task.FromResult(configPath);
+        }, cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// Starts containerd on the config.toml <paramref name="writeConfig"/> writes (and returns the path of); the
+    /// config must put root, state and the gRPC socket where <see cref="ContainerdLocations"/> says, so the
+    /// fixture can reach and clean up the daemon. <paramref name="launcher"/> is a command prefix that ends by
+    /// exec'ing containerd in the same process (e.g. <see cref="NetworkNamespace.Exec"/>), so the PID stays containerd's.
+    /// </summary>
+    public static async Task<ContainerdProcess> StartAsync(Func<ContainerdLocations, Task<string>> writeConfig, IReadOnlyList<string>? launcher = null,
+        CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(writeConfig);
+
         // Short prefix: the socket path must fit in sockaddr_un's 108 bytes.
         var root = TempRoot.Create("airlock-ctrd-");
-        var configPath = Path.Combine(root.Path, "config.toml");
-        File.WriteAllText(configPath, $"""
-            version = 2
-            root = "{root.Path}/root"
-            state = "{root.Path}/state"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+        string configPath;
+        try
+        {
+            configPath = await writeConfig(new ContainerdLocations(root.Path));
+        }
+        catch
+        {
+            root.UnmountAndDelete();
+            throw;
+        }
 
-            [grpc]
-              address = "{root.Path}/containerd.sock"
-
-            [ttrpc]
-              address = "{root.Path}/containerd.sock.ttrpc"
-
-            [debug]
-              level = "info"
-
-            [metrics]
-              address = ""
-
-            [plugins."io.containerd.internal.v1.opt"]
-              path = "{root.Path}/opt"
-            """);
-
-        var server = ServerProcess.Start("containerd", ["--config", configPath]);
+        List<string> command = [.. launcher ?? [], "containerd", "--config", configPath];
+        var server = ServerProcess.Start(command[0], command.Skip(1));
         var containerd = new ContainerdProcess(server, root, "overlayfs");
         try
         {

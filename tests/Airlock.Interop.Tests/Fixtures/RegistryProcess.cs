@@ -44,6 +44,18 @@ public sealed record RegistryOptions
     /// <summary>Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.</summary>
     public bool Tls { get; init; }
 
+    /// <summary>
+    /// Airlock only: serve HTTPS with <c>--tls-self-signed</c>, a server certificate issued by Airlock's own CA
+    /// (<c>&lt;data-dir&gt;/registry/tls/ca.crt</c>, see <see cref="RegistryProcess.CaPath"/>).
+    /// </summary>
+    public bool SelfSignedTls { get; init; }
+
+    /// <summary>
+    /// Distribution only, with <see cref="Tls"/>: require a client certificate issued by a CA made for this
+    /// registry (<c>http.tls.clientcas</c>); <see cref="RegistryProcess.ClientCertificatePath"/> holds one.
+    /// </summary>
+    public bool RequireClientCertificates { get; init; }
+
     /// <summary>Further <c>airlock registry</c> flags (token auth, access file, anonymous pull); Airlock only.</summary>
     public IReadOnlyList<string> AirlockArguments { get; init; } = [];
 }
@@ -96,12 +108,28 @@ public sealed class RegistryProcess : IAsyncDisposable
     /// <summary><c>127.0.0.1:PORT</c>, the registry part of image references.</summary>
     public string Host => $"127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}";
 
-    public Uri BaseAddress => new($"{(Options.Tls ? "https" : "http")}://{Host}/");
+    /// <summary>HTTPS, with <see cref="RegistryOptions.Tls"/> or <see cref="RegistryOptions.SelfSignedTls"/>.</summary>
+    public bool UsesTls => Options.Tls || Options.SelfSignedTls;
+
+    public Uri BaseAddress => new($"{(UsesTls ? "https" : "http")}://{Host}/");
+
+    /// <summary>The PEM file a client must trust to verify this registry's certificate (null without TLS).</summary>
+    public string? CaPath => Options.SelfSignedTls
+        ? Path.Combine(DataDirectory, "registry", "tls", "ca.crt")
+        : Options.Tls ? Path.Combine(_workDirectory, "tls.crt") : null;
+
+    /// <summary>A client certificate the registry accepts, with <see cref="RegistryOptions.RequireClientCertificates"/>.</summary>
+    public string ClientCertificatePath => Path.Combine(CertificateDirectory, "client.cert");
+
+    public string ClientKeyPath => Path.Combine(CertificateDirectory, "client.key");
 
     /// <summary>The self-signed server certificate when <see cref="RegistryOptions.Tls"/> is on.</summary>
     public X509Certificate2? Certificate { get; }
 
-    /// <summary>A folder holding only <c>ca.crt</c> (the server certificate), for skopeo's/podman's <c>--cert-dir</c>.</summary>
+    /// <summary>
+    /// A folder holding <c>ca.crt</c> (what verifies the server) and, when the registry requires one, the client
+    /// certificate as <c>client.cert</c>/<c>client.key</c>: the layout of skopeo's/podman's <c>--cert-dir</c>.
+    /// </summary>
     public string CertificateDirectory => Path.Combine(_workDirectory, "client-certs");
 
     public string RecentOutput => _server.RecentOutput;
@@ -114,6 +142,15 @@ public sealed class RegistryProcess : IAsyncDisposable
     {
         var selected = kind ?? SelectedKind;
         options ??= new RegistryOptions();
+        if (options.SelfSignedTls && (selected != RegistryKind.Airlock || options.Tls))
+        {
+            throw new ArgumentException("SelfSignedTls is airlock registry's --tls-self-signed; it excludes Tls", nameof(options));
+        }
+
+        if (options.RequireClientCertificates && (selected != RegistryKind.Distribution || !options.Tls))
+        {
+            throw new ArgumentException("RequireClientCertificates needs the Distribution registry with Tls", nameof(options));
+        }
         for (var attempt = 1; ; attempt++)
         {
             try
@@ -136,15 +173,22 @@ public sealed class RegistryProcess : IAsyncDisposable
             var port = ServerProcess.FreeLoopbackPort();
             var htpasswd = options.RequiredCredentials is { } credentials ? WriteHtpasswd(work, credentials) : null;
             var certificate = options.Tls ? WriteSelfSignedCertificate(work) : null;
+            var clientCa = options.RequireClientCertificates ? WriteClientCertificate(work) : null;
+            List<string> airlockArguments = [.. options.AirlockArguments, .. options.SelfSignedTls ? ["--tls-self-signed"] : Array.Empty<string>()];
             var server = selected switch
             {
-                RegistryKind.Airlock => StartAirlock(port, dataDirectory, htpasswd, work, options.Tls, options.AirlockArguments),
-                _ => StartDistribution(port, dataDirectory, htpasswd, work, options.Tls),
+                RegistryKind.Airlock => StartAirlock(port, dataDirectory, htpasswd, work, options.Tls, airlockArguments),
+                _ => StartDistribution(port, dataDirectory, htpasswd, work, options.Tls, clientCa),
             };
             var registry = new RegistryProcess(selected, server, work, port, options, certificate);
             try
             {
                 await registry.WaitUntilServingAsync(cancellationToken);
+                if (options.SelfSignedTls)
+                {
+                    Directory.CreateDirectory(registry.CertificateDirectory);
+                    File.Copy(registry.CaPath!, Path.Combine(registry.CertificateDirectory, "ca.crt"));
+                }
             }
             catch
             {
@@ -169,6 +213,30 @@ public sealed class RegistryProcess : IAsyncDisposable
         {
             handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) =>
                 presented is not null && presented.GetCertHashString() == certificate.GetCertHashString();
+        }
+        else if (Options.SelfSignedTls)
+        {
+            // The CA is read at the first handshake: airlock writes it while starting.
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) =>
+            {
+                if (presented is null || !File.Exists(CaPath))
+                {
+                    return false;
+                }
+
+                using var ca = X509CertificateLoader.LoadCertificateFromFile(CaPath);
+                using var leaf = new X509Certificate2(presented);
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(ca);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(leaf);
+            };
+        }
+
+        if (Options.RequireClientCertificates)
+        {
+            handler.SslOptions.ClientCertificates = [X509Certificate2.CreateFromPemFile(ClientCertificatePath, ClientKeyPath)];
         }
 
         return new HttpClient(handler) { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
@@ -226,7 +294,7 @@ public sealed class RegistryProcess : IAsyncDisposable
         return ServerProcess.Start(AirlockCliPath(), arguments, new Dictionary<string, string> { ["AIRLOCK_CONFIG"] = config });
     }
 
-    private static ServerProcess StartDistribution(int port, string dataDirectory, string? htpasswd, string work, bool tls)
+    private static ServerProcess StartDistribution(int port, string dataDirectory, string? htpasswd, string work, bool tls, string? clientCa)
     {
         var config = new StringBuilder();
         config.Append(CultureInfo.InvariantCulture, $"""
@@ -256,6 +324,14 @@ public sealed class RegistryProcess : IAsyncDisposable
                     key: {Path.Combine(work, "tls.key")}
 
                 """);
+            if (clientCa is not null)
+            {
+                config.Append(CultureInfo.InvariantCulture, $"""
+                        clientcas:
+                          - {clientCa}
+
+                    """);
+            }
         }
 
         if (htpasswd is not null)
@@ -300,6 +376,33 @@ public sealed class RegistryProcess : IAsyncDisposable
         var clientCerts = Directory.CreateDirectory(Path.Combine(work, "client-certs")).FullName;
         File.WriteAllText(Path.Combine(clientCerts, "ca.crt"), certificate.ExportCertificatePem());
         return certificate;
+    }
+
+    /// <summary>
+    /// A CA made for this registry alone and a client certificate it issued, written as skopeo's cert-dir expects
+    /// (<c>client-certs/client.cert</c>, <c>client.key</c>). Returns the CA's path for <c>clientcas</c>.
+    /// </summary>
+    private static string WriteClientCertificate(string work)
+    {
+        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var caRequest = new CertificateRequest("CN=airlock interop client CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
+        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign, critical: true));
+        var now = DateTimeOffset.UtcNow;
+        using var ca = caRequest.CreateSelfSigned(now.AddMinutes(-5), now.AddDays(1));
+
+        using var clientKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var clientRequest = new CertificateRequest("CN=airlock interop node", clientKey, HashAlgorithmName.SHA256);
+        clientRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: false, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
+        clientRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], critical: false));
+        using var client = clientRequest.Create(ca, now.AddMinutes(-5), now.AddDays(1), [1, 2, 3, 4, 5, 6, 7, 8]);
+
+        var caPath = Path.Combine(work, "client-ca.crt");
+        File.WriteAllText(caPath, ca.ExportCertificatePem());
+        var clientCerts = Directory.CreateDirectory(Path.Combine(work, "client-certs")).FullName;
+        File.WriteAllText(Path.Combine(clientCerts, "client.cert"), client.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(clientCerts, "client.key"), clientKey.ExportPkcs8PrivateKeyPem());
+        return caPath;
     }
 
     private async Task WaitUntilServingAsync(CancellationToken cancellationToken)

@@ -28,12 +28,12 @@ public static class Skopeo
 
     /// <summary>Plain HTTP needs verification off; a TLS registry is trusted through its CA folder instead.</summary>
     public static IEnumerable<string> DestinationTls(RegistryProcess registry) =>
-        registry.Options.Tls ? ["--dest-cert-dir", registry.CertificateDirectory] : ["--dest-tls-verify=false"];
+        registry.UsesTls ? ["--dest-cert-dir", registry.CertificateDirectory] : ["--dest-tls-verify=false"];
 
     public static IEnumerable<string> SourceTls(RegistryProcess registry) =>
-        registry.Options.Tls ? ["--src-cert-dir", registry.CertificateDirectory] : ["--src-tls-verify=false"];
+        registry.UsesTls ? ["--src-cert-dir", registry.CertificateDirectory] : ["--src-tls-verify=false"];
 
     /// <summary>For commands with a single registry side (inspect).</summary>
     public static IEnumerable<string> Tls(RegistryProcess registry) =>
-        registry.Options.Tls ? ["--cert-dir", registry.CertificateDirectory] : ["--tls-verify=false"];
+        registry.UsesTls ? ["--cert-dir", registry.CertificateDirectory] : ["--tls-verify=false"];
 }

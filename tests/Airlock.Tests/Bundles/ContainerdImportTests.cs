@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using Airlock.Bundles;
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Layout;
 using Airlock.Oci;
+using Airlock.Tests.Node.Containerd;
 
 namespace Airlock.Tests.Bundles;
 
@@ -13,50 +13,16 @@ namespace Airlock.Tests.Bundles;
 public sealed class ContainerdImportTests : IAsyncLifetime
 {
     private readonly TempDirectory _temp = new();
-    private Process? _containerd;
-    private string _socket = string.Empty;
+    private readonly ContainerdDaemon _containerd = new();
 
-    public async Task InitializeAsync()
+    private string Socket => _containerd.SocketPath;
+
+    public Task InitializeAsync() => _containerd.InitializeAsync();
+
+    public async Task DisposeAsync()
     {
-        // Unix socket paths are limited to 108 bytes; keep them short.
-        var root = _temp.Path;
-        _socket = Path.Combine(root, "c.sock");
-        var config = Path.Combine(root, "config.toml");
-        await File.WriteAllTextAsync(config, $"""
-            version = 2
-            root = "{root}/root"
-            state = "{root}/state"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
-            [grpc]
-              address = "{_socket}"
-            [ttrpc]
-              address = "{_socket}.ttrpc"
-            [debug]
-              address = "{root}/debug.sock"
-            """);
-        _containerd = Process.Start(new ProcessStartInfo("containerd", ["--config", config]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        _containerd.ErrorDataReceived += (_, _) => { };
-        _containerd.BeginErrorReadLine();
-        _containerd.BeginOutputReadLine();
-        for (var i = 0; i < 100 && !File.Exists(_socket); i++)
-        {
-            await Task.Delay(100);
-        }
-
-        Assert.True(File.Exists(_socket), "containerd did not start");
-    }
-
-    public Task DisposeAsync()
-    {
-        if (_containerd is { HasExited: false })
-        {
-            _containerd.Kill();
-            _containerd.WaitForExit(10_000);
-        }
-
-        _containerd?.Dispose();
+        await _containerd.DisposeAsync();
         _temp.Dispose();
-        return Task.CompletedTask;
     }
 
     [Fact]
@@ -90,16 +56,16 @@ public sealed class ContainerdImportTests : IAsyncLifetime
                 await expanded.CopyToAsync(output);
             }
 
-            await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "import", "--all-platforms", "--no-unpack", plain);
+            await SkopeoInteropTests.RunAsync("ctr", "-a", Socket, "-n", "k8s.io", "images", "import", "--all-platforms", "--no-unpack", plain);
         }
 
         // export: one image, one platform, imported under exactly the name given.
         var exported = _temp.File("exported.tar");
         var result = await new ImageTransfer(null).ExportAsync($"oci:{_temp.File("layout")}:docker.io/rancher/mirrored-pause:3.6", exported,
             Platform.Host, "registry.local/exported:1", null, new TransferOptions(), null, CancellationToken.None);
-        await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "import", "--no-unpack", exported);
+        await SkopeoInteropTests.RunAsync("ctr", "-a", Socket, "-n", "k8s.io", "images", "import", "--no-unpack", exported);
 
-        var listing = await SkopeoInteropTests.RunAsync("ctr", "-a", _socket, "-n", "k8s.io", "images", "ls");
+        var listing = await SkopeoInteropTests.RunAsync("ctr", "-a", Socket, "-n", "k8s.io", "images", "ls");
         Assert.Contains(listing.Split('\n'), l => l.StartsWith("registry.local/exported:1 ", StringComparison.Ordinal) && l.Contains(result.Root.Digest.ToString(), StringComparison.Ordinal));
         Assert.Equal(3, listing.Split('\n').Count(l => l.Contains("sha256:", StringComparison.Ordinal)));
         Assert.Contains(listing.Split('\n'), l => l.StartsWith("docker.io/rancher/mirrored-pause:3.6 ", StringComparison.Ordinal) && l.Contains(index.Digest.ToString(), StringComparison.Ordinal));

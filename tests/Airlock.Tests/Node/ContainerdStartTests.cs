@@ -1,108 +1,104 @@
 using System.Diagnostics;
 using Airlock.Node;
+using Airlock.Tests.Node.Containerd;
 
 namespace Airlock.Tests.Node;
 
 /// <summary>
 /// The rendered version-2 config.toml is understood by the machine's real containerd 1.6: its own
 /// <c>config dump</c> shows our values (a misspelt key would be dropped silently), and a daemon started on it
-/// answers <c>ctr version</c>. The daemon runs in a temp dir with its own socket and is stopped by PID.
+/// (<see cref="ContainerdDaemon"/>: temp dir, own socket, stopped by PID) serves with the CRI plugin loaded.
 /// </summary>
-public sealed class ContainerdStartTests : IDisposable
+public sealed class ContainerdStartTests
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("al-ctd-").FullName;
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     [Fact]
     public async Task Rendered_v2_config_starts_stock_containerd_with_our_registry_sandbox_cgroup_and_drop_in_settings()
     {
         var containerd = Which("containerd");
-        var ctr = Which("ctr");
-        Assert.True(containerd is not null && ctr is not null, "containerd and ctr must be installed (test.sh installs them)");
-
-        var dataDir = Path.Combine(_dir, "data");
-        var socket = Path.Combine(_dir, "c.sock");
-        var options = new ContainerdConfigOptions
+        Assert.True(containerd is not null && Which("ctr") is not null, "containerd and ctr must be installed (test.sh installs them)");
+        var daemon = ContainerdDaemon.OnConfig(async daemon =>
         {
-            DataDir = dataDir,
-            Schema = ContainerdConfigSchema.V2,
-            Root = Path.Combine(_dir, "root"),
-            State = Path.Combine(_dir, "state"),
-            GrpcAddress = socket,
-            SandboxImage = "registry.example.com/pause:3.9",
-            SystemdCgroup = true,
-            Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
-            Runtimes = [new ContainerdRuntime("nvidia", "/usr/local/nvidia/toolkit/nvidia-container-runtime")],
-        };
-        var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
-        var plan = await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None);
-        await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
-        var dropIn = Path.Combine(options.ContainerdDir, "config.toml.d", "gc.toml");
-        Directory.CreateDirectory(Path.GetDirectoryName(dropIn)!);
-        await File.WriteAllTextAsync(dropIn, "version = 2\n[plugins.\"io.containerd.gc.v1.scheduler\"]\n  deletion_threshold = 7\n");
-        var config = Path.Combine(options.ContainerdDir, "config.toml");
+            var dataDir = Path.Combine(daemon.Directory, "data");
+            var options = new ContainerdConfigOptions
+            {
+                DataDir = dataDir,
+                Schema = ContainerdConfigSchema.V2,
+                Root = daemon.Root,
+                State = daemon.State,
+                GrpcAddress = daemon.SocketPath,
+                SandboxImage = "registry.example.com/pause:3.9",
+                SystemdCgroup = true,
+                Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
+                Runtimes = [new ContainerdRuntime("nvidia", "/usr/local/nvidia/toolkit/nvidia-container-runtime")],
+            };
+            var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
+            var plan = await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None);
+            await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
+            var dropIn = Path.Combine(options.ContainerdDir, "config.toml.d", "gc.toml");
+            Directory.CreateDirectory(Path.GetDirectoryName(dropIn)!);
+            await File.WriteAllTextAsync(dropIn, "version = 2\n[plugins.\"io.containerd.gc.v1.scheduler\"]\n  deletion_threshold = 7\n");
+            var config = Path.Combine(options.ContainerdDir, "config.toml");
 
-        var (code, dump) = await RunAsync(containerd!, ["--config", config, "config", "dump"]);
-        Assert.True(code == 0, dump);
-        Assert.Contains($"config_path = \"{options.CertsDir}\"", dump, StringComparison.Ordinal);
-        Assert.Contains("sandbox_image = \"registry.example.com/pause:3.9\"", dump, StringComparison.Ordinal);
-        Assert.Contains("SystemdCgroup = true", dump, StringComparison.Ordinal);
-        Assert.Contains("snapshotter = \"overlayfs\"", dump, StringComparison.Ordinal);
-        Assert.Contains("BinaryName = \"/usr/local/nvidia/toolkit/nvidia-container-runtime\"", dump, StringComparison.Ordinal);
-        Assert.Contains("deletion_threshold = 7", dump, StringComparison.Ordinal);
-        Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
+            var (code, dump) = await RunAsync(containerd!, ["--config", config, "config", "dump"]);
+            Assert.True(code == 0, dump);
+            Assert.Contains($"config_path = \"{options.CertsDir}\"", dump, StringComparison.Ordinal);
+            Assert.Contains("sandbox_image = \"registry.example.com/pause:3.9\"", dump, StringComparison.Ordinal);
+            Assert.Contains("SystemdCgroup = true", dump, StringComparison.Ordinal);
+            Assert.Contains("snapshotter = \"overlayfs\"", dump, StringComparison.Ordinal);
+            Assert.Contains("BinaryName = \"/usr/local/nvidia/toolkit/nvidia-container-runtime\"", dump, StringComparison.Ordinal);
+            Assert.Contains("deletion_threshold = 7", dump, StringComparison.Ordinal);
+            Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
+            return config;
+        });
 
-        using var daemon = new Process
+        await AssertServesWithCriAsync(daemon);
+    }
+
+    /// <summary>
+    /// Every registries.yaml of the K3s private registry guide (seeds/004, copied verbatim in
+    /// <see cref="SeedExamplesTests"/>), rendered for containerd 1.6, is a config containerd starts on with the
+    /// CRI plugin (which owns the registry settings) loaded.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SeedExamplesTests.Examples), MemberType = typeof(SeedExamplesTests))]
+    public async Task Guide_example_rendered_for_containerd_1_6_starts_containerd_with_the_CRI_plugin(string name, string yaml)
+    {
+        var daemon = ContainerdDaemon.OnConfig(async daemon =>
         {
-            StartInfo = new ProcessStartInfo(containerd!) { ArgumentList = { "--config", config }, RedirectStandardError = true, RedirectStandardOutput = true },
-        };
-        var output = new System.Text.StringBuilder();
-        daemon.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        daemon.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        daemon.Start();
-        daemon.BeginErrorReadLine();
-        daemon.BeginOutputReadLine();
+            var (registries, _) = RegistriesFileReader.Parse(yaml, name + ".yaml");
+            var options = new ContainerdConfigOptions
+            {
+                DataDir = Path.Combine(daemon.Directory, "data"),
+                Schema = ContainerdConfigSchema.V2,
+                Root = daemon.Root,
+                State = daemon.State,
+                GrpcAddress = daemon.SocketPath,
+            };
+            await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None), CancellationToken.None);
+            Assert.NotEmpty(Directory.EnumerateFiles(options.CertsDir, "hosts.toml", SearchOption.AllDirectories));
+            return Path.Combine(options.ContainerdDir, "config.toml");
+        });
+
+        await AssertServesWithCriAsync(daemon);
+    }
+
+    private static async Task AssertServesWithCriAsync(ContainerdDaemon daemon)
+    {
         try
         {
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            var version = (Code: -1, Output: string.Empty);
-            while (DateTime.UtcNow < deadline && !daemon.HasExited)
-            {
-                if (File.Exists(socket))
-                {
-                    version = await RunAsync(ctr!, ["--address", socket, "version"]);
-                    if (version.Code == 0)
-                    {
-                        break;
-                    }
-                }
-
-                await Task.Delay(200);
-            }
-
-            string daemonLog;
-            lock (output)
-            {
-                daemonLog = output.ToString();
-            }
-
-            Assert.True(version.Code == 0, $"ctr version failed: {version.Output}\ncontainerd log:\n{daemonLog}");
-            Assert.Contains("Server:", version.Output, StringComparison.Ordinal);
-            Assert.DoesNotContain("failed to load TOML", daemonLog, StringComparison.Ordinal);
+            await daemon.InitializeAsync();
+            var log = await daemon.LogAsync();
+            Assert.DoesNotContain("failed to load TOML", log, StringComparison.Ordinal);
 
             // The CRI plugin took the rendered settings (it would report "error" on a config it cannot use).
-            var plugins = await RunAsync(ctr!, ["--address", socket, "plugins", "ls"]);
-            var cri = plugins.Output.Split('\n').FirstOrDefault(l => l.Contains("io.containerd.grpc.v1", StringComparison.Ordinal) && l.Contains(" cri ", StringComparison.Ordinal));
-            Assert.True(cri is not null && cri.TrimEnd().EndsWith("ok", StringComparison.Ordinal), $"{plugins.Output}\ncontainerd log:\n{daemonLog}");
+            var (code, plugins) = await daemon.CtrAsync("plugins", "ls");
+            Assert.True(code == 0, plugins);
+            var cri = plugins.Split('\n').FirstOrDefault(l => l.Contains("io.containerd.grpc.v1", StringComparison.Ordinal) && l.Contains(" cri ", StringComparison.Ordinal));
+            Assert.True(cri is not null && cri.TrimEnd().EndsWith("ok", StringComparison.Ordinal), $"{plugins}\ncontainerd log:\n{await daemon.LogAsync()}");
         }
         finally
         {
-            if (!daemon.HasExited)
-            {
-                Process.GetProcessById(daemon.Id).Kill();
-                await daemon.WaitForExitAsync();
-            }
+            await daemon.DisposeAsync();
         }
     }
 

@@ -106,6 +106,15 @@ public sealed class ContainerdClient : IAsyncDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
         ArgumentException.ThrowIfNullOrEmpty(@namespace);
+        return new ContainerdClient(OpenChannel(socketPath), ownsChannel: true, @namespace, lease: null, options ?? new ContainerdClientOptions());
+    }
+
+    /// <summary>
+    /// A gRPC channel to the unix socket <paramref name="socketPath"/>, the way containerd (and the CRI plugin it
+    /// serves on the same socket) is spoken to. Nothing is dialled until the first call.
+    /// </summary>
+    internal static GrpcChannel OpenChannel(string socketPath)
+    {
         var endpoint = new UnixDomainSocketEndPoint(socketPath);
         var handler = new SocketsHttpHandler
         {
@@ -128,13 +137,12 @@ public sealed class ContainerdClient : IAsyncDisposable
 
         // The authority is a placeholder: the connect callback decides where bytes go. containerd speaks
         // h2c, which GrpcChannel uses for an http:// address.
-        var channel = GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
+        return GrpcChannel.ForAddress("http://localhost", new GrpcChannelOptions
         {
             HttpHandler = handler,
             DisposeHttpClient = true,
             MaxReceiveMessageSize = 16 * 1024 * 1024,
         });
-        return new ContainerdClient(channel, ownsChannel: true, @namespace, lease: null, options ?? new ContainerdClientOptions());
     }
 
     /// <summary>The same connection in another containerd namespace.</summary>

@@ -6,16 +6,26 @@ using Airlock.Node.Containerd;
 namespace Airlock.Tests.Node.Containerd;
 
 /// <summary>
-/// A real containerd (Debian's 1.6) of its own: root, state and sockets in a temp dir, CRI off for speed.
+/// A real containerd (Debian's 1.6) of its own: root, state and sockets in a temp dir, CRI off for speed — or
+/// on a config.toml Airlock rendered (<see cref="OnConfig"/>).
 /// Started once per test class, stopped by PID; shims it started are killed by PID, mounts under its
 /// root are unmounted before the temp dir goes.
 /// </summary>
 public sealed class ContainerdDaemon : IAsyncLifetime
 {
+    /// <summary>K3s's (and so Airlock's) CRI streaming port, fixed: a second CRI containerd on it dies at start.</summary>
+    private const string FixedStreamPort = "stream_server_port = \"10010\"";
+    private readonly Func<ContainerdDaemon, Task<string>>? _writeConfig;
     private Process? _process;
 
     public ContainerdDaemon()
+        : this(null)
     {
+    }
+
+    private ContainerdDaemon(Func<ContainerdDaemon, Task<string>>? writeConfig)
+    {
+        _writeConfig = writeConfig;
         // Unix socket paths are limited to 108 bytes: keep the temp dir short.
         Directory = System.IO.Directory.CreateTempSubdirectory("acd-").FullName;
         SocketPath = Path.Combine(Directory, "c.sock");
@@ -23,30 +33,31 @@ public sealed class ContainerdDaemon : IAsyncLifetime
 
     public string Directory { get; }
 
+    /// <summary>
+    /// A daemon to be started (<see cref="InitializeAsync"/>) on the config.toml <paramref name="writeConfig"/> writes
+    /// and returns the path of, e.g. one rendered with <see cref="Root"/>, <see cref="State"/> and
+    /// <see cref="SocketPath"/>. A fixed CRI streaming port in it (K3s's 10010) is replaced by an ephemeral one:
+    /// containerd 1.6 exits ("Failed to run CRI service") when the port is taken, e.g. by another test's containerd
+    /// on this machine. Nothing else is changed.
+    /// </summary>
+    public static ContainerdDaemon OnConfig(Func<ContainerdDaemon, Task<string>> writeConfig) => new(writeConfig);
+
     public string SocketPath { get; }
 
     public string LogPath => Path.Combine(Directory, "containerd.log");
+
+    public string Root => Path.Combine(Directory, "root");
+
+    public string State => Path.Combine(Directory, "state");
+
+    /// <summary>What containerd wrote so far (for failure messages).</summary>
+    public Task<string> LogAsync() => ReadLogAsync();
 
     public ContainerdClient Connect(string @namespace = ContainerdClient.DefaultNamespace) => ContainerdClient.Connect(SocketPath, @namespace);
 
     public async Task InitializeAsync()
     {
-        var config = Path.Combine(Directory, "config.toml");
-        await File.WriteAllTextAsync(config, $"""
-            version = 2
-            root = "{Directory}/root"
-            state = "{Directory}/state"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-            [grpc]
-              address = "{SocketPath}"
-
-            [ttrpc]
-              address = "{Directory}/t.sock"
-
-            [debug]
-              address = "{Directory}/d.sock"
-            """);
+        var config = _writeConfig is null ? await WriteOwnConfigAsync() : await UnpinStreamPortAsync(await _writeConfig(this));
 
         var start = new ProcessStartInfo("containerd") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("--config");
@@ -87,6 +98,38 @@ public sealed class ContainerdDaemon : IAsyncLifetime
 
             await Task.Delay(50);
         }
+    }
+
+    private async Task<string> WriteOwnConfigAsync()
+    {
+        var config = Path.Combine(Directory, "config.toml");
+        await File.WriteAllTextAsync(config, $"""
+            version = 2
+            root = "{Root}"
+            state = "{State}"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+            [grpc]
+              address = "{SocketPath}"
+
+            [ttrpc]
+              address = "{Directory}/t.sock"
+
+            [debug]
+              address = "{Directory}/d.sock"
+            """);
+        return config;
+    }
+
+    private static async Task<string> UnpinStreamPortAsync(string configPath)
+    {
+        var config = await File.ReadAllTextAsync(configPath);
+        if (config.Contains(FixedStreamPort, StringComparison.Ordinal))
+        {
+            await File.WriteAllTextAsync(configPath, config.Replace(FixedStreamPort, "stream_server_port = \"0\"", StringComparison.Ordinal));
+        }
+
+        return configPath;
     }
 
     /// <summary>Runs <c>ctr --address &lt;this socket&gt; -n &lt;namespace&gt; args…</c>; returns exit code and combined output.</summary>
