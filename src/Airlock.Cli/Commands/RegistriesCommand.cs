@@ -141,6 +141,15 @@ internal static class RegistriesCommand
                 NodeNames = Split(parseResult.GetValue(nodeName)),
             });
             var plan = await ContainerdRenderer.PlanAsync(file, options, parseResult.GetValue(disableDefault), ct, proxy, nodeMirror).ConfigureAwait(false);
+            if (nodeMirror is null)
+            {
+                // K3s's output is still written (K3s's own containerd honours it); stock containerd will not.
+                foreach (var host in new RegistryEndpoints(file, parseResult.GetValue(disableDefault)).Hosts.Where(h => h.NeedsNodeMirror))
+                {
+                    await error.WriteLineAsync($"airlock: warning: registry \"{host.Key}\" has rewrites or no default endpoint, which stock containerd ignores "
+                        + "(it drops rewrites and falls back to the registry itself); run 'airlock mirror' and render with --mirror-address").ConfigureAwait(false);
+                }
+            }
 
             if (parseResult.GetValue(diff))
             {
