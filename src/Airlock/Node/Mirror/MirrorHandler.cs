@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
@@ -20,7 +19,7 @@ namespace Airlock.Node.Mirror;
 /// </summary>
 internal sealed class MirrorHandler
 {
-    private const int CopyBufferSize = 256 * 1024;
+    private const int CopyBufferSize = 64 * 1024;
     private static readonly string[] PassedHeaders = ["Docker-Content-Digest", "Accept-Ranges", "ETag", "Last-Modified"];
 
     private MirrorUpstreams _current;
@@ -246,11 +245,12 @@ internal sealed class MirrorHandler
             return;
         }
 
+        // Read straight into Kestrel's output buffers: one copy of each byte, no staging buffer of our own.
         var aborted = context.RequestAborted;
         var body = await message.Content.ReadAsStreamAsync(aborted).ConfigureAwait(false);
         await using (body.ConfigureAwait(false))
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+            var writer = response.BodyWriter;
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(aborted);
             var timed = _options.ResponseTimeout != Timeout.InfiniteTimeSpan;
             try
@@ -262,7 +262,7 @@ internal sealed class MirrorHandler
                         stall.CancelAfter(_options.ResponseTimeout);
                     }
 
-                    var read = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
+                    var read = await body.ReadAsync(writer.GetMemory(CopyBufferSize), stall.Token).ConfigureAwait(false);
                     if (read == 0)
                     {
                         break;
@@ -273,7 +273,12 @@ internal sealed class MirrorHandler
                         stall.CancelAfter(Timeout.InfiniteTimeSpan);
                     }
 
-                    await response.Body.WriteAsync(buffer.AsMemory(0, read), aborted).ConfigureAwait(false);
+                    writer.Advance(read);
+                    var flushed = await writer.FlushAsync(aborted).ConfigureAwait(false);
+                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    {
+                        break;
+                    }
                 }
             }
             catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
@@ -283,10 +288,6 @@ internal sealed class MirrorHandler
                 MirrorLog.TransferBroken(_logger, registry, route.Name, route.Reference, endpoint, ex is OperationCanceledException
                     ? $"no data for {_options.ResponseTimeout.TotalSeconds:0.###} s" : ex.Message);
                 context.Abort();
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
             }
         }
     }
