@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 dotnet build src/Airlock.Cli -c Release -v q --nologo >/dev/null
 bin=src/Airlock.Cli/bin/Release/net10.0/airlock
 verbs=(registry "registry gc" images "images save" "images load" "images copy" "images export" "images list"
-       registries "registries render" "registries validate" check version)
+       registries "registries render" "registries validate" mirror check version)
 for extra in "images sync" agent; do
   # An unknown verb with --help prints its parent's help, so look for the verb's own usage line.
   $bin $extra --help 2>/dev/null | grep -q "^  airlock $extra \[" && verbs+=("$extra")

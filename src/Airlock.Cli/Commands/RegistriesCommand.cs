@@ -68,6 +68,10 @@ internal static class RegistriesCommand
             Description = "Node names added to NO_PROXY (default: this host's name).",
             DefaultValueFactory = _ => [Environment.MachineName],
         };
+        var mirrorAddress = MirrorCommand.AddressOption(
+            "Point containerd at the node-local mirror ('airlock mirror') listening here for every registry stock containerd cannot serve as "
+            + "registries.yaml says (a rewrite, or no default endpoint); other hosts.toml files stay as K3s writes them.",
+            null);
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the files that would be written; change nothing." };
         var diff = new Option<bool>("--diff") { Description = "Print a unified diff of what would change; change nothing. Exit 0 when nothing would change, 1 otherwise." };
 
@@ -77,13 +81,14 @@ internal static class RegistriesCommand
             + "and proxy.env (HTTP_PROXY/HTTPS_PROXY/NO_PROXY; CONTAINERD_-prefixed variables win) when a proxy is set.")
         {
             registries, dataDir, disableDefault, containerdVersion, sandboxImage, systemdCgroup, root, state, address,
-            clusterCidr, serviceCidr, clusterDomain, nodeName, dryRun, diff,
+            clusterCidr, serviceCidr, clusterDomain, nodeName, mirrorAddress, dryRun, diff,
         };
         command.WithExamples(
             "airlock registries render",
             "airlock registries render --registries ./registries.yaml --data-dir /var/lib/airlock --dry-run",
             "airlock registries render --diff   # exit 1 when the files on disk are out of date",
-            "airlock registries render --containerd-version 1.6 --sandbox-image registry.example.com/pause:3.10 --disable-default-registry-endpoint");
+            "airlock registries render --containerd-version 1.6 --sandbox-image registry.example.com/pause:3.10 --disable-default-registry-endpoint",
+            "airlock registries render --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # with 'airlock mirror' running");
         command.SetAction(async (parseResult, ct) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -93,6 +98,7 @@ internal static class RegistriesCommand
                 throw new UsageException("--dry-run and --diff cannot be combined");
             }
 
+            var nodeMirror = parseResult.GetValue(mirrorAddress) is { } mirrorValue ? MirrorCommand.ParseAddress(mirrorValue) : null;
             var path = parseResult.GetValue(registries)!;
             var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, ct).ConfigureAwait(false);
             var problems = RegistriesValidator.Validate(file, readProblems);
@@ -134,7 +140,16 @@ internal static class RegistriesCommand
                 ClusterDomain = parseResult.GetValue(clusterDomain)!,
                 NodeNames = Split(parseResult.GetValue(nodeName)),
             });
-            var plan = await ContainerdRenderer.PlanAsync(file, options, parseResult.GetValue(disableDefault), ct, proxy).ConfigureAwait(false);
+            var plan = await ContainerdRenderer.PlanAsync(file, options, parseResult.GetValue(disableDefault), ct, proxy, nodeMirror).ConfigureAwait(false);
+            if (nodeMirror is null)
+            {
+                // K3s's output is still written (K3s's own containerd honours it); stock containerd will not.
+                foreach (var host in new RegistryEndpoints(file, parseResult.GetValue(disableDefault)).Hosts.Where(h => h.NeedsNodeMirror))
+                {
+                    await error.WriteLineAsync($"airlock: warning: registry \"{host.Key}\" has rewrites or no default endpoint, which stock containerd ignores "
+                        + "(it drops rewrites and falls back to the registry itself); run 'airlock mirror' and render with --mirror-address").ConfigureAwait(false);
+                }
+            }
 
             if (parseResult.GetValue(diff))
             {

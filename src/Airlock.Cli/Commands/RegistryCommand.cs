@@ -248,7 +248,7 @@ internal static class RegistryCommand
         DefaultValueFactory = _ => "1h",
     };
 
-    private static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>
+    internal static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>
     {
         logging.SetMinimumLevel(LogLevel.Information);
         logging.AddFilter("Microsoft", LogLevel.Warning);

@@ -35,6 +35,7 @@ internal static class AirlockCli
         VersionCommand.Create(),
         RegistriesCommand.Create(),
         RegistryCommand.Create(),
+        MirrorCommand.Create(),
         ImagesCommand.Create(),
         AgentCommand.Create(),
     ];

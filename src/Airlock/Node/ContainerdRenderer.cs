@@ -56,14 +56,17 @@ public static class ContainerdRenderer
 
     /// <summary>
     /// Works out the files (config.toml, certs.d/*/hosts.toml, and proxy.env when a proxy is configured — an
-    /// <c>EnvironmentFile</c> for containerd's service) and what to remove, reading only.
+    /// <c>EnvironmentFile</c> for containerd's service) and what to remove, reading only. With
+    /// <paramref name="nodeMirror"/>, registries stock containerd cannot serve as registries.yaml says (rewrites, no
+    /// default endpoint) are pointed at the node-local mirror listening there; every other hosts.toml is K3s's.
     /// </summary>
     public static async Task<RenderPlan> PlanAsync(
         RegistriesFile registries,
         ContainerdConfigOptions options,
         bool disableDefaultEndpoint,
         CancellationToken cancellationToken,
-        IReadOnlyList<KeyValuePair<string, string>>? proxyEnvironment = null)
+        IReadOnlyList<KeyValuePair<string, string>>? proxyEnvironment = null,
+        System.Net.IPEndPoint? nodeMirror = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
@@ -90,7 +93,10 @@ public static class ContainerdRenderer
         {
             var dir = Path.Combine(options.CertsDir, host.Directory);
             wanted.Add(dir);
-            files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), HostsTomlWriter.Write(host, options.Generator), cancellationToken).ConfigureAwait(false));
+            var content = nodeMirror is not null && host.NeedsNodeMirror
+                ? HostsTomlWriter.WriteMirrored(host, Mirror.MirrorOptions.ServerUrl(nodeMirror), options.Generator)
+                : HostsTomlWriter.Write(host, options.Generator);
+            files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), content, cancellationToken).ConfigureAwait(false));
         }
 
         if (Directory.Exists(options.CertsDir))

@@ -56,6 +56,29 @@ public static class HostsTomlWriter
         return TrimEmpty(lines);
     }
 
+    /// <summary>
+    /// A hosts.toml that sends every pull of the registry to the node-local mirror and nowhere else: the mirror is the
+    /// <c>server</c> (so containerd has no other host to fall back to) and applies the registry's endpoints, rewrites
+    /// and fallback rules itself. containerd adds <c>?ns=&lt;registry&gt;</c> to its requests because the server's host
+    /// is not the registry's, which is how the mirror knows the registry.
+    /// </summary>
+    public static string WriteMirrored(RegistryHost host, string mirrorServerUrl, string generator = DefaultGenerator)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentException.ThrowIfNullOrEmpty(mirrorServerUrl);
+        return TrimEmpty(
+        [
+            Header(generator).TrimEnd('\n'),
+            $"# Registry \"{host.Key}\" is served by the node-local mirror (airlock mirror): it needs rewrites or no default endpoint.",
+            $"server = \"{mirrorServerUrl}\"",
+            "capabilities = [\"pull\", \"resolve\"]",
+
+            // containerd 1.6 refuses a hosts.toml without a host table ("invalid `host` tree") and falls back to the
+            // registry's own endpoint, which is exactly what must not happen here.
+            "[host]",
+        ]);
+    }
+
     private static void AddTls(List<string> lines, RegistryTls? tls, string indent)
     {
         if (tls is null)

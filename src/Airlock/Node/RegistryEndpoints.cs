@@ -19,7 +19,15 @@ public sealed record ResolvedEndpoint(string? Url, string? RegistryName, bool Ov
 /// One <c>certs.d/&lt;directory&gt;/hosts.toml</c>: the registry's own endpoint (<see cref="Server"/>, null when
 /// the default endpoint is disabled) and the mirror endpoints tried before it, in order.
 /// </summary>
-public sealed record RegistryHost(string Key, string Directory, ResolvedEndpoint? Server, IReadOnlyList<ResolvedEndpoint> Mirrors);
+public sealed record RegistryHost(string Key, string Directory, ResolvedEndpoint? Server, IReadOnlyList<ResolvedEndpoint> Mirrors)
+{
+    /// <summary>
+    /// Whether stock containerd cannot express this host: a <c>rewrite</c> on any endpoint (only K3s's containerd fork
+    /// rewrites) or no default endpoint (stock containerd falls back to <c>https://&lt;host&gt;</c> when <c>server</c> is
+    /// absent). Such a host is served through the node-local mirror when one is configured.
+    /// </summary>
+    public bool NeedsNodeMirror => Server is null || Server.Rewrites.Count > 0 || Mirrors.Any(m => m.Rewrites.Count > 0);
+}
 
 /// <summary>
 /// K3s's <c>getHostConfigs</c>: turns registries.yaml into per-registry endpoint lists, quirks included, so that

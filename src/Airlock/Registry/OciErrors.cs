@@ -27,6 +27,7 @@ public enum OciErrorCode
     NotFound,
     MethodNotAllowed,
     StorageFull,
+    UpstreamUnavailable,
 }
 
 /// <summary>A request the registry refuses; written as <c>{"errors":[…]}</c> by the dispatcher only.</summary>
@@ -82,6 +83,10 @@ public static class OciErrorTable
         // The spec has no code for a full store; distribution's generic UNKNOWN with 507 tells clients and
         // operators what happened, while pulls keep being served.
         Add(OciErrorCode.StorageFull, 507, "UNKNOWN", "the registry's storage is full");
+
+        // A mirror or pull-through whose upstreams all failed (refused, timed out, 5xx): a gateway error, so
+        // clients see a server-side failure rather than "not found".
+        Add(OciErrorCode.UpstreamUnavailable, 502, "UNKNOWN", "no upstream registry could be reached");
         return entries;
     }
 

@@ -29,6 +29,9 @@ internal sealed record RegistryCall
 
     public long? RangeFrom { get; init; }
 
+    /// <summary>A Range header passed through as given (the node mirror forwards containerd's); wins over <see cref="RangeFrom"/>.</summary>
+    public System.Net.Http.Headers.RangeHeaderValue? Range { get; init; }
+
     /// <summary>An explicit Authorization header (token requests); bypasses the registry authenticator.</summary>
     public System.Net.Http.Headers.AuthenticationHeaderValue? Authorization { get; init; }
 

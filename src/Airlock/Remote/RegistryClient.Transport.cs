@@ -102,7 +102,11 @@ public sealed partial class RegistryClient
             }
         }
 
-        if (call.RangeFrom is { } from)
+        if (call.Range is { } range)
+        {
+            request.Headers.Range = range;
+        }
+        else if (call.RangeFrom is { } from)
         {
             request.Headers.Range = new RangeHeaderValue(from, null);
         }

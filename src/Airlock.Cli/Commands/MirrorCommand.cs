@@ -1,0 +1,186 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Runtime.InteropServices;
+using Airlock.Cli.Hosting;
+using Airlock.Node;
+using Airlock.Node.Mirror;
+using Airlock.Registry;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Cli.Commands;
+
+/// <summary>
+/// <c>airlock mirror</c>: the node-local mirror containerd is pointed at (by <c>registries render --mirror-address</c>)
+/// for registries whose registries.yaml needs rewrites or no default endpoint, which stock containerd cannot do.
+/// </summary>
+internal static class MirrorCommand
+{
+    /// <summary>
+    /// <c>--mirror-address</c>, shared by <c>mirror</c> (where it listens) and <c>registries render</c> (where hosts.toml
+    /// points containerd), so one config.yaml key keeps both in agreement.
+    /// </summary>
+    public static Option<string?> AddressOption(string description, string? defaultValue)
+    {
+        var option = new Option<string?>("--mirror-address") { Description = description };
+        if (defaultValue is not null)
+        {
+            option.DefaultValueFactory = _ => defaultValue;
+        }
+
+        return option;
+    }
+
+    /// <summary>Parses <c>host:port</c> as <c>--mirror-address</c> takes it, or throws a usage error naming the value.</summary>
+    public static IPEndPoint ParseAddress(string value)
+    {
+        if (!RegistryServer.TryParseListen(value, out var endPoint))
+        {
+            throw new UsageException($"--mirror-address \"{value}\" is not an address like 127.0.0.1:{MirrorOptions.DefaultPort} or [::1]:{MirrorOptions.DefaultPort}");
+        }
+
+        return endPoint;
+    }
+
+    public static Command Create()
+    {
+        var registries = new Option<string>("--registries")
+        {
+            Description = $"registries.yaml in K3s format (default {RegistriesCommand.DefaultRegistriesPath}); re-read on SIGHUP.",
+            DefaultValueFactory = _ => RegistriesCommand.DefaultRegistriesPath,
+        };
+        var address = AddressOption(
+            "Address to listen on (loopback by default: the mirror holds the node's registry credentials). Give the same value to 'registries render --mirror-address'.",
+            $"127.0.0.1:{MirrorOptions.DefaultPort}");
+        var disableDefault = new Option<bool>("--disable-default-registry-endpoint")
+        {
+            Description = "Never fall back to a mirrored registry's own endpoint (K3s flag of the same name).",
+        };
+        var connectTimeout = new Option<string>("--connect-timeout")
+        {
+            Description = "Abandon an endpoint that does not accept a connection (TCP and TLS) within this time and try the next (seconds, or 500ms, 5s, 1m).",
+            DefaultValueFactory = _ => "5",
+        };
+        var responseTimeout = new Option<string>("--response-timeout")
+        {
+            Description = "Abandon an endpoint that accepted the connection but sends no answer within this time and try the next; a blob body stalled this long is cut.",
+            DefaultValueFactory = _ => "30",
+        };
+
+        var command = new Command(
+            "mirror",
+            "Serve pulls for containerd on this node, applying registries.yaml itself: endpoint order, fallback to the next endpoint, "
+            + "rewrites, the default endpoint last unless disabled, per-endpoint TLS and credentials. For stock containerd, which has no rewrite "
+            + "and no way to disable the default endpoint; point containerd at it with 'registries render --mirror-address'.")
+        {
+            registries, address, disableDefault, connectTimeout, responseTimeout,
+        };
+        command.WithExamples(
+            "airlock mirror",
+            "airlock mirror --registries /etc/airlock/registries.yaml --mirror-address 127.0.0.1:5100 --connect-timeout 2",
+            "airlock registries render --mirror-address 127.0.0.1:5100 --disable-default-registry-endpoint   # point containerd at it",
+            "kill -HUP <pid>   # re-read registries.yaml without dropping transfers in flight");
+        command.SetAction(async (parseResult, cancellationToken) =>
+        {
+            var error = parseResult.InvocationConfiguration.Error;
+            var options = new MirrorOptions
+            {
+                Listen = ParseAddress(parseResult.GetValue(address)!),
+                DisableDefaultEndpoint = parseResult.GetValue(disableDefault),
+                ConnectTimeout = ParseTimeout(parseResult.GetValue(connectTimeout)!, "--connect-timeout"),
+                ResponseTimeout = ParseTimeout(parseResult.GetValue(responseTimeout)!, "--response-timeout"),
+            };
+
+            var path = parseResult.GetValue(registries)!;
+            var file = await ReadAsync(path, error, cancellationToken).ConfigureAwait(false);
+            if (file is null)
+            {
+                await error.WriteLineAsync($"airlock: {path} cannot be used; the mirror was not started").ConfigureAwait(false);
+                return AirlockCli.ExitError;
+            }
+
+            using var loggerFactory = RegistryCommand.CreateLoggerFactory();
+            options = options with { LoggerFactory = loggerFactory };
+            var logger = loggerFactory.CreateLogger("Airlock.Node.Mirror");
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
+            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+            await using var mirror = await NodeMirror.StartAsync(file, options, cancellationToken).ConfigureAwait(false);
+
+            var reloads = System.Threading.Channels.Channel.CreateBounded<bool>(1);
+            using var onHup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, signal => { signal.Cancel = true; reloads.Writer.TryWrite(true); });
+            try
+            {
+                while (await reloads.Reader.WaitToReadAsync(stop.Token).ConfigureAwait(false))
+                {
+                    reloads.Reader.TryRead(out _);
+                    await ReloadAsync(mirror, path, error, logger, stop.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                // SIGTERM or Ctrl+C: stop gracefully below.
+            }
+
+            await mirror.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            return AirlockCli.ExitOk;
+        });
+        return command;
+    }
+
+    private static async Task ReloadAsync(NodeMirror mirror, string path, TextWriter error, ILogger logger, CancellationToken cancellationToken)
+    {
+        var file = await ReadAsync(path, error, cancellationToken).ConfigureAwait(false);
+        if (file is null)
+        {
+            logger.LogError("{Path} cannot be used; still serving the previous registries.yaml", path);
+            return;
+        }
+
+        try
+        {
+            mirror.Reload(file);
+        }
+        catch (InvalidOperationException ex)
+        {
+            logger.LogError("{Path}: {Problem}; still serving the previous registries.yaml", path, ex.Message);
+        }
+    }
+
+    // Problems are printed; a file with fatal ones is not served (an unreadable file must not mean "no mirrors").
+    private static async Task<RegistriesFile?> ReadAsync(string path, TextWriter error, CancellationToken cancellationToken)
+    {
+        var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, cancellationToken).ConfigureAwait(false);
+        var problems = RegistriesValidator.Validate(file, readProblems);
+        foreach (var problem in problems)
+        {
+            await error.WriteLineAsync($"airlock: {problem}").ConfigureAwait(false);
+        }
+
+        return problems.Any(p => p.Severity == ProblemSeverity.Fatal) ? null : file;
+    }
+
+    /// <summary>A bare number is seconds (as <c>--connect-timeout</c> of the image verbs); else 500ms, 5s, 1m.</summary>
+    internal static TimeSpan ParseTimeout(string text, string flag)
+    {
+        var value = text.Trim();
+        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
+        {
+            return TimeSpan.FromSeconds(seconds);
+        }
+
+        if (value.EndsWith("ms", StringComparison.Ordinal)
+            && double.TryParse(value[..^2], NumberStyles.Float, CultureInfo.InvariantCulture, out var milliseconds) && milliseconds > 0)
+        {
+            return TimeSpan.FromMilliseconds(milliseconds);
+        }
+
+        var problems = new List<string>();
+        if (value.Length > 1 && char.IsAsciiLetter(value[^1]) && RegistryCommand.ParseDuration(value, flag, problems, allowOff: false) is { } parsed && parsed > TimeSpan.Zero)
+        {
+            return parsed;
+        }
+
+        throw new UsageException($"{flag} \"{text}\" is not a positive time like 5 (seconds), 500ms, 5s or 1m");
+    }
+}

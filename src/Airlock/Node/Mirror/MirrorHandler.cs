@@ -1,0 +1,372 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Airlock.Registry;
+using Airlock.Remote;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Node.Mirror;
+
+/// <summary>
+/// Serves the pull side of <c>/v2/</c> for containerd: the registry comes from containerd's <c>ns</c> query parameter,
+/// its endpoints are tried in registries.yaml order (rewrites applied per endpoint), the first success is streamed
+/// back unbuffered (Range passed through), and an endpoint that is down, times out, fails or has not got the content
+/// is skipped for the next. Errors use the registry's one error table.
+/// </summary>
+internal sealed class MirrorHandler
+{
+    private const int CopyBufferSize = 64 * 1024;
+    private static readonly string[] PassedHeaders = ["Docker-Content-Digest", "Accept-Ranges", "ETag", "Last-Modified"];
+
+    private MirrorUpstreams _current;
+    private readonly MirrorOptions _options;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
+
+    public MirrorHandler(MirrorUpstreams initial, MirrorOptions options)
+    {
+        _current = initial;
+        _options = options;
+        _logger = options.LoggerFactory.CreateLogger("Airlock.Node.Mirror");
+    }
+
+    /// <summary>The registries.yaml being served now.</summary>
+    public MirrorUpstreams Current => Volatile.Read(ref _current);
+
+    /// <summary>Serves <paramref name="next"/> from now on; returns the previous one for the caller to retire.</summary>
+    public MirrorUpstreams Swap(MirrorUpstreams next) => Interlocked.Exchange(ref _current, next);
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            await ServeAsync(context).ConfigureAwait(false);
+        }
+        catch (OciException ex) when (!context.Response.HasStarted)
+        {
+            await OciErrorTable.WriteAsync(context, ex).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // containerd went away.
+        }
+        catch (IOException) when (context.RequestAborted.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task ServeAsync(HttpContext context)
+    {
+        var request = context.Request;
+        context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
+        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path.Value ?? "/";
+        var queryStart = raw.IndexOf('?', StringComparison.Ordinal);
+        var rawPath = queryStart >= 0 ? raw[..queryStart] : raw;
+        if (!rawPath.StartsWith('/'))
+        {
+            rawPath = request.Path.Value ?? "/";
+        }
+
+        if (!OciRoute.TryParse(rawPath, out var route))
+        {
+            throw new OciException(OciErrorCode.NotFound, $"{rawPath} is not part of the registry API");
+        }
+
+        var head = HttpMethods.IsHead(request.Method);
+        if (!head && !HttpMethods.IsGet(request.Method))
+        {
+            throw new OciException(OciErrorCode.MethodNotAllowed, $"{request.Method} is not allowed: the node mirror serves pulls only");
+        }
+
+        string suffix;
+        switch (route.Kind)
+        {
+            case OciRouteKind.Base:
+                context.Response.ContentType = "application/json";
+                context.Response.ContentLength = 2;
+                if (!head)
+                {
+                    await context.Response.Body.WriteAsync("{}"u8.ToArray(), context.RequestAborted).ConfigureAwait(false);
+                }
+
+                return;
+            case OciRouteKind.Manifest:
+                suffix = "manifests/" + route.Reference;
+                break;
+            case OciRouteKind.Blob:
+                suffix = "blobs/" + route.Reference;
+                break;
+            case OciRouteKind.TagList:
+                suffix = "tags/list";
+                break;
+            case OciRouteKind.Referrers:
+                suffix = "referrers/" + route.Reference;
+                break;
+            default:
+                throw new OciException(OciErrorCode.Unsupported, "the node mirror serves pulls only (manifests, blobs, tags, referrers)");
+        }
+
+        var registry = request.Query["ns"].ToString();
+        if (registry.Length == 0)
+        {
+            throw new OciException(OciErrorCode.NameUnknown,
+                "no ns query parameter: the node mirror learns the registry from the ns parameter containerd adds to requests for a host other than the registry's own");
+        }
+
+        if (registry.IndexOfAny(['/', '?', '#', '@', ' ']) >= 0 || !EndpointAddress.TryNormalize(registry, out _, out _))
+        {
+            throw new OciException(OciErrorCode.NameInvalid, $"ns \"{registry}\" is not a registry host");
+        }
+
+        await ForwardAsync(context, route, suffix + PassedQuery(request), registry, head).ConfigureAwait(false);
+    }
+
+    private async Task ForwardAsync(HttpContext context, OciRoute route, string suffix, string registry, bool head)
+    {
+        var upstreams = Acquire();
+        try
+        {
+            var endpoints = upstreams.Resolve(registry);
+            if (endpoints.Count == 0)
+            {
+                throw new OciException(OciErrorCode.NameUnknown,
+                    $"registry {registry} has no endpoint: it has no mirror endpoints and its default endpoint is disabled");
+            }
+
+            var accept = Accept(context.Request, route.Kind);
+            var range = RangeHeaderValue.TryParse(context.Request.Headers.Range.ToString(), out var parsed) ? parsed : null;
+            var failures = new List<string>();
+            var notFound = false;
+            foreach (var endpoint in InTryOrder(endpoints))
+            {
+                var url = endpoint.Url!;
+                var repository = RepositoryRewrite.Apply(endpoint.Rewrites, route.Name);
+                var call = new RegistryCall
+                {
+                    Registry = endpoint.RegistryName ?? registry,
+                    Repository = repository,
+                    Reference = route.Reference,
+                    Method = head ? HttpMethod.Head : HttpMethod.Get,
+                    Target = url.TrimEnd('/') + "/" + repository + "/" + suffix,
+                    Scopes = [RegistryClient.PullScope(repository)],
+                    Accept = accept,
+                    Range = range,
+                };
+
+                var started = Stopwatch.GetTimestamp();
+                RegistryResponse response;
+                try
+                {
+                    response = await upstreams.Client.SendAsync(call, context.RequestAborted).ConfigureAwait(false);
+                }
+                catch (RegistryException ex)
+                {
+                    MarkDown(url);
+                    MirrorLog.EndpointFailed(_logger, registry, route.Name, route.Reference, url, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex.Message);
+                    failures.Add($"{url}: {ex.Message}");
+                    continue;
+                }
+
+                using (response)
+                {
+                    if (response.IsSuccess)
+                    {
+                        _downUntil.TryRemove(url, out _);
+                        MirrorLog.Served(_logger, context.Request.Method, registry, route.Name, route.Reference, url, repository, response.Status);
+                        await CopyAsync(context, response, head, route, registry, url).ConfigureAwait(false);
+                        return;
+                    }
+
+                    if (RegistryClient.IsTransient(response.Status))
+                    {
+                        MarkDown(url);
+                    }
+
+                    notFound |= response.Status == HttpStatusCode.NotFound;
+                    MirrorLog.EndpointAnswered(_logger, registry, route.Name, route.Reference, url, response.Status);
+                    failures.Add($"{url}: HTTP {(int)response.Status}");
+                }
+            }
+
+            var detail = $"{registry}/{route.Name} {route.Reference}: {string.Join("; ", failures)}";
+            if (notFound)
+            {
+                throw new OciException(route.Kind switch
+                {
+                    OciRouteKind.Manifest => OciErrorCode.ManifestUnknown,
+                    OciRouteKind.Blob => OciErrorCode.BlobUnknown,
+                    _ => OciErrorCode.NameUnknown,
+                }, detail);
+            }
+
+            throw new OciException(OciErrorCode.UpstreamUnavailable, detail);
+        }
+        finally
+        {
+            upstreams.Release();
+        }
+    }
+
+    private async Task CopyAsync(HttpContext context, RegistryResponse upstream, bool head, OciRoute route, string registry, string endpoint)
+    {
+        var response = context.Response;
+        var message = upstream.Message;
+        response.StatusCode = (int)message.StatusCode;
+        var content = message.Content.Headers;
+        if (content.ContentType is { } contentType)
+        {
+            response.ContentType = contentType.ToString();
+        }
+
+        if (content.ContentLength is { } length)
+        {
+            response.ContentLength = length;
+        }
+
+        if (content.ContentRange is { } contentRange)
+        {
+            response.Headers.ContentRange = contentRange.ToString();
+        }
+
+        foreach (var name in PassedHeaders)
+        {
+            if (upstream.Header(name) is { } value)
+            {
+                response.Headers[name] = value;
+            }
+        }
+
+        if (head)
+        {
+            return;
+        }
+
+        // Read straight into Kestrel's output buffers: one copy of each byte, no staging buffer of our own.
+        var aborted = context.RequestAborted;
+        var body = await message.Content.ReadAsStreamAsync(aborted).ConfigureAwait(false);
+        await using (body.ConfigureAwait(false))
+        {
+            var writer = response.BodyWriter;
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            var timed = _options.ResponseTimeout != Timeout.InfiniteTimeSpan;
+            try
+            {
+                while (true)
+                {
+                    if (timed)
+                    {
+                        stall.CancelAfter(_options.ResponseTimeout);
+                    }
+
+                    var read = await body.ReadAsync(writer.GetMemory(CopyBufferSize), stall.Token).ConfigureAwait(false);
+                    if (read == 0)
+                    {
+                        break;
+                    }
+
+                    if (timed)
+                    {
+                        stall.CancelAfter(Timeout.InfiniteTimeSpan);
+                    }
+
+                    writer.Advance(read);
+                    var flushed = await writer.FlushAsync(aborted).ConfigureAwait(false);
+                    if (flushed.IsCompleted || flushed.IsCanceled)
+                    {
+                        break;
+                    }
+                }
+            }
+            catch (Exception ex) when (!aborted.IsCancellationRequested && ex is IOException or HttpRequestException or OperationCanceledException)
+            {
+                // Headers (and a length) are out: cut the connection so containerd sees a short body and retries,
+                // instead of a response that looks complete.
+                MirrorLog.TransferBroken(_logger, registry, route.Name, route.Reference, endpoint, ex is OperationCanceledException
+                    ? $"no data for {_options.ResponseTimeout.TotalSeconds:0.###} s" : ex.Message);
+                context.Abort();
+            }
+        }
+    }
+
+    private MirrorUpstreams Acquire()
+    {
+        while (true)
+        {
+            var current = Current;
+            if (current.TryAcquire())
+            {
+                return current;
+            }
+        }
+    }
+
+    // Healthy endpoints in registries.yaml order, then those that failed recently (still tried: they may be back).
+    private IEnumerable<ResolvedEndpoint> InTryOrder(IReadOnlyList<ResolvedEndpoint> endpoints)
+    {
+        var now = _options.TimeProvider.GetTimestamp();
+        var down = new List<ResolvedEndpoint>();
+        foreach (var endpoint in endpoints)
+        {
+            if (_downUntil.TryGetValue(endpoint.Url!, out var until) && until > now)
+            {
+                down.Add(endpoint);
+            }
+            else
+            {
+                yield return endpoint;
+            }
+        }
+
+        foreach (var endpoint in down)
+        {
+            yield return endpoint;
+        }
+    }
+
+    private void MarkDown(string url)
+    {
+        if (_options.DownFor > TimeSpan.Zero)
+        {
+            var ticks = (long)(_options.DownFor.TotalSeconds * _options.TimeProvider.TimestampFrequency);
+            _downUntil[url] = _options.TimeProvider.GetTimestamp() + ticks;
+        }
+    }
+
+    private static IReadOnlyList<string>? Accept(HttpRequest request, OciRouteKind kind)
+    {
+        var values = request.Headers.Accept.SelectMany(v => (v ?? string.Empty).Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            .Select(v => MediaTypeWithQualityHeaderValue.TryParse(v, out var parsed) ? parsed.MediaType : null)
+            .OfType<string>()
+            .ToList();
+        if (values.Count > 0)
+        {
+            return values;
+        }
+
+        return kind == OciRouteKind.Manifest ? RegistryClient.ManifestMediaTypes : null;
+    }
+
+    // Every query parameter but ns (tag pagination n/last, referrers artifactType) goes upstream unchanged.
+    private static string PassedQuery(HttpRequest request)
+    {
+        var sb = new StringBuilder();
+        foreach (var (key, values) in request.Query)
+        {
+            if (key == "ns")
+            {
+                continue;
+            }
+
+            foreach (var value in values)
+            {
+                sb.Append(sb.Length == 0 ? '?' : '&').Append(Uri.EscapeDataString(key)).Append('=').Append(Uri.EscapeDataString(value ?? string.Empty));
+            }
+        }
+
+        return sb.ToString();
+    }
+}

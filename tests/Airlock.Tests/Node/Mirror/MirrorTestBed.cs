@@ -1,0 +1,119 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Airlock.Node;
+using Airlock.Node.Mirror;
+using Airlock.Oci;
+using Airlock.Registry.Auth;
+using Airlock.Remote;
+using Airlock.Tests.Node.Containerd;
+using TestImage = Airlock.Tests.Node.Containerd.TestImage;
+using Airlock.Tests.Registry;
+using Microsoft.AspNetCore.Http;
+
+namespace Airlock.Tests.Node.Mirror;
+
+/// <summary>Records every request a registry is asked (method and path), as the upstream's own log would.</summary>
+internal sealed class RecordingAccess : IAccessController
+{
+    public ConcurrentQueue<string> Requests { get; } = new();
+
+    public ValueTask<AccessDecision> AuthorizeAsync(HttpContext context, IReadOnlyList<AccessRequest> requested, CancellationToken cancellationToken)
+    {
+        Requests.Enqueue($"{context.Request.Method} {context.Request.Path}");
+        return ValueTask.FromResult(AccessDecision.Allow(null));
+    }
+}
+
+/// <summary>A real Airlock registry on a loopback port that records what it is asked.</summary>
+internal sealed class UpstreamRegistry : IAsyncDisposable
+{
+    private UpstreamRegistry(TestRegistry registry, RecordingAccess access)
+    {
+        Registry = registry;
+        Access = access;
+    }
+
+    public TestRegistry Registry { get; }
+
+    public RecordingAccess Access { get; }
+
+    /// <summary>host:port, usable as a registry name and as a scheme-less registries.yaml endpoint (loopback → http).</summary>
+    public string Host => Registry.Server.Address.Authority;
+
+    public static async Task<UpstreamRegistry> StartAsync()
+    {
+        var access = new RecordingAccess();
+        return new UpstreamRegistry(await TestRegistry.StartAsync(o => o with { AccessController = access }), access);
+    }
+
+    /// <summary>Pushes a fresh test image (unique second layer) as <c>repository:tag</c>; returns it.</summary>
+    public async Task<TestImage> PushAsync(string repository, string tag, string text)
+    {
+        var image = TestImage.Build(text);
+        await using var target = RemoteImageStore.Create(ImageReference.Parse($"{Host}/{repository}:{tag}"), new RemoteOptions());
+        await image.CopyToAsync(target, tag, CancellationToken.None);
+        Access.Requests.Clear();
+        return image;
+    }
+
+    /// <summary>Requests for repository paths (<c>/v2/&lt;name&gt;/…</c>), not pings.</summary>
+    public IReadOnlyList<string> RepositoryRequests => Access.Requests.Where(r => r.Contains("/manifests/", StringComparison.Ordinal) || r.Contains("/blobs/", StringComparison.Ordinal)).ToList();
+
+    public ValueTask DisposeAsync() => Registry.DisposeAsync();
+}
+
+internal static class MirrorTestBed
+{
+    public static RegistriesFile Parse(string yaml)
+    {
+        var (file, problems) = RegistriesFileReader.Parse(yaml, "registries.yaml");
+        Assert.DoesNotContain(problems, p => p.Severity >= ProblemSeverity.Error);
+        return file;
+    }
+
+    public static Task<NodeMirror> StartMirrorAsync(RegistriesFile file, bool disableDefault, TimeSpan? connectTimeout = null, TimeSpan? responseTimeout = null) =>
+        NodeMirror.StartAsync(file, new MirrorOptions
+        {
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            DisableDefaultEndpoint = disableDefault,
+            ConnectTimeout = connectTimeout ?? TimeSpan.FromSeconds(2),
+            ResponseTimeout = responseTimeout ?? TimeSpan.FromSeconds(10),
+        }, CancellationToken.None);
+
+    public static IPEndPoint EndPointOf(NodeMirror mirror) => new(IPAddress.Parse(mirror.Address.Host), mirror.Address.Port);
+
+    /// <summary>Renders the certs.d tree as <c>airlock registries render</c> does into <paramref name="dataDir"/>; returns certs.d.</summary>
+    public static async Task<string> RenderAsync(string dataDir, RegistriesFile file, bool disableDefault, IPEndPoint? mirror)
+    {
+        var options = new ContainerdConfigOptions { DataDir = dataDir, Schema = ContainerdConfigSchema.V2 };
+        var plan = await ContainerdRenderer.PlanAsync(file, options, disableDefault, CancellationToken.None, nodeMirror: mirror);
+        await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
+        return options.CertsDir;
+    }
+
+    /// <summary>A loopback port nothing listens on (connections are refused).</summary>
+    public static int ClosedPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}
+
+/// <summary>A loopback port that accepts TCP connections (the kernel completes the handshake) but never answers.</summary>
+internal sealed class Blackhole : IDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+
+    public Blackhole() => _listener.Start(backlog: 64);
+
+    public string Host => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+
+    /// <summary>Whether a connection reached it (and is waiting, unanswered).</summary>
+    public bool WasContacted => _listener.Pending();
+
+    public void Dispose() => _listener.Stop();
+}
