@@ -2,8 +2,11 @@
 # registry-bench.sh — Airlock's registry against distribution (Debian's docker-registry 2.8), side by side,
 # on loopback, in the same run, so the ratios compare like with like on the same (noisy) machine.
 #
-# Usage: bench/registry-bench.sh [--only airlock|distribution] [--blob-mib N] [--big-mib N] [--gets N]
-#                                [--duration SECONDS] [--results FILE] [--no-results]
+# Usage: bench/registry-bench.sh [--only airlock|distribution] [--parts LIST] [--blob-mib N] [--big-mib N]
+#                                [--gets N] [--pushes N] [--duration SECONDS] [--results FILE] [--no-results]
+#   --parts LIST  comma-separated subset of manifest,get,push,rss (default: all four); the rows of the
+#                 parts not run say "skipped". --parts push is the quick one (no 4 GiB blob is made).
+#   --pushes N    monolithic pushes per registry, the best one counts (default 3)
 #
 # What it measures (details and goals in bench/README.md):
 #   1. manifest GET requests/s      wrk -t2 -c32 -d10s, Accept: OCI manifest, by tag  (goal Airlock >= 10x)
@@ -27,6 +30,8 @@ only=""
 blob_mib=512
 big_mib=4096
 gets=4
+pushes=3
+parts=manifest,get,push,rss
 duration=10
 results="$here/RESULTS.md"
 write_results=1
@@ -37,6 +42,8 @@ while (( $# )); do
     --blob-mib) blob_mib=$2; shift 2 ;;
     --big-mib) big_mib=$2; shift 2 ;;
     --gets) gets=$2; shift 2 ;;
+    --pushes) pushes=$2; shift 2 ;;
+    --parts) parts=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --no-results) write_results=0; shift ;;
@@ -50,6 +57,14 @@ case $only in
   airlock|distribution) kinds=("$only") ;;
   *) echo "registry-bench: --only takes airlock or distribution" >&2; exit 2 ;;
 esac
+
+for part in ${parts//,/ }; do
+  case $part in
+    manifest|get|push|rss) ;;
+    *) echo "registry-bench: --parts takes manifest, get, push and rss, not $part" >&2; exit 2 ;;
+  esac
+done
+has_part() { [[ ,$parts, == *,$1,* ]]; }
 
 for tool in wrk curl sha256sum ss docker-registry; do
   command -v "$tool" >/dev/null || { echo "registry-bench: $tool is not installed (test.sh installs it)" >&2; exit 1; }
@@ -200,9 +215,9 @@ random_blob() {
   { random_stream || true; } | head -c "$(($2 * 1024 * 1024))" | tee "$1" | sha256sum | awk '{ print "sha256:" $1 }'
 }
 
-log "generating ${blob_mib} MiB and ${big_mib} MiB random blobs in $work"
+log "generating random blobs in $work"
 blob_digest=$(random_blob "$work/blob.bin" "$blob_mib")
-big_digest=$(random_blob "$work/big.bin" "$big_mib")
+has_part rss && big_digest=$(random_blob "$work/big.bin" "$big_mib")
 head -c 4096 /dev/urandom >"$work/layer.bin"
 layer_digest=$(sha256_of "$work/layer.bin")
 printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}' "$layer_digest" >"$work/config.json"
@@ -223,16 +238,23 @@ for kind in "${kinds[@]}"; do
   push_blob "$base" bench/small "$work/config.json" "$config_digest"
   push_manifest "$base" bench/small v1 "$work/manifest.json"
 
-  log "$kind: monolithic push of ${blob_mib} MiB (best of 3)"
+  # The GETs need the blob in bench/push-1, so it is pushed even when the push is not measured.
+  log "$kind: monolithic push of ${blob_mib} MiB (best of $pushes)"
   best=""
-  for attempt in 1 2 3; do
+  all=""
+  for attempt in $(seq "$pushes"); do
+    sync
     start=$(now)
     push_blob "$base" "bench/push-$attempt" "$work/blob.bin" "$blob_digest"
     elapsed=$(calc "$(now) - $start" 3)
+    all="$all $elapsed"
     [[ -z $best ]] || awk "BEGIN { exit !($elapsed < $best) }" && best=$elapsed
   done
-  result[$kind,push_s]=$best
+  log "$kind: pushes took$all s"
+  has_part push && result[$kind,push_s]=$best
+  has_part push && result[$kind,push_all]=${all# }
 
+  if has_part manifest; then
   log "$kind: manifest GET with wrk for ${duration}s"
   curl -sS -f -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$base/v2/bench/small/manifests/v1"
   wrk -t2 -c32 -d"${duration}s" --latency -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
@@ -241,7 +263,9 @@ for kind in "${kinds[@]}"; do
   result[$kind,p99]=$(awk '$1 == "99%" { print $2 }' "$work/$kind-wrk.txt")
   non2xx=$(awk '/Non-2xx/ { print $NF }' "$work/$kind-wrk.txt")
   [[ -z $non2xx ]] || { log "$kind: $non2xx non-2xx manifest responses"; result[$kind,rps]="${result[$kind,rps]} ($non2xx non-2xx!)"; }
+  fi
 
+  if has_part get; then
   log "$kind: ${gets} sequential GETs of the ${blob_mib} MiB blob"
   ticks_before=$(cpu_ticks "$server")
   start=$(now)
@@ -253,7 +277,9 @@ for kind in "${kinds[@]}"; do
   gib=$(calc "$gets * $blob_mib / 1024" 3)
   result[$kind,cpu_per_gib]=$(calc "$ticks / $clk_tck / $gib" 3)
   result[$kind,mib_s]=$(calc "$gets * $blob_mib / $elapsed" 0)
+  fi
 
+  if has_part rss; then
   log "$kind: pushing the ${big_mib} MiB blob"
   push_blob "$base" bench/big "$work/big.bin" "$big_digest"
   log "$kind: RSS while serving the ${big_mib} MiB blob"
@@ -261,11 +287,13 @@ for kind in "${kinds[@]}"; do
   result[$kind,rss_base]=$(calc "$baseline / 1024" 1)
   result[$kind,rss_growth]=$(calc "($peak - $baseline) / 1024" 1)
   result[$kind,hwm_growth]=$(calc "($hwm - $baseline) / 1024" 1)
+  fi
 done
 
 # ---- report ----------------------------------------------------------------------------------
 
-value() { echo "${result[$1,$2]:-pending}"; }
+part_of() { case $1 in rps|p99) echo manifest ;; cpu_per_gib|mib_s) echo get ;; push_s|push_all) echo push ;; *) echo rss ;; esac; }
+value() { if has_part "$(part_of "$2")"; then echo "${result[$1,$2]:-pending}"; else echo skipped; fi; }
 ratio() {
   local a=${result[airlock,$1]:-} d=${result[distribution,$1]:-}
   if [[ $a =~ ^[0-9.]+$ && $d =~ ^[0-9.]+$ ]] && awk "BEGIN { exit !($d > 0) }"; then calc "$a / $d" 2; else echo "–"; fi
@@ -281,7 +309,7 @@ section=$(cat <<EOF
 
 Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end, $(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo).
 Versions: $airlock_version; $versions.
-Blobs: ${blob_mib} MiB (push, ${gets} GETs), ${big_mib} MiB (RSS); wrk -t2 -c32 -d${duration}s on the same cores as the servers.
+Parts: $parts. Blobs: ${blob_mib} MiB (push, ${gets} GETs), ${big_mib} MiB (RSS); wrk -t2 -c32 -d${duration}s on the same cores as the servers.
 
 | benchmark | airlock | distribution | airlock / distribution | goal |
 |---|---|---|---|---|
@@ -289,7 +317,8 @@ Blobs: ${blob_mib} MiB (push, ${gets} GETs), ${big_mib} MiB (RSS); wrk -t2 -c32 
 | manifest GET, p99 latency | $(value airlock p99) | $(value distribution p99) | | |
 | blob GET, server CPU s per GiB | $(value airlock cpu_per_gib) | $(value distribution cpu_per_gib) | $(ratio cpu_per_gib) | ≤ 1.2× |
 | blob GET, MiB/s (curl, sequential) | $(value airlock mib_s) | $(value distribution mib_s) | $(ratio mib_s) | |
-| monolithic push ${blob_mib} MiB, s (best of 3) | $(value airlock push_s) | $(value distribution push_s) | $(ratio push_s) | ≤ 0.3× |
+| monolithic push ${blob_mib} MiB, s (best of ${pushes}) | $(value airlock push_s) | $(value distribution push_s) | $(ratio push_s) | ≤ 0.3× |
+| monolithic push ${blob_mib} MiB, every run, s | $(value airlock push_all) | $(value distribution push_all) | | |
 | RSS before ${big_mib} MiB GET, MiB | $(value airlock rss_base) | $(value distribution rss_base) | | |
 | RSS growth serving ${big_mib} MiB (peak VmRSS), MiB | $(value airlock rss_growth) | $(value distribution rss_growth) | | < 64 MiB |
 | RSS growth serving ${big_mib} MiB (VmHWM), MiB | $(value airlock hwm_growth) | $(value distribution hwm_growth) | | < 64 MiB |
