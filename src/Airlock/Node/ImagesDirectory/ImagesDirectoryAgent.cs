@@ -10,6 +10,11 @@ namespace Airlock.Node.ImagesDirectory;
 /// </summary>
 public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirectoryOptions options, SystemdNotifier notifier, TimeProvider timeProvider)
 {
+    private ImagesDirectoryWatcher? _watcher;
+
+    /// <summary>The importer all passes go through (its <see cref="ImagesDirectoryImporter.PauseAsync"/> holds them back).</summary>
+    public ImagesDirectoryImporter Importer { get; } = new(client, options);
+
     /// <summary>Keep watching after the first pass (default, as K3s).</summary>
     public bool Watch { get; init; } = true;
 
@@ -18,14 +23,21 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
     /// <summary>Called with the results of the start-up pass and of every pass the watcher runs.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
 
+    /// <summary>
+    /// Asks the watcher for another full pass (files whose import failed because containerd went away are retried;
+    /// <c>.cache.json</c> skips the rest). Does nothing unless watching.
+    /// </summary>
+    public void Rescan() => _watcher?.RequestScan();
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         var logger = options.Logger;
         // An unreachable containerd must stop start-up, not turn every file into a "failed" one and report ready.
         await client.VersionAsync(cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(options.Directory);
-        var importer = new ImagesDirectoryImporter(client, options);
+        var importer = Importer;
         using var watcher = new ImagesDirectoryWatcher(importer, options.Directory, timeProvider, logger) { Debounce = Debounce, Imported = Imported };
+        _watcher = watcher;
         if (Watch)
         {
             // Recording from before the start-up pass: files copied in during it get a pass of their own.

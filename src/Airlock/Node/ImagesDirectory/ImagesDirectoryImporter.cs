@@ -69,6 +69,16 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         return name.EndsWith(ListExtension, StringComparison.Ordinal) || ArchiveExtensions.Any(e => name.EndsWith(e, StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// Waits for an import in progress to finish, then holds back further imports until the returned handle is
+    /// disposed: what a containerd restart needs so it never cuts an import in half.
+    /// </summary>
+    public async Task<IDisposable> PauseAsync(CancellationToken cancellationToken)
+    {
+        await _running.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Pause(_running);
+    }
+
     /// <summary>Processes the whole directory once; runs are serialised so a watcher and a start-up scan never overlap.</summary>
     public async Task<IReadOnlyList<ImageFileResult>> ImportAsync(CancellationToken cancellationToken)
     {
@@ -240,6 +250,19 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         }
 
         return errors.Count == 0 ? null : string.Join("; ", errors);
+    }
+
+    private sealed class Pause(SemaphoreSlim running) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                running.Release();
+            }
+        }
     }
 
     // The name the image record gets: ContainerdImageTarget tags an untagged reference :latest, as containerd does.

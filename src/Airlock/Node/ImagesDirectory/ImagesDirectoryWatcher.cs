@@ -96,6 +96,9 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
         }
     }
 
+    /// <summary>Asks for a full pass after the debounce time, as if a file had changed (e.g. after containerd came back).</summary>
+    public void RequestScan() => Signal();
+
     private void Signal()
     {
         Interlocked.Increment(ref _changes);
