@@ -70,7 +70,8 @@ internal static class AgentCommand
         {
             var data = parseResult.GetValue(dataDir)!;
             var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(data, "agent", "images");
-            if (parseResult.GetValue(stopTimeout) is var seconds && seconds <= 0)
+            var seconds = parseResult.GetValue(stopTimeout);
+            if (seconds <= 0)
             {
                 throw new UsageException($"--containerd-stop-timeout {seconds} is not a positive number of seconds");
             }

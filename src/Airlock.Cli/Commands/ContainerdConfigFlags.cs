@@ -28,6 +28,12 @@ internal sealed class ContainerdConfigFlags
         DefaultValueFactory = _ => "auto",
     };
 
+    private readonly Option<int> _streamServerPort = new("--stream-server-port")
+    {
+        Description = "Port of the CRI streaming server on 127.0.0.1 (K3s uses 10010; 0 picks a free one, for a second containerd on the host).",
+        DefaultValueFactory = _ => 10010,
+    };
+
     private readonly Option<string[]> _clusterCidr = new("--cluster-cidr")
     {
         Description = "Pod networks, added to containerd's NO_PROXY when a proxy is set (repeat or comma-separate).",
@@ -64,6 +70,7 @@ internal sealed class ContainerdConfigFlags
         command.Options.Add(flags._containerdVersion);
         command.Options.Add(flags._sandboxImage);
         command.Options.Add(flags._systemdCgroup);
+        command.Options.Add(flags._streamServerPort);
         return flags;
     }
 
@@ -84,11 +91,18 @@ internal sealed class ContainerdConfigFlags
             ? await ContainerdHostProbe.DetectSchemaAsync(pathVariable, cancellationToken).ConfigureAwait(false)
             : ContainerdHostProbe.SchemaForVersion(version);
         var cgroup = parseResult.GetValue(_systemdCgroup)!;
+        var port = parseResult.GetValue(_streamServerPort);
+        if (port is < 0 or > 65535)
+        {
+            throw new Hosting.UsageException($"--stream-server-port {port} is not a TCP port (0-65535)");
+        }
+
         var options = new ContainerdConfigOptions
         {
             DataDir = Path.GetFullPath(dataDir),
             Schema = schema,
             SandboxImage = parseResult.GetValue(_sandboxImage),
+            StreamServerPort = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             SystemdCgroup = cgroup == "auto" ? ContainerdHostProbe.DetectSystemdCgroup() : cgroup == "true",
             Runtimes = ContainerdHostProbe.DetectNvidiaRuntimes(pathVariable),
             Root = root,

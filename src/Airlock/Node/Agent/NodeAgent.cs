@@ -56,6 +56,9 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
     /// <summary>The supervised containerd, once started (null when using an existing one).</summary>
     public ContainerdSupervisor? Supervisor { get; private set; }
 
+    /// <summary>The importer every images-directory pass goes through, once the agent is running.</summary>
+    public ImagesDirectoryImporter? Importer => _images?.Importer;
+
     /// <summary>Results of every images-directory pass.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
 

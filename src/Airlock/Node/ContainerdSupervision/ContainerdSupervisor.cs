@@ -226,6 +226,9 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
         };
         start.ArgumentList.Add("--config");
         start.ArgumentList.Add(options.ConfigPath);
+        // containerd speaks sd_notify itself: with the agent's NOTIFY_SOCKET it would tell systemd READY=1 before the
+        // images directory is imported, which is the agent's to say.
+        start.Environment.Remove("NOTIFY_SOCKET");
         foreach (var (name, value) in options.Environment)
         {
             start.Environment[name] = value;

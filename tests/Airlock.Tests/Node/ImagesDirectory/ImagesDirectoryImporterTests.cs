@@ -276,7 +276,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
 
     private ImagesDirectoryOptions Options() => new() { Directory = _directory, Logger = _logger };
 
-    private static async Task WriteArchiveAsync(string path, ArchiveFormat format, ArchiveCompression compression, string name)
+    internal static async Task WriteArchiveAsync(string path, ArchiveFormat format, ArchiveCompression compression, string name)
     {
         // A docker archive holds single-platform images only.
         var platforms = format == ArchiveFormat.DockerArchive ? new[] { ContainerdImportOptions.HostPlatform } : null;
