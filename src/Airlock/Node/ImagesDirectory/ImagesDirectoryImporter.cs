@@ -43,7 +43,10 @@ public sealed record ImagesDirectoryOptions
 
     public ArchiveLimits Limits { get; init; } = new();
 
-    /// <summary>Honour and write <c>.cache.json</c> (skip files whose size and mtime are unchanged).</summary>
+    /// <summary>
+    /// Honour and update <c>.cache.json</c> when it exists (K3s's opt-in: <c>touch</c> it to skip unchanged files across
+    /// restarts). Within one run, files already imported and unchanged are skipped either way.
+    /// </summary>
     public bool UseCache { get; init; } = true;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
@@ -61,6 +64,10 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
     private const string ListExtension = ".txt";
 
     private readonly SemaphoreSlim _running = new(1, 1);
+
+    // What this process imported (seeded from .cache.json when present): later watcher passes skip unchanged files
+    // whether or not the cache is persisted, as K3s's in-memory file map does.
+    private Dictionary<string, CachedImageFile>? _known;
 
     /// <summary>Whether K3s would import this file name (its extension, case sensitive).</summary>
     public static bool IsImageFile(string path)
@@ -102,9 +109,11 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             return results;
         }
 
-        var cache = options.UseCache
+        var persist = options.UseCache && ImagesDirectoryCache.Exists(options.Directory);
+        _known ??= persist
             ? await ImagesDirectoryCache.ReadAsync(options.Directory, cancellationToken).ConfigureAwait(false)
             : new Dictionary<string, CachedImageFile>(StringComparer.Ordinal);
+        var cache = _known;
         var files = Directory.EnumerateFiles(options.Directory, "*", SearchOption.AllDirectories)
             .Where(IsImageFile)
             .Order(StringComparer.Ordinal)
@@ -120,8 +129,8 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             }
 
             // Taken before reading: a file rewritten during its import must not be cached as its new self.
-            var seen = new CachedImageFile { Size = info.Length, ModifiedTime = new DateTimeOffset(info.LastWriteTimeUtc) };
-            if (options.UseCache && ImagesDirectoryCache.IsUnchanged(cache.GetValueOrDefault(path), info))
+            var seen = new CachedImageFile { Size = info.Length, ModifiedTime = info.LastWriteTimeUtc };
+            if (ImagesDirectoryCache.IsUnchanged(cache.GetValueOrDefault(path), info))
             {
                 results.Add(new ImageFileResult(path, cache[path].Images, ImageFileStatus.Unchanged, null));
                 continue;
@@ -148,7 +157,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             changed = true;
         }
 
-        if (options.UseCache && changed)
+        if (persist && changed)
         {
             await ImagesDirectoryCache.WriteAsync(options.Directory, cache, cancellationToken).ConfigureAwait(false);
         }
