@@ -31,6 +31,13 @@ public sealed class BlobIngest : IAsyncDisposable
     /// <summary>Bytes written so far.</summary>
     public long Length { get; private set; }
 
+    /// <summary>
+    /// fsync the blob and its folder at commit (default). Off only for scratch stores deleted after use (an
+    /// archive spooled for one import): there a crash loses nothing that matters, and the fsyncs cost the
+    /// import as much as the copy itself.
+    /// </summary>
+    public bool Durable { get; set; } = true;
+
     /// <summary>Starts a new ingest at <paramref name="tempPath"/> (its folder must exist).</summary>
     public static BlobIngest Start(string tempPath, string algorithm = Digest.Sha256Algorithm)
     {
@@ -145,7 +152,11 @@ public sealed class BlobIngest : IAsyncDisposable
         }
 
         await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
-        _file.Flush(flushToDisk: true);
+        if (Durable)
+        {
+            _file.Flush(flushToDisk: true);
+        }
+
         await _file.DisposeAsync().ConfigureAwait(false);
 
         var directory = Path.GetDirectoryName(finalPath)!;
@@ -157,7 +168,10 @@ public sealed class BlobIngest : IAsyncDisposable
         else
         {
             File.Move(TempPath, finalPath, overwrite: true);
-            FileSystemDurability.FsyncDirectory(directory);
+            if (Durable)
+            {
+                FileSystemDurability.FsyncDirectory(directory);
+            }
         }
 
         _committed = true;
