@@ -41,6 +41,11 @@ internal sealed class RegistryAccessOptions
     public static RegistryAccessOptions AddTo(Command command, string? defaultRegistries = null)
     {
         var access = new RegistryAccessOptions { _defaultRegistries = defaultRegistries };
+        if (defaultRegistries is not null)
+        {
+            access._registries.Description += $" Default: {defaultRegistries} when it exists.";
+        }
+
         command.Options.Add(access._insecure);
         command.Options.Add(access._creds);
         command.Options.Add(access._registries);
