@@ -9,9 +9,9 @@ using Airlock.Node.Containerd;
 using Airlock.Node.ImagesDirectory;
 using Airlock.Remote;
 using Airlock.Tests.Node.Containerd;
+using Microsoft.Extensions.Logging;
 using TestImage = Airlock.Tests.Node.Containerd.TestImage;
 using TestRegistry = Airlock.Tests.Registry.TestRegistry;
-using Microsoft.Extensions.Logging;
 
 namespace Airlock.Tests.Node.ImagesDirectory;
 
