@@ -78,9 +78,8 @@ public sealed class RegistriesReloader(
     public static readonly TimeSpan DefaultDebounce = TimeSpan.FromMilliseconds(500);
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private readonly ChangeDebouncer _debouncer = new(timeProvider);
     private FileSystemWatcher? _watcher;
-    private long _changes;
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TimeSpan Debounce { get; init; } = DefaultDebounce;
 
@@ -122,21 +121,7 @@ public sealed class RegistriesReloader(
 
         while (!cancellationToken.IsCancellationRequested)
         {
-            await Volatile.Read(ref _changed).Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            long seen;
-            do
-            {
-                seen = Interlocked.Read(ref _changes);
-                await Task.Delay(Debounce, timeProvider, cancellationToken).ConfigureAwait(false);
-            }
-            while (Interlocked.Read(ref _changes) != seen);
-
-            Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-            if (Interlocked.Read(ref _changes) != seen)
-            {
-                Signal();
-            }
-
+            await _debouncer.WaitAsync(Debounce, cancellationToken).ConfigureAwait(false);
             await ReloadAsync(cancellationToken).ConfigureAwait(false);
         }
     }
@@ -184,9 +169,5 @@ public sealed class RegistriesReloader(
 
     public void Dispose() => _watcher?.Dispose();
 
-    private void Signal()
-    {
-        Interlocked.Increment(ref _changes);
-        Volatile.Read(ref _changed).TrySetResult();
-    }
+    private void Signal() => _debouncer.Signal();
 }
