@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
+using Airlock.Node.Agent;
 using Airlock.Node.Containerd;
+using Airlock.Node.ContainerdSupervision;
 using Airlock.Node.ImagesDirectory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -9,72 +11,128 @@ using Microsoft.Extensions.Logging.Console;
 
 namespace Airlock.Cli.Commands;
 
-/// <summary><c>airlock agent</c>: the node side — for now the air-gap images directory, imported into an existing containerd.</summary>
+/// <summary>
+/// <c>airlock agent</c>: the node side — containerd rendered from registries.yaml, started and supervised (or an
+/// existing one given by <c>--containerd-socket</c>), and the air-gap images directory imported into it.
+/// </summary>
 internal static class AgentCommand
 {
-    public const string DefaultContainerdSocket = "/run/containerd/containerd.sock";
+    /// <summary>Where the supervised containerd keeps its state and socket (K3s: /run/k3s/containerd).</summary>
+    public const string DefaultContainerdState = "/run/airlock/containerd";
+
+    public const string SocketName = "containerd.sock";
 
     public static Command Create()
     {
         var dataDir = CommonOptions.DataDir();
         var imagesDir = new Option<string?>("--images-dir") { Description = "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images)." };
-        var socket = new Option<string>("--containerd-socket")
+        var socket = new Option<string?>("--containerd-socket")
         {
-            Description = "Socket of the running containerd to import into (namespace k8s.io).",
-            DefaultValueFactory = _ => DefaultContainerdSocket,
+            Description = "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.",
         };
         var watch = new Option<bool>("--watch")
         {
-            Description = "Keep running and import files added or changed later (debounced 2 s); --watch false imports once and exits.",
+            Description = "Keep importing files added or changed later (debounced 2 s). --watch false with --containerd-socket imports once and exits; "
+                + "with a supervised containerd the agent keeps running it.",
             DefaultValueFactory = _ => true,
+        };
+        var root = new Option<string?>("--containerd-root") { Description = "Root directory of the supervised containerd (default <data-dir>/agent/containerd)." };
+        var state = new Option<string>("--containerd-state")
+        {
+            Description = $"State directory of the supervised containerd; its socket is <state>/{SocketName}.",
+            DefaultValueFactory = _ => DefaultContainerdState,
+        };
+        var stopTimeout = new Option<int>("--containerd-stop-timeout")
+        {
+            Description = "Seconds between SIGTERM and SIGKILL when stopping the supervised containerd.",
+            DefaultValueFactory = _ => 10,
         };
 
         var command = new Command("agent",
-            "Node agent: import every image archive (.tar, .tar.gz/.tgz, .tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of "
-            + "references under the images directory into containerd (namespace k8s.io, pinned), report READY=1 to systemd once done, then "
-            + "watch for new files until SIGTERM. containerd itself is not started or supervised by this version: point "
-            + "--containerd-socket at one already running.")
+            "Node agent: render config.toml and certs.d/*/hosts.toml from registries.yaml and run containerd with them (restarted with backoff "
+            + "when it exits; registries.yaml watched: hosts.toml changes apply at the next pull, a config.toml change restarts containerd once "
+            + "no import is running), or use an existing containerd (--containerd-socket). Then import every image archive (.tar, .tar.gz/.tgz, "
+            + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
+            + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd.")
         {
-            dataDir, imagesDir, socket, watch,
+            dataDir, imagesDir, socket, watch, root, state, stopTimeout,
         };
-        var access = RegistryAccessOptions.AddTo(command);
+        var config = ContainerdConfigFlags.AddTo(command);
+        config.AddProxyTo(command);
+        var access = RegistryAccessOptions.AddTo(command, RegistriesCommand.DefaultRegistriesPath);
         command.WithExamples(
             "airlock agent",
+            "airlock agent --registries /etc/airlock/registries.yaml --sandbox-image registry.example.com/pause:3.10",
             "airlock agent --images-dir /var/lib/rancher/k3s/agent/images --containerd-socket /run/k3s/containerd/containerd.sock",
-            "airlock agent --registries /etc/airlock/registries.yaml --watch false");
+            "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false");
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(parseResult.GetValue(dataDir)!, "agent", "images");
+            var data = parseResult.GetValue(dataDir)!;
+            var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(data, "agent", "images");
+            var seconds = parseResult.GetValue(stopTimeout);
+            if (seconds <= 0)
+            {
+                throw new UsageException($"--containerd-stop-timeout {seconds} is not a positive number of seconds");
+            }
+
             using var loggerFactory = CreateLoggerFactory();
-            var logger = loggerFactory.CreateLogger("Airlock.Node.ImagesDirectory");
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
-            var socketPath = parseResult.GetValue(socket)!;
-            if (!File.Exists(socketPath))
+            var existing = parseResult.GetValue(socket);
+            if (existing is not null && !File.Exists(existing))
             {
-                throw new FileNotFoundException($"containerd socket {socketPath} does not exist: start containerd first (this version does not run it) or pass --containerd-socket");
+                throw new FileNotFoundException($"containerd socket {existing} does not exist: start that containerd first, or leave out --containerd-socket to have the agent run one");
             }
 
-            await using var client = ContainerdClient.Connect(socketPath);
-            var agent = new ImagesDirectoryAgent(client, new ImagesDirectoryOptions
+            SupervisedContainerd? supervision = null;
+            if (existing is null)
             {
-                Directory = directory,
-                Registry = access.Connect(parseResult),
-                Import = new ContainerdImportOptions { Logger = loggerFactory.CreateLogger("Airlock.Node.Containerd") },
-                Logger = logger,
-            }, SystemdNotifier.FromEnvironment(), TimeProvider.System)
+                var stateDir = Path.GetFullPath(parseResult.GetValue(state)!);
+                var socketPath = Path.Combine(stateDir, SocketName);
+                var rootDir = Path.GetFullPath(parseResult.GetValue(root) ?? Path.Combine(data, "agent", "containerd"));
+                var options = await config.ConfigAsync(parseResult, data, rootDir, stateDir, socketPath, stop.Token).ConfigureAwait(false);
+                supervision = new SupervisedContainerd
+                {
+                    Render = new ContainerdRenderSettings
+                    {
+                        RegistriesPath = access.RegistriesPath(parseResult)!,
+                        Config = options,
+                        DisableDefaultEndpoint = parseResult.GetValue(config.DisableDefaultEndpoint),
+                        ProxyEnvironment = config.ProxyEnvironment(parseResult),
+                    },
+                    Supervisor = new ContainerdSupervisorOptions
+                    {
+                        ConfigPath = Path.Combine(options.ContainerdDir, Airlock.Node.ContainerdRenderer.ConfigTomlName),
+                        SocketPath = socketPath,
+                        StopTimeout = TimeSpan.FromSeconds(parseResult.GetValue(stopTimeout)),
+                        Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
+                    },
+                };
+            }
+
+            var agent = new NodeAgent(new NodeAgentOptions
             {
+                Images = new ImagesDirectoryOptions
+                {
+                    Directory = directory,
+                    Registry = access.Connect(parseResult),
+                    Import = new ContainerdImportOptions { Logger = loggerFactory.CreateLogger("Airlock.Node.Containerd") },
+                    Logger = loggerFactory.CreateLogger("Airlock.Node.ImagesDirectory"),
+                },
+                Supervision = supervision,
+                ContainerdSocket = existing,
                 Watch = parseResult.GetValue(watch),
-            };
+                Logger = loggerFactory.CreateLogger("Airlock.Node.Agent"),
+            }, SystemdNotifier.FromEnvironment(), TimeProvider.System);
             try
             {
                 await agent.RunAsync(stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
-                // SIGTERM or Ctrl+C during the start-up pass: a clean stop.
+                // SIGTERM or Ctrl+C during start-up: a clean stop.
             }
 
             return AirlockCli.ExitOk;

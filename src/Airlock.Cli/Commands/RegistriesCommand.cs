@@ -32,42 +32,9 @@ internal static class RegistriesCommand
     {
         var registries = RegistriesOption();
         var dataDir = CommonOptions.DataDir();
-        var disableDefault = new Option<bool>("--disable-default-registry-endpoint")
-        {
-            Description = "Do not fall back to a mirrored registry's own endpoint (K3s flag of the same name).",
-        };
-        var containerdVersion = new Option<string>("--containerd-version")
-        {
-            Description = "containerd the config is for: 1.6 or 1.7 (config version 2), 2 (version 3), or auto (ask the installed containerd).",
-            DefaultValueFactory = _ => "auto",
-        };
-        containerdVersion.AcceptOnlyFromAmong("auto", "1.6", "1.7", "2");
-        var sandboxImage = new Option<string?>("--sandbox-image") { Description = "Pause image for pod sandboxes (default: containerd's own)." };
-        var systemdCgroup = new Option<string>("--systemd-cgroup")
-        {
-            Description = "runc cgroup driver: auto (systemd when it is PID 1 on cgroup v2), true or false.",
-            DefaultValueFactory = _ => "auto",
-        };
-        systemdCgroup.AcceptOnlyFromAmong("auto", "true", "false");
         var root = new Option<string?>("--containerd-root") { Description = "containerd's root directory (default: containerd's own)." };
         var state = new Option<string?>("--containerd-state") { Description = "containerd's state directory (default: containerd's own)." };
         var address = new Option<string?>("--containerd-address") { Description = "containerd's gRPC socket (default: containerd's own)." };
-        var clusterCidr = new Option<string[]>("--cluster-cidr")
-        {
-            Description = "Pod networks, added to containerd's NO_PROXY when a proxy is set (repeat or comma-separate).",
-            DefaultValueFactory = _ => ["10.42.0.0/16"],
-        };
-        var serviceCidr = new Option<string[]>("--service-cidr")
-        {
-            Description = "Service networks, added to containerd's NO_PROXY when a proxy is set.",
-            DefaultValueFactory = _ => ["10.43.0.0/16"],
-        };
-        var clusterDomain = new Option<string>("--cluster-domain") { Description = "Cluster DNS domain, added to NO_PROXY.", DefaultValueFactory = _ => "cluster.local" };
-        var nodeName = new Option<string[]>("--node-name")
-        {
-            Description = "Node names added to NO_PROXY (default: this host's name).",
-            DefaultValueFactory = _ => [Environment.MachineName],
-        };
         var mirrorAddress = MirrorCommand.AddressOption(
             "Point containerd at the node-local mirror ('airlock mirror') listening here for every registry stock containerd cannot serve as "
             + "registries.yaml says (a rewrite, or no default endpoint); other hosts.toml files stay as K3s writes them.",
@@ -80,9 +47,16 @@ internal static class RegistriesCommand
             "Write <data-dir>/agent/etc/containerd/config.toml and certs.d/<registry>/hosts.toml from registries.yaml, as K3s does, "
             + "and proxy.env (HTTP_PROXY/HTTPS_PROXY/NO_PROXY; CONTAINERD_-prefixed variables win) when a proxy is set.")
         {
-            registries, dataDir, disableDefault, containerdVersion, sandboxImage, systemdCgroup, root, state, address,
-            clusterCidr, serviceCidr, clusterDomain, nodeName, mirrorAddress, dryRun, diff,
+            registries, dataDir,
         };
+        var flags = ContainerdConfigFlags.AddTo(command);
+        command.Options.Add(root);
+        command.Options.Add(state);
+        command.Options.Add(address);
+        flags.AddProxyTo(command);
+        command.Options.Add(mirrorAddress);
+        command.Options.Add(dryRun);
+        command.Options.Add(diff);
         command.WithExamples(
             "airlock registries render",
             "airlock registries render --registries ./registries.yaml --data-dir /var/lib/airlock --dry-run",
@@ -98,7 +72,6 @@ internal static class RegistriesCommand
                 throw new UsageException("--dry-run and --diff cannot be combined");
             }
 
-            var nodeMirror = parseResult.GetValue(mirrorAddress) is { } mirrorValue ? MirrorCommand.ParseAddress(mirrorValue) : null;
             var path = parseResult.GetValue(registries)!;
             var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, ct).ConfigureAwait(false);
             var problems = RegistriesValidator.Validate(file, readProblems);
@@ -114,37 +87,16 @@ internal static class RegistriesCommand
                 return AirlockCli.ExitError;
             }
 
-            var pathVariable = Environment.GetEnvironmentVariable("PATH");
-            var version = parseResult.GetValue(containerdVersion)!;
-            var schema = version == "auto"
-                ? await ContainerdHostProbe.DetectSchemaAsync(pathVariable, ct).ConfigureAwait(false)
-                : ContainerdHostProbe.SchemaForVersion(version);
-            var cgroup = parseResult.GetValue(systemdCgroup)!;
-            var options = new ContainerdConfigOptions
-            {
-                DataDir = Path.GetFullPath(parseResult.GetValue(dataDir)!),
-                Schema = schema,
-                SandboxImage = parseResult.GetValue(sandboxImage),
-                SystemdCgroup = cgroup == "auto" ? ContainerdHostProbe.DetectSystemdCgroup() : cgroup == "true",
-                Runtimes = ContainerdHostProbe.DetectNvidiaRuntimes(pathVariable),
-                Root = parseResult.GetValue(root),
-                State = parseResult.GetValue(state),
-                GrpcAddress = parseResult.GetValue(address),
-            };
-            options = options with { Imports = [Path.Combine(options.ContainerdDir, "config.toml.d", "*.toml")] };
-            static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
-            var proxy = ContainerdProxyEnvironment.Build(Environment.GetEnvironmentVariables(), new ClusterNetworks
-            {
-                ClusterCidrs = Split(parseResult.GetValue(clusterCidr)),
-                ServiceCidrs = Split(parseResult.GetValue(serviceCidr)),
-                ClusterDomain = parseResult.GetValue(clusterDomain)!,
-                NodeNames = Split(parseResult.GetValue(nodeName)),
-            });
-            var plan = await ContainerdRenderer.PlanAsync(file, options, parseResult.GetValue(disableDefault), ct, proxy, nodeMirror).ConfigureAwait(false);
+            var nodeMirror = parseResult.GetValue(mirrorAddress) is { } mirrorValue ? MirrorCommand.ParseAddress(mirrorValue) : null;
+            var options = await flags.ConfigAsync(parseResult, parseResult.GetValue(dataDir)!, parseResult.GetValue(root), parseResult.GetValue(state), parseResult.GetValue(address), ct)
+                .ConfigureAwait(false);
+            var proxy = flags.ProxyEnvironment(parseResult);
+            var disableDefault = parseResult.GetValue(flags.DisableDefaultEndpoint);
+            var plan = await ContainerdRenderer.PlanAsync(file, options, disableDefault, ct, proxy, nodeMirror).ConfigureAwait(false);
             if (nodeMirror is null)
             {
                 // K3s's output is still written (K3s's own containerd honours it); stock containerd will not.
-                foreach (var host in new RegistryEndpoints(file, parseResult.GetValue(disableDefault)).Hosts.Where(h => h.NeedsNodeMirror))
+                foreach (var host in new RegistryEndpoints(file, disableDefault).Hosts.Where(h => h.NeedsNodeMirror))
                 {
                     await error.WriteLineAsync($"airlock: warning: registry \"{host.Key}\" has rewrites or no default endpoint, which stock containerd ignores "
                         + "(it drops rewrites and falls back to the registry itself); run 'airlock mirror' and render with --mirror-address").ConfigureAwait(false);

@@ -32,9 +32,20 @@ internal sealed class RegistryAccessOptions
         DefaultValueFactory = _ => "10",
     };
 
-    public static RegistryAccessOptions AddTo(Command command)
+    private string? _defaultRegistries;
+
+    /// <summary>
+    /// Adds the flags. With <paramref name="defaultRegistries"/>, that file is used when <c>--registries</c> is not
+    /// given and it exists (the agent reads <c>/etc/airlock/registries.yaml</c> as K3s reads its own).
+    /// </summary>
+    public static RegistryAccessOptions AddTo(Command command, string? defaultRegistries = null)
     {
-        var access = new RegistryAccessOptions();
+        var access = new RegistryAccessOptions { _defaultRegistries = defaultRegistries };
+        if (defaultRegistries is not null)
+        {
+            access._registries.Description += $" Default: {defaultRegistries} when it exists.";
+        }
+
         command.Options.Add(access._insecure);
         command.Options.Add(access._creds);
         command.Options.Add(access._registries);
@@ -51,6 +62,9 @@ internal sealed class RegistryAccessOptions
             reference => RemoteImageStore.Create(reference, options.Value));
     }
 
+    /// <summary>The registries.yaml in effect: <c>--registries</c>, else the default given to <see cref="AddTo"/> (which may not exist).</summary>
+    public string? RegistriesPath(ParseResult parseResult) => parseResult.GetValue(_registries) ?? _defaultRegistries;
+
     /// <summary>The client settings the flags give, for verbs that hold one client themselves.</summary>
     public RemoteOptions Options(ParseResult parseResult)
     {
@@ -60,7 +74,13 @@ internal sealed class RegistryAccessOptions
         }
 
         var options = new RemoteOptions { Insecure = parseResult.GetValue(_insecure), ConnectTimeout = TimeSpan.FromSeconds(seconds) };
-        if (parseResult.GetValue(_registries) is { } path)
+        var path = parseResult.GetValue(_registries);
+        if (path is null && _defaultRegistries is { } fallback && File.Exists(fallback))
+        {
+            path = fallback;
+        }
+
+        if (path is not null)
         {
             if (!File.Exists(path))
             {

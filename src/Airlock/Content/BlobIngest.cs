@@ -53,6 +53,13 @@ public sealed class BlobIngest : IAsyncDisposable
     /// <summary>Bytes written so far.</summary>
     public long Length { get; private set; }
 
+    /// <summary>
+    /// fsync the blob and its folder at commit (default). Off only for scratch stores deleted after use (an
+    /// archive spooled for one import): there a crash loses nothing that matters, and the fsyncs cost the
+    /// import as much as the copy itself.
+    /// </summary>
+    public bool Durable { get; set; } = true;
+
     /// <summary>Starts a new ingest at <paramref name="tempPath"/> (its folder must exist).</summary>
     public static BlobIngest Start(string tempPath, string algorithm = Digest.Sha256Algorithm)
     {
@@ -171,7 +178,7 @@ public sealed class BlobIngest : IAsyncDisposable
     {
         RandomAccess.Write(_file.SafeFileHandle, data, Length);
         Length += data.Length;
-        if (Length - _writebackStarted >= WritebackWindow)
+        if (Durable && Length - _writebackStarted >= WritebackWindow)
         {
             FileSystemDurability.StartWriteback(_file.SafeFileHandle, _writebackStarted, Length - _writebackStarted);
             _writebackStarted = Length;
@@ -211,7 +218,11 @@ public sealed class BlobIngest : IAsyncDisposable
 
         await _flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         cancellationToken.ThrowIfCancellationRequested();
-        _file.Flush(flushToDisk: true);
+        if (Durable)
+        {
+            _file.Flush(flushToDisk: true);
+        }
+
         await _file.DisposeAsync().ConfigureAwait(false);
 
         var directory = Path.GetDirectoryName(finalPath)!;
@@ -223,7 +234,10 @@ public sealed class BlobIngest : IAsyncDisposable
         else
         {
             File.Move(TempPath, finalPath, overwrite: true);
-            FileSystemDurability.FsyncDirectory(directory);
+            if (Durable)
+            {
+                FileSystemDurability.FsyncDirectory(directory);
+            }
         }
 
         return actual;

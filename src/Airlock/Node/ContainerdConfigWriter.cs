@@ -26,6 +26,12 @@ public sealed record ContainerdConfigOptions
 
     public string Snapshotter { get; init; } = "overlayfs";
 
+    /// <summary>
+    /// The CRI streaming server's port on 127.0.0.1 (exec/attach/port-forward): K3s's 10010. Two containerds with the
+    /// CRI on one host need different ports ("0" picks a free one; the kubelet learns it from the CRI).
+    /// </summary>
+    public string StreamServerPort { get; init; } = "10010";
+
     /// <summary>The pause image; null keeps containerd's built-in default.</summary>
     public string? SandboxImage { get; init; }
 
@@ -117,7 +123,7 @@ public static class ContainerdConfigWriter
         const string Cri = "[plugins.\"io.containerd.grpc.v1.cri\"";
         lines.Add(Cri + "]");
         lines.Add("  stream_server_address = \"127.0.0.1\"");
-        lines.Add("  stream_server_port = \"10010\"");
+        lines.Add($"  stream_server_port = {GoQuote.Quote(options.StreamServerPort)}");
         lines.Add("  enable_unprivileged_ports = true");
         lines.Add("  enable_unprivileged_icmp = true");
         if (options.SandboxImage is not null)
@@ -138,7 +144,7 @@ public static class ContainerdConfigWriter
     {
         lines.Add("[plugins.'io.containerd.grpc.v1.cri']");
         lines.Add("  stream_server_address = \"127.0.0.1\"");
-        lines.Add("  stream_server_port = \"10010\"");
+        lines.Add($"  stream_server_port = {GoQuote.Quote(options.StreamServerPort)}");
         lines.Add("[plugins.'io.containerd.cri.v1.runtime']");
         lines.Add("  enable_unprivileged_ports = true");
         lines.Add("  enable_unprivileged_icmp = true");

@@ -52,7 +52,9 @@ public sealed class ArchiveSource : IImageSource
     {
         limits ??= new ArchiveLimits();
         var spool = System.IO.Path.Combine(limits.SpoolDirectory ?? System.IO.Path.GetTempPath(), $"airlock-archive-{Guid.NewGuid():N}");
+        // Scratch, deleted on dispose: no fsync per blob (it doubled the time of an images-directory import).
         var layout = OciLayoutStore.Create(spool);
+        layout.Durable = false;
         try
         {
             var reader = new Reader(path, layout, limits);

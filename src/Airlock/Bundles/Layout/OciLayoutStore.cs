@@ -63,6 +63,12 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
         return new OciLayoutStore(Path.GetFullPath(root), ReadIndex(root, indexPath));
     }
 
+    /// <summary>
+    /// Whether blobs written through <see cref="StartIngest"/> are fsynced at commit (default). A scratch layout
+    /// that is deleted after use (an archive spooled for reading) turns it off.
+    /// </summary>
+    internal bool Durable { get; set; } = true;
+
     /// <summary>Opens the layout at <paramref name="root"/>, creating an empty one if there is none.</summary>
     public static OciLayoutStore Create(string root)
     {
@@ -268,7 +274,9 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
     {
         var folder = Path.Combine(Root, IngestFolder);
         Directory.CreateDirectory(folder);
-        return BlobIngest.Start(Path.Combine(folder, Guid.NewGuid().ToString("N")), algorithm);
+        var ingest = BlobIngest.Start(Path.Combine(folder, Guid.NewGuid().ToString("N")), algorithm);
+        ingest.Durable = Durable;
+        return ingest;
     }
 
     private void SaveIndex()

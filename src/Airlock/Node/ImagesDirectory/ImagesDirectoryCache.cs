@@ -9,26 +9,31 @@ public sealed record CachedImageFile
     [JsonPropertyName("size")]
     public long Size { get; init; }
 
-    [JsonPropertyName("mtime")]
-    public DateTimeOffset ModifiedTime { get; init; }
+    /// <summary>UTC; written as RFC 3339 with "Z" as Go's <c>time.Time</c> is, so K3s and Airlock read each other's file.</summary>
+    [JsonPropertyName("modTime")]
+    public DateTime ModifiedTime { get; init; }
 
     [JsonPropertyName("images")]
     public IReadOnlyList<string> Images { get; init; } = [];
 }
 
 /// <summary>
-/// K3s's optional <c>.cache.json</c> beside the images: file path → size, mtime and the images it held.
-/// A file whose size and mtime still match was imported already and is skipped. An unreadable cache is
-/// treated as empty, so the worst a damaged one costs is a full re-import.
+/// K3s's optional <c>.cache.json</c> in the images directory, in K3s's own format (<c>pkg/agent/containerd/watcher.go</c>,
+/// k3s-io/k3s#12237 and #14266): absolute file path → <c>size</c>, <c>modTime</c> and the <c>images</c> it held. As in
+/// K3s it is opt-in: used only when the file exists (<c>touch .cache.json</c>; an empty file is an empty cache) and
+/// never created. A file whose size and mtime still match was imported already and is skipped at start-up. An
+/// unreadable cache is treated as empty, so the worst a damaged one costs is a full re-import.
 /// </summary>
 internal static class ImagesDirectoryCache
 {
     public const string FileName = ".cache.json";
 
+    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, FileName));
+
     public static async Task<Dictionary<string, CachedImageFile>> ReadAsync(string directory, CancellationToken cancellationToken)
     {
         var path = Path.Combine(directory, FileName);
-        if (!File.Exists(path))
+        if (!File.Exists(path) || new FileInfo(path).Length == 0)
         {
             return new(StringComparer.Ordinal);
         }
@@ -59,7 +64,7 @@ internal static class ImagesDirectoryCache
     }
 
     public static bool IsUnchanged(CachedImageFile? cached, FileInfo file) =>
-        cached is not null && cached.Size == file.Length && cached.ModifiedTime == new DateTimeOffset(file.LastWriteTimeUtc);
+        cached is not null && cached.Size == file.Length && cached.ModifiedTime.ToUniversalTime() == file.LastWriteTimeUtc;
 }
 
 [JsonSourceGenerationOptions(WriteIndented = true)]

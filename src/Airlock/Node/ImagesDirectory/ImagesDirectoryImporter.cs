@@ -43,7 +43,10 @@ public sealed record ImagesDirectoryOptions
 
     public ArchiveLimits Limits { get; init; } = new();
 
-    /// <summary>Honour and write <c>.cache.json</c> (skip files whose size and mtime are unchanged).</summary>
+    /// <summary>
+    /// Honour and update <c>.cache.json</c> when it exists (K3s's opt-in: <c>touch</c> it to skip unchanged files across
+    /// restarts). Within one run, files already imported and unchanged are skipped either way.
+    /// </summary>
     public bool UseCache { get; init; } = true;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
@@ -62,11 +65,25 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
 
     private readonly SemaphoreSlim _running = new(1, 1);
 
+    // What this process imported (seeded from .cache.json when present): later watcher passes skip unchanged files
+    // whether or not the cache is persisted, as K3s's in-memory file map does.
+    private Dictionary<string, CachedImageFile>? _known;
+
     /// <summary>Whether K3s would import this file name (its extension, case sensitive).</summary>
     public static bool IsImageFile(string path)
     {
         var name = Path.GetFileName(path);
         return name.EndsWith(ListExtension, StringComparison.Ordinal) || ArchiveExtensions.Any(e => name.EndsWith(e, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Waits for an import in progress to finish, then holds back further imports until the returned handle is
+    /// disposed: what a containerd restart needs so it never cuts an import in half.
+    /// </summary>
+    public async Task<IDisposable> PauseAsync(CancellationToken cancellationToken)
+    {
+        await _running.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Pause(_running);
     }
 
     /// <summary>Processes the whole directory once; runs are serialised so a watcher and a start-up scan never overlap.</summary>
@@ -92,9 +109,11 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             return results;
         }
 
-        var cache = options.UseCache
+        var persist = options.UseCache && ImagesDirectoryCache.Exists(options.Directory);
+        _known ??= persist
             ? await ImagesDirectoryCache.ReadAsync(options.Directory, cancellationToken).ConfigureAwait(false)
             : new Dictionary<string, CachedImageFile>(StringComparer.Ordinal);
+        var cache = _known;
         var files = Directory.EnumerateFiles(options.Directory, "*", SearchOption.AllDirectories)
             .Where(IsImageFile)
             .Order(StringComparer.Ordinal)
@@ -110,8 +129,8 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             }
 
             // Taken before reading: a file rewritten during its import must not be cached as its new self.
-            var seen = new CachedImageFile { Size = info.Length, ModifiedTime = new DateTimeOffset(info.LastWriteTimeUtc) };
-            if (options.UseCache && ImagesDirectoryCache.IsUnchanged(cache.GetValueOrDefault(path), info))
+            var seen = new CachedImageFile { Size = info.Length, ModifiedTime = info.LastWriteTimeUtc };
+            if (ImagesDirectoryCache.IsUnchanged(cache.GetValueOrDefault(path), info))
             {
                 results.Add(new ImageFileResult(path, cache[path].Images, ImageFileStatus.Unchanged, null));
                 continue;
@@ -138,7 +157,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             changed = true;
         }
 
-        if (options.UseCache && changed)
+        if (persist && changed)
         {
             await ImagesDirectoryCache.WriteAsync(options.Directory, cache, cancellationToken).ConfigureAwait(false);
         }
@@ -240,6 +259,19 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         }
 
         return errors.Count == 0 ? null : string.Join("; ", errors);
+    }
+
+    private sealed class Pause(SemaphoreSlim running) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                running.Release();
+            }
+        }
     }
 
     // The name the image record gets: ContainerdImageTarget tags an untagged reference :latest, as containerd does.

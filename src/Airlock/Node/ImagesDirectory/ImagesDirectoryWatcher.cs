@@ -14,9 +14,8 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
     public static readonly TimeSpan DefaultDebounce = TimeSpan.FromSeconds(2);
 
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
+    private readonly ChangeDebouncer _debouncer = new(timeProvider);
     private FileSystemWatcher? _watcher;
-    private long _changes;
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TimeSpan Debounce { get; init; } = DefaultDebounce;
 
@@ -58,22 +57,7 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
         Start();
         while (!cancellationToken.IsCancellationRequested)
         {
-            await Volatile.Read(ref _changed).Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            long seen;
-            do
-            {
-                seen = Interlocked.Read(ref _changes);
-                await Task.Delay(Debounce, timeProvider, cancellationToken).ConfigureAwait(false);
-            }
-            while (Interlocked.Read(ref _changes) != seen);
-
-            Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
-            if (Interlocked.Read(ref _changes) != seen)
-            {
-                // A change raced the reset: keep its signal for the next round.
-                Signal();
-            }
-
+            await _debouncer.WaitAsync(Debounce, cancellationToken).ConfigureAwait(false);
             var results = await importer.ImportAsync(cancellationToken).ConfigureAwait(false);
             Imported?.Invoke(results);
         }
@@ -96,9 +80,8 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
         }
     }
 
-    private void Signal()
-    {
-        Interlocked.Increment(ref _changes);
-        Volatile.Read(ref _changed).TrySetResult();
-    }
+    /// <summary>Asks for a full pass after the debounce time, as if a file had changed (e.g. after containerd came back).</summary>
+    public void RequestScan() => Signal();
+
+    private void Signal() => _debouncer.Signal();
 }

@@ -133,11 +133,14 @@ public sealed class ContainerdDaemon : IAsyncLifetime
     }
 
     /// <summary>Runs <c>ctr --address &lt;this socket&gt; -n &lt;namespace&gt; args…</c>; returns exit code and combined output.</summary>
-    public async Task<(int ExitCode, string Output)> CtrAsync(params string[] args)
+    public Task<(int ExitCode, string Output)> CtrAsync(params string[] args) => CtrAsync(SocketPath, args);
+
+    /// <summary>Runs <c>ctr --address <paramref name="socketPath"/> -n k8s.io args…</c> against any containerd.</summary>
+    public static async Task<(int ExitCode, string Output)> CtrAsync(string socketPath, params string[] args)
     {
         var start = new ProcessStartInfo("ctr") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add("--address");
-        start.ArgumentList.Add(SocketPath);
+        start.ArgumentList.Add(socketPath);
         start.ArgumentList.Add("-n");
         start.ArgumentList.Add(ContainerdClient.DefaultNamespace);
         foreach (var arg in args)
@@ -179,7 +182,7 @@ public sealed class ContainerdDaemon : IAsyncLifetime
         }
 
         _process?.Dispose();
-        KillShims();
+        KillShims(SocketPath);
         UnmountUnder(Directory);
         try
         {
@@ -219,7 +222,7 @@ public sealed class ContainerdDaemon : IAsyncLifetime
     }
 
     // Shims are started with "-address <our socket>"; only those are ours.
-    private void KillShims()
+    internal static void KillShims(string socketPath)
     {
         foreach (var dir in System.IO.Directory.EnumerateDirectories("/proc"))
         {
@@ -242,14 +245,14 @@ public sealed class ContainerdDaemon : IAsyncLifetime
                 continue;
             }
 
-            if (cmdline.Contains("containerd-shim", StringComparison.Ordinal) && cmdline.Contains(" " + SocketPath + " ", StringComparison.Ordinal))
+            if (cmdline.Contains("containerd-shim", StringComparison.Ordinal) && cmdline.Contains(" " + socketPath + " ", StringComparison.Ordinal))
             {
                 Signal(pid, "KILL");
             }
         }
     }
 
-    private static void UnmountUnder(string root)
+    internal static void UnmountUnder(string root)
     {
         // mountinfo field 5 is the mount point (octal-escaped); deepest first so nested mounts go before parents.
         var mountPoints = File.ReadAllLines("/proc/self/mountinfo")

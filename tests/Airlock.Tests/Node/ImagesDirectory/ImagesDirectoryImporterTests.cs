@@ -9,9 +9,9 @@ using Airlock.Node.Containerd;
 using Airlock.Node.ImagesDirectory;
 using Airlock.Remote;
 using Airlock.Tests.Node.Containerd;
+using Microsoft.Extensions.Logging;
 using TestImage = Airlock.Tests.Node.Containerd.TestImage;
 using TestRegistry = Airlock.Tests.Registry.TestRegistry;
-using Microsoft.Extensions.Logging;
 
 namespace Airlock.Tests.Node.ImagesDirectory;
 
@@ -97,15 +97,26 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         var archive = Path.Combine(_directory, "cached.tar.gz");
         await WriteArchiveAsync(archive, ArchiveFormat.OciLayout, ArchiveCompression.Gzip, name);
         await File.WriteAllTextAsync(Path.Combine(_directory, "broken.tar"), "not a tar at all");
+        // Opted in as K3s users do: an empty .cache.json.
+        await File.WriteAllTextAsync(Path.Combine(_directory, ".cache.json"), string.Empty);
         await using var client = daemon.Connect();
         var importer = Importer(client);
 
         var first = await importer.ImportAsync(CancellationToken.None);
         Assert.Equal(ImageFileStatus.Imported, Assert.Single(first, r => r.File == archive).Status);
-        Assert.True(File.Exists(Path.Combine(_directory, ".cache.json")));
+        using (var written = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_directory, ".cache.json"))))
+        {
+            // K3s's field names: absolute path → size, modTime (RFC 3339, UTC "Z"), images.
+            var entry = written.RootElement.GetProperty(archive);
+            Assert.Equal(new FileInfo(archive).Length, entry.GetProperty("size").GetInt64());
+            Assert.EndsWith("Z", entry.GetProperty("modTime").GetString(), StringComparison.Ordinal);
+            Assert.Equal(name, Assert.Single(entry.GetProperty("images").EnumerateArray()).GetString());
+        }
+
         Assert.True(await client.DeleteImageAsync(name, CancellationToken.None));
 
-        var second = await importer.ImportAsync(CancellationToken.None);
+        // A new importer (the agent restarted) reads the file and skips the unchanged archive too.
+        var second = await Importer(client).ImportAsync(CancellationToken.None);
         var skipped = Assert.Single(second, r => r.File == archive);
         Assert.Equal(ImageFileStatus.Unchanged, skipped.Status);
         Assert.Equal([name], skipped.Images);
@@ -117,6 +128,31 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         var third = await importer.ImportAsync(CancellationToken.None);
         Assert.Equal(ImageFileStatus.Imported, Assert.Single(third, r => r.File == archive).Status);
         Assert.NotNull(await client.GetImageAsync(name, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Without_a_cache_file_none_is_created_and_a_restart_imports_again_while_a_K3s_written_cache_is_honoured()
+    {
+        const string name = "registry.airlock.test/dir/uncached:1";
+        var archive = Path.Combine(_directory, "uncached.tar");
+        await WriteArchiveAsync(archive, ArchiveFormat.OciLayout, ArchiveCompression.None, name);
+        await using var client = daemon.Connect();
+        var importer = Importer(client);
+
+        Assert.Equal(ImageFileStatus.Imported, Assert.Single(await importer.ImportAsync(CancellationToken.None)).Status);
+        // Within one run the watcher's passes skip it; the next start imports it again (K3s without .cache.json).
+        Assert.Equal(ImageFileStatus.Unchanged, Assert.Single(await importer.ImportAsync(CancellationToken.None)).Status);
+        Assert.False(File.Exists(Path.Combine(_directory, ".cache.json")));
+        Assert.Equal(ImageFileStatus.Imported, Assert.Single(await Importer(client).ImportAsync(CancellationToken.None)).Status);
+
+        // A cache as K3s writes it: Go's time.Time with nanoseconds.
+        var info = new FileInfo(archive);
+        var modTime = info.LastWriteTimeUtc.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff", System.Globalization.CultureInfo.InvariantCulture) + "00Z";
+        await File.WriteAllTextAsync(Path.Combine(_directory, ".cache.json"),
+            $"{{\n  \"{archive}\": {{\n    \"size\": {info.Length},\n    \"modTime\": \"{modTime}\",\n    \"images\": [\"{name}\"]\n  }}\n}}\n");
+        var skipped = Assert.Single(await Importer(client).ImportAsync(CancellationToken.None));
+        Assert.Equal(ImageFileStatus.Unchanged, skipped.Status);
+        Assert.Equal([name], skipped.Images);
     }
 
     [Fact]
@@ -214,6 +250,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         var error = new StringWriter();
 
         // --images-dir defaults to <data-dir>/agent/images.
+        await File.WriteAllTextAsync(Path.Combine(images, ".cache.json"), string.Empty);
         var code = await AirlockCli.RunAsync(
             ["agent", "--data-dir", Path.Combine(_scratch, "data"), "--containerd-socket", daemon.SocketPath, "--watch", "false"],
             new Hashtable(), output, error);
@@ -221,7 +258,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         Assert.True(code == 0, error.ToString());
         await using var client = daemon.Connect();
         Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
-        Assert.True(File.Exists(Path.Combine(images, ".cache.json")));
+        Assert.Contains("cli.tgz", await File.ReadAllTextAsync(Path.Combine(images, ".cache.json")), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -276,7 +313,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
 
     private ImagesDirectoryOptions Options() => new() { Directory = _directory, Logger = _logger };
 
-    private static async Task WriteArchiveAsync(string path, ArchiveFormat format, ArchiveCompression compression, string name)
+    internal static async Task WriteArchiveAsync(string path, ArchiveFormat format, ArchiveCompression compression, string name)
     {
         // A docker archive holds single-platform images only.
         var platforms = format == ArchiveFormat.DockerArchive ? new[] { ContainerdImportOptions.HostPlatform } : null;

@@ -1,0 +1,165 @@
+using Airlock.Node.Containerd;
+using Airlock.Node.ContainerdSupervision;
+using Airlock.Node.ImagesDirectory;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Airlock.Node.Agent;
+
+/// <summary>The containerd the agent runs itself: how its configuration is rendered and how it is supervised.</summary>
+public sealed record SupervisedContainerd
+{
+    public required ContainerdRenderSettings Render { get; init; }
+
+    /// <summary>Supervisor settings; its <c>Environment</c> is filled from <see cref="ContainerdRenderSettings.ProxyEnvironment"/>.</summary>
+    public required ContainerdSupervisorOptions Supervisor { get; init; }
+}
+
+/// <summary>What <see cref="NodeAgent"/> runs.</summary>
+public sealed record NodeAgentOptions
+{
+    public required ImagesDirectoryOptions Images { get; init; }
+
+    /// <summary>Render, start and supervise containerd; null to use the one already serving <see cref="ContainerdSocket"/>.</summary>
+    public SupervisedContainerd? Supervision { get; init; }
+
+    /// <summary>The existing containerd's socket when <see cref="Supervision"/> is null.</summary>
+    public string? ContainerdSocket { get; init; }
+
+    /// <summary>
+    /// Keep watching the images directory after the first pass. Without supervision, false means "import once and
+    /// return"; with supervision the agent keeps running containerd until stopped either way.
+    /// </summary>
+    public bool Watch { get; init; } = true;
+
+    public TimeSpan ImagesDebounce { get; init; } = ImagesDirectoryWatcher.DefaultDebounce;
+
+    public TimeSpan RegistriesDebounce { get; init; } = RegistriesReloader.DefaultDebounce;
+
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+}
+
+/// <summary>
+/// <c>airlock agent</c> as K3s's agent orders start-up: registries.yaml rendered and containerd started (or an
+/// existing one used), the images directory imported, READY=1 to systemd, then watching — the images directory
+/// for new archives, registries.yaml for changes (hosts.toml rewritten in place; a changed config.toml restarts
+/// containerd once no import is running) — until cancelled, when containerd is stopped.
+/// </summary>
+/// <remarks>
+/// Further node services (the node-local mirror) join here: they adjust what is rendered through
+/// <see cref="ContainerdRenderSettings.Adjust"/> and run beside the watchers in <see cref="RunAsync"/>.
+/// </remarks>
+public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier, TimeProvider timeProvider)
+{
+    private ImagesDirectoryAgent? _images;
+
+    /// <summary>The supervised containerd, once started (null when using an existing one).</summary>
+    public ContainerdSupervisor? Supervisor { get; private set; }
+
+    /// <summary>The importer every images-directory pass goes through, once the agent is running.</summary>
+    public ImagesDirectoryImporter? Importer => _images?.Importer;
+
+    /// <summary>Results of every images-directory pass.</summary>
+    public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
+
+    /// <summary>Outcome of every registries.yaml reload.</summary>
+    public Action<RenderOutcome>? Reloaded { get; init; }
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var logger = options.Logger;
+        if (options.Supervision is not { } supervision)
+        {
+            var socket = options.ContainerdSocket ?? throw new InvalidOperationException("either Supervision or ContainerdSocket is required");
+            await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var render = supervision.Render;
+        var first = await ContainerdConfigRendering.RenderAsync(render, cancellationToken).ConfigureAwait(false);
+        if (first.Rejected)
+        {
+            throw new InvalidDataException($"{render.RegistriesPath} cannot be used; containerd was not started:{Environment.NewLine}"
+                + string.Join(Environment.NewLine, first.Problems.Select(p => p.ToString())));
+        }
+
+        foreach (var problem in first.Problems)
+        {
+            logger.LogWarning("{Problem}", problem.ToString());
+        }
+
+        var supervisor = new ContainerdSupervisor(supervision.Supervisor with { Environment = render.ProxyEnvironment }, timeProvider)
+        {
+            Restarted = (_, _) =>
+            {
+                // Imports cut short by containerd going away are retried; .cache.json skips the finished ones.
+                _images?.Rescan();
+                return Task.CompletedTask;
+            },
+        };
+        await using (supervisor.ConfigureAwait(false))
+        {
+            Supervisor = supervisor;
+            await supervisor.StartAsync(cancellationToken).ConfigureAwait(false);
+            using var reloader = new RegistriesReloader(render, RestartSafelyAsync, timeProvider, logger)
+            {
+                Debounce = options.RegistriesDebounce,
+                Reloaded = Reloaded,
+            };
+            // Recording from now: a change made while the images are imported is not missed.
+            reloader.Start();
+            using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var reloading = reloader.RunAsync(stopWatching.Token);
+            try
+            {
+                await RunImagesAsync(supervision.Supervisor.SocketPath, cancellationToken).ConfigureAwait(false);
+                if (!options.Watch)
+                {
+                    // containerd keeps running under supervision until the agent is stopped.
+                    await Task.Delay(Timeout.InfiniteTimeSpan, timeProvider, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                await stopWatching.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await reloading.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                await supervisor.StopAsync().ConfigureAwait(false);
+            }
+        }
+
+        async Task RestartSafelyAsync(string reason, CancellationToken ct)
+        {
+            var pause = _images is { } images ? await images.Importer.PauseAsync(ct).ConfigureAwait(false) : null;
+            try
+            {
+                await supervisor.RestartAsync(reason, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                pause?.Dispose();
+            }
+        }
+    }
+
+    private async Task RunImagesAsync(string socket, CancellationToken cancellationToken)
+    {
+        var client = ContainerdClient.Connect(socket);
+        await using (client.ConfigureAwait(false))
+        {
+            _images = new ImagesDirectoryAgent(client, options.Images, notifier, timeProvider)
+            {
+                Watch = options.Watch,
+                Debounce = options.ImagesDebounce,
+                Imported = Imported,
+            };
+            await _images.RunAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+}
