@@ -47,6 +47,10 @@ internal static class AgentCommand
             Description = "Seconds between SIGTERM and SIGKILL when stopping the supervised containerd.",
             DefaultValueFactory = _ => 10,
         };
+        var mirrorAddress = MirrorCommand.AddressOption(
+            "Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
+            + "containerd cannot do itself); those registries' hosts.toml point containerd at it. 'off' renders K3s's files unchanged.",
+            $"127.0.0.1:{Airlock.Node.Mirror.MirrorOptions.DefaultPort}");
 
         var command = new Command("agent",
             "Node agent: render config.toml and certs.d/*/hosts.toml from registries.yaml and run containerd with them (restarted with backoff "
@@ -55,7 +59,7 @@ internal static class AgentCommand
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
             + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd.")
         {
-            dataDir, imagesDir, socket, watch, root, state, stopTimeout,
+            dataDir, imagesDir, socket, watch, root, state, stopTimeout, mirrorAddress,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -64,7 +68,8 @@ internal static class AgentCommand
             "airlock agent",
             "airlock agent --registries /etc/airlock/registries.yaml --sandbox-image registry.example.com/pause:3.10",
             "airlock agent --images-dir /var/lib/rancher/k3s/agent/images --containerd-socket /run/k3s/containerd/containerd.sock",
-            "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false");
+            "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false",
+            "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself");
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -75,6 +80,9 @@ internal static class AgentCommand
             {
                 throw new UsageException($"--containerd-stop-timeout {seconds} is not a positive number of seconds");
             }
+
+            var mirrorValue = parseResult.GetValue(mirrorAddress)!;
+            var mirrorListen = mirrorValue is "off" or "none" or "" ? null : MirrorCommand.ParseAddress(mirrorValue);
 
             using var loggerFactory = CreateLoggerFactory();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -109,6 +117,7 @@ internal static class AgentCommand
                         StopTimeout = TimeSpan.FromSeconds(parseResult.GetValue(stopTimeout)),
                         Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
                     },
+                    Mirror = mirrorListen is null ? null : new Airlock.Node.Mirror.MirrorOptions { Listen = mirrorListen, LoggerFactory = loggerFactory },
                 };
             }
 

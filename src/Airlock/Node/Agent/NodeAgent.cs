@@ -1,6 +1,7 @@
 using Airlock.Node.Containerd;
 using Airlock.Node.ContainerdSupervision;
 using Airlock.Node.ImagesDirectory;
+using Airlock.Node.Mirror;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -13,6 +14,13 @@ public sealed record SupervisedContainerd
 
     /// <summary>Supervisor settings; its <c>Environment</c> is filled from <see cref="ContainerdRenderSettings.ProxyEnvironment"/>.</summary>
     public required ContainerdSupervisorOptions Supervisor { get; init; }
+
+    /// <summary>
+    /// The node-local mirror, started when registries.yaml needs what stock containerd lacks (a rewrite, or no
+    /// default endpoint) and pointed at by those registries' hosts.toml; null to render K3s's files unchanged.
+    /// Its <c>DisableDefaultEndpoint</c> is taken from <see cref="ContainerdRenderSettings"/>.
+    /// </summary>
+    public MirrorOptions? Mirror { get; init; }
 }
 
 /// <summary>What <see cref="NodeAgent"/> runs.</summary>
@@ -45,19 +53,19 @@ public sealed record NodeAgentOptions
 /// for new archives, registries.yaml for changes (hosts.toml rewritten in place; a changed config.toml restarts
 /// containerd once no import is running) — until cancelled, when containerd is stopped.
 /// </summary>
-/// <remarks>
-/// Further node services (the node-local mirror) join here: they adjust what is rendered through
-/// <see cref="ContainerdRenderSettings.Adjust"/> and run beside the watchers in <see cref="RunAsync"/>.
-/// </remarks>
 public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier, TimeProvider timeProvider)
 {
     private ImagesDirectoryAgent? _images;
+    private MirrorOptions? _mirrorOptions;
 
     /// <summary>The supervised containerd, once started (null when using an existing one).</summary>
     public ContainerdSupervisor? Supervisor { get; private set; }
 
     /// <summary>The importer every images-directory pass goes through, once the agent is running.</summary>
     public ImagesDirectoryImporter? Importer => _images?.Importer;
+
+    /// <summary>The node-local mirror, once registries.yaml has needed it.</summary>
+    public NodeMirror? Mirror { get; private set; }
 
     /// <summary>Results of every images-directory pass.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
@@ -76,6 +84,12 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         }
 
         var render = supervision.Render;
+        if (supervision.Mirror is { } mirrorOptions)
+        {
+            _mirrorOptions = mirrorOptions with { DisableDefaultEndpoint = render.DisableDefaultEndpoint };
+            render = render with { MirrorAddress = mirrorOptions.Listen };
+        }
+
         var first = await ContainerdConfigRendering.RenderAsync(render, cancellationToken).ConfigureAwait(false);
         if (first.Rejected)
         {
@@ -88,6 +102,24 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             logger.LogWarning("{Problem}", problem.ToString());
         }
 
+        try
+        {
+            // Before containerd starts: its first pull may already go through the mirror.
+            await ServeMirrorAsync(first.Registries!, cancellationToken).ConfigureAwait(false);
+            await SuperviseAsync(supervision, render, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (Mirror is { } mirror)
+            {
+                await mirror.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task SuperviseAsync(SupervisedContainerd supervision, ContainerdRenderSettings render, CancellationToken cancellationToken)
+    {
+        var logger = options.Logger;
         var supervisor = new ContainerdSupervisor(supervision.Supervisor with { Environment = render.ProxyEnvironment }, timeProvider)
         {
             Restarted = (_, _) =>
@@ -104,6 +136,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             using var reloader = new RegistriesReloader(render, RestartSafelyAsync, timeProvider, logger)
             {
                 Debounce = options.RegistriesDebounce,
+                Accepted = ServeMirrorAsync,
                 Reloaded = Reloaded,
             };
             // Recording from now: a change made while the images are imported is not missed.
@@ -146,6 +179,39 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
                 pause?.Dispose();
             }
         }
+    }
+
+    /// <summary>Starts the mirror the first time the file needs it, and gives it every accepted file after that.</summary>
+    private async Task ServeMirrorAsync(RegistriesFile registries, CancellationToken cancellationToken)
+    {
+        if (_mirrorOptions is not { } mirrorOptions)
+        {
+            return;
+        }
+
+        if (Mirror is { } running)
+        {
+            try
+            {
+                running.Reload(registries);
+            }
+            catch (InvalidOperationException ex)
+            {
+                options.Logger.LogError("The node mirror keeps the previous registries.yaml: {Problem}", ex.Message);
+            }
+
+            return;
+        }
+
+        var needing = new RegistryEndpoints(registries, mirrorOptions.DisableDefaultEndpoint).Hosts.Where(h => h.NeedsNodeMirror).Select(h => h.Key).ToList();
+        if (needing.Count == 0)
+        {
+            return;
+        }
+
+        options.Logger.LogInformation("Starting the node mirror on {Address} for {Registries}: stock containerd ignores rewrites and always falls back to the registry itself",
+            mirrorOptions.Listen, string.Join(", ", needing));
+        Mirror = await NodeMirror.StartAsync(registries, mirrorOptions, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task RunImagesAsync(string socket, CancellationToken cancellationToken)

@@ -16,14 +16,14 @@ public sealed record ContainerdRenderSettings
     public IReadOnlyList<KeyValuePair<string, string>> ProxyEnvironment { get; init; } = [];
 
     /// <summary>
-    /// Applied to registries.yaml as read, before rendering: the seam for a node-local mirror, which puts its own
-    /// endpoint first for the registries it serves (as K3s's embedded mirror does) without changing the user's file.
+    /// The node-local mirror's address: registries stock containerd cannot serve as registries.yaml says (a rewrite,
+    /// or no default endpoint) are pointed at it; every other hosts.toml stays as K3s writes it. Null: K3s's output.
     /// </summary>
-    public Func<RegistriesFile, RegistriesFile>? Adjust { get; init; }
+    public System.Net.IPEndPoint? MirrorAddress { get; init; }
 }
 
 /// <summary>One rendering: every problem found, and the plan applied — null when the file was refused.</summary>
-public sealed record RenderOutcome(IReadOnlyList<RegistriesProblem> Problems, RenderPlan? Plan)
+public sealed record RenderOutcome(IReadOnlyList<RegistriesProblem> Problems, RenderPlan? Plan, RegistriesFile? Registries = null)
 {
     public bool Rejected => Plan is null;
 
@@ -52,14 +52,10 @@ public static class ContainerdConfigRendering
             return new RenderOutcome(problems, null);
         }
 
-        if (settings.Adjust is { } adjust)
-        {
-            file = adjust(file);
-        }
-
-        var plan = await ContainerdRenderer.PlanAsync(file, settings.Config, settings.DisableDefaultEndpoint, cancellationToken, settings.ProxyEnvironment).ConfigureAwait(false);
+        var plan = await ContainerdRenderer.PlanAsync(file, settings.Config, settings.DisableDefaultEndpoint, cancellationToken, settings.ProxyEnvironment, settings.MirrorAddress)
+            .ConfigureAwait(false);
         await ContainerdRenderer.ApplyAsync(plan, cancellationToken).ConfigureAwait(false);
-        return new RenderOutcome(problems, plan);
+        return new RenderOutcome(problems, plan, file);
     }
 }
 
@@ -82,6 +78,12 @@ public sealed class RegistriesReloader(
     private FileSystemWatcher? _watcher;
 
     public TimeSpan Debounce { get; init; } = DefaultDebounce;
+
+    /// <summary>
+    /// Called with the file of every reload that was accepted, before containerd is restarted for it: the node-local
+    /// mirror takes the new file here.
+    /// </summary>
+    public Func<RegistriesFile, CancellationToken, Task>? Accepted { get; init; }
 
     /// <summary>Called after every reload with its outcome (tests, metrics).</summary>
     public Action<RenderOutcome>? Reloaded { get; init; }
@@ -142,6 +144,11 @@ public sealed class RegistriesReloader(
         foreach (var problem in outcome.Problems)
         {
             _logger.Log(problem.Severity == ProblemSeverity.Warning ? LogLevel.Warning : LogLevel.Error, "{Problem}", problem.ToString());
+        }
+
+        if (!outcome.Rejected && Accepted is { } accepted && outcome.Registries is { } registries)
+        {
+            await accepted(registries, cancellationToken).ConfigureAwait(false);
         }
 
         if (outcome.Rejected)

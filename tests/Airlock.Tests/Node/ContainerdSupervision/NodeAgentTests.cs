@@ -7,8 +7,10 @@ using Airlock.Node.Agent;
 using Airlock.Node.Containerd;
 using Airlock.Node.ContainerdSupervision;
 using Airlock.Node.ImagesDirectory;
+using Airlock.Node.Mirror;
 using Airlock.Tests.Node.Containerd;
 using Airlock.Tests.Node.ImagesDirectory;
+using Airlock.Tests.Node.Mirror;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Tests.Node.ContainerdSupervision;
@@ -97,6 +99,58 @@ public sealed class NodeAgentTests : IDisposable
         Assert.Null(lastPid);
         Assert.False(IsRunning(firstPid));
         Assert.Contains(_logger.Entries, e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && Equals(format, "containerd: {Message}"));
+    }
+
+    [Fact]
+    public async Task The_agent_runs_the_node_mirror_when_registries_yaml_needs_it_so_stock_containerd_pulls_a_rewritten_name_and_never_the_default_endpoint()
+    {
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var image = await upstream.PushAsync("mirrored/team/app", "1", "through the agent's mirror");
+        await using var defaultEndpoint = await UpstreamRegistry.StartAsync();
+        var registry = defaultEndpoint.Host;
+        Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);
+        await File.WriteAllTextAsync(RegistriesPath, "mirrors:\n  other.airlock.test:\n    endpoint: [\"https://mirror-a.airlock.test\"]\n");
+        var reloads = new List<RenderOutcome>();
+        var mirrorAddress = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, MirrorTestBed.ClosedPort());
+        var agent = Agent(reloaded: outcome => { lock (reloads) { reloads.Add(outcome); } },
+            mirror: new MirrorOptions { Listen = mirrorAddress }, disableDefault: true);
+        using var stop = new CancellationTokenSource();
+        var running = agent.RunAsync(stop.Token);
+        try
+        {
+            await WaitUntilAsync(() => agent.Importer is not null && agent.Supervisor?.Pid is not null, running);
+
+            // With the default endpoint disabled every mirrored registry needs the mirror, so it runs from the start.
+            Assert.NotNull(agent.Mirror);
+            var pid = agent.Supervisor!.Pid!.Value;
+
+            await File.WriteAllTextAsync(RegistriesPath, $$"""
+                mirrors:
+                  "{{registry}}":
+                    endpoint: ["{{upstream.Host}}"]
+                    rewrite:
+                      "^team/(.*)": "mirrored/team/$1"
+                """);
+            await WaitUntilAsync(() => { lock (reloads) { return reloads.Count == 1; } }, running);
+            var hostsToml = await File.ReadAllTextAsync(Path.Combine(ContainerdDir, "certs.d", registry, "hosts.toml"));
+            Assert.Contains($"server = \"{MirrorOptions.ServerUrl(mirrorAddress)}\"", hostsToml, StringComparison.Ordinal);
+            Assert.Equal(pid, agent.Supervisor.Pid);
+
+            var (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "images", "pull", "--hosts-dir", Path.Combine(ContainerdDir, "certs.d"), $"{registry}/team/app:1");
+            Assert.True(exit == 0, output);
+            Assert.Contains(image.Index.Digest.ToString(), (await ContainerdDaemon.CtrAsync(SocketPath, "images", "ls")).Output, StringComparison.Ordinal);
+            Assert.All(upstream.RepositoryRequests, r => Assert.Contains(" /v2/mirrored/team/app/", r, StringComparison.Ordinal));
+            Assert.Empty(defaultEndpoint.RepositoryRequests);
+
+            (exit, _) = await ContainerdDaemon.CtrAsync(SocketPath, "images", "pull", "--hosts-dir", Path.Combine(ContainerdDir, "certs.d"), $"{registry}/team/missing:1");
+            Assert.NotEqual(0, exit);
+            Assert.Empty(defaultEndpoint.RepositoryRequests);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running;
+        }
     }
 
     [Fact]
@@ -270,40 +324,43 @@ public sealed class NodeAgentTests : IDisposable
         }
     }
 
-    private NodeAgent Agent(Action<IReadOnlyList<ImageFileResult>>? imported = null, Action<RenderOutcome>? reloaded = null) => new(new NodeAgentOptions
-    {
-        Images = new ImagesDirectoryOptions { Directory = ImagesDir, Logger = _logger },
-        Supervision = new SupervisedContainerd
+    private NodeAgent Agent(Action<IReadOnlyList<ImageFileResult>>? imported = null, Action<RenderOutcome>? reloaded = null, MirrorOptions? mirror = null,
+        bool disableDefault = false) => new(new NodeAgentOptions
         {
-            Render = new ContainerdRenderSettings
+            Images = new ImagesDirectoryOptions { Directory = ImagesDir, Logger = _logger },
+            Supervision = new SupervisedContainerd
             {
-                RegistriesPath = RegistriesPath,
-                Config = new ContainerdConfigOptions
+                Render = new ContainerdRenderSettings
                 {
-                    DataDir = DataDir,
-                    Schema = ContainerdConfigSchema.V2,
-                    Root = Path.Combine(DataDir, "agent", "containerd"),
-                    State = Path.GetDirectoryName(SocketPath),
-                    GrpcAddress = SocketPath,
-                    StreamServerPort = "0",
+                    RegistriesPath = RegistriesPath,
+                    Config = new ContainerdConfigOptions
+                    {
+                        DataDir = DataDir,
+                        Schema = ContainerdConfigSchema.V2,
+                        Root = Path.Combine(DataDir, "agent", "containerd"),
+                        State = Path.GetDirectoryName(SocketPath),
+                        GrpcAddress = SocketPath,
+                        StreamServerPort = "0",
+                    },
+                    DisableDefaultEndpoint = disableDefault,
+                },
+                Mirror = mirror,
+                Supervisor = new ContainerdSupervisorOptions
+                {
+                    ConfigPath = Path.Combine(ContainerdDir, "config.toml"),
+                    SocketPath = SocketPath,
+                    InitialBackoff = TimeSpan.FromMilliseconds(100),
+                    Logger = _logger,
                 },
             },
-            Supervisor = new ContainerdSupervisorOptions
-            {
-                ConfigPath = Path.Combine(ContainerdDir, "config.toml"),
-                SocketPath = SocketPath,
-                InitialBackoff = TimeSpan.FromMilliseconds(100),
-                Logger = _logger,
-            },
-        },
-        ImagesDebounce = TimeSpan.FromMilliseconds(300),
-        RegistriesDebounce = TimeSpan.FromMilliseconds(200),
-        Logger = _logger,
-    }, new SystemdNotifier(null), TimeProvider.System)
-    {
-        Imported = imported,
-        Reloaded = reloaded,
-    };
+            ImagesDebounce = TimeSpan.FromMilliseconds(300),
+            RegistriesDebounce = TimeSpan.FromMilliseconds(200),
+            Logger = _logger,
+        }, new SystemdNotifier(null), TimeProvider.System)
+        {
+            Imported = imported,
+            Reloaded = reloaded,
+        };
 
     /// <summary>containerd processes started with this test's config (found by their command line).</summary>
     private List<int> ContainerdPids()
