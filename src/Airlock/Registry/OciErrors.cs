@@ -27,6 +27,9 @@ public enum OciErrorCode
     NotFound,
     MethodNotAllowed,
     StorageFull,
+    ProxiedRepository,
+    UpstreamUnavailable,
+    UpstreamInvalid,
 }
 
 /// <summary>A request the registry refuses; written as <c>{"errors":[…]}</c> by the dispatcher only.</summary>
@@ -82,6 +85,13 @@ public static class OciErrorTable
         // The spec has no code for a full store; distribution's generic UNKNOWN with 507 tells clients and
         // operators what happened, while pulls keep being served.
         Add(OciErrorCode.StorageFull, 507, "UNKNOWN", "the registry's storage is full");
+
+        // Pull-through cache: pushes to a proxied repository are refused as distribution's proxy mode does;
+        // an upstream that cannot answer (or answers with content that is not what was asked for) is a
+        // gateway failure, which containerd treats as "try the next endpoint".
+        Add(OciErrorCode.ProxiedRepository, 405, "UNSUPPORTED", "the repository is a pull-through cache; pushes and deletes are refused");
+        Add(OciErrorCode.UpstreamUnavailable, 502, "UNKNOWN", "the upstream registry of this pull-through cache failed");
+        Add(OciErrorCode.UpstreamInvalid, 502, "UNKNOWN", "the upstream registry served content that does not match its digest");
         return entries;
     }
 
