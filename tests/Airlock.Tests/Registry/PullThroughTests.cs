@@ -283,6 +283,35 @@ public sealed class PullThroughTests
     }
 
     [Fact]
+    public async Task A_failed_upstream_fetch_nobody_waited_for_is_not_remembered()
+    {
+        using var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var port = ((IPEndPoint)silent.LocalEndpoint).Port;
+        await using var cache = await TestRegistry.StartAsync(o => o with
+        {
+            PullThrough = new PullThroughOptions
+            {
+                Upstreams = [new PullThroughUpstream(Registry, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"))],
+                Timeout = TimeSpan.FromSeconds(1),
+            },
+        });
+
+        // The only client gives up while the upstream hangs; the fetch fails later with no one waiting.
+        using (var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+        {
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cache.Client.GetAsync($"/v2/team/app/manifests/1?ns={Registry}", impatient.Token));
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        silent.Stop();
+        await using var upstream = await TestRegistry.StartAsync(o => o with { Listen = new IPEndPoint(IPAddress.Loopback, port) });
+        var image = await upstream.PushImageAsync("team/app", "1");
+
+        await AssertPullsAsync(cache, "team/app", "1", image, ns: Registry);
+    }
+
+    [Fact]
     public async Task A_tag_the_upstream_does_not_have_is_404_manifest_unknown()
     {
         await using var upstream = await TestRegistry.StartAsync();

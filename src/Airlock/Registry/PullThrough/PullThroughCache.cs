@@ -351,17 +351,12 @@ internal sealed class PullThroughCache : IDisposable
     private async Task SingleFlightAsync((string, string) key, Func<Task> fetch, CancellationToken cancellationToken)
     {
         var lazy = _manifestFetches.GetOrAdd(key, _ => new Lazy<Task>(() => Task.Run(fetch)));
-        try
-        {
-            await lazy.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            if (lazy.Value.IsCompleted)
-            {
-                _manifestFetches.TryRemove(KeyValuePair.Create(key, lazy));
-            }
-        }
+        var task = lazy.Value;
+
+        // Forget the fetch once it ends, whether or not anyone still waits for it, so a failure is not kept.
+        _ = task.ContinueWith(_ => _manifestFetches.TryRemove(KeyValuePair.Create(key, lazy)), CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        await task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private OciException Translate(Exception ex, ProxyTarget target, string reference, OciErrorCode notFound)
