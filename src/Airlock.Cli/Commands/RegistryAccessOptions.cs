@@ -82,19 +82,7 @@ internal sealed class RegistryAccessOptions
 
         if (path is not null)
         {
-            if (!File.Exists(path))
-            {
-                throw new FileNotFoundException($"registries file {path} does not exist", path);
-            }
-
-            var (file, problems) = RegistriesFileReader.Parse(File.ReadAllText(path), path);
-            var errors = problems.Where(p => p.Severity == ProblemSeverity.Error).ToList();
-            if (errors.Count > 0)
-            {
-                throw new InvalidDataException(string.Join(Environment.NewLine, errors.Select(p => p.ToString())));
-            }
-
-            options = RegistriesClientOptions.Apply(options, file);
+            options = ApplyRegistriesFile(options, path);
         }
 
         if (parseResult.GetValue(_creds) is { } creds)
@@ -103,5 +91,26 @@ internal sealed class RegistryAccessOptions
         }
 
         return options;
+    }
+
+    /// <summary>
+    /// The <c>configs</c> of a registries.yaml (credentials, TLS) applied to <paramref name="options"/>. Throws
+    /// <see cref="FileNotFoundException"/> or <see cref="InvalidDataException"/> (every error, with its line).
+    /// </summary>
+    public static RemoteOptions ApplyRegistriesFile(RemoteOptions options, string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"registries file {path} does not exist", path);
+        }
+
+        var (file, problems) = RegistriesFileReader.Parse(File.ReadAllText(path), path);
+        var errors = problems.Where(p => p.Severity == ProblemSeverity.Error).ToList();
+        if (errors.Count > 0)
+        {
+            throw new InvalidDataException(string.Join(Environment.NewLine, errors.Select(p => p.ToString())));
+        }
+
+        return RegistriesClientOptions.Apply(options, file);
     }
 }

@@ -7,6 +7,7 @@ using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Registry;
 using Airlock.Registry.Auth;
+using Airlock.Registry.PullThrough;
 using Airlock.Registry.Tls;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -35,11 +36,15 @@ internal static class RegistryCommand
         var authMode = new Option<string>("--auth") { Description = "How clients authenticate with --htpasswd: basic (credentials on every request) or token (Bearer tokens from /token, the Docker token flow).", DefaultValueFactory = _ => "basic" };
         authMode.AcceptOnlyFromAmong("basic", "token");
         var tokenRealm = new Option<string?>("--token-realm") { Description = "Token endpoint URL announced to clients (default: <scheme>://<host of the request>/token)." };
+        var proxy = new Option<string[]>("--proxy") { Description = "Pull-through cache: REGISTRY=URL fetches that registry's images from URL on a miss and stores them (repeatable; '*'=URL for every other registry). Clients pick the registry with ?ns= (containerd does) or a REGISTRY/ path prefix.", AllowMultipleArgumentsPerToken = false };
+        var proxyTagTtl = new Option<string>("--proxy-tag-ttl") { Description = "How long a cached tag is served before the upstream is asked again (digests never expire; the cached tag is served while the upstream is down).", DefaultValueFactory = _ => "5m" };
+        var proxyTimeout = new Option<string>("--proxy-timeout") { Description = "Connect and response timeout of each upstream request; a cold miss on an unreachable upstream fails (502) within about twice this.", DefaultValueFactory = _ => "10s" };
+        var registries = new Option<string?>("--registries") { Description = "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream." };
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
         {
             listen, dataDir, tlsCert, tlsKey, tlsSelfSigned, tlsSan, readOnly, maxManifest, gcInterval, gcGrace,
-            htpasswd, access, anonymousPull, authMode, tokenRealm,
+            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries,
         };
         command.WithExamples(
             "airlock registry",
@@ -48,7 +53,9 @@ internal static class RegistryCommand
             "airlock registry --read-only --gc-interval off",
             "airlock registry --tls-self-signed --tls-san registry.airgap.local",
             "airlock registry --htpasswd /etc/airlock/htpasswd --anonymous-pull",
-            "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token");
+            "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token",
+            "airlock registry --proxy docker.io=https://registry-1.docker.io --proxy '*'=https://mirror.example --proxy-tag-ttl 10m",
+            "airlock registry --proxy quay.io=https://quay.io --registries /etc/airlock/registries.yaml --htpasswd /etc/airlock/htpasswd");
         command.Subcommands.Add(CreateGc());
 
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -61,6 +68,27 @@ internal static class RegistryCommand
 
             var interval = ParseDuration(parseResult.GetValue(gcInterval)!, "--gc-interval", problems, allowOff: true);
             var grace = ParseDuration(parseResult.GetValue(gcGrace)!, "--gc-grace", problems, allowOff: false);
+            var tagTtl = ParseDuration(parseResult.GetValue(proxyTagTtl)!, "--proxy-tag-ttl", problems, allowOff: false);
+            var upstreamTimeout = ParseDuration(parseResult.GetValue(proxyTimeout)!, "--proxy-timeout", problems, allowOff: false);
+            var upstreams = new List<PullThroughUpstream>();
+            foreach (var value in parseResult.GetValue(proxy) ?? [])
+            {
+                if (PullThroughUpstream.TryParse(value, out var upstream, out var error))
+                {
+                    upstreams.Add(upstream!);
+                }
+                else
+                {
+                    problems.Add(error);
+                }
+            }
+
+            var registriesPath = parseResult.GetValue(registries);
+            if (registriesPath is not null && upstreams.Count == 0)
+            {
+                problems.Add("--registries gives credentials for --proxy upstreams; it needs at least one --proxy");
+            }
+
             var certPath = parseResult.GetValue(tlsCert);
             var keyPath = parseResult.GetValue(tlsKey);
             if ((certPath is null) != (keyPath is null))
@@ -83,8 +111,21 @@ internal static class RegistryCommand
             var output = parseResult.InvocationConfiguration.Output;
             RegistryTlsMaterial? tls;
             RegistryAuthentication authentication;
+            PullThroughOptions? pullThrough = null;
             try
             {
+                if (upstreams.Count > 0)
+                {
+                    var remote = new Airlock.Remote.RemoteOptions { LoggerFactory = loggerFactory };
+                    pullThrough = new PullThroughOptions
+                    {
+                        Upstreams = upstreams,
+                        TagTtl = tagTtl ?? PullThroughOptions.DefaultTagTtl,
+                        Timeout = upstreamTimeout ?? PullThroughOptions.DefaultTimeout,
+                        Remote = registriesPath is null ? remote : RegistryAccessOptions.ApplyRegistriesFile(remote, registriesPath),
+                    };
+                }
+
                 tls = certPath is not null
                     ? RegistryTls.LoadFiles(certPath, keyPath!, TimeProvider.System)
                     : parseResult.GetValue(tlsSelfSigned)
@@ -99,9 +140,10 @@ internal static class RegistryCommand
                     UseTokens = parseResult.GetValue(authMode) == "token",
                     TokenKeyPath = Path.Combine(data, "registry", "token", "key.pem"),
                     Token = new TokenAuthOptions { Realm = realm is null ? null : new Uri(realm) },
+                    AuthenticatedOnly = pullThrough?.PrivateRepositories(),
                 }, TimeProvider.System, loggerFactory);
             }
-            catch (Exception ex) when (ex is TlsMaterialException or AuthConfigurationException or UriFormatException)
+            catch (Exception ex) when (ex is TlsMaterialException or AuthConfigurationException or UriFormatException or FileNotFoundException or InvalidDataException)
             {
                 await parseResult.InvocationConfiguration.Error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
                 return AirlockCli.ExitError;
@@ -135,6 +177,7 @@ internal static class RegistryCommand
                 GcGrace = grace ?? TimeSpan.FromHours(1),
                 AccessController = authentication.AccessController,
                 ExtraEndpoints = extraEndpoints,
+                PullThrough = pullThrough,
             };
             var invalid = options.Validate();
             if (invalid.Count > 0)

@@ -27,7 +27,9 @@ public enum OciErrorCode
     NotFound,
     MethodNotAllowed,
     StorageFull,
+    ProxiedRepository,
     UpstreamUnavailable,
+    UpstreamInvalid,
 }
 
 /// <summary>A request the registry refuses; written as <c>{"errors":[…]}</c> by the dispatcher only.</summary>
@@ -84,9 +86,13 @@ public static class OciErrorTable
         // operators what happened, while pulls keep being served.
         Add(OciErrorCode.StorageFull, 507, "UNKNOWN", "the registry's storage is full");
 
-        // A mirror or pull-through whose upstreams all failed (refused, timed out, 5xx): a gateway error, so
-        // clients see a server-side failure rather than "not found".
+        // A node mirror or pull-through cache whose upstreams failed (refused, timed out, 5xx, or content that is
+        // not what was asked for) is a gateway failure, so clients see a server-side error rather than "not
+        // found", and containerd tries its next endpoint. Pushes to a pull-through repository are refused as
+        // distribution's proxy mode does.
+        Add(OciErrorCode.ProxiedRepository, 405, "UNSUPPORTED", "the repository is a pull-through cache; pushes and deletes are refused");
         Add(OciErrorCode.UpstreamUnavailable, 502, "UNKNOWN", "no upstream registry could be reached");
+        Add(OciErrorCode.UpstreamInvalid, 502, "UNKNOWN", "the upstream registry served content that does not match its digest");
         return entries;
     }
 

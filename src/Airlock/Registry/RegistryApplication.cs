@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Airlock.Content.FileSystemStore;
 using Airlock.Registry.Auth;
+using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -12,7 +13,7 @@ namespace Airlock.Registry;
 /// the route once, check read-only mode and access, dispatch to the handler of the resource, and turn an
 /// <see cref="OciException"/> into the spec's error body in one place.
 /// </summary>
-internal sealed class RegistryApplication
+internal sealed class RegistryApplication : IDisposable
 {
     private static readonly AccessRequest[] NoAccess = [];
     private readonly RegistryServerOptions _options;
@@ -22,6 +23,7 @@ internal sealed class RegistryApplication
     private readonly BlobHandler _blobs;
     private readonly UploadHandler _uploads;
     private readonly ListingHandler _listings;
+    private readonly PullThroughCache? _pullThrough;
     private readonly ILogger _logger;
     private readonly bool _authorizes;
 
@@ -31,12 +33,16 @@ internal sealed class RegistryApplication
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
         _metrics = new RegistryMetrics(storage.Blobs, options.Time);
         _extra = options.ExtraEndpoints.ToDictionary(e => e.Path, e => e.Handler, StringComparer.Ordinal);
-        _manifests = new ManifestHandler(storage, new ManifestCache(), _metrics, options.MaxManifestBytes, _logger);
+        var manifestCache = new ManifestCache();
+        _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
         _uploads = new UploadHandler(storage, _metrics, _logger);
         _listings = new ListingHandler(storage);
         _authorizes = options.AccessController is not AllowAllAccessController;
+        _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, loggerFactory) : null;
     }
+
+    public void Dispose() => _pullThrough?.Dispose();
 
     public async Task HandleAsync(HttpContext context)
     {
@@ -118,7 +124,7 @@ internal sealed class RegistryApplication
 
         if (path == "/metrics")
         {
-            return WriteTextAsync(context, _metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
+            return WriteTextAsync(context, _metrics.Render() + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8");
         }
 
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
@@ -152,15 +158,30 @@ internal sealed class RegistryApplication
             throw new OciException(OciErrorCode.ReadOnly);
         }
 
-        if (_authorizes)
+        ProxyTarget? proxy = null;
+        if (_pullThrough is not null && route.Kind is not (OciRouteKind.Base or OciRouteKind.Catalog)
+            && _pullThrough.Resolve(route.Name, request.Query["ns"].ToString()) is { } target)
         {
-            return AuthorizeThenRouteAsync(context, route, method);
+            if (isWrite)
+            {
+                throw new OciException(OciErrorCode.ProxiedRepository,
+                    $"{target.LocalName} is a pull-through cache of {target.Registry} ({target.Upstream.Address}); push to a repository outside it");
+            }
+
+            // Access rules, the store and the listings all see the cached repository's local name.
+            proxy = target;
+            route = route with { Name = target.LocalName };
         }
 
-        return RouteAsync(context, route, method);
+        if (_authorizes)
+        {
+            return AuthorizeThenRouteAsync(context, route, method, proxy);
+        }
+
+        return proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
     }
 
-    private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method)
+    private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method, ProxyTarget? proxy)
     {
         var decision = await _options.AccessController.AuthorizeAsync(context, AccessFor(context, route, method), context.RequestAborted).ConfigureAwait(false);
         if (!decision.IsAllowed)
@@ -174,6 +195,38 @@ internal sealed class RegistryApplication
             }
 
             throw new OciException(OciErrorCode.Denied, decision.Detail);
+        }
+
+        if (proxy is null)
+        {
+            await RouteAsync(context, route, method).ConfigureAwait(false);
+            return;
+        }
+
+        // The access policy already refuses anonymous clients here (PullThroughOptions.RequiresAuthentication);
+        // this is the backstop should a controller be built without it.
+        if (proxy.Private && decision.User is null)
+        {
+            throw new OciException(OciErrorCode.Denied, $"{route.Name} is cached from a private upstream; authenticate to pull it");
+        }
+
+        await RouteProxiedAsync(context, route, method, proxy).ConfigureAwait(false);
+    }
+
+    /// <summary>A read of a proxied repository: fill the store from the upstream where needed, then serve as usual.</summary>
+    private async Task RouteProxiedAsync(HttpContext context, OciRoute route, string method, ProxyTarget proxy)
+    {
+        var head = HttpMethods.IsHead(method);
+        if (HttpMethods.IsGet(method) || head)
+        {
+            if (route.Kind == OciRouteKind.Manifest)
+            {
+                await _pullThrough!.PrepareManifestAsync(proxy, route, context.RequestAborted).ConfigureAwait(false);
+            }
+            else if (route.Kind == OciRouteKind.Blob && await _pullThrough!.ServeBlobAsync(context, proxy, route, head).ConfigureAwait(false))
+            {
+                return;
+            }
         }
 
         await RouteAsync(context, route, method).ConfigureAwait(false);

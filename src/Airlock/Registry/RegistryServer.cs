@@ -22,11 +22,13 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
+    private readonly RegistryApplication _application;
     private bool _stopped;
 
-    private RegistryServer(WebApplication app, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
+    private RegistryServer(WebApplication app, RegistryApplication application, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
     {
         _app = app;
+        _application = application;
         Storage = storage;
         Address = address;
         _stopping = stopping;
@@ -81,6 +83,7 @@ public sealed class RegistryServer : IAsyncDisposable
         catch
         {
             await app.DisposeAsync().ConfigureAwait(false);
+            application.Dispose();
             await storage.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -93,7 +96,7 @@ public sealed class RegistryServer : IAsyncDisposable
         var collection = options.GcInterval is { } interval && !options.ReadOnly
             ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
             : Task.CompletedTask;
-        return new RegistryServer(app, storage, address, stopping, collection);
+        return new RegistryServer(app, application, storage, address, stopping, collection);
     }
 
     /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>
@@ -124,6 +127,7 @@ public sealed class RegistryServer : IAsyncDisposable
     {
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
+        _application.Dispose();
         await Storage.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }

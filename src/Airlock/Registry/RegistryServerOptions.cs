@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Airlock.Registry.Auth;
+using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
 
 namespace Airlock.Registry;
@@ -45,6 +46,9 @@ public sealed record RegistryServerOptions
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>Make the registry a pull-through cache of these upstreams (<c>--proxy</c>); null for none.</summary>
+    public PullThroughOptions? PullThrough { get; init; }
+
     /// <summary>Every problem with these options at once; empty when they can be used.</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -72,6 +76,16 @@ public sealed record RegistryServerOptions
         if (Certificate is { HasPrivateKey: false })
         {
             problems.Add("the TLS certificate has no private key");
+        }
+
+        if (PullThrough is { } pullThrough)
+        {
+            problems.AddRange(pullThrough.Validate());
+            if (AccessController is AllowAllAccessController && pullThrough.Upstreams.FirstOrDefault(pullThrough.IsPrivate) is { } secret)
+            {
+                problems.Add($"--proxy {secret.Registry}={secret.Address} has credentials in --registries, but this registry has no authentication: " +
+                    "anyone could pull that private content through it; add --htpasswd (its content is then never served to anonymous clients)");
+            }
         }
 
         return problems;

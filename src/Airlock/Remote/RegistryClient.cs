@@ -183,6 +183,34 @@ public sealed partial class RegistryClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens a blob known only by digest (a pull-through miss): the size is the response's Content-Length, which
+    /// the returned stream reports as its <see cref="Stream.Length"/>; verified and resumed as above.
+    /// </summary>
+    public async Task<Stream> OpenBlobAsync(ImageReference repository, Digest digest, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(repository);
+        var call = BlobCall(repository, digest, HttpMethod.Get);
+        var response = await SendAsync(call, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!response.IsSuccess)
+            {
+                throw Failure(call, response);
+            }
+
+            var size = response.Message.Content.Headers.ContentLength
+                ?? throw new RegistryException(call.Registry, call.Repository, call.Reference, response.Status, [], "the blob response has no Content-Length");
+            var resuming = await ResumingBlobStream.OpenAsync(this, call, size, response, _options, _logger, cancellationToken).ConfigureAwait(false);
+            return new VerifyingStream(resuming, digest, size);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Whether the repository has the blob (HEAD).</summary>
     public async Task<bool> BlobExistsAsync(ImageReference repository, Digest digest, CancellationToken cancellationToken)
     {

@@ -39,6 +39,7 @@ public sealed class AccessPolicy
     private static readonly HashSet<string> KnownActions = ["pull", "push", "delete", "*"];
 
     private readonly IReadOnlyList<AccessRule> rules;
+    private Func<string, bool>? authenticatedOnly;
 
     private AccessPolicy(IReadOnlyList<AccessRule> rules, bool anonymousPull)
     {
@@ -88,6 +89,11 @@ public sealed class AccessPolicy
     /// </summary>
     public IReadOnlyList<string> Grant(string? user, AccessRequest request)
     {
+        if (user is null && request.Type == "repository" && authenticatedOnly?.Invoke(request.Name) == true)
+        {
+            return [];
+        }
+
         if (request.Type == "registry" && request.Name == "catalog")
         {
             return MayListCatalog(user) ? request.Actions : [];
@@ -122,6 +128,16 @@ public sealed class AccessPolicy
         }
 
         return granted;
+    }
+
+    /// <summary>
+    /// Repositories no anonymous request may touch, whatever the rules and <c>--anonymous-pull</c> say (the
+    /// cache of a private pull-through upstream). Set once, while the registry is assembled.
+    /// </summary>
+    internal AccessPolicy RequireAuthenticationFor(Func<string, bool>? repositories)
+    {
+        authenticatedOnly = repositories;
+        return this;
     }
 
     private bool MayListCatalog(string? user)

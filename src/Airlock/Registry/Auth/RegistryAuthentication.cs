@@ -21,6 +21,12 @@ public sealed record RegistryAuthOptions
     /// <summary>Token signing key, e.g. <c>&lt;data-dir&gt;/registry/token/key.pem</c>; required with <see cref="UseTokens"/>.</summary>
     public string? TokenKeyPath { get; init; }
 
+    /// <summary>
+    /// Repositories only authenticated users may access, even with <c>--anonymous-pull</c> or an access file
+    /// that lets anonymous users pull (the cache of a private pull-through upstream).
+    /// </summary>
+    public Func<string, bool>? AuthenticatedOnly { get; init; }
+
     /// <summary>Token settings (realm = <c>&lt;external URL&gt;/token</c>, service, lifetime).</summary>
     public TokenAuthOptions Token { get; init; } = new();
 }
@@ -83,6 +89,7 @@ public sealed class RegistryAuthentication : IDisposable
             throw new AuthConfigurationException(problems);
         }
 
+        policy!.RequireAuthenticationFor(options.AuthenticatedOnly);
         if (!options.UseTokens)
         {
             return new RegistryAuthentication(new BasicAccessController(users!, policy!, loggerFactory.CreateLogger<BasicAccessController>()), null, null);

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# proxy-bench.sh — `airlock registry --proxy` (pull-through cache) against pulling from the upstream directly.
+#
+# Usage: bench/proxy-bench.sh [--mib N] [--clients N] [--no-results]
+#
+# Starts an upstream Airlock registry and a cache (`--proxy bench.example=<upstream>`) on loopback, pushes two
+# random N MiB blobs (default 512) to the upstream, then measures with curl:
+#   1. GET from the upstream directly;
+#   2. cold GET through the cache (a miss: downloaded, verified, stored and streamed at once);
+#   3. warm GET through the cache (a hit);
+#   4. C concurrent cold GETs (default 8) of the second blob through the cache — one upstream download.
+# Figures (wall seconds, ratios to the direct GET, upstream bytes sent for step 4) are appended to bench/RESULTS.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo_root=$(cd "$here/.." && pwd)
+mib=512; clients=8; write_results=1
+while (( $# )); do
+  case $1 in
+    --mib) mib=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    --no-results) write_results=0; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "proxy-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+for tool in curl ss sha256sum; do
+  command -v "$tool" >/dev/null || { echo "proxy-bench: $tool is missing" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/airlock-proxy-bench-XXXXXX)
+pids=()
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { local c; while :; do c=$((20000 + RANDOM % 40000)); ss -Htln "sport = :$c" | grep -q . || { echo "$c"; return; }; done; }
+
+log "building Airlock (Release)"
+dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+echo '{}' >"$work/config.yaml"
+export AIRLOCK_CONFIG="$work/config.yaml"
+
+declare -A port
+start_registry() {  # name extra-args...; sets port[name]. Not in $(...): the server must stay this shell's child.
+  local name=$1 p; shift
+  p=$(free_port)
+  "$airlock" registry --listen "127.0.0.1:$p" --data-dir "$work/$name" --gc-interval off "$@" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" && break; sleep 0.1; done
+  curl -sf -o /dev/null "http://127.0.0.1:$p/v2/" || { echo "proxy-bench: registry $name did not start:" >&2; cat "$work/$name.log" >&2; exit 1; }
+  port[$name]=$p
+}
+start_registry upstream
+upstream="http://127.0.0.1:${port[upstream]}"
+start_registry cache --proxy "bench.example=$upstream"
+cache="http://127.0.0.1:${port[cache]}"
+
+digests=()
+for i in 1 2; do
+  head -c $((mib << 20)) /dev/urandom >"$work/blob$i"
+  d="sha256:$(sha256sum "$work/blob$i" | cut -d' ' -f1)"
+  curl -sf -X POST --data-binary "@$work/blob$i" -H 'Content-Type: application/octet-stream' "$upstream/v2/bench/app/blobs/uploads/?digest=$d" -o /dev/null
+  rm "$work/blob$i"
+  digests+=("$d")
+done
+log "pushed 2 x $mib MiB"
+
+seconds() { curl -sf -o /dev/null -w '%{time_total}' "$1"; }
+bytes_sent() { curl -sf "$upstream/metrics" | awk '$1 == "airlock_registry_bytes_sent_total" { print $2 }'; }
+direct=$(seconds "$upstream/v2/bench/app/blobs/${digests[0]}")
+cold=$(seconds "$cache/v2/bench/app/blobs/${digests[0]}?ns=bench.example")
+warm=$(seconds "$cache/v2/bench/app/blobs/${digests[0]}?ns=bench.example")
+before=$(bytes_sent)
+start=$(date +%s.%N)
+for _ in $(seq "$clients"); do curl -sf -o /dev/null "$cache/v2/bench/app/blobs/${digests[1]}?ns=bench.example" & done
+wait_ok=1; for _ in $(seq "$clients"); do wait -n || wait_ok=0; done
+concurrent=$(echo "$(date +%s.%N) - $start" | bc)
+sent=$(( $(bytes_sent) - before ))
+(( wait_ok )) || echo "proxy-bench: a concurrent client failed" >&2
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+table="| what | seconds | ratio to direct |
+|---|---|---|
+| direct GET from the upstream, $mib MiB | $direct | 1.00 |
+| cold GET through the cache (miss) | $cold | $(ratio "$cold" "$direct") |
+| warm GET through the cache (hit) | $warm | $(ratio "$warm" "$direct") |
+| $clients concurrent cold GETs of another $mib MiB blob | $concurrent | $(ratio "$concurrent" "$direct") |
+
+Upstream bytes sent for the $clients concurrent cold GETs: $sent ($(ratio "$sent" $((mib << 20))) × the blob)."
+echo "$table"
+if (( write_results )); then
+  {
+    echo
+    echo "## $(date -u '+%Y-%m-%d %H:%M') UTC — proxy-bench.sh"
+    echo
+    echo "Machine: nproc $(nproc), load average $load at the end. airlock $(git -C "$repo_root" rev-parse --short HEAD)."
+    echo
+    echo "$table"
+  } >>"$here/RESULTS.md"
+fi

@@ -1,0 +1,375 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Airlock.Content;
+using Airlock.Content.FileSystemStore;
+using Airlock.Oci;
+using Airlock.Remote;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Registry.PullThrough;
+
+/// <summary>
+/// The pull-through side of the registry. Before the ordinary handlers serve a proxied repository, this
+/// makes sure what they need is in the store: manifests by digest once (they never change), tags again
+/// after the TTL (the cached tag is served while the upstream is down), blobs on their first request —
+/// one download per blob however many clients ask, streamed to them while it is stored. Everything lands
+/// in the normal store (manifest revisions, tags, blob links), so garbage collection keeps it like pushed
+/// content and the registry serves it when the upstream is gone.
+/// </summary>
+internal sealed class PullThroughCache : IDisposable
+{
+    private readonly RegistryStorage _storage;
+    private readonly ManifestCache _manifests;
+    private readonly PullThroughOptions _options;
+    private readonly PullThroughRouter _router;
+    private readonly RegistryClient _client;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<(string Repository, Digest Digest), BlobFetch> _blobs = new();
+    private readonly ConcurrentDictionary<(string Repository, string Reference), Lazy<Task>> _manifestFetches = new();
+    private readonly ConcurrentDictionary<(string Repository, string Tag), DateTimeOffset> _tagChecked = new();
+    private long _hits;
+    private long _misses;
+    private long _upstreamFetches;
+    private long _staleTags;
+    private long _upstreamErrors;
+
+    public PullThroughCache(RegistryStorage storage, ManifestCache manifests, PullThroughOptions options, ILoggerFactory loggerFactory)
+    {
+        _storage = storage;
+        _manifests = manifests;
+        _options = options;
+        _router = new PullThroughRouter(options);
+        _logger = loggerFactory.CreateLogger("Airlock.Registry.PullThrough");
+        var endpoints = new Dictionary<string, Uri>(options.Remote.Endpoints, StringComparer.OrdinalIgnoreCase);
+        foreach (var upstream in options.Upstreams)
+        {
+            endpoints[upstream.ClientRegistry] = upstream.Address;
+        }
+
+        _client = new RegistryClient(options.Remote with
+        {
+            Endpoints = endpoints,
+            ConnectTimeout = options.Timeout,
+            ResponseTimeout = options.Timeout,
+            MaxAttempts = Math.Min(options.Remote.MaxAttempts, 2),
+            MaxRetryDelay = TimeSpan.FromSeconds(1),
+            LoggerFactory = loggerFactory,
+            TimeProvider = storage.Time,
+        });
+    }
+
+    /// <summary>The proxy target of a request (by its <c>ns</c> or path prefix), or null for a local repository.</summary>
+    public ProxyTarget? Resolve(string name, string? ns) => _router.Resolve(name, ns);
+
+    /// <summary>Makes the manifest a GET or HEAD asks for present in the store (and the tag current).</summary>
+    public async Task PrepareManifestAsync(ProxyTarget target, OciRoute route, CancellationToken cancellationToken)
+    {
+        var repositories = _storage.Repositories;
+        if (route.Digest is { } digest)
+        {
+            if (repositories.ManifestMediaType(target.LocalName, digest) is not null)
+            {
+                Interlocked.Increment(ref _hits);
+                return;
+            }
+
+            Interlocked.Increment(ref _misses);
+            await SingleFlightAsync((target.LocalName, digest.ToString()), () => FetchManifestAsync(target, digest, tag: null), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        var tag = route.Reference;
+        var cached = repositories.ResolveTag(target.LocalName, tag);
+        if (cached is not null && _tagChecked.TryGetValue((target.LocalName, tag), out var checkedAt)
+            && _storage.Time.GetUtcNow() - checkedAt < _options.TagTtl)
+        {
+            Interlocked.Increment(ref _hits);
+            return;
+        }
+
+        if (cached is null)
+        {
+            Interlocked.Increment(ref _misses);
+        }
+
+        await SingleFlightAsync((target.LocalName, tag), () => RefreshTagAsync(target, tag), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Serves a blob GET or HEAD of a proxied repository when the store cannot yet (a miss): returns true when
+    /// the response was written here, false when the ordinary blob handler can serve it from the store.
+    /// </summary>
+    public async Task<bool> ServeBlobAsync(HttpContext context, ProxyTarget target, OciRoute route, bool head)
+    {
+        var digest = route.Digest!.Value;
+        var ct = context.RequestAborted;
+        var repositories = _storage.Repositories;
+        if (repositories.ManifestMediaType(target.LocalName, digest) is not null
+            || (repositories.HasBlobLink(target.LocalName, digest) && await _storage.Blobs.SizeAsync(digest, ct).ConfigureAwait(false) is not null))
+        {
+            Interlocked.Increment(ref _hits);
+            return false;
+        }
+
+        if (await _storage.Blobs.SizeAsync(digest, ct).ConfigureAwait(false) is not null)
+        {
+            // Stored for another repository. Content is shared by digest, but this repository's upstream must
+            // have it too, or a client could read another (perhaps private) upstream's blob by naming its digest.
+            bool exists;
+            try
+            {
+                exists = await _client.BlobExistsAsync(target.UpstreamReference, digest, ct).ConfigureAwait(false);
+            }
+            catch (RegistryException ex)
+            {
+                throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
+            }
+
+            if (!exists)
+            {
+                throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not in {target.Registry}/{target.Repository}");
+            }
+
+            Interlocked.Increment(ref _hits);
+            await LinkAsync(target.LocalName, digest).ConfigureAwait(false);
+            return false;
+        }
+
+        Interlocked.Increment(ref _misses);
+        var fetch = StartFetch(target, digest);
+        long size;
+        try
+        {
+            size = await fetch.Size.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
+        }
+
+        var ranged = context.Request.Headers.Range.Count > 0;
+        var reader = head || ranged || size == 0 ? null : fetch.OpenReader();
+        if (reader is null)
+        {
+            if (head)
+            {
+                WriteHeaders(context.Response, digest, size);
+                return true;
+            }
+
+            // A range, an empty blob or a download about to be committed: wait for the stored blob.
+            try
+            {
+                await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
+            }
+
+            return false;
+        }
+
+        await using (reader.ConfigureAwait(false))
+        {
+            WriteHeaders(context.Response, digest, size);
+            try
+            {
+                await fetch.CopyToAsync(reader, context.Response.Body, size, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                // The body is under way: cutting the connection is the only way to tell the client.
+                _logger.LogWarning("Blob {Digest} of {Repository} could not be served from upstream {Upstream}: {Reason}",
+                    digest, target.LocalName, target.Upstream.Address, ex.Message);
+                context.Abort();
+            }
+        }
+
+        return true;
+    }
+
+    public string RenderMetrics()
+    {
+        var c = CultureInfo.InvariantCulture;
+        var text = new StringBuilder(768);
+        text.Append("# HELP airlock_registry_proxy_hits_total Pull-through requests served from the cache.\n# TYPE airlock_registry_proxy_hits_total counter\n");
+        text.Append(c, $"airlock_registry_proxy_hits_total {Interlocked.Read(ref _hits)}\n");
+        text.Append("# HELP airlock_registry_proxy_misses_total Pull-through requests for content not yet cached.\n# TYPE airlock_registry_proxy_misses_total counter\n");
+        text.Append(c, $"airlock_registry_proxy_misses_total {Interlocked.Read(ref _misses)}\n");
+        text.Append("# HELP airlock_registry_proxy_upstream_blob_fetches_total Blob downloads started from upstreams (shared by concurrent misses).\n# TYPE airlock_registry_proxy_upstream_blob_fetches_total counter\n");
+        text.Append(c, $"airlock_registry_proxy_upstream_blob_fetches_total {Interlocked.Read(ref _upstreamFetches)}\n");
+        text.Append("# HELP airlock_registry_proxy_stale_tags_total Tags served from the cache because the upstream could not be asked.\n# TYPE airlock_registry_proxy_stale_tags_total counter\n");
+        text.Append(c, $"airlock_registry_proxy_stale_tags_total {Interlocked.Read(ref _staleTags)}\n");
+        text.Append("# HELP airlock_registry_proxy_upstream_errors_total Upstream requests that failed.\n# TYPE airlock_registry_proxy_upstream_errors_total counter\n");
+        text.Append(c, $"airlock_registry_proxy_upstream_errors_total {Interlocked.Read(ref _upstreamErrors)}\n");
+        return text.ToString();
+    }
+
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+        _client.Dispose();
+    }
+
+    private BlobFetch StartFetch(ProxyTarget target, Digest digest)
+    {
+        var key = (target.LocalName, digest);
+        while (true)
+        {
+            if (_blobs.TryGetValue(key, out var running))
+            {
+                return running;
+            }
+
+            var fetch = new BlobFetch(digest);
+            if (!_blobs.TryAdd(key, fetch))
+            {
+                continue;
+            }
+
+            Interlocked.Increment(ref _upstreamFetches);
+            _logger.LogInformation("Fetching blob {Digest} of {Repository} from {Upstream}", digest, target.LocalName, target.Upstream.Address);
+            _ = Task.Run(async () =>
+            {
+                await fetch.RunAsync(
+                    _storage,
+                    ct => _client.OpenBlobAsync(target.UpstreamReference, digest, ct),
+                    () => LinkAsync(target.LocalName, digest),
+                    _stopping.Token).ConfigureAwait(false);
+                if (fetch.Completion.IsFaulted)
+                {
+                    Interlocked.Increment(ref _upstreamErrors);
+                }
+
+                _blobs.TryRemove(KeyValuePair.Create(key, fetch));
+            });
+            return fetch;
+        }
+    }
+
+    private static void WriteHeaders(HttpResponse response, Digest digest, long size)
+    {
+        response.StatusCode = StatusCodes.Status200OK;
+        response.Headers[RegistryHeaders.ContentDigest] = digest.ToString();
+        response.Headers.ContentType = RegistryHeaders.OctetStream;
+        response.ContentLength = size;
+    }
+
+    private async Task LinkAsync(string repository, Digest digest)
+    {
+        using (await _storage.Guard.EnterReferenceAsync(_stopping.Token).ConfigureAwait(false))
+        {
+            _storage.Guard.NoteReferenced(digest);
+            _storage.Repositories.LinkBlob(repository, digest);
+            _storage.Blobs.Touch(digest);
+        }
+    }
+
+    private async Task RefreshTagAsync(ProxyTarget target, string tag)
+    {
+        var ct = _stopping.Token;
+        var local = target.LocalName;
+        Descriptor resolved;
+        try
+        {
+            resolved = await _client.ResolveAsync(target.UpstreamReference, tag, ct).ConfigureAwait(false);
+        }
+        catch (RegistryException ex) when (ex.StatusCode != HttpStatusCode.NotFound && _storage.Repositories.ResolveTag(local, tag) is { } cached)
+        {
+            Interlocked.Increment(ref _upstreamErrors);
+            Interlocked.Increment(ref _staleTags);
+            _tagChecked[(local, tag)] = _storage.Time.GetUtcNow();
+            _logger.LogWarning("Upstream {Upstream} could not confirm {Repository}:{Tag} ({Reason}); serving the cached {Digest}",
+                target.Upstream.Address, local, tag, ex.Message, cached);
+            return;
+        }
+        catch (Exception ex) when (ex is RegistryException or DigestMismatchException)
+        {
+            Interlocked.Increment(ref _upstreamErrors);
+            throw Translate(ex, target, tag, OciErrorCode.ManifestUnknown);
+        }
+
+        if (_storage.Repositories.ManifestMediaType(local, resolved.Digest) is null)
+        {
+            await FetchManifestAsync(target, resolved.Digest, tag).ConfigureAwait(false);
+        }
+        else if (_storage.Repositories.ResolveTag(local, tag) != resolved.Digest)
+        {
+            using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
+            {
+                _storage.Guard.NoteReferenced(resolved.Digest);
+                _storage.Repositories.SetTag(local, tag, resolved.Digest);
+            }
+
+            _manifests.Invalidate(local, tag);
+        }
+
+        _tagChecked[(local, tag)] = _storage.Time.GetUtcNow();
+    }
+
+    private async Task FetchManifestAsync(ProxyTarget target, Digest digest, string? tag)
+    {
+        var ct = _stopping.Token;
+        Descriptor descriptor;
+        ReadOnlyMemory<byte> content;
+        try
+        {
+            (descriptor, content) = await _client.GetManifestAsync(target.UpstreamReference, digest.ToString(), ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is RegistryException or DigestMismatchException)
+        {
+            Interlocked.Increment(ref _upstreamErrors);
+            throw Translate(ex, target, digest.ToString(), OciErrorCode.ManifestUnknown);
+        }
+
+        var local = target.LocalName;
+        using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
+        {
+            _storage.Guard.NoteReferenced(digest);
+            await _storage.Blobs.WriteAsync(content, digest, ct).ConfigureAwait(false);
+            _storage.Repositories.PutManifestRevision(local, digest, descriptor.MediaType);
+            if (tag is not null)
+            {
+                _storage.Repositories.SetTag(local, tag, digest);
+            }
+        }
+
+        if (tag is not null)
+        {
+            _manifests.Invalidate(local, tag);
+        }
+
+        _logger.LogInformation("Cached manifest {Digest} of {Repository}{Tag} from {Upstream}", digest, local, tag is null ? string.Empty : ":" + tag, target.Upstream.Address);
+    }
+
+    private async Task SingleFlightAsync((string, string) key, Func<Task> fetch, CancellationToken cancellationToken)
+    {
+        var lazy = _manifestFetches.GetOrAdd(key, _ => new Lazy<Task>(() => Task.Run(fetch)));
+        var task = lazy.Value;
+
+        // Forget the fetch once it ends, whether or not anyone still waits for it, so a failure is not kept.
+        _ = task.ContinueWith(_ => _manifestFetches.TryRemove(KeyValuePair.Create(key, lazy)), CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        await task.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private OciException Translate(Exception ex, ProxyTarget target, string reference, OciErrorCode notFound)
+    {
+        var upstream = $"{target.Upstream.Address.GetLeftPart(UriPartial.Authority)} ({target.Registry}/{target.Repository})";
+        return ex switch
+        {
+            OciException oci => oci,
+            RegistryException { StatusCode: HttpStatusCode.NotFound } => new OciException(notFound, $"{reference} is not in upstream {upstream}"),
+            DigestMismatchException mismatch => new OciException(OciErrorCode.UpstreamInvalid, $"upstream {upstream} served {reference} with the wrong content: {mismatch.Message}; nothing was stored"),
+            RegistryException { StatusCode: HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden } registry =>
+                new OciException(OciErrorCode.UpstreamUnavailable, $"upstream {upstream} refused this cache's credentials for {reference}: {registry.Message}"),
+            _ => new OciException(OciErrorCode.UpstreamUnavailable, $"upstream {upstream} failed for {reference}: {ex.Message}"),
+        };
+    }
+}
