@@ -163,9 +163,9 @@ internal sealed class TemplateParser
         }
     }
 
-    private Token Peek() => _tokens[_i];
+    private Token Peek() => _tokens[Math.Min(_i, _tokens.Count - 1)];
 
-    private Token Next() => _tokens[_i < _tokens.Count - 1 ? _i++ : _i];
+    private Token Next() => _tokens[Math.Min(_i++, _tokens.Count - 1)];
 
     private void Backup() => _i--;
 

@@ -40,6 +40,7 @@ internal static class TemplateCases
         SandboxImage = "registry.example.com/pause:3.10",
         SystemdCgroup = true,
         Runtimes = [new ContainerdRuntime("nvidia", "/usr/bin/nvidia-container-runtime")],
+        Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
     };
 
     public static GoStruct Data(ContainerdConfigOptions? options = null) =>
