@@ -53,9 +53,67 @@ public sealed class ContainerdStartTests : IDisposable
         Assert.Contains("deletion_threshold = 7", dump, StringComparison.Ordinal);
         Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
 
+        await StartAndCheckCriAsync(containerd!, ctr!, config, socket);
+    }
+
+    [Fact]
+    public async Task Config_rendered_from_a_config_toml_tmpl_over_the_base_starts_stock_containerd_with_cri()
+    {
+        var containerd = Which("containerd");
+        var ctr = Which("ctr");
+        Assert.True(containerd is not null && ctr is not null, "containerd and ctr must be installed (test.sh installs them)");
+
+        var dataDir = Path.Combine(_dir, "data");
+        var socket = Path.Combine(_dir, "c.sock");
+        var options = new ContainerdConfigOptions
+        {
+            DataDir = dataDir,
+            Schema = ContainerdConfigSchema.V2,
+            Root = Path.Combine(_dir, "root"),
+            State = Path.Combine(_dir, "state"),
+            GrpcAddress = socket,
+            SandboxImage = "registry.example.com/pause:3.9",
+
+            // The glob matches nothing here: containerd must start all the same.
+            Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
+        };
+        Directory.CreateDirectory(options.ContainerdDir);
+        await File.WriteAllTextAsync(Path.Combine(options.ContainerdDir, "config.toml.tmpl"), """
+            {{ template "base" . }}
+            # Add a custom runtime
+            [plugins."io.containerd.grpc.v1.cri".containerd.runtimes."custom"]
+              runtime_type = "io.containerd.runc.v2"
+            [plugins."io.containerd.grpc.v1.cri".containerd.runtimes."custom".options]
+              BinaryName = {{ filepathjoin "/usr/local/bin" "custom-runtime" | printf "%q" }}
+              SystemdCgroup = {{ .SystemdCgroup }}
+            {{- range $k, $v := .PrivateRegistryConfig.Configs }}
+            # registry {{ $k }} has auth: {{ if $v.Auth }}yes{{ else }}no{{ end }}
+            {{- end }}
+            [plugins."io.containerd.gc.v1.scheduler"]
+              deletion_threshold = {{ len .PrivateRegistryConfig.Configs | printf "%d" }}
+            """);
+        var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
+        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None), CancellationToken.None);
+        var config = Path.Combine(options.ContainerdDir, "config.toml");
+        Assert.Contains("# registry registry.example.com has auth: yes", await File.ReadAllTextAsync(config), StringComparison.Ordinal);
+
+        var (code, dump) = await RunAsync(containerd!, ["--config", config, "config", "dump"]);
+        Assert.True(code == 0, dump);
+        Assert.Contains("BinaryName = \"/usr/local/bin/custom-runtime\"", dump, StringComparison.Ordinal);
+        Assert.Contains("deletion_threshold = 1", dump, StringComparison.Ordinal);
+        Assert.Contains("sandbox_image = \"registry.example.com/pause:3.9\"", dump, StringComparison.Ordinal);
+        Assert.Contains($"config_path = \"{options.CertsDir}\"", dump, StringComparison.Ordinal);
+        Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
+
+        await StartAndCheckCriAsync(containerd!, ctr!, config, socket);
+    }
+
+    /// <summary>Starts containerd on <paramref name="config"/>, waits for <c>ctr version</c>, checks the CRI plugin loaded, stops it by PID.</summary>
+    private static async Task StartAndCheckCriAsync(string containerd, string ctr, string config, string socket)
+    {
         using var daemon = new Process
         {
-            StartInfo = new ProcessStartInfo(containerd!) { ArgumentList = { "--config", config }, RedirectStandardError = true, RedirectStandardOutput = true },
+            StartInfo = new ProcessStartInfo(containerd) { ArgumentList = { "--config", config }, RedirectStandardError = true, RedirectStandardOutput = true },
         };
         var output = new System.Text.StringBuilder();
         daemon.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
@@ -71,7 +129,7 @@ public sealed class ContainerdStartTests : IDisposable
             {
                 if (File.Exists(socket))
                 {
-                    version = await RunAsync(ctr!, ["--address", socket, "version"]);
+                    version = await RunAsync(ctr, ["--address", socket, "version"]);
                     if (version.Code == 0)
                     {
                         break;
@@ -92,7 +150,7 @@ public sealed class ContainerdStartTests : IDisposable
             Assert.DoesNotContain("failed to load TOML", daemonLog, StringComparison.Ordinal);
 
             // The CRI plugin took the rendered settings (it would report "error" on a config it cannot use).
-            var plugins = await RunAsync(ctr!, ["--address", socket, "plugins", "ls"]);
+            var plugins = await RunAsync(ctr, ["--address", socket, "plugins", "ls"]);
             var cri = plugins.Output.Split('\n').FirstOrDefault(l => l.Contains("io.containerd.grpc.v1", StringComparison.Ordinal) && l.Contains(" cri ", StringComparison.Ordinal));
             Assert.True(cri is not null && cri.TrimEnd().EndsWith("ok", StringComparison.Ordinal), $"{plugins.Output}\ncontainerd log:\n{daemonLog}");
         }
