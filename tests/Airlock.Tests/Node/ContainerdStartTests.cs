@@ -17,25 +17,13 @@ public sealed class ContainerdStartTests : IDisposable
     [Fact]
     public async Task Rendered_v2_config_starts_stock_containerd_with_our_registry_sandbox_cgroup_and_drop_in_settings()
     {
-        var containerd = Which("containerd");
-        var ctr = Which("ctr");
-        Assert.True(containerd is not null && ctr is not null, "containerd and ctr must be installed (test.sh installs them)");
-
-        var dataDir = Path.Combine(_dir, "data");
-        var socket = Path.Combine(_dir, "c.sock");
-        var options = new ContainerdConfigOptions
+        var (containerd, ctr, socket) = Tools();
+        var options = Options(socket) with
         {
-            DataDir = dataDir,
-            Schema = ContainerdConfigSchema.V2,
-            Root = Path.Combine(_dir, "root"),
-            State = Path.Combine(_dir, "state"),
-            GrpcAddress = socket,
-            SandboxImage = "registry.example.com/pause:3.9",
             SystemdCgroup = true,
-            Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
             Runtimes = [new ContainerdRuntime("nvidia", "/usr/local/nvidia/toolkit/nvidia-container-runtime")],
         };
-        var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
+        var registries = Registries();
         var plan = await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None);
         await ContainerdRenderer.ApplyAsync(plan, CancellationToken.None);
         var dropIn = Path.Combine(options.ContainerdDir, "config.toml.d", "gc.toml");
@@ -43,7 +31,7 @@ public sealed class ContainerdStartTests : IDisposable
         await File.WriteAllTextAsync(dropIn, "version = 2\n[plugins.\"io.containerd.gc.v1.scheduler\"]\n  deletion_threshold = 7\n");
         var config = Path.Combine(options.ContainerdDir, "config.toml");
 
-        var (code, dump) = await RunAsync(containerd!, ["--config", config, "config", "dump"]);
+        var (code, dump) = await RunAsync(containerd, ["--config", config, "config", "dump"]);
         Assert.True(code == 0, dump);
         Assert.Contains($"config_path = \"{options.CertsDir}\"", dump, StringComparison.Ordinal);
         Assert.Contains("sandbox_image = \"registry.example.com/pause:3.9\"", dump, StringComparison.Ordinal);
@@ -53,30 +41,15 @@ public sealed class ContainerdStartTests : IDisposable
         Assert.Contains("deletion_threshold = 7", dump, StringComparison.Ordinal);
         Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
 
-        await StartAndCheckCriAsync(containerd!, ctr!, config, socket);
+        await StartAndCheckCriAsync(containerd, ctr, config, socket);
     }
 
     [Fact]
     public async Task Config_rendered_from_a_config_toml_tmpl_over_the_base_starts_stock_containerd_with_cri()
     {
-        var containerd = Which("containerd");
-        var ctr = Which("ctr");
-        Assert.True(containerd is not null && ctr is not null, "containerd and ctr must be installed (test.sh installs them)");
-
-        var dataDir = Path.Combine(_dir, "data");
-        var socket = Path.Combine(_dir, "c.sock");
-        var options = new ContainerdConfigOptions
-        {
-            DataDir = dataDir,
-            Schema = ContainerdConfigSchema.V2,
-            Root = Path.Combine(_dir, "root"),
-            State = Path.Combine(_dir, "state"),
-            GrpcAddress = socket,
-            SandboxImage = "registry.example.com/pause:3.9",
-
-            // The glob matches nothing here: containerd must start all the same.
-            Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
-        };
+        // The imports glob matches nothing here: containerd must start all the same.
+        var (containerd, ctr, socket) = Tools();
+        var options = Options(socket);
         Directory.CreateDirectory(options.ContainerdDir);
         await File.WriteAllTextAsync(Path.Combine(options.ContainerdDir, "config.toml.tmpl"), """
             {{ template "base" . }}
@@ -92,12 +65,11 @@ public sealed class ContainerdStartTests : IDisposable
             [plugins."io.containerd.gc.v1.scheduler"]
               deletion_threshold = {{ len .PrivateRegistryConfig.Configs | printf "%d" }}
             """);
-        var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
-        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None), CancellationToken.None);
+        await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(Registries(), options, disableDefaultEndpoint: false, CancellationToken.None), CancellationToken.None);
         var config = Path.Combine(options.ContainerdDir, "config.toml");
         Assert.Contains("# registry registry.example.com has auth: yes", await File.ReadAllTextAsync(config), StringComparison.Ordinal);
 
-        var (code, dump) = await RunAsync(containerd!, ["--config", config, "config", "dump"]);
+        var (code, dump) = await RunAsync(containerd, ["--config", config, "config", "dump"]);
         Assert.True(code == 0, dump);
         Assert.Contains("BinaryName = \"/usr/local/bin/custom-runtime\"", dump, StringComparison.Ordinal);
         Assert.Contains("deletion_threshold = 1", dump, StringComparison.Ordinal);
@@ -105,7 +77,7 @@ public sealed class ContainerdStartTests : IDisposable
         Assert.Contains($"config_path = \"{options.CertsDir}\"", dump, StringComparison.Ordinal);
         Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
 
-        await StartAndCheckCriAsync(containerd!, ctr!, config, socket);
+        await StartAndCheckCriAsync(containerd, ctr, config, socket);
     }
 
     /// <summary>Starts containerd on <paramref name="config"/>, waits for <c>ctr version</c>, checks the CRI plugin loaded, stops it by PID.</summary>
@@ -163,6 +135,33 @@ public sealed class ContainerdStartTests : IDisposable
             }
         }
     }
+
+    private (string Containerd, string Ctr, string Socket) Tools()
+    {
+        var containerd = Which("containerd");
+        var ctr = Which("ctr");
+        Assert.True(containerd is not null && ctr is not null, "containerd and ctr must be installed (test.sh installs them)");
+        return (containerd!, ctr!, Path.Combine(_dir, "c.sock"));
+    }
+
+    /// <summary>A version-2 config for containerd in this test's temp dir, with the CLI's drop-in glob.</summary>
+    private ContainerdConfigOptions Options(string socket)
+    {
+        var dataDir = Path.Combine(_dir, "data");
+        return new ContainerdConfigOptions
+        {
+            DataDir = dataDir,
+            Schema = ContainerdConfigSchema.V2,
+            Root = Path.Combine(_dir, "root"),
+            State = Path.Combine(_dir, "state"),
+            GrpcAddress = socket,
+            SandboxImage = "registry.example.com/pause:3.9",
+            Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
+        };
+    }
+
+    private static RegistriesFile Registries() =>
+        RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml").File;
 
     private static string? Which(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':').Concat(["/usr/sbin", "/sbin", "/usr/bin"])
