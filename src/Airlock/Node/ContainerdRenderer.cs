@@ -1,5 +1,6 @@
 using System.Text;
 using Airlock.Content;
+using Airlock.Node.ContainerdTemplates;
 
 namespace Airlock.Node;
 
@@ -71,9 +72,11 @@ public static class ContainerdRenderer
         ArgumentNullException.ThrowIfNull(options);
         var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
         var header = HostsTomlWriter.Header(options.Generator);
+        // A config.toml.tmpl beside config.toml replaces the generated file (GoTemplateException when it is broken).
+        var config = await ContainerdConfigTemplate.RenderAsync(options, registries, disableDefaultEndpoint, cancellationToken).ConfigureAwait(false);
         var files = new List<PlannedFile>
         {
-            await PlannedAsync(Path.Combine(options.ContainerdDir, ConfigTomlName), ContainerdConfigWriter.Write(options, registries), cancellationToken).ConfigureAwait(false),
+            await PlannedAsync(Path.Combine(options.ContainerdDir, ConfigTomlName), config, cancellationToken).ConfigureAwait(false),
         };
         var stale = new List<PlannedFile>();
         var proxyPath = Path.Combine(options.ContainerdDir, ProxyEnvName);

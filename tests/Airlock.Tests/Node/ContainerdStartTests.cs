@@ -54,6 +54,58 @@ public sealed class ContainerdStartTests
         await AssertServesWithCriAsync(daemon);
     }
 
+    [Fact]
+    public async Task Config_rendered_from_a_config_toml_tmpl_over_the_base_starts_stock_containerd_with_cri()
+    {
+        var containerd = Which("containerd");
+        Assert.True(containerd is not null, "containerd must be installed (test.sh installs it)");
+        var daemon = ContainerdDaemon.OnConfig(async daemon =>
+        {
+            // The imports glob matches nothing here: containerd must start all the same.
+            var dataDir = Path.Combine(daemon.Directory, "data");
+            var options = new ContainerdConfigOptions
+            {
+                DataDir = dataDir,
+                Schema = ContainerdConfigSchema.V2,
+                Root = daemon.Root,
+                State = daemon.State,
+                GrpcAddress = daemon.SocketPath,
+                SandboxImage = "registry.example.com/pause:3.9",
+                Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
+            };
+            Directory.CreateDirectory(options.ContainerdDir);
+            await File.WriteAllTextAsync(Path.Combine(options.ContainerdDir, "config.toml.tmpl"), """
+                {{ template "base" . }}
+                # Add a custom runtime
+                [plugins."io.containerd.grpc.v1.cri".containerd.runtimes."custom"]
+                  runtime_type = "io.containerd.runc.v2"
+                [plugins."io.containerd.grpc.v1.cri".containerd.runtimes."custom".options]
+                  BinaryName = {{ filepathjoin "/usr/local/bin" "custom-runtime" | printf "%q" }}
+                  SystemdCgroup = {{ .SystemdCgroup }}
+                {{- range $k, $v := .PrivateRegistryConfig.Configs }}
+                # registry {{ $k }} has auth: {{ if $v.Auth }}yes{{ else }}no{{ end }}
+                {{- end }}
+                [plugins."io.containerd.gc.v1.scheduler"]
+                  deletion_threshold = {{ len .PrivateRegistryConfig.Configs | printf "%d" }}
+                """);
+            var (registries, _) = RegistriesFileReader.Parse("configs:\n  registry.example.com:\n    auth:\n      username: user\n      password: pass\n", "registries.yaml");
+            await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None), CancellationToken.None);
+            var config = Path.Combine(options.ContainerdDir, "config.toml");
+            Assert.Contains("# registry registry.example.com has auth: yes", await File.ReadAllTextAsync(config), StringComparison.Ordinal);
+
+            var (code, dump) = await RunAsync(containerd!, ["--config", config, "config", "dump"]);
+            Assert.True(code == 0, dump);
+            Assert.Contains("BinaryName = \"/usr/local/bin/custom-runtime\"", dump, StringComparison.Ordinal);
+            Assert.Contains("deletion_threshold = 1", dump, StringComparison.Ordinal);
+            Assert.Contains("sandbox_image = \"registry.example.com/pause:3.9\"", dump, StringComparison.Ordinal);
+            Assert.Contains($"config_path = \"{options.CertsDir}\"", dump, StringComparison.Ordinal);
+            Assert.Contains("username = \"user\"", dump, StringComparison.Ordinal);
+            return config;
+        });
+
+        await AssertServesWithCriAsync(daemon);
+    }
+
     /// <summary>
     /// Every registries.yaml of the K3s private registry guide (seeds/004, copied verbatim in
     /// <see cref="SeedExamplesTests"/>), rendered for containerd 1.6, is a config containerd starts on with the
