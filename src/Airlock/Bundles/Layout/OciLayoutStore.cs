@@ -87,18 +87,18 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
     /// <summary>Where the blob with this digest lives; the digest grammar keeps it inside the layout.</summary>
     public string BlobPath(Digest digest) => Path.Combine(Root, "blobs", digest.Algorithm, digest.Encoded);
 
-    public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken)
+    public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Resolve(Entries, reference, Root));
+
+    /// <summary>
+    /// The entry of an <c>index.json</c> a reference names: a digest, a containerd or OCI ref name, the same
+    /// image under another spelling of its reference, or (empty reference) the only entry.
+    /// </summary>
+    internal static Descriptor Resolve(IReadOnlyList<Descriptor> entries, string reference, string where)
     {
-        var entries = Entries;
         if (Digest.TryParse(reference, out var digest))
         {
-            var byDigest = entries.FirstOrDefault(e => e.Digest == digest);
-            if (byDigest is not null)
-            {
-                return ValueTask.FromResult(byDigest);
-            }
-
-            throw new ImageNotFoundException($"{Root}: no manifest {digest} in index.json");
+            return entries.FirstOrDefault(e => e.Digest == digest) ?? throw new ImageNotFoundException($"{where}: no manifest {digest} in index.json");
         }
 
         var found = entries.FirstOrDefault(e => NameOf(e) == reference
@@ -114,11 +114,9 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
             found = entries[0];
         }
 
-        return found is not null
-            ? ValueTask.FromResult(found)
-            : throw new ImageNotFoundException(string.IsNullOrEmpty(reference)
-                ? $"{Root}: holds {entries.Count} images; name one ({string.Join(", ", entries.Select(NameOf).Where(n => n is not null))})"
-                : $"{Root}: no image named \"{reference}\"");
+        return found ?? throw new ImageNotFoundException(string.IsNullOrEmpty(reference)
+            ? $"{where}: holds {entries.Count} images; name one ({string.Join(", ", entries.Select(NameOf).Where(n => n is not null))})"
+            : $"{where}: no image named \"{reference}\"");
     }
 
     public async ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
