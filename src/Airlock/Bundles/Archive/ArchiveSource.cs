@@ -32,7 +32,7 @@ public enum ArchiveFormat
 /// written (<see cref="ImageGraph"/> writes children first). For a <c>docker save</c> archive without
 /// <c>index.json</c> the image manifests are synthesised as skopeo does (see <see cref="ReadDockerManifestAsync"/>).
 /// </summary>
-public sealed class ArchiveSource : IImageSource
+public sealed class ArchiveSource : IImageSource, IReferrerSource
 {
     private const int MaxLinkHops = 16;
     private const int MaxMetadataSize = OciLayoutStore.MaxManifestSize;
@@ -42,6 +42,7 @@ public sealed class ArchiveSource : IImageSource
     private readonly Dictionary<Digest, ArchiveFile> _blobs;
     private readonly Dictionary<Digest, byte[]> _synthesised;
     private readonly List<Descriptor> _entries;
+    private readonly LayoutReferrers _referrers;
 
     private ArchiveSource(string path, Reader reader, ArchiveFormat format, ArchiveCompression compression)
     {
@@ -53,6 +54,7 @@ public sealed class ArchiveSource : IImageSource
         _entries = reader.Entries;
         Format = format;
         Compression = compression;
+        _referrers = new LayoutReferrers(this, () => _entries);
     }
 
     public string Path { get; }
@@ -82,6 +84,13 @@ public sealed class ArchiveSource : IImageSource
 
     public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken) =>
         ValueTask.FromResult(OciLayoutStore.Resolve(_entries, reference, Path));
+
+    /// <summary>The <c>index.json</c> entries whose manifest has <paramref name="subject"/> as its subject.</summary>
+    public ValueTask<IReadOnlyList<Descriptor>> ReferrersAsync(Descriptor subject, CancellationToken cancellationToken) =>
+        _referrers.FindAsync(subject, cancellationToken);
+
+    /// <summary>Whether an entry is an artifact referring to another manifest (loaded with its subject, not under a name).</summary>
+    public ValueTask<bool> IsReferrerAsync(Descriptor entry, CancellationToken cancellationToken) => _referrers.IsReferrerAsync(entry, cancellationToken);
 
     public async ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
     {

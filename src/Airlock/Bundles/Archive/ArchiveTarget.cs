@@ -139,6 +139,24 @@ public sealed class ArchiveTarget : IImageTarget
         }
     }
 
+    /// <summary>Lists a manifest already written (a referrer) in <c>index.json</c> without a name; unnamed entries are not repeated.</summary>
+    public void AddEntry(Descriptor entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        lock (_blobs)
+        {
+            if (!_manifests.ContainsKey(entry.Digest))
+            {
+                throw new InvalidOperationException($"{Path}: manifest {entry.Digest} has not been written");
+            }
+
+            if (!_entries.Any(e => e.Digest == entry.Digest && OciLayoutStore.NameOf(e) == OciLayoutStore.NameOf(entry)))
+            {
+                _entries.Add(entry);
+            }
+        }
+    }
+
     /// <summary>Finishes the archive (index.json, Docker's files) and renames it into place; without this, disposing leaves no file.</summary>
     public async Task CompleteAsync(CancellationToken cancellationToken)
     {
@@ -335,7 +353,8 @@ public sealed class ArchiveTarget : IImageTarget
         var document = ManifestDocument.Parse(content, entry.MediaType);
         if (!document.IsIndex)
         {
-            return document.Config is null ? null : (entry, document);
+            // Only images: an artifact (a signature, an SBOM) has no place in Docker's manifest.json.
+            return document.Subject is null && document.Config?.MediaType is MediaTypes.OciConfig or MediaTypes.DockerConfig ? (entry, document) : null;
         }
 
         var candidates = document.Manifests.Where(m => MediaTypes.IsImageManifest(m.MediaType)).ToList();

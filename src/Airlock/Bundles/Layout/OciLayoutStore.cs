@@ -9,7 +9,7 @@ namespace Airlock.Bundles.Layout;
 /// both a source and a target. Blobs are written through <see cref="BlobIngest"/> (verified, fsynced, renamed),
 /// manifests byte for byte, and <c>index.json</c> is replaced atomically whenever a name is added.
 /// </summary>
-public sealed class OciLayoutStore : IImageSource, IImageTarget
+public sealed class OciLayoutStore : IImageSource, IImageTarget, IReferrerSource
 {
     /// <summary>The OCI annotation naming an index entry; skopeo writes the bare tag here.</summary>
     public const string RefNameAnnotation = "org.opencontainers.image.ref.name";
@@ -25,11 +25,13 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
 
     private readonly SemaphoreSlim _indexLock = new(1, 1);
     private readonly List<Descriptor> _entries;
+    private readonly LayoutReferrers _referrers;
 
     private OciLayoutStore(string root, List<Descriptor> entries)
     {
         Root = root;
         _entries = entries;
+        _referrers = new LayoutReferrers(this, () => Entries);
     }
 
     public string Root { get; }
@@ -118,6 +120,10 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
             ? $"{where}: holds {entries.Count} images; name one ({string.Join(", ", entries.Select(NameOf).Where(n => n is not null))})"
             : $"{where}: no image named \"{reference}\"");
     }
+
+    /// <summary>The <c>index.json</c> entries whose manifest has <paramref name="subject"/> as its subject.</summary>
+    public ValueTask<IReadOnlyList<Descriptor>> ReferrersAsync(Descriptor subject, CancellationToken cancellationToken) =>
+        _referrers.FindAsync(subject, cancellationToken);
 
     public async ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
     {
