@@ -117,6 +117,39 @@ public sealed class BundlesRegistryTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A multi-arch image in a docker-archive: Docker's manifest.json holds one image per name (Docker's format
+    /// has one config per entry), the host platform's, so podman load and skopeo docker-archive: read the
+    /// amd64 image; index.json keeps the whole index, so ctr import --all-platforms stores the index digest.
+    /// </summary>
+    [Fact]
+    public async Task A_multi_arch_docker_archive_gives_docker_readers_the_host_image_and_ctr_the_whole_index()
+    {
+        var image = await TestImages.WriteMultiArchAsync(Path.Combine(_work.Path, "multi-src"));
+        (await Skopeo.PushAsync(image, Registry, "test/multi-da:1", ["--all"])).EnsureSuccess();
+        var reference = $"{Registry.Host}/test/multi-da:1";
+        var archive = Path.Combine(_work.Path, "multi-da.tar");
+        var (code, output) = await AirlockAsync("images", "save", "--quiet", "-o", archive, reference);
+        Assert.True(code == 0, output);
+
+        var inspect = (await Skopeo.RunAsync(["inspect", "--raw", $"docker-archive:{archive}"])).EnsureSuccess();
+        var config = (await Skopeo.RunAsync(["inspect", "--config", $"docker-archive:{archive}"])).EnsureSuccess();
+        Assert.Equal("amd64", JsonNode.Parse(config.Stdout)!["architecture"]!.GetValue<string>());
+        Assert.False(ManifestDocument.Parse(Encoding.UTF8.GetBytes(inspect.Stdout), null).IsIndex);
+
+        using (var podman = new Podman())
+        {
+            (await podman.RunAsync(["load", "--quiet", "-i", archive])).EnsureSuccess();
+            var architecture = (await podman.RunAsync(["image", "inspect", "--format", "{{.Architecture}}", reference])).EnsureSuccess();
+            Assert.Equal("amd64", architecture.Stdout.Trim());
+        }
+
+        (await Containerd.CtrAsync(["images", "import", "--all-platforms", "--no-unpack", archive])).EnsureSuccess();
+        var listing = (await Containerd.CtrAsync(["images", "ls"])).EnsureSuccess();
+        Assert.Contains(image.Digest.ToString(), listing.Stdout, StringComparison.Ordinal);
+        Assert.Contains("linux/amd64,linux/arm64", listing.Stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// A signature-like artifact (a manifest whose subject is the image) travels with --include-referrers:
     /// layout → registry (pushed, so the registry's referrers API lists it), registry → archive (an unnamed
     /// index.json entry, kept out of Docker's manifest.json), archive → registry by load (always pushed with
