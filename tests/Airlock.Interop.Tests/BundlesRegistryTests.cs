@@ -2,9 +2,9 @@ using System.Collections;
 using System.Text;
 using System.Text.Json.Nodes;
 using Airlock.Bundles.Layout;
-using Airlock.Oci;
 using Airlock.Cli.Hosting;
 using Airlock.Interop.Tests.Fixtures;
+using Airlock.Oci;
 
 namespace Airlock.Interop.Tests;
 

@@ -1,11 +1,11 @@
 using System.Buffers;
 using System.Formats.Tar;
 using System.Security.Cryptography;
-using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 using Airlock.Bundles.Layout;
 using Airlock.Content;
 using Airlock.Oci;
+using Microsoft.Win32.SafeHandles;
 
 namespace Airlock.Bundles.Archive;
 
