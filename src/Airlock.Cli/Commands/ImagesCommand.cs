@@ -40,6 +40,16 @@ internal static class ImagesCommand
     // Repeated or comma-separated; not several values per flag, which would swallow the positional arguments.
     private static Option<string[]> Platforms(string description) => new("--platform") { Description = description };
 
+    private static Option<bool> AllPlatforms() => new("--all-platforms")
+    {
+        Description = "Keep every platform of a multi-arch image, its index unchanged (the default, as K3s imports them); overrides --platform, e.g. one set in config.yaml.",
+    };
+
+    private static Option<bool> IncludeReferrers() => new("--include-referrers")
+    {
+        Description = "Also copy the artifacts that refer to each copied manifest (signatures, SBOMs: the registry's referrers API, or subject entries of a layout/archive).",
+    };
+
     private static Option<int> Parallelism() => new("--parallelism")
     {
         Description = "Blobs transferred at once.",
@@ -80,13 +90,16 @@ internal static class ImagesCommand
         };
         format.AcceptOnlyFromAmong("docker-archive", "oci");
         var compress = Compress();
-        var platforms = Platforms("Keep only these platforms (os/arch[/variant]; repeatable). Default: all. A subset of a multi-arch index is saved as a new index (new digest), or as the single matching image.");
+        var platforms = Platforms("Keep only these platforms (os/arch[/variant]; repeatable or comma-separated). Default: all. A subset of a multi-arch index is saved as a new index (new digest), or as the single matching image.");
+        var allPlatforms = AllPlatforms();
+        var referrers = IncludeReferrers();
         var parallelism = Parallelism();
         var quiet = Quiet();
         var command = new Command("save", "Save images into one archive file; layers shared by images are stored once.")
             .WithExamples(
                 "airlock images save -o images.tar docker.io/rancher/mirrored-pause:3.6",
-                "airlock images save -o images.tar.zst --platform linux/amd64 --platform linux/arm64 busybox:1.36",
+                "airlock images save -o images.tar.zst --platform linux/amd64,linux/arm64 busybox:1.36",
+                "airlock images save -o signed.tar --include-referrers registry.local:5000/app:1",
                 "airlock images save -o app.tar --format oci oci:./layout:app",
                 "airlock images list manifests/ | airlock images save -o app.tar.gz -");
         command.Arguments.Add(images);
@@ -94,14 +107,15 @@ internal static class ImagesCommand
         command.Options.Add(format);
         command.Options.Add(compress);
         command.Options.Add(platforms);
+        command.Options.Add(allPlatforms);
+        command.Options.Add(referrers);
         command.Options.Add(parallelism);
         command.Options.Add(quiet);
         var access = RegistryAccessOptions.AddTo(command);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var config = parseResult.InvocationConfiguration;
             var names = await ExpandStdinAsync(parseResult.GetValue(images)!, cancellationToken).ConfigureAwait(false);
-            var options = Options(parseResult, platforms, parallelism, null);
+            var options = Options(parseResult, platforms, allPlatforms, parallelism, null) with { IncludeReferrers = parseResult.GetValue(referrers) };
             var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).SaveAsync(names, parseResult.GetValue(output)!,
                 parseResult.GetValue(format) == "oci" ? ArchiveFormat.OciLayout : ArchiveFormat.DockerArchive,
                 ParseCompression(parseResult.GetValue(compress)), options, progress, cancellationToken)).ConfigureAwait(false);
@@ -120,7 +134,8 @@ internal static class ImagesCommand
             Required = true,
         };
         var rewrite = new Option<string[]>("--rewrite") { Description = "FROM=TO name prefix rewrite applied before the default rule (repeatable), e.g. docker.io/library=registry.local/hub." };
-        var platforms = Platforms("Push only these platforms (os/arch[/variant]; repeatable). Default: all.");
+        var platforms = Platforms("Push only these platforms (os/arch[/variant]; repeatable or comma-separated). Default: all.");
+        var allPlatforms = AllPlatforms();
         var parallelism = Parallelism();
         var maxExpanded = MaxExpanded();
         var quiet = Quiet();
@@ -133,13 +148,14 @@ internal static class ImagesCommand
         command.Options.Add(to);
         command.Options.Add(rewrite);
         command.Options.Add(platforms);
+        command.Options.Add(allPlatforms);
         command.Options.Add(parallelism);
         command.Options.Add(maxExpanded);
         command.Options.Add(quiet);
         var access = RegistryAccessOptions.AddTo(command);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var options = Options(parseResult, platforms, parallelism, maxExpanded);
+            var options = Options(parseResult, platforms, allPlatforms, parallelism, maxExpanded);
             var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).LoadAsync(parseResult.GetValue(files)!,
                 parseResult.GetValue(to)!, parseResult.GetValue(rewrite) ?? [], options, progress, cancellationToken)).ConfigureAwait(false);
             PrintResults(parseResult, quiet, "Loaded", results);
@@ -152,7 +168,9 @@ internal static class ImagesCommand
     {
         var source = new Argument<string>("source") { Description = "docker://REF, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]." };
         var destination = new Argument<string>("destination") { Description = "docker://REF, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]." };
-        var platforms = Platforms("Copy only these platforms (os/arch[/variant]; repeatable). Default: all.");
+        var platforms = Platforms("Copy only these platforms (os/arch[/variant]; repeatable or comma-separated). Default: all.");
+        var allPlatforms = AllPlatforms();
+        var referrers = IncludeReferrers();
         var parallelism = Parallelism();
         var maxExpanded = MaxExpanded();
         var quiet = Quiet();
@@ -160,10 +178,13 @@ internal static class ImagesCommand
             .WithExamples(
                 "airlock images copy docker://docker.io/library/busybox:1.36 oci:./layout:busybox",
                 "airlock images copy oci:./layout:busybox docker-archive:busybox.tar:docker.io/library/busybox:1.36",
-                "airlock images copy docker-archive:app.tar docker://registry.local:5000/app:1");
+                "airlock images copy docker-archive:app.tar docker://registry.local:5000/app:1",
+                "airlock images copy --include-referrers docker://registry.local:5000/app:1 docker://mirror.local:5000/app:1");
         command.Arguments.Add(source);
         command.Arguments.Add(destination);
         command.Options.Add(platforms);
+        command.Options.Add(allPlatforms);
+        command.Options.Add(referrers);
         command.Options.Add(parallelism);
         command.Options.Add(maxExpanded);
         command.Options.Add(quiet);
@@ -172,7 +193,7 @@ internal static class ImagesCommand
         {
             var from = ParseLocation(parseResult.GetValue(source)!);
             var to = ParseLocation(parseResult.GetValue(destination)!);
-            var options = Options(parseResult, platforms, parallelism, maxExpanded);
+            var options = Options(parseResult, platforms, allPlatforms, parallelism, maxExpanded) with { IncludeReferrers = parseResult.GetValue(referrers) };
             var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).CopyAsync(from, to, options, progress, cancellationToken))
                 .ConfigureAwait(false);
             PrintResults(parseResult, quiet, "Copied", [result]);
@@ -332,7 +353,8 @@ internal static class ImagesCommand
         return images.Where(i => i != "-").Concat(fromStdin).ToList();
     }
 
-    private static TransferOptions Options(ParseResult parseResult, Option<string[]> platforms, Option<int> parallelism, Option<long>? maxExpanded)
+    private static TransferOptions Options(ParseResult parseResult, Option<string[]> platforms, Option<bool> allPlatforms, Option<int> parallelism,
+        Option<long>? maxExpanded)
     {
         var parallel = parseResult.GetValue(parallelism);
         if (parallel < 1)
@@ -344,7 +366,8 @@ internal static class ImagesCommand
         return new TransferOptions
         {
             Parallelism = parallel,
-            Platforms = values.Count == 0 ? null : values.Select(ParsePlatform).ToList(),
+            // --all-platforms wins: it is how a command line overrides a platform list from config.yaml or AIRLOCK_PLATFORM.
+            Platforms = values.Count == 0 || parseResult.GetValue(allPlatforms) ? null : values.Select(ParsePlatform).ToList(),
             Limits = maxExpanded is null ? new ArchiveLimits() : new ArchiveLimits { MaxExpandedBytes = parseResult.GetValue(maxExpanded) },
         };
     }

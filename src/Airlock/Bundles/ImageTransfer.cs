@@ -17,6 +17,13 @@ public sealed record TransferOptions
     public IReadOnlyList<Platform>? Platforms { get; init; }
 
     public ArchiveLimits Limits { get; init; } = new();
+
+    /// <summary>
+    /// Also copy the artifacts (signatures, SBOMs) that refer to every copied manifest — from a registry's
+    /// referrers API, or a layout's or archive's <c>index.json</c> entries with a subject. In a layout or an
+    /// archive they are written as unnamed <c>index.json</c> entries, which <c>images load</c> pushes with their subject.
+    /// </summary>
+    public bool IncludeReferrers { get; init; }
 }
 
 /// <summary>
@@ -41,7 +48,10 @@ public sealed class ImageTransfer(RegistryConnector? registry)
                 {
                     var root = await source.ResolveAsync(SourceReference(location), cancellationToken).ConfigureAwait(false);
                     var name = location.Image?.ToString() ?? location.Reference ?? OciLayoutStore.NameOf(root);
-                    var written = await ImageGraph.CopyAsync(source, target, root, CopyOptionsFor(options, name), progress, cancellationToken).ConfigureAwait(false);
+                    var referrers = new List<Descriptor>();
+                    var written = await ImageGraph.CopyAsync(source, target, root, CopyOptionsFor(options, name, source, referrers), progress, cancellationToken)
+                        .ConfigureAwait(false);
+                    await AddReferrerEntriesAsync(target, referrers, cancellationToken).ConfigureAwait(false);
                     results.Add(new TransferResult(location.ToString(), $"{output}:{name}", written));
                 }
             }
@@ -69,6 +79,11 @@ public sealed class ImageTransfer(RegistryConnector? registry)
             {
                 foreach (var entry in source.Entries)
                 {
+                    if (OciLayoutStore.NameOf(entry) is null && await source.IsReferrerAsync(entry, cancellationToken).ConfigureAwait(false))
+                    {
+                        continue; // pushed with its subject
+                    }
+
                     if (OciLayoutStore.NameOf(entry) is not { } name || !ImageReference.TryParse(name, out var reference) || !OciLayoutStore.IsFullReference(name))
                     {
                         throw new ImageNotFoundException($"{path}: image {entry.Digest} has no image name to load it under");
@@ -78,7 +93,9 @@ public sealed class ImageTransfer(RegistryConnector? registry)
                     var target = connector.OpenTarget(renamed);
                     await using (target.ConfigureAwait(false))
                     {
-                        var written = await ImageGraph.CopyAsync(source, target, entry, CopyOptionsFor(options, renamed.Tag ?? renamed.Digest?.ToString()),
+                        // The referrers an archive carries are part of what was saved, so they are always pushed.
+                        var written = await ImageGraph.CopyAsync(source, target, entry,
+                            CopyOptionsFor(options with { IncludeReferrers = true }, renamed.Tag ?? renamed.Digest?.ToString(), source, null),
                             progress, cancellationToken).ConfigureAwait(false);
                         results.Add(new TransferResult($"{path}:{name}", renamed.ToString(), written));
                     }
@@ -101,7 +118,10 @@ public sealed class ImageTransfer(RegistryConnector? registry)
             var target = OpenTarget(to);
             await using (target.ConfigureAwait(false))
             {
-                var written = await ImageGraph.CopyAsync(source, target, root, CopyOptionsFor(options, name), progress, cancellationToken).ConfigureAwait(false);
+                var referrers = new List<Descriptor>();
+                var written = await ImageGraph.CopyAsync(source, target, root, CopyOptionsFor(options, name, source, referrers), progress, cancellationToken)
+                    .ConfigureAwait(false);
+                await AddReferrerEntriesAsync(target, referrers, cancellationToken).ConfigureAwait(false);
                 if (target is ArchiveTarget archive)
                 {
                     await archive.CompleteAsync(cancellationToken).ConfigureAwait(false);
@@ -145,7 +165,8 @@ public sealed class ImageTransfer(RegistryConnector? registry)
                 }
 
                 var written = await ImageGraph.CopyAsync(source, target, root,
-                    CopyOptionsFor(options with { Platforms = [platform] }, reference.ToString()), progress, cancellationToken).ConfigureAwait(false);
+                    CopyOptionsFor(options with { Platforms = [platform], IncludeReferrers = false }, reference.ToString(), source, null), progress, cancellationToken)
+                    .ConfigureAwait(false);
                 if (!MediaTypes.IsImageManifest(written.MediaType))
                 {
                     throw new ImageNotFoundException($"{from}: no single image for {platform}");
@@ -178,8 +199,47 @@ public sealed class ImageTransfer(RegistryConnector? registry)
     private static string SourceReference(ImageLocation location) =>
         location.Transport == ImageTransport.Docker ? location.Image!.Identifier : location.Reference ?? string.Empty;
 
-    private static CopyOptions CopyOptionsFor(TransferOptions options, string? reference) =>
-        new() { Parallelism = options.Parallelism, Platforms = options.Platforms, Reference = reference };
+    /// <summary>The graph copy's options; referrers found are added to <paramref name="referrersFound"/> when given.</summary>
+    private static CopyOptions CopyOptionsFor(TransferOptions options, string? reference, IImageSource source, List<Descriptor>? referrersFound)
+    {
+        Func<Descriptor, CancellationToken, ValueTask<IReadOnlyList<Descriptor>>>? referrers = null;
+        if (options.IncludeReferrers && source is IReferrerSource listing)
+        {
+            referrers = async (subject, cancellationToken) =>
+            {
+                var found = await listing.ReferrersAsync(subject, cancellationToken).ConfigureAwait(false);
+                if (referrersFound is not null)
+                {
+                    lock (referrersFound)
+                    {
+                        referrersFound.AddRange(found);
+                    }
+                }
+
+                return found;
+            };
+        }
+
+        return new() { Parallelism = options.Parallelism, Platforms = options.Platforms, Reference = reference, Referrers = referrers };
+    }
+
+    /// <summary>A layout or archive lists copied referrers as unnamed <c>index.json</c> entries, so readers (and <c>images load</c>) find them.</summary>
+    private static async Task AddReferrerEntriesAsync(IImageTarget target, List<Descriptor> referrers, CancellationToken cancellationToken)
+    {
+        foreach (var referrer in referrers.DistinctBy(r => r.Digest))
+        {
+            var entry = new Descriptor { MediaType = referrer.MediaType, Digest = referrer.Digest, Size = referrer.Size, ArtifactType = referrer.ArtifactType };
+            switch (target)
+            {
+                case OciLayoutStore layout:
+                    await layout.AddEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+                    break;
+                case ArchiveTarget archive:
+                    archive.AddEntry(entry);
+                    break;
+            }
+        }
+    }
 
     private RegistryConnector RequireRegistry() =>
         registry ?? throw new NotSupportedException("registry access (docker://) is not available in this build: no registry client is connected");

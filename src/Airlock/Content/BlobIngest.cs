@@ -53,12 +53,6 @@ public sealed class BlobIngest : IAsyncDisposable
     /// <summary>Bytes written so far.</summary>
     public long Length { get; private set; }
 
-    /// <summary>
-    /// fsync the blob and its folder at commit (default). Off only for scratch stores deleted after use (an
-    /// archive spooled for one import): there a crash loses nothing that matters, and the fsyncs cost the
-    /// import as much as the copy itself.
-    /// </summary>
-    public bool Durable { get; set; } = true;
 
     /// <summary>Starts a new ingest at <paramref name="tempPath"/> (its folder must exist).</summary>
     public static BlobIngest Start(string tempPath, string algorithm = Digest.Sha256Algorithm)
@@ -178,7 +172,7 @@ public sealed class BlobIngest : IAsyncDisposable
     {
         RandomAccess.Write(_file.SafeFileHandle, data, Length);
         Length += data.Length;
-        if (Durable && Length - _writebackStarted >= WritebackWindow)
+        if (Length - _writebackStarted >= WritebackWindow)
         {
             FileSystemDurability.StartWriteback(_file.SafeFileHandle, _writebackStarted, Length - _writebackStarted);
             _writebackStarted = Length;
@@ -218,10 +212,7 @@ public sealed class BlobIngest : IAsyncDisposable
 
         await _flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         cancellationToken.ThrowIfCancellationRequested();
-        if (Durable)
-        {
-            _file.Flush(flushToDisk: true);
-        }
+        _file.Flush(flushToDisk: true);
 
         await _file.DisposeAsync().ConfigureAwait(false);
 
@@ -234,10 +225,7 @@ public sealed class BlobIngest : IAsyncDisposable
         else
         {
             File.Move(TempPath, finalPath, overwrite: true);
-            if (Durable)
-            {
-                FileSystemDurability.FsyncDirectory(directory);
-            }
+            FileSystemDurability.FsyncDirectory(directory);
         }
 
         return actual;

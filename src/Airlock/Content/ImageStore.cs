@@ -30,3 +30,10 @@ public interface IImageTarget : IAsyncDisposable
     /// <summary>Stores a manifest by digest; <paramref name="reference"/> (a tag or full reference) also names it when given.</summary>
     ValueTask WriteManifestAsync(Descriptor manifest, ReadOnlyMemory<byte> content, string? reference, CancellationToken cancellationToken);
 }
+
+/// <summary>A source that can list the artifacts (signatures, SBOMs) whose <c>subject</c> is a manifest.</summary>
+public interface IReferrerSource
+{
+    /// <summary>Manifests whose subject is <paramref name="subject"/>; empty when there are none.</summary>
+    ValueTask<IReadOnlyList<Descriptor>> ReferrersAsync(Descriptor subject, CancellationToken cancellationToken);
+}

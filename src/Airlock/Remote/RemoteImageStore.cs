@@ -9,7 +9,7 @@ namespace Airlock.Remote;
 /// read from one RemoteImageStore and written to another on the same registry are mounted across
 /// repositories instead of being uploaded again.
 /// </summary>
-public sealed class RemoteImageStore : IImageSource, IImageTarget
+public sealed class RemoteImageStore : IImageSource, IImageTarget, IReferrerSource
 {
     // Which repository a blob stream handed out by any store came from, so a target on the same registry can
     // mount instead of upload. Weak keys: an entry lives only as long as its stream.
@@ -134,6 +134,9 @@ public sealed class RemoteImageStore : IImageSource, IImageTarget
         ArgumentNullException.ThrowIfNull(subject);
         return Client.ReferrersAsync(Reference, subject.Digest, artifactType, cancellationToken);
     }
+
+    async ValueTask<IReadOnlyList<Descriptor>> IReferrerSource.ReferrersAsync(Descriptor subject, CancellationToken cancellationToken) =>
+        await ReferrersAsync(subject, null, cancellationToken).ConfigureAwait(false);
 
     public ValueTask DisposeAsync()
     {

@@ -148,21 +148,83 @@ public sealed class ArchiveSafetyTests : IDisposable
         Assert.Contains("twice", error.Problem, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Blob_whose_content_is_not_its_name_is_refused()
+    /// <summary>
+    /// Blobs are read in place and verified as they are read, so a tampered layer is refused when the copy
+    /// reaches it — naming the archive and the entry — and the manifest that needs it is never written.
+    /// </summary>
+    [Theory]
+    [InlineData("tampered.tar", ArchiveCompression.None)]
+    [InlineData("tampered.tar.zst", ArchiveCompression.Zstd)]
+    public async Task Blob_whose_content_is_not_its_name_is_refused_when_read_and_no_manifest_is_written(string name, ArchiveCompression compression)
     {
         var entries = await GoodEntriesAsync();
         var victim = entries.First(e => e.Name.StartsWith("blobs/sha256/", StringComparison.Ordinal) && e.Content.Length > 1000);
-        var error = await RefusedAsync(Tar("tampered.tar", w =>
+        var archive = _temp.File(name);
+        using (var file = File.Create(archive))
         {
-            foreach (var (name, content) in entries)
+            var compressed = ArchiveCodecs.OpenWrite(file, compression);
+            using (var writer = new TarWriter(compressed, TarEntryFormat.Pax, leaveOpen: true))
             {
-                var bytes = name == victim.Name ? [.. content.Take(content.Length - 1), (byte)(content[^1] ^ 0xff)] : content;
-                AddFile(w, name, bytes);
+                foreach (var (entryName, content) in entries)
+                {
+                    var bytes = entryName == victim.Name ? [.. content.Take(content.Length - 1), (byte)(content[^1] ^ 0xff)] : content;
+                    AddFile(writer, entryName, bytes);
+                }
             }
-        }));
+
+            if (!ReferenceEquals(compressed, file))
+            {
+                compressed.Dispose();
+            }
+        }
+
+        var error = await Assert.ThrowsAsync<BundleFormatException>(async () =>
+        {
+            await using var source = await ArchiveSource.OpenAsync(archive, new ArchiveLimits { SpoolDirectory = _spool }, CancellationToken.None);
+            await using var target = OciLayoutStore.Create(_temp.File("target"));
+            try
+            {
+                await ImageGraph.CopyAsync(source, target, source.Entries[0], new CopyOptions { Reference = "example.com/app:1" }, null, CancellationToken.None);
+            }
+            finally
+            {
+                Assert.Empty(target.Entries);
+                Assert.False(File.Exists(target.BlobPath(source.Entries[0].Digest)));
+            }
+        });
+        Assert.Equal(archive, error.File);
         Assert.Equal(victim.Name, error.Entry);
         Assert.Contains("does not match its name", error.Problem, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(_spool));
+    }
+
+    [Fact]
+    public async Task Archive_cut_short_after_it_was_opened_is_refused_when_the_blob_is_read()
+    {
+        var entries = await GoodEntriesAsync();
+        var archive = Tar("shrinking.tar", w =>
+        {
+            foreach (var (entryName, content) in entries.OrderBy(e => e.Content.Length))
+            {
+                AddFile(w, entryName, content);
+            }
+        });
+        var largest = entries.MaxBy(e => e.Content.Length);
+        await using var source = await ArchiveSource.OpenAsync(archive, new ArchiveLimits { SpoolDirectory = _spool }, CancellationToken.None);
+        using (var file = new FileStream(archive, FileMode.Open, FileAccess.Write))
+        {
+            file.SetLength(file.Length - 2048 - largest.Content.Length / 2);
+        }
+
+        var digest = Digest.Parse("sha256:" + largest.Name["blobs/sha256/".Length..]);
+        var error = await Assert.ThrowsAsync<BundleFormatException>(async () =>
+        {
+            await using var blob = await source.OpenBlobAsync(new Descriptor { MediaType = MediaTypes.OciLayer, Digest = digest, Size = largest.Content.Length },
+                CancellationToken.None);
+            await blob.CopyToAsync(Stream.Null);
+        });
+        Assert.Equal(largest.Name, error.Entry);
+        Assert.Contains("truncated", error.Problem, StringComparison.Ordinal);
     }
 
     [Fact]

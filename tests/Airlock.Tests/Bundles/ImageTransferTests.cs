@@ -192,4 +192,74 @@ public sealed class ImageTransferTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains("os/arch", error.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Cli_all_platforms_overrides_a_platform_list_from_the_environment()
+    {
+        var layout = OciLayoutStore.Create(_temp.File("multi"));
+        Descriptor index;
+        await using (layout)
+        {
+            var amd64 = await TestImages.AddImageAsync(layout, TestImages.Amd64, [TestImages.MakeLayer(1)]);
+            var arm64 = await TestImages.AddImageAsync(layout, TestImages.Arm64, [TestImages.MakeLayer(2)]);
+            index = await TestImages.AddIndexAsync(layout, [amd64, arm64], "multi");
+        }
+
+        var environment = new Hashtable { ["AIRLOCK_PLATFORM"] = "linux/arm64" };
+        var error = new StringWriter();
+        var code = await AirlockCli.RunAsync(["images", "copy", "--quiet", $"oci:{_temp.File("multi")}:multi", $"oci:{_temp.File("one")}:x"], environment, new StringWriter(), error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal(MediaTypes.OciManifest, Assert.Single(OciLayoutStore.Open(_temp.File("one")).Entries).MediaType);
+
+        code = await AirlockCli.RunAsync(["images", "copy", "--quiet", "--all-platforms", $"oci:{_temp.File("multi")}:multi", $"oci:{_temp.File("all")}:x"],
+            environment, new StringWriter(), error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal(index.Digest, Assert.Single(OciLayoutStore.Open(_temp.File("all")).Entries).Digest);
+    }
+
+    /// <summary>Blobs stream straight into the archive; one that is not its digest fails the save and leaves neither the archive nor a partial file.</summary>
+    [Fact]
+    public async Task Save_of_a_blob_that_does_not_match_its_digest_leaves_no_archive_and_no_partial_file()
+    {
+        var layout = OciLayoutStore.Create(_temp.File("bad"));
+        Descriptor image;
+        await using (layout)
+        {
+            image = await TestImages.AddImageAsync(layout, TestImages.Amd64, [TestImages.MakeLayer(3, 200_000)], "example.com/app:1");
+        }
+
+        var layer = ManifestDocument.Parse((await layout.ReadManifestAsync(image, CancellationToken.None)).Span, image.MediaType).Layers[0];
+        var blob = layout.BlobPath(layer.Digest);
+        var bytes = File.ReadAllBytes(blob);
+        bytes[^10] ^= 0xff;
+        File.WriteAllBytes(blob, bytes);
+        Directory.CreateDirectory(_temp.File("out"));
+
+        var archive = _temp.File("out/app.tar");
+        await Assert.ThrowsAsync<DigestMismatchException>(() => new ImageTransfer(null).SaveAsync([$"oci:{_temp.File("bad")}:example.com/app:1"], archive,
+            ArchiveFormat.DockerArchive, null, new TransferOptions(), null, CancellationToken.None));
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.File("out")));
+    }
+
+    /// <summary>The archive checks what it is given itself, whatever the source: wrong content spoils it, and completing it then fails.</summary>
+    [Fact]
+    public async Task Archive_target_refuses_content_that_is_not_the_descriptor_and_cannot_then_be_completed()
+    {
+        Directory.CreateDirectory(_temp.File("spoiled"));
+        var path = _temp.File("spoiled/a.tar.zst");
+        var content = new byte[100_000];
+        var descriptor = new Descriptor { MediaType = MediaTypes.OciLayer, Digest = Digest.Sha256(content), Size = content.Length };
+        await using (var target = ArchiveTarget.Create(path))
+        {
+            await target.WriteBlobAsync(descriptor, new MemoryStream(content), CancellationToken.None);
+            content[5] = 1;
+            var other = descriptor with { Digest = Digest.Sha256("other"u8) };
+            await Assert.ThrowsAsync<DigestMismatchException>(async () => await target.WriteBlobAsync(other, new MemoryStream(content), CancellationToken.None));
+            await Assert.ThrowsAnyAsync<Exception>(async () => await target.WriteBlobAsync(other with { Size = 3 }, new MemoryStream([1, 2]), CancellationToken.None));
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(() => target.CompleteAsync(CancellationToken.None));
+            Assert.Contains("cannot be completed", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Empty(Directory.GetFileSystemEntries(_temp.File("spoiled")));
+    }
 }

@@ -1,8 +1,11 @@
+using System.Buffers;
 using System.Formats.Tar;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Airlock.Bundles.Layout;
 using Airlock.Content;
 using Airlock.Oci;
+using Microsoft.Win32.SafeHandles;
 
 namespace Airlock.Bundles.Archive;
 
@@ -17,26 +20,41 @@ public enum ArchiveFormat
 }
 
 /// <summary>
-/// An image archive opened for reading. The tar is streamed once, whatever its compression, into a temporary
-/// OCI layout on disk (never into memory), checking every entry on the way: names that escape, links
-/// that point outside, device files, duplicates, blobs whose content is not their name, truncation and
-/// decompression bombs are refused with <see cref="BundleFormatException"/>. Nothing is written outside the
-/// temporary layout, which disposing removes. For a <c>docker save</c> archive without <c>index.json</c> the
-/// image manifests are synthesised as skopeo does (see <see cref="ReadDockerManifestAsync"/>).
+/// An image archive opened for reading, in one pass over its tar and without copying its blobs: every entry
+/// is indexed by the offset of its data, and blobs are later read in place (<see cref="RandomAccess"/>, so
+/// several at once) and verified against their names as they are read. A compressed archive is decompressed
+/// once, in the same pass, into one temporary uncompressed tar (never into memory) that is read the same way
+/// and deleted on dispose. The pass checks every entry: names that escape, links that point outside, device
+/// files, duplicates, truncation and decompression bombs are refused with <see cref="BundleFormatException"/>;
+/// manifests, indexes and the files of a <c>docker save</c> archive (which are not named by digest) are
+/// hashed during the pass, and every manifest's graph is checked to be in the archive. A blob whose content
+/// is not its name is refused when it is read, naming the entry, before any manifest that needs it is
+/// written (<see cref="ImageGraph"/> writes children first). For a <c>docker save</c> archive without
+/// <c>index.json</c> the image manifests are synthesised as skopeo does (see <see cref="ReadDockerManifestAsync"/>).
 /// </summary>
-public sealed class ArchiveSource : IImageSource
+public sealed class ArchiveSource : IImageSource, IReferrerSource
 {
     private const int MaxLinkHops = 16;
     private const int MaxMetadataSize = OciLayoutStore.MaxManifestSize;
 
-    private readonly OciLayoutStore _layout;
+    private readonly SafeFileHandle _tar;
+    private readonly string? _spool;
+    private readonly Dictionary<Digest, ArchiveFile> _blobs;
+    private readonly Dictionary<Digest, byte[]> _synthesised;
+    private readonly List<Descriptor> _entries;
+    private readonly LayoutReferrers _referrers;
 
-    private ArchiveSource(string path, OciLayoutStore layout, ArchiveFormat format, ArchiveCompression compression)
+    private ArchiveSource(string path, Reader reader, ArchiveFormat format, ArchiveCompression compression)
     {
         Path = path;
-        _layout = layout;
+        _tar = reader.Tar!;
+        _spool = reader.SpoolPath;
+        _blobs = reader.Blobs;
+        _synthesised = reader.Synthesised;
+        _entries = reader.Entries;
         Format = format;
         Compression = compression;
+        _referrers = new LayoutReferrers(this, () => _entries);
     }
 
     public string Path { get; }
@@ -46,59 +64,113 @@ public sealed class ArchiveSource : IImageSource
     public ArchiveCompression Compression { get; }
 
     /// <summary>The images in the archive, as entries of its (possibly synthesised) <c>index.json</c>.</summary>
-    public IReadOnlyList<Descriptor> Entries => _layout.Entries;
+    public IReadOnlyList<Descriptor> Entries => _entries;
 
     public static async Task<ArchiveSource> OpenAsync(string path, ArchiveLimits? limits, CancellationToken cancellationToken)
     {
-        limits ??= new ArchiveLimits();
-        var spool = System.IO.Path.Combine(limits.SpoolDirectory ?? System.IO.Path.GetTempPath(), $"airlock-archive-{Guid.NewGuid():N}");
-        // Scratch, deleted on dispose: no fsync per blob (it doubled the time of an images-directory import).
-        var layout = OciLayoutStore.Create(spool);
-        layout.Durable = false;
+        var reader = new Reader(path, limits ?? new ArchiveLimits());
         try
         {
-            var reader = new Reader(path, layout, limits);
             var (format, compression) = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            return new ArchiveSource(path, layout, format, compression);
+            return new ArchiveSource(path, reader, format, compression);
         }
         catch
         {
-            await layout.DisposeAsync().ConfigureAwait(false);
-            DeleteQuietly(spool);
+            reader.Tar?.Dispose();
+            DeleteQuietly(reader.SpoolPath);
             throw;
         }
     }
 
-    public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken) => _layout.ResolveAsync(reference, cancellationToken);
+    public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(OciLayoutStore.Resolve(_entries, reference, Path));
 
-    public ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken) =>
-        _layout.ReadManifestAsync(manifest, cancellationToken);
+    /// <summary>The <c>index.json</c> entries whose manifest has <paramref name="subject"/> as its subject.</summary>
+    public ValueTask<IReadOnlyList<Descriptor>> ReferrersAsync(Descriptor subject, CancellationToken cancellationToken) =>
+        _referrers.FindAsync(subject, cancellationToken);
 
-    public ValueTask<Stream> OpenBlobAsync(Descriptor blob, CancellationToken cancellationToken) => _layout.OpenBlobAsync(blob, cancellationToken);
+    /// <summary>Whether an entry is an artifact referring to another manifest (loaded with its subject, not under a name).</summary>
+    public ValueTask<bool> IsReferrerAsync(Descriptor entry, CancellationToken cancellationToken) => _referrers.IsReferrerAsync(entry, cancellationToken);
 
-    public async ValueTask DisposeAsync()
+    public async ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
     {
-        await _layout.DisposeAsync().ConfigureAwait(false);
-        DeleteQuietly(_layout.Root);
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (_synthesised.TryGetValue(manifest.Digest, out var synthesised))
+        {
+            return synthesised;
+        }
+
+        if (!_blobs.TryGetValue(manifest.Digest, out var file) || file.Size != manifest.Size)
+        {
+            throw new BundleFormatException(Path, manifest.Digest.ToString(), "manifest is not in the archive");
+        }
+
+        if (file.Size > MaxMetadataSize)
+        {
+            throw new BundleFormatException(Path, file.Entry, $"manifest of {file.Size} bytes is larger than the {MaxMetadataSize} allowed");
+        }
+
+        return await ReadVerifiedAsync(_tar, Path, file, manifest.Digest, cancellationToken).ConfigureAwait(false);
     }
 
-    private static void DeleteQuietly(string directory)
+    public ValueTask<Stream> OpenBlobAsync(Descriptor blob, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        if (_synthesised.TryGetValue(blob.Digest, out var synthesised))
+        {
+            return ValueTask.FromResult<Stream>(new MemoryStream(synthesised, writable: false));
+        }
+
+        if (!_blobs.TryGetValue(blob.Digest, out var file) || file.Size != blob.Size)
+        {
+            throw new BundleFormatException(Path, blob.Digest.ToString(), $"blob of {blob.Size} bytes is not in the archive");
+        }
+
+        return ValueTask.FromResult<Stream>(new ArchiveBlobStream(_tar, Path, file, blob.Digest));
+    }
+
+    /// <summary>Whether the archive holds this blob (by its name or, for a docker save file, its content).</summary>
+    public bool HasBlob(Descriptor blob) =>
+        _synthesised.ContainsKey(blob.Digest) || (_blobs.TryGetValue(blob.Digest, out var file) && file.Size == blob.Size);
+
+    public ValueTask DisposeAsync()
+    {
+        _tar.Dispose();
+        DeleteQuietly(_spool);
+        return ValueTask.CompletedTask;
+    }
+
+    private static void DeleteQuietly(string? file)
     {
         try
         {
-            Directory.Delete(directory, recursive: true);
+            if (file is not null)
+            {
+                File.Delete(file);
+            }
         }
         catch (IOException)
         {
-            // A leftover temp folder is harmless; the original error matters more.
+            // A leftover temp file is harmless; the original error matters more.
         }
     }
 
     /// <summary>One pass over the tar, then the image graph check.</summary>
-    private sealed class Reader(string path, OciLayoutStore layout, ArchiveLimits limits)
+    private sealed class Reader(string path, ArchiveLimits limits)
     {
-        private readonly Dictionary<string, (Digest Digest, long Size)> _files = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, ArchiveFile> _files = new(StringComparer.Ordinal);
         private readonly Dictionary<string, string> _links = new(StringComparer.Ordinal);
+
+        /// <summary>The tar read in place: the archive itself, or the spool its decompressed tar went to.</summary>
+        public SafeFileHandle? Tar { get; private set; }
+
+        public string? SpoolPath { get; private set; }
+
+        public Dictionary<Digest, ArchiveFile> Blobs { get; } = [];
+
+        public Dictionary<Digest, byte[]> Synthesised { get; } = [];
+
+        public List<Descriptor> Entries { get; } = [];
 
         public async Task<(ArchiveFormat, ArchiveCompression)> ReadAsync(CancellationToken cancellationToken)
         {
@@ -113,10 +185,26 @@ public sealed class ArchiveSource : IImageSource
                         ? "file is empty"
                         : $"unknown format: neither a tar archive nor gzip, zstd, lz4 or bzip2 compressed (starts with {Convert.ToHexString(head, 0, Math.Min(8, headLength))})");
                 file.Position = 0;
-                await ReadEntriesAsync(file, compression, cancellationToken).ConfigureAwait(false);
+                if (compression == ArchiveCompression.None)
+                {
+                    Tar = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous);
+                    await ReadEntriesAsync(file, file, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await ReadCompressedAsync(file, compression, cancellationToken).ConfigureAwait(false);
+                }
             }
 
             ResolveLinks();
+            foreach (var (name, entry) in _files)
+            {
+                if (name.StartsWith("blobs/", StringComparison.Ordinal) || !Blobs.ContainsKey(entry.Digest))
+                {
+                    Blobs[entry.Digest] = entry;
+                }
+            }
+
             if (_files.ContainsKey("index.json"))
             {
                 await ReadOciIndexAsync(cancellationToken).ConfigureAwait(false);
@@ -132,99 +220,127 @@ public sealed class ArchiveSource : IImageSource
             throw Refuse(null, "not an image archive: it has neither index.json (OCI layout) nor manifest.json (docker save)");
         }
 
-        private async Task ReadEntriesAsync(FileStream file, ArchiveCompression compression, CancellationToken cancellationToken)
+        // The decompressed tar is written to a spool file as it is read, so its entries are indexed by their offset there.
+        private async Task ReadCompressedAsync(FileStream file, ArchiveCompression compression, CancellationToken cancellationToken)
+        {
+            SpoolPath = System.IO.Path.Combine(limits.SpoolDirectory ?? System.IO.Path.GetTempPath(), $"airlock-archive-{Guid.NewGuid():N}.tar");
+            var spool = new FileStream(SpoolPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+            await using (spool.ConfigureAwait(false))
+            {
+                try
+                {
+                    var expanded = ArchiveCodecs.OpenRead(file, compression);
+                    await using (expanded.ConfigureAwait(false))
+                    {
+                        var tee = new SpoolingStream(new ExpansionGuard(expanded, file, isCompressed: true, limits), spool);
+                        await ReadEntriesAsync(tee, null, cancellationToken).ConfigureAwait(false);
+                        await tee.DrainAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception ex) when (ex is not BundleFormatException and not OperationCanceledException)
+                {
+                    throw Refuse(null, Problem(ex), ex);
+                }
+
+                await spool.FlushAsync(cancellationToken).ConfigureAwait(false);
+                Tar = File.OpenHandle(SpoolPath, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.Asynchronous);
+            }
+        }
+
+        /// <summary>
+        /// Indexes every entry by the offset of its data in <paramref name="stream"/> (for the spooling stream,
+        /// its position when the entry is returned). Blobs named by digest are skipped (seeked over in place); every other file is
+        /// hashed as it passes.
+        /// </summary>
+        private async Task ReadEntriesAsync(Stream stream, FileStream? seekable, CancellationToken cancellationToken)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
+            var length = seekable?.Length;
             string? current = null;
             try
             {
-                var expanded = ArchiveCodecs.OpenRead(file, compression);
-                await using (expanded.ConfigureAwait(false))
+                var tar = new TarReader(stream, leaveOpen: true);
+                await using (tar.ConfigureAwait(false))
                 {
-                    var guarded = new ExpansionGuard(expanded, file, compression != ArchiveCompression.None, limits);
-                    var tar = new TarReader(guarded, leaveOpen: true);
-                    await using (tar.ConfigureAwait(false))
+                    TarEntry? entry;
+                    while ((entry = await tar.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false)) is not null)
                     {
-                        TarEntry? entry;
-                        while ((entry = await tar.GetNextEntryAsync(copyData: false, cancellationToken).ConfigureAwait(false)) is not null)
+                        current = entry.Name;
+                        var offset = seekable is null ? stream.Position : entry.DataOffset;
+                        if (length is { } total && offset + entry.Length > total)
                         {
-                            current = entry.Name;
-                            if (entry.EntryType is TarEntryType.GlobalExtendedAttributes)
-                            {
-                                continue;
-                            }
+                            throw Refuse(current, $"archive is truncated: the entry ends after {Math.Max(0, total - offset)} of {entry.Length} bytes");
+                        }
 
-                            var name = NormaliseName(entry.Name, current);
-                            if (!seen.Add(name))
-                            {
-                                throw Refuse(current, "appears twice in the archive");
-                            }
+                        if (entry.EntryType is TarEntryType.GlobalExtendedAttributes)
+                        {
+                            continue;
+                        }
 
-                            switch (entry.EntryType)
-                            {
-                                case TarEntryType.Directory:
-                                    break;
-                                case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
-                                    await IngestAsync(entry, name, cancellationToken).ConfigureAwait(false);
-                                    break;
-                                case TarEntryType.SymbolicLink:
-                                    _links[name] = SymbolicLinkTarget(name, entry.LinkName, current);
-                                    break;
-                                case TarEntryType.HardLink:
-                                    _links[name] = NormaliseName(entry.LinkName, current, "hard link target");
-                                    break;
-                                default:
-                                    throw Refuse(current, $"is a {entry.EntryType} entry; only files, directories and links belong in an image archive");
-                            }
+                        var name = NormaliseName(entry.Name, current);
+                        if (!seen.Add(name))
+                        {
+                            throw Refuse(current, "appears twice in the archive");
+                        }
+
+                        switch (entry.EntryType)
+                        {
+                            case TarEntryType.Directory:
+                                break;
+                            case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
+                                _files[name] = new ArchiveFile(current, offset, entry.Length,
+                                    BlobName(name, current) ?? await HashAsync(entry, current, cancellationToken).ConfigureAwait(false));
+                                break;
+                            case TarEntryType.SymbolicLink:
+                                _links[name] = SymbolicLinkTarget(name, entry.LinkName, current);
+                                break;
+                            case TarEntryType.HardLink:
+                                _links[name] = NormaliseName(entry.LinkName, current, "hard link target");
+                                break;
+                            default:
+                                throw Refuse(current, $"is a {entry.EntryType} entry; only files, directories and links belong in an image archive");
                         }
                     }
                 }
             }
             catch (Exception ex) when (ex is not BundleFormatException and not OperationCanceledException)
             {
-                throw Refuse(current, ex switch
-                {
-                    EndOfStreamException => "archive is truncated",
-                    DecompressionLimitException => ex.Message,
-                    _ => $"archive is corrupt or truncated ({ex.Message})",
-                }, ex);
+                throw Refuse(current, Problem(ex), ex);
             }
         }
 
-        private async Task IngestAsync(TarEntry entry, string name, CancellationToken cancellationToken)
+        private static string Problem(Exception ex) => ex switch
         {
-            var named = BlobName(name, entry.Name);
-            var ingest = layout.StartIngest(named?.Algorithm ?? Digest.Sha256Algorithm);
-            try
-            {
-                if (entry.DataStream is { } data)
-                {
-                    await ingest.CopyFromAsync(data, cancellationToken).ConfigureAwait(false);
-                }
+            EndOfStreamException => "archive is truncated",
+            DecompressionLimitException => ex.Message,
+            _ => $"archive is corrupt or truncated ({ex.Message})",
+        };
 
-                if (ingest.Length != entry.Length)
-                {
-                    throw Refuse(entry.Name, $"archive is truncated: the entry ends after {ingest.Length} of {entry.Length} bytes");
-                }
-
-                var actual = ingest.CurrentDigest(named?.Algorithm ?? Digest.Sha256Algorithm);
-                if (named is { } expected && actual != expected)
-                {
-                    throw Refuse(entry.Name, $"content does not match its name (the content is {actual})");
-                }
-
-                await ingest.CommitAsync(actual, layout.BlobPath(actual), cancellationToken, entry.Length).ConfigureAwait(false);
-                _files[name] = (actual, entry.Length);
-            }
-            catch
+        private async Task<Digest> HashAsync(TarEntry entry, string entryName, CancellationToken cancellationToken)
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long read = 0;
+            if (entry.DataStream is { } data)
             {
-                await ingest.AbortAsync().ConfigureAwait(false);
-                throw;
+                var buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
+                try
+                {
+                    int n;
+                    while ((n = await data.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+                    {
+                        hash.AppendData(buffer, 0, n);
+                        read += n;
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
-            finally
-            {
-                await ingest.DisposeAsync().ConfigureAwait(false);
-            }
+
+            return read == entry.Length
+                ? Digest.FromHash(Digest.Sha256Algorithm, hash.GetHashAndReset())
+                : throw Refuse(entryName, $"archive is truncated: the entry ends after {read} of {entry.Length} bytes");
         }
 
         // blobs/<algorithm>/<encoded> must be a digest Airlock can verify; other names are hashed as found.
@@ -262,7 +378,7 @@ public sealed class ArchiveSource : IImageSource
                 var file = _files[target];
                 if (BlobName(link, link) is { } named && named != file.Digest)
                 {
-                    throw Refuse(link, $"content does not match its name (the content is {file.Digest})");
+                    throw Refuse(link, $"content does not match its name (it links to {file.Entry}, which is {file.Digest})");
                 }
 
                 _files[link] = file;
@@ -284,14 +400,14 @@ public sealed class ArchiveSource : IImageSource
             foreach (var entry in index.Manifests)
             {
                 await CheckGraphAsync(entry, "index.json", cancellationToken).ConfigureAwait(false);
-                await layout.AddEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+                AddEntry(entry);
             }
         }
 
         // Every blob a manifest names must be in the archive, so a load never fails half-way.
         private async Task CheckGraphAsync(Descriptor content, string referredFrom, CancellationToken cancellationToken)
         {
-            if (!await layout.HasBlobAsync(content, cancellationToken).ConfigureAwait(false))
+            if (!Blobs.TryGetValue(content.Digest, out var file) || file.Size != content.Size)
             {
                 if (!content.MediaType.Contains("foreign", StringComparison.Ordinal) && !content.MediaType.Contains("nondistributable", StringComparison.Ordinal))
                 {
@@ -306,11 +422,16 @@ public sealed class ArchiveSource : IImageSource
                 return;
             }
 
-            var entryName = $"blobs/{content.Digest.Algorithm}/{content.Digest.Encoded}";
+            var entryName = file.Entry;
+            if (file.Size > MaxMetadataSize)
+            {
+                throw Refuse(entryName, $"manifest of {file.Size} bytes is larger than the {MaxMetadataSize} allowed");
+            }
+
             ManifestDocument document;
             try
             {
-                document = ManifestDocument.Parse((await layout.ReadManifestAsync(content, cancellationToken).ConfigureAwait(false)).Span, content.MediaType);
+                document = ManifestDocument.Parse(await ReadVerifiedAsync(Tar!, path, file, content.Digest, cancellationToken).ConfigureAwait(false), content.MediaType);
             }
             catch (ManifestFormatException ex)
             {
@@ -356,7 +477,8 @@ public sealed class ArchiveSource : IImageSource
                 foreach (var layerPath in image.Layers ?? [])
                 {
                     var layer = Lookup(layerPath, "Layers");
-                    layers.Add(new DockerSchema2Descriptor { MediaType = LayerMediaType(layer.Digest, layerPath), Size = layer.Size, Digest = layer.Digest.ToString() });
+                    var mediaType = await LayerMediaTypeAsync(layer, layerPath, cancellationToken).ConfigureAwait(false);
+                    layers.Add(new DockerSchema2Descriptor { MediaType = mediaType, Size = layer.Size, Digest = layer.Digest.ToString() });
                 }
 
                 var manifest = BundleJson.Serialize(new DockerSchema2Manifest
@@ -365,22 +487,22 @@ public sealed class ArchiveSource : IImageSource
                     Layers = layers,
                 }, BundleJsonContext.Default.DockerSchema2Manifest);
                 var descriptor = new Descriptor { MediaType = MediaTypes.DockerManifest, Digest = Digest.Sha256(manifest), Size = manifest.Length };
-                await layout.WriteManifestAsync(descriptor, manifest, null, cancellationToken).ConfigureAwait(false);
+                Synthesised[descriptor.Digest] = manifest;
                 var tags = image.RepoTags ?? [];
                 if (tags.Count == 0)
                 {
-                    await layout.AddEntryAsync(descriptor, cancellationToken).ConfigureAwait(false);
+                    AddEntry(descriptor);
                 }
 
                 foreach (var tag in tags)
                 {
                     var name = ImageReference.TryParse(tag, out var parsed) ? parsed.ToString() : tag;
-                    await layout.AddEntryAsync(OciLayoutStore.NamedEntry(descriptor, name), cancellationToken).ConfigureAwait(false);
+                    AddEntry(OciLayoutStore.NamedEntry(descriptor, name));
                 }
             }
         }
 
-        private (Digest Digest, long Size) Lookup(string? entryPath, string field)
+        private ArchiveFile Lookup(string? entryPath, string field)
         {
             if (string.IsNullOrEmpty(entryPath))
             {
@@ -395,14 +517,10 @@ public sealed class ArchiveSource : IImageSource
 
         // containers/image labels every docker-archive layer with the schema 2 layer type whatever its
         // compression (consumers detect compression by content); only compressions images may use are accepted.
-        private string LayerMediaType(Digest layer, string entryPath)
+        private async Task<string> LayerMediaTypeAsync(ArchiveFile layer, string entryPath, CancellationToken cancellationToken)
         {
-            var head = new byte[ArchiveCodecs.DetectLength];
-            int length;
-            using (var file = File.OpenRead(layout.BlobPath(layer)))
-            {
-                length = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-            }
+            var head = new byte[(int)Math.Min(ArchiveCodecs.DetectLength, layer.Size)];
+            var length = await RandomAccess.ReadAsync(Tar!, head, layer.Offset, cancellationToken).ConfigureAwait(false);
 
             return ArchiveCodecs.Detect(head.AsSpan(0, length)) switch
             {
@@ -415,13 +533,21 @@ public sealed class ArchiveSource : IImageSource
 
         private async Task<byte[]> ReadMetadataAsync(string name, CancellationToken cancellationToken)
         {
-            var (digest, size) = _files[name];
-            if (size > MaxMetadataSize)
+            var file = _files[name];
+            if (file.Size > MaxMetadataSize)
             {
-                throw Refuse(name, $"is {size} bytes, larger than the {MaxMetadataSize} allowed");
+                throw Refuse(name, $"is {file.Size} bytes, larger than the {MaxMetadataSize} allowed");
             }
 
-            return await File.ReadAllBytesAsync(layout.BlobPath(digest), cancellationToken).ConfigureAwait(false);
+            return await ReadVerifiedAsync(Tar!, path, file, file.Digest, cancellationToken).ConfigureAwait(false);
+        }
+
+        // As OciLayoutStore.AddEntryAsync: an entry replaces one with the same name.
+        private void AddEntry(Descriptor entry)
+        {
+            var name = OciLayoutStore.NameOf(entry);
+            Entries.RemoveAll(e => name is null ? OciLayoutStore.NameOf(e) is null && e.Digest == entry.Digest : OciLayoutStore.NameOf(e) == name);
+            Entries.Add(entry);
         }
 
         /// <summary>
@@ -493,5 +619,19 @@ public sealed class ArchiveSource : IImageSource
         }
 
         private BundleFormatException Refuse(string? entry, string problem, Exception? inner = null) => new(path, entry, problem, inner);
+    }
+
+    /// <summary>A small entry (a manifest, index or metadata file) read whole and checked against <paramref name="digest"/>.</summary>
+    private static async Task<byte[]> ReadVerifiedAsync(SafeFileHandle tar, string path, ArchiveFile file, Digest digest, CancellationToken cancellationToken)
+    {
+        var content = new byte[file.Size];
+        var stream = new ArchiveBlobStream(tar, path, file, digest);
+        await using (stream.ConfigureAwait(false))
+        {
+            await stream.ReadExactlyAsync(content, cancellationToken).ConfigureAwait(false);
+            await stream.VerifyAtEndAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return content;
     }
 }

@@ -7,29 +7,49 @@ using Airlock.Oci;
 namespace Airlock.Bundles.Archive;
 
 /// <summary>
-/// An image archive being written. Content is staged in an OCI layout beside the output file (a graph copy
-/// writes blobs in parallel and in any order; a tar is sequential), and <see cref="CompleteAsync"/> streams
-/// it into one tar, compressed as asked, renamed into place only when whole.
+/// An image archive being written, streamed: every blob goes straight into the tar as it arrives (a tar
+/// entry needs its size first, which the descriptor gives), hashed on the way, into a <c>.partial</c> file
+/// beside the output, compressed as asked; <see cref="CompleteAsync"/> adds <c>index.json</c> (and Docker's
+/// files) and renames the file into place only when whole. Blobs are written one at a time (a tar is
+/// sequential); a graph copy's parallel downloads wait their turn with their responses open. A blob whose
+/// content is not its digest or size spoils the archive: the write fails, every later write and
+/// <see cref="CompleteAsync"/> fail too, and disposing removes the partial file, so no half-written archive
+/// is ever left under the output name. Blobs shared by images are stored once.
 /// <para>
 /// <see cref="ArchiveFormat.DockerArchive"/> writes what <c>ctr images export</c> and Docker 25+ write: a tar
 /// that is an OCI layout (multi-arch indexes kept whole in <c>index.json</c>) and also carries Docker's
 /// <c>manifest.json</c> and <c>repositories</c>, pointing at <c>blobs/sha256/…</c> for the host-platform
 /// image of every name, so <c>docker load</c>, <c>podman load</c>, <c>skopeo docker-archive:</c>,
 /// <c>ctr images import</c> and the K3s images directory all read it. <see cref="ArchiveFormat.OciLayout"/>
-/// writes the OCI layout alone. Blobs shared by images are stored once.
+/// writes the OCI layout alone.
 /// </para>
 /// </summary>
 public sealed class ArchiveTarget : IImageTarget
 {
-    private readonly OciLayoutStore _staging;
-    private bool _completed;
+    private const UnixFileMode FileMode644 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 
-    private ArchiveTarget(string path, ArchiveFormat format, ArchiveCompression compression, OciLayoutStore staging)
+    private readonly string _partial;
+    private readonly FileStream _file;
+    private readonly Stream _compressed;
+    private readonly TarWriter _tar;
+    private readonly SemaphoreSlim _writing = new(1, 1);
+    private readonly Dictionary<Digest, long> _blobs = [];
+    private readonly Dictionary<Digest, byte[]> _manifests = [];
+    private readonly HashSet<string> _folders = new(StringComparer.Ordinal);
+    private readonly List<Descriptor> _entries = [];
+    private string? _spoiled;
+    private bool _completed;
+    private bool _closed;
+
+    private ArchiveTarget(string path, ArchiveFormat format, ArchiveCompression compression)
     {
         Path = path;
         Format = format;
         Compression = compression;
-        _staging = staging;
+        _partial = $"{path}.partial-{Guid.NewGuid():N}";
+        _file = new FileStream(_partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+        _compressed = ArchiveCodecs.OpenWrite(_file, compression);
+        _tar = new TarWriter(_compressed, TarEntryFormat.Ustar, leaveOpen: true);
     }
 
     public string Path { get; }
@@ -42,100 +62,238 @@ public sealed class ArchiveTarget : IImageTarget
     public static ArchiveTarget Create(string path, ArchiveFormat format = ArchiveFormat.DockerArchive, ArchiveCompression? compression = null)
     {
         var full = System.IO.Path.GetFullPath(path);
-        var staging = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(full)!, $".{System.IO.Path.GetFileName(full)}.airlock-{Guid.NewGuid():N}");
-        return new ArchiveTarget(full, format, compression ?? ArchiveCodecs.FromFileName(full), OciLayoutStore.Create(staging));
+        return new ArchiveTarget(full, format, compression ?? ArchiveCodecs.FromFileName(full));
     }
 
-    public ValueTask<bool> HasBlobAsync(Descriptor blob, CancellationToken cancellationToken) => _staging.HasBlobAsync(blob, cancellationToken);
-
-    public ValueTask WriteBlobAsync(Descriptor blob, Stream content, CancellationToken cancellationToken) =>
-        _staging.WriteBlobAsync(blob, content, cancellationToken);
-
-    public ValueTask<bool> HasManifestAsync(Descriptor manifest, CancellationToken cancellationToken) => _staging.HasManifestAsync(manifest, cancellationToken);
-
-    public ValueTask WriteManifestAsync(Descriptor manifest, ReadOnlyMemory<byte> content, string? reference, CancellationToken cancellationToken) =>
-        _staging.WriteManifestAsync(manifest, content, reference, cancellationToken);
-
-    /// <summary>Writes the archive file from everything copied in; without this, disposing leaves no file.</summary>
-    public async Task CompleteAsync(CancellationToken cancellationToken)
+    public ValueTask<bool> HasBlobAsync(Descriptor blob, CancellationToken cancellationToken)
     {
-        var partial = $"{Path}.partial-{Guid.NewGuid():N}";
+        lock (_blobs)
+        {
+            return ValueTask.FromResult(_blobs.TryGetValue(blob.Digest, out var size) && size == blob.Size);
+        }
+    }
+
+    public async ValueTask WriteBlobAsync(Descriptor blob, Stream content, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        ArgumentNullException.ThrowIfNull(content);
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
-            await using (file.ConfigureAwait(false))
+            ThrowIfSpoiled();
+            if (await HasBlobAsync(blob, cancellationToken).ConfigureAwait(false))
             {
-                var compressed = ArchiveCodecs.OpenWrite(file, Compression);
-                try
-                {
-                    var tar = new TarWriter(compressed, TarEntryFormat.Ustar, leaveOpen: true);
-                    await using (tar.ConfigureAwait(false))
-                    {
-                        await WriteEntriesAsync(tar, cancellationToken).ConfigureAwait(false);
-                    }
-                }
-                finally
-                {
-                    // Synchronous dispose: SharpCompress's bzip2 writes its final block only there.
-                    if (!ReferenceEquals(compressed, file))
-                    {
-                        compressed.Dispose();
-                    }
-                }
-
-                await file.FlushAsync(cancellationToken).ConfigureAwait(false);
-                file.Flush(flushToDisk: true);
+                return;
             }
 
-            File.Move(partial, Path, overwrite: true);
-            _completed = true;
+            await WriteBlobEntryAsync(blob, content, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            if (!_completed)
+            _writing.Release();
+        }
+    }
+
+    public ValueTask<bool> HasManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
+    {
+        lock (_blobs)
+        {
+            return ValueTask.FromResult(_manifests.ContainsKey(manifest.Digest));
+        }
+    }
+
+    public async ValueTask WriteManifestAsync(Descriptor manifest, ReadOnlyMemory<byte> content, string? reference, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (content.Length > OciLayoutStore.MaxManifestSize)
+        {
+            throw new BundleFormatException(Path, manifest.Digest.ToString(), $"manifest of {content.Length} bytes is larger than the {OciLayoutStore.MaxManifestSize} allowed");
+        }
+
+        var bytes = content.ToArray();
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfSpoiled();
+            if (!await HasBlobAsync(manifest, cancellationToken).ConfigureAwait(false))
             {
-                File.Delete(partial);
+                using var stream = new MemoryStream(bytes, writable: false);
+                await WriteBlobEntryAsync(manifest, stream, cancellationToken).ConfigureAwait(false);
             }
+
+            lock (_blobs)
+            {
+                _manifests[manifest.Digest] = bytes;
+                if (reference is not null)
+                {
+                    var entry = OciLayoutStore.NamedEntry(manifest, reference);
+                    var name = OciLayoutStore.NameOf(entry);
+                    _entries.RemoveAll(e => OciLayoutStore.NameOf(e) == name);
+                    _entries.Add(entry);
+                }
+            }
+        }
+        finally
+        {
+            _writing.Release();
+        }
+    }
+
+    /// <summary>Lists a manifest already written (a referrer) in <c>index.json</c> without a name; unnamed entries are not repeated.</summary>
+    public void AddEntry(Descriptor entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        lock (_blobs)
+        {
+            if (!_manifests.ContainsKey(entry.Digest))
+            {
+                throw new InvalidOperationException($"{Path}: manifest {entry.Digest} has not been written");
+            }
+
+            if (!_entries.Any(e => e.Digest == entry.Digest && OciLayoutStore.NameOf(e) == OciLayoutStore.NameOf(entry)))
+            {
+                _entries.Add(entry);
+            }
+        }
+    }
+
+    /// <summary>Finishes the archive (index.json, Docker's files) and renames it into place; without this, disposing leaves no file.</summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken)
+    {
+        await _writing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfSpoiled();
+            await EnsureLayoutStartedAsync(cancellationToken).ConfigureAwait(false);
+            await WriteFileAsync("index.json", BundleJson.Serialize(new LayoutIndex { Manifests = [.. _entries] }, BundleJsonContext.Default.LayoutIndex),
+                cancellationToken).ConfigureAwait(false);
+            if (Format == ArchiveFormat.DockerArchive)
+            {
+                var (manifest, repositories) = DockerManifest();
+                await WriteFileAsync("manifest.json", BundleJson.Serialize(manifest, BundleJsonContext.Default.ListDockerArchiveImage), cancellationToken).ConfigureAwait(false);
+                await WriteFileAsync("repositories", BundleJson.Serialize(repositories, BundleJsonContext.Default.DictionaryStringDictionaryStringString),
+                    cancellationToken).ConfigureAwait(false);
+            }
+
+            await CloseAsync().ConfigureAwait(false);
+            await using (_file.ConfigureAwait(false))
+            {
+                await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                _file.Flush(flushToDisk: true);
+            }
+
+            File.Move(_partial, Path, overwrite: true);
+            _completed = true;
+        }
+        catch
+        {
+            _spoiled ??= "writing the end of the archive failed";
+            throw;
+        }
+        finally
+        {
+            _writing.Release();
         }
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _staging.DisposeAsync().ConfigureAwait(false);
-        System.IO.Directory.Delete(_staging.Root, recursive: true);
+        if (!_completed)
+        {
+            try
+            {
+                await CloseAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                // The archive is being thrown away; a failing codec flush changes nothing.
+            }
+            catch (InvalidOperationException)
+            {
+                // Likewise (a compressor disposed after a failed write).
+            }
+
+            await _file.DisposeAsync().ConfigureAwait(false);
+            File.Delete(_partial);
+        }
+
+        _writing.Dispose();
     }
 
-    private async Task WriteEntriesAsync(TarWriter tar, CancellationToken cancellationToken)
+    // The tar's end-of-archive blocks, then the compressor's last frame.
+    private async Task CloseAsync()
     {
-        await WriteFileAsync(tar, "oci-layout", File.ReadAllBytes(System.IO.Path.Combine(_staging.Root, "oci-layout")), cancellationToken).ConfigureAwait(false);
-        await tar.WriteEntryAsync(FolderEntry("blobs/"), cancellationToken).ConfigureAwait(false);
-        foreach (var algorithm in System.IO.Directory.GetDirectories(System.IO.Path.Combine(_staging.Root, "blobs")).Order(StringComparer.Ordinal))
+        if (_closed)
         {
-            var folder = $"blobs/{System.IO.Path.GetFileName(algorithm)}/";
-            await tar.WriteEntryAsync(FolderEntry(folder), cancellationToken).ConfigureAwait(false);
-            foreach (var blob in System.IO.Directory.GetFiles(algorithm).Order(StringComparer.Ordinal))
+            return;
+        }
+
+        _closed = true;
+        await _tar.DisposeAsync().ConfigureAwait(false);
+        if (!ReferenceEquals(_compressed, _file))
+        {
+            // Synchronous dispose: SharpCompress's bzip2 writes its final block only there.
+            _compressed.Dispose();
+        }
+    }
+
+    private void ThrowIfSpoiled()
+    {
+        if (_spoiled is not null)
+        {
+            throw new InvalidOperationException($"{Path}: the archive cannot be completed: {_spoiled}");
+        }
+    }
+
+    // Called under _writing. The entry's header promises blob.Size bytes; content that is not exactly the
+    // blob spoils the archive (the tar cannot be taken back), so the whole save fails and leaves no file.
+    private async Task WriteBlobEntryAsync(Descriptor blob, Stream content, CancellationToken cancellationToken)
+    {
+        await EnsureLayoutStartedAsync(cancellationToken).ConfigureAwait(false);
+        var folder = $"blobs/{blob.Digest.Algorithm}/";
+        if (_folders.Add(folder))
+        {
+            await _tar.WriteEntryAsync(FolderEntry(folder), cancellationToken).ConfigureAwait(false);
+        }
+
+        var data = new VerifyingStream(content, blob.Digest, blob.Size, leaveOpen: true);
+        await using (data.ConfigureAwait(false))
+        {
+            try
             {
-                var content = new FileStream(blob, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
-                await using (content.ConfigureAwait(false))
+                var entry = new UstarTarEntry(TarEntryType.RegularFile, folder + blob.Digest.Encoded)
                 {
-                    var entry = new UstarTarEntry(TarEntryType.RegularFile, folder + System.IO.Path.GetFileName(blob))
-                    {
-                        DataStream = content,
-                        Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
-                        ModificationTime = DateTimeOffset.UnixEpoch,
-                    };
-                    await tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+                    DataStream = new KnownLengthStream(data, blob.Size),
+                    Mode = FileMode644,
+                    ModificationTime = DateTimeOffset.UnixEpoch,
+                };
+                await _tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+
+                // The source must end where the descriptor says; reading its end also verifies the digest.
+                if (await data.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) != 0)
+                {
+                    throw new DigestMismatchException(blob.Digest, blob.Digest, $"content is longer than the expected {blob.Size} bytes");
                 }
+            }
+            catch (Exception ex)
+            {
+                _spoiled = $"writing {blob.Digest} failed ({ex.Message})";
+                throw;
             }
         }
 
-        await WriteFileAsync(tar, "index.json", File.ReadAllBytes(System.IO.Path.Combine(_staging.Root, "index.json")), cancellationToken).ConfigureAwait(false);
-        if (Format == ArchiveFormat.DockerArchive)
+        lock (_blobs)
         {
-            var (manifest, repositories) = await DockerManifestAsync(cancellationToken).ConfigureAwait(false);
-            await WriteFileAsync(tar, "manifest.json", BundleJson.Serialize(manifest, BundleJsonContext.Default.ListDockerArchiveImage), cancellationToken).ConfigureAwait(false);
-            await WriteFileAsync(tar, "repositories",
-                BundleJson.Serialize(repositories, BundleJsonContext.Default.DictionaryStringDictionaryStringString), cancellationToken).ConfigureAwait(false);
+            _blobs[blob.Digest] = blob.Size;
+        }
+    }
+
+    private async Task EnsureLayoutStartedAsync(CancellationToken cancellationToken)
+    {
+        if (_folders.Add("blobs/"))
+        {
+            await WriteFileAsync("oci-layout", """{"imageLayoutVersion":"1.0.0"}"""u8.ToArray(), cancellationToken).ConfigureAwait(false);
+            await _tar.WriteEntryAsync(FolderEntry("blobs/"), cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -144,13 +302,13 @@ public sealed class ArchiveTarget : IImageTarget
     /// points at it; a multi-arch name contributes its host-platform image (else its first Linux one), since
     /// Docker's format holds one image per name.
     /// </summary>
-    private async Task<(List<DockerArchiveImage>, Dictionary<string, Dictionary<string, string>>)> DockerManifestAsync(CancellationToken cancellationToken)
+    private (List<DockerArchiveImage>, Dictionary<string, Dictionary<string, string>>) DockerManifest()
     {
         var images = new List<(Digest Manifest, ManifestDocument Document, List<string> Tags)>();
         var repositories = new Dictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
-        foreach (var entry in _staging.Entries)
+        foreach (var entry in _entries)
         {
-            var image = await ImageManifestForHostAsync(entry, cancellationToken).ConfigureAwait(false);
+            var image = ImageManifestForHost(entry);
             if (image is null)
             {
                 continue;
@@ -185,28 +343,24 @@ public sealed class ArchiveTarget : IImageTarget
         return (manifest, repositories);
     }
 
-    private async Task<(Descriptor, ManifestDocument)?> ImageManifestForHostAsync(Descriptor entry, CancellationToken cancellationToken)
+    private (Descriptor, ManifestDocument)? ImageManifestForHost(Descriptor entry)
     {
-        if (!MediaTypes.IsManifest(entry.MediaType))
+        if (!MediaTypes.IsManifest(entry.MediaType) || !_manifests.TryGetValue(entry.Digest, out var content))
         {
             return null;
         }
 
-        var document = ManifestDocument.Parse((await _staging.ReadManifestAsync(entry, cancellationToken).ConfigureAwait(false)).Span, entry.MediaType);
+        var document = ManifestDocument.Parse(content, entry.MediaType);
         if (!document.IsIndex)
         {
-            return document.Config is null ? null : (entry, document);
+            // Only images: an artifact (a signature, an SBOM) has no place in Docker's manifest.json.
+            return document.Subject is null && document.Config?.MediaType is MediaTypes.OciConfig or MediaTypes.DockerConfig ? (entry, document) : null;
         }
 
         var candidates = document.Manifests.Where(m => MediaTypes.IsImageManifest(m.MediaType)).ToList();
         var chosen = candidates.FirstOrDefault(m => Platform.Host.Matches(m.Platform))
             ?? candidates.FirstOrDefault(m => m.Platform?.Os == "linux" && m.Platform.Architecture != "unknown");
-        if (chosen is null || !await _staging.HasManifestAsync(chosen, cancellationToken).ConfigureAwait(false))
-        {
-            return null;
-        }
-
-        return await ImageManifestForHostAsync(chosen, cancellationToken).ConfigureAwait(false);
+        return chosen is null ? null : ImageManifestForHost(chosen);
     }
 
     private static string BlobEntry(Digest digest) => $"blobs/{digest.Algorithm}/{digest.Encoded}";
@@ -218,15 +372,72 @@ public sealed class ArchiveTarget : IImageTarget
         ModificationTime = DateTimeOffset.UnixEpoch,
     };
 
-    private static async Task WriteFileAsync(TarWriter tar, string name, byte[] content, CancellationToken cancellationToken)
+    private async Task WriteFileAsync(string name, byte[] content, CancellationToken cancellationToken)
     {
         using var data = new MemoryStream(content, writable: false);
         var entry = new UstarTarEntry(TarEntryType.RegularFile, name)
         {
             DataStream = data,
-            Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+            Mode = FileMode644,
             ModificationTime = DateTimeOffset.UnixEpoch,
         };
-        await tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+        await _tar.WriteEntryAsync(entry, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A blob's stream as TarWriter wants it — seekable-looking, so it takes the length for the header
+    /// instead of buffering — reading at most <c>length</c> bytes and failing if the content ends before.
+    /// </summary>
+    private sealed class KnownLengthStream(Stream inner, long length) : Stream
+    {
+        private long _read;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => true;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position
+        {
+            get => _read;
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer) =>
+            Account(buffer.Length == 0 || _read == length ? 0 : inner.Read(buffer[..(int)Math.Min(buffer.Length, length - _read)]), buffer.Length);
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            Account(buffer.Length == 0 || _read == length
+                ? 0
+                : await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, length - _read)], cancellationToken).ConfigureAwait(false), buffer.Length);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        private int Account(int read, int wanted)
+        {
+            if (read == 0 && wanted > 0 && _read < length)
+            {
+                throw new EndOfStreamException($"content ended after {_read} of {length} bytes");
+            }
+
+            _read += read;
+            return read;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

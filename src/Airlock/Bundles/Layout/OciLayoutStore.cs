@@ -9,7 +9,7 @@ namespace Airlock.Bundles.Layout;
 /// both a source and a target. Blobs are written through <see cref="BlobIngest"/> (verified, fsynced, renamed),
 /// manifests byte for byte, and <c>index.json</c> is replaced atomically whenever a name is added.
 /// </summary>
-public sealed class OciLayoutStore : IImageSource, IImageTarget
+public sealed class OciLayoutStore : IImageSource, IImageTarget, IReferrerSource
 {
     /// <summary>The OCI annotation naming an index entry; skopeo writes the bare tag here.</summary>
     public const string RefNameAnnotation = "org.opencontainers.image.ref.name";
@@ -25,11 +25,13 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
 
     private readonly SemaphoreSlim _indexLock = new(1, 1);
     private readonly List<Descriptor> _entries;
+    private readonly LayoutReferrers _referrers;
 
     private OciLayoutStore(string root, List<Descriptor> entries)
     {
         Root = root;
         _entries = entries;
+        _referrers = new LayoutReferrers(this, () => Entries);
     }
 
     public string Root { get; }
@@ -63,12 +65,6 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
         return new OciLayoutStore(Path.GetFullPath(root), ReadIndex(root, indexPath));
     }
 
-    /// <summary>
-    /// Whether blobs written through <see cref="StartIngest"/> are fsynced at commit (default). A scratch layout
-    /// that is deleted after use (an archive spooled for reading) turns it off.
-    /// </summary>
-    internal bool Durable { get; set; } = true;
-
     /// <summary>Opens the layout at <paramref name="root"/>, creating an empty one if there is none.</summary>
     public static OciLayoutStore Create(string root)
     {
@@ -93,18 +89,18 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
     /// <summary>Where the blob with this digest lives; the digest grammar keeps it inside the layout.</summary>
     public string BlobPath(Digest digest) => Path.Combine(Root, "blobs", digest.Algorithm, digest.Encoded);
 
-    public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken)
+    public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Resolve(Entries, reference, Root));
+
+    /// <summary>
+    /// The entry of an <c>index.json</c> a reference names: a digest, a containerd or OCI ref name, the same
+    /// image under another spelling of its reference, or (empty reference) the only entry.
+    /// </summary>
+    internal static Descriptor Resolve(IReadOnlyList<Descriptor> entries, string reference, string where)
     {
-        var entries = Entries;
         if (Digest.TryParse(reference, out var digest))
         {
-            var byDigest = entries.FirstOrDefault(e => e.Digest == digest);
-            if (byDigest is not null)
-            {
-                return ValueTask.FromResult(byDigest);
-            }
-
-            throw new ImageNotFoundException($"{Root}: no manifest {digest} in index.json");
+            return entries.FirstOrDefault(e => e.Digest == digest) ?? throw new ImageNotFoundException($"{where}: no manifest {digest} in index.json");
         }
 
         var found = entries.FirstOrDefault(e => NameOf(e) == reference
@@ -120,12 +116,14 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
             found = entries[0];
         }
 
-        return found is not null
-            ? ValueTask.FromResult(found)
-            : throw new ImageNotFoundException(string.IsNullOrEmpty(reference)
-                ? $"{Root}: holds {entries.Count} images; name one ({string.Join(", ", entries.Select(NameOf).Where(n => n is not null))})"
-                : $"{Root}: no image named \"{reference}\"");
+        return found ?? throw new ImageNotFoundException(string.IsNullOrEmpty(reference)
+            ? $"{where}: holds {entries.Count} images; name one ({string.Join(", ", entries.Select(NameOf).Where(n => n is not null))})"
+            : $"{where}: no image named \"{reference}\"");
     }
+
+    /// <summary>The <c>index.json</c> entries whose manifest has <paramref name="subject"/> as its subject.</summary>
+    public ValueTask<IReadOnlyList<Descriptor>> ReferrersAsync(Descriptor subject, CancellationToken cancellationToken) =>
+        _referrers.FindAsync(subject, cancellationToken);
 
     public async ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
     {
@@ -274,9 +272,7 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget
     {
         var folder = Path.Combine(Root, IngestFolder);
         Directory.CreateDirectory(folder);
-        var ingest = BlobIngest.Start(Path.Combine(folder, Guid.NewGuid().ToString("N")), algorithm);
-        ingest.Durable = Durable;
-        return ingest;
+        return BlobIngest.Start(Path.Combine(folder, Guid.NewGuid().ToString("N")), algorithm);
     }
 
     private void SaveIndex()
