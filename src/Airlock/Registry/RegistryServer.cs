@@ -2,6 +2,7 @@ using System.Net;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -40,6 +41,9 @@ public sealed class RegistryServer : IAsyncDisposable
 
     public RegistryStorage Storage { get; }
 
+    /// <summary>The host's services (tests look at how Kestrel is put together).</summary>
+    internal IServiceProvider Services => _app.Services;
+
     public static async Task<RegistryServer> StartAsync(RegistryServerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
         var problems = options.Validate();
@@ -54,6 +58,15 @@ public sealed class RegistryServer : IAsyncDisposable
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
         builder.WebHost.UseKestrelCore();
+
+        // Kestrel's socket transport receives into 4 KiB blocks of the pool this factory makes; bigger blocks
+        // make a push's body arrive in ~30x fewer recv calls (ReceiveBufferPool). UseKestrelCore registered
+        // Kestrel's factory just above, which keeps serving every other pool.
+        var kestrelPools = builder.Services.Last(service => service.ServiceType == typeof(IMemoryPoolFactory<byte>));
+        builder.Services.AddSingleton<IMemoryPoolFactory<byte>>(services => new ReceiveBufferPoolFactory(
+            (IMemoryPoolFactory<byte>)(kestrelPools.ImplementationInstance
+                ?? kestrelPools.ImplementationFactory?.Invoke(services)
+                ?? ActivatorUtilities.CreateInstance(services, kestrelPools.ImplementationType!))));
         builder.WebHost.UseShutdownTimeout(options.ShutdownTimeout);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
