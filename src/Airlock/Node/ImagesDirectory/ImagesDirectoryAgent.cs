@@ -70,6 +70,11 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+
+        // However the watcher ended on the stop request (cancelled mid-wait, or between passes), systemd hears it.
+        if (cancellationToken.IsCancellationRequested)
+        {
             await notifier.NotifyStoppingAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
