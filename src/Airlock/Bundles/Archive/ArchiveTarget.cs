@@ -38,6 +38,8 @@ public sealed class ArchiveTarget : IImageTarget
     private readonly HashSet<string> _folders = new(StringComparer.Ordinal);
     private readonly List<Descriptor> _entries = [];
     private string? _spoiled;
+    private long _writebackStarted;
+    private Task _flushing = Task.CompletedTask;
     private bool _completed;
     private bool _closed;
 
@@ -179,6 +181,7 @@ public sealed class ArchiveTarget : IImageTarget
             await using (_file.ConfigureAwait(false))
             {
                 await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await _flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 _file.Flush(flushToDisk: true);
             }
 
@@ -221,6 +224,29 @@ public sealed class ArchiveTarget : IImageTarget
     }
 
     // The tar's end-of-archive blocks, then the compressor's last frame.
+    /// <summary>
+    /// After each blob: start writeback of what reached the file and, unless one still runs, an fdatasync beside the
+    /// writes (as <see cref="BlobIngest"/> does), so the fsync at the end finds little left instead of the whole
+    /// archive (about 2 s per GiB on a disk with a write cache).
+    /// </summary>
+    private async Task KeepWritebackGoingAsync(CancellationToken cancellationToken)
+    {
+        await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
+        var end = _file.Position;
+        if (end - _writebackStarted < BlobIngest.WritebackWindow)
+        {
+            return;
+        }
+
+        FileSystemDurability.StartWriteback(_file.SafeFileHandle, _writebackStarted, end - _writebackStarted);
+        _writebackStarted = end;
+        if (_flushing.IsCompleted)
+        {
+            var file = _file.SafeFileHandle;
+            _flushing = Task.Run(() => FileSystemDurability.FlushData(file), CancellationToken.None);
+        }
+    }
+
     private async Task CloseAsync()
     {
         if (_closed)
@@ -274,6 +300,8 @@ public sealed class ArchiveTarget : IImageTarget
                 {
                     throw new DigestMismatchException(blob.Digest, blob.Digest, $"content is longer than the expected {blob.Size} bytes");
                 }
+
+                await KeepWritebackGoingAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
