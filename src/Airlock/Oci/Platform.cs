@@ -1,6 +1,6 @@
+using System.Text.Json.Serialization;
 using CpuArchitecture = System.Runtime.InteropServices.Architecture;
 using RuntimeInformation = System.Runtime.InteropServices.RuntimeInformation;
-using System.Text.Json.Serialization;
 
 namespace Airlock.Oci;
 

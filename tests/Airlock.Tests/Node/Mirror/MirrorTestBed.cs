@@ -7,9 +7,9 @@ using Airlock.Oci;
 using Airlock.Registry.Auth;
 using Airlock.Remote;
 using Airlock.Tests.Node.Containerd;
-using TestImage = Airlock.Tests.Node.Containerd.TestImage;
 using Airlock.Tests.Registry;
 using Microsoft.AspNetCore.Http;
+using TestImage = Airlock.Tests.Node.Containerd.TestImage;
 
 namespace Airlock.Tests.Node.Mirror;
 
