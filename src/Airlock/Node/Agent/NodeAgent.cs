@@ -136,7 +136,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             using var reloader = new RegistriesReloader(render, RestartSafelyAsync, timeProvider, logger)
             {
                 Debounce = options.RegistriesDebounce,
-                Accepted = ServeMirrorAsync,
+                Accepted = ServeMirrorOnReloadAsync,
                 Reloaded = Reloaded,
             };
             // Recording from now: a change made while the images are imported is not missed.
@@ -178,6 +178,22 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             {
                 pause?.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// A mirror that cannot start on a reload (its address taken) is logged, not thrown: the reloader must keep
+    /// watching, and the next reload tries again.
+    /// </summary>
+    private async Task ServeMirrorOnReloadAsync(RegistriesFile registries, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ServeMirrorAsync(registries, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException)
+        {
+            options.Logger.LogError(ex, "The node mirror could not start on {Address}; registries that need it cannot be pulled until it does", _mirrorOptions?.Listen);
         }
     }
 
