@@ -53,13 +53,35 @@ internal sealed class RegistryAccessOptions
         return access;
     }
 
-    /// <summary>Opens registries lazily: verbs that never touch a registry never read the files.</summary>
+    /// <summary>
+    /// Opens registries lazily: verbs that never touch a registry never read the files. The registries file is read
+    /// again when it has changed since, so a long-running agent pulls with the credentials and TLS in force now.
+    /// </summary>
     public RegistryConnector Connect(ParseResult parseResult)
     {
-        var options = new Lazy<RemoteOptions>(() => Options(parseResult));
+        var gate = new Lock();
+        RemoteOptions? cached = null;
+        (DateTime, long) readAt = default;
+        RemoteOptions Current()
+        {
+            var path = RegistriesPath(parseResult);
+            var file = path is null ? null : new FileInfo(path);
+            var stamp = file is { Exists: true } ? (file.LastWriteTimeUtc, file.Length) : default;
+            lock (gate)
+            {
+                if (cached is null || stamp != readAt)
+                {
+                    cached = Options(parseResult);
+                    readAt = stamp;
+                }
+
+                return cached;
+            }
+        }
+
         return new RegistryConnector(
-            reference => RemoteImageStore.Create(reference, options.Value),
-            reference => RemoteImageStore.Create(reference, options.Value));
+            reference => RemoteImageStore.Create(reference, Current()),
+            reference => RemoteImageStore.Create(reference, Current()));
     }
 
     /// <summary>The registries.yaml in effect: <c>--registries</c>, else the default given to <see cref="AddTo"/> (which may not exist).</summary>

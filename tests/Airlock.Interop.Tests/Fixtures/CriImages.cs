@@ -1,4 +1,4 @@
-using Airlock.Interop.Tests.Cri;
+using Airlock.Node.Containerd.Cri;
 using Airlock.Node.Containerd;
 using Grpc.Core;
 using Grpc.Net.Client;

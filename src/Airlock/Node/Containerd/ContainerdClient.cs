@@ -6,6 +6,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using ContentApi = Airlock.Node.Containerd.Api.Content;
+using CriApi = Airlock.Node.Containerd.Cri;
 using DiffApi = Airlock.Node.Containerd.Api.Diff;
 using ImagesApi = Airlock.Node.Containerd.Api.Images;
 using LeasesApi = Airlock.Node.Containerd.Api.Leases;
@@ -74,6 +75,7 @@ public sealed class ContainerdClient : IAsyncDisposable
         LeasesService = new LeasesApi.Leases.LeasesClient(invoker);
         SnapshotsService = new SnapshotsApi.Snapshots.SnapshotsClient(invoker);
         DiffService = new DiffApi.Diff.DiffClient(invoker);
+        CriImageService = new CriApi.ImageService.ImageServiceClient(invoker);
     }
 
     /// <summary>The containerd namespace every call is made in.</summary>
@@ -97,6 +99,8 @@ public sealed class ContainerdClient : IAsyncDisposable
     internal SnapshotsApi.Snapshots.SnapshotsClient SnapshotsService { get; }
 
     internal DiffApi.Diff.DiffClient DiffService { get; }
+
+    internal CriApi.ImageService.ImageServiceClient CriImageService { get; }
 
     /// <summary>
     /// A client for the containerd listening on <paramref name="socketPath"/> (e.g.
@@ -499,6 +503,19 @@ public sealed class ContainerdClient : IAsyncDisposable
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// Pulls <paramref name="image"/> through the CRI image service containerd serves on the same socket, as the
+    /// kubelet and K3s's <c>.txt</c> pre-pull do: containerd resolves it with its own <c>hosts.toml</c> tree and
+    /// registry auth (read at every pull, so a re-rendered registries.yaml applies at once) into <c>k8s.io</c>.
+    /// Returns the image id. A containerd without the CRI plugin fails with <see cref="StatusCode.Unimplemented"/>.
+    /// </summary>
+    public async Task<string> CriPullImageAsync(string image, CancellationToken cancellationToken)
+    {
+        var request = new CriApi.PullImageRequest { Image = new CriApi.ImageSpec { Image = image } };
+        var response = await Unary("cri.pull " + image, c => CriImageService.PullImageAsync(request, c), cancellationToken, _options.TransferTimeout).ConfigureAwait(false);
+        return response.ImageRef;
     }
 
     // ---- snapshots and diff (unpack) ----

@@ -5,6 +5,7 @@ using Airlock.Content;
 using Airlock.Node.Containerd;
 using Airlock.Oci;
 using Airlock.Remote;
+using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -68,6 +69,9 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
     // What this process imported (seeded from .cache.json when present): later watcher passes skip unchanged files
     // whether or not the cache is persisted, as K3s's in-memory file map does.
     private Dictionary<string, CachedImageFile>? _known;
+
+    // Set once containerd answers that it has no CRI plugin (disabled in its config).
+    private bool _criUnavailable;
 
     /// <summary>Whether K3s would import this file name (its extension, case sensitive).</summary>
     public static bool IsImageFile(string path)
@@ -242,14 +246,23 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                     throw new FormatException($"line {i + 1}: \"{line}\" is not an image reference ({parseError})");
                 }
 
-                var source = options.Registry.OpenSource(reference);
-                await using (source.ConfigureAwait(false))
+                var name = ContainerdName(reference);
+                if (await client.GetImageAsync(name, cancellationToken).ConfigureAwait(false) is { } present)
                 {
-                    var root = await source.ResolveAsync(reference.Identifier, cancellationToken).ConfigureAwait(false);
-                    await ImageGraph.CopyAsync(source, target, root, new CopyOptions { Reference = reference.ToString() }, null, cancellationToken).ConfigureAwait(false);
+                    // As K3s: an image already in containerd is not pulled again, only pinned.
+                    await client.PutImageAsync(name, present.Target, ContainerdLabels.Pinned, cancellationToken).ConfigureAwait(false);
+                }
+                else if (!await PullWithCriAsync(name, cancellationToken).ConfigureAwait(false))
+                {
+                    var source = options.Registry.OpenSource(reference);
+                    await using (source.ConfigureAwait(false))
+                    {
+                        var root = await source.ResolveAsync(reference.Identifier, cancellationToken).ConfigureAwait(false);
+                        await ImageGraph.CopyAsync(source, target, root, new CopyOptions { Reference = reference.ToString() }, null, cancellationToken).ConfigureAwait(false);
+                    }
                 }
 
-                images.Add(ContainerdName(reference));
+                images.Add(name);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -259,6 +272,36 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         }
 
         return errors.Count == 0 ? null : string.Join("; ", errors);
+    }
+
+    /// <summary>
+    /// Pulls through containerd's CRI image service, as K3s pulls <c>.txt</c> lists: containerd applies the rendered
+    /// hosts.toml (mirrors, the node mirror's rewrites, TLS) and config.toml's auth as they are at that moment, so a
+    /// registries.yaml changed since start is followed. False when this containerd has no CRI (or the import is
+    /// not into the CRI's namespace): the caller pulls with its own client instead.
+    /// </summary>
+    private async Task<bool> PullWithCriAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_criUnavailable || client.Namespace != ContainerdClient.DefaultNamespace)
+        {
+            return false;
+        }
+
+        try
+        {
+            await client.CriPullImageAsync(name, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ContainerdException ex) when (ex.Code == StatusCode.Unimplemented)
+        {
+            _criUnavailable = true;
+            options.Logger.LogWarning("containerd serves no CRI image service; .txt lists are pulled with Airlock's own client, which applies registries.yaml configs but not its mirrors");
+            return false;
+        }
+
+        var pulled = await client.GetImageAsync(name, cancellationToken).ConfigureAwait(false)
+            ?? throw new ContainerdException("cri.pull " + name, StatusCode.NotFound, "containerd reported the pull done but holds no image of that name");
+        await client.PutImageAsync(name, pulled.Target, ContainerdLabels.Pinned, cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     private sealed class Pause(SemaphoreSlim running) : IDisposable

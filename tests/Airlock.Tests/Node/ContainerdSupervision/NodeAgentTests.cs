@@ -226,6 +226,65 @@ public sealed class NodeAgentTests : IDisposable
     }
 
     [Fact]
+    public async Task Txt_lists_are_pulled_by_containerd_through_the_registries_yaml_mirrors_in_force_when_each_list_is_read()
+    {
+        // registry.airlock.test resolves nowhere: only the registries.yaml mirror can serve these names.
+        await using var first = await UpstreamRegistry.StartAsync();
+        await first.PushAsync("team/app", "1", "listed, from the first mirror");
+        await using var second = await UpstreamRegistry.StartAsync();
+        await second.PushAsync("team/later", "1", "listed, from the second mirror");
+        Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);
+        await File.WriteAllTextAsync(RegistriesPath, $"mirrors:\n  registry.airlock.test:\n    endpoint: [\"http://{first.Host}\"]\n");
+        Directory.CreateDirectory(ImagesDir);
+        await File.WriteAllTextAsync(Path.Combine(ImagesDir, "app.txt"), "# pre-pulled at start\nregistry.airlock.test/team/app:1\n");
+        var passes = new List<IReadOnlyList<ImageFileResult>>();
+        var reloads = new List<RenderOutcome>();
+        var agent = Agent(imported: results => { lock (passes) { passes.Add(results); } }, reloaded: outcome => { lock (reloads) { reloads.Add(outcome); } });
+        bool Imported(string image)
+        {
+            lock (passes)
+            {
+                return passes.SelectMany(p => p).Any(r => r.Status == ImageFileStatus.Imported && r.Images.Contains(image));
+            }
+        }
+
+        using var stop = new CancellationTokenSource();
+        var running = agent.RunAsync(stop.Token);
+        try
+        {
+            await WaitUntilAsync(() => { lock (passes) { return passes.Count >= 1; } }, running);
+            Assert.True(Imported("registry.airlock.test/team/app:1"), string.Join("; ", passes.SelectMany(p => p).Select(r => r.Error)));
+            await using (var client = ContainerdClient.Connect(SocketPath))
+            {
+                var record = await client.GetImageAsync("registry.airlock.test/team/app:1", CancellationToken.None);
+                Assert.NotNull(record);
+                Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
+                Assert.Equal("pinned", record.Labels["io.cri-containerd.pinned"]);
+            }
+
+            var (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "run", "--rm", "registry.airlock.test/team/app:1", "aag-txt-1");
+            Assert.True(exit == 0, output);
+            Assert.Equal(TestImage.Greeting, output.Trim());
+            Assert.Contains(first.RepositoryRequests, r => r.Contains(" /v2/team/app/", StringComparison.Ordinal));
+
+            // The mirror moves: a list dropped in afterwards is pulled from the new one, with no restart.
+            var pid = agent.Supervisor!.Pid;
+            await File.WriteAllTextAsync(RegistriesPath, $"mirrors:\n  registry.airlock.test:\n    endpoint: [\"http://{second.Host}\"]\n");
+            await WaitUntilAsync(() => { lock (reloads) { return reloads.Count >= 1; } }, running);
+            await File.WriteAllTextAsync(Path.Combine(ImagesDir, "later.txt"), "registry.airlock.test/team/later:1\n");
+            await WaitUntilAsync(() => Imported("registry.airlock.test/team/later:1"), running);
+            Assert.Contains(second.RepositoryRequests, r => r.Contains(" /v2/team/later/", StringComparison.Ordinal));
+            Assert.DoesNotContain(first.RepositoryRequests, r => r.Contains("/team/later/", StringComparison.Ordinal));
+            Assert.Equal(pid, agent.Supervisor.Pid);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running;
+        }
+    }
+
+    [Fact]
     public async Task An_invalid_registries_yaml_at_start_names_every_problem_and_starts_no_containerd()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);
