@@ -20,6 +20,12 @@ if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   fi
 fi
 
+# containerd 1.7 and 2.x for the node tests (Debian 12 ships 1.6): unpacked from Debian 13's and unstable's
+# packages into /var/tmp/airlock-test-tools, not installed. A failure here fails those tests, naming the binary.
+if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  scripts/fetch-containerd-versions.sh || echo "test.sh: could not fetch every containerd release; the tests that need one will fail"
+fi
+
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 results=.test-results
 rm -rf "$results"; mkdir -p "$results"

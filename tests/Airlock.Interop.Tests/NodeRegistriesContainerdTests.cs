@@ -6,14 +6,33 @@ namespace Airlock.Interop.Tests;
 
 /// <summary>
 /// What a node does with Airlock's rendering of a K3s <c>registries.yaml</c>: the real <c>airlock registries
-/// render</c> writes certs.d and config.toml for containerd 1.6, Debian's containerd is started on that
-/// config.toml, and images are pulled the kubelet's way (CRI PullImage), from upstreams played by Airlock and
+/// render</c> writes certs.d and config.toml for the containerd release under test (Debian 12's 1.6 and, fetched
+/// by scripts/fetch-containerd-versions.sh, 1.7 with the same config version 2 and 2.x with version 3), that
+/// containerd is started on that config.toml, and images are pulled the kubelet's way (CRI PullImage), from upstreams played by Airlock and
 /// distribution registries on loopback ports. Which registry served a pull is told by content: the mirror and
 /// the upstream hold different images under the same tag, or the image exists on only one of them.
 /// Negative checks use <c>ctr images pull --hosts-dir</c> on a second rendering (same resolver code, no
 /// second daemon).
 /// </summary>
-public sealed class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.Node node) : IClassFixture<NodeRegistriesContainerdTests.Node>
+public sealed class NodeRegistriesContainerd16Tests(NodeRegistriesContainerd16Tests.Fixture node)
+    : NodeRegistriesContainerdTests(node), IClassFixture<NodeRegistriesContainerd16Tests.Fixture>
+{
+    public sealed class Fixture() : NodeRegistriesContainerdTests.Node(ContainerdRelease.Debian12);
+}
+
+public sealed class NodeRegistriesContainerd17Tests(NodeRegistriesContainerd17Tests.Fixture node)
+    : NodeRegistriesContainerdTests(node), IClassFixture<NodeRegistriesContainerd17Tests.Fixture>
+{
+    public sealed class Fixture() : NodeRegistriesContainerdTests.Node(ContainerdRelease.Series17);
+}
+
+public sealed class NodeRegistriesContainerd2Tests(NodeRegistriesContainerd2Tests.Fixture node)
+    : NodeRegistriesContainerdTests(node), IClassFixture<NodeRegistriesContainerd2Tests.Fixture>
+{
+    public sealed class Fixture() : NodeRegistriesContainerdTests.Node(ContainerdRelease.Series2);
+}
+
+public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.Node node)
 {
     [Fact]
     public async Task Rendered_config_starts_containerd_with_the_CRI_plugin_and_certs_d_as_config_path()
@@ -127,7 +146,9 @@ public sealed class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.
 
         var failure = await node.Cri.PullFailureAsync(reference);
 
-        Assert.Contains("401", failure.Status.Detail, StringComparison.Ordinal);
+        // 1.6 names the status, 1.7 the missing credentials; 2.x reports the "*" mirror's not found instead.
+        var reason = node.Release == ContainerdRelease.Series2 ? "not found" : node.Release == ContainerdRelease.Series17 ? "no basic auth credentials" : "401";
+        Assert.True(failure.Status.Detail.Contains(reason, StringComparison.Ordinal), failure.Status.Detail);
         Assert.Null(await node.Cri.StatusAsync(reference));
     }
 
@@ -145,8 +166,10 @@ public sealed class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.
     /// and the registries it pulls from. Every test pulls a reference of its own, so they do not see each other's
     /// images.
     /// </summary>
-    public sealed class Node : IAsyncLifetime
+    public abstract class Node(ContainerdRelease release) : IAsyncLifetime
     {
+        public ContainerdRelease Release => release;
+
         private static readonly RegistryCredentials Robot = new("robot", "s3cret-pull");
         private readonly TempRoot _work = TempRoot.Create("airlock-noderegs-");
         private readonly List<IAsyncDisposable> _started = [];
@@ -237,10 +260,10 @@ public sealed class NodeRegistriesContainerdTests(NodeRegistriesContainerdTests.
 
             _containerd = await ContainerdProcess.StartAsync(async locations =>
             {
-                var rendered = await RegistriesRender.RenderAsync(Path.Combine(locations.RootPath, "data"), RegistriesYaml(includeTls: true), locations);
+                var rendered = await RegistriesRender.RenderAsync(Path.Combine(locations.RootPath, "data"), RegistriesYaml(includeTls: true), locations, release.Series);
                 (CertsDirectory, ConfigPath) = (rendered.CertsDirectory, rendered.ConfigPath);
                 return ConfigPath;
-            });
+            }, release.Launcher());
             _cri = CriImages.Connect(Containerd.Address);
         }
 

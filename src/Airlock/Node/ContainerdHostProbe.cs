@@ -73,7 +73,8 @@ public static class ContainerdHostProbe
     /// </summary>
     public static ContainerdConfigSchema SchemaForVersion(string version)
     {
-        var match = Regex.Match(version, @"(?:^|\s)v?(\d+)\.(\d+)", RegexOptions.CultureInvariant);
+        // "2" as a flag value, or the version word of `containerd --version` ("1.6.20~ds1", "2.1.9+unknown").
+        var match = Regex.Match(version, @"(?:^|\s)v?(\d+)(?:\.\d+)*(?:[+~-]\S*)?(?=\s|$)", RegexOptions.CultureInvariant);
         if (!match.Success)
         {
             throw new FormatException($"cannot read a containerd version from \"{version.Trim()}\"; give 1.6, 1.7 or 2");

@@ -6,7 +6,7 @@ public sealed record RenderedRegistries(string CertsDirectory)
     public string ConfigPath => Path.Combine(Path.GetDirectoryName(CertsDirectory)!, "config.toml");
 }
 
-/// <summary>Runs the real <c>airlock registries render</c> (the CLI built with the tests) for containerd 1.6.</summary>
+/// <summary>Runs the real <c>airlock registries render</c> (the CLI built with the tests) for a containerd release (1.6 by default).</summary>
 public static class RegistriesRender
 {
     /// <summary>K3s's (and so Airlock's) fixed CRI streaming port.</summary>
@@ -18,7 +18,7 @@ public static class RegistriesRender
     /// streaming port becomes ephemeral: the one change to the rendered file, because containerd 1.6 exits ("Failed
     /// to run CRI service") when the port is taken, e.g. by another test's containerd on this machine.
     /// </summary>
-    public static async Task<RenderedRegistries> RenderAsync(string dataDirectory, string yaml, ContainerdLocations? locations = null)
+    public static async Task<RenderedRegistries> RenderAsync(string dataDirectory, string yaml, ContainerdLocations? locations = null, string containerdVersion = "1.6")
     {
         Directory.CreateDirectory(dataDirectory);
         var registriesPath = Path.Combine(dataDirectory, "registries.yaml");
@@ -28,7 +28,7 @@ public static class RegistriesRender
         List<string> arguments =
         [
             "registries", "render", "--registries", registriesPath, "--data-dir", dataDirectory,
-            "--containerd-version", "1.6", "--systemd-cgroup", "false",
+            "--containerd-version", containerdVersion, "--systemd-cgroup", "false",
         ];
         if (locations is not null)
         {
