@@ -98,8 +98,8 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
                 marked.UnionWith(referenced);
             }
 
-            // Repositories being pushed to (an upload session alive) keep their unreferenced links; young
-            // links keep their blobs even where the blob file itself looks old.
+            // Repositories being pushed to (an upload session alive) keep their unreferenced links and the
+            // blobs those name: the image being pushed may be the one that references them.
             var pushing = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (id, lastActivity) in storage.Uploads.List().ToList())
             {
@@ -110,14 +110,11 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
             }
 
             var keptLinks = new HashSet<Digest>();
-            foreach (var repository in perRepository.Keys)
+            foreach (var repository in pushing)
             {
-                foreach (var (digest, lastWrite) in storage.Repositories.ListBlobLinks(repository))
+                foreach (var (digest, _) in storage.Repositories.ListBlobLinks(repository))
                 {
-                    if (lastWrite > cutoff || (pushing.Contains(repository) && !perRepository[repository].Contains(digest)))
-                    {
-                        keptLinks.Add(digest);
-                    }
+                    keptLinks.Add(digest);
                 }
             }
 

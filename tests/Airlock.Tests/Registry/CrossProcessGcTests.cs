@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Airlock.Oci;
+using Xunit.Abstractions;
 
 namespace Airlock.Tests.Registry;
 
@@ -12,7 +13,7 @@ namespace Airlock.Tests.Registry;
 /// <c>airlock registry gc</c> as its own process beside a running <c>airlock registry</c> on the same data
 /// directory: both are the built binary, so the coordination under test is the cross-process one.
 /// </summary>
-public sealed class CrossProcessGcTests
+public sealed class CrossProcessGcTests(ITestOutputHelper log)
 {
     private static readonly TimeSpan LongAgo = TimeSpan.FromHours(2);
 
@@ -66,6 +67,7 @@ public sealed class CrossProcessGcTests
             await pushing.CancelAsync();
             var normalCounts = await Task.WhenAll(normal);
             var (slowAccepted, slowRefused) = await slow;
+            log.WriteLine($"{collections} collections removed {deletedByCollections} blobs; pushes accepted {string.Join(", ", normalCounts.Select(c => c.Accepted))}; slow pushes accepted {slowAccepted}, refused {slowRefused}");
             Assert.All(normalCounts, c => Assert.True(c.Accepted > 0 && c.Refused == 0, $"normal pushes: {c.Accepted} accepted, {c.Refused} refused"));
             Assert.True(slowAccepted + slowRefused > 0);
 
@@ -117,6 +119,7 @@ public sealed class CrossProcessGcTests
 
             // A collection in progress holds this lock (the same flock another airlock process takes).
             var lockPath = Path.Combine(data, "registry", "locks", "collector.lock");
+            Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
             using (new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
             {
                 (code, output) = await RunGcAsync(data, "--gc-grace", "0s");
@@ -229,7 +232,7 @@ public sealed class CrossProcessGcTests
                 // A collection may already have removed them.
                 Backdate(BlobPath(data, image.LayerDigest), mustExist: false);
                 Backdate(LinkPath(data, repository, image.LayerDigest), mustExist: false);
-                await Task.Delay(random.Next(20), CancellationToken.None);
+                await Task.Delay(random.Next(400), CancellationToken.None);
             }
 
             if (await PutManifestAsync(client, repository, $"r{round}", image.Manifest, expectCreated: !slow))
