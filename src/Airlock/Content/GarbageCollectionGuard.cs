@@ -24,10 +24,14 @@ namespace Airlock.Content;
 /// (<c>MANIFEST_BLOB_UNKNOWN</c>); if the reference came first, either it was on disk before the mark began
 /// (the mark starts under the exclusive lock, so nothing is half done then) and the mark sees it, or it
 /// was recorded in the journal, which the sweep reads under the exclusive lock just before each deletion.
-/// This is containerd's scheme (a GC lock against content commits and leases, and a mark that re-checks
-/// what changed while it ran) rather than distribution's, whose <c>garbage-collect</c> requires a stopped
-/// or read-only registry. The one thing no lock can know is whether a blob uploaded but not yet referenced
-/// will be; that is left to age (the grace period, with a floor while a registry serves) and to open upload
+/// Compared with the references: distribution's <c>garbage-collect</c> is stop-the-world (the registry
+/// must be stopped or read-only while it runs). containerd's metadata store lets commits take its write
+/// lock shared while the collector holds it exclusively for mark and sweep, which is short there because
+/// the mark reads one bolt database; here the mark walks files, so the exclusive hold is cut to one
+/// deletion and the journal stands in for it during the mark. containerd protects content that is not yet
+/// referenced with leases the client creates (24 h by default in its Go client); the OCI distribution API
+/// has no such thing, so the one thing no lock can know, whether a blob uploaded but not yet referenced
+/// will be, is left to age (the grace period, with a floor while a registry serves) and to open upload
 /// sessions, see <see cref="GarbageCollector"/>.
 /// </remarks>
 public sealed class GarbageCollectionGuard(StoreLayout layout)
