@@ -231,9 +231,20 @@ internal static class RegistryCommand
 
             using var loggerFactory = CreateLoggerFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
-            await using var storage = RegistryStorage.Open(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
-            var result = await new GarbageCollector(storage, graceValue ?? TimeSpan.FromHours(1), logger)
-                .CollectAsync(parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
+            // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
+            await using var storage = RegistryStorage.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            GarbageCollectionResult result;
+            try
+            {
+                result = await new GarbageCollector(storage, graceValue ?? TimeSpan.FromHours(1), logger)
+                    .CollectAsync(parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
+            }
+            catch (GarbageCollectionBusyException ex)
+            {
+                await parseResult.InvocationConfiguration.Error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+                return AirlockCli.ExitError;
+            }
+
             Print(parseResult.InvocationConfiguration.Output, result, parseResult.GetValue(output)!);
             return AirlockCli.ExitOk;
         });

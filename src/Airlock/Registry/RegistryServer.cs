@@ -180,6 +180,10 @@ public sealed class RegistryServer : IAsyncDisposable
             {
                 await collector.CollectAsync(dryRun: false, cancellationToken).ConfigureAwait(false);
             }
+            catch (GarbageCollectionBusyException ex)
+            {
+                logger.LogWarning("Scheduled garbage collection skipped: {Reason}; it runs again in {Interval}", ex.Message, interval);
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
             {
                 logger.LogError(ex, "Scheduled garbage collection failed; it runs again in {Interval}", interval);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Airlock.Content;
+using Airlock.Content.FileSystemStore;
 using Airlock.Oci;
 using Airlock.Tests.Registry;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -20,7 +21,8 @@ public sealed class GarbageCollectorTests
         var image = await registry.PushImageAsync("app", "v1", layer);
         var oldOrphan = await registry.PushBlobOkAsync("app", Encoding.UTF8.GetBytes("old orphan"));
         var youngOrphan = await registry.PushBlobOkAsync("app", Encoding.UTF8.GetBytes("young orphan, a push in flight"));
-        using (var session = await registry.Client.PostAsync("/v2/app/blobs/uploads/", null))
+        // A push in progress elsewhere; one into "app" would keep its unreferenced links for now.
+        using (var session = await registry.Client.PostAsync("/v2/other/blobs/uploads/", null))
         {
             Assert.Equal(HttpStatusCode.Accepted, session.StatusCode);
         }
@@ -120,6 +122,74 @@ public sealed class GarbageCollectorTests
             await TestRegistry.AssertError(response, HttpStatusCode.BadRequest, "MANIFEST_BLOB_UNKNOWN");
             using var get = await registry.Client.GetAsync("/v2/app/manifests/v1");
             Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task A_collector_on_a_store_opened_apart_waits_for_a_reference_in_flight_and_keeps_what_it_references()
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var storage = registry.Server.Storage;
+        var image = TestImage.Create(Encoding.UTF8.GetBytes("layer pushed before the collection"));
+        await registry.PushBlobOkAsync("app", image.Config);
+        await registry.PushBlobOkAsync("app", image.Layer);
+        var longAgo = DateTime.UtcNow - TimeSpan.FromHours(3);
+        foreach (var digest in new[] { image.ConfigDigest, image.LayerDigest })
+        {
+            File.SetLastWriteTimeUtc(storage.Layout.Blob(digest), longAgo);
+            File.SetLastWriteTimeUtc(storage.Layout.BlobLink("app", digest), longAgo);
+        }
+
+        // What `airlock registry gc` opens beside a running registry: its own storage and guard, so only the
+        // lock files and the journal coordinate the two.
+        await using var apart = RegistryStorage.OpenForCollection(registry.DataDirectory, TimeProvider.System, NullLogger.Instance);
+        Assert.False(apart.Exclusive);
+
+        var inFlight = await storage.Guard.EnterReferenceAsync(CancellationToken.None);
+        var collection = new GarbageCollector(apart, Grace, NullLogger.Instance).CollectAsync(dryRun: false, CancellationToken.None);
+        await Task.Delay(300);
+        Assert.False(collection.IsCompleted);
+
+        // References go on meanwhile (pushes are not stopped); this one lands before the mark.
+        using (var response = await registry.PutManifestAsync("app", "v1", image.Manifest))
+        {
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+
+        inFlight.Dispose();
+        var result = await collection;
+        Assert.Empty(result.DeletedBlobs);
+        Assert.Equal(image.Layer, await registry.Client.GetByteArrayAsync($"/v2/app/blobs/{image.LayerDigest}"));
+
+        // A second collection at once is refused, whichever process runs it.
+        var first = new GarbageCollector(apart, Grace, NullLogger.Instance);
+        var inFlightAgain = await storage.Guard.EnterReferenceAsync(CancellationToken.None);
+        var running = first.CollectAsync(dryRun: true, CancellationToken.None);
+        await Task.Delay(100);
+        await Assert.ThrowsAsync<GarbageCollectionBusyException>(() => new GarbageCollector(storage, Grace, NullLogger.Instance).CollectAsync(dryRun: true, CancellationToken.None));
+        inFlightAgain.Dispose();
+        await running;
+    }
+
+    [Fact]
+    public async Task A_collector_opened_while_no_registry_serves_is_exclusive_and_a_registry_starting_then_waits()
+    {
+        var data = Directory.CreateTempSubdirectory("airlock-gc-exclusive-").FullName;
+        try
+        {
+            var apart = RegistryStorage.OpenForCollection(data, TimeProvider.System, NullLogger.Instance);
+            Assert.True(apart.Exclusive);
+            var starting = Task.Run(() => RegistryStorage.Open(data, TimeProvider.System, NullLogger.Instance));
+            await Task.Delay(300);
+            Assert.False(starting.IsCompleted);
+            await apart.DisposeAsync();
+            await using var serving = await starting.WaitAsync(TimeSpan.FromSeconds(10));
+            await using var besideIt = RegistryStorage.OpenForCollection(data, TimeProvider.System, NullLogger.Instance);
+            Assert.False(besideIt.Exclusive);
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
         }
     }
 }

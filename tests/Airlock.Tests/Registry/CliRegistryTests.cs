@@ -158,7 +158,7 @@ public sealed class CliRegistryTests
         }
     }
 
-    private static Process StartCli(string data, int port)
+    internal static Process StartCli(string data, int port)
     {
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "airlock"))
         {
@@ -181,7 +181,7 @@ public sealed class CliRegistryTests
         return process;
     }
 
-    private static async Task WaitReadyAsync(HttpClient client)
+    internal static async Task WaitReadyAsync(HttpClient client)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(40);
         while (true)
@@ -202,7 +202,7 @@ public sealed class CliRegistryTests
         }
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

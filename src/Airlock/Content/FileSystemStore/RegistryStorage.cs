@@ -4,17 +4,24 @@ namespace Airlock.Content.FileSystemStore;
 
 /// <summary>
 /// A registry's storage under one data directory: the blob store, the repository store, upload sessions
-/// and the guard that lets garbage collection run beside pushes. Opening it cleans temp files a crash left.
+/// and the guard that lets garbage collection run beside pushes. Every process that serves it holds
+/// <see cref="StoreLayout.ServingLock"/> shared; the first one in (holding it exclusively for a moment)
+/// cleans the temp files a crash left, which no other process can then be writing.
 /// </summary>
 public sealed class RegistryStorage : IAsyncDisposable
 {
-    private RegistryStorage(StoreLayout layout, TimeProvider time)
+    private readonly FileLock? _serving;
+
+    private RegistryStorage(StoreLayout layout, TimeProvider time, FileLock? serving, bool exclusive)
     {
         Layout = layout;
         Time = time;
         Blobs = new FileSystemBlobStore(layout, time);
         Repositories = new FileSystemRepositoryStore(layout, time);
         Uploads = new UploadSessionStore(layout, time);
+        Guard = new GarbageCollectionGuard(layout);
+        _serving = serving;
+        Exclusive = exclusive;
     }
 
     public StoreLayout Layout { get; }
@@ -27,16 +34,66 @@ public sealed class RegistryStorage : IAsyncDisposable
 
     public UploadSessionStore Uploads { get; }
 
-    public GarbageCollectionGuard Guard { get; } = new();
+    public GarbageCollectionGuard Guard { get; }
 
+    /// <summary>
+    /// True when no registry serves this store while it is open (opened by <see cref="OpenForCollection"/>
+    /// and no serving process was there; a registry starting meanwhile waits). Then nothing can be in flight
+    /// and a collection may be exact.
+    /// </summary>
+    public bool Exclusive { get; }
+
+    /// <summary>Opens the store to serve it. Several processes may serve one store; start-up waits while an offline collection runs.</summary>
     public static RegistryStorage Open(string dataDirectory, TimeProvider time, ILogger logger)
     {
+        var layout = Prepare(dataDirectory);
+        var serving = FileLock.TryAcquire(layout.ServingLock, exclusive: true);
+        if (serving is not null)
+        {
+            // Nobody else has the store open: temp files there are leftovers of a dead process.
+            CleanLeftovers(layout, logger);
+            serving.Downgrade();
+        }
+        else if ((serving = FileLock.TryAcquire(layout.ServingLock, exclusive: false)) is null)
+        {
+            logger.LogWarning("Waiting for the garbage collection that holds {Directory} to finish", layout.Root);
+            serving = FileLock.Acquire(layout.ServingLock, exclusive: false);
+        }
+
+        return new RegistryStorage(layout, time, serving, exclusive: false);
+    }
+
+    /// <summary>
+    /// Opens the store for <c>airlock registry gc</c>: exclusively when no registry serves it (see
+    /// <see cref="Exclusive"/>), otherwise beside the serving processes, coordinated by the
+    /// <see cref="GarbageCollectionGuard"/>.
+    /// </summary>
+    public static RegistryStorage OpenForCollection(string dataDirectory, TimeProvider time, ILogger logger)
+    {
+        var layout = Prepare(dataDirectory);
+        var exclusive = FileLock.TryAcquire(layout.ServingLock, exclusive: true);
+        if (exclusive is not null)
+        {
+            CleanLeftovers(layout, logger);
+        }
+
+        return new RegistryStorage(layout, time, exclusive, exclusive is not null);
+    }
+
+    private static StoreLayout Prepare(string dataDirectory)
+    {
         var layout = new StoreLayout(dataDirectory);
-        foreach (var directory in new[] { layout.BlobsDirectory, layout.IngestDirectory, layout.UploadsDirectory, layout.RepositoriesDirectory })
+        foreach (var directory in new[] { layout.BlobsDirectory, layout.IngestDirectory, layout.UploadsDirectory, layout.RepositoriesDirectory, layout.LocksDirectory })
         {
             Directory.CreateDirectory(directory);
         }
 
+        return layout;
+    }
+
+    /// <summary>Removes what a dead process left; call only holding the serving lock exclusively.</summary>
+    private static void CleanLeftovers(StoreLayout layout, ILogger logger)
+    {
         // Ingest temp files belong to requests of an earlier process; none can still be in flight.
         var stale = 0;
         foreach (var file in Directory.EnumerateFiles(layout.IngestDirectory))
@@ -57,8 +114,17 @@ public sealed class RegistryStorage : IAsyncDisposable
             logger.LogInformation("Removed {Count} stale ingest files from {Directory}", stale, layout.IngestDirectory);
         }
 
-        return new RegistryStorage(layout, time);
+        // A journal left by a collector that died would only grow; one still running keeps its lock.
+        using var collector = FileLock.TryAcquire(layout.CollectorLock, exclusive: true);
+        if (collector is not null)
+        {
+            new ReferenceJournal(layout.ReferenceJournal).End();
+        }
     }
 
-    public ValueTask DisposeAsync() => Uploads.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await Uploads.DisposeAsync().ConfigureAwait(false);
+        _serving?.Dispose();
+    }
 }

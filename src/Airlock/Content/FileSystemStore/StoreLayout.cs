@@ -26,6 +26,21 @@ public sealed class StoreLayout
 
     public string RepositoriesDirectory => Path.Combine(Root, "repositories");
 
+    /// <summary>Lock files coordinating the processes that open this store (see <see cref="GarbageCollectionGuard"/>).</summary>
+    public string LocksDirectory => Path.Combine(Root, "locks");
+
+    /// <summary>Shared while a reference is created, exclusive while garbage collection deletes.</summary>
+    public string ReferenceLock => Path.Combine(LocksDirectory, "references.lock");
+
+    /// <summary>Exclusive for the length of one garbage collection.</summary>
+    public string CollectorLock => Path.Combine(LocksDirectory, "collector.lock");
+
+    /// <summary>Shared by every serving process; exclusive means nobody serves (start-up cleaning, offline collection).</summary>
+    public string ServingLock => Path.Combine(LocksDirectory, "serving.lock");
+
+    /// <summary>Digests referenced while a collection marks; exists only while one runs.</summary>
+    public string ReferenceJournal => Path.Combine(LocksDirectory, "referenced.journal");
+
     public string Blob(Digest digest) => Path.Combine(BlobsDirectory, digest.Algorithm, digest.Encoded[..2], digest.Encoded);
 
     public string IngestFile() => Path.Combine(IngestDirectory, Guid.NewGuid().ToString("N"));
@@ -35,6 +50,9 @@ public sealed class StoreLayout
     public string UploadData(string id) => Path.Combine(UploadDirectory(id), "data");
 
     public string UploadState(string id) => Path.Combine(UploadDirectory(id), "state.json");
+
+    /// <summary>Shared while a request uses the session; garbage collection deletes it only holding it exclusively.</summary>
+    public string UploadLock(string id) => Path.Combine(UploadDirectory(id), "lock");
 
     public string Repository(string repository) => Path.Combine(RepositoriesDirectory, CheckRepository(repository));
 

@@ -13,7 +13,9 @@ public sealed record UploadSessionState(
 /// Chunked upload sessions: <c>uploads/&lt;uuid&gt;/data</c> (the ingest temp file) and <c>state.json</c>.
 /// An open <see cref="BlobIngest"/> is kept per active session so chunks append without re-hashing;
 /// after a restart the first request re-opens it with <see cref="BlobIngest.ResumeAsync"/>.
-/// Requests on one session are serialised by its lease.
+/// Requests on one session are serialised by its lease, which also holds the session's lock file shared
+/// (<see cref="StoreLayout.UploadLock"/>), so a garbage collector in another process deletes a session only
+/// when no request is using it.
 /// </summary>
 public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : IAsyncDisposable
 {
@@ -23,6 +25,9 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
     {
         var id = Guid.NewGuid().ToString("D");
         Directory.CreateDirectory(layout.UploadDirectory(id));
+
+        // Created up front: creating it later would change the folder's time, which is the session's activity.
+        File.WriteAllBytes(layout.UploadLock(id), []);
         var state = new UploadSessionState(repository, time.GetUtcNow());
         File.WriteAllBytes(layout.UploadState(id), JsonSerializer.SerializeToUtf8Bytes(state, StoreJsonContext.Default.UploadSessionState));
         return id;
@@ -55,10 +60,22 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
 
         var slot = _slots.GetOrAdd(id, _ => new Slot());
         await slot.Gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        FileLock? inUse = null;
         try
         {
-            if (!Directory.Exists(layout.UploadDirectory(id)))
+            try
             {
+                inUse = await FileLock.AcquireAsync(layout.UploadLock(id), exclusive: false, cancellationToken, createDirectory: false).ConfigureAwait(false);
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // Deleted meanwhile.
+            }
+
+            // Checked holding the lock: a collector deletes only holding it exclusively.
+            if (inUse is null || !File.Exists(layout.UploadState(id)))
+            {
+                inUse?.Dispose();
                 slot.Gate.Release();
                 return null;
             }
@@ -73,11 +90,12 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
         }
         catch
         {
+            inUse?.Dispose();
             slot.Gate.Release();
             throw;
         }
 
-        return new Lease(this, id, slot);
+        return new Lease(this, id, slot, inUse);
     }
 
     /// <summary>Length of a session's data without taking its lease (for status requests).</summary>
@@ -85,6 +103,35 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
     {
         var info = new FileInfo(layout.UploadData(id));
         return info.Exists ? info.Length : 0;
+    }
+
+    /// <summary>
+    /// Removes a session that no request is using and that has been idle since <paramref name="idleSince"/>
+    /// (for garbage collection, possibly in another process than the one serving it). False when in use,
+    /// active again or gone.
+    /// </summary>
+    public async ValueTask<bool> TryDeleteIdleAsync(string id, DateTimeOffset idleSince)
+    {
+        FileLock? idle;
+        try
+        {
+            idle = FileLock.TryAcquire(layout.UploadLock(id), exclusive: true, createDirectory: false);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
+
+        using (idle)
+        {
+            if (idle is null || LastActivity(new DirectoryInfo(layout.UploadDirectory(id))) is not { } last || last > idleSince)
+            {
+                return false;
+            }
+
+            await DeleteAsync(id).ConfigureAwait(false);
+            return true;
+        }
     }
 
     /// <summary>Removes a session and its data.</summary>
@@ -122,15 +169,32 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
                 continue;
             }
 
-            var last = new DateTimeOffset(directory.LastWriteTimeUtc, TimeSpan.Zero);
-            var data = new FileInfo(Path.Combine(directory.FullName, "data"));
-            if (data.Exists && data.LastWriteTimeUtc > last.UtcDateTime)
+            if (LastActivity(directory) is { } last)
             {
-                last = new DateTimeOffset(data.LastWriteTimeUtc, TimeSpan.Zero);
+                yield return (directory.Name, last);
             }
-
-            yield return (directory.Name, last);
         }
+    }
+
+    /// <summary>The repository a session pushes to (null when gone or unreadable).</summary>
+    public string? RepositoryOf(string id) => Find(id)?.Repository;
+
+    private static DateTimeOffset? LastActivity(DirectoryInfo directory)
+    {
+        directory.Refresh();
+        if (!directory.Exists)
+        {
+            return null;
+        }
+
+        var last = new DateTimeOffset(directory.LastWriteTimeUtc, TimeSpan.Zero);
+        var data = new FileInfo(Path.Combine(directory.FullName, "data"));
+        if (data.Exists && data.LastWriteTimeUtc > last.UtcDateTime)
+        {
+            last = new DateTimeOffset(data.LastWriteTimeUtc, TimeSpan.Zero);
+        }
+
+        return last;
     }
 
     public async ValueTask DisposeAsync()
@@ -159,12 +223,14 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
     {
         private readonly UploadSessionStore _owner;
         private readonly Slot _slot;
+        private readonly FileLock _inUse;
 
-        internal Lease(UploadSessionStore owner, string id, Slot slot)
+        internal Lease(UploadSessionStore owner, string id, Slot slot, FileLock inUse)
         {
             _owner = owner;
             Id = id;
             _slot = slot;
+            _inUse = inUse;
         }
 
         public string Id { get; }
@@ -192,6 +258,10 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
             }
         }
 
-        public void Dispose() => _slot.Gate.Release();
+        public void Dispose()
+        {
+            _inUse.Dispose();
+            _slot.Gate.Release();
+        }
     }
 }
