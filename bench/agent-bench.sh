@@ -147,7 +147,7 @@ if (( write_results )); then
     echo "## $(date -u '+%Y-%m-%d %H:%M') UTC — agent-bench.sh"
     echo
     echo "Machine: nproc $(nproc), kernel $(uname -r), load average $load at the end."
-    echo "Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD) ($kind, $(( $(stat -c %s "$binary") >> 20 )) MiB$(env | grep -o '^DOTNET_[A-Za-z0-9_]*=[^ ]*' | grep -v -E '^DOTNET_(CLI_TELEMETRY_OPTOUT|NOLOGO|SKIP_FIRST_TIME_EXPERIENCE)=' | sed 's/^/, /' | tr -d '\n')); $(containerd --version | cut -d' ' -f2-3)."
+    echo "Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD) ($kind, $(( $(stat -c %s "$binary") >> 20 )) MiB$(env | grep -o -E '^DOTNET_(gc|GC)[A-Za-z0-9_]*=[^ ]*' | sed 's/^/, /' | tr -d '\n')); $(containerd --version | cut -d' ' -f2-3)."
     echo "Content: $images docker-archive tars x $layers layers x $layer_mib MiB = $total_mib MiB, random (incompressible) uncompressed layers; both sides unpack (overlayfs)."
     echo
     echo "| what | airlock agent | ctr images import | airlock / ctr | goal |"
