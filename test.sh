@@ -6,7 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
-          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static)
+          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static
+          clang lld zlib1g-dev)  # the last three: scripts/publish.sh (Native AOT), not the tests
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do

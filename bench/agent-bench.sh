@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # agent-bench.sh — images-directory import by `airlock agent` vs `ctr -n k8s.io images import`, same files, same run.
 #
-# Usage: bench/agent-bench.sh [--images N] [--layers N] [--layer-mib N] [--binary PATH] [--no-results]
+# Usage: bench/agent-bench.sh [--images N] [--layers N] [--layer-mib N] [--idle S] [--binary PATH | --no-aot] [--no-results]
 #
 # Writes N docker-archive tars of L random (incompressible) layers each (default 4 x 4 x 64 MiB = 1 GiB), then:
 #   1. ctr: a fresh containerd 1.6 of its own (temp root/state/socket, CRI off) and `ctr -n k8s.io images import`
@@ -9,21 +9,24 @@
 #   2. airlock: `airlock agent` with the same tars hard-linked into <data-dir>/agent/images, starting its own
 #      containerd from a temp data dir; timed from the moment containerd serves until the log says the images
 #      directory is processed (the point it sends READY=1), and from process start to that point;
-#   3. the agent's RSS (VmRSS) after 5 s idle, and the RSS of the containerd it runs.
-# --binary PATH uses that airlock (e.g. the published single-file binary users run); without it the script
-# publishes the self-contained single-file binary first (dotnet publish -r linux-x64 -p:PublishSingleFile=true).
+#   3. the agent's RSS (VmRSS, and its anonymous part) after S s idle (default 10), and the RSS of its containerd.
+# --binary PATH uses that airlock; without it the script first publishes the binary users install, with
+# scripts/publish.sh: Native AOT (--no-aot: the self-contained single-file JIT build, to compare).
+# DOTNET_* variables in the environment reach the agent (e.g. DOTNET_GCgen0size=0x400000 to try a GC knob).
 # Goal (issue "Node agent"): airlock / ctr <= 1.0, idle RSS < 60 MiB. Figures are appended to bench/RESULTS.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$here/.." && pwd)
-images=4; layers=4; layer_mib=64; write_results=1; binary=""
+images=4; layers=4; layer_mib=64; idle=10; write_results=1; binary=""; publish_flags=()
 while (( $# )); do
   case $1 in
     --images) images=$2; shift 2 ;;
     --layers) layers=$2; shift 2 ;;
     --layer-mib) layer_mib=$2; shift 2 ;;
+    --idle) idle=$2; shift 2 ;;
     --binary) binary=$2; shift 2 ;;
+    --no-aot) publish_flags=(--no-aot); shift ;;
     --no-results) write_results=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "agent-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -49,10 +52,12 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 if [[ -z $binary ]]; then
-  log "publishing the single-file airlock (Release, linux-x64, self-contained)"
-  dotnet publish "$repo_root/src/Airlock.Cli" -c Release -r linux-x64 --self-contained -p:PublishSingleFile=true \
-    -o "$work/publish" --nologo -v q >"$work/publish.log" 2>&1 || { cat "$work/publish.log" >&2; exit 1; }
+  log "publishing airlock with scripts/publish.sh ${publish_flags[*]:-(Native AOT)}"
+  "$repo_root/scripts/publish.sh" -o "$work/publish" "${publish_flags[@]}" >&2
   binary="$work/publish/airlock"
+  kind=$([[ ${#publish_flags[@]} -eq 0 ]] && echo "published Native AOT" || echo "published single-file")
+else
+  kind=$binary
 fi
 echo '{}' >"$work/config.yaml"
 export AIRLOCK_CONFIG="$work/config.yaml"
@@ -119,10 +124,10 @@ agent_s=$(elapsed "$serving" "$done_at")
 agent_total_s=$(elapsed "$a0" "$done_at")
 grep "processed" "$work/agent.log" | sed 's/^/  /' >&2
 agent_count=$(ctr --address "$work/as/containerd.sock" -n k8s.io images ls -q | grep -c '^bench.airlock.test/' || true)
-sleep 5
+sleep "$idle"
 agent_rss=$(rss_mib "$agent")
-# File-backed pages (the single-file binary's mapped assemblies) are clean and shared with the page cache;
-# anonymous ones are the heap, JIT-compiled code and stacks.
+# File-backed pages (the mapped binary: native code, or the single-file build's assemblies) are clean and shared
+# with the page cache; anonymous ones are the GC heap, stacks, and with the JIT build its compiled code.
 agent_anon=$(awk '/^Anonymous/ { printf "%.1f", $2 / 1024 }' "/proc/$agent/smaps_rollup")
 containerd_pid=$(grep -o 'Started containerd (PID [0-9]*' "$work/agent.log" | tail -1 | grep -o '[0-9]*$')
 containerd_rss=$(rss_mib "$containerd_pid")
@@ -131,7 +136,7 @@ kill -TERM "$agent"; wait "$agent" 2>/dev/null || true
 ratio=$(awk -v a="$agent_s" -v c="$ctr_s" 'BEGIN { printf "%.2f", a / c }')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 log "ctr ${ctr_s}s ($ctr_count images), airlock ${agent_s}s after containerd served (${agent_total_s}s from start; $agent_count images), ratio $ratio"
-log "agent idle RSS ${agent_rss} MiB (anonymous ${agent_anon} MiB), its containerd ${containerd_rss} MiB; load average $load"
+log "agent idle RSS ${agent_rss} MiB after ${idle} s (anonymous ${agent_anon} MiB), its containerd ${containerd_rss} MiB; load average $load"
 if [[ $agent_count != "$images" || $ctr_count != "$images" ]]; then
   echo "agent-bench: expected $images images on both sides (ctr $ctr_count, airlock $agent_count)" >&2; exit 1
 fi
@@ -142,15 +147,15 @@ if (( write_results )); then
     echo "## $(date -u '+%Y-%m-%d %H:%M') UTC — agent-bench.sh"
     echo
     echo "Machine: nproc $(nproc), kernel $(uname -r), load average $load at the end."
-    echo "Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD) ($([[ $binary == "$work/publish/airlock" ]] && echo "published single-file" || echo "$binary")); $(containerd --version | cut -d' ' -f2-3)."
+    echo "Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD) ($kind, $(( $(stat -c %s "$binary") >> 20 )) MiB$(env | grep -o -E '^DOTNET_(gc|GC)[A-Za-z0-9_]*=[^ ]*' | sed 's/^/, /' | tr -d '\n')); $(containerd --version | cut -d' ' -f2-3)."
     echo "Content: $images docker-archive tars x $layers layers x $layer_mib MiB = $total_mib MiB, random (incompressible) uncompressed layers; both sides unpack (overlayfs)."
     echo
     echo "| what | airlock agent | ctr images import | airlock / ctr | goal |"
     echo "|---|---|---|---|---|"
     echo "| import of the images directory, s (agent: containerd serving → directory processed) | $agent_s | $ctr_s | $ratio | ≤ 1.0 |"
     echo "| agent start → READY (includes starting containerd), s | $agent_total_s | | | |"
-    echo "| agent idle RSS after import (VmRSS), MiB | $agent_rss | | | < 60 MiB |"
-    echo "| of which anonymous (heap, JIT code, stacks; the rest is the mapped binary), MiB | $agent_anon | | | |"
+    echo "| agent idle RSS after import and $idle s idle (VmRSS), MiB | $agent_rss | | | < 60 MiB |"
+    echo "| of which anonymous (GC heap, stacks, JIT code; the rest is the mapped binary), MiB | $agent_anon | | | |"
     echo "| the agent's containerd RSS, MiB | $containerd_rss | | | |"
   } >>"$repo_root/bench/RESULTS.md"
 fi

@@ -55,7 +55,7 @@ internal static class CheckCommand
             }
             else
             {
-                DataOutput.Write(writer, format, results,
+                DataOutput.Write(writer, format, results, CliJson.Default.IReadOnlyListCheckResult,
                     ("STATUS", r => Label(r.Status)), ("CHECK", r => r.Name), ("MESSAGE", r => r.Message), ("FIX", r => r.Status == CheckStatus.Pass ? null : r.Fix));
             }
 

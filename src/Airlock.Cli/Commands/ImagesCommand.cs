@@ -7,7 +7,6 @@ using Airlock.Bundles.Layout;
 using Airlock.Cli.Hosting;
 using Airlock.Oci;
 using Spectre.Console;
-using YamlDotNet.Serialization;
 
 namespace Airlock.Cli.Commands;
 
@@ -273,21 +272,16 @@ internal static class ImagesCommand
 
             var inputs = parseResult.GetValue(paths) is { Length: > 0 } given ? given : throw new UsageException("give Kubernetes manifest paths (or - for stdin), or --archive FILE");
             var names = await ManifestImages.FromPathsAsync(inputs, Console.In, cancellationToken).ConfigureAwait(false);
-            switch (format)
+            if (format is "json" or "yaml")
             {
-                case "json":
-                    await writer.WriteLineAsync(JsonSerializer.Serialize(names, CliJson.Default.IReadOnlyListString)).ConfigureAwait(false);
-                    break;
-                case "yaml":
-                    await writer.WriteAsync(new SerializerBuilder().Build().Serialize(names)).ConfigureAwait(false);
-                    break;
-                default:
-                    foreach (var name in names)
-                    {
-                        await writer.WriteLineAsync(name).ConfigureAwait(false);
-                    }
-
-                    break;
+                DataOutput.Write(writer, format, names, CliJson.Default.IReadOnlyListString);
+            }
+            else
+            {
+                foreach (var name in names)
+                {
+                    await writer.WriteLineAsync(name).ConfigureAwait(false);
+                }
             }
 
             return AirlockCli.ExitOk;
@@ -315,29 +309,16 @@ internal static class ImagesCommand
 
     private static void WriteInventory(TextWriter writer, string? format, IReadOnlyList<InventoryImage> images)
     {
-        switch (format)
+        if (format is "json" or "yaml")
         {
-            case "json":
-                writer.WriteLine(JsonSerializer.Serialize(images.Select(i => new CliInventoryRow(i.Name, i.Digest.ToString(), i.MediaType, i.Platforms, i.Size)).ToList(),
-                    CliJson.Default.ListCliInventoryRow));
-                break;
-            case "yaml":
-                writer.Write(new SerializerBuilder().Build().Serialize(images.Select(i => new Dictionary<string, object?>
-                {
-                    ["name"] = i.Name,
-                    ["digest"] = i.Digest.ToString(),
-                    ["mediaType"] = i.MediaType,
-                    ["platforms"] = i.Platforms,
-                    ["size"] = i.Size,
-                }).ToList()));
-                break;
-            default:
-                foreach (var image in images)
-                {
-                    writer.WriteLine($"{image.Name ?? "<none>"}\t{image.Digest}\t{string.Join(',', image.Platforms)}\t{image.Size}");
-                }
+            DataOutput.Write(writer, format, images.Select(i => new CliInventoryRow(i.Name, i.Digest.ToString(), i.MediaType, i.Platforms, i.Size)).ToList(),
+                CliJson.Default.IReadOnlyListCliInventoryRow);
+            return;
+        }
 
-                break;
+        foreach (var image in images)
+        {
+            writer.WriteLine($"{image.Name ?? "<none>"}\t{image.Digest}\t{string.Join(',', image.Platforms)}\t{image.Size}");
         }
     }
 
@@ -490,13 +471,4 @@ internal static class ImagesCommand
 
         private static string Kind(Descriptor content) => MediaTypes.IsManifest(content.MediaType) ? "manifest" : "blob";
     }
-}
-
-internal sealed record CliInventoryRow(string? Name, string Digest, string MediaType, IReadOnlyList<string> Platforms, long Size);
-
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
-[System.Text.Json.Serialization.JsonSerializable(typeof(IReadOnlyList<string>))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(List<CliInventoryRow>))]
-internal sealed partial class CliJson : System.Text.Json.Serialization.JsonSerializerContext
-{
 }

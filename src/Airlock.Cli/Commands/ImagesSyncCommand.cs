@@ -4,8 +4,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Airlock.Bundles.Sync;
 using Airlock.Cli.Hosting;
-using YamlDotNet.Serialization;
-using YamlDotNet.Serialization.NamingConventions;
 
 namespace Airlock.Cli.Commands;
 
@@ -106,14 +104,8 @@ internal static class ImagesSyncCommand
     {
         switch (format)
         {
-            case "json":
-                await writer.WriteLineAsync(JsonSerializer.Serialize(results.ToList(), SyncJson.Default.ListSyncResult)).ConfigureAwait(false);
-                break;
-            case "yaml":
-                // Same keys as the JSON output.
-                var yaml = new SerializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance)
-                    .ConfigureDefaultValuesHandling(DefaultValuesHandling.OmitNull).Build();
-                await writer.WriteAsync(yaml.Serialize(results)).ConfigureAwait(false);
+            case "json" or "yaml":
+                DataOutput.Write(writer, format, results.ToList(), SyncJson.Default.ListSyncResult);
                 break;
             default:
                 var counts = results.GroupBy(r => r.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} {Describe(g.Key)}");

@@ -166,8 +166,8 @@ internal static class RegistriesCommand
             var problems = RegistriesValidator.Validate(file, readProblems);
             if (parseResult.GetValue(format) == "json")
             {
-                var json = problems.Select(p => new { file = p.Source, line = p.Line, severity = p.Severity.ToString().ToLowerInvariant(), message = p.Message });
-                await output.WriteLineAsync(JsonSerializer.Serialize(new { file = path, problems = json }, JsonOptions)).ConfigureAwait(false);
+                var rows = problems.Select(p => new RegistriesValidationProblem(p.Source, p.Line, p.Severity.ToString().ToLowerInvariant(), p.Message)).ToArray();
+                DataOutput.Write(output, "json", new RegistriesValidationReport(path, rows), CliJson.Default.RegistriesValidationReport);
             }
             else if (problems.Count == 0)
             {
@@ -185,6 +185,4 @@ internal static class RegistriesCommand
         });
         return command;
     }
-
-    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 }

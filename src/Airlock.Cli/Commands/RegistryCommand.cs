@@ -256,24 +256,14 @@ internal static class RegistryCommand
         var verb = result.DryRun ? "would remove" : "removed";
         if (format is "json" or "yaml")
         {
-            var document = new Dictionary<string, object>
-            {
-                ["dryRun"] = result.DryRun,
-                ["markedBlobs"] = result.MarkedBlobs,
-                ["blobs"] = result.DeletedBlobs.Select(d => d.ToString()).ToArray(),
-                ["bytes"] = result.DeletedBytes,
-                ["links"] = result.DeletedLinks.Select(l => $"{l.Repository}@{l.Digest}").ToArray(),
-                ["uploads"] = result.DeletedUploads.ToArray(),
-            };
-            if (format == "json")
-            {
-                output.WriteLine(JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true }));
-            }
-            else
-            {
-                output.Write(new YamlDotNet.Serialization.SerializerBuilder().Build().Serialize(document));
-            }
-
+            var report = new GarbageCollectionReport(
+                result.DryRun,
+                result.MarkedBlobs,
+                result.DeletedBlobs.Select(d => d.ToString()).ToArray(),
+                result.DeletedBytes,
+                result.DeletedLinks.Select(l => $"{l.Repository}@{l.Digest}").ToArray(),
+                result.DeletedUploads.ToArray());
+            DataOutput.Write(output, format, report, CliJson.Default.GarbageCollectionReport);
             return;
         }
 

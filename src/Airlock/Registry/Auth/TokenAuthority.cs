@@ -68,12 +68,18 @@ public sealed class TokenAuthority : IDisposable
         Options = options;
         this.timeProvider = timeProvider;
         var keyId = Base64Url.EncodeToString(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
-        encodedHeader = Base64Url.EncodeToString(JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
+        // Written field by field, as the payload is: reflection-based serialization is not available in the Native AOT build.
+        var header = new ArrayBufferWriter<byte>(128);
+        using (var json = new Utf8JsonWriter(header))
         {
-            ["typ"] = "JWT",
-            ["alg"] = "ES256",
-            ["kid"] = keyId,
-        }));
+            json.WriteStartObject();
+            json.WriteString("typ", "JWT");
+            json.WriteString("alg", "ES256");
+            json.WriteString("kid", keyId);
+            json.WriteEndObject();
+        }
+
+        encodedHeader = Base64Url.EncodeToString(header.WrittenSpan);
     }
 
     public TokenAuthOptions Options { get; }
