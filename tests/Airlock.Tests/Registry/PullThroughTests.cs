@@ -169,13 +169,19 @@ public sealed class PullThroughTests
                 }),
             },
         };
+        var privateRepositories = new PrivateRepositories(pullThrough);
         using var authentication = RegistryAuthentication.Create(new RegistryAuthOptions
         {
             HtpasswdPath = htpasswd,
             AnonymousPull = true,
-            AuthenticatedOnly = pullThrough.PrivateRepositories(),
+            AuthenticatedOnly = privateRepositories.Contains,
         }, TimeProvider.System);
-        await using var cache = await TestRegistry.StartAsync(o => o with { PullThrough = pullThrough, AccessController = authentication.AccessController });
+        await using var cache = await TestRegistry.StartAsync(o => o with
+        {
+            PullThrough = pullThrough,
+            AccessController = authentication.AccessController,
+            PrivateRepositories = privateRepositories,
+        });
 
         using (var anonymous = await cache.Client.GetAsync("/v2/secret/app/manifests/1?ns=private.example"))
         {

@@ -25,6 +25,7 @@ internal sealed class PullThroughCache : IDisposable
     private readonly ManifestCache _manifests;
     private readonly PullThroughOptions _options;
     private readonly PullThroughRouter _router;
+    private readonly PrivateRepositories _privateRepositories;
     private readonly RegistryClient _client;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -37,8 +38,9 @@ internal sealed class PullThroughCache : IDisposable
     private long _staleTags;
     private long _upstreamErrors;
 
-    public PullThroughCache(RegistryStorage storage, ManifestCache manifests, PullThroughOptions options, ILoggerFactory loggerFactory)
+    public PullThroughCache(RegistryStorage storage, ManifestCache manifests, PullThroughOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
+        _privateRepositories = privateRepositories;
         _storage = storage;
         _manifests = manifests;
         _options = options;
@@ -135,7 +137,7 @@ internal sealed class PullThroughCache : IDisposable
             }
 
             Interlocked.Increment(ref _hits);
-            await LinkAsync(target.LocalName, digest).ConfigureAwait(false);
+            await LinkAsync(target, digest).ConfigureAwait(false);
             return false;
         }
 
@@ -240,7 +242,7 @@ internal sealed class PullThroughCache : IDisposable
                 await fetch.RunAsync(
                     _storage,
                     ct => _client.OpenBlobAsync(target.UpstreamReference, digest, ct),
-                    () => LinkAsync(target.LocalName, digest),
+                    () => LinkAsync(target, digest),
                     _stopping.Token).ConfigureAwait(false);
                 if (fetch.Completion.IsFaulted)
                 {
@@ -261,12 +263,25 @@ internal sealed class PullThroughCache : IDisposable
         response.ContentLength = size;
     }
 
-    private async Task LinkAsync(string repository, Digest digest)
+    /// <summary>
+    /// Marks the repository authenticated-only in the store when its upstream is private, before anything of
+    /// it is written there, so it stays hidden from anonymous clients after a restart with other settings.
+    /// </summary>
+    private void Protect(ProxyTarget target)
     {
+        if (target.Private)
+        {
+            _privateRepositories.Mark(_storage.Repositories, target.LocalName);
+        }
+    }
+
+    private async Task LinkAsync(ProxyTarget target, Digest digest)
+    {
+        Protect(target);
         using (await _storage.Guard.EnterReferenceAsync(_stopping.Token).ConfigureAwait(false))
         {
             _storage.Guard.NoteReferenced(digest);
-            _storage.Repositories.LinkBlob(repository, digest);
+            _storage.Repositories.LinkBlob(target.LocalName, digest);
             _storage.Blobs.Touch(digest);
         }
     }
@@ -301,6 +316,7 @@ internal sealed class PullThroughCache : IDisposable
         }
         else if (_storage.Repositories.ResolveTag(local, tag) != resolved.Digest)
         {
+            Protect(target);
             using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
             {
                 _storage.Guard.NoteReferenced(resolved.Digest);
@@ -329,6 +345,7 @@ internal sealed class PullThroughCache : IDisposable
         }
 
         var local = target.LocalName;
+        Protect(target);
         using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
         {
             _storage.Guard.NoteReferenced(digest);
