@@ -142,46 +142,58 @@ internal sealed class PullThroughCache : IDisposable
         }
 
         Interlocked.Increment(ref _misses);
-        var fetch = StartFetch(target, digest);
-        long size;
-        try
-        {
-            size = await fetch.Size.WaitAsync(ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
-        {
-            throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
-        }
-
         var ranged = context.Request.Headers.Range.Count > 0;
-        var reader = head || ranged || size == 0 ? null : fetch.OpenReader();
-        if (reader is null)
+        var (fetch, tee) = StartFetch(target, digest, wantTee: !head && !ranged);
+        using (tee)
         {
-            if (head)
-            {
-                WriteHeaders(context.Response, digest, size);
-                return true;
-            }
-
-            // A range, an empty blob or a download about to be committed: wait for the stored blob.
+            long size;
             try
             {
-                await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                size = await fetch.Size.WaitAsync(ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
             }
 
-            return false;
-        }
+            if (head)
+            {
+                WriteHeaders(context.Response, digest, size);
+                return true;
+            }
 
-        await using (reader.ConfigureAwait(false))
-        {
+            if (tee is null && (ranged || size == 0 || !fetch.IsReadable))
+            {
+                // A range, an empty blob or a download about to be committed: wait for the stored blob, which the
+                // ordinary handler then serves (ranges, sendfile).
+                try
+                {
+                    await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
+                }
+
+                return false;
+            }
+
             WriteHeaders(context.Response, digest, size);
             try
             {
-                await fetch.CopyToAsync(reader, context.Response.Body, size, ct).ConfigureAwait(false);
+                var served = await fetch.ServeAsync(tee, context.Response.Body, size, ct).ConfigureAwait(false);
+                if (served < size)
+                {
+                    // Fell behind the tee as the download was being committed: the rest comes from the store.
+                    await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                    var stored = await _storage.Blobs.OpenReadAsync(digest, ct).ConfigureAwait(false)
+                        ?? throw new IOException($"blob {digest} vanished right after it was stored");
+                    await using (stored.ConfigureAwait(false))
+                    {
+                        stored.Seek(served, SeekOrigin.Begin);
+                        await StreamCopy.CopyAsync(stored, context.Response.Body, size - served, ct).ConfigureAwait(false);
+                    }
+                }
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -219,14 +231,15 @@ internal sealed class PullThroughCache : IDisposable
         _client.Dispose();
     }
 
-    private BlobFetch StartFetch(ProxyTarget target, Digest digest)
+    /// <summary>The running download of the blob for the repository, or a new one; the caller that starts it gets the tee when it wants one.</summary>
+    private (BlobFetch Fetch, BlobFetch.Tee? Tee) StartFetch(ProxyTarget target, Digest digest, bool wantTee)
     {
         var key = (target.LocalName, digest);
         while (true)
         {
             if (_blobs.TryGetValue(key, out var running))
             {
-                return running;
+                return (running, null);
             }
 
             var fetch = new BlobFetch(digest);
@@ -235,13 +248,14 @@ internal sealed class PullThroughCache : IDisposable
                 continue;
             }
 
+            var tee = wantTee ? fetch.AttachTee() : null;
             Interlocked.Increment(ref _upstreamFetches);
             _logger.LogInformation("Fetching blob {Digest} of {Repository} from {Upstream}", digest, target.LocalName, target.Upstream.Address);
             _ = Task.Run(async () =>
             {
                 await fetch.RunAsync(
                     _storage,
-                    ct => _client.OpenBlobAsync(target.UpstreamReference, digest, ct),
+                    ct => _client.OpenUnverifiedBlobAsync(target.UpstreamReference, digest, ct),
                     () => LinkAsync(target, digest),
                     _stopping.Token).ConfigureAwait(false);
                 if (fetch.Completion.IsFaulted)
@@ -251,7 +265,7 @@ internal sealed class PullThroughCache : IDisposable
 
                 _blobs.TryRemove(KeyValuePair.Create(key, fetch));
             });
-            return fetch;
+            return (fetch, tee);
         }
     }
 
