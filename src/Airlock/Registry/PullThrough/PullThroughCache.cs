@@ -195,9 +195,10 @@ internal sealed class PullThroughCache : IDisposable
                     }
                 }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+            catch (Exception ex) when (!ct.IsCancellationRequested)
             {
-                // The body is under way: cutting the connection is the only way to tell the client.
+                // The body is under way: cutting the connection is the only way to tell the client. (A client that
+                // went away needs neither; its exception ends the request quietly.)
                 _logger.LogWarning("Blob {Digest} of {Repository} could not be served from upstream {Upstream}: {Reason}",
                     digest, target.LocalName, target.Upstream.Address, ex.Message);
                 context.Abort();
