@@ -52,7 +52,10 @@ public sealed class PullThroughPrivacyTests
 
                 // The public upstream's image shares the config and layer blobs already cached for the private
                 // one: an anonymous client gets them through the public repository, which links them once its
-                // own upstream confirmed it has them.
+                // own upstream confirmed it has them. (A client gets a blob's verified tail while the store
+                // still commits it, so wait for the commit to make this the shared-blob case.)
+                await WaitStoredAsync(cache, world.PrivateImage.LayerDigest);
+                await WaitStoredAsync(cache, world.PrivateImage.ConfigDigest);
                 await AssertPullsAsync(cache, "public/app", "1", world.PublicImage, PublicRegistry);
                 Assert.Equal([$"{PublicRegistry}/public/app"], await CatalogAsync(cache));
             }
@@ -110,7 +113,7 @@ public sealed class PullThroughPrivacyTests
                 }
 
                 SignOut(cache);
-                Assert.NotNull(await cache.Server.Storage.Blobs.SizeAsync(world.PrivateOnlyLayer, CancellationToken.None));
+                await WaitStoredAsync(cache, world.PrivateOnlyLayer);
 
                 // Stored, but only for the private repository; the public upstream has no such blob in that repository.
                 using var response = await cache.Client.GetAsync($"/v2/public/other/blobs/{world.PrivateOnlyLayer}?ns={PublicRegistry}");
@@ -157,6 +160,16 @@ public sealed class PullThroughPrivacyTests
             {
                 Assert.Equal("UNAUTHORIZED", (await TestRegistry.ErrorOf(response)).Code);
             }
+        }
+    }
+
+    private static async Task WaitStoredAsync(TestRegistry cache, Digest digest)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await cache.Server.Storage.Blobs.SizeAsync(digest, CancellationToken.None) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"{digest} was not stored");
+            await Task.Delay(20);
         }
     }
 

@@ -89,7 +89,13 @@ public sealed class PullThroughTests
         // A second client joins the same download (or finds the stored blob) and gets all of it.
         using var second = new HttpClient { BaseAddress = cache.Server.Address };
         Assert.Equal(image.LayerDigest, Digest.Sha256(await second.GetByteArrayAsync(url)));
-        Assert.NotNull(await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the blob was not stored");
+            await Task.Delay(20);
+        }
+
         Assert.Contains("airlock_registry_proxy_upstream_blob_fetches_total 1\n", await cache.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
         Assert.InRange(await BytesSentAsync(upstream), layer.Length, layer.Length + (1 << 20));
     }

@@ -225,9 +225,19 @@ internal sealed class PullThroughCache : IDisposable
         return text.ToString();
     }
 
+    /// <summary>
+    /// Stops the downloads still running (a client may already have all of a blob whose commit is under way) and
+    /// waits for them to let go of the store, so nothing writes into it after the registry stopped.
+    /// </summary>
     public void Dispose()
     {
         _stopping.Cancel();
+        var running = _blobs.Values.Select(f => f.Completion).ToArray();
+        if (running.Length > 0 && !Task.WhenAll(running).ContinueWith(_ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(30)))
+        {
+            _logger.LogWarning("{Count} pull-through downloads did not stop within 30 s", running.Length);
+        }
+
         _stopping.Dispose();
         _client.Dispose();
     }
