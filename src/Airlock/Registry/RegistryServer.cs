@@ -61,9 +61,10 @@ public sealed class RegistryServer : IAsyncDisposable
         if (options.AccessController is AllowAllAccessController && privateRepositories.Marked.Count > 0)
         {
             await storage.DisposeAsync().ConfigureAwait(false);
-            var names = string.Join(", ", privateRepositories.Marked.Order(StringComparer.Ordinal).Take(5));
+            var marked = privateRepositories.Marked;
+            var names = string.Join(", ", marked.Order(StringComparer.Ordinal).Take(5)) + (marked.Count > 5 ? $" and {marked.Count - 5} more" : string.Empty);
             throw new ArgumentException(
-                $"the store holds {privateRepositories.Marked.Count} repositories cached from a private upstream ({names}), but this registry has no " +
+                $"the store holds repositories cached from a private upstream ({names}), but this registry has no " +
                 "authentication: anyone could pull them; add --htpasswd (they are then never served to anonymous clients) or delete them from the store");
         }
 
