@@ -112,6 +112,7 @@ internal static class RegistryCommand
             RegistryTlsMaterial? tls;
             RegistryAuthentication authentication;
             PullThroughOptions? pullThrough = null;
+            PrivateRepositories privateRepositories;
             try
             {
                 if (upstreams.Count > 0)
@@ -125,6 +126,9 @@ internal static class RegistryCommand
                         Remote = registriesPath is null ? remote : RegistryAccessOptions.ApplyRegistriesFile(remote, registriesPath),
                     };
                 }
+
+                // Also without --proxy: the store may hold caches of private upstreams from an earlier run.
+                privateRepositories = new PrivateRepositories(pullThrough);
 
                 tls = certPath is not null
                     ? RegistryTls.LoadFiles(certPath, keyPath!, TimeProvider.System)
@@ -140,7 +144,7 @@ internal static class RegistryCommand
                     UseTokens = parseResult.GetValue(authMode) == "token",
                     TokenKeyPath = Path.Combine(data, "registry", "token", "key.pem"),
                     Token = new TokenAuthOptions { Realm = realm is null ? null : new Uri(realm) },
-                    AuthenticatedOnly = pullThrough?.PrivateRepositories(),
+                    AuthenticatedOnly = privateRepositories.Contains,
                 }, TimeProvider.System, loggerFactory);
             }
             catch (Exception ex) when (ex is TlsMaterialException or AuthConfigurationException or UriFormatException or FileNotFoundException or InvalidDataException)
@@ -178,6 +182,7 @@ internal static class RegistryCommand
                 AccessController = authentication.AccessController,
                 ExtraEndpoints = extraEndpoints,
                 PullThrough = pullThrough,
+                PrivateRepositories = privateRepositories,
             };
             var invalid = options.Validate();
             if (invalid.Count > 0)

@@ -44,4 +44,13 @@ public interface IRepositoryStore
     void RemoveReferrer(string repository, Digest subject, Digest referrer);
 
     IReadOnlyList<Descriptor> ListReferrers(string repository, Digest subject);
+
+    /// <summary>
+    /// Records, durably, that only authenticated clients may read the repository (it caches a private
+    /// pull-through upstream). The mark stays until the repository is deleted from the store.
+    /// </summary>
+    void MarkAuthenticatedOnly(string repository);
+
+    /// <summary>Repositories marked with <see cref="MarkAuthenticatedOnly"/>, in ordinal order.</summary>
+    IReadOnlyList<string> ListAuthenticatedOnly();
 }

@@ -17,8 +17,17 @@ internal sealed class ListingHandler(RegistryStorage storage)
         return WritePageAsync(context, $"/v2/{route.Name}/tags/list", "tags", tags, route.Name);
     }
 
-    public Task CatalogAsync(HttpContext context) =>
-        WritePageAsync(context, "/v2/_catalog", "repositories", storage.Repositories.ListRepositories(), null);
+    /// <summary>The catalog, without the repositories <paramref name="hidden"/> names (those an anonymous client must not see).</summary>
+    public Task CatalogAsync(HttpContext context, Func<string, bool>? hidden)
+    {
+        var repositories = storage.Repositories.ListRepositories();
+        if (hidden is not null)
+        {
+            repositories = [.. repositories.Where(r => !hidden(r))];
+        }
+
+        return WritePageAsync(context, "/v2/_catalog", "repositories", repositories, null);
+    }
 
     public async Task ReferrersAsync(HttpContext context, OciRoute route)
     {

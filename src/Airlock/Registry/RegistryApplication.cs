@@ -24,10 +24,11 @@ internal sealed class RegistryApplication : IDisposable
     private readonly UploadHandler _uploads;
     private readonly ListingHandler _listings;
     private readonly PullThroughCache? _pullThrough;
+    private readonly PrivateRepositories _privateRepositories;
     private readonly ILogger _logger;
     private readonly bool _authorizes;
 
-    public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, ILoggerFactory loggerFactory)
+    public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
         _options = options;
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
@@ -38,8 +39,9 @@ internal sealed class RegistryApplication : IDisposable
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
         _uploads = new UploadHandler(storage, _metrics, _logger);
         _listings = new ListingHandler(storage);
+        _privateRepositories = privateRepositories;
         _authorizes = options.AccessController is not AllowAllAccessController;
-        _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, loggerFactory) : null;
+        _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, privateRepositories, loggerFactory) : null;
     }
 
     public void Dispose() => _pullThrough?.Dispose();
@@ -197,20 +199,22 @@ internal sealed class RegistryApplication : IDisposable
             throw new OciException(OciErrorCode.Denied, decision.Detail);
         }
 
-        if (proxy is null)
+        var anonymous = decision.User is null;
+        if (anonymous && route.Kind == OciRouteKind.Catalog && HttpMethods.IsGet(method))
         {
-            await RouteAsync(context, route, method).ConfigureAwait(false);
+            // Names of private upstreams' caches are content too.
+            await _listings.CatalogAsync(context, _privateRepositories.Contains).ConfigureAwait(false);
             return;
         }
 
-        // The access policy already refuses anonymous clients here (PullThroughOptions.RequiresAuthentication);
-        // this is the backstop should a controller be built without it.
-        if (proxy.Private && decision.User is null)
+        // The access policy already refuses anonymous clients here (RegistryAuthOptions.AuthenticatedOnly); this
+        // is the backstop should a controller be built without it.
+        if (anonymous && route.Kind != OciRouteKind.Base && ((proxy?.Private ?? false) || _privateRepositories.Contains(route.Name)))
         {
             throw new OciException(OciErrorCode.Denied, $"{route.Name} is cached from a private upstream; authenticate to pull it");
         }
 
-        await RouteProxiedAsync(context, route, method, proxy).ConfigureAwait(false);
+        await (proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy)).ConfigureAwait(false);
     }
 
     /// <summary>A read of a proxied repository: fill the store from the upstream where needed, then serve as usual.</summary>
@@ -273,7 +277,7 @@ internal sealed class RegistryApplication : IDisposable
                 context.Response.StatusCode = StatusCodes.Status200OK;
                 return WriteTextAsync(context, "{}", "application/json");
             case OciRouteKind.Catalog when get:
-                return _listings.CatalogAsync(context);
+                return _listings.CatalogAsync(context, hidden: null);
             case OciRouteKind.Manifest when get || head:
                 return _manifests.GetAsync(context, route, head);
             case OciRouteKind.Manifest when HttpMethods.IsPut(method):

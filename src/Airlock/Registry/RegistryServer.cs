@@ -1,6 +1,8 @@
 using System.Net;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Registry.Auth;
+using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -54,6 +56,18 @@ public sealed class RegistryServer : IAsyncDisposable
 
         var logger = loggerFactory.CreateLogger("Airlock.Registry");
         var storage = RegistryStorage.Open(options.DataDirectory, options.Time, logger);
+        var privateRepositories = options.PrivateRepositories ?? new PrivateRepositories(options.PullThrough);
+        privateRepositories.Load(storage.Repositories);
+        if (options.AccessController is AllowAllAccessController && privateRepositories.Marked.Count > 0)
+        {
+            await storage.DisposeAsync().ConfigureAwait(false);
+            var marked = privateRepositories.Marked;
+            var names = string.Join(", ", marked.Order(StringComparer.Ordinal).Take(5)) + (marked.Count > 5 ? $" and {marked.Count - 5} more" : string.Empty);
+            throw new ArgumentException(
+                $"the store holds repositories cached from a private upstream ({names}), but this registry has no " +
+                "authentication: anyone could pull them; add --htpasswd (they are then never served to anonymous clients) or delete them from the store");
+        }
+
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.Services.AddSingleton(loggerFactory);
         builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
@@ -87,7 +101,7 @@ public sealed class RegistryServer : IAsyncDisposable
         });
 
         var app = builder.Build();
-        var application = new RegistryApplication(storage, options, loggerFactory);
+        var application = new RegistryApplication(storage, options, privateRepositories, loggerFactory);
         app.Run(application.HandleAsync);
         try
         {

@@ -49,6 +49,13 @@ public sealed record RegistryServerOptions
     /// <summary>Make the registry a pull-through cache of these upstreams (<c>--proxy</c>); null for none.</summary>
     public PullThroughOptions? PullThrough { get; init; }
 
+    /// <summary>
+    /// The repositories only authenticated clients may read (caches of private upstreams); give the access
+    /// policy the same instance (<see cref="RegistryAuthOptions.AuthenticatedOnly"/> = its Contains), so marks
+    /// loaded from the store at start and made while serving reach it. Null: one made from <see cref="PullThrough"/>.
+    /// </summary>
+    public PrivateRepositories? PrivateRepositories { get; init; }
+
     /// <summary>Every problem with these options at once; empty when they can be used.</summary>
     public IReadOnlyList<string> Validate()
     {

@@ -185,9 +185,11 @@ public sealed partial class RegistryClient : IDisposable
 
     /// <summary>
     /// Opens a blob known only by digest (a pull-through miss): the size is the response's Content-Length, which
-    /// the returned stream reports as its <see cref="Stream.Length"/>; verified and resumed as above.
+    /// the returned stream reports as its <see cref="Stream.Length"/>; resumed as above but NOT verified — for a
+    /// caller that hashes the bytes itself anyway (a <see cref="Content.BlobIngest"/>) and must not trust them
+    /// before that hash matched <paramref name="digest"/>.
     /// </summary>
-    public async Task<Stream> OpenBlobAsync(ImageReference repository, Digest digest, CancellationToken cancellationToken)
+    public async Task<Stream> OpenUnverifiedBlobAsync(ImageReference repository, Digest digest, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(repository);
         var call = BlobCall(repository, digest, HttpMethod.Get);
@@ -201,8 +203,7 @@ public sealed partial class RegistryClient : IDisposable
 
             var size = response.Message.Content.Headers.ContentLength
                 ?? throw new RegistryException(call.Registry, call.Repository, call.Reference, response.Status, [], "the blob response has no Content-Length");
-            var resuming = await ResumingBlobStream.OpenAsync(this, call, size, response, _options, _logger, cancellationToken).ConfigureAwait(false);
-            return new VerifyingStream(resuming, digest, size);
+            return await ResumingBlobStream.OpenAsync(this, call, size, response, _options, _logger, cancellationToken).ConfigureAwait(false);
         }
         catch
         {

@@ -68,6 +68,68 @@ public sealed class PullThroughTests
     }
 
     [Fact]
+    public async Task A_client_that_disconnects_from_a_cold_pull_does_not_stop_the_download_others_share()
+    {
+        await using var upstream = await TestRegistry.StartAsync();
+        var layer = RandomNumberGenerator.GetBytes(96 << 20);
+        var image = await upstream.PushImageAsync("big/layer", "1", layer);
+        await using var cache = await StartCacheAsync(upstream);
+        var url = $"/v2/big/layer/blobs/{image.LayerDigest}?ns={Registry}";
+
+        // The first client starts the download (it is the tee client), reads a little and goes away.
+        using (var first = new HttpClient { BaseAddress = cache.Server.Address })
+        {
+            using var response = await first.GetAsync(url, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await using var body = await response.Content.ReadAsStreamAsync();
+            await body.ReadExactlyAsync(new byte[64 << 10]);
+            Assert.Null(await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None));
+        }
+
+        // A second client joins the same download (or finds the stored blob) and gets all of it.
+        using var second = new HttpClient { BaseAddress = cache.Server.Address };
+        Assert.Equal(image.LayerDigest, Digest.Sha256(await second.GetByteArrayAsync(url)));
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the blob was not stored");
+            await Task.Delay(20);
+        }
+
+        Assert.Contains("airlock_registry_proxy_upstream_blob_fetches_total 1\n", await cache.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+        Assert.InRange(await BytesSentAsync(upstream), layer.Length, layer.Length + (1 << 20));
+    }
+
+    [Fact]
+    public async Task A_first_client_that_falls_behind_the_download_still_gets_the_whole_blob_from_the_file_and_then_the_store()
+    {
+        await using var upstream = await TestRegistry.StartAsync();
+        var layer = RandomNumberGenerator.GetBytes(32 << 20);
+        var image = await upstream.PushImageAsync("big/layer", "1", layer);
+        await using var cache = await StartCacheAsync(upstream);
+        var url = $"/v2/big/layer/blobs/{image.LayerDigest}?ns={Registry}";
+
+        using var slow = new HttpClient { BaseAddress = cache.Server.Address };
+        using var response = await slow.GetAsync(url, HttpCompletionOption.ResponseHeadersRead);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var received = new MemoryStream();
+        var start = new byte[64 << 10];
+        await body.ReadExactlyAsync(start);
+        received.Write(start);
+
+        // It stops reading until the download was stored without waiting for it.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None) is null)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the download waited for a client that does not read");
+            await Task.Delay(50);
+        }
+
+        await body.CopyToAsync(received);
+        Assert.Equal(image.LayerDigest, Digest.Sha256(received.ToArray()));
+    }
+
+    [Fact]
     public async Task A_tag_is_rechecked_after_the_ttl_and_follows_the_upstream_but_not_before()
     {
         await using var upstream = await TestRegistry.StartAsync();
@@ -169,13 +231,19 @@ public sealed class PullThroughTests
                 }),
             },
         };
+        var privateRepositories = new PrivateRepositories(pullThrough);
         using var authentication = RegistryAuthentication.Create(new RegistryAuthOptions
         {
             HtpasswdPath = htpasswd,
             AnonymousPull = true,
-            AuthenticatedOnly = pullThrough.PrivateRepositories(),
+            AuthenticatedOnly = privateRepositories.Contains,
         }, TimeProvider.System);
-        await using var cache = await TestRegistry.StartAsync(o => o with { PullThrough = pullThrough, AccessController = authentication.AccessController });
+        await using var cache = await TestRegistry.StartAsync(o => o with
+        {
+            PullThrough = pullThrough,
+            AccessController = authentication.AccessController,
+            PrivateRepositories = privateRepositories,
+        });
 
         using (var anonymous = await cache.Client.GetAsync("/v2/secret/app/manifests/1?ns=private.example"))
         {
@@ -229,8 +297,14 @@ public sealed class PullThroughTests
         await using var cache = await StartCacheAsync(upstream);
 
         var url = $"/v2/team/app/blobs/{image.LayerDigest}?ns={Registry}";
-        var served = await ReadFailingAsync(cache.Client, url);
-        Assert.True(served < layer.Length, $"the client got all {served} bytes of a blob that does not match its digest");
+
+        // The client that starts the download (tee) and those that join it (temp file) are all cut short.
+        var served = await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+        {
+            using var client = new HttpClient { BaseAddress = cache.Server.Address };
+            return await ReadFailingAsync(client, url);
+        }));
+        Assert.All(served, bytes => Assert.True(bytes < layer.Length, $"a client got all {bytes} bytes of a blob that does not match its digest"));
         Assert.Null(await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None));
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(cache.DataDirectory, "registry", "ingest")));
 

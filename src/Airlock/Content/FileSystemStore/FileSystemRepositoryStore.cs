@@ -123,6 +123,45 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         return result;
     }
 
+    public void MarkAuthenticatedOnly(string repository)
+    {
+        var path = layout.AuthenticatedOnly(repository);
+        if (!File.Exists(path))
+        {
+            WriteAtomically(path, []);
+        }
+    }
+
+    public IReadOnlyList<string> ListAuthenticatedOnly()
+    {
+        var names = new List<string>();
+        var root = new DirectoryInfo(layout.RepositoriesDirectory);
+        if (root.Exists)
+        {
+            CollectMarked(root, string.Empty, names);
+        }
+
+        names.Sort(StringComparer.Ordinal);
+        return names;
+    }
+
+    // Walks repository name components only (never into _layers and the like, which hold many files).
+    private static void CollectMarked(DirectoryInfo directory, string prefix, List<string> names)
+    {
+        if (prefix.Length > 0 && File.Exists(Path.Combine(directory.FullName, StoreLayout.AuthenticatedOnlyMarker)))
+        {
+            names.Add(prefix);
+        }
+
+        foreach (var child in directory.EnumerateDirectories())
+        {
+            if (!child.Name.StartsWith('_'))
+            {
+                CollectMarked(child, prefix.Length == 0 ? child.Name : prefix + "/" + child.Name, names);
+            }
+        }
+    }
+
     private static void Collect(DirectoryInfo directory, string prefix, List<string> names)
     {
         var isRepository = false;

@@ -56,6 +56,14 @@ public sealed class StoreLayout
 
     public string Repository(string repository) => Path.Combine(RepositoriesDirectory, CheckRepository(repository));
 
+    /// <summary>
+    /// An empty file whose presence means only authenticated clients may read the repository. Repository path
+    /// components cannot start with <c>_</c>, so it never collides with a nested repository.
+    /// </summary>
+    public const string AuthenticatedOnlyMarker = "_authenticated_only";
+
+    public string AuthenticatedOnly(string repository) => Path.Combine(Repository(repository), AuthenticatedOnlyMarker);
+
     public string BlobLinksDirectory(string repository) => Path.Combine(Repository(repository), "_layers");
 
     public string BlobLink(string repository, Digest digest) => Path.Combine(BlobLinksDirectory(repository), digest.Algorithm, digest.Encoded);

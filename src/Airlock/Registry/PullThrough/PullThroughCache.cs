@@ -25,6 +25,7 @@ internal sealed class PullThroughCache : IDisposable
     private readonly ManifestCache _manifests;
     private readonly PullThroughOptions _options;
     private readonly PullThroughRouter _router;
+    private readonly PrivateRepositories _privateRepositories;
     private readonly RegistryClient _client;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -37,8 +38,9 @@ internal sealed class PullThroughCache : IDisposable
     private long _staleTags;
     private long _upstreamErrors;
 
-    public PullThroughCache(RegistryStorage storage, ManifestCache manifests, PullThroughOptions options, ILoggerFactory loggerFactory)
+    public PullThroughCache(RegistryStorage storage, ManifestCache manifests, PullThroughOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
+        _privateRepositories = privateRepositories;
         _storage = storage;
         _manifests = manifests;
         _options = options;
@@ -135,55 +137,68 @@ internal sealed class PullThroughCache : IDisposable
             }
 
             Interlocked.Increment(ref _hits);
-            await LinkAsync(target.LocalName, digest).ConfigureAwait(false);
+            await LinkAsync(target, digest).ConfigureAwait(false);
             return false;
         }
 
         Interlocked.Increment(ref _misses);
-        var fetch = StartFetch(target, digest);
-        long size;
-        try
-        {
-            size = await fetch.Size.WaitAsync(ct).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
-        {
-            throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
-        }
-
         var ranged = context.Request.Headers.Range.Count > 0;
-        var reader = head || ranged || size == 0 ? null : fetch.OpenReader();
-        if (reader is null)
+        var (fetch, tee) = StartFetch(target, digest, wantTee: !head && !ranged);
+        using (tee)
         {
-            if (head)
-            {
-                WriteHeaders(context.Response, digest, size);
-                return true;
-            }
-
-            // A range, an empty blob or a download about to be committed: wait for the stored blob.
+            long size;
             try
             {
-                await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                size = await fetch.Size.WaitAsync(ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
             }
 
-            return false;
-        }
+            if (head)
+            {
+                WriteHeaders(context.Response, digest, size);
+                return true;
+            }
 
-        await using (reader.ConfigureAwait(false))
-        {
+            if (tee is null && (ranged || size == 0 || !fetch.IsReadable))
+            {
+                // A range, an empty blob or a download about to be committed: wait for the stored blob, which the
+                // ordinary handler then serves (ranges, sendfile).
+                try
+                {
+                    await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+                {
+                    throw Translate(ex, target, digest.ToString(), OciErrorCode.BlobUnknown);
+                }
+
+                return false;
+            }
+
             WriteHeaders(context.Response, digest, size);
             try
             {
-                await fetch.CopyToAsync(reader, context.Response.Body, size, ct).ConfigureAwait(false);
+                var served = await fetch.ServeAsync(tee, context.Response.Body, size, ct).ConfigureAwait(false);
+                if (served < size)
+                {
+                    // Fell behind the tee as the download was being committed: the rest comes from the store.
+                    await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                    var stored = await _storage.Blobs.OpenReadAsync(digest, ct).ConfigureAwait(false)
+                        ?? throw new IOException($"blob {digest} vanished right after it was stored");
+                    await using (stored.ConfigureAwait(false))
+                    {
+                        stored.Seek(served, SeekOrigin.Begin);
+                        await StreamCopy.CopyAsync(stored, context.Response.Body, size - served, ct).ConfigureAwait(false);
+                    }
+                }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+            catch (Exception ex) when (!ct.IsCancellationRequested)
             {
-                // The body is under way: cutting the connection is the only way to tell the client.
+                // The body is under way: cutting the connection is the only way to tell the client. (A client that
+                // went away needs neither; its exception ends the request quietly.)
                 _logger.LogWarning("Blob {Digest} of {Repository} could not be served from upstream {Upstream}: {Reason}",
                     digest, target.LocalName, target.Upstream.Address, ex.Message);
                 context.Abort();
@@ -210,21 +225,32 @@ internal sealed class PullThroughCache : IDisposable
         return text.ToString();
     }
 
+    /// <summary>
+    /// Stops the downloads still running (a client may already have all of a blob whose commit is under way) and
+    /// waits for them to let go of the store, so nothing writes into it after the registry stopped.
+    /// </summary>
     public void Dispose()
     {
         _stopping.Cancel();
+        var running = _blobs.Values.Select(f => f.Completion).ToArray();
+        if (running.Length > 0 && !Task.WhenAll(running).ContinueWith(_ => { }, TaskScheduler.Default).Wait(TimeSpan.FromSeconds(30)))
+        {
+            _logger.LogWarning("{Count} pull-through downloads did not stop within 30 s", running.Length);
+        }
+
         _stopping.Dispose();
         _client.Dispose();
     }
 
-    private BlobFetch StartFetch(ProxyTarget target, Digest digest)
+    /// <summary>The running download of the blob for the repository, or a new one; the caller that starts it gets the tee when it wants one.</summary>
+    private (BlobFetch Fetch, BlobFetch.Tee? Tee) StartFetch(ProxyTarget target, Digest digest, bool wantTee)
     {
         var key = (target.LocalName, digest);
         while (true)
         {
             if (_blobs.TryGetValue(key, out var running))
             {
-                return running;
+                return (running, null);
             }
 
             var fetch = new BlobFetch(digest);
@@ -233,14 +259,15 @@ internal sealed class PullThroughCache : IDisposable
                 continue;
             }
 
+            var tee = wantTee ? fetch.AttachTee() : null;
             Interlocked.Increment(ref _upstreamFetches);
             _logger.LogInformation("Fetching blob {Digest} of {Repository} from {Upstream}", digest, target.LocalName, target.Upstream.Address);
             _ = Task.Run(async () =>
             {
                 await fetch.RunAsync(
                     _storage,
-                    ct => _client.OpenBlobAsync(target.UpstreamReference, digest, ct),
-                    () => LinkAsync(target.LocalName, digest),
+                    ct => _client.OpenUnverifiedBlobAsync(target.UpstreamReference, digest, ct),
+                    () => LinkAsync(target, digest),
                     _stopping.Token).ConfigureAwait(false);
                 if (fetch.Completion.IsFaulted)
                 {
@@ -249,7 +276,7 @@ internal sealed class PullThroughCache : IDisposable
 
                 _blobs.TryRemove(KeyValuePair.Create(key, fetch));
             });
-            return fetch;
+            return (fetch, tee);
         }
     }
 
@@ -261,12 +288,25 @@ internal sealed class PullThroughCache : IDisposable
         response.ContentLength = size;
     }
 
-    private async Task LinkAsync(string repository, Digest digest)
+    /// <summary>
+    /// Marks the repository authenticated-only in the store when its upstream is private, before anything of
+    /// it is written there, so it stays hidden from anonymous clients after a restart with other settings.
+    /// </summary>
+    private void Protect(ProxyTarget target)
     {
+        if (target.Private)
+        {
+            _privateRepositories.Mark(_storage.Repositories, target.LocalName);
+        }
+    }
+
+    private async Task LinkAsync(ProxyTarget target, Digest digest)
+    {
+        Protect(target);
         using (await _storage.Guard.EnterReferenceAsync(_stopping.Token).ConfigureAwait(false))
         {
             _storage.Guard.NoteReferenced(digest);
-            _storage.Repositories.LinkBlob(repository, digest);
+            _storage.Repositories.LinkBlob(target.LocalName, digest);
             _storage.Blobs.Touch(digest);
         }
     }
@@ -301,6 +341,7 @@ internal sealed class PullThroughCache : IDisposable
         }
         else if (_storage.Repositories.ResolveTag(local, tag) != resolved.Digest)
         {
+            Protect(target);
             using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
             {
                 _storage.Guard.NoteReferenced(resolved.Digest);
@@ -329,6 +370,7 @@ internal sealed class PullThroughCache : IDisposable
         }
 
         var local = target.LocalName;
+        Protect(target);
         using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
         {
             _storage.Guard.NoteReferenced(digest);

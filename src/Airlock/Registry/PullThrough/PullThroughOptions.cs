@@ -77,22 +77,6 @@ public sealed record PullThroughOptions
         return Airlock.Remote.RegistryEndpoint.CredentialHosts(upstream.ClientRegistry).Any(host => Remote.Credentials.Find(host) is not null);
     }
 
-    /// <summary>
-    /// A test for repositories (as the registry names them locally) cached from a private upstream, for
-    /// <see cref="Auth.RegistryAuthOptions.AuthenticatedOnly"/>: the access policy then refuses them to
-    /// anonymous clients whatever <c>--anonymous-pull</c> or the access file say. Null when no upstream is private.
-    /// </summary>
-    public Func<string, bool>? PrivateRepositories()
-    {
-        if (!Upstreams.Any(IsPrivate))
-        {
-            return null;
-        }
-
-        var router = new PullThroughRouter(this);
-        return repository => router.FromLocalName(repository) is { Private: true };
-    }
-
     /// <summary>Every problem at once; empty when usable.</summary>
     public IReadOnlyList<string> Validate()
     {
