@@ -9,8 +9,17 @@ namespace Airlock.Bundles;
 /// <summary>Settings of one <see cref="ImageGraph.CopyAsync"/>.</summary>
 public sealed record CopyOptions
 {
-    /// <summary>Blobs transferred at once.</summary>
+    /// <summary>
+    /// Blobs transferred at once. Into an <see cref="ISequentialImageTarget"/> that is the blob being written plus
+    /// up to <c>Parallelism - 1</c> downloading ahead; 1 downloads nothing ahead.
+    /// </summary>
     public int Parallelism { get; init; } = 4;
+
+    /// <summary>
+    /// Into an <see cref="ISequentialImageTarget"/>: at most this many bytes of blobs downloaded ahead (spooled,
+    /// not yet written) at once; a single larger blob is still downloaded ahead when nothing else is.
+    /// </summary>
+    public long DownloadAheadBytes { get; init; } = 256L << 20;
 
     /// <summary>
     /// Platforms to keep from an index; <c>null</c> keeps every platform and the index as it is. Keeping a
@@ -47,7 +56,7 @@ public sealed record CopyProgress(Descriptor Content, long Bytes, CopyStage Stag
 /// target already has, and content shared between images transferred once even when several copies into
 /// the same target run at the same time. Manifests are copied as the exact bytes read, so digests hold.
 /// </summary>
-public static class ImageGraph
+public static partial class ImageGraph
 {
     // In-flight and finished transfers per target, so images sharing layers never transfer them twice.
     private static readonly ConditionalWeakTable<IImageTarget, ConcurrentDictionary<Digest, Lazy<Task>>> Transfers = new();
@@ -58,9 +67,16 @@ public static class ImageGraph
     {
         options ??= new CopyOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Parallelism, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.DownloadAheadBytes);
+        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
+        if (target is ISequentialImageTarget sequential)
+        {
+            await new SequentialCopy(source, sequential, options, progress).CopyAsync(selected, content, cancellationToken).ConfigureAwait(false);
+            return selected;
+        }
+
         using var slots = new SemaphoreSlim(options.Parallelism);
         var walk = new Walk(source, target, options, progress, slots, Transfers.GetValue(target, _ => new()));
-        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
         await walk.CopyManifestAsync(selected, content, options.Reference, cancellationToken).ConfigureAwait(false);
         return selected;
     }
@@ -190,14 +206,18 @@ public static class ImageGraph
             }
         }
 
-        // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
-        private static bool IsDistributable(Descriptor blob) =>
-            !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
     }
 
+    // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
+    private static bool IsDistributable(Descriptor blob) =>
+        !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
+
     /// <summary>Reports bytes as they pass, at most every 1 MiB, so progress output stays cheap.</summary>
-    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : Stream
+    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : Stream, IVerifiedContent
     {
+        // Counting changes nothing in the content: it is as verified as what it counts.
+        public bool Verifies(Digest digest, long size) => inner is IVerifiedContent verified && verified.Verifies(digest, size);
+
         private long _read;
         private long _reported;
 
