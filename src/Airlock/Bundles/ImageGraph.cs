@@ -55,6 +55,8 @@ public sealed record CopyProgress(Descriptor Content, long Bytes, CopyStage Stag
 /// image manifests, then the index), a bounded number of blob transfers at once, nothing copied that the
 /// target already has, and content shared between images transferred once even when several copies into
 /// the same target run at the same time. Manifests are copied as the exact bytes read, so digests hold.
+/// Into an <see cref="ISequentialImageTarget"/> (an archive) the same graph is planned first and written in
+/// a fixed order, with downloads running ahead of the writing (see <c>SequentialCopy</c>).
 /// </summary>
 public static partial class ImageGraph
 {

@@ -11,7 +11,10 @@ namespace Airlock.Bundles.Archive;
 /// entry needs its size first, which the descriptor gives), hashed on the way, into a <c>.partial</c> file
 /// beside the output, compressed as asked; <see cref="CompleteAsync"/> adds <c>index.json</c> (and Docker's
 /// files) and renames the file into place only when whole. Blobs are written one at a time (a tar is
-/// sequential); a graph copy's parallel downloads wait their turn with their responses open. A blob whose
+/// sequential): as an <see cref="ISequentialImageTarget"/> it gets them from a graph copy in a fixed order,
+/// with the next ones downloaded ahead into spool files beside the output. Content is hashed once: a stream
+/// that already verifies the blob (<see cref="IVerifiedContent"/>) is relied on, anything else is checked
+/// here. A blob whose
 /// content is not its digest or size spoils the archive: the write fails, every later write and
 /// <see cref="CompleteAsync"/> fail too, and disposing removes the partial file, so no half-written archive
 /// is ever left under the output name. Blobs shared by images are stored once.
