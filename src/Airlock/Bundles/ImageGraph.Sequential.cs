@@ -13,21 +13,21 @@ public static partial class ImageGraph
     /// same sequence. Then the blobs are written in that order: the one whose turn it is streams straight from the
     /// source if it was not fetched yet, while the next ones (up to <c>Parallelism - 1</c> and
     /// <see cref="CopyOptions.DownloadAheadBytes"/>) download into verified <see cref="BlobSpool"/>s, so the
-    /// network and the registry work while the target writes. A failed download ends the copy at once (the others
+    /// network and the registry work while the target writes. Several graphs planned into one sequence
+    /// (<see cref="CopyAllAsync"/>) share the window, so downloads run ahead across images too. A failed download ends the copy at once (the others
     /// are cancelled and their spools freed) with that download's error.
     /// </summary>
-    private sealed class SequentialCopy(IImageSource source, ISequentialImageTarget target, CopyOptions options, IProgress<CopyProgress>? progress)
+    private sealed class SequentialCopy(ISequentialImageTarget target, CopyOptions limits, IProgress<CopyProgress>? progress)
     {
         private readonly List<Step> _steps = [];
         private readonly HashSet<Digest> _planned = [];
 
-        public async Task CopyAsync(Descriptor root, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
-        {
-            await PlanManifestAsync(root, content, options.Reference, cancellationToken).ConfigureAwait(false);
-            await RunAsync(cancellationToken).ConfigureAwait(false);
-        }
+        /// <summary>Adds the graph under <paramref name="root"/> (whose bytes are <paramref name="content"/>) to the sequence.</summary>
+        public Task PlanAsync(IImageSource source, Descriptor root, ReadOnlyMemory<byte> content, CopyOptions options, CancellationToken cancellationToken) =>
+            PlanManifestAsync(source, options, root, content, options.Reference, cancellationToken);
 
-        private async Task PlanManifestAsync(Descriptor manifest, ReadOnlyMemory<byte>? content, string? reference, CancellationToken cancellationToken)
+        private async Task PlanManifestAsync(IImageSource source, CopyOptions options, Descriptor manifest, ReadOnlyMemory<byte>? content, string? reference,
+            CancellationToken cancellationToken)
         {
             _planned.Add(manifest.Digest);
             content ??= await source.ReadManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
@@ -36,7 +36,7 @@ public static partial class ImageGraph
             {
                 foreach (var child in document.Manifests)
                 {
-                    await PlanChildManifestAsync(child, cancellationToken).ConfigureAwait(false);
+                    await PlanChildManifestAsync(source, options, child, cancellationToken).ConfigureAwait(false);
                 }
             }
             else
@@ -54,21 +54,21 @@ public static partial class ImageGraph
                         continue;
                     }
 
-                    _steps.Add(new Step(blob, null, null));
+                    _steps.Add(new Step(source, blob, null, null));
                 }
             }
 
-            _steps.Add(new Step(manifest, content, reference));
+            _steps.Add(new Step(source, manifest, content, reference));
             if (options.Referrers is { } referrers)
             {
                 foreach (var referrer in await referrers(manifest, cancellationToken).ConfigureAwait(false))
                 {
-                    await PlanChildManifestAsync(referrer, cancellationToken).ConfigureAwait(false);
+                    await PlanChildManifestAsync(source, options, referrer, cancellationToken).ConfigureAwait(false);
                 }
             }
         }
 
-        private async Task PlanChildManifestAsync(Descriptor manifest, CancellationToken cancellationToken)
+        private async Task PlanChildManifestAsync(IImageSource source, CopyOptions options, Descriptor manifest, CancellationToken cancellationToken)
         {
             if (_planned.Contains(manifest.Digest))
             {
@@ -83,10 +83,11 @@ public static partial class ImageGraph
                 return;
             }
 
-            await PlanManifestAsync(manifest, null, null, cancellationToken).ConfigureAwait(false);
+            await PlanManifestAsync(source, options, manifest, null, null, cancellationToken).ConfigureAwait(false);
         }
 
-        private async Task RunAsync(CancellationToken cancellationToken)
+        /// <summary>Writes the planned sequence, downloading ahead.</summary>
+        public async Task RunAsync(CancellationToken cancellationToken)
         {
             using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var ahead = new Dictionary<int, Task<BlobSpool>>();
@@ -111,7 +112,7 @@ public static partial class ImageGraph
                     }
 
                     // Top up the blobs downloading ahead, in plan order so the window always holds the next ones.
-                    for (next = Math.Max(next, i + 1); next < _steps.Count && ahead.Count < options.Parallelism - 1; next++)
+                    for (next = Math.Max(next, i + 1); next < _steps.Count && ahead.Count < limits.Parallelism - 1; next++)
                     {
                         var blob = _steps[next];
                         if (blob.Manifest is not null)
@@ -119,18 +120,18 @@ public static partial class ImageGraph
                             continue;
                         }
 
-                        if (ahead.Count > 0 && aheadBytes + blob.Descriptor.Size > options.DownloadAheadBytes)
+                        if (ahead.Count > 0 && aheadBytes + blob.Descriptor.Size > limits.DownloadAheadBytes)
                         {
                             break;
                         }
 
-                        ahead[next] = DownloadAsync(blob.Descriptor, failed);
+                        ahead[next] = DownloadAsync(blob.Source, blob.Descriptor, failed);
                         aheadBytes += blob.Descriptor.Size;
                     }
 
                     if (spooling is null)
                     {
-                        await StreamBlobAsync(step.Descriptor, failed.Token).ConfigureAwait(false);
+                        await StreamBlobAsync(step.Source, step.Descriptor, failed.Token).ConfigureAwait(false);
                     }
                     else
                     {
@@ -181,7 +182,7 @@ public static partial class ImageGraph
             return first;
         }
 
-        private async Task<BlobSpool> DownloadAsync(Descriptor blob, CancellationTokenSource failed)
+        private async Task<BlobSpool> DownloadAsync(IImageSource source, Descriptor blob, CancellationTokenSource failed)
         {
             try
             {
@@ -201,7 +202,7 @@ public static partial class ImageGraph
             }
         }
 
-        private async Task StreamBlobAsync(Descriptor blob, CancellationToken cancellationToken)
+        private async Task StreamBlobAsync(IImageSource source, Descriptor blob, CancellationToken cancellationToken)
         {
             progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
             var content = await source.OpenBlobAsync(blob, cancellationToken).ConfigureAwait(false);
@@ -213,6 +214,6 @@ public static partial class ImageGraph
         }
 
         /// <summary>A blob to write (no <see cref="Manifest"/> bytes) or a manifest with its bytes and the name to store it under.</summary>
-        private sealed record Step(Descriptor Descriptor, ReadOnlyMemory<byte>? Manifest, string? Reference);
+        private sealed record Step(IImageSource Source, Descriptor Descriptor, ReadOnlyMemory<byte>? Manifest, string? Reference);
     }
 }

@@ -38,6 +38,9 @@ public sealed record CopyOptions
     public Func<Descriptor, CancellationToken, ValueTask<IReadOnlyList<Descriptor>>>? Referrers { get; init; }
 }
 
+/// <summary>One graph of <see cref="ImageGraph.CopyAllAsync"/>: where from, its root, and how.</summary>
+public sealed record GraphCopy(IImageSource Source, Descriptor Root, CopyOptions Options);
+
 /// <summary>What happened to one piece of content during a copy.</summary>
 public enum CopyStage
 {
@@ -70,17 +73,43 @@ public static partial class ImageGraph
         options ??= new CopyOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Parallelism, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(options.DownloadAheadBytes);
-        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
         if (target is ISequentialImageTarget sequential)
         {
-            await new SequentialCopy(source, sequential, options, progress).CopyAsync(selected, content, cancellationToken).ConfigureAwait(false);
-            return selected;
+            return (await CopyAllAsync([new GraphCopy(source, root, options)], sequential, progress, cancellationToken).ConfigureAwait(false))[0];
         }
 
+        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
         using var slots = new SemaphoreSlim(options.Parallelism);
         var walk = new Walk(source, target, options, progress, slots, Transfers.GetValue(target, _ => new()));
         await walk.CopyManifestAsync(selected, content, options.Reference, cancellationToken).ConfigureAwait(false);
         return selected;
+    }
+
+    /// <summary>
+    /// Copies several graphs into one sequential target (an archive) as one sequence: planned in the order given,
+    /// so downloads run ahead across the graphs too (the next image downloads while the last layers of one are
+    /// written). Content shared by the graphs is written once. The first copy's <see cref="CopyOptions.Parallelism"/>
+    /// and <see cref="CopyOptions.DownloadAheadBytes"/> bound the whole sequence. Returns each root as written.
+    /// </summary>
+    public static async Task<IReadOnlyList<Descriptor>> CopyAllAsync(IReadOnlyList<GraphCopy> copies, ISequentialImageTarget target,
+        IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        ArgumentOutOfRangeException.ThrowIfZero(copies.Count);
+        var limits = copies[0].Options;
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.Parallelism, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(limits.DownloadAheadBytes);
+        var sequence = new SequentialCopy(target, limits, progress);
+        var written = new List<Descriptor>();
+        foreach (var copy in copies)
+        {
+            var (selected, content) = await SelectPlatformsAsync(copy.Source, copy.Root, copy.Options.Platforms, cancellationToken).ConfigureAwait(false);
+            await sequence.PlanAsync(copy.Source, selected, content, copy.Options, cancellationToken).ConfigureAwait(false);
+            written.Add(selected);
+        }
+
+        await sequence.RunAsync(cancellationToken).ConfigureAwait(false);
+        return written;
     }
 
     /// <summary>
