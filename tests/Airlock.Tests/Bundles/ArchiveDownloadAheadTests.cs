@@ -266,6 +266,50 @@ public sealed class ArchiveDownloadAheadTests : IDisposable
         Assert.Equal(["app.tar"], Directory.GetFileSystemEntries(_temp.File("out")).Select(Path.GetFileName));
     }
 
+    [Fact]
+    public async Task Images_saved_together_download_ahead_across_images()
+    {
+        var layout = OciLayoutStore.Create(_temp.File("source"));
+        await using var _ = layout;
+        var first = Enumerable.Range(60, 2).Select(i => TestImages.MakeLayer(i, 50_000)).ToList();
+        var second = Enumerable.Range(70, 2).Select(i => TestImages.MakeLayer(i, 50_000)).ToList();
+        var one = await TestImages.AddImageAsync(layout, TestImages.Amd64, first);
+        var two = await TestImages.AddImageAsync(layout, TestImages.Arm64, second);
+
+        // The first image's last layer cannot end until the second image's first layer has been read in full.
+        var secondImageRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var source = new ScriptedSource(layout)
+        {
+            BeforeEnd = async (blob, ct) =>
+            {
+                if (blob.Digest == second[0].Descriptor.Digest)
+                {
+                    secondImageRead.TrySetResult();
+                }
+                else if (blob.Digest == first[^1].Descriptor.Digest)
+                {
+                    await secondImageRead.Task.WaitAsync(TimeSpan.FromSeconds(20), ct);
+                }
+            },
+        };
+        Directory.CreateDirectory(_temp.File("out"));
+        await using (var target = ArchiveTarget.Create(_temp.File("out/two.tar")))
+        {
+            var options = new CopyOptions { Parallelism = 4 };
+            var written = await ImageGraph.CopyAllAsync(
+                [new GraphCopy(source, one, options with { Reference = "example.com/one:1" }), new GraphCopy(source, two, options with { Reference = "example.com/two:1" })],
+                target, null, CancellationToken.None);
+            Assert.Equal([one.Digest, two.Digest], written.Select(w => w.Digest));
+            await target.CompleteAsync(CancellationToken.None);
+        }
+
+        var archive = await ArchiveSource.OpenAsync(_temp.File("out/two.tar"), new ArchiveLimits(), CancellationToken.None);
+        await using (archive)
+        {
+            Assert.Equal(["example.com/one:1", "example.com/two:1"], archive.Entries.Select(OciLayoutStore.NameOf));
+        }
+    }
+
     [Theory]
     [InlineData(3, 1L << 30, 3)] // the blob being written and two ahead
     [InlineData(4, 1L, 2)] // a byte budget smaller than any blob: still one ahead
