@@ -9,8 +9,17 @@ namespace Airlock.Bundles;
 /// <summary>Settings of one <see cref="ImageGraph.CopyAsync"/>.</summary>
 public sealed record CopyOptions
 {
-    /// <summary>Blobs transferred at once.</summary>
+    /// <summary>
+    /// Blobs transferred at once. Into an <see cref="ISequentialImageTarget"/> that is the blob being written plus
+    /// up to <c>Parallelism - 1</c> downloading ahead; 1 downloads nothing ahead.
+    /// </summary>
     public int Parallelism { get; init; } = 4;
+
+    /// <summary>
+    /// Into an <see cref="ISequentialImageTarget"/>: at most this many bytes of blobs downloaded ahead (spooled,
+    /// not yet written) at once; a single larger blob is still downloaded ahead when nothing else is.
+    /// </summary>
+    public long DownloadAheadBytes { get; init; } = 256L << 20;
 
     /// <summary>
     /// Platforms to keep from an index; <c>null</c> keeps every platform and the index as it is. Keeping a
@@ -29,6 +38,9 @@ public sealed record CopyOptions
     public Func<Descriptor, CancellationToken, ValueTask<IReadOnlyList<Descriptor>>>? Referrers { get; init; }
 }
 
+/// <summary>One graph of <see cref="ImageGraph.CopyAllAsync"/>: where from, its root, and how.</summary>
+public sealed record GraphCopy(IImageSource Source, Descriptor Root, CopyOptions Options);
+
 /// <summary>What happened to one piece of content during a copy.</summary>
 public enum CopyStage
 {
@@ -46,8 +58,10 @@ public sealed record CopyProgress(Descriptor Content, long Bytes, CopyStage Stag
 /// image manifests, then the index), a bounded number of blob transfers at once, nothing copied that the
 /// target already has, and content shared between images transferred once even when several copies into
 /// the same target run at the same time. Manifests are copied as the exact bytes read, so digests hold.
+/// Into an <see cref="ISequentialImageTarget"/> (an archive) the same graph is planned first and written in
+/// a fixed order, with downloads running ahead of the writing (see <c>SequentialCopy</c>).
 /// </summary>
-public static class ImageGraph
+public static partial class ImageGraph
 {
     // In-flight and finished transfers per target, so images sharing layers never transfer them twice.
     private static readonly ConditionalWeakTable<IImageTarget, ConcurrentDictionary<Digest, Lazy<Task>>> Transfers = new();
@@ -58,11 +72,44 @@ public static class ImageGraph
     {
         options ??= new CopyOptions();
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Parallelism, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.DownloadAheadBytes);
+        if (target is ISequentialImageTarget sequential)
+        {
+            return (await CopyAllAsync([new GraphCopy(source, root, options)], sequential, progress, cancellationToken).ConfigureAwait(false))[0];
+        }
+
+        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
         using var slots = new SemaphoreSlim(options.Parallelism);
         var walk = new Walk(source, target, options, progress, slots, Transfers.GetValue(target, _ => new()));
-        var (selected, content) = await SelectPlatformsAsync(source, root, options.Platforms, cancellationToken).ConfigureAwait(false);
         await walk.CopyManifestAsync(selected, content, options.Reference, cancellationToken).ConfigureAwait(false);
         return selected;
+    }
+
+    /// <summary>
+    /// Copies several graphs into one sequential target (an archive) as one sequence: planned in the order given,
+    /// so downloads run ahead across the graphs too (the next image downloads while the last layers of one are
+    /// written). Content shared by the graphs is written once. The first copy's <see cref="CopyOptions.Parallelism"/>
+    /// and <see cref="CopyOptions.DownloadAheadBytes"/> bound the whole sequence. Returns each root as written.
+    /// </summary>
+    public static async Task<IReadOnlyList<Descriptor>> CopyAllAsync(IReadOnlyList<GraphCopy> copies, ISequentialImageTarget target,
+        IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        ArgumentOutOfRangeException.ThrowIfZero(copies.Count);
+        var limits = copies[0].Options;
+        ArgumentOutOfRangeException.ThrowIfLessThan(limits.Parallelism, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(limits.DownloadAheadBytes);
+        var sequence = new SequentialCopy(target, limits, progress);
+        var written = new List<Descriptor>();
+        foreach (var copy in copies)
+        {
+            var (selected, content) = await SelectPlatformsAsync(copy.Source, copy.Root, copy.Options.Platforms, cancellationToken).ConfigureAwait(false);
+            await sequence.PlanAsync(copy.Source, selected, content, copy.Options, cancellationToken).ConfigureAwait(false);
+            written.Add(selected);
+        }
+
+        await sequence.RunAsync(cancellationToken).ConfigureAwait(false);
+        return written;
     }
 
     /// <summary>
@@ -190,14 +237,18 @@ public static class ImageGraph
             }
         }
 
-        // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
-        private static bool IsDistributable(Descriptor blob) =>
-            !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
     }
 
+    // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
+    private static bool IsDistributable(Descriptor blob) =>
+        !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
+
     /// <summary>Reports bytes as they pass, at most every 1 MiB, so progress output stays cheap.</summary>
-    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : Stream
+    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : Stream, IVerifiedContent
     {
+        // Counting changes nothing in the content: it is as verified as what it counts.
+        public bool Verifies(Digest digest, long size) => inner is IVerifiedContent verified && verified.Verifies(digest, size);
+
         private long _read;
         private long _reported;
 

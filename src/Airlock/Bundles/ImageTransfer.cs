@@ -32,34 +32,46 @@ public sealed record TransferOptions
 /// </summary>
 public sealed class ImageTransfer(RegistryConnector? registry)
 {
-    /// <summary>Saves images into one archive file; shared blobs are stored once.</summary>
+    /// <summary>
+    /// Saves images into one archive file; shared blobs are stored once. The images are written as one sequence
+    /// (<see cref="ImageGraph.CopyAllAsync"/>), so the next image downloads while one is written.
+    /// </summary>
     public async Task<IReadOnlyList<TransferResult>> SaveAsync(IReadOnlyList<string> images, string output, ArchiveFormat format,
         ArchiveCompression? compression, TransferOptions options, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
     {
-        var results = new List<TransferResult>();
         var target = ArchiveTarget.Create(output, format, compression);
         await using (target.ConfigureAwait(false))
         {
-            foreach (var image in images)
+            var sources = new List<IImageSource>();
+            try
             {
-                var location = ImageLocation.ParseOrRegistry(image);
-                var source = await OpenSourceAsync(location, options, cancellationToken).ConfigureAwait(false);
-                await using (source.ConfigureAwait(false))
+                var copies = new List<GraphCopy>();
+                var names = new List<(string Source, string Name)>();
+                var referrers = new List<Descriptor>();
+                foreach (var image in images)
                 {
+                    var location = ImageLocation.ParseOrRegistry(image);
+                    var source = await OpenSourceAsync(location, options, cancellationToken).ConfigureAwait(false);
+                    sources.Add(source);
                     var root = await source.ResolveAsync(SourceReference(location), cancellationToken).ConfigureAwait(false);
                     var name = location.Image?.ToString() ?? location.Reference ?? OciLayoutStore.NameOf(root);
-                    var referrers = new List<Descriptor>();
-                    var written = await ImageGraph.CopyAsync(source, target, root, CopyOptionsFor(options, name, source, referrers), progress, cancellationToken)
-                        .ConfigureAwait(false);
-                    await AddReferrerEntriesAsync(target, referrers, cancellationToken).ConfigureAwait(false);
-                    results.Add(new TransferResult(location.ToString(), $"{output}:{name}", written));
+                    copies.Add(new GraphCopy(source, root, CopyOptionsFor(options, name, source, referrers)));
+                    names.Add((location.ToString(), $"{output}:{name}"));
+                }
+
+                var written = await ImageGraph.CopyAllAsync(copies, target, progress, cancellationToken).ConfigureAwait(false);
+                await AddReferrerEntriesAsync(target, referrers, cancellationToken).ConfigureAwait(false);
+                await target.CompleteAsync(cancellationToken).ConfigureAwait(false);
+                return names.Zip(written, (n, root) => new TransferResult(n.Source, n.Name, root)).ToList();
+            }
+            finally
+            {
+                foreach (var source in sources)
+                {
+                    await source.DisposeAsync().ConfigureAwait(false);
                 }
             }
-
-            await target.CompleteAsync(cancellationToken).ConfigureAwait(false);
         }
-
-        return results;
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace Airlock.Content;
 /// <see cref="DigestMismatchException"/> if the content is not the descriptor's digest and size. Used for
 /// every blob read from outside (a registry, an archive), so nothing unverified is ever committed.
 /// </summary>
-public sealed class VerifyingStream : Stream
+public sealed class VerifyingStream : Stream, IVerifiedContent
 {
     private readonly Stream _inner;
     private readonly Digest _expected;
@@ -26,6 +26,8 @@ public sealed class VerifyingStream : Stream
         _hash = expected.CreateHash();
         _leaveOpen = leaveOpen;
     }
+
+    public bool Verifies(Digest digest, long size) => _expected == digest && _expectedSize == size;
 
     public override bool CanRead => true;
 
