@@ -60,6 +60,7 @@ mirror_port=$(free_port)
 "$airlock" mirror --registries "$work/registries.yaml" --mirror-address "127.0.0.1:$mirror_port" \
   --disable-default-registry-endpoint >"$work/mirror.log" 2>&1 &
 pids+=($!)
+mirror_pid=$!
 wait_http "http://127.0.0.1:$mirror_port/v2/" || { cat "$work/mirror.log" >&2; exit 1; }
 
 "$airlock" registries render --registries "$work/registries.yaml" --data-dir "$work/rendered" --containerd-version 1.6 \
@@ -94,6 +95,9 @@ skopeo copy --quiet --dest-tls-verify=false "oci:$layout:1" "docker://127.0.0.1:
 rm -rf "$layout" "$work/l"
 total_mib=$((layers * layer_mib))
 
+# The mirror's user + system CPU ticks: the CPU it takes from containerd on a small machine, less load-sensitive than time.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 fetch() {  # label hosts-dir -> appends seconds to $work/label; a fresh containerd each time
   local label=$1 hosts=$2 root="$work/c"
   rm -rf "$root"; mkdir -p "$root"
@@ -102,13 +106,15 @@ fetch() {  # label hosts-dir -> appends seconds to $work/label; a fresh containe
   containerd --config "$root/config.toml" >"$root/containerd.log" 2>&1 &
   local cpid=$!
   for _ in $(seq 150); do ctr --address "$root/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-  local start end
+  local start end cpu0
+  cpu0=$(cpu_ticks "$mirror_pid")
   start=$(date +%s.%N)
   ctr --address "$root/c.sock" -n bench content fetch --hosts-dir "$hosts" bench.invalid/bench/img:1 >"$work/$label.out" 2>&1 \
     || { cat "$work/$label.out" >&2; kill -TERM "$cpid"; exit 1; }
   end=$(date +%s.%N)
   kill -TERM "$cpid"; wait "$cpid" 2>/dev/null || true
   awk -v s="$start" -v e="$end" 'BEGIN {printf "%.3f\n", e - s}' >>"$work/$label"
+  awk -v a="$cpu0" -v b="$(cpu_ticks "$mirror_pid")" -v t="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f\n", (b - a) / t}' >>"$work/$label.cpu"
 }
 
 for r in $(seq 1 "$runs"); do
@@ -129,6 +135,7 @@ Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /pro
 Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown); $(containerd --version | cut -d' ' -f1-3).
 Content: 1 image, $layers layers x $layer_mib MiB = $total_mib MiB (uncompressed random tar), fetched by \`ctr content fetch\`
 into a fresh containerd each time; best of $runs alternating runs (all: direct $(paste -sd' ' "$work/direct") s, mirror $(paste -sd' ' "$work/mirror") s).
+Mirror process CPU (user + system) per fetch through it: $(paste -sd' ' "$work/mirror.cpu") s (direct fetches: $(paste -sd' ' "$work/direct.cpu") s, idle).
 
 | path | best s | MiB/s | mirror / direct | goal |
 |---|---|---|---|---|

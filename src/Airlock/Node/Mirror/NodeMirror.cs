@@ -65,6 +65,7 @@ public sealed class NodeMirror : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxResponseBufferSize = MirrorHandler.ResponseBufferSize;
             kestrel.Listen(options.Listen, listen => listen.Protocols = HttpProtocols.Http1);
         });
 

@@ -117,3 +117,69 @@ internal sealed class Blackhole : IDisposable
 
     public void Dispose() => _listener.Stop();
 }
+
+/// <summary>
+/// An HTTP/1.1 upstream on a loopback port that answers one request with a Content-Length it never reaches: it sends
+/// the given pieces one per <see cref="SendNext"/> call, then holds the connection open, silent, until disposed.
+/// </summary>
+internal sealed class TricklingUpstream : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly SemaphoreSlim _next = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _serving;
+
+    public TricklingUpstream(IReadOnlyList<byte[]> pieces, long contentLength)
+    {
+        _listener.Start();
+        _serving = ServeAsync(pieces, contentLength, _stop.Token);
+    }
+
+    public string Host => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+
+    public void SendNext() => _next.Release();
+
+    private async Task ServeAsync(IReadOnlyList<byte[]> pieces, long contentLength, CancellationToken ct)
+    {
+        using var socket = await _listener.AcceptSocketAsync(ct);
+        await using var stream = new NetworkStream(socket);
+        var head = new List<byte>();
+        var one = new byte[1];
+        while (!(head.Count >= 4 && head[^4] == '\r' && head[^3] == '\n' && head[^2] == '\r' && head[^1] == '\n'))
+        {
+            if (await stream.ReadAsync(one, ct) == 0)
+            {
+                return;
+            }
+
+            head.Add(one[0]);
+        }
+
+        await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+            $"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {contentLength}\r\n\r\n"), ct);
+        foreach (var piece in pieces)
+        {
+            await _next.WaitAsync(ct);
+            await stream.WriteAsync(piece, ct);
+            await stream.FlushAsync(ct);
+        }
+
+        await Task.Delay(Timeout.Infinite, ct);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        try
+        {
+            await _serving;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or IOException)
+        {
+        }
+
+        _stop.Dispose();
+        _next.Dispose();
+    }
+}

@@ -132,6 +132,72 @@ public sealed class NodeMirrorTests
     }
 
     [Fact]
+    public async Task A_blob_larger_than_the_copy_chunk_arrives_whole_with_its_length_and_not_chunk_encoded()
+    {
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var bytes = new byte[(2 * MirrorHandler.CopyChunkSize) + 12345];
+        Random.Shared.NextBytes(bytes);
+        var blob = new Descriptor { MediaType = MediaTypes.OciLayer, Digest = Digest.Sha256(bytes), Size = bytes.Length };
+        await using (var target = Airlock.Remote.RemoteImageStore.Create(ImageReference.Parse($"{upstream.Host}/app:1"), new Airlock.Remote.RemoteOptions()))
+        {
+            await target.WriteBlobAsync(blob, new MemoryStream(bytes), CancellationToken.None);
+        }
+
+        var file = MirrorTestBed.Parse($$"""
+            mirrors:
+              "registry.invalid":
+                endpoint: ["{{upstream.Host}}"]
+            """);
+        await using var mirror = await MirrorTestBed.StartMirrorAsync(file, disableDefault: true);
+
+        using var response = await GetAsync(mirror, $"/v2/app/blobs/{blob.Digest}?ns=registry.invalid");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(bytes.Length, response.Content.Headers.ContentLength);
+        Assert.NotEqual(true, response.Headers.TransferEncodingChunked);
+        Assert.Equal(bytes, await response.Content.ReadAsByteArrayAsync());
+    }
+
+    [Fact]
+    public async Task A_trickling_upstream_is_forwarded_as_it_arrives_and_a_stall_cuts_the_connection()
+    {
+        // Each piece is sent only after the client read the one before, so a mirror that held bytes back to fill
+        // a chunk would never deliver the first one; after the last piece the upstream stalls with the body unfinished.
+        byte[][] pieces = [new byte[1000], new byte[1], new byte[70_000]];
+        foreach (var piece in pieces)
+        {
+            Random.Shared.NextBytes(piece);
+        }
+
+        await using var upstream = new TricklingUpstream(pieces, contentLength: 4 * MirrorHandler.CopyChunkSize);
+        var file = MirrorTestBed.Parse($$"""
+            mirrors:
+              "registry.invalid":
+                endpoint: ["{{upstream.Host}}"]
+            """);
+        await using var mirror = await MirrorTestBed.StartMirrorAsync(file, disableDefault: true, responseTimeout: TimeSpan.FromSeconds(2));
+        using var client = new HttpClient { BaseAddress = mirror.Address };
+
+        // The mirror's headers go out with the first body bytes.
+        upstream.SendNext();
+        using var response = await client.GetAsync($"/v2/app/blobs/{Digest.Sha256("x"u8)}?ns=registry.invalid", HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(4 * MirrorHandler.CopyChunkSize, response.Content.Headers.ContentLength);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        foreach (var piece in pieces)
+        {
+            var received = new byte[piece.Length];
+            await body.ReadExactlyAsync(received).AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal(piece, received);
+            upstream.SendNext();
+        }
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Assert.ThrowsAnyAsync<IOException>(() => body.ReadAsync(new byte[1024]).AsTask().WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the stalled transfer was cut after {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task Requests_without_ns_or_with_a_bad_ns_or_a_write_method_get_a_clear_error()
     {
         await using var mirror = await MirrorTestBed.StartMirrorAsync(RegistriesFile.Empty, disableDefault: true);
