@@ -39,8 +39,13 @@ trap cleanup EXIT
 free_port() { local c; while :; do c=$((20000 + RANDOM % 40000)); ss -Htln "sport = :$c" | grep -q . || { echo "$c"; return; }; done; }
 
 log "building Airlock (Release)"
-dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
-airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+# AIRLOCK_BIN measures a given binary (e.g. the Native AOT one from scripts/publish.sh, as installed); default: a Release build.
+if [[ -n ${AIRLOCK_BIN:-} ]]; then
+  airlock=$AIRLOCK_BIN
+else
+  dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+  airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+fi
 echo '{}' >"$work/config.yaml"
 export AIRLOCK_CONFIG="$work/config.yaml"
 
@@ -120,7 +125,7 @@ report=$(cat <<EOF
 ## $(date -u '+%Y-%m-%d %H:%M UTC') — bundles-bench.sh
 
 Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
-Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown); $(skopeo --version).
+Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)${AIRLOCK_BIN:+ ($AIRLOCK_BIN)}; $(skopeo --version).
 Content: $images images x $layers layers x $layer_mib MiB = $total_mib MiB, uncompressed tar layers, on loopback.
 
 | direction | airlock s | skopeo s | speed-up (skopeo / airlock) | airlock peak RSS MiB | skopeo peak RSS MiB | goal |

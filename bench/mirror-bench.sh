@@ -38,8 +38,13 @@ free_port() { local c; while :; do c=$((20000 + RANDOM % 40000)); ss -Htln "spor
 wait_http() { for _ in $(seq 150); do curl -sf -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
 
 log "building Airlock (Release)"
-dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
-airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+# AIRLOCK_BIN measures a given binary (e.g. the Native AOT one from scripts/publish.sh, as installed); default: a Release build.
+if [[ -n ${AIRLOCK_BIN:-} ]]; then
+  airlock=$AIRLOCK_BIN
+else
+  dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
+  airlock="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+fi
 echo '{}' >"$work/config.yaml"
 export AIRLOCK_CONFIG="$work/config.yaml"
 
@@ -132,7 +137,7 @@ report=$(cat <<EOF
 ## $(date -u '+%Y-%m-%d %H:%M UTC') — mirror-bench.sh
 
 Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
-Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown); $(containerd --version | cut -d' ' -f1-3).
+Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)${AIRLOCK_BIN:+ ($AIRLOCK_BIN)}; $(containerd --version | cut -d' ' -f1-3).
 Content: 1 image, $layers layers x $layer_mib MiB = $total_mib MiB (uncompressed random tar), fetched by \`ctr content fetch\`
 into a fresh containerd each time; best of $runs alternating runs (all: direct $(paste -sd' ' "$work/direct") s, mirror $(paste -sd' ' "$work/mirror") s).
 Mirror process CPU (user + system) per fetch through it: $(paste -sd' ' "$work/mirror.cpu") s (direct fetches: $(paste -sd' ' "$work/direct.cpu") s, idle).

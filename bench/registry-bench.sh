@@ -95,11 +95,14 @@ free_port() {
 
 # ---- servers ---------------------------------------------------------------------------------
 
-airlock_cli="$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"
+# AIRLOCK_BIN measures a given binary (e.g. the Native AOT one from scripts/publish.sh, as installed); default: a Release build.
+airlock_cli=${AIRLOCK_BIN:-"$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"}
 start_airlock() {
-  log "building Airlock (Release)"
-  dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/airlock-build.log" 2>&1 \
-    || { cat "$work/airlock-build.log" >&2; exit 1; }
+  if [[ -z ${AIRLOCK_BIN:-} ]]; then
+    log "building Airlock (Release)"
+    dotnet build "$repo_root/src/Airlock.Cli" -c Release --nologo -v q >"$work/airlock-build.log" 2>&1 \
+      || { cat "$work/airlock-build.log" >&2; exit 1; }
+  fi
   # An unknown verb with --help still exits 0 (root help), so look for the verb's own flag.
   "$airlock_cli" registry --help 2>&1 | grep -q -- '--listen' \
     || { echo "registry-bench: this airlock build has no 'registry' verb yet; use --only distribution" >&2; exit 1; }
