@@ -58,11 +58,17 @@ internal static class MirrorCommand
         var connectTimeout = new DurationOption(
             "--connect-timeout",
             "Abandon an endpoint that does not accept a connection (TCP and TLS) within this time and try the next (e.g. 500ms, 5s, 1m).",
-            "5s") { Positive = true };
+            "5s")
+        {
+            Positive = true,
+        };
         var responseTimeout = new DurationOption(
             "--response-timeout",
             "Abandon an endpoint that accepted the connection but sends no answer within this time and try the next; a blob body stalled this long is cut.",
-            "30s") { Positive = true };
+            "30s")
+        {
+            Positive = true,
+        };
 
         var command = new Command(
             "mirror",
