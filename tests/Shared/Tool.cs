@@ -1,14 +1,24 @@
 using System.Diagnostics;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>What a finished command-line tool run produced.</summary>
 public sealed record ToolResult(string Command, int ExitCode, string Stdout, string Stderr)
 {
     public bool Succeeded => ExitCode == 0;
 
+    /// <summary>Stdout followed by stderr.</summary>
+    public string Output => Stdout + Stderr;
+
     /// <summary>Everything a failure message needs to explain itself.</summary>
     public override string ToString() => $"`{Command}` exited {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+
+    /// <summary>Exit code and stdout followed by stderr, for <c>var (exit, output) = await …</c>.</summary>
+    public void Deconstruct(out int exitCode, out string output)
+    {
+        exitCode = ExitCode;
+        output = Output;
+    }
 
     /// <summary>Returns this result, or throws with the full output when the tool failed.</summary>
     public ToolResult EnsureSuccess() =>

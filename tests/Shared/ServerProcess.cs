@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>
 /// A long-running server a test started itself (registry, containerd). It keeps the tail of the
