@@ -39,12 +39,8 @@ public static class Tool
     /// </summary>
     public static IReadOnlyDictionary<string, string> HermeticContainersEnvironment { get; } = CreateHermeticEnvironment();
 
-    public static Task<ToolResult> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan? timeout = null,
-        IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellationToken = default) =>
-        RunAsync(fileName, arguments.ToList(), timeout ?? DefaultTimeout, environment, cancellationToken);
-
-    private static async Task<ToolResult> RunAsync(string fileName, List<string> arguments, TimeSpan timeout,
-        IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
+    /// <summary>How every test starts a program: no shell, all three standard streams redirected.</summary>
+    public static ProcessStartInfo StartInfo(string fileName, IEnumerable<string> arguments)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -57,6 +53,18 @@ public static class Tool
         {
             start.ArgumentList.Add(argument);
         }
+
+        return start;
+    }
+
+    public static Task<ToolResult> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellationToken = default) =>
+        RunAsync(fileName, arguments.ToList(), timeout ?? DefaultTimeout, environment, cancellationToken);
+
+    private static async Task<ToolResult> RunAsync(string fileName, List<string> arguments, TimeSpan timeout,
+        IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
+    {
+        var start = Tool.StartInfo(fileName, arguments);
 
         foreach (var (name, value) in HermeticContainersEnvironment)
         {
