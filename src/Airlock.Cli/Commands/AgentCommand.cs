@@ -42,10 +42,9 @@ internal static class AgentCommand
             Description = $"State directory of the supervised containerd; its socket is <state>/{SocketName}.",
             DefaultValueFactory = _ => DefaultContainerdState,
         };
-        var stopTimeout = new Option<int>("--containerd-stop-timeout")
+        var stopTimeout = new DurationOption("--containerd-stop-timeout", "Time between SIGTERM and SIGKILL when stopping the supervised containerd.", "10s")
         {
-            Description = "Seconds between SIGTERM and SIGKILL when stopping the supervised containerd.",
-            DefaultValueFactory = _ => 10,
+            Positive = true,
         };
         var mirrorAddress = MirrorCommand.AddressOption(
             "Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
@@ -75,11 +74,7 @@ internal static class AgentCommand
         {
             var data = parseResult.GetValue(dataDir)!;
             var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(data, "agent", "images");
-            var seconds = parseResult.GetValue(stopTimeout);
-            if (seconds <= 0)
-            {
-                throw new UsageException($"--containerd-stop-timeout {seconds} is not a positive number of seconds");
-            }
+            var stopAfter = stopTimeout.GetDuration(parseResult);
 
             var mirrorValue = parseResult.GetValue(mirrorAddress)!;
             var mirrorListen = mirrorValue is "off" or "none" or "" ? null : MirrorCommand.ParseAddress(mirrorValue);
@@ -114,7 +109,7 @@ internal static class AgentCommand
                     {
                         ConfigPath = Path.Combine(options.ContainerdDir, Airlock.Node.ContainerdRenderer.ConfigTomlName),
                         SocketPath = socketPath,
-                        StopTimeout = TimeSpan.FromSeconds(parseResult.GetValue(stopTimeout)),
+                        StopTimeout = stopAfter,
                         Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
                     },
                     Mirror = mirrorListen is null ? null : new Airlock.Node.Mirror.MirrorOptions { Listen = mirrorListen, LoggerFactory = loggerFactory },

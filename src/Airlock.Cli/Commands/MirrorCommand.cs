@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
@@ -56,15 +55,19 @@ internal static class MirrorCommand
         {
             Description = "Never fall back to a mirrored registry's own endpoint (K3s flag of the same name).",
         };
-        var connectTimeout = new Option<string>("--connect-timeout")
+        var connectTimeout = new DurationOption(
+            "--connect-timeout",
+            "Abandon an endpoint that does not accept a connection (TCP and TLS) within this time and try the next (e.g. 500ms, 5s, 1m).",
+            "5s")
         {
-            Description = "Abandon an endpoint that does not accept a connection (TCP and TLS) within this time and try the next (seconds, or 500ms, 5s, 1m).",
-            DefaultValueFactory = _ => "5",
+            Positive = true,
         };
-        var responseTimeout = new Option<string>("--response-timeout")
+        var responseTimeout = new DurationOption(
+            "--response-timeout",
+            "Abandon an endpoint that accepted the connection but sends no answer within this time and try the next; a blob body stalled this long is cut.",
+            "30s")
         {
-            Description = "Abandon an endpoint that accepted the connection but sends no answer within this time and try the next; a blob body stalled this long is cut.",
-            DefaultValueFactory = _ => "30",
+            Positive = true,
         };
 
         var command = new Command(
@@ -77,7 +80,7 @@ internal static class MirrorCommand
         };
         command.WithExamples(
             "airlock mirror",
-            "airlock mirror --registries /etc/airlock/registries.yaml --mirror-address 127.0.0.1:5100 --connect-timeout 2",
+            "airlock mirror --registries /etc/airlock/registries.yaml --mirror-address 127.0.0.1:5100 --connect-timeout 2s",
             "airlock registries render --mirror-address 127.0.0.1:5100 --disable-default-registry-endpoint   # point containerd at it",
             "kill -HUP <pid>   # re-read registries.yaml without dropping transfers in flight");
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -87,8 +90,8 @@ internal static class MirrorCommand
             {
                 Listen = ParseAddress(parseResult.GetValue(address)!),
                 DisableDefaultEndpoint = parseResult.GetValue(disableDefault),
-                ConnectTimeout = ParseTimeout(parseResult.GetValue(connectTimeout)!, "--connect-timeout"),
-                ResponseTimeout = ParseTimeout(parseResult.GetValue(responseTimeout)!, "--response-timeout"),
+                ConnectTimeout = connectTimeout.GetDuration(parseResult),
+                ResponseTimeout = responseTimeout.GetDuration(parseResult),
             };
 
             var path = parseResult.GetValue(registries)!;
@@ -158,29 +161,5 @@ internal static class MirrorCommand
         }
 
         return problems.Any(p => p.Severity == ProblemSeverity.Fatal) ? null : file;
-    }
-
-    /// <summary>A bare number is seconds (as <c>--connect-timeout</c> of the image verbs); else 500ms, 5s, 1m.</summary>
-    internal static TimeSpan ParseTimeout(string text, string flag)
-    {
-        var value = text.Trim();
-        if (double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
-        {
-            return TimeSpan.FromSeconds(seconds);
-        }
-
-        if (value.EndsWith("ms", StringComparison.Ordinal)
-            && double.TryParse(value[..^2], NumberStyles.Float, CultureInfo.InvariantCulture, out var milliseconds) && milliseconds > 0)
-        {
-            return TimeSpan.FromMilliseconds(milliseconds);
-        }
-
-        var problems = new List<string>();
-        if (value.Length > 1 && char.IsAsciiLetter(value[^1]) && RegistryCommand.ParseDuration(value, flag, problems, allowOff: false) is { } parsed && parsed > TimeSpan.Zero)
-        {
-            return parsed;
-        }
-
-        throw new UsageException($"{flag} \"{text}\" is not a positive time like 5 (seconds), 500ms, 5s or 1m");
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Airlock.Bundles;
+using Airlock.Cli.Hosting;
 using Airlock.Node;
 using Airlock.Remote;
 
@@ -26,11 +27,7 @@ internal sealed class RegistryAccessOptions
         Description = "registries.yaml (K3s format) whose configs give per-registry credentials and TLS (ca_file, cert_file/key_file, insecure_skip_verify).",
     };
 
-    private readonly Option<string> _connectTimeout = new("--connect-timeout")
-    {
-        Description = "Give up connecting to a registry after this many seconds.",
-        DefaultValueFactory = _ => "10",
-    };
+    private readonly DurationOption _connectTimeout = new("--connect-timeout", "Give up connecting to a registry after this long (e.g. 500ms, 10s, 1m).", "10s") { Positive = true };
 
     private string? _defaultRegistries;
 
@@ -90,12 +87,7 @@ internal sealed class RegistryAccessOptions
     /// <summary>The client settings the flags give, for verbs that hold one client themselves.</summary>
     public RemoteOptions Options(ParseResult parseResult)
     {
-        if (!double.TryParse(parseResult.GetValue(_connectTimeout), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds <= 0)
-        {
-            throw new Hosting.UsageException($"--connect-timeout \"{parseResult.GetValue(_connectTimeout)}\" is not a positive number of seconds");
-        }
-
-        var options = new RemoteOptions { Insecure = parseResult.GetValue(_insecure), ConnectTimeout = TimeSpan.FromSeconds(seconds) };
+        var options = new RemoteOptions { Insecure = parseResult.GetValue(_insecure), ConnectTimeout = _connectTimeout.GetDuration(parseResult) };
         var path = parseResult.GetValue(_registries);
         if (path is null && _defaultRegistries is { } fallback && File.Exists(fallback))
         {

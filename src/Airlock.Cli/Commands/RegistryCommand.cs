@@ -26,7 +26,7 @@ internal static class RegistryCommand
         var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert." };
         var readOnly = new Option<bool>("--read-only") { Description = "Refuse every push and delete (405), for maintenance or a mirror." };
         var maxManifest = new Option<int>("--max-manifest-bytes") { Description = "Largest manifest accepted (413 above it).", DefaultValueFactory = _ => RegistryServerOptions.DefaultMaxManifestBytes };
-        var gcInterval = new Option<string>("--gc-interval") { Description = "Run garbage collection this often while serving (e.g. 24h, 30m; 0 or off disables).", DefaultValueFactory = _ => "24h" };
+        var gcInterval = new DurationOption("--gc-interval", "Run garbage collection this often while serving (e.g. 24h, 30m; 0 or off disables).", "24h") { AllowsOff = true };
         var gcGrace = GraceOption();
         var tlsSelfSigned = new Option<bool>("--tls-self-signed") { Description = "Serve HTTPS with a certificate from Airlock's own CA under <data-dir>/registry/tls (created once, renewed within 120 days of expiry); prints the CA path and the registries.yaml snippet nodes need." };
         var tlsSan = new Option<string[]>("--tls-san") { Description = "Extra DNS name or IP for the self-signed server certificate (repeatable).", AllowMultipleArgumentsPerToken = false };
@@ -37,8 +37,8 @@ internal static class RegistryCommand
         authMode.AcceptOnlyFromAmong("basic", "token");
         var tokenRealm = new Option<string?>("--token-realm") { Description = "Token endpoint URL announced to clients (default: <scheme>://<host of the request>/token)." };
         var proxy = new Option<string[]>("--proxy") { Description = "Pull-through cache: REGISTRY=URL fetches that registry's images from URL on a miss and stores them (repeatable; '*'=URL for every other registry). Clients pick the registry with ?ns= (containerd does) or a REGISTRY/ path prefix.", AllowMultipleArgumentsPerToken = false };
-        var proxyTagTtl = new Option<string>("--proxy-tag-ttl") { Description = "How long a cached tag is served before the upstream is asked again (digests never expire; the cached tag is served while the upstream is down).", DefaultValueFactory = _ => "5m" };
-        var proxyTimeout = new Option<string>("--proxy-timeout") { Description = "Connect and response timeout of each upstream request; a cold miss on an unreachable upstream fails (502) within about twice this.", DefaultValueFactory = _ => "10s" };
+        var proxyTagTtl = new DurationOption("--proxy-tag-ttl", "How long a cached tag is served before the upstream is asked again (digests never expire; the cached tag is served while the upstream is down).", "5m");
+        var proxyTimeout = new DurationOption("--proxy-timeout", "Connect and response timeout of each upstream request; a cold miss on an unreachable upstream fails (502) within about twice this.", "10s") { Positive = true };
         var registries = new Option<string?>("--registries") { Description = "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream." };
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
@@ -66,10 +66,10 @@ internal static class RegistryCommand
                 problems.Add($"--listen \"{parseResult.GetValue(listen)}\" is not host:port");
             }
 
-            var interval = ParseDuration(parseResult.GetValue(gcInterval)!, "--gc-interval", problems, allowOff: true);
-            var grace = ParseDuration(parseResult.GetValue(gcGrace)!, "--gc-grace", problems, allowOff: false);
-            var tagTtl = ParseDuration(parseResult.GetValue(proxyTagTtl)!, "--proxy-tag-ttl", problems, allowOff: false);
-            var upstreamTimeout = ParseDuration(parseResult.GetValue(proxyTimeout)!, "--proxy-timeout", problems, allowOff: false);
+            var interval = gcInterval.GetDurationOrOff(parseResult);
+            var grace = gcGrace.GetDuration(parseResult);
+            var tagTtl = proxyTagTtl.GetDuration(parseResult);
+            var upstreamTimeout = proxyTimeout.GetDuration(parseResult);
             var upstreams = new List<PullThroughUpstream>();
             foreach (var value in parseResult.GetValue(proxy) ?? [])
             {
@@ -121,8 +121,8 @@ internal static class RegistryCommand
                     pullThrough = new PullThroughOptions
                     {
                         Upstreams = upstreams,
-                        TagTtl = tagTtl ?? PullThroughOptions.DefaultTagTtl,
-                        Timeout = upstreamTimeout ?? PullThroughOptions.DefaultTimeout,
+                        TagTtl = tagTtl,
+                        Timeout = upstreamTimeout,
                         Remote = registriesPath is null ? remote : RegistryAccessOptions.ApplyRegistriesFile(remote, registriesPath),
                     };
                 }
@@ -178,7 +178,7 @@ internal static class RegistryCommand
                 ReadOnly = parseResult.GetValue(readOnly),
                 MaxManifestBytes = parseResult.GetValue(maxManifest),
                 GcInterval = interval,
-                GcGrace = grace ?? TimeSpan.FromHours(1),
+                GcGrace = grace,
                 AccessController = authentication.AccessController,
                 ExtraEndpoints = extraEndpoints,
                 PullThrough = pullThrough,
@@ -227,13 +227,7 @@ internal static class RegistryCommand
             "airlock registry gc --output json");
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var problems = new List<string>();
-            var graceValue = ParseDuration(parseResult.GetValue(grace)!, "--gc-grace", problems, allowOff: false);
-            if (problems.Count > 0)
-            {
-                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
-            }
-
+            var graceValue = grace.GetDuration(parseResult);
             using var loggerFactory = CreateLoggerFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
@@ -241,7 +235,7 @@ internal static class RegistryCommand
             GarbageCollectionResult result;
             try
             {
-                result = await new GarbageCollector(storage, graceValue ?? TimeSpan.FromHours(1), logger)
+                result = await new GarbageCollector(storage, graceValue, logger)
                     .CollectAsync(parseResult.GetValue(dryRun), cancellationToken).ConfigureAwait(false);
             }
             catch (GarbageCollectionBusyException ex)
@@ -291,11 +285,8 @@ internal static class RegistryCommand
             $"{result.MarkedBlobs} blobs in use; {verb} {result.DeletedBlobs.Count} blobs ({result.DeletedBytes} bytes), {result.DeletedLinks.Count} links, {result.DeletedUploads.Count} uploads"));
     }
 
-    private static Option<string> GraceOption() => new("--gc-grace")
-    {
-        Description = "Never collect blobs, links or uploads younger than this, so pushes in flight survive (e.g. 1h, 30m).",
-        DefaultValueFactory = _ => "1h",
-    };
+    private static DurationOption GraceOption() =>
+        new("--gc-grace", "Never collect blobs, links or uploads younger than this, so pushes in flight survive (e.g. 1h, 30m).", "1h");
 
     internal static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>
     {
@@ -309,38 +300,4 @@ internal static class RegistryCommand
         });
         logging.Services.Configure<ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
     });
-
-    /// <summary>Durations as K3s flags write them: <c>90s</c>, <c>30m</c>, <c>24h</c>, <c>7d</c>, or <c>hh:mm:ss</c>.</summary>
-    internal static TimeSpan? ParseDuration(string text, string flag, List<string> problems, bool allowOff)
-    {
-        var value = text.Trim();
-        if (allowOff && value is "0" or "off" or "none" or "")
-        {
-            return null;
-        }
-
-        if (value.Length >= 2 && double.TryParse(value[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out var amount) && amount >= 0)
-        {
-            TimeSpan? parsed = value[^1] switch
-            {
-                's' => TimeSpan.FromSeconds(amount),
-                'm' => TimeSpan.FromMinutes(amount),
-                'h' => TimeSpan.FromHours(amount),
-                'd' => TimeSpan.FromDays(amount),
-                _ => null,
-            };
-            if (parsed is not null)
-            {
-                return parsed;
-            }
-        }
-
-        if (TimeSpan.TryParse(value, CultureInfo.InvariantCulture, out var span) && span >= TimeSpan.Zero)
-        {
-            return span;
-        }
-
-        problems.Add($"{flag} \"{text}\" is not a duration like 90s, 30m, 24h or 7d");
-        return null;
-    }
 }

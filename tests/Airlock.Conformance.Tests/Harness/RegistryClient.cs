@@ -13,26 +13,26 @@ namespace Airlock.Conformance.Tests.Harness;
 /// </summary>
 public sealed class RegistryClient : IDisposable
 {
-    private readonly HttpClient http;
-    private readonly string? username;
-    private readonly string? password;
-    private readonly bool debug;
-    private AuthenticationHeaderValue? lastAuthorization;
+    private readonly HttpClient _http;
+    private readonly string? _username;
+    private readonly string? _password;
+    private readonly bool _debug;
+    private AuthenticationHeaderValue? _lastAuthorization;
 
     public RegistryClient(Uri rootUrl, string defaultName, string? username, string? password, bool debug)
     {
         RootUrl = rootUrl;
         DefaultName = defaultName;
-        this.username = username;
-        this.password = password;
-        this.debug = debug;
+        _username = username;
+        _password = password;
+        _debug = debug;
         var handler = new SocketsHttpHandler { AllowAutoRedirect = true, UseCookies = false };
         // Upstream sets InsecureSkipTLSVerify so the suite runs against registries with self-signed certificates.
 #pragma warning disable CA5359
         handler.SslOptions.RemoteCertificateValidationCallback = (_, _, _, _) => true;
 #pragma warning restore CA5359
-        http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
-        http.DefaultRequestHeaders.UserAgent.ParseAdd("distribution-spec-conformance-tests");
+        _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+        _http.DefaultRequestHeaders.UserAgent.ParseAdd("distribution-spec-conformance-tests");
     }
 
     public Uri RootUrl { get; }
@@ -55,9 +55,9 @@ public sealed class RegistryClient : IDisposable
     public async Task<RegistryResponse> SendAsync(RegistryRequest request)
     {
         var url = request.Url(RootUrl);
-        using var first = request.ToHttpRequest(url, lastAuthorization);
+        using var first = request.ToHttpRequest(url, _lastAuthorization);
         var response = await ExchangeAsync(first);
-        if (response.StatusCode == 401 && username is not null)
+        if (response.StatusCode == 401 && _username is not null)
         {
             var authorization = await AnswerChallengeAsync(response.Header("WWW-Authenticate"));
             if (authorization is not null)
@@ -65,25 +65,25 @@ public sealed class RegistryClient : IDisposable
                 using var retry = request.ToHttpRequest(url, authorization);
                 response = await ExchangeAsync(retry);
                 // Sent up front next time: one round trip (and one password check) per request instead of two.
-                lastAuthorization = response.StatusCode == 401 ? null : authorization;
+                _lastAuthorization = response.StatusCode == 401 ? null : authorization;
             }
         }
 
         return response;
     }
 
-    public void Dispose() => http.Dispose();
+    public void Dispose() => _http.Dispose();
 
     private async Task<RegistryResponse> ExchangeAsync(HttpRequestMessage message)
     {
         Trace($"--> {message.Method} {message.RequestUri}");
-        using var response = await http.SendAsync(message);
+        using var response = await _http.SendAsync(message);
         var body = await response.Content.ReadAsByteArrayAsync();
         var headers = response.Headers.Concat(response.Content.Headers)
             .GroupBy(h => h.Key, StringComparer.OrdinalIgnoreCase)
             .ToDictionary(g => g.Key, g => g.SelectMany(h => h.Value).ToArray(), StringComparer.OrdinalIgnoreCase);
         var result = new RegistryResponse(message.Method, response.RequestMessage?.RequestUri ?? message.RequestUri!, (int)response.StatusCode, headers, body);
-        if (debug)
+        if (_debug)
         {
             Trace($"<-- {result.StatusCode}\n{string.Join('\n', headers.Select(h => $"{h.Key}: {string.Join(", ", h.Value)}"))}\n{result.BodyPreview()}");
         }
@@ -95,7 +95,7 @@ public sealed class RegistryClient : IDisposable
     private async Task<AuthenticationHeaderValue?> AnswerChallengeAsync(string? challenge)
     {
         var basic = new AuthenticationHeaderValue(
-            "Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{username}:{password}")));
+            "Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{_username}:{_password}")));
         if (challenge is null || challenge.StartsWith("Basic", StringComparison.OrdinalIgnoreCase))
         {
             return basic;
@@ -116,7 +116,7 @@ public sealed class RegistryClient : IDisposable
             .Select(p => $"{p.Key}={Uri.EscapeDataString(p.Value)}"));
         using var tokenRequest = new HttpRequestMessage(HttpMethod.Get, query.Length == 0 ? realm : $"{realm}?{query}");
         tokenRequest.Headers.Authorization = basic;
-        using var tokenResponse = await http.SendAsync(tokenRequest);
+        using var tokenResponse = await _http.SendAsync(tokenRequest);
         if (!tokenResponse.IsSuccessStatusCode)
         {
             return null;
@@ -177,7 +177,7 @@ public sealed class RegistryClient : IDisposable
 
     private void Trace(string line)
     {
-        if (debug)
+        if (_debug)
         {
             Output?.WriteLine(line);
         }
@@ -187,9 +187,9 @@ public sealed class RegistryClient : IDisposable
 /// <summary>One request, built fluently like the upstream suite's; re-creatable for an authentication retry.</summary>
 public sealed class RegistryRequest
 {
-    private readonly List<KeyValuePair<string, string>> query = [];
-    private readonly Dictionary<string, string> headers = new(StringComparer.OrdinalIgnoreCase);
-    private byte[]? body;
+    private readonly List<KeyValuePair<string, string>> _query = [];
+    private readonly Dictionary<string, string> _headers = new(StringComparer.OrdinalIgnoreCase);
+    private byte[]? _body;
 
     internal RegistryRequest(HttpMethod method, string pathAndQuery)
     {
@@ -203,7 +203,7 @@ public sealed class RegistryRequest
 
     public RegistryRequest WithQuery(string key, string value)
     {
-        query.Add(new(key, value));
+        _query.Add(new(key, value));
         return this;
     }
 
@@ -213,22 +213,22 @@ public sealed class RegistryRequest
     /// </summary>
     public RegistryRequest WithHeader(string name, string value)
     {
-        headers[name] = value;
+        _headers[name] = value;
         return this;
     }
 
     public RegistryRequest WithBody(byte[] content)
     {
-        body = content;
+        _body = content;
         return this;
     }
 
     internal Uri Url(Uri root)
     {
         var target = PathAndQuery;
-        if (query.Count > 0)
+        if (_query.Count > 0)
         {
-            var encoded = string.Join('&', query.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
+            var encoded = string.Join('&', _query.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}"));
             target += (target.Contains('?', StringComparison.Ordinal) ? "&" : "?") + encoded;
         }
 
@@ -241,12 +241,12 @@ public sealed class RegistryRequest
     {
         var message = new HttpRequestMessage(Method, url);
         // Go sends a body (Content-Length: 0 when empty) on every POST/PUT/PATCH; GET carries one only when set.
-        if (body is not null || Method == HttpMethod.Post || Method == HttpMethod.Put || Method == HttpMethod.Patch)
+        if (_body is not null || Method == HttpMethod.Post || Method == HttpMethod.Put || Method == HttpMethod.Patch)
         {
-            message.Content = new ByteArrayContent(body ?? []);
+            message.Content = new ByteArrayContent(_body ?? []);
         }
 
-        foreach (var (name, value) in headers)
+        foreach (var (name, value) in _headers)
         {
             if (name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase))
             {
@@ -272,14 +272,14 @@ public sealed class RegistryRequest
 /// <summary>A response read whole (the suite's blobs and manifests are tiny).</summary>
 public sealed class RegistryResponse
 {
-    private readonly IReadOnlyDictionary<string, string[]> headers;
+    private readonly IReadOnlyDictionary<string, string[]> _headers;
 
     internal RegistryResponse(HttpMethod method, Uri url, int statusCode, IReadOnlyDictionary<string, string[]> headers, byte[] body)
     {
         Method = method;
         Url = url;
         StatusCode = statusCode;
-        this.headers = headers;
+        _headers = headers;
         Body = body;
     }
 
@@ -292,7 +292,7 @@ public sealed class RegistryResponse
     public byte[] Body { get; }
 
     /// <summary>The first value of a header, or "" when absent (Go's Header.Get).</summary>
-    public string Header(string name) => headers.TryGetValue(name, out var values) && values.Length > 0 ? values[0] : string.Empty;
+    public string Header(string name) => _headers.TryGetValue(name, out var values) && values.Length > 0 ? values[0] : string.Empty;
 
     /// <summary>The Location header as a path and query, resolving an absolute URL (reggie's GetRelativeLocation).</summary>
     public string RelativeLocation()

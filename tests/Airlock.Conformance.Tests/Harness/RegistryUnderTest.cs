@@ -18,20 +18,20 @@ public sealed class RegistryUnderTest : IAsyncDisposable
     public const string TargetVariable = "AIRLOCK_CONFORMANCE_TARGET";
 
     private static readonly SemaphoreSlim Gate = new(1, 1);
-    private static RegistryUnderTest? shared;
-    private static int released;
+    private static RegistryUnderTest? _shared;
+    private static int _released;
 
-    private readonly Process? process;
-    private readonly string? workDirectory;
-    private readonly StringBuilder log = new();
-    private int stopped;
+    private readonly Process? _process;
+    private readonly string? _workDirectory;
+    private readonly StringBuilder _log = new();
+    private int _stopped;
 
     private RegistryUnderTest(string target, Uri rootUrl, Process? process, string? workDirectory)
     {
         Target = target;
         RootUrl = rootUrl;
-        this.process = process;
-        this.workDirectory = workDirectory;
+        _process = process;
+        _workDirectory = workDirectory;
     }
 
     /// <summary>"airlock", "distribution" or "external".</summary>
@@ -51,13 +51,13 @@ public sealed class RegistryUnderTest : IAsyncDisposable
         await Gate.WaitAsync();
         try
         {
-            if (shared is null)
+            if (_shared is null)
             {
-                shared = await StartAsync();
-                AppDomain.CurrentDomain.ProcessExit += (_, _) => shared?.Stop();
+                _shared = await StartAsync();
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => _shared?.Stop();
             }
 
-            return shared;
+            return _shared;
         }
         finally
         {
@@ -78,10 +78,10 @@ public sealed class RegistryUnderTest : IAsyncDisposable
         await Gate.WaitAsync();
         try
         {
-            if (++released >= PlannedWorkflows && shared is not null)
+            if (++_released >= PlannedWorkflows && _shared is not null)
             {
-                await shared.DisposeAsync();
-                shared = null;
+                await _shared.DisposeAsync();
+                _shared = null;
             }
         }
         finally
@@ -93,9 +93,9 @@ public sealed class RegistryUnderTest : IAsyncDisposable
     /// <summary>What the child process printed, for failure messages.</summary>
     public string RecentLog()
     {
-        lock (log)
+        lock (_log)
         {
-            var text = log.ToString();
+            var text = _log.ToString();
             return text.Length <= 4000 ? text : text[^4000..];
         }
     }
@@ -108,20 +108,20 @@ public sealed class RegistryUnderTest : IAsyncDisposable
 
     private void Stop()
     {
-        if (Interlocked.Exchange(ref stopped, 1) == 1)
+        if (Interlocked.Exchange(ref _stopped, 1) == 1)
         {
             return;
         }
 
-        if (process is not null)
+        if (_process is not null)
         {
             try
             {
                 // By PID (the Process object we started), never by name: other registries may be running.
-                if (!process.HasExited)
+                if (!_process.HasExited)
                 {
-                    process.Kill(entireProcessTree: true);
-                    process.WaitForExit(5000);
+                    _process.Kill(entireProcessTree: true);
+                    _process.WaitForExit(5000);
                 }
             }
             catch (InvalidOperationException)
@@ -129,14 +129,14 @@ public sealed class RegistryUnderTest : IAsyncDisposable
                 // Already gone.
             }
 
-            process.Dispose();
+            _process.Dispose();
         }
 
-        if (workDirectory is not null && Directory.Exists(workDirectory))
+        if (_workDirectory is not null && Directory.Exists(_workDirectory))
         {
             try
             {
-                Directory.Delete(workDirectory, recursive: true);
+                Directory.Delete(_workDirectory, recursive: true);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -277,9 +277,9 @@ public sealed class RegistryUnderTest : IAsyncDisposable
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(30))
         {
-            if (process!.HasExited)
+            if (_process!.HasExited)
             {
-                var exitCode = process.ExitCode;
+                var exitCode = _process.ExitCode;
                 Stop();
                 throw new InvalidOperationException(
                     $"{Target} registry exited with code {exitCode} before answering GET /v2/:\n{RecentLog()}");
@@ -316,9 +316,9 @@ public sealed class RegistryUnderTest : IAsyncDisposable
             return;
         }
 
-        lock (log)
+        lock (_log)
         {
-            log.AppendLine(line);
+            _log.AppendLine(line);
         }
     }
 

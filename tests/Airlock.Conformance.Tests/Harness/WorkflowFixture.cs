@@ -9,15 +9,15 @@ namespace Airlock.Conformance.Tests.Harness;
 /// </summary>
 public abstract class WorkflowFixture : IAsyncLifetime
 {
-    private readonly Workflow workflow;
-    private RegistryUnderTest? registry;
-    private RegistryClient? client;
+    private readonly Workflow _workflow;
+    private RegistryUnderTest? _registry;
+    private RegistryClient? _client;
 
-    protected WorkflowFixture(Workflow workflow) => this.workflow = workflow;
+    protected WorkflowFixture(Workflow workflow) => _workflow = workflow;
 
-    public RegistryUnderTest Registry => registry ?? throw new InvalidOperationException("the registry is not started");
+    public RegistryUnderTest Registry => _registry ?? throw new InvalidOperationException("the registry is not started");
 
-    public RegistryClient Client => client ?? throw new InvalidOperationException("the registry is not started");
+    public RegistryClient Client => _client ?? throw new InvalidOperationException("the registry is not started");
 
     internal ConformanceSettings Settings => ConformanceSettings.Current;
 
@@ -25,14 +25,14 @@ public abstract class WorkflowFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (!Settings.EnabledWorkflows.Contains(workflow))
+        if (!Settings.EnabledWorkflows.Contains(_workflow))
         {
             return;
         }
 
         try
         {
-            registry = await RegistryUnderTest.AcquireAsync();
+            _registry = await RegistryUnderTest.AcquireAsync();
         }
         catch
         {
@@ -41,18 +41,18 @@ public abstract class WorkflowFixture : IAsyncLifetime
             throw;
         }
 
-        client = new RegistryClient(registry.RootUrl, Settings.Namespace, Settings.Username, Settings.Password, Settings.Debug);
+        _client = new RegistryClient(_registry.RootUrl, Settings.Namespace, Settings.Username, Settings.Password, Settings.Debug);
     }
 
     public async Task DisposeAsync()
     {
-        if (registry is null)
+        if (_registry is null)
         {
             return;
         }
 
-        client?.Dispose();
-        registry = null;
+        _client?.Dispose();
+        _registry = null;
         await RegistryUnderTest.ReleaseAsync();
     }
 

@@ -29,38 +29,38 @@ public sealed class ContentDiscoveryTests
     private const string References = "Test content discovery endpoints (listing references)";
     private const string Teardown = "Teardown";
 
-    private readonly ContentDiscoveryWorkflow w;
-    private readonly ITestOutputHelper output;
+    private readonly ContentDiscoveryWorkflow _w;
+    private readonly ITestOutputHelper _output;
 
     public ContentDiscoveryTests(ContentDiscoveryWorkflow workflow, ITestOutputHelper output)
     {
-        w = workflow;
-        this.output = output;
-        if (w.Settings.EnabledWorkflows.Contains(Workflow.ContentDiscovery))
+        _w = workflow;
+        _output = output;
+        if (_w.Settings.EnabledWorkflows.Contains(Workflow.ContentDiscovery))
         {
-            w.Client.Output = output;
+            _w.Client.Output = output;
         }
     }
 
-    private SuiteData Data => w.Data;
+    private SuiteData Data => _w.Data;
 
-    private RegistryClient Client => w.Client;
+    private RegistryClient Client => _w.Client;
 
     [Spec(Workflow.ContentDiscovery, 1, Setup, "Populate registry with test blob")]
-    public async Task Setup_populate_config() => Expect.Success(await w.PushBlobAsync(Data.Configs[2]));
+    public async Task Setup_populate_config() => Expect.Success(await _w.PushBlobAsync(Data.Configs[2]));
 
     [Spec(Workflow.ContentDiscovery, 2, Setup, "Populate registry with test layer")]
-    public async Task Setup_populate_layer() => Expect.Success(await w.PushBlobAsync(Data.Layer));
+    public async Task Setup_populate_layer() => Expect.Success(await _w.PushBlobAsync(Data.Layer));
 
     [Spec(Workflow.ContentDiscovery, 3, Setup, "Populate registry with test tags")]
     public async Task Setup_populate_tags()
     {
-        for (var i = 0; i < w.NumTags; i++)
+        for (var i = 0; i < _w.NumTags; i++)
         {
-            Expect.Success(await w.PutManifestAsync($"test{i}", Data.Manifests[2].Content));
+            Expect.Success(await _w.PutManifestAsync($"test{i}", Data.Manifests[2].Content));
         }
 
-        w.TagList = WorkflowFixture.TagsOf(await w.GetAsync("/v2/<name>/tags/list"));
+        _w.TagList = WorkflowFixture.TagsOf(await _w.GetAsync("/v2/<name>/tags/list"));
     }
 
     [Spec(Workflow.ContentDiscovery, 4, Setup, "References setup")]
@@ -68,21 +68,21 @@ public sealed class ContentDiscoveryTests
     {
         var subject = Data.Manifests[4];
         Assert.Equal(SuiteData.EmptyJsonDigest, Data.EmptyJsonDescriptorDigest);
-        Expect.Success(await w.PushBlobAsync(TestBlob.Of(Data.EmptyJsonBlob)));
+        Expect.Success(await _w.PushBlobAsync(TestBlob.Of(Data.EmptyJsonBlob)));
 
         // Referrers pushed before their subject exists.
-        Expect.Success(await w.PushBlobAsync(Data.TestRefBlobA));
+        Expect.Success(await _w.PushBlobAsync(Data.TestRefBlobA));
         await PutReferrer(Data.RefsManifestAConfigArtifact, SuiteData.ImageManifestMediaType, subject.Digest);
         await PutReferrer(Data.RefsManifestALayerArtifact, SuiteData.ImageManifestMediaType, subject.Digest);
         await PutReferrer(Data.RefsIndexArtifact, SuiteData.ImageIndexMediaType, subject.Digest);
 
         // The subject itself.
-        Expect.Success(await w.PushBlobAsync(Data.Configs[4]));
-        Expect.Success(await w.PushBlobAsync(Data.Layer));
-        Expect.Success(await w.PutManifestAsync(SuiteData.TestTagName, subject.Content));
+        Expect.Success(await _w.PushBlobAsync(Data.Configs[4]));
+        Expect.Success(await _w.PushBlobAsync(Data.Layer));
+        Expect.Success(await _w.PutManifestAsync(SuiteData.TestTagName, subject.Content));
 
         // Referrers pushed after their subject.
-        Expect.Success(await w.PushBlobAsync(Data.TestRefBlobB));
+        Expect.Success(await _w.PushBlobAsync(Data.TestRefBlobB));
         await PutReferrer(Data.RefsManifestBConfigArtifact, SuiteData.ImageManifestMediaType, subject.Digest);
         await PutReferrer(Data.RefsManifestBLayerArtifact, SuiteData.ImageManifestMediaType, subject.Digest);
 
@@ -93,43 +93,43 @@ public sealed class ContentDiscoveryTests
     [Spec(Workflow.ContentDiscovery, 10, Tags, "GET request to list tags should yield 200 response")]
     public async Task List_tags_is_200()
     {
-        var response = await w.GetAsync("/v2/<name>/tags/list");
+        var response = await _w.GetAsync("/v2/<name>/tags/list");
         Expect.Status(response, 200);
-        w.TagList = WorkflowFixture.TagsOf(response);
-        w.NumTags = w.TagList.Count;
+        _w.TagList = WorkflowFixture.TagsOf(response);
+        _w.NumTags = _w.TagList.Count;
     }
 
     [Spec(Workflow.ContentDiscovery, 11, Tags, "GET number of tags should be limitable by `n` query parameter")]
     public async Task List_tags_is_limited_by_n()
     {
-        var numResults = w.NumTags / 2;
+        var numResults = _w.NumTags / 2;
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Get, "/v2/<name>/tags/list")
             .WithQuery("n", numResults.ToString(CultureInfo.InvariantCulture)));
         Expect.Status(response, 200);
-        w.TagList = WorkflowFixture.TagsOf(response);
-        Assert.Equal(numResults, w.TagList.Count);
+        _w.TagList = WorkflowFixture.TagsOf(response);
+        Assert.Equal(numResults, _w.TagList.Count);
     }
 
     [Spec(Workflow.ContentDiscovery, 12, Tags, "GET start of tag is set by `last` query parameter")]
     public async Task List_tags_starts_after_last()
     {
-        var numResults = w.NumTags / 2;
+        var numResults = _w.NumTags / 2;
         var n = numResults.ToString(CultureInfo.InvariantCulture);
         var firstPage = await Client.SendAsync(Client.NewRequest(HttpMethod.Get, "/v2/<name>/tags/list").WithQuery("n", n));
-        w.TagList = WorkflowFixture.TagsOf(firstPage);
-        Assert.True(w.TagList.Count >= numResults, $"expected {numResults} tags on the first page, got {firstPage}");
-        var last = w.TagList[numResults - 1];
+        _w.TagList = WorkflowFixture.TagsOf(firstPage);
+        Assert.True(_w.TagList.Count >= numResults, $"expected {numResults} tags on the first page, got {firstPage}");
+        var last = _w.TagList[numResults - 1];
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Get, "/v2/<name>/tags/list").WithQuery("n", n).WithQuery("last", last));
         Expect.Status(response, 200);
         // Upstream asserts on the first page here (it does not re-read the list from this answer); kept as is.
-        Assert.True(w.TagList.Count <= numResults, $"expected at most {numResults} tags, got {w.TagList.Count}");
-        Assert.Contains(last, w.TagList);
+        Assert.True(_w.TagList.Count <= numResults, $"expected at most {numResults} tags, got {_w.TagList.Count}");
+        Assert.Contains(last, _w.TagList);
     }
 
     [Spec(Workflow.ContentDiscovery, 20, References, "GET request to nonexistent blob should result in empty 200 response")]
     public async Task Referrers_of_unknown_digest_is_empty_index()
     {
-        var response = await w.GetAsync("/v2/<name>/referrers/<digest>", digest: Data.DummyDigest);
+        var response = await _w.GetAsync("/v2/<name>/referrers/<digest>", digest: Data.DummyDigest);
         Expect.Status(response, 200);
         Expect.Header(response, "Content-Type", SuiteData.ImageIndexMediaType);
         Assert.Empty(Referrers(response));
@@ -138,7 +138,7 @@ public sealed class ContentDiscoveryTests
     [Spec(Workflow.ContentDiscovery, 21, References, "GET request to existing blob should yield 200")]
     public async Task Referrers_of_subject_lists_all_five()
     {
-        var response = await w.GetAsync("/v2/<name>/referrers/<digest>", digest: Data.Manifests[4].Digest);
+        var response = await _w.GetAsync("/v2/<name>/referrers/<digest>", digest: Data.Manifests[4].Digest);
         Expect.Status(response, 200);
         Expect.Header(response, "Content-Type", SuiteData.ImageIndexMediaType);
         var referrers = Referrers(response);
@@ -164,7 +164,7 @@ public sealed class ContentDiscoveryTests
         {
             Assert.Equal(5, referrers.Count);
             // Upstream only warns: filtering is optional.
-            output.WriteLine("WARNING: filtering by artifact-type is not implemented");
+            _output.WriteLine("WARNING: filtering by artifact-type is not implemented");
         }
 
         AssertAnnotationsCarried(referrers);
@@ -173,7 +173,7 @@ public sealed class ContentDiscoveryTests
     [Spec(Workflow.ContentDiscovery, 23, References, "GET request to missing manifest should yield 200")]
     public async Task Referrers_of_missing_subject_lists_its_referrer()
     {
-        var response = await w.GetAsync("/v2/<name>/referrers/<digest>", digest: Data.Manifests[3].Digest);
+        var response = await _w.GetAsync("/v2/<name>/referrers/<digest>", digest: Data.Manifests[3].Digest);
         Expect.Status(response, 200);
         Expect.Header(response, "Content-Type", SuiteData.ImageIndexMediaType);
         var referrers = Referrers(response);
@@ -192,15 +192,15 @@ public sealed class ContentDiscoveryTests
         ];
         foreach (var reference in references)
         {
-            Expect.SuccessOr(await w.DeleteManifestAsync(reference), 404, 405);
+            Expect.SuccessOr(await _w.DeleteManifestAsync(reference), 404, 405);
         }
     }
 
     [Spec(Workflow.ContentDiscovery, 31, Teardown, "Delete config blob created in tests")]
-    public async Task Teardown_delete_config() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Configs[2].Digest), 405);
+    public async Task Teardown_delete_config() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Configs[2].Digest), 405);
 
     [Spec(Workflow.ContentDiscovery, 32, Teardown, "Delete layer blob created in setup")]
-    public async Task Teardown_delete_layer() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Layer.Digest), 405);
+    public async Task Teardown_delete_layer() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Layer.Digest), 405);
 
     [Spec(Workflow.ContentDiscovery, 34, Teardown, "References teardown")]
     public async Task Teardown_references()
@@ -210,17 +210,17 @@ public sealed class ContentDiscoveryTests
             Data.RefsIndexArtifact.Digest, Data.RefsManifestAConfigArtifact.Digest, Data.RefsManifestALayerArtifact.Digest,
             Data.Manifests[4].Digest, Data.RefsManifestBConfigArtifact.Digest, Data.RefsManifestBLayerArtifact.Digest,
         ];
-        if (w.Settings.DeleteManifestBeforeBlobs)
+        if (_w.Settings.DeleteManifestBeforeBlobs)
         {
             await DeleteManifests(referrers);
         }
 
         foreach (var blob in new[] { Data.Configs[4].Digest, Data.TestRefBlobA.Digest, Data.TestRefBlobB.Digest, Data.EmptyJsonDescriptorDigest })
         {
-            Expect.SuccessOr(await w.DeleteBlobAsync(blob), 404, 405);
+            Expect.SuccessOr(await _w.DeleteBlobAsync(blob), 404, 405);
         }
 
-        if (!w.Settings.DeleteManifestBeforeBlobs)
+        if (!_w.Settings.DeleteManifestBeforeBlobs)
         {
             await DeleteManifests(referrers);
         }
@@ -230,13 +230,13 @@ public sealed class ContentDiscoveryTests
     {
         foreach (var digest in digests)
         {
-            Expect.SuccessOr(await w.DeleteManifestAsync(digest), 404, 405);
+            Expect.SuccessOr(await _w.DeleteManifestAsync(digest), 404, 405);
         }
     }
 
     private async Task PutReferrer(TestBlob manifest, string mediaType, string expectedSubject)
     {
-        var response = await w.PutManifestAsync(manifest.Digest, manifest.Content, mediaType);
+        var response = await _w.PutManifestAsync(manifest.Digest, manifest.Content, mediaType);
         Expect.Success(response);
         Expect.Header(response, "OCI-Subject", expectedSubject);
     }

@@ -27,45 +27,45 @@ public sealed class ContentManagementTests
     private const string ManifestDelete = "Manifest delete";
     private const string BlobDelete = "Blob delete";
 
-    private readonly ContentManagementWorkflow w;
+    private readonly ContentManagementWorkflow _w;
 
     public ContentManagementTests(ContentManagementWorkflow workflow, ITestOutputHelper output)
     {
-        w = workflow;
-        if (w.Settings.EnabledWorkflows.Contains(Workflow.ContentManagement))
+        _w = workflow;
+        if (_w.Settings.EnabledWorkflows.Contains(Workflow.ContentManagement))
         {
-            w.Client.Output = output;
+            _w.Client.Output = output;
         }
     }
 
-    private SuiteData Data => w.Data;
+    private SuiteData Data => _w.Data;
 
     [Spec(Workflow.ContentManagement, 1, Setup, "Populate registry with test config blob")]
-    public async Task Setup_populate_config() => Expect.Success(await w.PushBlobAsync(Data.Configs[3]));
+    public async Task Setup_populate_config() => Expect.Success(await _w.PushBlobAsync(Data.Configs[3]));
 
     [Spec(Workflow.ContentManagement, 2, Setup, "Populate registry with test layer")]
-    public async Task Setup_populate_layer() => Expect.Success(await w.PushBlobAsync(Data.Layer));
+    public async Task Setup_populate_layer() => Expect.Success(await _w.PushBlobAsync(Data.Layer));
 
     [Spec(Workflow.ContentManagement, 3, Setup, "Populate registry with test tag")]
     public async Task Setup_populate_tag()
     {
-        w.TagToDelete = SuiteData.TestTagName;
-        Expect.Success(await w.PutManifestAsync(w.TagToDelete, Data.Manifests[3].Content));
+        _w.TagToDelete = SuiteData.TestTagName;
+        Expect.Success(await _w.PutManifestAsync(_w.TagToDelete, Data.Manifests[3].Content));
     }
 
     [Spec(Workflow.ContentManagement, 4, Setup, "Check how many tags there are before anything gets deleted")]
     public async Task Setup_count_tags()
     {
-        var response = await w.GetAsync("/v2/<name>/tags/list");
+        var response = await _w.GetAsync("/v2/<name>/tags/list");
         Expect.Status(response, 200);
-        w.NumTags = WorkflowFixture.TagsOf(response).Count;
+        _w.NumTags = WorkflowFixture.TagsOf(response).Count;
     }
 
     [Spec(Workflow.ContentManagement, 10, ManifestDelete, "DELETE request to manifest tag should return 202, unless tag deletion is disallowed (400/405)")]
     public async Task Delete_tag_is_202_or_refused()
     {
-        var tag = Expect.Prior(w.TagToDelete, "the tag pushed in setup");
-        var response = await w.DeleteManifestAsync(tag);
+        var tag = Expect.Prior(_w.TagToDelete, "the tag pushed in setup");
+        var response = await _w.DeleteManifestAsync(tag);
         Expect.AnyOf(response, 400, 202, 405);
         if (response.StatusCode == 400)
         {
@@ -77,30 +77,30 @@ public sealed class ContentManagementTests
 
     [Spec(Workflow.ContentManagement, 11, ManifestDelete, "DELETE request to manifest (digest) should yield 202 response unless already deleted")]
     public async Task Delete_manifest_by_digest_is_202_or_404() =>
-        Expect.AnyOf(await w.DeleteManifestAsync(Data.Manifests[3].Digest), 202, 404);
+        Expect.AnyOf(await _w.DeleteManifestAsync(Data.Manifests[3].Digest), 202, 404);
 
     [Spec(Workflow.ContentManagement, 12, ManifestDelete, "GET request to deleted manifest URL should yield 404 response, unless delete is disallowed")]
     public async Task Get_deleted_manifest_is_404_or_200() =>
-        Expect.AnyOf(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[3].Digest), 404, 200);
+        Expect.AnyOf(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[3].Digest), 404, 200);
 
     [Spec(Workflow.ContentManagement, 13, ManifestDelete, "GET request to tags list should reflect manifest deletion")]
     public async Task Tags_list_reflects_deletion()
     {
-        var response = await w.GetAsync("/v2/<name>/tags/list");
+        var response = await _w.GetAsync("/v2/<name>/tags/list");
         Expect.Status(response, 200);
-        Assert.True(WorkflowFixture.TagsOf(response).Count < w.NumTags,
-            $"expected fewer than the {w.NumTags} tags listed before the deletion, got {response}");
+        Assert.True(WorkflowFixture.TagsOf(response).Count < _w.NumTags,
+            $"expected fewer than the {_w.NumTags} tags listed before the deletion, got {response}");
     }
 
     [Spec(Workflow.ContentManagement, 20, BlobDelete, "DELETE request to blob URL should yield 202 response")]
     public async Task Delete_blobs_is_202()
     {
-        Expect.AnyOf(await w.DeleteBlobAsync(Data.Configs[3].Digest), 202, 404, 405);
-        var layer = await w.DeleteBlobAsync(Data.Layer.Digest);
+        Expect.AnyOf(await _w.DeleteBlobAsync(Data.Configs[3].Digest), 202, 404, 405);
+        var layer = await _w.DeleteBlobAsync(Data.Layer.Digest);
         Expect.AnyOf(layer, 202, 404, 405);
         if (layer.StatusCode == 405)
         {
-            w.BlobDeleteAllowed = false;
+            _w.BlobDeleteAllowed = false;
         }
     }
 
@@ -111,8 +111,8 @@ public sealed class ContentManagementTests
     [Spec(Workflow.ContentManagement, 21, BlobDelete, "GET request to deleted blob URL should yield 404 response")]
     public async Task Get_deleted_blob_is_404()
     {
-        Assert.True(w.BlobDeleteAllowed,
+        Assert.True(_w.BlobDeleteAllowed,
             "the registry refused to delete a blob (405); upstream would skip this check, which this suite does not allow");
-        Expect.Status(await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[3].Digest), 404);
+        Expect.Status(await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[3].Digest), 404);
     }
 }

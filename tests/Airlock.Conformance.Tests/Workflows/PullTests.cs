@@ -26,66 +26,66 @@ public sealed class PullTests
     private const string ErrorCodes = "Error codes";
     private const string Teardown = "Teardown";
 
-    private readonly PullWorkflow w;
+    private readonly PullWorkflow _w;
 
     public PullTests(PullWorkflow workflow, ITestOutputHelper output)
     {
-        w = workflow;
-        if (w.Settings.EnabledWorkflows.Contains(Workflow.Pull))
+        _w = workflow;
+        if (_w.Settings.EnabledWorkflows.Contains(Workflow.Pull))
         {
-            w.Client.Output = output;
+            _w.Client.Output = output;
         }
     }
 
-    private SuiteData Data => w.Data;
+    private SuiteData Data => _w.Data;
 
     [Spec(Workflow.Pull, 1, Setup, "Populate registry with test blob (config[0])")]
-    public async Task Setup_populate_config0() => Expect.Success(await w.PushBlobAsync(Data.Configs[0]));
+    public async Task Setup_populate_config0() => Expect.Success(await _w.PushBlobAsync(Data.Configs[0]));
 
     [Spec(Workflow.Pull, 2, Setup, "Populate registry with test blob (config[1])")]
-    public async Task Setup_populate_config1() => Expect.Success(await w.PushBlobAsync(Data.Configs[1]));
+    public async Task Setup_populate_config1() => Expect.Success(await _w.PushBlobAsync(Data.Configs[1]));
 
     [Spec(Workflow.Pull, 3, Setup, "Populate registry with test layer")]
-    public async Task Setup_populate_layer() => Expect.Success(await w.PushBlobAsync(Data.Layer));
+    public async Task Setup_populate_layer() => Expect.Success(await _w.PushBlobAsync(Data.Layer));
 
     [Spec(Workflow.Pull, 4, Setup, "Populate registry with test manifest (manifest[0] by tag)")]
     public async Task Setup_populate_manifest0_by_tag()
     {
-        w.Tag = SuiteData.TestTagName;
-        Expect.Success(await w.PutManifestAsync(w.Tag, Data.Manifests[0].Content));
+        _w.Tag = SuiteData.TestTagName;
+        Expect.Success(await _w.PutManifestAsync(_w.Tag, Data.Manifests[0].Content));
     }
 
     [Spec(Workflow.Pull, 5, Setup, "Populate registry with test manifest (manifest[1] by digest)")]
     public async Task Setup_populate_manifest1_by_digest() =>
-        Expect.Success(await w.PutManifestAsync(Data.Manifests[1].Digest, Data.Manifests[1].Content));
+        Expect.Success(await _w.PutManifestAsync(Data.Manifests[1].Digest, Data.Manifests[1].Content));
 
     [Spec(Workflow.Pull, 10, PullBlobs, "HEAD request to nonexistent blob should result in 404 response")]
     public async Task Head_nonexistent_blob_is_404()
     {
-        var response = await w.Client.SendAsync(w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/blobs/<digest>", digest: Data.DummyDigest));
+        var response = await _w.Client.SendAsync(_w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/blobs/<digest>", digest: Data.DummyDigest));
         Expect.Status(response, 404);
     }
 
     [Spec(Workflow.Pull, 11, PullBlobs, "HEAD request to existing blob should yield 200")]
     public async Task Head_existing_blob_is_200()
     {
-        var response = await w.Client.SendAsync(w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/blobs/<digest>", digest: Data.Configs[0].Digest));
+        var response = await _w.Client.SendAsync(_w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/blobs/<digest>", digest: Data.Configs[0].Digest));
         Expect.Status(response, 200);
         OptionalDigestHeader(response, Data.Configs[0].Digest);
     }
 
     [Spec(Workflow.Pull, 12, PullBlobs, "GET nonexistent blob should result in 404 response")]
     public async Task Get_nonexistent_blob_is_404() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.DummyDigest), 404);
+        Expect.Status(await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.DummyDigest), 404);
 
     [Spec(Workflow.Pull, 13, PullBlobs, "GET request to existing blob URL should yield 200")]
     public async Task Get_existing_blob_is_200() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[0].Digest), 200);
+        Expect.Status(await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[0].Digest), 200);
 
     [Spec(Workflow.Pull, 20, PullManifests, "HEAD request to nonexistent manifest should return 404")]
     public async Task Head_nonexistent_manifest_is_404()
     {
-        var response = await w.Client.SendAsync(w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/manifests/<reference>", reference: SuiteData.NonexistentManifest));
+        var response = await _w.Client.SendAsync(_w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/manifests/<reference>", reference: SuiteData.NonexistentManifest));
         Expect.Status(response, 404);
     }
 
@@ -98,34 +98,34 @@ public sealed class PullTests
     [Spec(Workflow.Pull, 23, PullManifests, "HEAD request to manifest path (tag) should yield 200 response")]
     public async Task Head_manifest_by_tag_is_200()
     {
-        var tag = Expect.Prior(w.Tag, "the tag pushed in setup");
+        var tag = Expect.Prior(_w.Tag, "the tag pushed in setup");
         await HeadManifest(tag, Data.Manifests[0].Digest);
     }
 
     [Spec(Workflow.Pull, 24, PullManifests, "GET nonexistent manifest should return 404")]
     public async Task Get_nonexistent_manifest_is_404() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: SuiteData.NonexistentManifest), 404);
+        Expect.Status(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: SuiteData.NonexistentManifest), 404);
 
     [Spec(Workflow.Pull, 25, PullManifests, "GET request to manifest[0] path (digest) should yield 200 response")]
     public async Task Get_manifest0_by_digest_is_200() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[0].Digest, accept: SuiteData.ImageManifestMediaType), 200);
+        Expect.Status(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[0].Digest, accept: SuiteData.ImageManifestMediaType), 200);
 
     [Spec(Workflow.Pull, 26, PullManifests, "GET request to manifest[1] path (digest) should yield 200 response")]
     public async Task Get_manifest1_by_digest_is_200() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[1].Digest, accept: SuiteData.ImageManifestMediaType), 200);
+        Expect.Status(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[1].Digest, accept: SuiteData.ImageManifestMediaType), 200);
 
     [Spec(Workflow.Pull, 27, PullManifests, "GET request to manifest path (tag) should yield 200 response")]
     public async Task Get_manifest_by_tag_is_200()
     {
-        var tag = Expect.Prior(w.Tag, "the tag pushed in setup");
-        Expect.Status(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: tag, accept: SuiteData.ImageManifestMediaType), 200);
+        var tag = Expect.Prior(_w.Tag, "the tag pushed in setup");
+        Expect.Status(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: tag, accept: SuiteData.ImageManifestMediaType), 200);
     }
 
     [Spec(Workflow.Pull, 30, ErrorCodes, "400 response body should contain OCI-conforming JSON message")]
     public async Task Bad_reference_answers_400_with_OCI_error_body_or_404()
     {
         // Upstream sends a GET with a body and a malformed digest as the reference.
-        var response = await w.Client.SendAsync(w.Client.NewRequest(HttpMethod.Get, "/v2/<name>/manifests/<reference>", reference: "sha256:totallywrong")
+        var response = await _w.Client.SendAsync(_w.Client.NewRequest(HttpMethod.Get, "/v2/<name>/manifests/<reference>", reference: "sha256:totallywrong")
             .WithHeader("Content-Type", SuiteData.ImageManifestMediaType)
             .WithBody(Data.InvalidManifestContent));
         Expect.AnyOf(response, 400, 404);
@@ -138,23 +138,23 @@ public sealed class PullTests
     }
 
     [Spec(Workflow.Pull, 40, Teardown, "Delete manifest[0] created in setup", StepWhenBlobsDeletedFirst = 46)]
-    public async Task Teardown_delete_manifest0() => Expect.SuccessOr(await w.DeleteManifestAsync(Data.Manifests[0].Digest), 405);
+    public async Task Teardown_delete_manifest0() => Expect.SuccessOr(await _w.DeleteManifestAsync(Data.Manifests[0].Digest), 405);
 
     [Spec(Workflow.Pull, 41, Teardown, "Delete manifest[1] created in setup", StepWhenBlobsDeletedFirst = 47)]
-    public async Task Teardown_delete_manifest1() => Expect.SuccessOr(await w.DeleteManifestAsync(Data.Manifests[1].Digest), 405);
+    public async Task Teardown_delete_manifest1() => Expect.SuccessOr(await _w.DeleteManifestAsync(Data.Manifests[1].Digest), 405);
 
     [Spec(Workflow.Pull, 42, Teardown, "Delete config[0] blob created in setup")]
-    public async Task Teardown_delete_config0() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Configs[0].Digest), 404, 405);
+    public async Task Teardown_delete_config0() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Configs[0].Digest), 404, 405);
 
     [Spec(Workflow.Pull, 43, Teardown, "Delete config[1] blob created in setup")]
-    public async Task Teardown_delete_config1() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Configs[1].Digest), 404, 405);
+    public async Task Teardown_delete_config1() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Configs[1].Digest), 404, 405);
 
     [Spec(Workflow.Pull, 44, Teardown, "Delete layer blob created in setup")]
-    public async Task Teardown_delete_layer() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Layer.Digest), 404, 405);
+    public async Task Teardown_delete_layer() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Layer.Digest), 404, 405);
 
     private async Task HeadManifest(string reference, string expectedDigest)
     {
-        var response = await w.Client.SendAsync(w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/manifests/<reference>", reference: reference)
+        var response = await _w.Client.SendAsync(_w.Client.NewRequest(HttpMethod.Head, "/v2/<name>/manifests/<reference>", reference: reference)
             .WithHeader("Accept", SuiteData.ImageManifestMediaType));
         Expect.Status(response, 200);
         OptionalDigestHeader(response, expectedDigest);

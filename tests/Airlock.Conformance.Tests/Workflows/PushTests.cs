@@ -39,26 +39,26 @@ public sealed class PushTests
     private const string Teardown = "Teardown";
     private const string OctetStream = "application/octet-stream";
 
-    private readonly PushWorkflow w;
-    private readonly ITestOutputHelper output;
+    private readonly PushWorkflow _w;
+    private readonly ITestOutputHelper _output;
 
     public PushTests(PushWorkflow workflow, ITestOutputHelper output)
     {
-        w = workflow;
-        this.output = output;
-        if (w.Settings.EnabledWorkflows.Contains(Workflow.Push))
+        _w = workflow;
+        _output = output;
+        if (_w.Settings.EnabledWorkflows.Contains(Workflow.Push))
         {
-            w.Client.Output = output;
+            _w.Client.Output = output;
         }
     }
 
-    private SuiteData Data => w.Data;
+    private SuiteData Data => _w.Data;
 
-    private RegistryClient Client => w.Client;
+    private RegistryClient Client => _w.Client;
 
-    private string CrossmountNamespace => w.Settings.CrossmountNamespace;
+    private string CrossmountNamespace => _w.Settings.CrossmountNamespace;
 
-    private ChunkedBlob Chunks => w.ChunkedBlob ??= Data.TestBlobB;
+    private ChunkedBlob Chunks => _w.ChunkedBlob ??= Data.TestBlobB;
 
     [Spec(Workflow.Push, 1, Streamed, "PATCH request with blob in body should yield 202 response")]
     public async Task Streamed_patch_with_whole_blob_is_202()
@@ -69,13 +69,13 @@ public sealed class PushTests
             .WithHeader("Content-Type", OctetStream)
             .WithBody(Data.TestBlobA.Content));
         Expect.Status(response, 202);
-        w.LastResponse = response;
+        _w.LastResponse = response;
     }
 
     [Spec(Workflow.Push, 2, Streamed, "PUT request to session URL with digest should yield 201 response")]
     public async Task Streamed_put_with_digest_is_201()
     {
-        var last = Expect.Prior(w.LastResponse, "the streamed upload session");
+        var last = Expect.Prior(_w.LastResponse, "the streamed upload session");
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Put, last.RelativeLocation())
             .WithQuery("digest", Data.TestBlobA.Digest)
             .WithHeader("Content-Type", OctetStream)
@@ -86,7 +86,7 @@ public sealed class PushTests
 
     [Spec(Workflow.Push, 10, Monolithic, "GET nonexistent blob should result in 404 response")]
     public async Task Get_nonexistent_blob_is_404() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.DummyDigest), 404);
+        Expect.Status(await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.DummyDigest), 404);
 
     [Spec(Workflow.Push, 11, Monolithic, "POST request with digest and blob should yield a 201 or 202")]
     public async Task Post_with_digest_and_blob_is_201_or_202()
@@ -99,14 +99,14 @@ public sealed class PushTests
             .WithBody(config.Content));
         Expect.HeaderPresent(response, "Location");
         Expect.AnyOf(response, 201, 202);
-        w.LastResponse = response;
+        _w.LastResponse = response;
     }
 
     [Spec(Workflow.Push, 12, Monolithic, "GET request to blob URL from prior request should yield 200 or 404 based on response code")]
     public async Task Get_blob_after_monolithic_post_matches_its_answer()
     {
-        var last = Expect.Prior(w.LastResponse, "the monolithic POST answer");
-        var response = await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[1].Digest);
+        var last = Expect.Prior(_w.LastResponse, "the monolithic POST answer");
+        var response = await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[1].Digest);
         Expect.Status(response, last.StatusCode == 202 ? 404 : 200);
     }
 
@@ -115,13 +115,13 @@ public sealed class PushTests
     {
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Post, "/v2/<name>/blobs/uploads/"));
         Expect.Status(response, 202);
-        w.LastResponse = response;
+        _w.LastResponse = response;
     }
 
     [Spec(Workflow.Push, 14, Monolithic, "PUT upload of a blob should yield a 201 Response")]
     public async Task Put_blob_to_session_is_201()
     {
-        var last = Expect.Prior(w.LastResponse, "the upload session");
+        var last = Expect.Prior(_w.LastResponse, "the upload session");
         var config = Data.Configs[1];
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Put, last.RelativeLocation())
             .WithHeader("Content-Length", config.ContentLength)
@@ -134,7 +134,7 @@ public sealed class PushTests
 
     [Spec(Workflow.Push, 15, Monolithic, "GET request to existing blob should yield 200 response")]
     public async Task Get_uploaded_blob_is_200() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[1].Digest), 200);
+        Expect.Status(await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Configs[1].Digest), 200);
 
     [Spec(Workflow.Push, 16, Monolithic, "PUT upload of a layer blob should yield a 201 Response")]
     public async Task Put_layer_is_201()
@@ -151,7 +151,7 @@ public sealed class PushTests
 
     [Spec(Workflow.Push, 17, Monolithic, "GET request to existing layer should yield 200 response")]
     public async Task Get_uploaded_layer_is_200() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Layer.Digest), 200);
+        Expect.Status(await _w.GetAsync("/v2/<name>/blobs/<digest>", digest: Data.Layer.Digest), 200);
 
     [Spec(Workflow.Push, 20, Chunked, "Out-of-order blob upload should return 416")]
     public async Task Out_of_order_chunk_is_416()
@@ -166,7 +166,7 @@ public sealed class PushTests
                 $"OCI-Chunk-Min-Length \"{minimum}\" is not a number");
             if (minSize > Chunks.Chunk1.Length)
             {
-                w.ChunkedBlob = ChunkedBlob.Create(minSize * 2 - 2, Data.Seed + 2);
+                _w.ChunkedBlob = ChunkedBlob.Create(minSize * 2 - 2, Data.Seed + 2);
             }
         }
 
@@ -183,7 +183,7 @@ public sealed class PushTests
     {
         var session = await Client.SendAsync(Client.NewRequest(HttpMethod.Post, "/v2/<name>/blobs/uploads/").WithHeader("Content-Length", "0"));
         Expect.HeaderPresent(session, "Location");
-        w.PrevResponse = session;
+        _w.PrevResponse = session;
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Patch, session.RelativeLocation())
             .WithHeader("Content-Type", OctetStream)
             .WithHeader("Content-Length", Chunks.Chunk1Length)
@@ -191,13 +191,13 @@ public sealed class PushTests
             .WithBody(Chunks.Chunk1));
         Expect.Status(response, 202);
         Expect.Header(response, "Range", Chunks.Chunk1Range);
-        w.LastResponse = response;
+        _w.LastResponse = response;
     }
 
     [Spec(Workflow.Push, 22, Chunked, "Retry previous blob chunk should return 416")]
     public async Task Retried_chunk_is_416()
     {
-        var previous = Expect.Prior(w.PrevResponse, "the chunked upload session");
+        var previous = Expect.Prior(_w.PrevResponse, "the chunked upload session");
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Patch, previous.RelativeLocation())
             .WithHeader("Content-Type", OctetStream)
             .WithHeader("Content-Length", Chunks.Chunk1Length)
@@ -209,18 +209,18 @@ public sealed class PushTests
     [Spec(Workflow.Push, 23, Chunked, "Get on stale blob upload should return 204 with a range and location")]
     public async Task Status_of_stale_session_is_204_with_range_and_location()
     {
-        var previous = Expect.Prior(w.PrevResponse, "the chunked upload session");
+        var previous = Expect.Prior(_w.PrevResponse, "the chunked upload session");
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Get, previous.RelativeLocation()));
         Expect.Status(response, 204);
         Expect.HeaderPresent(response, "Location");
         Expect.Header(response, "Range", Chunks.Chunk1Range);
-        w.LastResponse = response;
+        _w.LastResponse = response;
     }
 
     [Spec(Workflow.Push, 24, Chunked, "PATCH request with second chunk should return 202")]
     public async Task Second_chunk_is_202()
     {
-        var last = Expect.Prior(w.LastResponse, "the upload status answer");
+        var last = Expect.Prior(_w.LastResponse, "the upload status answer");
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Patch, last.RelativeLocation())
             .WithHeader("Content-Length", Chunks.Chunk2Length)
             .WithHeader("Content-Range", Chunks.Chunk2Range)
@@ -228,13 +228,13 @@ public sealed class PushTests
             .WithBody(Chunks.Chunk2));
         Expect.Status(response, 202);
         Expect.HeaderPresent(response, "Location");
-        w.LastResponse = response;
+        _w.LastResponse = response;
     }
 
     [Spec(Workflow.Push, 25, Chunked, "PUT request with digest should return 201")]
     public async Task Closing_put_with_digest_is_201()
     {
-        var last = Expect.Prior(w.LastResponse, "the second chunk answer");
+        var last = Expect.Prior(_w.LastResponse, "the second chunk answer");
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Put, last.RelativeLocation())
             .WithHeader("Content-Length", "0")
             .WithHeader("Content-Type", OctetStream)
@@ -259,7 +259,7 @@ public sealed class PushTests
             .WithQuery("mount", Data.TestBlobA.Digest)
             .WithQuery("from", Client.DefaultName));
         Expect.AnyOf(response, 201, 202);
-        w.MountResponse = response;
+        _w.MountResponse = response;
     }
 
     /// <summary>
@@ -269,7 +269,7 @@ public sealed class PushTests
     [Spec(Workflow.Push, 32, Mount, "GET request to test digest within cross-mount namespace should return 200")]
     public async Task Mounted_blob_is_readable_in_target_repository()
     {
-        var mount = Expect.Prior(w.MountResponse, "the mount answer");
+        var mount = Expect.Prior(_w.MountResponse, "the mount answer");
         Assert.True(mount.StatusCode == 201,
             $"the registry did not mount the blob ({mount.StatusCode}); upstream would skip this check, which this suite does not allow");
         Assert.Equal($"/v2/{CrossmountNamespace}/blobs/{Data.TestBlobA.Digest}", mount.RelativeLocation());
@@ -285,7 +285,7 @@ public sealed class PushTests
     [Spec(Workflow.Push, 33, Mount, "Cross-mounting of nonexistent blob should yield session id")]
     public async Task Mount_of_nonexistent_blob_opens_session()
     {
-        var mount = Expect.Prior(w.MountResponse, "the mount answer");
+        var mount = Expect.Prior(_w.MountResponse, "the mount answer");
         if (mount.StatusCode != 202)
         {
             mount = await Client.SendAsync(Client.NewRequest(HttpMethod.Post, "/v2/<name>/blobs/uploads/", name: CrossmountNamespace)
@@ -305,24 +305,24 @@ public sealed class PushTests
     [Spec(Workflow.Push, 34, Mount, "Cross-mounting without from, and automatic content discovery enabled should return a 201 / disabled should return a 202")]
     public async Task Mount_without_from_follows_automatic_content_discovery_setting()
     {
-        var mount = Expect.Prior(w.MountResponse, "the mount answer");
+        var mount = Expect.Prior(_w.MountResponse, "the mount answer");
         Assert.True(mount.StatusCode == 201,
             $"the registry did not mount the blob ({mount.StatusCode}); upstream would skip this check, which this suite does not allow");
         var response = await Client.SendAsync(Client.NewRequest(HttpMethod.Post, "/v2/<name>/blobs/uploads/", name: CrossmountNamespace)
             .WithQuery("mount", Data.TestBlobA.Digest));
-        Expect.Status(response, w.Registry.AutomaticCrossmount ? 201 : 202);
+        Expect.Status(response, _w.Registry.AutomaticCrossmount ? 201 : 202);
     }
 
     [Spec(Workflow.Push, 40, ManifestUpload, "GET nonexistent manifest should return 404")]
     public async Task Get_nonexistent_manifest_is_404() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: SuiteData.NonexistentManifest), 404);
+        Expect.Status(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: SuiteData.NonexistentManifest), 404);
 
     [Spec(Workflow.Push, 41, ManifestUpload, "PUT should accept a manifest upload")]
     public async Task Put_manifest_under_four_tags_is_201()
     {
         for (var i = 0; i < 4; i++)
         {
-            var response = await w.PutManifestAsync($"test{i}", Data.Manifests[1].Content);
+            var response = await _w.PutManifestAsync($"test{i}", Data.Manifests[1].Content);
             Expect.HeaderPresent(response, "Location");
             Expect.Status(response, 201);
         }
@@ -331,36 +331,36 @@ public sealed class PushTests
     [Spec(Workflow.Push, 42, ManifestUpload, "Registry should accept a manifest upload with no layers")]
     public async Task Put_manifest_without_layers()
     {
-        var response = await w.PutManifestAsync(SuiteData.EmptyLayerTestTag, Data.EmptyLayerManifest.Content);
+        var response = await _w.PutManifestAsync(SuiteData.EmptyLayerTestTag, Data.EmptyLayerManifest.Content);
         if (response.StatusCode == 201)
         {
-            w.EmptyLayerManifestRef = response.Header("Location");
-            Assert.NotEmpty(w.EmptyLayerManifestRef);
+            _w.EmptyLayerManifestRef = response.Header("Location");
+            Assert.NotEmpty(_w.EmptyLayerManifestRef);
         }
         else
         {
             // Upstream only warns: an image manifest with no layers may be refused.
-            output.WriteLine($"WARNING: image manifest with no layers is not supported: {response}");
+            _output.WriteLine($"WARNING: image manifest with no layers is not supported: {response}");
         }
     }
 
     [Spec(Workflow.Push, 43, ManifestUpload, "GET request to manifest URL (digest) should yield 200 response")]
     public async Task Get_pushed_manifest_by_digest_is_200() =>
-        Expect.Status(await w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[1].Digest, accept: SuiteData.ImageManifestMediaType), 200);
+        Expect.Status(await _w.GetAsync("/v2/<name>/manifests/<reference>", reference: Data.Manifests[1].Digest, accept: SuiteData.ImageManifestMediaType), 200);
 
     [Spec(Workflow.Push, 50, Teardown, "Delete manifest created in tests", StepWhenBlobsDeletedFirst = 53)]
     public async Task Teardown_delete_manifest()
     {
-        Expect.SuccessOr(await w.DeleteManifestAsync(Data.Manifests[1].Digest), 405);
-        if (w.EmptyLayerManifestRef.Length > 0)
+        Expect.SuccessOr(await _w.DeleteManifestAsync(Data.Manifests[1].Digest), 405);
+        if (_w.EmptyLayerManifestRef.Length > 0)
         {
-            Expect.SuccessOr(await w.DeleteManifestAsync(Data.EmptyLayerManifest.Digest), 405);
+            Expect.SuccessOr(await _w.DeleteManifestAsync(Data.EmptyLayerManifest.Digest), 405);
         }
     }
 
     [Spec(Workflow.Push, 51, Teardown, "Delete config blob created in tests")]
-    public async Task Teardown_delete_config() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Configs[1].Digest), 404, 405);
+    public async Task Teardown_delete_config() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Configs[1].Digest), 404, 405);
 
     [Spec(Workflow.Push, 52, Teardown, "Delete layer blob created in setup")]
-    public async Task Teardown_delete_layer() => Expect.SuccessOr(await w.DeleteBlobAsync(Data.Layer.Digest), 404, 405);
+    public async Task Teardown_delete_layer() => Expect.SuccessOr(await _w.DeleteBlobAsync(Data.Layer.Digest), 404, 405);
 }

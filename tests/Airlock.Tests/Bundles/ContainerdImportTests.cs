@@ -13,9 +13,9 @@ namespace Airlock.Tests.Bundles;
 public sealed class ContainerdImportTests : IAsyncLifetime
 {
     private readonly TempDirectory _temp = new();
-    private readonly ContainerdDaemon _containerd = new();
+    private readonly ContainerdProcess _containerd = new();
 
-    private string Socket => _containerd.SocketPath;
+    private string Socket => _containerd.Address;
 
     public Task InitializeAsync() => _containerd.InitializeAsync();
 

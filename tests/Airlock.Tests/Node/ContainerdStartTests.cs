@@ -7,7 +7,7 @@ namespace Airlock.Tests.Node;
 /// <summary>
 /// The rendered version-2 config.toml is understood by the machine's real containerd 1.6: its own
 /// <c>config dump</c> shows our values (a misspelt key would be dropped silently), and a daemon started on it
-/// (<see cref="ContainerdDaemon"/>: temp dir, own socket, stopped by PID) serves with the CRI plugin loaded.
+/// (<see cref="ContainerdProcess"/>: temp dir, own socket, stopped by PID) serves with the CRI plugin loaded.
 /// </summary>
 public sealed class ContainerdStartTests
 {
@@ -16,16 +16,16 @@ public sealed class ContainerdStartTests
     {
         var containerd = Which("containerd");
         Assert.True(containerd is not null && Which("ctr") is not null, "containerd and ctr must be installed (test.sh installs them)");
-        var daemon = ContainerdDaemon.OnConfig(async daemon =>
+        var daemon = ContainerdProcess.OnConfig(async locations =>
         {
-            var dataDir = Path.Combine(daemon.Directory, "data");
+            var dataDir = Path.Combine(locations.RootPath, "data");
             var options = new ContainerdConfigOptions
             {
                 DataDir = dataDir,
                 Schema = ContainerdConfigSchema.V2,
-                Root = daemon.Root,
-                State = daemon.State,
-                GrpcAddress = daemon.SocketPath,
+                Root = locations.Root,
+                State = locations.State,
+                GrpcAddress = locations.Address,
                 SandboxImage = "registry.example.com/pause:3.9",
                 SystemdCgroup = true,
                 Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
@@ -59,17 +59,17 @@ public sealed class ContainerdStartTests
     {
         var containerd = Which("containerd");
         Assert.True(containerd is not null, "containerd must be installed (test.sh installs it)");
-        var daemon = ContainerdDaemon.OnConfig(async daemon =>
+        var daemon = ContainerdProcess.OnConfig(async locations =>
         {
             // The imports glob matches nothing here: containerd must start all the same.
-            var dataDir = Path.Combine(daemon.Directory, "data");
+            var dataDir = Path.Combine(locations.RootPath, "data");
             var options = new ContainerdConfigOptions
             {
                 DataDir = dataDir,
                 Schema = ContainerdConfigSchema.V2,
-                Root = daemon.Root,
-                State = daemon.State,
-                GrpcAddress = daemon.SocketPath,
+                Root = locations.Root,
+                State = locations.State,
+                GrpcAddress = locations.Address,
                 SandboxImage = "registry.example.com/pause:3.9",
                 Imports = [Path.Combine(dataDir, "agent", "etc", "containerd", "config.toml.d", "*.toml")],
             };
@@ -115,16 +115,16 @@ public sealed class ContainerdStartTests
     [MemberData(nameof(SeedExamplesTests.Examples), MemberType = typeof(SeedExamplesTests))]
     public async Task Guide_example_rendered_for_containerd_1_6_starts_containerd_with_the_CRI_plugin(string name, string yaml)
     {
-        var daemon = ContainerdDaemon.OnConfig(async daemon =>
+        var daemon = ContainerdProcess.OnConfig(async locations =>
         {
             var (registries, _) = RegistriesFileReader.Parse(yaml, name + ".yaml");
             var options = new ContainerdConfigOptions
             {
-                DataDir = Path.Combine(daemon.Directory, "data"),
+                DataDir = Path.Combine(locations.RootPath, "data"),
                 Schema = ContainerdConfigSchema.V2,
-                Root = daemon.Root,
-                State = daemon.State,
-                GrpcAddress = daemon.SocketPath,
+                Root = locations.Root,
+                State = locations.State,
+                GrpcAddress = locations.Address,
             };
             await ContainerdRenderer.ApplyAsync(await ContainerdRenderer.PlanAsync(registries, options, disableDefaultEndpoint: false, CancellationToken.None), CancellationToken.None);
             Assert.NotEmpty(Directory.EnumerateFiles(options.CertsDir, "hosts.toml", SearchOption.AllDirectories));
@@ -134,19 +134,19 @@ public sealed class ContainerdStartTests
         await AssertServesWithCriAsync(daemon);
     }
 
-    private static async Task AssertServesWithCriAsync(ContainerdDaemon daemon)
+    private static async Task AssertServesWithCriAsync(ContainerdProcess daemon)
     {
         try
         {
             await daemon.InitializeAsync();
-            var log = await daemon.LogAsync();
+            var log = daemon.RecentOutput;
             Assert.DoesNotContain("failed to load TOML", log, StringComparison.Ordinal);
 
             // The CRI plugin took the rendered settings (it would report "error" on a config it cannot use).
-            var (code, plugins) = await daemon.CtrAsync("plugins", "ls");
+            var (code, plugins) = await daemon.CtrAsync(["plugins", "ls"]);
             Assert.True(code == 0, plugins);
             var cri = plugins.Split('\n').FirstOrDefault(l => l.Contains("io.containerd.grpc.v1", StringComparison.Ordinal) && l.Contains(" cri ", StringComparison.Ordinal));
-            Assert.True(cri is not null && cri.TrimEnd().EndsWith("ok", StringComparison.Ordinal), $"{plugins}\ncontainerd log:\n{await daemon.LogAsync()}");
+            Assert.True(cri is not null && cri.TrimEnd().EndsWith("ok", StringComparison.Ordinal), $"{plugins}\ncontainerd log:\n{daemon.RecentOutput}");
         }
         finally
         {

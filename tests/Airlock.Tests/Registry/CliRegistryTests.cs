@@ -49,6 +49,40 @@ public sealed class CliRegistryTests
         Assert.Equal(AirlockCli.ExitUsage, code);
     }
 
+    [Theory]
+    [InlineData("--gc-grace", "10", "--gc-grace \"10\" has no unit: add a unit, e.g. 10s")] // once read as 10 days
+    [InlineData("--gc-interval", "24", "--gc-interval \"24\" has no unit: add a unit, e.g. 24s")]
+    [InlineData("--proxy-tag-ttl", "5", "--proxy-tag-ttl \"5\" has no unit: add a unit, e.g. 5s")]
+    [InlineData("--proxy-timeout", "10", "--proxy-timeout \"10\" has no unit: add a unit, e.g. 10s")]
+    [InlineData("--proxy-timeout", "0", "--proxy-timeout \"0\" must be longer than 0")]
+    [InlineData("--gc-grace", "-1h", "--gc-grace \"-1h\" is negative")]
+    [InlineData("--gc-grace", "off", "--gc-grace \"off\" is not a duration")] // only --gc-interval can be off
+    [InlineData("--gc-grace", "7d", "--gc-grace \"7d\" has an unknown unit \"d\"")]
+    public async Task Registry_refuses_a_duration_flag_that_is_not_a_Go_duration_naming_flag_and_value(string flag, string value, string message)
+    {
+        var (code, error) = await RunCliAsync("registry", "--data-dir", Path.GetTempPath(), flag, value);
+
+        Assert.Equal(AirlockCli.ExitUsage, code);
+        Assert.Contains(message, error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Registry_gc_refuses_a_bare_number_of_grace_instead_of_reading_it_as_days()
+    {
+        var data = Directory.CreateTempSubdirectory("airlock-gc-grace-").FullName;
+        try
+        {
+            var (code, error) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "10", "--dry-run");
+
+            Assert.Equal(AirlockCli.ExitUsage, code);
+            Assert.Contains("--gc-grace \"10\" has no unit: add a unit, e.g. 10s", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Registry_killed_during_concurrent_pushes_restarts_with_every_blob_intact_and_no_dangling_tag()
     {

@@ -38,8 +38,8 @@ public sealed class AccessPolicy
     private static readonly string[] AllActions = ["pull", "push", "delete"];
     private static readonly HashSet<string> KnownActions = ["pull", "push", "delete", "*"];
 
-    private readonly IReadOnlyList<AccessRule> rules;
-    private Func<string, bool>? authenticatedOnly;
+    private readonly IReadOnlyList<AccessRule> _rules;
+    private Func<string, bool>? _authenticatedOnly;
 
     private AccessPolicy(IReadOnlyList<AccessRule> rules, bool anonymousPull)
     {
@@ -48,7 +48,7 @@ public sealed class AccessPolicy
             rules = [.. rules, new AccessRule([AnonymousUser], ["*"], ["pull"], 0)];
         }
 
-        this.rules = rules;
+        _rules = rules;
         AllowsAnonymous = rules.Any(r => r.Users.Contains(AnonymousUser) && r.Actions.Count > 0);
     }
 
@@ -89,7 +89,7 @@ public sealed class AccessPolicy
     /// </summary>
     public IReadOnlyList<string> Grant(string? user, AccessRequest request)
     {
-        if (user is null && request.Type == "repository" && authenticatedOnly?.Invoke(request.Name) == true)
+        if (user is null && request.Type == "repository" && _authenticatedOnly?.Invoke(request.Name) == true)
         {
             return [];
         }
@@ -136,18 +136,18 @@ public sealed class AccessPolicy
     /// </summary>
     internal AccessPolicy RequireAuthenticationFor(Func<string, bool>? repositories)
     {
-        authenticatedOnly = repositories;
+        _authenticatedOnly = repositories;
         return this;
     }
 
     private bool MayListCatalog(string? user)
     {
-        var rule = rules.FirstOrDefault(r => r.MatchesUser(user) && r.Repositories.Contains("*"));
+        var rule = _rules.FirstOrDefault(r => r.MatchesUser(user) && r.Repositories.Contains("*"));
         return rule is not null && rule.Allows("pull");
     }
 
     private AccessRule? FirstRule(string? user, string repository) =>
-        rules.FirstOrDefault(r => r.MatchesUser(user) && r.Repositories.Any(p => Glob.Matches(p, repository)));
+        _rules.FirstOrDefault(r => r.MatchesUser(user) && r.Repositories.Any(p => Glob.Matches(p, repository)));
 
     internal sealed record AccessRule(IReadOnlyList<string> Users, IReadOnlyList<string> Repositories, IReadOnlyList<string> Actions, int Line)
     {

@@ -15,7 +15,7 @@ namespace Airlock.Registry.Auth;
 /// </summary>
 public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy policy, ILogger<BasicAccessController>? logger = null) : IAccessController
 {
-    private readonly ILogger logger = (ILogger?)logger ?? NullLogger.Instance;
+    private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
 
     public const string Realm = "Airlock Registry";
 
@@ -34,7 +34,7 @@ public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy polic
         {
             if (!users.Verify(c.User, c.Password))
             {
-                AuthLog.RejectedCredentials(logger, c.User, context);
+                AuthLog.RejectedCredentials(_logger, c.User, context);
                 return Done(AccessDecision.Unauthorized(Challenge, "invalid username or password"));
             }
 

@@ -30,27 +30,27 @@ public sealed partial class HtpasswdFile
     // and response times do not reveal which users exist.
     private static readonly Lazy<string> UnknownUserHash = new(() => BCrypt.Net.BCrypt.HashPassword(Guid.NewGuid().ToString(), 5));
 
-    private readonly TimeProvider timeProvider;
-    private readonly ILogger logger;
-    private readonly Lock reloadLock = new();
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger _logger;
+    private readonly Lock _reloadLock = new();
 
     // Cache keys are an HMAC of user and password under a key that lives only in this process, so the
     // cache never holds anything from which a password could be recovered offline.
-    private readonly byte[] cacheKey = RandomNumberGenerator.GetBytes(32);
-    private readonly ConcurrentDictionary<string, DateTimeOffset> verified = new(StringComparer.Ordinal);
+    private readonly byte[] _cacheKey = RandomNumberGenerator.GetBytes(32);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _verified = new(StringComparer.Ordinal);
 
-    private volatile Snapshot current;
-    private DateTimeOffset lastCheck;
+    private volatile Snapshot _current;
+    private DateTimeOffset _lastCheck;
 
     /// <summary>Reads <paramref name="path"/> now; throws <see cref="AuthConfigurationException"/> naming
     /// file and line of every bad entry.</summary>
     public HtpasswdFile(string path, TimeProvider timeProvider, ILogger<HtpasswdFile>? logger = null)
     {
         Path = System.IO.Path.GetFullPath(path);
-        this.timeProvider = timeProvider;
-        this.logger = (ILogger?)logger ?? NullLogger.Instance;
-        current = Read(Path);
-        lastCheck = timeProvider.GetUtcNow();
+        _timeProvider = timeProvider;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _current = Read(Path);
+        _lastCheck = timeProvider.GetUtcNow();
     }
 
     public string Path { get; }
@@ -62,9 +62,9 @@ public sealed partial class HtpasswdFile
     public bool Verify(string user, string password)
     {
         var snapshot = ReloadIfChanged();
-        var now = timeProvider.GetUtcNow();
+        var now = _timeProvider.GetUtcNow();
         var key = CacheKey(snapshot.Generation, user, password);
-        if (verified.TryGetValue(key, out var expires) && expires > now)
+        if (_verified.TryGetValue(key, out var expires) && expires > now)
         {
             return true;
         }
@@ -80,57 +80,57 @@ public sealed partial class HtpasswdFile
             return false;
         }
 
-        if (verified.Count >= MaxCachedVerifications)
+        if (_verified.Count >= MaxCachedVerifications)
         {
-            verified.Clear();
+            _verified.Clear();
         }
 
-        verified[key] = now + VerificationCacheLifetime;
+        _verified[key] = now + VerificationCacheLifetime;
         return true;
     }
 
     private Snapshot ReloadIfChanged()
     {
-        var snapshot = current;
-        var now = timeProvider.GetUtcNow();
-        if (now - lastCheck < ReloadCheckInterval)
+        var snapshot = _current;
+        var now = _timeProvider.GetUtcNow();
+        if (now - _lastCheck < ReloadCheckInterval)
         {
             return snapshot;
         }
 
-        lock (reloadLock)
+        lock (_reloadLock)
         {
-            if (now - lastCheck < ReloadCheckInterval)
+            if (now - _lastCheck < ReloadCheckInterval)
             {
-                return current;
+                return _current;
             }
 
-            lastCheck = now;
+            _lastCheck = now;
             var info = new FileInfo(Path);
             if (!info.Exists)
             {
-                LogMissing(logger, Path);
-                return current;
+                LogMissing(_logger, Path);
+                return _current;
             }
 
-            if (info.LastWriteTimeUtc == current.LastWriteUtc && info.Length == current.Length)
+            if (info.LastWriteTimeUtc == _current.LastWriteUtc && info.Length == _current.Length)
             {
-                return current;
+                return _current;
             }
 
             try
             {
-                var fresh = Read(Path) with { Generation = current.Generation + 1 };
-                current = fresh;
-                verified.Clear();
-                LogReloaded(logger, Path, fresh.Hashes.Count);
+                var fresh = Read(Path) with { Generation = _current.Generation + 1 };
+                _current = fresh;
+                _verified.Clear();
+                LogReloaded(_logger, Path, fresh.Hashes.Count);
             }
             catch (AuthConfigurationException e)
             {
-                LogInvalid(logger, e, Path);
+                LogInvalid(_logger, e, Path);
             }
 
-            return current;
+            return _current;
         }
     }
 
@@ -139,7 +139,7 @@ public sealed partial class HtpasswdFile
         var material = Encoding.UTF8.GetBytes($"{generation}\0{user}\0{password}");
         try
         {
-            return Convert.ToBase64String(HMACSHA256.HashData(cacheKey, material));
+            return Convert.ToBase64String(HMACSHA256.HashData(_cacheKey, material));
         }
         finally
         {

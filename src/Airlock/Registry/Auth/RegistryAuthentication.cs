@@ -38,12 +38,12 @@ public sealed record RegistryAuthOptions
 /// </summary>
 public sealed class RegistryAuthentication : IDisposable
 {
-    private readonly TokenAuthority? authority;
+    private readonly TokenAuthority? _authority;
 
     private RegistryAuthentication(IAccessController accessController, TokenAuthority? authority, TokenEndpoint? tokenEndpoint)
     {
         AccessController = accessController;
-        this.authority = authority;
+        _authority = authority;
         TokenEndpoint = tokenEndpoint;
     }
 
@@ -102,7 +102,7 @@ public sealed class RegistryAuthentication : IDisposable
             new TokenEndpoint(authority, users!, policy!, loggerFactory.CreateLogger<TokenEndpoint>()));
     }
 
-    public void Dispose() => authority?.Dispose();
+    public void Dispose() => _authority?.Dispose();
 
     private static T? Collect<T>(List<string> problems, Func<T> read)
         where T : class

@@ -55,18 +55,18 @@ public sealed record TokenClaims(string? Subject, DateTimeOffset NotBefore, Date
 /// </summary>
 public sealed class TokenAuthority : IDisposable
 {
-    private readonly ECDsa key;
+    private readonly ECDsa _key;
     private const int MaxVerifiedTokens = 10_000;
 
-    private readonly string encodedHeader;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TokenClaims> verified = new(StringComparer.Ordinal);
-    private readonly TimeProvider timeProvider;
+    private readonly string _encodedHeader;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TokenClaims> _verified = new(StringComparer.Ordinal);
+    private readonly TimeProvider _timeProvider;
 
     private TokenAuthority(ECDsa key, TokenAuthOptions options, TimeProvider timeProvider)
     {
-        this.key = key;
+        _key = key;
         Options = options;
-        this.timeProvider = timeProvider;
+        _timeProvider = timeProvider;
         var keyId = Base64Url.EncodeToString(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
         // Written field by field, as the payload is: reflection-based serialization is not available in the Native AOT build.
         var header = new ArrayBufferWriter<byte>(128);
@@ -79,7 +79,7 @@ public sealed class TokenAuthority : IDisposable
             json.WriteEndObject();
         }
 
-        encodedHeader = Base64Url.EncodeToString(header.WrittenSpan);
+        _encodedHeader = Base64Url.EncodeToString(header.WrittenSpan);
     }
 
     public TokenAuthOptions Options { get; }
@@ -125,7 +125,7 @@ public sealed class TokenAuthority : IDisposable
     /// <summary>Signs a token for <paramref name="subject"/> (null = anonymous) granting <paramref name="access"/>.</summary>
     public IssuedToken Issue(string? subject, IReadOnlyList<AccessRequest> access)
     {
-        var now = timeProvider.GetUtcNow();
+        var now = _timeProvider.GetUtcNow();
         var issuedAt = now.ToUnixTimeSeconds();
         var payload = new ArrayBufferWriter<byte>(512);
         using (var json = new Utf8JsonWriter(payload))
@@ -158,8 +158,8 @@ public sealed class TokenAuthority : IDisposable
             json.WriteEndObject();
         }
 
-        var signingInput = $"{encodedHeader}.{Base64Url.EncodeToString(payload.WrittenSpan)}";
-        var signature = key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        var signingInput = $"{_encodedHeader}.{Base64Url.EncodeToString(payload.WrittenSpan)}";
+        var signature = _key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
         return new IssuedToken($"{signingInput}.{Base64Url.EncodeToString(signature)}", now, Options.Lifetime, access);
     }
 
@@ -171,22 +171,22 @@ public sealed class TokenAuthority : IDisposable
     {
         // A pull sends the same token dozens of times; the signature check is the expensive part and
         // its answer cannot change, so verified claims are remembered (the time window is checked anew).
-        if (!verified.TryGetValue(token, out claims!))
+        if (!_verified.TryGetValue(token, out claims!))
         {
             if (!TryVerify(token, out claims, out error))
             {
                 return false;
             }
 
-            if (verified.Count >= MaxVerifiedTokens)
+            if (_verified.Count >= MaxVerifiedTokens)
             {
-                verified.Clear();
+                _verified.Clear();
             }
 
-            verified[token] = claims;
+            _verified[token] = claims;
         }
 
-        var now = timeProvider.GetUtcNow();
+        var now = _timeProvider.GetUtcNow();
         if (now > claims.ExpiresAt + Options.ClockSkew)
         {
             error = "token has expired";
@@ -227,7 +227,7 @@ public sealed class TokenAuthority : IDisposable
 
             var signature = Base64Url.DecodeFromChars(parts[2]);
             var signed = Encoding.ASCII.GetBytes(token, 0, parts[0].Length + 1 + parts[1].Length);
-            if (!key.VerifyData(signed, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
+            if (!_key.VerifyData(signed, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
             {
                 error = "token signature is invalid";
                 return false;
@@ -243,7 +243,7 @@ public sealed class TokenAuthority : IDisposable
         }
     }
 
-    public void Dispose() => key.Dispose();
+    public void Dispose() => _key.Dispose();
 
     private bool TryReadClaims(JsonElement payload, out TokenClaims claims, out string error)
     {

@@ -25,7 +25,7 @@ namespace Airlock.Registry.Auth;
 /// </summary>
 public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, AccessPolicy policy, ILogger<TokenEndpoint>? logger = null)
 {
-    private readonly ILogger logger = (ILogger?)logger ?? NullLogger.Instance;
+    private readonly ILogger _logger = (ILogger?)logger ?? NullLogger.Instance;
 
     /// <summary>The request handler; map it for GET and POST, or use <see cref="TokenEndpointRouteBuilderExtensions.MapRegistryTokenEndpoint"/>.</summary>
     public async Task HandleAsync(HttpContext context)
@@ -52,7 +52,7 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
             user = form["username"].ToString();
             if (!users.Verify(user, form["password"].ToString()))
             {
-                AuthLog.RejectedCredentials(logger, user, context);
+                AuthLog.RejectedCredentials(_logger, user, context);
                 await ErrorAsync(context, 401, "invalid_grant", "invalid username or password");
                 return;
             }
@@ -65,7 +65,7 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
             var credentials = BasicCredentials.From(request, out var malformed);
             if (malformed || (credentials is { } c && !users.Verify(c.User, c.Password)))
             {
-                AuthLog.RejectedCredentials(logger, credentials?.User ?? "(malformed header)", context);
+                AuthLog.RejectedCredentials(_logger, credentials?.User ?? "(malformed header)", context);
                 context.Response.Headers.WWWAuthenticate = $"Basic realm=\"{BasicAccessController.Realm}\"";
                 await ErrorAsync(context, 401, "UNAUTHORIZED", "invalid username or password");
                 return;
@@ -105,9 +105,9 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
         }
 
         var token = authority.Issue(user, granted);
-        if (logger.IsEnabled(LogLevel.Debug))
+        if (_logger.IsEnabled(LogLevel.Debug))
         {
-            AuthLog.IssuedToken(logger, user ?? "(anonymous)", string.Join(' ', granted.Select(g => g.Scope)));
+            AuthLog.IssuedToken(_logger, user ?? "(anonymous)", string.Join(' ', granted.Select(g => g.Scope)));
         }
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";

@@ -35,12 +35,12 @@ public sealed class CertificateAuthority : IDisposable
     /// <summary>Certificates start an hour in the past so nodes whose clocks lag a little accept them.</summary>
     private static readonly TimeSpan Backdate = TimeSpan.FromHours(1);
 
-    private readonly TimeProvider timeProvider;
+    private readonly TimeProvider _timeProvider;
 
     private CertificateAuthority(X509Certificate2 certificate, TimeProvider timeProvider)
     {
         Certificate = certificate;
-        this.timeProvider = timeProvider;
+        _timeProvider = timeProvider;
     }
 
     /// <summary>The CA certificate, with its private key.</summary>
@@ -109,7 +109,7 @@ public sealed class CertificateAuthority : IDisposable
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));
 
-        var now = timeProvider.GetUtcNow();
+        var now = _timeProvider.GetUtcNow();
         var notAfter = now + leaf.Validity;
         if (notAfter > Certificate.NotAfter)
         {
@@ -129,7 +129,7 @@ public sealed class CertificateAuthority : IDisposable
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(Certificate);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.VerificationTime = timeProvider.GetUtcNow().UtcDateTime;
+        chain.ChainPolicy.VerificationTime = _timeProvider.GetUtcNow().UtcDateTime;
         return chain.Build(certificate);
     }
 

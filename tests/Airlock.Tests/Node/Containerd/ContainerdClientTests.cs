@@ -2,7 +2,7 @@ using Airlock.Node.Containerd;
 
 namespace Airlock.Tests.Node.Containerd;
 
-public sealed class ContainerdClientTests(ContainerdDaemon daemon) : IClassFixture<ContainerdDaemon>
+public sealed class ContainerdClientTests(ContainerdProcess daemon) : IClassFixture<ContainerdProcess>
 {
     [Fact]
     public async Task Version_answers_over_the_unix_socket_with_the_daemon_version()
@@ -11,7 +11,7 @@ public sealed class ContainerdClientTests(ContainerdDaemon daemon) : IClassFixtu
 
         var version = await client.VersionAsync(CancellationToken.None);
 
-        var (exit, ctr) = await daemon.CtrAsync("version");
+        var (exit, ctr) = await daemon.CtrAsync(["version"]);
         Assert.Equal(0, exit);
         Assert.StartsWith("1.", version.Version, StringComparison.Ordinal);
         Assert.Contains("Version:  " + version.Version, ctr, StringComparison.Ordinal);
@@ -45,7 +45,7 @@ public sealed class ContainerdClientTests(ContainerdDaemon daemon) : IClassFixtu
     [Fact]
     public async Task A_socket_nobody_listens_on_fails_with_Unavailable()
     {
-        await using var client = ContainerdClient.Connect(Path.Combine(daemon.Directory, "nobody.sock"));
+        await using var client = ContainerdClient.Connect(Path.Combine(daemon.RootPath, "nobody.sock"));
 
         var error = await Assert.ThrowsAsync<ContainerdException>(() => client.VersionAsync(CancellationToken.None));
 

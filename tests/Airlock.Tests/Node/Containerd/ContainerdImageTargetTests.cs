@@ -6,7 +6,7 @@ using Airlock.Oci;
 namespace Airlock.Tests.Node.Containerd;
 
 /// <summary>Imports built-here images into a real containerd and checks them with containerd's own ctr.</summary>
-public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClassFixture<ContainerdDaemon>
+public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClassFixture<ContainerdProcess>
 {
     private static readonly TestImage Image = TestImage.Build();
 
@@ -24,7 +24,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         Assert.Equal(MediaTypes.OciIndex, record.Target.MediaType);
         Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
         Assert.Equal("pinned", record.Labels["io.cri-containerd.pinned"]);
-        var (exit, listed) = await daemon.CtrAsync("images", "ls");
+        var (exit, listed) = await daemon.CtrAsync(["images", "ls"]);
         Assert.Equal(0, exit);
         var line = Assert.Single(listed.Split('\n'), l => l.StartsWith(name + " ", StringComparison.Ordinal));
         Assert.Contains(Image.Index.Digest.ToString(), line, StringComparison.Ordinal);
@@ -59,7 +59,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         Assert.Equal(Image.AmdLayers[0].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.0"]);
         Assert.Equal(Image.AmdLayers[1].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.1"]);
 
-        var (exit, content) = await daemon.CtrAsync("content", "ls");
+        var (exit, content) = await daemon.CtrAsync(["content", "ls"]);
         Assert.Equal(0, exit);
         foreach (var digest in new[] { Image.Index.Digest, Image.AmdManifest.Digest, Image.AmdConfig.Digest, Image.AmdLayers[0].Digest, Image.ArmManifest.Digest })
         {
@@ -89,16 +89,16 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         var layer = await client.GetContentInfoAsync(Image.AmdLayers[0].Digest, CancellationToken.None);
         Assert.Equal(Image.AmdDiffIds[0].ToString(), layer!.Labels["containerd.io/uncompressed"]);
 
-        var (exit, output) = await daemon.CtrAsync("images", "check", "name==" + name);
+        var (exit, output) = await daemon.CtrAsync(["images", "check", "name==" + name]);
         Assert.True(exit == 0, output);
         var check = Assert.Single(output.Split('\n'), l => l.StartsWith(name + " ", StringComparison.Ordinal));
         Assert.Matches(@" complete \((\d+)/\1\) ", check);
         Assert.EndsWith("true", check.TrimEnd(), StringComparison.Ordinal);
 
-        (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-run-1");
+        (exit, output) = await daemon.CtrAsync(["run", "--rm", name, "airlock-run-1"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
-        (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-run-2", "/bin/cat", "/etc/airlock");
+        (exit, output) = await daemon.CtrAsync(["run", "--rm", name, "airlock-run-2", "/bin/cat", "/etc/airlock"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.SecondLayerText, output.Trim());
     }
@@ -119,7 +119,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         Assert.Equal(image.AmdConfig.Digest.ToString(), manifest!.Labels["containerd.io/gc.ref.content.config"]);
         Assert.Equal(image.AmdLayers[1].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.1"]);
         Assert.Equal(image.AmdManifest.Digest.ToString(), (await client.GetContentInfoAsync(image.Index.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.content.m.0"]);
-        var (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-docker-1", "/bin/cat", "/etc/airlock");
+        var (exit, output) = await daemon.CtrAsync(["run", "--rm", name, "airlock-docker-1", "/bin/cat", "/etc/airlock"]);
         Assert.True(exit == 0, output);
         Assert.Equal("from a docker image", output.Trim());
     }
@@ -137,7 +137,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
 
         var config = await client.GetContentInfoAsync(Image.AmdConfig.Digest, CancellationToken.None);
         Assert.NotNull(await client.StatSnapshotAsync("native", config!.Labels["containerd.io/gc.ref.snapshot.native"], CancellationToken.None));
-        var (exit, output) = await daemon.CtrAsync("run", "--snapshotter", "native", "--rm", name, "airlock-native-1");
+        var (exit, output) = await daemon.CtrAsync(["run", "--snapshotter", "native", "--rm", name, "airlock-native-1"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
     }
@@ -164,7 +164,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
 
         Assert.NotNull(await client.StatSnapshotAsync("overlayfs", top, CancellationToken.None));
 
-        Assert.Equal(0, (await daemon.CtrAsync("images", "rm", "--sync", name)).ExitCode);
+        Assert.Equal(0, (await daemon.CtrAsync(["images", "rm", "--sync", name])).ExitCode);
         foreach (var descriptor in unique)
         {
             Assert.Null(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
@@ -196,12 +196,12 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
         await using var client = daemon.Connect();
 
         await ImportAsync(client, name);
-        var first = await daemon.CtrAsync("content", "ls", "-q");
+        var first = await daemon.CtrAsync(["content", "ls", "-q"]);
         await ImportAsync(client, name);
 
-        var (_, images) = await daemon.CtrAsync("images", "ls", "-q");
+        var (_, images) = await daemon.CtrAsync(["images", "ls", "-q"]);
         Assert.Single(images.Split('\n'), l => l == name);
-        Assert.Equal(first, await daemon.CtrAsync("content", "ls", "-q"));
+        Assert.Equal(first, await daemon.CtrAsync(["content", "ls", "-q"]));
         Assert.Equal(Image.Index.Digest, (await client.GetImageAsync(name, CancellationToken.None))!.Target.Digest);
         Assert.Empty(await client.ListLeasesAsync(CancellationToken.None));
     }
@@ -294,7 +294,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
                 async () => await target.WriteManifestAsync(manifest, await Image.ReadManifestAsync(manifest, CancellationToken.None), "Bad Name::", CancellationToken.None));
         }
 
-        var (_, images) = await daemon.CtrAsync("images", "ls", "-q");
+        var (_, images) = await daemon.CtrAsync(["images", "ls", "-q"]);
         Assert.DoesNotContain("Bad", images, StringComparison.Ordinal);
     }
 
@@ -303,7 +303,7 @@ public sealed class ContainerdImageTargetTests(ContainerdDaemon daemon) : IClass
     {
         const string trigger = "registry.airlock.test/demo/gc-trigger:1";
         await client.PutImageAsync(trigger, Image.Index, new Dictionary<string, string>(), CancellationToken.None);
-        Assert.Equal(0, (await daemon.CtrAsync("images", "rm", "--sync", trigger)).ExitCode);
+        Assert.Equal(0, (await daemon.CtrAsync(["images", "rm", "--sync", trigger])).ExitCode);
     }
 
     private static async Task ImportAsync(ContainerdClient client, string name)

@@ -38,10 +38,14 @@ public sealed class NodeAgentTests : IDisposable
 
     private string ContainerdDir => Path.Combine(DataDir, "agent", "etc", "containerd");
 
+    /// <summary>Runs <c>ctr</c> in <c>k8s.io</c> against the containerd the agent under test started.</summary>
+    private Task<ToolResult> CtrAsync(string[] arguments) =>
+        Tool.RunAsync("ctr", ["--address", SocketPath, "-n", ContainerdClient.DefaultNamespace, .. arguments], TimeSpan.FromSeconds(60));
+
     public void Dispose()
     {
-        ContainerdDaemon.KillShims(SocketPath);
-        ContainerdDaemon.UnmountUnder(_dir);
+        ContainerdProcess.KillShimsOf(SocketPath);
+        TempRoot.Of(_dir).UnmountAndDelete();
         try
         {
             Directory.Delete(_dir, recursive: true);
@@ -73,7 +77,7 @@ public sealed class NodeAgentTests : IDisposable
                 Assert.Equal("pinned", record.Labels["io.cri-containerd.pinned"]);
             }
 
-            var (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "run", "--rm", "registry.airlock.test/agent/first:1", "aag-run-1");
+            var (exit, output) = await CtrAsync(["run", "--rm", "registry.airlock.test/agent/first:1", "aag-run-1"]);
             Assert.True(exit == 0, output);
             Assert.Equal(TestImage.Greeting, output.Trim());
 
@@ -86,7 +90,7 @@ public sealed class NodeAgentTests : IDisposable
             await ImagesDirectoryImporterTests.WriteArchiveAsync(staged, ArchiveFormat.DockerArchive, ArchiveCompression.None, "registry.airlock.test/agent/later:1");
             File.Move(staged, Path.Combine(ImagesDir, "later.tar"));
             await WaitUntilAsync(() => { lock (passes) { return passes.SelectMany(p => p).Any(r => r.Status == ImageFileStatus.Imported && r.Images.Contains("registry.airlock.test/agent/later:1")); } }, running);
-            (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "run", "--rm", "registry.airlock.test/agent/later:1", "aag-run-2");
+            (exit, output) = await CtrAsync(["run", "--rm", "registry.airlock.test/agent/later:1", "aag-run-2"]);
             Assert.True(exit == 0, output);
         }
         finally
@@ -136,13 +140,13 @@ public sealed class NodeAgentTests : IDisposable
             Assert.Contains($"server = \"{MirrorOptions.ServerUrl(mirrorAddress)}\"", hostsToml, StringComparison.Ordinal);
             Assert.Equal(pid, agent.Supervisor.Pid);
 
-            var (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "images", "pull", "--hosts-dir", Path.Combine(ContainerdDir, "certs.d"), $"{registry}/team/app:1");
+            var (exit, output) = await CtrAsync(["images", "pull", "--hosts-dir", Path.Combine(ContainerdDir, "certs.d"), $"{registry}/team/app:1"]);
             Assert.True(exit == 0, output);
-            Assert.Contains(image.Index.Digest.ToString(), (await ContainerdDaemon.CtrAsync(SocketPath, "images", "ls")).Output, StringComparison.Ordinal);
+            Assert.Contains(image.Index.Digest.ToString(), (await CtrAsync(["images", "ls"])).Stdout, StringComparison.Ordinal);
             Assert.All(upstream.RepositoryRequests, r => Assert.Contains(" /v2/mirrored/team/app/", r, StringComparison.Ordinal));
             Assert.Empty(defaultEndpoint.RepositoryRequests);
 
-            (exit, _) = await ContainerdDaemon.CtrAsync(SocketPath, "images", "pull", "--hosts-dir", Path.Combine(ContainerdDir, "certs.d"), $"{registry}/team/missing:1");
+            (exit, _) = await CtrAsync(["images", "pull", "--hosts-dir", Path.Combine(ContainerdDir, "certs.d"), $"{registry}/team/missing:1"]);
             Assert.NotEqual(0, exit);
             Assert.Empty(defaultEndpoint.RepositoryRequests);
         }
@@ -262,7 +266,7 @@ public sealed class NodeAgentTests : IDisposable
                 Assert.Equal("pinned", record.Labels["io.cri-containerd.pinned"]);
             }
 
-            var (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "run", "--rm", "registry.airlock.test/team/app:1", "aag-txt-1");
+            var (exit, output) = await CtrAsync(["run", "--rm", "registry.airlock.test/team/app:1", "aag-txt-1"]);
             Assert.True(exit == 0, output);
             Assert.Equal(TestImage.Greeting, output.Trim());
             Assert.Contains(first.RepositoryRequests, r => r.Contains(" /v2/team/app/", StringComparison.Ordinal));
@@ -318,7 +322,7 @@ public sealed class NodeAgentTests : IDisposable
                     Assert.Equal("pinned", (await client.GetImageAsync(image, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
                 }
 
-                var (exit, output) = await ContainerdDaemon.CtrAsync(SocketPath, "run", "--rm", image, id);
+                var (exit, output) = await CtrAsync(["run", "--rm", image, id]);
                 Assert.True(exit == 0, output);
                 Assert.Equal(TestImage.Greeting, output.Trim());
             }
@@ -402,7 +406,7 @@ public sealed class NodeAgentTests : IDisposable
             using var wait = new CancellationTokenSource(Patience);
             var received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
             Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
-            var (exit, images) = await ContainerdDaemon.CtrAsync(SocketPath, "images", "ls", "-q");
+            var (exit, images) = await CtrAsync(["images", "ls", "-q"]);
             Assert.True(exit == 0, images);
             Assert.True(images.Contains("registry.airlock.test/agent/cli:1", StringComparison.Ordinal), Log());
             var containerd = ContainerdPids();

@@ -16,7 +16,7 @@ using TestRegistry = Airlock.Tests.Registry.TestRegistry;
 namespace Airlock.Tests.Node.ImagesDirectory;
 
 /// <summary>The air-gap images directory imported into a real containerd, checked with containerd's own ctr.</summary>
-public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : IClassFixture<ContainerdDaemon>, IDisposable
+public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : IClassFixture<ContainerdProcess>, IDisposable
 {
     private static readonly TestImage Image = TestImage.Build();
 
@@ -69,10 +69,10 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
 
         // The OCI archive kept every platform of the index.
         Assert.Equal(Image.Index.Digest, (await client.GetImageAsync("registry.airlock.test/dir/oci-gzip:1", CancellationToken.None))!.Target.Digest);
-        var (exit, output) = await daemon.CtrAsync("run", "--rm", "registry.airlock.test/dir/docker-zstd:1", "airlock-dir-1");
+        var (exit, output) = await daemon.CtrAsync(["run", "--rm", "registry.airlock.test/dir/docker-zstd:1", "airlock-dir-1"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
-        (exit, output) = await daemon.CtrAsync("run", "--rm", "registry.airlock.test/dir/oci-gzip:1", "airlock-dir-2");
+        (exit, output) = await daemon.CtrAsync(["run", "--rm", "registry.airlock.test/dir/oci-gzip:1", "airlock-dir-2"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
 
@@ -178,7 +178,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         var record = await client.GetImageAsync(name, CancellationToken.None);
         Assert.Equal(Image.Index.Digest, record!.Target.Digest);
         Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
-        var (exit, output) = await daemon.CtrAsync("run", "--rm", name, "airlock-dir-txt");
+        var (exit, output) = await daemon.CtrAsync(["run", "--rm", name, "airlock-dir-txt"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
     }
@@ -252,7 +252,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         // --images-dir defaults to <data-dir>/agent/images.
         await File.WriteAllTextAsync(Path.Combine(images, ".cache.json"), string.Empty);
         var code = await AirlockCli.RunAsync(
-            ["agent", "--data-dir", Path.Combine(_scratch, "data"), "--containerd-socket", daemon.SocketPath, "--watch", "false"],
+            ["agent", "--data-dir", Path.Combine(_scratch, "data"), "--containerd-socket", daemon.Address, "--watch", "false"],
             new Hashtable(), output, error);
 
         Assert.True(code == 0, error.ToString());
@@ -270,7 +270,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdDaemon daemon) : ICla
         using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         notify.Bind(new UnixDomainSocketEndPoint(socketPath));
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "airlock.dll"), "agent", "--images-dir", _directory, "--containerd-socket", daemon.SocketPath })
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "airlock.dll"), "agent", "--images-dir", _directory, "--containerd-socket", daemon.Address })
         {
             start.ArgumentList.Add(arg);
         }

@@ -53,8 +53,11 @@ public sealed class MirrorCommandTests : IDisposable
 
     [Theory]
     [InlineData("--mirror-address", "nowhere", "--mirror-address \"nowhere\" is not an address")]
-    [InlineData("--connect-timeout", "soon", "--connect-timeout \"soon\" is not a positive time")]
-    [InlineData("--response-timeout", "-1", "--response-timeout \"-1\" is not a positive time")]
+    [InlineData("--connect-timeout", "soon", "--connect-timeout \"soon\" is not a duration like 90s")]
+    [InlineData("--connect-timeout", "5", "--connect-timeout \"5\" has no unit: add a unit, e.g. 5s")]
+    [InlineData("--connect-timeout", "0s", "--connect-timeout \"0s\" must be longer than 0")]
+    [InlineData("--response-timeout", "-1s", "--response-timeout \"-1s\" is negative")]
+    [InlineData("--response-timeout", "30", "--response-timeout \"30\" has no unit: add a unit, e.g. 30s")]
     public async Task Mirror_refuses_bad_flags_with_a_usage_error_naming_the_value(string flag, string value, string message)
     {
         var (code, _, error) = await RunAsync("mirror", "--registries", Registries("{}\n"), flag, value);

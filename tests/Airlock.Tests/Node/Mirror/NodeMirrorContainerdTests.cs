@@ -8,21 +8,21 @@ namespace Airlock.Tests.Node.Mirror;
 /// address → the node mirror → Airlock registries on loopback ports playing mirror endpoints and default endpoints.
 /// Registry names are loopback host:port pairs, so nothing ever resolves or reaches a name outside this machine.
 /// </summary>
-public sealed class NodeMirrorContainerdTests : IClassFixture<ContainerdDaemon>, IDisposable
+public sealed class NodeMirrorContainerdTests : IClassFixture<ContainerdProcess>, IDisposable
 {
-    private readonly ContainerdDaemon _containerd;
+    private readonly ContainerdProcess _containerd;
     private readonly string _dataDir = Directory.CreateTempSubdirectory("airlock-mirror-").FullName;
 
-    public NodeMirrorContainerdTests(ContainerdDaemon containerd) => _containerd = containerd;
+    public NodeMirrorContainerdTests(ContainerdProcess containerd) => _containerd = containerd;
 
     public void Dispose() => Directory.Delete(_dataDir, recursive: true);
 
-    private Task<(int ExitCode, string Output)> PullAsync(string certsDir, string reference) =>
-        _containerd.CtrAsync("images", "pull", "--hosts-dir", certsDir, reference);
+    private Task<ToolResult> PullAsync(string certsDir, string reference) =>
+        _containerd.CtrAsync(["images", "pull", "--hosts-dir", certsDir, reference]);
 
     private async Task<string> ImageDigestAsync(string reference)
     {
-        var (code, output) = await _containerd.CtrAsync("images", "ls");
+        var (code, output) = await _containerd.CtrAsync(["images", "ls"]);
         Assert.Equal(0, code);
         var line = output.Split('\n').Single(l => l.StartsWith(reference + " ", StringComparison.Ordinal));
         return line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Single(f => f.StartsWith("sha256:", StringComparison.Ordinal));

@@ -19,11 +19,11 @@ namespace Airlock.Tests.Registry.Auth;
 /// </summary>
 internal sealed class AuthTestServer : IAsyncDisposable
 {
-    private readonly WebApplication app;
+    private readonly WebApplication _app;
 
     private AuthTestServer(WebApplication app, Uri baseAddress)
     {
-        this.app = app;
+        _app = app;
         BaseAddress = baseAddress;
     }
 
@@ -85,8 +85,8 @@ internal sealed class AuthTestServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await app.StopAsync();
-        await app.DisposeAsync();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
     }
 
     private static List<AccessRequest> Requested(string method, string rest)

@@ -5,13 +5,13 @@ namespace Airlock.Tests.Registry.Auth;
 
 public sealed class BasicAccessControllerTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-basic-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-basic-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private async Task<AuthTestServer> StartAsync(bool anonymousPull, string? accessYaml = null)
     {
-        var htpasswd = Path.Combine(directory, "htpasswd");
+        var htpasswd = Path.Combine(_directory, "htpasswd");
         await File.WriteAllLinesAsync(htpasswd, [HtpasswdFileTests.Entry("alice", "wonderland"), HtpasswdFileTests.Entry("bob", "builder")]);
         var policy = accessYaml is null ? AccessPolicy.Create(anonymousPull) : AccessPolicy.Parse(accessYaml, "access.yaml", anonymousPull);
         return await AuthTestServer.StartAsync(new BasicAccessController(new HtpasswdFile(htpasswd, TimeProvider.System), policy));

@@ -4,9 +4,9 @@ namespace Airlock.Tests.Registry.Auth;
 
 public sealed class HtpasswdFileTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-htpasswd-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-htpasswd-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     /// <summary>A line as <c>htpasswd -B</c> writes it ($2y$, cost 5).</summary>
     internal static string Entry(string user, string password, char revision = 'y') =>
@@ -14,7 +14,7 @@ public sealed class HtpasswdFileTests : IDisposable
 
     private string Write(params string[] lines)
     {
-        var path = Path.Combine(directory, "htpasswd");
+        var path = Path.Combine(_directory, "htpasswd");
         File.WriteAllLines(path, lines);
         return path;
     }
@@ -62,7 +62,7 @@ public sealed class HtpasswdFileTests : IDisposable
     [Fact]
     public void A_missing_file_is_an_error_naming_it()
     {
-        var path = Path.Combine(directory, "absent");
+        var path = Path.Combine(_directory, "absent");
 
         var error = Assert.Throws<AuthConfigurationException>(() => new HtpasswdFile(path, new ManualTimeProvider()));
 
@@ -107,7 +107,7 @@ public sealed class HtpasswdFileTests : IDisposable
     [Fact]
     public void Successful_verifications_are_cached_so_repeated_requests_skip_bcrypt()
     {
-        var path = Path.Combine(directory, "htpasswd");
+        var path = Path.Combine(_directory, "htpasswd");
         // Cost 10 makes one bcrypt verification take tens of milliseconds.
         File.WriteAllText(path, $"alice:{BCrypt.Net.BCrypt.HashPassword("wonderland", BCrypt.Net.BCrypt.GenerateSalt(10, 'y'))}\n");
         var clock = new ManualTimeProvider();

@@ -5,13 +5,13 @@ namespace Airlock.Tests.Registry.Auth;
 
 public sealed class RegistryAuthenticationTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-auth-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-auth-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private string Htpasswd(params string[] lines)
     {
-        var path = Path.Combine(directory, "htpasswd");
+        var path = Path.Combine(_directory, "htpasswd");
         File.WriteAllLines(path, lines);
         return path;
     }
@@ -48,7 +48,7 @@ public sealed class RegistryAuthenticationTests : IDisposable
     public void Problems_in_htpasswd_and_access_file_come_together()
     {
         var htpasswd = Htpasswd("alice:$apr1$abc$def");
-        var access = Path.Combine(directory, "access.yaml");
+        var access = Path.Combine(_directory, "access.yaml");
         File.WriteAllText(access, "access:\n  - users: [alice]\n    repositories: [\"*\"]\n    actions: [pul]\n");
 
         var error = Assert.Throws<AuthConfigurationException>(() => RegistryAuthentication.Create(
@@ -65,7 +65,7 @@ public sealed class RegistryAuthenticationTests : IDisposable
         var htpasswd = Htpasswd(HtpasswdFileTests.Entry("alice", "wonderland"));
         using var basic = RegistryAuthentication.Create(new RegistryAuthOptions { HtpasswdPath = htpasswd }, TimeProvider.System);
         using var token = RegistryAuthentication.Create(
-            new RegistryAuthOptions { HtpasswdPath = htpasswd, UseTokens = true, TokenKeyPath = Path.Combine(directory, "token", "key.pem") },
+            new RegistryAuthOptions { HtpasswdPath = htpasswd, UseTokens = true, TokenKeyPath = Path.Combine(_directory, "token", "key.pem") },
             TimeProvider.System);
         await using var basicServer = await AuthTestServer.StartAsync(basic.AccessController);
         await using var tokenServer = await AuthTestServer.StartAsync(token.AccessController, app => app.MapRegistryTokenEndpoint(token.TokenEndpoint!));
@@ -80,6 +80,6 @@ public sealed class RegistryAuthenticationTests : IDisposable
         Assert.StartsWith("Basic ", basicChallenge.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
         Assert.StartsWith("Bearer realm=", bearerChallenge.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, tokenResponse.StatusCode);
-        Assert.True(File.Exists(Path.Combine(directory, "token", "key.pem")));
+        Assert.True(File.Exists(Path.Combine(_directory, "token", "key.pem")));
     }
 }

@@ -11,23 +11,23 @@ namespace Airlock.Tests.Registry.Auth;
 /// </summary>
 public sealed class SkopeoLoginTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-skopeo-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-skopeo-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Theory]
     [InlineData("basic")]
     [InlineData("token")]
     public async Task Skopeo_login_succeeds_with_the_right_password_over_TLS_trusting_only_the_CA(string mode)
     {
-        var material = RegistryTls.EnsureSelfSigned(Path.Combine(directory, "tls"), [], TimeProvider.System);
-        var certDirectory = Directory.CreateDirectory(Path.Combine(directory, "certs.d")).FullName;
+        var material = RegistryTls.EnsureSelfSigned(Path.Combine(_directory, "tls"), [], TimeProvider.System);
+        var certDirectory = Directory.CreateDirectory(Path.Combine(_directory, "certs.d")).FullName;
         File.Copy(material.CaCertificatePath!, Path.Combine(certDirectory, "ca.crt"));
-        var htpasswd = Path.Combine(directory, "htpasswd");
+        var htpasswd = Path.Combine(_directory, "htpasswd");
         await File.WriteAllLinesAsync(htpasswd, [HtpasswdFileTests.Entry("alice", "wonderland")]);
         var users = new HtpasswdFile(htpasswd, TimeProvider.System);
         var policy = AccessPolicy.Create(anonymousPull: false);
-        using var authority = TokenAuthority.LoadOrCreate(Path.Combine(directory, "token", "key.pem"), new TokenAuthOptions(), TimeProvider.System);
+        using var authority = TokenAuthority.LoadOrCreate(Path.Combine(_directory, "token", "key.pem"), new TokenAuthOptions(), TimeProvider.System);
         IAccessController controller = mode == "token" ? new TokenAccessController(authority, policy) : new BasicAccessController(users, policy);
         await using var server = await AuthTestServer.StartAsync(controller, app => app.MapRegistryTokenEndpoint(new TokenEndpoint(authority, users, policy)), material.ServerCertificate);
         var registry = $"127.0.0.1:{server.BaseAddress.Port}";
@@ -49,7 +49,7 @@ public sealed class SkopeoLoginTests : IDisposable
             RedirectStandardError = true,
             RedirectStandardInput = true,
         };
-        foreach (var argument in new[] { "login", "--authfile", Path.Combine(directory, "auth.json"), "--cert-dir", certDirectory, "-u", "alice", "--password-stdin", registry })
+        foreach (var argument in new[] { "login", "--authfile", Path.Combine(_directory, "auth.json"), "--cert-dir", certDirectory, "-u", "alice", "--password-stdin", registry })
         {
             start.ArgumentList.Add(argument);
         }

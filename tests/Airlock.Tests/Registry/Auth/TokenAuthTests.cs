@@ -18,20 +18,20 @@ public sealed class TokenAuthTests : IDisposable
             actions: [pull]
         """;
 
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-token-").FullName;
-    private readonly ManualTimeProvider clock = new(DateTimeOffset.UtcNow);
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-token-").FullName;
+    private readonly ManualTimeProvider _clock = new(DateTimeOffset.UtcNow);
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private string KeyPath => Path.Combine(directory, "registry", "token", "key.pem");
+    private string KeyPath => Path.Combine(_directory, "registry", "token", "key.pem");
 
     private async Task<AuthTestServer> StartAsync(bool anonymousPull = false, string? accessYaml = AccessYaml)
     {
-        var htpasswd = Path.Combine(directory, "htpasswd");
+        var htpasswd = Path.Combine(_directory, "htpasswd");
         await File.WriteAllLinesAsync(htpasswd, [HtpasswdFileTests.Entry("alice", "wonderland"), HtpasswdFileTests.Entry("bob", "builder")]);
-        var users = new HtpasswdFile(htpasswd, clock);
+        var users = new HtpasswdFile(htpasswd, _clock);
         var policy = accessYaml is null ? AccessPolicy.Create(anonymousPull) : AccessPolicy.Parse(accessYaml, "access.yaml", anonymousPull);
-        var authority = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), clock);
+        var authority = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), _clock);
         var endpoint = new TokenEndpoint(authority, users, policy);
         return await AuthTestServer.StartAsync(new TokenAccessController(authority, policy), app => app.MapRegistryTokenEndpoint(endpoint));
     }
@@ -95,7 +95,7 @@ public sealed class TokenAuthTests : IDisposable
         var token = response.GetProperty("token").GetString()!;
         Assert.Equal(token, response.GetProperty("access_token").GetString());
         Assert.Equal(900, response.GetProperty("expires_in").GetInt32());
-        Assert.Equal(clock.GetUtcNow().ToUnixTimeSeconds(), DateTimeOffset.Parse(response.GetProperty("issued_at").GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds());
+        Assert.Equal(_clock.GetUtcNow().ToUnixTimeSeconds(), DateTimeOffset.Parse(response.GetProperty("issued_at").GetString()!, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeSeconds());
         using (var header = JsonDocument.Parse(System.Buffers.Text.Base64Url.DecodeFromChars(token.Split('.')[0])))
         {
             Assert.Equal("ES256", header.RootElement.GetProperty("alg").GetString());
@@ -141,9 +141,9 @@ public sealed class TokenAuthTests : IDisposable
         var token = (await FetchTokenAsync(alice, "service=airlock&scope=repository:team-a/app:pull")).GetProperty("token").GetString()!;
         using var client = server.Client();
 
-        clock.Advance(TimeSpan.FromMinutes(15));
+        _clock.Advance(TimeSpan.FromMinutes(15));
         using var stillValid = await SendAsync(client, HttpMethod.Get, "/v2/team-a/app/manifests/1", token);
-        clock.Advance(TimeSpan.FromMinutes(1));
+        _clock.Advance(TimeSpan.FromMinutes(1));
         using var expired = await SendAsync(client, HttpMethod.Get, "/v2/team-a/app/manifests/1", token);
 
         Assert.Equal(HttpStatusCode.OK, stillValid.StatusCode);
@@ -165,7 +165,7 @@ public sealed class TokenAuthTests : IDisposable
         Assert.NotEqual(claims, widened);
         var signature = System.Buffers.Text.Base64Url.DecodeFromChars(parts[2]);
         signature[10] ^= 1;
-        using var otherAuthority = TokenAuthority.LoadOrCreate(Path.Combine(directory, "other.pem"), new TokenAuthOptions(), clock);
+        using var otherAuthority = TokenAuthority.LoadOrCreate(Path.Combine(_directory, "other.pem"), new TokenAuthOptions(), _clock);
 
         var rejected = new Dictionary<string, string>
         {
@@ -190,7 +190,7 @@ public sealed class TokenAuthTests : IDisposable
     public async Task Token_for_another_service_is_refused()
     {
         await using var server = await StartAsync();
-        using var elsewhere = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions { Service = "other-registry" }, clock);
+        using var elsewhere = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions { Service = "other-registry" }, _clock);
         using var client = server.Client();
 
         using var response = await SendAsync(client, HttpMethod.Get, "/v2/team-a/app/manifests/1", elsewhere.Issue("alice", [AccessRequest.Repository("team-a/app", "pull")]).Token);
@@ -351,12 +351,12 @@ public sealed class TokenAuthTests : IDisposable
     public void Signing_key_is_created_once_with_mode_0600_and_reused_so_tokens_survive_a_restart()
     {
         string token;
-        using (var first = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), clock))
+        using (var first = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), _clock))
         {
             token = first.Issue("alice", [AccessRequest.Repository("a", "pull")]).Token;
         }
 
-        using var second = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), clock);
+        using var second = TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), _clock);
 
         Assert.True(second.TryValidate(token, out var claims, out var error), error);
         Assert.Equal("alice", claims.Subject);
@@ -371,7 +371,7 @@ public sealed class TokenAuthTests : IDisposable
         Directory.CreateDirectory(Path.GetDirectoryName(KeyPath)!);
         File.WriteAllText(KeyPath, "garbage");
 
-        var error = Assert.Throws<AuthConfigurationException>(() => TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), clock));
+        var error = Assert.Throws<AuthConfigurationException>(() => TokenAuthority.LoadOrCreate(KeyPath, new TokenAuthOptions(), _clock));
 
         Assert.StartsWith($"{KeyPath}: cannot use token signing key", error.Message, StringComparison.Ordinal);
         Assert.Equal("garbage", File.ReadAllText(KeyPath));

@@ -7,16 +7,16 @@ namespace Airlock.Tests.Registry.Tls;
 
 public sealed class CertificateAuthorityTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-ca-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-ca-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     [Fact]
     public void Issues_client_certificates_that_chain_to_the_CA_after_a_save_and_load()
     {
         var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
-        var certificatePath = Path.Combine(directory, "ca.crt");
-        var keyPath = Path.Combine(directory, "ca.key");
+        var certificatePath = Path.Combine(_directory, "ca.crt");
+        var keyPath = Path.Combine(_directory, "ca.key");
         using (var created = CertificateAuthority.Create("Cluster CA", TimeSpan.FromDays(3650), clock))
         {
             created.Save(certificatePath, keyPath);
@@ -53,8 +53,8 @@ public sealed class CertificateAuthorityTests : IDisposable
     {
         using var ca = CertificateAuthority.Create("Real CA", TimeSpan.FromDays(10), TimeProvider.System);
         using var leaf = ca.Issue(new LeafCertificateRequest("x", ["x.lan"], [], TimeSpan.FromDays(5)));
-        var certificatePath = Path.Combine(directory, "leaf.crt");
-        var keyPath = Path.Combine(directory, "leaf.key");
+        var certificatePath = Path.Combine(_directory, "leaf.crt");
+        var keyPath = Path.Combine(_directory, "leaf.key");
         PemFiles.Write(leaf, certificatePath, keyPath);
 
         var error = Assert.Throws<TlsMaterialException>(() => CertificateAuthority.Load(certificatePath, keyPath, TimeProvider.System));

@@ -14,11 +14,11 @@ namespace Airlock.Tests.Registry.Tls;
 
 public sealed class RegistryTlsTests : IDisposable
 {
-    private readonly string directory = Directory.CreateTempSubdirectory("airlock-tls-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("airlock-tls-").FullName;
 
-    public void Dispose() => Directory.Delete(directory, recursive: true);
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private string Tls => Path.Combine(directory, "registry", "tls");
+    private string Tls => Path.Combine(_directory, "registry", "tls");
 
     [Fact]
     public async Task Self_signed_server_certificate_is_accepted_by_a_client_trusting_only_the_CA()
@@ -173,8 +173,8 @@ public sealed class RegistryTlsTests : IDisposable
     {
         using var ca = CertificateAuthority.Create("Site CA", TimeSpan.FromDays(30), TimeProvider.System);
         using var leaf = ca.Issue(new LeafCertificateRequest("registry", ["registry.lan"], [], TimeSpan.FromDays(10)));
-        var certificatePath = Path.Combine(directory, "tls.crt");
-        var keyPath = Path.Combine(directory, "tls.key");
+        var certificatePath = Path.Combine(_directory, "tls.crt");
+        var keyPath = Path.Combine(_directory, "tls.key");
         PemFiles.Write(leaf, certificatePath, keyPath);
         File.AppendAllText(certificatePath, ca.Certificate.ExportCertificatePem() + "\n");
 
@@ -193,20 +193,20 @@ public sealed class RegistryTlsTests : IDisposable
         using var ca = CertificateAuthority.Create("Site CA", TimeSpan.FromDays(3650), clock);
         using var leaf = ca.Issue(new LeafCertificateRequest("registry", ["registry.lan"], [], TimeSpan.FromDays(10)));
         using var otherLeaf = ca.Issue(new LeafCertificateRequest("other", ["other.lan"], [], TimeSpan.FromDays(10)));
-        var certificatePath = Path.Combine(directory, "tls.crt");
-        var keyPath = Path.Combine(directory, "tls.key");
-        var otherKeyPath = Path.Combine(directory, "other.key");
-        var garbagePath = Path.Combine(directory, "garbage.crt");
+        var certificatePath = Path.Combine(_directory, "tls.crt");
+        var keyPath = Path.Combine(_directory, "tls.key");
+        var otherKeyPath = Path.Combine(_directory, "other.key");
+        var garbagePath = Path.Combine(_directory, "garbage.crt");
         PemFiles.Write(leaf, certificatePath, keyPath);
-        PemFiles.Write(otherLeaf, Path.Combine(directory, "other.crt"), otherKeyPath);
+        PemFiles.Write(otherLeaf, Path.Combine(_directory, "other.crt"), otherKeyPath);
         File.WriteAllText(garbagePath, "hello\n");
 
-        var missing = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(Path.Combine(directory, "absent.crt"), keyPath, clock));
-        Assert.Equal($"{Path.Combine(directory, "absent.crt")}: certificate file does not exist", missing.Message);
-        var missingKey = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, Path.Combine(directory, "absent.key"), clock));
-        Assert.Equal($"{Path.Combine(directory, "absent.key")}: private key file does not exist", missingKey.Message);
-        var unreadable = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(directory, keyPath, clock));
-        Assert.StartsWith($"{directory}: certificate file is not readable", unreadable.Message, StringComparison.Ordinal);
+        var missing = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(Path.Combine(_directory, "absent.crt"), keyPath, clock));
+        Assert.Equal($"{Path.Combine(_directory, "absent.crt")}: certificate file does not exist", missing.Message);
+        var missingKey = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, Path.Combine(_directory, "absent.key"), clock));
+        Assert.Equal($"{Path.Combine(_directory, "absent.key")}: private key file does not exist", missingKey.Message);
+        var unreadable = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(_directory, keyPath, clock));
+        Assert.StartsWith($"{_directory}: certificate file is not readable", unreadable.Message, StringComparison.Ordinal);
         var mismatched = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, otherKeyPath, clock));
         Assert.StartsWith($"{otherKeyPath}: private key does not match the certificate", mismatched.Message, StringComparison.Ordinal);
         var garbage = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(garbagePath, keyPath, clock));

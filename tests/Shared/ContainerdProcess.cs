@@ -1,6 +1,7 @@
 using System.Globalization;
+using Airlock.Node.Containerd;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>Where a fixture's containerd keeps everything, for a config.toml written by someone else.</summary>
 public sealed record ContainerdLocations(string RootPath)
@@ -21,18 +22,38 @@ public sealed record ContainerdLocations(string RootPath)
 /// the daemon by PID, kills only the shims started for this daemon's socket, then unmounts and deletes
 /// everything under the temp root.
 /// </summary>
-public sealed class ContainerdProcess : IAsyncDisposable
+/// <remarks>
+/// The one containerd fixture of the unit and interop suites (linked into both). Started with
+/// <see cref="StartAsync(CancellationToken)"/>, or by xunit as a class fixture (<see cref="IAsyncLifetime"/>):
+/// that one works in containerd's <c>k8s.io</c> namespace, where Airlock's own client imports as K3s does.
+/// </remarks>
+public sealed class ContainerdProcess : IAsyncLifetime, IAsyncDisposable
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
-    private readonly ServerProcess _server;
-    private readonly TempRoot _root;
 
-    private ContainerdProcess(ServerProcess server, TempRoot root, string snapshotter)
+    /// <summary>K3s's (and so Airlock's) CRI streaming port, fixed: a second CRI containerd on it dies at start.</summary>
+    private const string FixedStreamPort = "stream_server_port = \"10010\"";
+
+    private readonly Func<ContainerdLocations, Task<string>> _writeConfig;
+    private readonly IReadOnlyList<string>? _launcher;
+    private readonly TempRoot _root;
+    private ServerProcess? _server;
+    private bool _disposed;
+
+    /// <summary>A class fixture: its own config with CRI off, in the <c>k8s.io</c> namespace; xunit starts and stops it.</summary>
+    public ContainerdProcess()
+        : this(WriteOwnConfigAsync, null, ContainerdClient.DefaultNamespace)
     {
-        _server = server;
-        _root = root;
-        Snapshotter = snapshotter;
-        Namespace = $"airlock-{Guid.NewGuid().ToString("N")[..8]}";
+    }
+
+    private ContainerdProcess(Func<ContainerdLocations, Task<string>> writeConfig, IReadOnlyList<string>? launcher, string? @namespace)
+    {
+        _writeConfig = writeConfig;
+        _launcher = launcher;
+        // Short prefix: the socket path must fit in sockaddr_un's 108 bytes.
+        _root = TempRoot.Create("airlock-ctrd-");
+        Snapshotter = "overlayfs";
+        Namespace = @namespace ?? $"airlock-{Guid.NewGuid().ToString("N")[..8]}";
     }
 
     /// <summary>The containerd namespace this fixture's images and containers live in.</summary>
@@ -41,14 +62,20 @@ public sealed class ContainerdProcess : IAsyncDisposable
     /// <summary><c>overlayfs</c> where the kernel allows it (it does in this sandbox), otherwise <c>native</c>.</summary>
     public string Snapshotter { get; private set; }
 
-    public string Address => new ContainerdLocations(_root.Path).Address;
+    public string Address => Locations.Address;
+
+    /// <summary>Where root, state and socket are, e.g. to render a config.toml for them.</summary>
+    public ContainerdLocations Locations => new(_root.Path);
 
     /// <summary>The temp folder holding root, state, socket, runc root and certs.d.</summary>
     public string RootPath => _root.Path;
 
-    public int Pid => _server.Pid;
+    public int Pid => Server.Pid;
 
-    public string RecentOutput => _server.RecentOutput;
+    /// <summary>The last lines containerd wrote (for failure messages).</summary>
+    public string RecentOutput => _server?.RecentOutput ?? string.Empty;
+
+    private ServerProcess Server => _server ?? throw new InvalidOperationException("containerd has not been started");
 
     /// <summary>
     /// The runc state folder for containers this fixture runs, kept off the machine's /run/containerd/runc
@@ -56,73 +83,97 @@ public sealed class ContainerdProcess : IAsyncDisposable
     /// </summary>
     public string RuncRoot => Path.Combine(_root.Path, "runc");
 
-    public static Task<ContainerdProcess> StartAsync(CancellationToken cancellationToken = default) =>
-        StartAsync(locations =>
-        {
-            var configPath = Path.Combine(locations.RootPath, "config.toml");
-            File.WriteAllText(configPath, $"""
-                version = 2
-                root = "{locations.RootPath}/root"
-                state = "{locations.RootPath}/state"
-                disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
-                [grpc]
-                  address = "{locations.RootPath}/containerd.sock"
-
-                [ttrpc]
-                  address = "{locations.RootPath}/containerd.sock.ttrpc"
-
-                [debug]
-                  level = "info"
-
-                [metrics]
-                  address = ""
-
-                [plugins."io.containerd.internal.v1.opt"]
-                  path = "{locations.RootPath}/opt"
-                """);
-            return Task.FromResult(configPath);
-        }, cancellationToken: cancellationToken);
+    public static async Task<ContainerdProcess> StartAsync(CancellationToken cancellationToken = default)
+    {
+        var containerd = new ContainerdProcess(WriteOwnConfigAsync, null, null);
+        await containerd.StartCoreAsync(cancellationToken);
+        return containerd;
+    }
 
     /// <summary>
     /// Starts containerd on the config.toml <paramref name="writeConfig"/> writes (and returns the path of); the
     /// config must put root, state and the gRPC socket where <see cref="ContainerdLocations"/> says, so the
     /// fixture can reach and clean up the daemon. <paramref name="launcher"/> is a command prefix that ends by
-    /// exec'ing containerd in the same process (e.g. <see cref="NetworkNamespace.Exec"/>), so the PID stays containerd's.
+    /// exec'ing containerd in the same process (e.g. the interop suite's <c>NetworkNamespace.Exec</c>), so the PID stays containerd's.
+    /// A fixed CRI streaming port in the config (K3s's 10010) is replaced by an ephemeral one: containerd 1.6 exits
+    /// ("Failed to run CRI service") when the port is taken, e.g. by another test's containerd on this machine.
     /// </summary>
     public static async Task<ContainerdProcess> StartAsync(Func<ContainerdLocations, Task<string>> writeConfig, IReadOnlyList<string>? launcher = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(writeConfig);
-
-        // Short prefix: the socket path must fit in sockaddr_un's 108 bytes.
-        var root = TempRoot.Create("airlock-ctrd-");
-        string configPath;
-        try
-        {
-            configPath = await writeConfig(new ContainerdLocations(root.Path));
-        }
-        catch
-        {
-            root.UnmountAndDelete();
-            throw;
-        }
-
-        List<string> command = [.. launcher ?? [], "containerd", "--config", configPath];
-        var server = ServerProcess.Start(command[0], command.Skip(1));
-        var containerd = new ContainerdProcess(server, root, "overlayfs");
-        try
-        {
-            await containerd.WaitUntilServingAsync(cancellationToken);
-            containerd.Snapshotter = await containerd.ChooseSnapshotterAsync(cancellationToken);
-        }
-        catch
-        {
-            await containerd.DisposeAsync();
-            throw;
-        }
-
+        var containerd = OnConfig(writeConfig, launcher);
+        await containerd.StartCoreAsync(cancellationToken);
         return containerd;
+    }
+
+    /// <summary>As <see cref="StartAsync(Func{ContainerdLocations, Task{string}}, IReadOnlyList{string}?, CancellationToken)"/>, started later by <see cref="InitializeAsync"/>.</summary>
+    public static ContainerdProcess OnConfig(Func<ContainerdLocations, Task<string>> writeConfig, IReadOnlyList<string>? launcher = null)
+    {
+        ArgumentNullException.ThrowIfNull(writeConfig);
+        return new ContainerdProcess(writeConfig, launcher, null);
+    }
+
+    /// <summary>Starts the daemon (xunit calls this for a class fixture).</summary>
+    public Task InitializeAsync() => StartCoreAsync(CancellationToken.None);
+
+    Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
+
+    /// <summary>A client of this daemon's gRPC API (Airlock's own), by default in <c>k8s.io</c>.</summary>
+    public ContainerdClient Connect(string @namespace = ContainerdClient.DefaultNamespace) => ContainerdClient.Connect(Address, @namespace);
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var configPath = await UnpinStreamPortAsync(await _writeConfig(Locations));
+            List<string> command = [.. _launcher ?? [], "containerd", "--config", configPath];
+            _server = ServerProcess.Start(command[0], command.Skip(1));
+            await WaitUntilServingAsync(cancellationToken);
+            Snapshotter = await ChooseSnapshotterAsync(cancellationToken);
+        }
+        catch
+        {
+            await DisposeAsync();
+            throw;
+        }
+    }
+
+    private static Task<string> WriteOwnConfigAsync(ContainerdLocations locations)
+    {
+        var configPath = Path.Combine(locations.RootPath, "config.toml");
+        File.WriteAllText(configPath, $"""
+            version = 2
+            root = "{locations.RootPath}/root"
+            state = "{locations.RootPath}/state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+            [grpc]
+              address = "{locations.RootPath}/containerd.sock"
+
+            [ttrpc]
+              address = "{locations.RootPath}/containerd.sock.ttrpc"
+
+            [debug]
+              level = "info"
+
+            [metrics]
+              address = ""
+
+            [plugins."io.containerd.internal.v1.opt"]
+              path = "{locations.RootPath}/opt"
+            """);
+        return Task.FromResult(configPath);
+    }
+
+    private static async Task<string> UnpinStreamPortAsync(string configPath)
+    {
+        var config = await File.ReadAllTextAsync(configPath);
+        if (config.Contains(FixedStreamPort, StringComparison.Ordinal))
+        {
+            await File.WriteAllTextAsync(configPath, config.Replace(FixedStreamPort, "stream_server_port = \"0\"", StringComparison.Ordinal));
+        }
+
+        return configPath;
     }
 
     /// <summary>Runs <c>ctr --address SOCK -n NAMESPACE ARGS</c>.</summary>
@@ -170,16 +221,30 @@ public sealed class ContainerdProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        if (!_server.HasExited)
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        if (_server is { HasExited: false })
         {
             await RemoveContainersAsync();
         }
 
-        await _server.StopAsync(TimeSpan.FromSeconds(10));
-        KillOwnShims();
+        if (_server is not null)
+        {
+            await _server.StopAsync(TimeSpan.FromSeconds(10));
+        }
+
+        KillShimsOf(Address);
         var stuck = _root.UnmountAndDelete();
         RemoveNamespaceCgroups();
-        await _server.DisposeAsync();
+        if (_server is not null)
+        {
+            await _server.DisposeAsync();
+        }
+
         if (stuck.Count > 0)
         {
             throw new InvalidOperationException($"could not unmount {string.Join(", ", stuck)}");
@@ -191,7 +256,7 @@ public sealed class ContainerdProcess : IAsyncDisposable
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
         {
-            _server.EnsureRunning();
+            Server.EnsureRunning();
             if (File.Exists(Address))
             {
                 var version = await Tool.RunAsync("ctr", ["--address", Address, "version"], TimeSpan.FromSeconds(10), cancellationToken: cancellationToken);
@@ -203,7 +268,7 @@ public sealed class ContainerdProcess : IAsyncDisposable
 
             if (DateTime.UtcNow > deadline)
             {
-                throw new TimeoutException($"containerd did not serve {Address} within {StartTimeout.TotalSeconds:0}s:\n{_server.RecentOutput}");
+                throw new TimeoutException($"containerd did not serve {Address} within {StartTimeout.TotalSeconds:0}s:\n{RecentOutput}");
             }
 
             await Task.Delay(100, cancellationToken);
@@ -242,7 +307,10 @@ public sealed class ContainerdProcess : IAsyncDisposable
     /// command line (<c>-address SOCK</c>), which is how they are told apart from any other
     /// containerd's shims on the machine.
     /// </summary>
-    public IReadOnlyList<int> OwnShimPids()
+    public IReadOnlyList<int> OwnShimPids() => ShimPidsOf(Address);
+
+    /// <summary>The shims started by the containerd serving <paramref name="address"/> (e.g. one a test had Airlock start).</summary>
+    public static IReadOnlyList<int> ShimPidsOf(string address)
     {
         var pids = new List<int>();
         foreach (var procEntry in Directory.EnumerateDirectories("/proc"))
@@ -262,7 +330,7 @@ public sealed class ContainerdProcess : IAsyncDisposable
                 continue; // exited meanwhile
             }
 
-            if (commandLine[0].Contains("containerd-shim", StringComparison.Ordinal) && commandLine.Contains(Address, StringComparer.Ordinal))
+            if (commandLine[0].Contains("containerd-shim", StringComparison.Ordinal) && commandLine.Contains(address, StringComparer.Ordinal))
             {
                 pids.Add(pid);
             }
@@ -271,9 +339,10 @@ public sealed class ContainerdProcess : IAsyncDisposable
         return pids;
     }
 
-    private void KillOwnShims()
+    /// <summary>Kills (SIGKILL, by PID) only the shims of the containerd serving <paramref name="address"/>.</summary>
+    public static void KillShimsOf(string address)
     {
-        foreach (var pid in OwnShimPids())
+        foreach (var pid in ShimPidsOf(address))
         {
             _ = Signals.Send(pid, Signals.Kill);
         }

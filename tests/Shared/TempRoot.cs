@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>
 /// A temp folder that container tools (containerd, podman) may have mounted things under. Deleting it
@@ -16,6 +16,9 @@ public sealed partial class TempRoot
     public string Path { get; }
 
     public static TempRoot Create(string prefix) => new(Directory.CreateTempSubdirectory(prefix).FullName);
+
+    /// <summary>A folder created elsewhere, e.g. one a test gave Airlock's own containerd supervisor.</summary>
+    public static TempRoot Of(string path) => new(path);
 
     /// <summary>Mount points at or below this folder, deepest first.</summary>
     public IReadOnlyList<string> MountsBelow()

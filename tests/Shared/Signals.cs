@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>POSIX signals to one process by PID. .NET can only SIGKILL; servers deserve a SIGTERM first.</summary>
 public static partial class Signals

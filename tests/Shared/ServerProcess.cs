@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>
 /// A long-running server a test started itself (registry, containerd). It keeps the tail of the
@@ -43,17 +43,7 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public static ServerProcess Start(string fileName, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var start = new ProcessStartInfo(fileName)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
+        var start = Tool.StartInfo(fileName, arguments);
 
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {

@@ -1,14 +1,24 @@
 using System.Diagnostics;
 
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>What a finished command-line tool run produced.</summary>
 public sealed record ToolResult(string Command, int ExitCode, string Stdout, string Stderr)
 {
     public bool Succeeded => ExitCode == 0;
 
+    /// <summary>Stdout followed by stderr.</summary>
+    public string Output => Stdout + Stderr;
+
     /// <summary>Everything a failure message needs to explain itself.</summary>
     public override string ToString() => $"`{Command}` exited {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}";
+
+    /// <summary>Exit code and stdout followed by stderr, for <c>var (exit, output) = await …</c>.</summary>
+    public void Deconstruct(out int exitCode, out string output)
+    {
+        exitCode = ExitCode;
+        output = Output;
+    }
 
     /// <summary>Returns this result, or throws with the full output when the tool failed.</summary>
     public ToolResult EnsureSuccess() =>
@@ -29,12 +39,8 @@ public static class Tool
     /// </summary>
     public static IReadOnlyDictionary<string, string> HermeticContainersEnvironment { get; } = CreateHermeticEnvironment();
 
-    public static Task<ToolResult> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan? timeout = null,
-        IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellationToken = default) =>
-        RunAsync(fileName, arguments.ToList(), timeout ?? DefaultTimeout, environment, cancellationToken);
-
-    private static async Task<ToolResult> RunAsync(string fileName, List<string> arguments, TimeSpan timeout,
-        IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
+    /// <summary>How every test starts a program: no shell, all three standard streams redirected.</summary>
+    public static ProcessStartInfo StartInfo(string fileName, IEnumerable<string> arguments)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -47,6 +53,18 @@ public static class Tool
         {
             start.ArgumentList.Add(argument);
         }
+
+        return start;
+    }
+
+    public static Task<ToolResult> RunAsync(string fileName, IEnumerable<string> arguments, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null, CancellationToken cancellationToken = default) =>
+        RunAsync(fileName, arguments.ToList(), timeout ?? DefaultTimeout, environment, cancellationToken);
+
+    private static async Task<ToolResult> RunAsync(string fileName, List<string> arguments, TimeSpan timeout,
+        IReadOnlyDictionary<string, string>? environment, CancellationToken cancellationToken)
+    {
+        var start = Tool.StartInfo(fileName, arguments);
 
         foreach (var (name, value) in HermeticContainersEnvironment)
         {
