@@ -1,5 +1,5 @@
-using Airlock.Node.Containerd.Cri;
 using Airlock.Node.Containerd;
+using Airlock.Node.Containerd.Cri;
 using Grpc.Core;
 using Grpc.Net.Client;
 
