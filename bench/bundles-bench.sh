@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bundles-bench.sh — `airlock images save/load` against `skopeo copy`, same content, same run.
 #
-# Usage: bench/bundles-bench.sh [--images N] [--layers N] [--layer-mib N] [--no-results]
+# Usage: bench/bundles-bench.sh [--images N] [--layers N] [--layer-mib N] [--rounds N] [--no-results]
 #
 # Seeds an Airlock registry on loopback with N images of L random layers each (default 4 x 4 x 64 MiB =
 # 1 GiB), then measures, each tool against its own fresh target so neither profits from the other:
@@ -10,18 +10,23 @@
 #   2. archive -> registry: `airlock images load all.tar --to REGISTRY/prefix` vs `skopeo copy
 #      docker-archive:FILE docker://...` for every archive, into an empty registry each;
 # wall time and peak RSS (GNU time's maximum resident set size; for skopeo the largest of its runs).
+# Each direction runs --rounds times (default 2) with the order of the two tools alternating, each round into
+# fresh targets: on this VM a step's time depends on what ran just before it (once, Airlock's load took
+# 2.9-3.3 s right after skopeo's and 1.8-2.0 s right after Airlock's save), so one fixed order is not a fair
+# comparison. The best round of each tool counts; every round is listed.
 # Goal (issue "Bundles"): Airlock >= 2x faster both ways, peak RSS < 150 MiB. Figures are appended to
 # bench/RESULTS.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$here/.." && pwd)
-images=4; layers=4; layer_mib=64; write_results=1
+images=4; layers=4; layer_mib=64; rounds=2; write_results=1
 while (( $# )); do
   case $1 in
     --images) images=$2; shift 2 ;;
     --layers) layers=$2; shift 2 ;;
     --layer-mib) layer_mib=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --no-results) write_results=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bundles-bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -60,11 +65,7 @@ start_registry() {  # name; sets port[name]. Not in $(...): the server must stay
   port[$name]=$p
 }
 start_registry source
-start_registry target-skopeo
-start_registry target-airlock
 source_port=${port[source]}
-skopeo_target=${port[target-skopeo]}
-airlock_target=${port[target-airlock]}
 
 sha() { openssl dgst -sha256 -r "$1" | cut -d' ' -f1; }
 put_blob() {  # layout file -> digest (stores under blobs/sha256)
@@ -101,25 +102,49 @@ timed() {  # label cmd... -> appends "seconds maxrss_kib" to $work/label
   /usr/bin/time -f '%e %M' -o "$work/time.tmp" "$@" >/dev/null 2>"$work/$label.err" || { cat "$work/$label.err" >&2; exit 1; }
   cat "$work/time.tmp" >>"$work/$label"
 }
-sum_time() { awk '{s+=$1} END {printf "%.2f", s}' "$work/$1"; }
 max_rss() { awk '{if ($2>m) m=$2} END {printf "%.1f", m/1024}' "$work/$1"; }
 
-log "registry -> archive: skopeo"
-for i in $(seq 1 "$images"); do
-  timed skopeo-save skopeo copy --quiet --src-tls-verify=false "docker://${refs[$((i-1))]}" "docker-archive:$work/skopeo-$i.tar:bench/img$i:1"
+sum_last() { tail -n "$2" "$work/$1" | awk '{s+=$1} END {printf "%.2f", s}'; }
+save_skopeo() {
+  log "registry -> archive: skopeo (round $1)"
+  for i in $(seq 1 "$images"); do
+    rm -f "$work/skopeo-$i.tar"
+    timed skopeo-save skopeo copy --quiet --src-tls-verify=false "docker://${refs[$((i-1))]}" "docker-archive:$work/skopeo-$i.tar:bench/img$i:1"
+  done
+  echo "$(sum_last skopeo-save "$images")" >>"$work/skopeo-save.rounds"
+}
+save_airlock() {
+  log "registry -> archive: airlock (round $1)"
+  rm -f "$work/airlock.tar"
+  timed airlock-save "$airlock" images save --quiet -o "$work/airlock.tar" "${refs[@]}"
+  echo "$(sum_last airlock-save 1)" >>"$work/airlock-save.rounds"
+}
+load_skopeo() {
+  log "archive -> registry: skopeo (round $1)"
+  start_registry "target-skopeo-$1"
+  for i in $(seq 1 "$images"); do
+    timed skopeo-load skopeo copy --quiet --dest-tls-verify=false "docker-archive:$work/skopeo-$i.tar" "docker://127.0.0.1:${port[target-skopeo-$1]}/bench/img$i:1"
+  done
+  echo "$(sum_last skopeo-load "$images")" >>"$work/skopeo-load.rounds"
+}
+load_airlock() {
+  log "archive -> registry: airlock (round $1)"
+  start_registry "target-airlock-$1"
+  timed airlock-load "$airlock" images load --quiet "$work/airlock.tar" --to "127.0.0.1:${port[target-airlock-$1]}"
+  echo "$(sum_last airlock-load 1)" >>"$work/airlock-load.rounds"
+}
+for r in $(seq 1 "$rounds"); do
+  if (( r % 2 )); then save_skopeo "$r"; save_airlock "$r"; else save_airlock "$r"; save_skopeo "$r"; fi
 done
-log "registry -> archive: airlock"
-timed airlock-save "$airlock" images save --quiet -o "$work/airlock.tar" "${refs[@]}"
+for r in $(seq 1 "$rounds"); do
+  if (( r % 2 )); then load_skopeo "$r"; load_airlock "$r"; else load_airlock "$r"; load_skopeo "$r"; fi
+done
 
-log "archive -> registry: skopeo"
-for i in $(seq 1 "$images"); do
-  timed skopeo-load skopeo copy --quiet --dest-tls-verify=false "docker-archive:$work/skopeo-$i.tar" "docker://127.0.0.1:$skopeo_target/bench/img$i:1"
-done
-log "archive -> registry: airlock"
-timed airlock-load "$airlock" images load --quiet "$work/airlock.tar" --to "127.0.0.1:$airlock_target"
+best() { sort -g "$work/$1.rounds" | head -1; }
+all() { paste -sd' ' "$work/$1.rounds"; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b / a}'; }
-ss_=$(sum_time skopeo-save); as_=$(sum_time airlock-save); sl=$(sum_time skopeo-load); al=$(sum_time airlock-load)
+ss_=$(best skopeo-save); as_=$(best airlock-save); sl=$(best skopeo-load); al=$(best airlock-load)
 report=$(cat <<EOF
 
 ## $(date -u '+%Y-%m-%d %H:%M UTC') — bundles-bench.sh
@@ -127,6 +152,8 @@ report=$(cat <<EOF
 Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)${AIRLOCK_BIN:+ ($AIRLOCK_BIN)}; $(skopeo --version).
 Content: $images images x $layers layers x $layer_mib MiB = $total_mib MiB, uncompressed tar layers, on loopback.
+Best of $rounds rounds, the tools' order alternating (seconds per round — save: airlock $(all airlock-save), skopeo
+$(all skopeo-save); load: airlock $(all airlock-load), skopeo $(all skopeo-load)).
 
 | direction | airlock s | skopeo s | speed-up (skopeo / airlock) | airlock peak RSS MiB | skopeo peak RSS MiB | goal |
 |---|---|---|---|---|---|---|
