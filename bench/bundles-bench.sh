@@ -13,7 +13,10 @@
 # Each direction runs --rounds times (default 2) with the order of the two tools alternating, each round into
 # fresh targets: on this VM a step's time depends on what ran just before it (once, Airlock's load took
 # 2.9-3.3 s right after skopeo's and 1.8-2.0 s right after Airlock's save), so one fixed order is not a fair
-# comparison. The best round of each tool counts; every round is listed.
+# comparison. The best round of each tool counts; every round is listed. As root, every timed step starts
+# from the same memory state: dirty data synced and the page cache dropped (so both tools read their source
+# archives from disk, as from a drive carried across the gap); otherwise a step inherits the previous one's
+# page cache, which on this VM made the registry's page-cache writes cost up to 3x the CPU (bench/RESULTS.md).
 # Goal (issue "Bundles"): Airlock >= 2x faster both ways, peak RSS < 150 MiB. Figures are appended to
 # bench/RESULTS.md.
 set -euo pipefail
@@ -104,11 +107,16 @@ timed() {  # label cmd... -> appends "seconds maxrss_kib" to $work/label
 }
 max_rss() { awk '{if ($2>m) m=$2} END {printf "%.1f", m/1024}' "$work/$1"; }
 
+settle() {  # the same start for every timed step (root only)
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
+}
 sum_last() { tail -n "$2" "$work/$1" | awk '{s+=$1} END {printf "%.2f", s}'; }
 save_skopeo() {
   log "registry -> archive: skopeo (round $1)"
   for i in $(seq 1 "$images"); do
     rm -f "$work/skopeo-$i.tar"
+    settle
     timed skopeo-save skopeo copy --quiet --src-tls-verify=false "docker://${refs[$((i-1))]}" "docker-archive:$work/skopeo-$i.tar:bench/img$i:1"
   done
   echo "$(sum_last skopeo-save "$images")" >>"$work/skopeo-save.rounds"
@@ -116,6 +124,7 @@ save_skopeo() {
 save_airlock() {
   log "registry -> archive: airlock (round $1)"
   rm -f "$work/airlock.tar"
+  settle
   timed airlock-save "$airlock" images save --quiet -o "$work/airlock.tar" "${refs[@]}"
   echo "$(sum_last airlock-save 1)" >>"$work/airlock-save.rounds"
 }
@@ -123,6 +132,7 @@ load_skopeo() {
   log "archive -> registry: skopeo (round $1)"
   start_registry "target-skopeo-$1"
   for i in $(seq 1 "$images"); do
+    settle
     timed skopeo-load skopeo copy --quiet --dest-tls-verify=false "docker-archive:$work/skopeo-$i.tar" "docker://127.0.0.1:${port[target-skopeo-$1]}/bench/img$i:1"
   done
   echo "$(sum_last skopeo-load "$images")" >>"$work/skopeo-load.rounds"
@@ -130,6 +140,7 @@ load_skopeo() {
 load_airlock() {
   log "archive -> registry: airlock (round $1)"
   start_registry "target-airlock-$1"
+  settle
   timed airlock-load "$airlock" images load --quiet "$work/airlock.tar" --to "127.0.0.1:${port[target-airlock-$1]}"
   echo "$(sum_last airlock-load 1)" >>"$work/airlock-load.rounds"
 }
@@ -152,7 +163,7 @@ report=$(cat <<EOF
 Machine: nproc $(nproc), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 Versions: airlock $(git -C "$repo_root" rev-parse --short HEAD 2>/dev/null || echo unknown)${AIRLOCK_BIN:+ ($AIRLOCK_BIN)}; $(skopeo --version).
 Content: $images images x $layers layers x $layer_mib MiB = $total_mib MiB, uncompressed tar layers, on loopback.
-Best of $rounds rounds, the tools' order alternating (seconds per round — save: airlock $(all airlock-save), skopeo
+Best of $rounds rounds, the tools' order alternating, $([[ -w /proc/sys/vm/drop_caches ]] && echo "page cache dropped before every timed step" || echo "page cache NOT dropped (not root)") (seconds per round — save: airlock $(all airlock-save), skopeo
 $(all skopeo-save); load: airlock $(all airlock-load), skopeo $(all skopeo-load)).
 
 | direction | airlock s | skopeo s | speed-up (skopeo / airlock) | airlock peak RSS MiB | skopeo peak RSS MiB | goal |
