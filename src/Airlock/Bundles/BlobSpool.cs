@@ -46,12 +46,7 @@ internal sealed class BlobSpool : IDisposable
                 do
                 {
                     // Whole chunks, so the file sees few large writes whatever sizes the network delivers.
-                    filled = 0;
-                    int n;
-                    while (filled < buffer.Length && (n = await verified.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        filled += n;
-                    }
+                    filled = await verified.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
 
                     await RandomAccess.WriteAsync(file, buffer.AsMemory(0, filled), offset, cancellationToken).ConfigureAwait(false);
                     offset += filled;

@@ -186,12 +186,10 @@ public static partial class ImageGraph
         {
             try
             {
-                progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
-                var content = await source.OpenBlobAsync(blob, failed.Token).ConfigureAwait(false);
+                var content = await OpenCountedAsync(source, blob, progress, failed.Token).ConfigureAwait(false);
                 await using (content.ConfigureAwait(false))
                 {
-                    var counted = progress is null ? content : new ProgressStream(content, blob, progress);
-                    return await BlobSpool.WriteAsync(target.SpoolDirectory, blob, counted, failed.Token).ConfigureAwait(false);
+                    return await BlobSpool.WriteAsync(target.SpoolDirectory, blob, content, failed.Token).ConfigureAwait(false);
                 }
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -204,12 +202,10 @@ public static partial class ImageGraph
 
         private async Task StreamBlobAsync(IImageSource source, Descriptor blob, CancellationToken cancellationToken)
         {
-            progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
-            var content = await source.OpenBlobAsync(blob, cancellationToken).ConfigureAwait(false);
+            var content = await OpenCountedAsync(source, blob, progress, cancellationToken).ConfigureAwait(false);
             await using (content.ConfigureAwait(false))
             {
-                var counted = progress is null ? content : new ProgressStream(content, blob, progress);
-                await target.WriteBlobAsync(blob, counted, cancellationToken).ConfigureAwait(false);
+                await target.WriteBlobAsync(blob, content, cancellationToken).ConfigureAwait(false);
             }
         }
 

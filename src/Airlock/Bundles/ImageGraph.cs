@@ -201,12 +201,10 @@ public static partial class ImageGraph
                     return;
                 }
 
-                progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
-                var content = await source.OpenBlobAsync(blob, cancellationToken).ConfigureAwait(false);
+                var content = await OpenCountedAsync(source, blob, progress, cancellationToken).ConfigureAwait(false);
                 await using (content.ConfigureAwait(false))
                 {
-                    var counted = progress is null ? content : new ProgressStream(content, blob, progress);
-                    await target.WriteBlobAsync(blob, counted, cancellationToken).ConfigureAwait(false);
+                    await target.WriteBlobAsync(blob, content, cancellationToken).ConfigureAwait(false);
                 }
 
                 progress?.Report(new CopyProgress(blob, blob.Size, CopyStage.Completed));
@@ -237,6 +235,14 @@ public static partial class ImageGraph
             }
         }
 
+    }
+
+    /// <summary>Opens a blob at the source for copying: reported as started, and counted for progress as it is read.</summary>
+    private static async Task<Stream> OpenCountedAsync(IImageSource source, Descriptor blob, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
+        var content = await source.OpenBlobAsync(blob, cancellationToken).ConfigureAwait(false);
+        return progress is null ? content : new ProgressStream(content, blob, progress);
     }
 
     // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
@@ -288,6 +294,23 @@ public static partial class ImageGraph
 
         public override void Flush()
         {
+        }
+
+        // The counted stream owns the source's stream: callers dispose only what they were given.
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            await inner.DisposeAsync().ConfigureAwait(false);
+            await base.DisposeAsync().ConfigureAwait(false);
         }
 
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();

@@ -472,13 +472,7 @@ public sealed class ArchiveTarget : ISequentialImageTarget
             {
                 while (true)
                 {
-                    var filled = 0;
-                    int n;
-                    while (filled < buffer.Length && (n = await ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        filled += n;
-                    }
-
+                    var filled = await ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
                     if (filled == 0)
                     {
                         return;
