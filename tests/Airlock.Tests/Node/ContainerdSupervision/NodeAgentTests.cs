@@ -292,9 +292,7 @@ public sealed class NodeAgentTests : IDisposable
     public async Task On_containerd_2_the_agent_writes_config_version_3_imports_archives_and_pulls_txt_lists_through_its_mirrors()
     {
         // Unpacked from Debian unstable's package by scripts/fetch-containerd-versions.sh (test.sh runs it as root).
-        var tools = Environment.GetEnvironmentVariable("AIRLOCK_TEST_TOOLS") is { Length: > 0 } t ? t : "/var/tmp/airlock-test-tools";
-        var bin = Path.Combine(tools, "containerd-2", "usr", "bin");
-        Assert.True(File.Exists(Path.Combine(bin, "containerd")), $"containerd 2 is not in {bin}: run scripts/fetch-containerd-versions.sh");
+        var bin = ContainerdRelease.Series2.BinDirectory()!;
         await using var mirror = await UpstreamRegistry.StartAsync();
         await mirror.PushAsync("team/app", "1", "listed, pulled by containerd 2");
         Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);

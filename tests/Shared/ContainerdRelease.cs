@@ -1,4 +1,4 @@
-namespace Airlock.Interop.Tests.Fixtures;
+namespace Airlock.Testing;
 
 /// <summary>
 /// A containerd release the node tests run the rendered config on: Debian 12's own (on PATH, installed by
@@ -18,10 +18,10 @@ public sealed record ContainerdRelease(string Series)
     private static string ToolsDirectory => Environment.GetEnvironmentVariable("AIRLOCK_TEST_TOOLS") is { Length: > 0 } tools ? tools : "/var/tmp/airlock-test-tools";
 
     /// <summary>
-    /// The command prefix that makes <c>containerd</c> (and the shims it starts, which it finds on PATH) this
-    /// release's: <c>env PATH=…</c>, which execs containerd so the PID stays containerd's. Null for Debian 12's.
+    /// The folder holding this release's <c>containerd</c>, <c>ctr</c> and shim; null for Debian 12's (on PATH). Throws,
+    /// naming the folder and the script that fills it, when the release has not been fetched.
     /// </summary>
-    public IReadOnlyList<string>? Launcher()
+    public string? BinDirectory()
     {
         if (this == Debian12)
         {
@@ -35,6 +35,13 @@ public sealed record ContainerdRelease(string Series)
                 $"containerd {Series} is not in {bin}: run scripts/fetch-containerd-versions.sh (test.sh does when run as root)");
         }
 
-        return ["env", $"PATH={bin}:{Environment.GetEnvironmentVariable("PATH")}"];
+        return bin;
     }
+
+    /// <summary>
+    /// The command prefix that makes <c>containerd</c> (and the shims it starts, which it finds on PATH) this
+    /// release's: <c>env PATH=…</c>, which execs containerd so the PID stays containerd's. Null for Debian 12's.
+    /// </summary>
+    public IReadOnlyList<string>? Launcher() =>
+        BinDirectory() is { } bin ? ["env", $"PATH={bin}:{Environment.GetEnvironmentVariable("PATH")}"] : null;
 }
