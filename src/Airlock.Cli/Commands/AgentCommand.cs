@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
+using Airlock.Cluster.Join;
 using Airlock.Node.Agent;
 using Airlock.Node.Containerd;
 using Airlock.Node.ContainerdSupervision;
@@ -51,6 +53,14 @@ internal static class AgentCommand
             + "containerd cannot do itself); those registries' hosts.toml point containerd at it. 'off' renders K3s's files unchanged.",
             $"127.0.0.1:{Airlock.Node.Mirror.MirrorOptions.DefaultPort}");
 
+        var server = new Option<string?>("--server", "-s") { Description = "Join the cluster of this airlock server (https://HOST:PORT) and keep its membership: heartbeats, certificate renewal." };
+        var token = new Option<string?>("--token", "-t") { Description = "Join token (K10<CA hash>::…) from the server's <data-dir>/server/token, --agent-token or `airlock token create`." };
+        var tokenFile = new Option<string?>("--token-file") { Description = "File holding the join token (instead of --token)." };
+        var withNodeId = new Option<bool>("--with-node-id") { Description = "With --server: add a random suffix (kept) to the node name, so machines sharing a host name join as different nodes." };
+        var nodeLabel = new Option<string[]>("--node-label") { Description = "With --server: a label key=value the node registers at join (repeatable); kubernetes.io and k8s.io labels are refused (KEP-279).", AllowMultipleArgumentsPerToken = false };
+        var nodeTaint = new Option<string[]>("--node-taint") { Description = "With --server: a taint key[=value]:Effect the node registers at join (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var nodeIp = new Option<string[]>("--node-ip") { Description = "With --server: the address(es) other nodes reach this one at (default: the default route's interface address).", AllowMultipleArgumentsPerToken = false };
+
         var command = new Command("agent",
             "Node agent: render config.toml and certs.d/*/hosts.toml from registries.yaml and run containerd with them (restarted with backoff "
             + "when it exits; registries.yaml watched: hosts.toml changes apply at the next pull, a config.toml change restarts containerd once "
@@ -58,7 +68,7 @@ internal static class AgentCommand
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
             + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd.")
         {
-            dataDir, imagesDir, socket, watch, root, state, stopTimeout, mirrorAddress,
+            dataDir, imagesDir, socket, watch, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint, nodeIp,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -68,7 +78,8 @@ internal static class AgentCommand
             "airlock agent --registries /etc/airlock/registries.yaml --sandbox-image registry.example.com/pause:3.10",
             "airlock agent --images-dir /var/lib/rancher/k3s/agent/images --containerd-socket /run/k3s/containerd/containerd.sock",
             "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false",
-            "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself");
+            "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself",
+            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --node-label example.com/rack=3");
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -78,6 +89,8 @@ internal static class AgentCommand
 
             var mirrorValue = parseResult.GetValue(mirrorAddress)!;
             var mirrorListen = mirrorValue is "off" or "none" or "" ? null : MirrorCommand.ParseAddress(mirrorValue);
+
+            var membership = MembershipOptions(parseResult, data, config);
 
             using var loggerFactory = CreateLoggerFactory();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -130,18 +143,109 @@ internal static class AgentCommand
                 Watch = parseResult.GetValue(watch),
                 Logger = loggerFactory.CreateLogger("Airlock.Node.Agent"),
             }, SystemdNotifier.FromEnvironment(), TimeProvider.System);
+            ClusterMember? member = null;
+            using var stopHeartbeats = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+            var heartbeats = Task.CompletedTask;
             try
             {
+                if (membership is not null)
+                {
+                    // Joined before anything else starts, as K3s's agent: a join that cannot succeed stops the agent here.
+                    member = await ClusterMember.StartAsync(membership with { Logger = loggerFactory.CreateLogger("Airlock.Cluster.Join") }, stop.Token).ConfigureAwait(false);
+                    heartbeats = member.RunAsync(stopHeartbeats.Token);
+                }
+
                 await agent.RunAsync(stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 // SIGTERM or Ctrl+C during start-up: a clean stop.
             }
+            finally
+            {
+                await stopHeartbeats.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await heartbeats.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                member?.Dispose();
+            }
 
             return AirlockCli.ExitOk;
         });
         return command;
+
+        ClusterMemberOptions? MembershipOptions(ParseResult parseResult, string data, ContainerdConfigFlags config)
+        {
+            var problems = new List<string>();
+            var url = parseResult.GetValue(server);
+            var joinToken = ServerCommand.TokenValue(parseResult, token, tokenFile, problems);
+            var labels = parseResult.GetValue(nodeLabel) ?? [];
+            var taints = parseResult.GetValue(nodeTaint) ?? [];
+            var ips = parseResult.GetValue(nodeIp) ?? [];
+            if (url is null)
+            {
+                if (joinToken is not null || labels.Length + taints.Length + ips.Length > 0 || parseResult.GetValue(withNodeId))
+                {
+                    problems.Add("--token, --node-label, --node-taint, --node-ip and --with-node-id are for joining a cluster: give --server too");
+                }
+
+                return problems.Count > 0 ? throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems)) : null;
+            }
+
+            if (joinToken is null && problems.Count == 0)
+            {
+                problems.Add("--server needs the join token: --token or --token-file (the server's <data-dir>/server/token)");
+            }
+
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var serverUri))
+            {
+                problems.Add($"--server \"{url}\" is not a URL like https://server:9443");
+            }
+
+            var addresses = new List<System.Net.IPAddress>();
+            foreach (var ip in ips.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+            {
+                if (System.Net.IPAddress.TryParse(ip, out var address))
+                {
+                    addresses.Add(address);
+                }
+                else
+                {
+                    problems.Add($"--node-ip \"{ip}\" is not an IP address");
+                }
+            }
+
+            var names = config.GivenNodeNames(parseResult);
+            if (names.Count > 1)
+            {
+                problems.Add("--server joins under one --node-name; several were given");
+            }
+
+            if (problems.Count > 0)
+            {
+                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
+            }
+
+            var options = new ClusterMemberOptions
+            {
+                Server = serverUri!,
+                Token = joinToken!,
+                DataDirectory = data,
+                NodeName = names.Count == 1 ? names[0] : null,
+                WithNodeId = parseResult.GetValue(withNodeId),
+                Labels = labels,
+                Taints = taints,
+                Addresses = addresses,
+                Version = typeof(AgentCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion,
+            };
+            var invalid = options.Validate();
+            return invalid.Count > 0 ? throw new UsageException(string.Join(Environment.NewLine + "airlock: ", invalid)) : options;
+        }
     }
 
     private static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>

@@ -62,6 +62,10 @@ internal sealed class ContainerdConfigFlags
 
     public Option<bool> DisableDefaultEndpoint => _disableDefault;
 
+    /// <summary>The <c>--node-name</c> values given (not the default), comma-separated ones split.</summary>
+    public IReadOnlyList<string> GivenNodeNames(ParseResult parseResult) =>
+        parseResult.GetResult(_nodeName) is { Implicit: false } ? Split(parseResult.GetValue(_nodeName)) : [];
+
     /// <summary>Adds the registry and config.toml flags (proxy flags separately, see <see cref="AddProxyTo"/>).</summary>
     public static ContainerdConfigFlags AddTo(Command command)
     {
@@ -115,7 +119,6 @@ internal sealed class ContainerdConfigFlags
     /// <summary>containerd's proxy variables (empty without a proxy), NO_PROXY extended with the cluster's networks.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> ProxyEnvironment(ParseResult parseResult)
     {
-        static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
         return ContainerdProxyEnvironment.Build(Environment.GetEnvironmentVariables(), new ClusterNetworks
         {
             ClusterCidrs = Split(parseResult.GetValue(_clusterCidr)),
@@ -124,4 +127,6 @@ internal sealed class ContainerdConfigFlags
             NodeNames = Split(parseResult.GetValue(_nodeName)),
         });
     }
+
+    private static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
 }

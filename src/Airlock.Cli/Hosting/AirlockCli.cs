@@ -38,6 +38,10 @@ internal static class AirlockCli
         MirrorCommand.Create(),
         ImagesCommand.Create(),
         AgentCommand.Create(),
+        ServerCommand.Create(),
+        TokenCommand.Create(),
+        NodeCommand.Create(),
+        CertificateCommand.Create(),
     ];
 
     public static async Task<int> RunAsync(string[] args, IDictionary environment, TextWriter? output = null, TextWriter? error = null)

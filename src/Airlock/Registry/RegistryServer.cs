@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -91,7 +92,13 @@ public sealed class RegistryServer : IAsyncDisposable
                 if (options.Certificate is { } certificate)
                 {
                     listen.Protocols = HttpProtocols.Http1AndHttp2;
-                    listen.UseHttps(certificate);
+                    listen.UseHttps(new HttpsConnectionAdapterOptions
+                    {
+                        ServerCertificate = certificate,
+                        ServerCertificateChain = options.CertificateChain,
+                        ClientCertificateMode = options.ClientCertificateValidation is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.AllowCertificate,
+                        ClientCertificateValidation = options.ClientCertificateValidation,
+                    });
                 }
                 else
                 {
