@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
 using Airlock.Cluster;
 using Airlock.Cluster.Supervisor;
@@ -63,7 +62,7 @@ internal static class ServerCommand
                 throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
             }
 
-            using var loggerFactory = RegistryCommand.CreateLoggerFactory();
+            using var loggerFactory = CliLogging.CreateFactory();
             var options = new ClusterServerOptions
             {
                 DataDirectory = parseResult.GetValue(dataDir)!,
@@ -83,9 +82,7 @@ internal static class ServerCommand
                 throw new UsageException(string.Join(Environment.NewLine + "airlock: ", invalid));
             }
 
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+            using var stop = StopSignals.Register(cancellationToken);
             await using var server = await ClusterServer.StartAsync(options, cancellationToken).ConfigureAwait(false);
             var logger = loggerFactory.CreateLogger("Airlock.Cluster");
             logger.LogInformation("Join token in {TokenFile}: airlock agent --server https://<this host>:{Port} --token \"$(cat {TokenFile})\"",
@@ -96,15 +93,7 @@ internal static class ServerCommand
                     + "<data-dir>/agent/client.crt and key_file <data-dir>/agent/client.key in registries.yaml; push with server/tls/client-admin.crt", registry.Address.Port);
             }
 
-            try
-            {
-                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // SIGTERM or Ctrl+C: stop below.
-            }
-
+            await stop.WaitAsync().ConfigureAwait(false);
             await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
             return AirlockCli.ExitOk;
         });

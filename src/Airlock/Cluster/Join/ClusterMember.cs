@@ -8,6 +8,7 @@ using Airlock.Cluster.Membership;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Supervisor;
 using Airlock.Cluster.Tokens;
+using Airlock.IO;
 using Airlock.Registry.Tls;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -144,10 +145,10 @@ public sealed partial class ClusterMember : IDisposable
         var directory = new AgentDirectory(options.DataDirectory);
         if (Directory.Exists(options.DataDirectory))
         {
-            ClusterFiles.EnsureOwnDirectory(options.DataDirectory);
+            DirectoryOwner.EnsureOwned(options.DataDirectory);
         }
 
-        ClusterFiles.EnsureOwnDirectory(directory.Root);
+        DirectoryOwner.EnsureOwned(directory.Root);
         var addresses = options.Addresses.Count > 0 ? options.Addresses : NodeAddresses.Default();
         var nodeName = ResolveName(options, directory);
         var existing = LoadOrSetAside(directory, options.Logger, options.Time);
@@ -404,7 +405,7 @@ public sealed partial class ClusterMember : IDisposable
 
         if (!File.Exists(directory.NodeId))
         {
-            ClusterFiles.WriteAtomically(directory.NodeId, Encoding.ASCII.GetBytes(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)) + "\n"), ClusterFiles.Secret);
+            AtomicFile.Write(directory.NodeId, Encoding.ASCII.GetBytes(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4)) + "\n"), AtomicFile.Private);
         }
 
         return $"{name}-{File.ReadAllText(directory.NodeId).Trim()}";
@@ -423,7 +424,7 @@ public sealed partial class ClusterMember : IDisposable
         }
 
         var password = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        ClusterFiles.WriteAtomically(directory.NodePassword, Encoding.ASCII.GetBytes(password + "\n"), ClusterFiles.Secret);
+        AtomicFile.Write(directory.NodePassword, Encoding.ASCII.GetBytes(password + "\n"), AtomicFile.Private);
         return password;
     }
 
@@ -440,7 +441,7 @@ public sealed partial class ClusterMember : IDisposable
         catch (TlsMaterialException ex)
         {
             var aside = Path.Combine(directory.Root, $"unusable-{time.GetUtcNow().ToUnixTimeSeconds()}");
-            Directory.CreateDirectory(aside, ClusterFiles.PrivateDirectory);
+            Directory.CreateDirectory(aside, DirectoryOwner.Private);
             foreach (var file in new[] { directory.Membership, directory.ClientCertificate, directory.ClientKey, directory.ServingCertificate, directory.ServingKey, directory.ServerCa, directory.ClientCa })
             {
                 if (File.Exists(file))

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Supervisor;
+using Airlock.IO;
 using Airlock.Registry.Tls;
 
 namespace Airlock.Cluster.Join;
@@ -128,18 +129,18 @@ public sealed class MemberCredentials : IDisposable
     /// </summary>
     internal static MemberCredentials Save(AgentDirectory directory, AgentMembership membership, NodeCertificateSet issued, ECDsa clientKey, ECDsa servingKey)
     {
-        Directory.CreateDirectory(directory.Root, ClusterFiles.PrivateDirectory);
+        Directory.CreateDirectory(directory.Root, DirectoryOwner.Private);
         Write(directory.ClientKey, clientKey.ExportPkcs8PrivateKeyPem() + "\n");
         Write(directory.ClientCertificate, issued.Client);
         Write(directory.ServingKey, servingKey.ExportPkcs8PrivateKeyPem() + "\n");
         Write(directory.ServingCertificate, issued.Serving);
         Write(directory.ServerCa, issued.ServerCaBundle);
         Write(directory.ClientCa, issued.ClientCaBundle);
-        ClusterFiles.WriteAtomically(directory.Membership, JsonSerializer.SerializeToUtf8Bytes(membership, ClusterJson.Default.AgentMembership), ClusterFiles.Secret);
+        AtomicFile.Write(directory.Membership, JsonSerializer.SerializeToUtf8Bytes(membership, ClusterJson.Default.AgentMembership), AtomicFile.Private);
         return Load(directory)!;
     }
 
-    private static void Write(string path, string pem) => ClusterFiles.WriteAtomically(path, Encoding.ASCII.GetBytes(pem), ClusterFiles.Secret);
+    private static void Write(string path, string pem) => AtomicFile.Write(path, Encoding.ASCII.GetBytes(pem), AtomicFile.Private);
 
     private static byte[] ReadBundle(string path, out X509Certificate2Collection certificates)
     {

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Airlock.Cluster.Pki;
+using Airlock.IO;
 
 namespace Airlock.Cluster.Membership;
 
@@ -207,9 +208,9 @@ public sealed class MembershipStore
 
     private void Save(NodeRecord record)
     {
-        Directory.CreateDirectory(_directory.Nodes, ClusterFiles.PrivateDirectory);
-        ClusterFiles.WriteAtomically(Path.Combine(_directory.Nodes, record.Name + ".json"),
-            JsonSerializer.SerializeToUtf8Bytes(record, ClusterJson.Default.NodeRecord), ClusterFiles.Secret);
+        Directory.CreateDirectory(_directory.Nodes, DirectoryOwner.Private);
+        AtomicFile.Write(Path.Combine(_directory.Nodes, record.Name + ".json"),
+            JsonSerializer.SerializeToUtf8Bytes(record, ClusterJson.Default.NodeRecord), AtomicFile.Private);
     }
 
     private ClusterNode View(NodeRecord record, DateTimeOffset now) => new()

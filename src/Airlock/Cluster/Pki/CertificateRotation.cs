@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Airlock.Cluster.Tokens;
+using Airlock.IO;
 using Airlock.Registry.Tls;
 
 namespace Airlock.Cluster.Pki;
@@ -86,7 +87,7 @@ public static class CertificateRotation
             throw new FileNotFoundException($"{directory.Token} does not exist: start `airlock server --data-dir {directory.DataDirectory}` once to create the cluster");
         }
 
-        ClusterFiles.EnsureOwnDirectory(directory.Root);
+        DirectoryOwner.EnsureOwned(directory.Root);
         return ServerLock.Acquire(directory, refusal);
     }
 

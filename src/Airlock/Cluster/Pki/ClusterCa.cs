@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Airlock.Cluster.Tokens;
+using Airlock.IO;
 using Airlock.Registry.Tls;
 
 namespace Airlock.Cluster.Pki;
@@ -97,12 +98,12 @@ public sealed class ClusterCa : IDisposable
     /// <summary>Writes the bundle (0644), the key (0600) and the cross-signed certificate when there is one.</summary>
     public void Save(string directory, string name)
     {
-        ClusterFiles.WriteAtomically(Path.Combine(directory, name + ".key"), Encoding.ASCII.GetBytes(Signer.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem() + "\n"), ClusterFiles.Secret);
-        ClusterFiles.WriteAtomically(Path.Combine(directory, name + ".crt"), BundlePem, ClusterFiles.Public);
+        AtomicFile.Write(Path.Combine(directory, name + ".key"), Encoding.ASCII.GetBytes(Signer.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem() + "\n"), AtomicFile.Private);
+        AtomicFile.Write(Path.Combine(directory, name + ".crt"), BundlePem, AtomicFile.Readable);
         var crossPath = Path.Combine(directory, name + "-cross.crt");
         if (CrossSigned is not null)
         {
-            ClusterFiles.WriteAtomically(crossPath, Encoding.ASCII.GetBytes(Pem(CrossSigned)), ClusterFiles.Public);
+            AtomicFile.Write(crossPath, Encoding.ASCII.GetBytes(Pem(CrossSigned)), AtomicFile.Readable);
         }
         else
         {

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Airlock.IO;
 using Airlock.Registry.Tls;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -77,7 +78,7 @@ public sealed partial class ServerPki : IDisposable
     public static ServerPki Open(ServerPkiOptions options)
     {
         var tls = options.Directory.Tls;
-        System.IO.Directory.CreateDirectory(tls, ClusterFiles.PrivateDirectory);
+        System.IO.Directory.CreateDirectory(tls, DirectoryOwner.Private);
         var time = options.Time;
         var serverCa = LoadOrCreateCa(options, ServerCaName, "airlock-server-ca");
         ClusterCa? clientCa = null;
@@ -135,7 +136,7 @@ public sealed partial class ServerPki : IDisposable
         }
 
         var partial = target + ".partial";
-        System.IO.Directory.CreateDirectory(partial, ClusterFiles.PrivateDirectory);
+        System.IO.Directory.CreateDirectory(partial, DirectoryOwner.Private);
         foreach (var file in System.IO.Directory.EnumerateFiles(directory.Tls))
         {
             if (!Path.GetFileName(file).StartsWith('.'))
@@ -165,8 +166,8 @@ public sealed partial class ServerPki : IDisposable
             pem.Append(ClusterCa.Pem(link));
         }
 
-        ClusterFiles.WriteAtomically(stem + ".key", Encoding.ASCII.GetBytes(certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem() + "\n"), ClusterFiles.Secret);
-        ClusterFiles.WriteAtomically(stem + ".crt", Encoding.ASCII.GetBytes(pem.ToString()), ClusterFiles.Public);
+        AtomicFile.Write(stem + ".key", Encoding.ASCII.GetBytes(certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem() + "\n"), AtomicFile.Private);
+        AtomicFile.Write(stem + ".crt", Encoding.ASCII.GetBytes(pem.ToString()), AtomicFile.Readable);
         return new ServiceCertificate(service, certificate, ca.Chain);
     }
 

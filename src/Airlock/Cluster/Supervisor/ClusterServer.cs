@@ -3,6 +3,7 @@ using Airlock.Cluster.EmbeddedRegistry;
 using Airlock.Cluster.Membership;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Tokens;
+using Airlock.IO;
 using Airlock.Registry;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -64,10 +65,10 @@ public sealed partial class ClusterServer : IAsyncDisposable
         var directory = new ServerDirectory(options.DataDirectory);
         if (Directory.Exists(options.DataDirectory))
         {
-            ClusterFiles.EnsureOwnDirectory(options.DataDirectory);
+            DirectoryOwner.EnsureOwned(options.DataDirectory);
         }
 
-        ClusterFiles.EnsureOwnDirectory(directory.Root);
+        DirectoryOwner.EnsureOwned(directory.Root);
         var held = ServerLock.Acquire(directory, "this server cannot start");
         ServerPki? pki = null;
         WebApplication? app = null;
@@ -97,16 +98,20 @@ public sealed partial class ClusterServer : IAsyncDisposable
             {
                 var certificate = pki[ClusterService.Registry];
                 var clientCas = pki.ClientCa.Trusted;
-                registry = await RegistryServer.StartAsync(new RegistryServerOptions
+                // The same composition as `airlock registry`, on the cluster's certificate and with members as its users.
+                registry = await RegistryServer.StartAsync(new RegistrySettings
                 {
-                    DataDirectory = options.DataDirectory,
-                    Listen = registryListen,
-                    Certificate = certificate.Certificate,
-                    CertificateChain = certificate.Chain,
-                    ClientCertificateValidation = (presented, chain, errors) => CaTrust.Accepts(clientCas, presented, chain, errors, options.Time, checkName: false),
-                    AccessController = new MemberAccessController(membership),
-                    GcInterval = TimeSpan.FromHours(24),
-                    Time = options.Time,
+                    Server = new RegistryServerOptions
+                    {
+                        DataDirectory = options.DataDirectory,
+                        Listen = registryListen,
+                        Certificate = certificate.Certificate,
+                        CertificateChain = certificate.Chain,
+                        ClientCertificateValidation = (presented, chain, errors) => CaTrust.Accepts(clientCas, presented, chain, errors, options.Time, checkName: false),
+                        AccessController = new MemberAccessController(membership),
+                        GcInterval = TimeSpan.FromHours(24),
+                        Time = options.Time,
+                    },
                 }, options.LoggerFactory, cancellationToken).ConfigureAwait(false);
             }
 

@@ -89,7 +89,7 @@ public sealed record ClusterServerOptions
             problems.Add($"--cert-renew-within must be longer than 0 and shorter than the certificates' {ServerPki.LeafValidity.TotalDays:0} days");
         }
 
-        if (EmbeddedRegistry is { } registry && registry.Port == Listen.Port && (registry.Address.Equals(Listen.Address) || IsAny(registry.Address) || IsAny(Listen.Address)))
+        if (EmbeddedRegistry is { } registry && registry.Port != 0 && registry.Port == Listen.Port && (registry.Address.Equals(Listen.Address) || IsAny(registry.Address) || IsAny(Listen.Address)))
         {
             problems.Add($"--registry-listen {registry} and --listen {Listen} are the same port");
         }

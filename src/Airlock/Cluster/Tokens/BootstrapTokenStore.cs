@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Airlock.Cluster.Pki;
 using Airlock.Content.FileSystemStore;
+using Airlock.IO;
 
 namespace Airlock.Cluster.Tokens;
 
@@ -105,7 +106,7 @@ public sealed class BootstrapTokenStore(string serverDirectory, TimeProvider tim
     }
 
     private void Write(List<StoredBootstrapToken> tokens) =>
-        ClusterFiles.WriteAtomically(FilePath, JsonSerializer.SerializeToUtf8Bytes(tokens, ClusterJson.Default.ListStoredBootstrapToken), ClusterFiles.Secret);
+        AtomicFile.Write(FilePath, JsonSerializer.SerializeToUtf8Bytes(tokens, ClusterJson.Default.ListStoredBootstrapToken), AtomicFile.Private);
 
     private static BootstrapTokenInfo Info(StoredBootstrapToken stored) => new(stored.Id, stored.Description, stored.Created, stored.Expires);
 

@@ -1,4 +1,5 @@
 using System.Text;
+using Airlock.IO;
 
 namespace Airlock.Cluster.Tokens;
 
@@ -181,7 +182,7 @@ public sealed class ClusterTokens
     }
 
     private static void Write(string path, JoinToken token) =>
-        Pki.ClusterFiles.WriteAtomically(path, Encoding.UTF8.GetBytes(token + "\n"), Pki.ClusterFiles.Secret);
+        AtomicFile.Write(path, Encoding.UTF8.GetBytes(token + "\n"), AtomicFile.Private);
 
     internal static string Describe(JoinTokenKind kind) => kind switch
     {
