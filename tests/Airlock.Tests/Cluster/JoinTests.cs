@@ -198,6 +198,21 @@ public sealed class JoinTests
     }
 
     [Fact]
+    public async Task A_node_data_directory_owned_by_another_user_is_refused_before_anything_is_sent()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var options = cluster.MemberOptions("worker-1");
+        Directory.CreateDirectory(options.DataDirectory);
+        (await Tool.RunAsync("chown", ["65534", options.DataDirectory])).EnsureSuccess();
+
+        var refused = await Assert.ThrowsAsync<UnauthorizedAccessException>(() => cluster.JoinAsync(options));
+
+        Assert.Contains($"{options.DataDirectory} belongs to user id 65534", refused.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(options.DataDirectory));
+        Assert.DoesNotContain(cluster.Log.Lines, line => line.Contains(SupervisorPaths.Join, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_wrong_secret_is_refused_without_saying_more()
     {
         await using var cluster = await TestCluster.StartAsync();
