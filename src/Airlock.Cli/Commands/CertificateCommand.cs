@@ -65,10 +65,11 @@ internal static class CertificateCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var tlsSan = TlsSan();
+        var nodeName = NodeName();
         var command = new Command("rotate", "Back server/tls up to server/tls-<unix time> and reissue the server's certificates (all, or --service) "
             + "from the current CAs. The server must be stopped; nodes keep their certificates.")
         {
-            dataDir, service, tlsSan,
+            dataDir, service, tlsSan, nodeName,
         };
         command.WithExamples("airlock certificate rotate", "airlock certificate rotate --service supervisor,registry");
         command.SetAction(parseResult =>
@@ -79,7 +80,7 @@ internal static class CertificateCommand
                 throw new UsageException($"--service {string.Join(", ", unknown)}: not a service; use {string.Join(", ", ClusterServices.All.Select(s => s.Name()))}");
             }
 
-            var result = CertificateRotation.Rotate(PkiOptions(parseResult, dataDir, tlsSan), services);
+            var result = CertificateRotation.Rotate(PkiOptions(parseResult, dataDir, tlsSan, nodeName), services);
             var output = parseResult.InvocationConfiguration.Output;
             output.WriteLine($"backed up to {result.Backup}");
             foreach (var reissued in result.Reissued)
@@ -97,16 +98,17 @@ internal static class CertificateCommand
         var dataDir = CommonOptions.DataDir();
         var path = new Option<string?>("--path") { Description = "Folder with your own server-ca.crt/.key and client-ca.crt/.key (ECDSA) to use instead of new ones." };
         var tlsSan = TlsSan();
+        var nodeName = NodeName();
         var command = new Command("rotate-ca", "Replace the cluster's CAs (new ones, or yours from --path), cross-signed by the old ones so nodes joined "
             + "under them keep working until they renew (at their next heartbeat); reissues the server's certificates and prints the new token "
             + "(its CA hash changes). The server must be stopped.")
         {
-            dataDir, path, tlsSan,
+            dataDir, path, tlsSan, nodeName,
         };
         command.WithExamples("airlock certificate rotate-ca", "airlock certificate rotate-ca --path /root/new-cas");
         command.SetAction(parseResult =>
         {
-            var result = CertificateRotation.RotateCa(PkiOptions(parseResult, dataDir, tlsSan), parseResult.GetValue(path));
+            var result = CertificateRotation.RotateCa(PkiOptions(parseResult, dataDir, tlsSan, nodeName), parseResult.GetValue(path));
             var output = parseResult.InvocationConfiguration.Output;
             output.WriteLine($"backed up to {result.Backup}");
             output.WriteLine("new token (also in server/token; nodes joined before keep working):");
@@ -116,15 +118,22 @@ internal static class CertificateCommand
         return command;
     }
 
-    private static ServerPkiOptions PkiOptions(ParseResult parseResult, Option<string> dataDir, Option<string[]> tlsSan) => new()
+    private static ServerPkiOptions PkiOptions(ParseResult parseResult, Option<string> dataDir, Option<string[]> tlsSan, Option<string?> nodeName)
     {
-        Directory = new ServerDirectory(parseResult.GetValue(dataDir)!),
-        TlsSans = parseResult.GetValue(tlsSan) ?? [],
-    };
+        var options = new ServerPkiOptions
+        {
+            Directory = new ServerDirectory(parseResult.GetValue(dataDir)!),
+            TlsSans = parseResult.GetValue(tlsSan) ?? [],
+        };
+        return parseResult.GetValue(nodeName) is { } name ? options with { NodeName = name } : options;
+    }
 
     // The same flag as the server's, so a reissued certificate keeps the names the server gives it (config.yaml serves both).
     private static Option<string[]> TlsSan() =>
         new("--tls-san") { Description = "Extra host name or IP for the reissued serving certificates, as given to the server (repeatable).", AllowMultipleArgumentsPerToken = false };
+
+    private static Option<string?> NodeName() =>
+        new("--node-name") { Description = "The server's node name, as given to the server (the peer certificate's name; default: the host name)." };
 
     private static DurationOption RenewWithin() =>
         new("--cert-renew-within", "Report WARNING for certificates within this of expiry.", ServerCommand.DefaultRenewWithin) { Positive = true };

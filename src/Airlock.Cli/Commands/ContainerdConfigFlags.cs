@@ -50,7 +50,7 @@ internal sealed class ContainerdConfigFlags
 
     private readonly Option<string[]> _nodeName = new("--node-name")
     {
-        Description = "Node names added to NO_PROXY (default: this host's name).",
+        Description = "This node's name: added to containerd's NO_PROXY and, with --server, the one name it joins the cluster under (default: this host's name).",
         DefaultValueFactory = _ => [Environment.MachineName],
     };
 

@@ -10,11 +10,12 @@ namespace Airlock.Cluster;
 
 /// <summary>
 /// Every JSON document of the cluster — the supervisor API's requests and answers, and the files under <c>server/</c> and
-/// <c>agent/</c> — source-generated (the binary is Native AOT). camelCase keys, enums as lower-case words, nulls left out.
+/// <c>agent/</c> — source-generated (the binary is Native AOT). camelCase keys, enums as lower-case words, nulls left out;
+/// a null where the type has none (a request's <c>"labels": null</c>) is a malformed document, not a crash later.
 /// The CLI prints the same shapes the API serves with it.
 /// </summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, RespectNullableAnnotations = true,
     Converters = [typeof(NodeRoleJsonConverter), typeof(NodeStatusJsonConverter)])]
 [JsonSerializable(typeof(List<StoredBootstrapToken>))]
 [JsonSerializable(typeof(IReadOnlyList<BootstrapTokenInfo>))]

@@ -279,6 +279,25 @@ public sealed class JoinTests
     }
 
     [Theory]
+    [InlineData("{ not json")]
+    [InlineData("{\"name\": \"worker-1\", \"password\": \"0123456789abcdef0123\", \"labels\": null, \"certificates\": {\"client\": \"x\", \"serving\": \"y\"}}")]
+    [InlineData("{\"name\": \"worker-1\", \"password\": \"0123456789abcdef0123\"}")]
+    public async Task A_malformed_join_request_is_a_clear_400_and_writes_nothing(string body)
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        using var client = cluster.CreateClient();
+        using var message = new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Join) { Content = new StringContent(body) };
+        message.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("server:" + Secret(cluster))));
+
+        using var response = await client.SendAsync(message);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("the request body is not a valid JoinRequest", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Empty(cluster.Server.Membership.List());
+    }
+
+    [Theory]
     [InlineData("", "the token is empty")]
     [InlineData("secret-only", "is not in the form K10<CA hash>::<credential>")]
     [InlineData("K10abc::server:x", "is not 64 hexadecimal digits")]
