@@ -15,6 +15,9 @@ public sealed class LayeringTests
         // Pure types: digests, descriptors, references, media types, manifests, platforms. No I/O.
         ["Oci"] = 0,
 
+        // File system primitives every writer shares: the atomic file write, fsync of files and directories.
+        ["IO"] = 0,
+
         // The protocol both sides of the distribution API speak: routes, error codes and bodies, headers, wire records.
         ["Distribution"] = 1,
 
