@@ -8,7 +8,7 @@ using Airlock.Content.FileSystemStore;
 using Airlock.Registry;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
@@ -109,7 +109,7 @@ internal static class RegistryCommand
             var data = parseResult.GetValue(dataDir)!;
             using var loggerFactory = CreateLoggerFactory();
             var output = parseResult.InvocationConfiguration.Output;
-            RegistryTlsMaterial? tls;
+            ServerTlsMaterial? tls;
             RegistryAuthentication authentication;
             PullThroughOptions? pullThrough = null;
             PrivateRepositories privateRepositories;
@@ -131,9 +131,9 @@ internal static class RegistryCommand
                 privateRepositories = new PrivateRepositories(pullThrough);
 
                 tls = certPath is not null
-                    ? RegistryTls.LoadFiles(certPath, keyPath!, TimeProvider.System)
+                    ? ServerCertificates.LoadFiles(certPath, keyPath!, TimeProvider.System)
                     : parseResult.GetValue(tlsSelfSigned)
-                        ? RegistryTls.EnsureSelfSigned(Path.Combine(data, "registry", "tls"), parseResult.GetValue(tlsSan) ?? [], TimeProvider.System, loggerFactory.CreateLogger("Airlock.Registry.Tls"))
+                        ? RegistryCertificate.EnsureSelfSigned(data, parseResult.GetValue(tlsSan) ?? [], TimeProvider.System, loggerFactory.CreateLogger("Airlock.Registry.Tls"))
                         : null;
                 var realm = parseResult.GetValue(tokenRealm);
                 authentication = RegistryAuthentication.Create(new RegistryAuthOptions
@@ -161,7 +161,7 @@ internal static class RegistryCommand
                     : endPoint.Address.ToString();
                 await output.WriteLineAsync($"TLS CA certificate: {caPath}").ConfigureAwait(false);
                 await output.WriteLineAsync("Trust it on each node with this in /etc/airlock/registries.yaml (copy the CA file there too):").ConfigureAwait(false);
-                await output.WriteLineAsync(tls.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}")).ConfigureAwait(false);
+                await output.WriteLineAsync(RegistryCertificate.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}", caPath)).ConfigureAwait(false);
             }
 
             var extraEndpoints = new List<RegistryEndpoint>();
