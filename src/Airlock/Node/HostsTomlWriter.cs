@@ -1,4 +1,5 @@
 using System.Text;
+using Airlock.GoCompat;
 
 namespace Airlock.Node;
 
