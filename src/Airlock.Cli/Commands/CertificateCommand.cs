@@ -44,7 +44,7 @@ internal static class CertificateCommand
                 return AirlockCli.ExitError;
             }
 
-            DataOutput.Write(writer, parseResult.GetValue(output)!, certificates, ClusterJson.Default.IReadOnlyListCertificateStatus,
+            DataOutput.Write(writer, parseResult.GetValue(output)!, certificates, PkiJson.Default.IReadOnlyListCertificateStatus,
                 ("FILE", c => c.Position == 0 ? c.File : $"{c.File} [{c.Position}]"),
                 ("SUBJECT", c => c.Subject),
                 ("USAGES", c => string.Join(',', c.Usages)),

@@ -29,7 +29,7 @@ internal static class NodeCommand
             }
 
             var nodes = MembershipStore.Open(directory, TimeProvider.System).List();
-            DataOutput.Write(parseResult.InvocationConfiguration.Output, parseResult.GetValue(output)!, nodes, ClusterJson.Default.IReadOnlyListClusterNode,
+            DataOutput.Write(parseResult.InvocationConfiguration.Output, parseResult.GetValue(output)!, nodes, MembershipJson.Default.IReadOnlyListClusterNode,
                 ("NAME", n => n.Name),
                 ("STATUS", n => n.Status.ToString()),
                 ("ROLE", n => n.Role.ToString().ToLowerInvariant()),

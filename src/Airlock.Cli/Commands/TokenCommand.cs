@@ -53,7 +53,7 @@ internal static class TokenCommand
             var directory = new ServerDirectory(parseResult.GetValue(dataDir)!);
             var tokens = new BootstrapTokenStore(directory.Root, TimeProvider.System).List();
             var now = DateTimeOffset.UtcNow;
-            DataOutput.Write(parseResult.InvocationConfiguration.Output, parseResult.GetValue(output)!, tokens, ClusterJson.Default.IReadOnlyListBootstrapTokenInfo,
+            DataOutput.Write(parseResult.InvocationConfiguration.Output, parseResult.GetValue(output)!, tokens, TokenJson.Default.IReadOnlyListBootstrapTokenInfo,
                 ("ID", t => t.Id),
                 ("EXPIRES", t => t.Expires is { } at ? at.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture) : "never"),
                 ("STATUS", t => t.IsExpired(now) ? "expired" : "valid"),

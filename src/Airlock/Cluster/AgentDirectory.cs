@@ -31,6 +31,6 @@ public sealed record AgentDirectory(string DataDirectory)
     /// <summary>The random suffix <c>--with-node-id</c> adds to the node name, kept so the name stays the same.</summary>
     public string NodeId => Path.Combine(Root, "node-id");
 
-    /// <summary>Which server this node joined and under which name (<see cref="Join.AgentMembership"/>).</summary>
+    /// <summary>Which server this node joined and under which name.</summary>
     public string Membership => Path.Combine(Root, "membership.json");
 }

@@ -2,7 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Airlock.Cluster;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Tokens;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 using Airlock.Tests.Node.ImagesDirectory;
 
 namespace Airlock.Tests.Cluster;

@@ -188,7 +188,7 @@ internal static class SupervisorCalls
     {
         using var message = new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Join)
         {
-            Content = new ByteArrayContent(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(request, ClusterJson.Default.JoinRequest)),
+            Content = new ByteArrayContent(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(request, SupervisorJson.Default.JoinRequest)),
         };
         message.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic",
             Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{secret}")));

@@ -9,7 +9,7 @@ using Airlock.Cluster.Pki;
 using Airlock.Cluster.Supervisor;
 using Airlock.Cluster.Tokens;
 using Airlock.IO;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 

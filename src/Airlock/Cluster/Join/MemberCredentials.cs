@@ -6,7 +6,7 @@ using System.Text.Json;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Supervisor;
 using Airlock.IO;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Cluster.Join;
 
@@ -108,7 +108,7 @@ public sealed class MemberCredentials : IDisposable
         AgentMembership membership;
         try
         {
-            membership = JsonSerializer.Deserialize(File.ReadAllBytes(directory.Membership), ClusterJson.Default.AgentMembership)
+            membership = JsonSerializer.Deserialize(File.ReadAllBytes(directory.Membership), JoinJson.Default.AgentMembership)
                 ?? throw new JsonException("empty");
         }
         catch (JsonException ex)
@@ -130,33 +130,23 @@ public sealed class MemberCredentials : IDisposable
     internal static MemberCredentials Save(AgentDirectory directory, AgentMembership membership, NodeCertificateSet issued, ECDsa clientKey, ECDsa servingKey)
     {
         Directory.CreateDirectory(directory.Root, DirectoryOwner.Private);
-        Write(directory.ClientKey, clientKey.ExportPkcs8PrivateKeyPem() + "\n");
+        PemFiles.WriteKey(clientKey, directory.ClientKey);
         Write(directory.ClientCertificate, issued.Client);
-        Write(directory.ServingKey, servingKey.ExportPkcs8PrivateKeyPem() + "\n");
+        PemFiles.WriteKey(servingKey, directory.ServingKey);
         Write(directory.ServingCertificate, issued.Serving);
         Write(directory.ServerCa, issued.ServerCaBundle);
         Write(directory.ClientCa, issued.ClientCaBundle);
-        AtomicFile.Write(directory.Membership, JsonSerializer.SerializeToUtf8Bytes(membership, ClusterJson.Default.AgentMembership), AtomicFile.Private);
+        AtomicFile.Write(directory.Membership, JsonSerializer.SerializeToUtf8Bytes(membership, JoinJson.Default.AgentMembership), AtomicFile.Private);
         return Load(directory)!;
     }
 
+    /// <summary>What the server sent, as it sent it (0600 like every file of the identity).</summary>
     private static void Write(string path, string pem) => AtomicFile.Write(path, Encoding.ASCII.GetBytes(pem), AtomicFile.Private);
 
     private static byte[] ReadBundle(string path, out X509Certificate2Collection certificates)
     {
-        certificates = [];
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-            certificates.ImportFromPem(Encoding.ASCII.GetString(bytes));
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
-        {
-            throw new TlsMaterialException($"{path}: not a readable CA bundle: {ex.Message}", ex);
-        }
-
-        return certificates.Count > 0 ? bytes : throw new TlsMaterialException($"{path}: contains no PEM certificate");
+        certificates = PemFiles.ReadCertificates(path, "CA bundle");
+        return File.ReadAllBytes(path);
     }
 
     public void Dispose()

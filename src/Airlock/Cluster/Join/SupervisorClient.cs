@@ -60,22 +60,22 @@ internal sealed class SupervisorClient : IDisposable
     {
         var message = new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Join)
         {
-            Content = Json(request, ClusterJson.Default.JoinRequest),
+            Content = Json(request, SupervisorJson.Default.JoinRequest),
         };
         message.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{secret}")));
-        return SendAsync(message, ClusterJson.Default.CertificatesResponse, cancellationToken);
+        return SendAsync(message, SupervisorJson.Default.CertificatesResponse, cancellationToken);
     }
 
     public Task<MemberSettings> HeartbeatAsync(HeartbeatRequest request, CancellationToken cancellationToken) =>
-        SendAsync(new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Heartbeat) { Content = Json(request, ClusterJson.Default.HeartbeatRequest) },
-            ClusterJson.Default.MemberSettings, cancellationToken);
+        SendAsync(new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Heartbeat) { Content = Json(request, SupervisorJson.Default.HeartbeatRequest) },
+            SupervisorJson.Default.MemberSettings, cancellationToken);
 
     public Task<CertificatesResponse> RenewAsync(RenewRequest request, CancellationToken cancellationToken) =>
-        SendAsync(new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Renew) { Content = Json(request, ClusterJson.Default.RenewRequest) },
-            ClusterJson.Default.CertificatesResponse, cancellationToken);
+        SendAsync(new HttpRequestMessage(HttpMethod.Post, SupervisorPaths.Renew) { Content = Json(request, SupervisorJson.Default.RenewRequest) },
+            SupervisorJson.Default.CertificatesResponse, cancellationToken);
 
     public async Task<IReadOnlyList<ClusterNode>> ListNodesAsync(CancellationToken cancellationToken) =>
-        (await SendAsync(new HttpRequestMessage(HttpMethod.Get, SupervisorPaths.Nodes), ClusterJson.Default.NodeListResponse, cancellationToken).ConfigureAwait(false)).Nodes;
+        (await SendAsync(new HttpRequestMessage(HttpMethod.Get, SupervisorPaths.Nodes), SupervisorJson.Default.NodeListResponse, cancellationToken).ConfigureAwait(false)).Nodes;
 
     private async Task<T> SendAsync<T>(HttpRequestMessage message, JsonTypeInfo<T> type, CancellationToken cancellationToken)
     {
@@ -88,7 +88,7 @@ internal sealed class SupervisorClient : IDisposable
                 string explanation;
                 try
                 {
-                    explanation = JsonSerializer.Deserialize(body, ClusterJson.Default.ErrorResponse)?.Error ?? "";
+                    explanation = JsonSerializer.Deserialize(body, SupervisorJson.Default.ErrorResponse)?.Error ?? "";
                 }
                 catch (JsonException)
                 {

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Airlock.Cluster.Pki;
 using Airlock.IO;
 
 namespace Airlock.Cluster.Membership;
@@ -77,7 +76,7 @@ public sealed class MembershipStore
                 NodeRecord? record;
                 try
                 {
-                    record = JsonSerializer.Deserialize(File.ReadAllBytes(file), ClusterJson.Default.NodeRecord);
+                    record = JsonSerializer.Deserialize(File.ReadAllBytes(file), MembershipJson.Default.NodeRecord);
                 }
                 catch (JsonException ex)
                 {
@@ -210,7 +209,7 @@ public sealed class MembershipStore
     {
         Directory.CreateDirectory(_directory.Nodes, DirectoryOwner.Private);
         AtomicFile.Write(Path.Combine(_directory.Nodes, record.Name + ".json"),
-            JsonSerializer.SerializeToUtf8Bytes(record, ClusterJson.Default.NodeRecord), AtomicFile.Private);
+            JsonSerializer.SerializeToUtf8Bytes(record, MembershipJson.Default.NodeRecord), AtomicFile.Private);
     }
 
     private ClusterNode View(NodeRecord record, DateTimeOffset now) => new()

@@ -1,5 +1,6 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using Airlock.Tls;
 
 namespace Airlock.Cluster.Pki;
 
@@ -13,20 +14,8 @@ public static class CaTrust
     /// True when <paramref name="certificate"/>, with the intermediates in <paramref name="chain"/> (e.g. a cross-signed CA),
     /// chains to one of <paramref name="anchors"/> and every certificate on the way is valid at <paramref name="at"/>.
     /// </summary>
-    public static bool Verifies(X509Certificate2Collection anchors, X509Certificate2 certificate, X509Certificate2Collection? chain, DateTimeOffset at)
-    {
-        using var builder = new X509Chain();
-        builder.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        builder.ChainPolicy.CustomTrustStore.AddRange(anchors);
-        builder.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        builder.ChainPolicy.VerificationTime = at.UtcDateTime;
-        if (chain is not null)
-        {
-            builder.ChainPolicy.ExtraStore.AddRange(chain);
-        }
-
-        return builder.Build(certificate);
-    }
+    public static bool Verifies(X509Certificate2Collection anchors, X509Certificate2 certificate, X509Certificate2Collection? chain, DateTimeOffset at) =>
+        CertificateTrust.ChainsTo(certificate, anchors, at, chain);
 
     /// <summary>
     /// A TLS callback that accepts a remote certificate chaining to <paramref name="anchors"/> at the time

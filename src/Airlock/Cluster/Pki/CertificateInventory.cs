@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Airlock.Tls;
 
 namespace Airlock.Cluster.Pki;
 
@@ -52,17 +52,12 @@ public static class CertificateInventory
     /// <summary>Every certificate in one PEM file.</summary>
     public static IReadOnlyList<CertificateStatus> CheckFile(string file, TimeSpan renewWithin, DateTimeOffset now)
     {
-        var certificates = new X509Certificate2Collection();
+        X509Certificate2Collection certificates;
         try
         {
-            certificates.ImportFromPemFile(file);
+            certificates = PemFiles.ReadCertificates(file);
         }
-        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
-        {
-            return [new CertificateStatus(file, 0, "", "", [], [], null, null, null, Unreadable)];
-        }
-
-        if (certificates.Count == 0)
+        catch (TlsMaterialException)
         {
             return [new CertificateStatus(file, 0, "", "", [], [], null, null, null, Unreadable)];
         }

@@ -1,7 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Airlock.Cluster.Tokens;
 using Airlock.IO;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Cluster.Pki;
 

@@ -2,7 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Airlock.Cluster.Tokens;
 using Airlock.IO;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Cluster.Pki;
 
@@ -37,8 +37,11 @@ public sealed class ClusterCa : IDisposable
     /// <summary><see cref="Signer"/> and <see cref="Previous"/>: what a peer should trust.</summary>
     public X509Certificate2Collection Trusted { get; }
 
-    /// <summary>The exact bytes of <c>NAME.crt</c> (for the server CA, what <c>/cacerts</c> serves and the token's hash covers).</summary>
-    public byte[] BundlePem { get; }
+    /// <summary>
+    /// The exact bytes of <c>NAME.crt</c> (for the server CA, what <c>/cacerts</c> serves and the token's hash covers); empty
+    /// for a CA made by <see cref="Create"/> or <see cref="Succeed"/> until it is saved.
+    /// </summary>
+    public byte[] BundlePem { get; private set; }
 
     /// <summary>Lower-case hex SHA-256 of <see cref="BundlePem"/>.</summary>
     public string Hash => JoinToken.HashCaBundle(BundlePem);
@@ -52,7 +55,7 @@ public sealed class ClusterCa : IDisposable
     public static ClusterCa Create(string commonName, TimeSpan validity, TimeProvider timeProvider)
     {
         var authority = CertificateAuthority.Create(commonName, validity, timeProvider);
-        return new ClusterCa(authority, [], null, Encoding.ASCII.GetBytes(Pem(authority.Certificate)));
+        return new ClusterCa(authority, [], null, []);
     }
 
     /// <summary>
@@ -64,8 +67,7 @@ public sealed class ClusterCa : IDisposable
         var authority = CertificateAuthority.FromCertificate(successor, timeProvider);
         var crossSigned = _authority.CrossSign(successor);
         var previous = new X509Certificate2Collection(X509CertificateLoader.LoadCertificate(Signer.RawData));
-        var bundle = Pem(successor) + Pem(previous[0]);
-        return new ClusterCa(authority, previous, crossSigned, Encoding.ASCII.GetBytes(bundle));
+        return new ClusterCa(authority, previous, crossSigned, []);
     }
 
     /// <summary>Loads <c>NAME.crt</c>, <c>NAME.key</c> and (when present) <c>NAME-cross.crt</c> from <paramref name="directory"/>.</summary>
@@ -84,31 +86,35 @@ public sealed class ClusterCa : IDisposable
         }
 
         var crossPath = Path.Combine(directory, name + "-cross.crt");
-        X509Certificate2? crossSigned = null;
-        if (File.Exists(crossPath))
-        {
-            var cross = new X509Certificate2Collection();
-            cross.ImportFromPemFile(crossPath);
-            crossSigned = cross.Count > 0 ? cross[0] : throw new TlsMaterialException($"{crossPath}: contains no PEM certificate");
-        }
+        var crossSigned = File.Exists(crossPath) ? PemFiles.ReadCertificates(crossPath, "cross-signed CA")[0] : null;
 
         return new ClusterCa(authority, following, crossSigned, File.ReadAllBytes(certificatePath));
     }
 
-    /// <summary>Writes the bundle (0644), the key (0600) and the cross-signed certificate when there is one.</summary>
+    /// <summary>
+    /// Writes the key (0600), the bundle (0644) and the cross-signed certificate when there is one; from then on
+    /// <see cref="BundlePem"/> is the file's bytes, which is what <c>/cacerts</c> serves.
+    /// </summary>
     public void Save(string directory, string name)
     {
-        AtomicFile.Write(Path.Combine(directory, name + ".key"), Encoding.ASCII.GetBytes(Signer.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem() + "\n"), AtomicFile.Private);
-        AtomicFile.Write(Path.Combine(directory, name + ".crt"), BundlePem, AtomicFile.Readable);
+        using (var key = Signer.GetECDsaPrivateKey()!)
+        {
+            PemFiles.WriteKey(key, Path.Combine(directory, name + ".key"));
+        }
+
+        var bundlePath = Path.Combine(directory, name + ".crt");
+        PemFiles.WriteCertificates(Trusted, bundlePath);
         var crossPath = Path.Combine(directory, name + "-cross.crt");
         if (CrossSigned is not null)
         {
-            AtomicFile.Write(crossPath, Encoding.ASCII.GetBytes(Pem(CrossSigned)), AtomicFile.Readable);
+            PemFiles.WriteCertificates([CrossSigned], crossPath);
         }
         else
         {
             File.Delete(crossPath);
         }
+
+        BundlePem = File.ReadAllBytes(bundlePath);
     }
 
     /// <summary>Issues a leaf for a key held elsewhere (a CSR's); the result has no private key.</summary>
@@ -123,9 +129,6 @@ public sealed class ClusterCa : IDisposable
     /// </summary>
     public bool Verifies(X509Certificate2 certificate, X509Certificate2Collection? chain, DateTimeOffset at) =>
         CaTrust.Verifies(Trusted, certificate, chain, at);
-
-    /// <summary>The PEM of one certificate, with a trailing newline.</summary>
-    public static string Pem(X509Certificate2 certificate) => certificate.ExportCertificatePem() + "\n";
 
     public void Dispose()
     {

@@ -2,7 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Cluster.Pki;
 
@@ -114,16 +114,9 @@ public static class NodeCertificates
         return request.CreateSigningRequestPem();
     }
 
-    private static string WithChain(X509Certificate2 certificate, ClusterCa ca)
-    {
-        var pem = new StringBuilder(ClusterCa.Pem(certificate));
-        foreach (var link in ca.Chain)
-        {
-            pem.Append(ClusterCa.Pem(link));
-        }
-
-        return pem.ToString();
-    }
+    /// <summary>The certificate and the intermediates to send with it, as PEM.</summary>
+    private static string WithChain(X509Certificate2 certificate, ClusterCa ca) =>
+        string.Join("\n", new[] { certificate }.Concat(ca.Chain).Select(c => c.ExportCertificatePem())) + "\n";
 
     private static CertificateRequest? Load(string pem, string which, List<string> problems)
     {

@@ -4,7 +4,7 @@ using System.Net.NetworkInformation;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Airlock.IO;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -160,14 +160,12 @@ public sealed partial class ServerPki : IDisposable
             : new LeafCertificateRequest(service == ClusterService.Peer ? options.NodeName : $"airlock-{service.Name()}", dns, ips, LeafValidity);
         var certificate = ca.Issue(leaf);
         var stem = Path.Combine(options.Directory.Tls, service.FileStem());
-        var pem = new StringBuilder(ClusterCa.Pem(certificate));
-        foreach (var link in ca.Chain)
+        using (var key = certificate.GetECDsaPrivateKey()!)
         {
-            pem.Append(ClusterCa.Pem(link));
+            PemFiles.WriteKey(key, stem + ".key");
         }
 
-        AtomicFile.Write(stem + ".key", Encoding.ASCII.GetBytes(certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem() + "\n"), AtomicFile.Private);
-        AtomicFile.Write(stem + ".crt", Encoding.ASCII.GetBytes(pem.ToString()), AtomicFile.Readable);
+        PemFiles.WriteCertificates([certificate, .. ca.Chain], stem + ".crt");
         return new ServiceCertificate(service, certificate, ca.Chain);
     }
 
@@ -182,7 +180,7 @@ public sealed partial class ServerPki : IDisposable
             return ([], []);
         }
 
-        var (dns, ips) = RegistryTls.WantedNames([options.NodeName, .. options.TlsSans]);
+        var (dns, ips) = ServerCertificates.WantedNames([options.NodeName, .. options.TlsSans]);
         foreach (var address in HostAddresses())
         {
             if (!ips.Contains(address))
@@ -277,7 +275,7 @@ public sealed partial class ServerPki : IDisposable
             var reason = certificateNow.NotAfter <= now ? $"expired at {certificateNow.NotAfter.ToUniversalTime():yyyy-MM-ddTHH:mm:ssZ}"
                 : certificateNow.NotAfter - now <= options.RenewWithin ? $"expires at {certificateNow.NotAfter.ToUniversalTime():yyyy-MM-ddTHH:mm:ssZ}, within {options.RenewWithin.TotalDays:0} days"
                 : !IsIssuedBy(certificateNow, ca.Signer) || !ca.Verifies(certificateNow, current.Chain, now) ? "not issued by the current cluster CA"
-                : !service.IsClient() && !RegistryTls.Covers(certificateNow, dns, ips) ? "lacks a wanted host name or address"
+                : !service.IsClient() && !ServerCertificates.Covers(certificateNow, dns, ips) ? "lacks a wanted host name or address"
                 : null;
             wanted[service] = (current, reason);
         }

@@ -37,7 +37,7 @@ internal sealed partial class SupervisorApi(ServerPki pki, ClusterTokens tokens,
         catch (SupervisorRefusal refusal)
         {
             LogRefused(logger, context.Request.Path.Value ?? "", context.Connection.RemoteIpAddress?.ToString() ?? "?", refusal.Status, refusal.Message);
-            await WriteAsync(context, refusal.Status, new ErrorResponse(refusal.Message), ClusterJson.Default.ErrorResponse).ConfigureAwait(false);
+            await WriteAsync(context, refusal.Status, new ErrorResponse(refusal.Message), SupervisorJson.Default.ErrorResponse).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
@@ -82,7 +82,7 @@ internal sealed partial class SupervisorApi(ServerPki pki, ClusterTokens tokens,
                 : "a join needs the token's credential (HTTP Basic: server, node or a bootstrap token id, and the secret)");
         }
 
-        var request = await ReadAsync(context, ClusterJson.Default.JoinRequest).ConfigureAwait(false);
+        var request = await ReadAsync(context, SupervisorJson.Default.JoinRequest).ConfigureAwait(false);
         var check = tokens.Check(presented.User, presented.Password, request.Role == NodeRole.Server);
         if (!check.Accepted)
         {
@@ -151,13 +151,13 @@ internal sealed partial class SupervisorApi(ServerPki pki, ClusterTokens tokens,
 
         LogJoined(logger, request.Name, request.Role.ToString(), context.Connection.RemoteIpAddress?.ToString() ?? "?", check.Message);
         await WriteAsync(context, StatusCodes.Status200OK, new CertificatesResponse { Name = request.Name, Certificates = certificates, Settings = Settings() },
-            ClusterJson.Default.CertificatesResponse).ConfigureAwait(false);
+            SupervisorJson.Default.CertificatesResponse).ConfigureAwait(false);
     }
 
     private async Task HeartbeatAsync(HttpContext context)
     {
         var name = MemberName(context);
-        var request = await ReadAsync(context, ClusterJson.Default.HeartbeatRequest).ConfigureAwait(false);
+        var request = await ReadAsync(context, SupervisorJson.Default.HeartbeatRequest).ConfigureAwait(false);
         var problems = new List<string>();
         var addresses = request.Addresses is null ? null : ParseAddresses(request.Addresses, problems).Select(a => a.ToString()).ToList();
         if (request.Advertises is { } advertisement)
@@ -175,13 +175,13 @@ internal sealed partial class SupervisorApi(ServerPki pki, ClusterTokens tokens,
             throw NotAMember(name);
         }
 
-        await WriteAsync(context, StatusCodes.Status200OK, Settings(), ClusterJson.Default.MemberSettings).ConfigureAwait(false);
+        await WriteAsync(context, StatusCodes.Status200OK, Settings(), SupervisorJson.Default.MemberSettings).ConfigureAwait(false);
     }
 
     private async Task RenewAsync(HttpContext context)
     {
         var name = MemberName(context);
-        var request = await ReadAsync(context, ClusterJson.Default.RenewRequest).ConfigureAwait(false);
+        var request = await ReadAsync(context, SupervisorJson.Default.RenewRequest).ConfigureAwait(false);
         var record = membership.Record(name) ?? throw NotAMember(name);
         var problems = new List<string>();
         var addresses = ParseAddresses(request.Addresses ?? record.Addresses, problems);
@@ -194,7 +194,7 @@ internal sealed partial class SupervisorApi(ServerPki pki, ClusterTokens tokens,
         membership.Renewed(name, ExpiryOf(certificates.Client));
         LogRenewed(logger, name);
         await WriteAsync(context, StatusCodes.Status200OK, new CertificatesResponse { Name = name, Certificates = certificates, Settings = Settings() },
-            ClusterJson.Default.CertificatesResponse).ConfigureAwait(false);
+            SupervisorJson.Default.CertificatesResponse).ConfigureAwait(false);
     }
 
     private Task ListAsync(HttpContext context)
@@ -205,7 +205,7 @@ internal sealed partial class SupervisorApi(ServerPki pki, ClusterTokens tokens,
             throw new SupervisorRefusal(StatusCodes.Status401Unauthorized, "the node list is for cluster members: present a member's or the operator's client certificate");
         }
 
-        return WriteAsync(context, StatusCodes.Status200OK, new NodeListResponse(membership.List()), ClusterJson.Default.NodeListResponse);
+        return WriteAsync(context, StatusCodes.Status200OK, new NodeListResponse(membership.List()), SupervisorJson.Default.NodeListResponse);
     }
 
     private NodeCertificateSet Sign(string name, IReadOnlyCollection<IPAddress> addresses, NodeCertificateRequests requests)

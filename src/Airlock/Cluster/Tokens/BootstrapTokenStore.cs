@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Airlock.Cluster.Pki;
 using Airlock.Content.FileSystemStore;
 using Airlock.IO;
 
@@ -97,7 +96,7 @@ public sealed class BootstrapTokenStore(string serverDirectory, TimeProvider tim
 
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(FilePath), ClusterJson.Default.ListStoredBootstrapToken) ?? [];
+            return JsonSerializer.Deserialize(File.ReadAllBytes(FilePath), TokenJson.Default.ListStoredBootstrapToken) ?? [];
         }
         catch (JsonException ex)
         {
@@ -106,7 +105,7 @@ public sealed class BootstrapTokenStore(string serverDirectory, TimeProvider tim
     }
 
     private void Write(List<StoredBootstrapToken> tokens) =>
-        AtomicFile.Write(FilePath, JsonSerializer.SerializeToUtf8Bytes(tokens, ClusterJson.Default.ListStoredBootstrapToken), AtomicFile.Private);
+        AtomicFile.Write(FilePath, JsonSerializer.SerializeToUtf8Bytes(tokens, TokenJson.Default.ListStoredBootstrapToken), AtomicFile.Private);
 
     private static BootstrapTokenInfo Info(StoredBootstrapToken stored) => new(stored.Id, stored.Description, stored.Created, stored.Expires);
 
