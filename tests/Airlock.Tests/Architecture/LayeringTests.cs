@@ -18,6 +18,12 @@ public sealed class LayeringTests
         // File system primitives every writer shares: the atomic file write, fsync of files and directories.
         ["IO"] = 0,
 
+        // Go's own rules where K3s and containerd users write Go syntax: durations, URLs, quoting, text/template.
+        ["GoCompat"] = 0,
+
+        // TLS material: PEM files, trust with custom roots, certificates a registry or the cluster issues itself.
+        ["Tls"] = 1,
+
         // The protocol both sides of the distribution API speak: routes, error codes and bodies, headers, wire records.
         ["Distribution"] = 1,
 
