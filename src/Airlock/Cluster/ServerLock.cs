@@ -15,14 +15,30 @@ public sealed class ServerLock : IDisposable
 
     private ServerLock(FileLock held) => _lock = held;
 
-    /// <summary>Takes the lock or throws <see cref="ServerRunningException"/> saying <paramref name="refusal"/> cannot be done now.</summary>
+    /// <summary>
+    /// Takes the lock or throws <see cref="ServerRunningException"/> saying <paramref name="refusal"/> cannot be done now.
+    /// It waits up to a second first: a holder that just let go may still be referenced for a moment by a process forked
+    /// from it that has not exec'd yet (flock belongs to the open file, which fork shares).
+    /// </summary>
     public static ServerLock Acquire(ServerDirectory directory, string refusal)
     {
         Directory.CreateDirectory(directory.Root);
-        return FileLock.TryAcquire(directory.Lock, exclusive: true) is { } held
-            ? new ServerLock(held)
-            : throw new ServerRunningException($"{refusal}: an airlock server is running from {directory.DataDirectory} (it holds {directory.Lock}); "
-                + "stop it first (e.g. systemctl stop airlock-server), then try again");
+        var deadline = Environment.TickCount64 + 1000;
+        while (true)
+        {
+            if (FileLock.TryAcquire(directory.Lock, exclusive: true) is { } held)
+            {
+                return new ServerLock(held);
+            }
+
+            if (Environment.TickCount64 >= deadline)
+            {
+                throw new ServerRunningException($"{refusal}: an airlock server is running from {directory.DataDirectory} (it holds {directory.Lock}); "
+                    + "stop it first (e.g. systemctl stop airlock-server), then try again");
+            }
+
+            Thread.Sleep(20);
+        }
     }
 
     public void Dispose() => _lock.Dispose();
