@@ -91,7 +91,6 @@ public sealed class RegistryServer : IAsyncDisposable
                 options with
                 {
                     Certificate = tls?.ServerCertificate ?? options.Certificate,
-                    CertificateChain = tls is { Chain.Count: > 0 } ? tls.Chain : options.CertificateChain,
                     AccessController = settings.Auth.HtpasswdPath is null ? options.AccessController : authentication.AccessController,
                     ExtraEndpoints = authentication.TokenEndpoint is { } tokens
                         ? [new RegistryEndpoint(settings.Auth.Token.TokenPath, tokens.HandleAsync), .. options.ExtraEndpoints]

@@ -2,8 +2,8 @@ using System.Security.Cryptography.X509Certificates;
 using Airlock.Cluster;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Tokens;
-using Airlock.Tls;
 using Airlock.Tests.Node.ImagesDirectory;
+using Airlock.Tls;
 
 namespace Airlock.Tests.Cluster;
 
