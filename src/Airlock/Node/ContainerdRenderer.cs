@@ -1,4 +1,5 @@
 using System.Text;
+using Airlock.GoCompat;
 using Airlock.IO;
 using Airlock.Node.ContainerdTemplates;
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Airlock.GoCompat;
 
 namespace Airlock.Node;
 
