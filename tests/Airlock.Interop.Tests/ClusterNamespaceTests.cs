@@ -120,7 +120,9 @@ public sealed class ClusterNamespaceTests : IAsyncLifetime
         await WaitAsync(() =>
         {
             nodes = Directory.Exists(Path.Combine(ServerData, "server", "nodes")) ? MembershipStore.Open(new ServerDirectory(ServerData), TimeProvider.System).List() : [];
-            return names.All(name => nodes.Any(n => n.Name == name && n.Status == NodeStatus.Ready && (since is null || n.LastSeen > since)));
+            // The server records a join before it answers; the agent keeps its identity after: membership.json, written last.
+            return names.All(name => nodes.Any(n => n.Name == name && n.Status == NodeStatus.Ready && (since is null || n.LastSeen > since))
+                && File.Exists(new AgentDirectory(Path.Combine(_work.Path, name)).Membership));
         }, $"nodes {string.Join(", ", names)} to be Ready{(since is null ? "" : " again")}");
         return nodes;
     }
