@@ -208,13 +208,16 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                 return;
             }
 
-            // A container names the image it was made from (the CRI may name the image's id record): either counts.
+            // A container names the image it was made from. The CRI may name the image's id or digest record instead
+            // (sha256:…, repo@sha256:…), so such a record with the same target counts as this image too: without the
+            // name, a pod restarting with imagePullPolicy IfNotPresent would try to pull it.
             var containers = await client.ListContainersAsync(cancellationToken).ConfigureAwait(false);
-            var targets = images.ToDictionary(i => i.Name, i => i.Target.Digest, StringComparer.Ordinal);
+            var byDigest = images.Where(i => i.Name.Contains("sha256:", StringComparison.Ordinal))
+                .ToDictionary(i => i.Name, i => i.Target.Digest, StringComparer.Ordinal);
             foreach (var image in stale)
             {
                 var file = image.Labels[ContainerdLabels.ImagesFile];
-                var user = containers.FirstOrDefault(c => c.Image == image.Name || (targets.TryGetValue(c.Image, out var target) && target == image.Target.Digest));
+                var user = containers.FirstOrDefault(c => c.Image == image.Name || (byDigest.TryGetValue(c.Image, out var target) && target == image.Target.Digest));
                 if (user is not null)
                 {
                     options.Logger.LogInformation("Keeping image {Image} from {File}, which is gone from the images directory: container {Container} uses it",
