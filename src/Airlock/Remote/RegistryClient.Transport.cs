@@ -52,6 +52,11 @@ public sealed partial class RegistryClient
             catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException
                 || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
+                if (ex is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } && _tls.Explain(request.RequestUri!.IdnHost, call.Registry) is { } tls)
+                {
+                    throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [], tls, ex);
+                }
+
                 throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
                     $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
             }
@@ -69,6 +74,11 @@ public sealed partial class RegistryClient
                 }
             }
 
+            if (response.Status == HttpStatusCode.Unauthorized && call.UseRegistryAuth && call.Authorization is null)
+            {
+                response.Explanation = _auth.ExplainRefusal(call.Registry);
+            }
+
             if (IsTransient(response.Status) && call.Replayable && attempt < _options.MaxAttempts)
             {
                 var delay = RetryAfter(response) ?? Backoff(attempt);
@@ -83,7 +93,8 @@ public sealed partial class RegistryClient
 
     /// <summary>The answer as a <see cref="RegistryException"/> naming the registry, repository and reference.</summary>
     internal static RegistryException Failure(RegistryCall call, RegistryResponse response, string? detail = null) =>
-        new(call.Registry, call.Repository, call.Reference, response.Status, RegistryException.ParseErrors(response.Body), detail);
+        new(call.Registry, call.Repository, call.Reference, response.Status, RegistryException.ParseErrors(response.Body),
+            response.Explanation is null ? detail : detail is null ? response.Explanation : $"{detail}: {response.Explanation}");
 
     private HttpRequestMessage BuildRequest(RegistryCall call, Uri baseAddress)
     {

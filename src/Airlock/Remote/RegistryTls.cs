@@ -11,6 +11,9 @@ namespace Airlock.Remote;
 internal sealed class RegistryTls : IDisposable
 {
     private readonly Dictionary<string, HostTrust> _byHost = new(StringComparer.OrdinalIgnoreCase);
+
+    // Why the last handshake with each host was refused, in words that say what to change (see Explain).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SslPolicyErrors> _rejections = new(StringComparer.OrdinalIgnoreCase);
     private readonly bool _insecure;
     private readonly ILogger _logger;
 
@@ -42,6 +45,7 @@ internal sealed class RegistryTls : IDisposable
 
         if (errors == SslPolicyErrors.None)
         {
+            _rejections.TryRemove(host, out _);
             return true;
         }
 
@@ -63,12 +67,44 @@ internal sealed class RegistryTls : IDisposable
             using var leaf = new X509Certificate2(certificate);
             if (custom.Build(leaf))
             {
+                _rejections.TryRemove(host, out _);
                 return true;
             }
         }
 
         RemoteLog.CertificateRejected(_logger, host, host, errors.ToString());
+        _rejections[host] = errors;
         return false;
+    }
+
+    /// <summary>
+    /// What to change after the TLS handshake with <paramref name="host"/> (of <paramref name="registry"/>, whose
+    /// registries.yaml <c>configs</c> entry holds its TLS settings) was refused here — an untrusted CA, a name the
+    /// certificate does not carry — instead of .NET's "The remote certificate is invalid according to the validation
+    /// procedure"; null when this host was not refused by certificate validation.
+    /// </summary>
+    public string? Explain(string host, string registry)
+    {
+        if (!_rejections.TryGetValue(host, out var errors))
+        {
+            return null;
+        }
+
+        _byHost.TryGetValue(host, out var trust);
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
+        {
+            return $"{registry}'s certificate does not name {host}: use a name the certificate was issued for, or reissue it with this one "
+                + $"(--tls-san for Airlock's own), or set configs.{registry}.tls.insecure_skip_verify, or --insecure";
+        }
+
+        if (errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable))
+        {
+            return $"{registry} sent no certificate";
+        }
+
+        return trust?.Roots is { Count: > 0 }
+            ? $"{registry}'s certificate is not signed by the CA in configs.{registry}.tls.ca_file: give that file the CA that issued it, or --insecure"
+            : $"{registry}'s certificate is not signed by a trusted CA: set configs.{registry}.tls.ca_file, or --insecure";
     }
 
     private X509Certificate? SelectClientCertificate(object sender, string targetHost, X509CertificateCollection localCertificates,
