@@ -118,7 +118,8 @@ internal static class ImagesSyncCommand
             var checkOnly = parseResult.GetValue(check);
             var format = parseResult.GetValue(output);
             using var sync = new ImageSync(config, access.Options(parseResult));
-            var progress = format is "json" or "yaml" ? null : new Lines(writer);
+            // The per-image lines are the text output; the data formats and the table print once, at the end.
+            var progress = format is "text" ? new Lines(writer) : null;
             if (parseResult.GetValue(watch))
             {
                 // SIGTERM/SIGINT end the loop with exit 0; a pass cut short leaves no partial tag, as the
@@ -152,6 +153,10 @@ internal static class ImagesSyncCommand
         {
             case "json" or "yaml":
                 DataOutput.Write(writer, format, results.ToList(), SyncJson.Default.ListSyncResult);
+                break;
+            case "table":
+                DataOutput.WriteTable(writer, results, ("STATUS", r => Describe(r.Status)), ("SOURCE", r => r.Source), ("TARGET", r => r.Target),
+                    ("DIGEST", r => r.Digest), ("ERROR", r => r.Error));
                 break;
             default:
                 var counts = results.GroupBy(r => r.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} {Describe(g.Key)}");
