@@ -158,7 +158,7 @@ public sealed class ImageGraphTests : IDisposable
     {
         var layout = OciLayoutStore.Create(_temp.File("source"));
         await using var _ = layout;
-        var layers = Enumerable.Range(80, 3).Select(i => TestImages.MakeLayer(i, 3 << 20)).ToList();
+        var layers = Enumerable.Range(80, 3).Select(i => TestImages.MakeLayer(i, 3 << 19)).ToList();
         var image = await TestImages.AddImageAsync(layout, TestImages.Amd64, layers);
         var progress = new List<CopyProgress>();
         await using var target = Airlock.Bundles.Archive.ArchiveTarget.Create(_temp.File("out.tar.gz"));

@@ -108,7 +108,8 @@ public sealed class ConfigChecksTests
         // K3s's guide: NO_PROXY lists loopback and the private ranges the nodes use; pod and service ranges are added by K3s (and Airlock).
         var env = new Dictionary<string, string>
         {
-            ["HTTP_PROXY"] = "http://your-proxy.example.com:8888", ["HTTPS_PROXY"] = "http://your-proxy.example.com:8888",
+            ["HTTP_PROXY"] = "http://your-proxy.example.com:8888",
+            ["HTTPS_PROXY"] = "http://your-proxy.example.com:8888",
             ["NO_PROXY"] = "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
         };
         var result = Named(Run([], env, [IPAddress.Parse("192.168.10.5")]), "NO_PROXY");
