@@ -1,4 +1,5 @@
 using System.Text;
+using Airlock.GoCompat;
 using Airlock.IO;
 using Airlock.Node.ContainerdTemplates;
 
@@ -115,7 +116,7 @@ public static class ContainerdRenderer
             var dir = Path.Combine(hostsDirectory, host.Directory);
             wanted.Add(dir);
             var content = nodeMirror is not null && host.NeedsNodeMirror
-                ? HostsTomlWriter.WriteMirrored(host, Mirror.MirrorOptions.ServerUrl(nodeMirror), generator)
+                ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator)
                 : HostsTomlWriter.Write(host, generator);
             files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), content, cancellationToken).ConfigureAwait(false));
         }
