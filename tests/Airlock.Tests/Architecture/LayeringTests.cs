@@ -21,6 +21,12 @@ public sealed class LayeringTests
         // Names users type: "did you mean" for verbs, flags and config.yaml keys. Pure, no I/O.
         ["Configuration"] = 0,
 
+        // Go's duration, URL and quoting rules and the text/template engine (config.toml.tmpl). Pure.
+        ["GoCompat"] = 0,
+
+        // Certificates, keys and trust: PEM files, the CA, server certificates, per-server client trust (writes through IO).
+        ["Tls"] = 1,
+
         // The protocol both sides of the distribution API speak: routes, error codes and bodies, headers, wire records.
         ["Distribution"] = 1,
 
