@@ -21,10 +21,10 @@ public sealed class LayeringTests
         // Names users type: "did you mean" for verbs, flags and config.yaml keys. Pure, no I/O.
         ["Configuration"] = 0,
 
-        // Go's duration, URL and quoting rules and the text/template engine (config.toml.tmpl). Pure.
+        // Go's own rules where K3s and containerd users write Go syntax: durations, URLs, quoting, text/template.
         ["GoCompat"] = 0,
 
-        // Certificates, keys and trust: PEM files, the CA, server certificates, per-server client trust (writes through IO).
+        // TLS material: PEM files, trust with custom roots, certificates a registry or the cluster issues itself.
         ["Tls"] = 1,
 
         // The protocol both sides of the distribution API speak: routes, error codes and bodies, headers, wire records.
