@@ -15,16 +15,16 @@ public sealed class LayeringTests
         // Pure types: digests, descriptors, references, media types, manifests, platforms. No I/O.
         ["Oci"] = 0,
 
-        // File system primitives every writer shares: the atomic file write, fsync of files and directories.
+        // File system and stream primitives every writer shares: the atomic file write, fsync, the stream wrapper bases.
         ["IO"] = 0,
 
         // Names users type: "did you mean" for verbs, flags and config.yaml keys. Pure, no I/O.
         ["Configuration"] = 0,
 
-        // Go's own rules where K3s and containerd users write Go syntax: durations, URLs, quoting, text/template.
+        // Go's duration, URL and quote rules and its text/template engine, for what K3s and containerd users write.
         ["GoCompat"] = 0,
 
-        // TLS material: PEM files, trust with custom roots, certificates a registry or the cluster issues itself.
+        // The one TLS/PEM/trust module (certificates, keys, CAs) for the registry, the client, the node and the cluster.
         ["Tls"] = 1,
 
         // The protocol both sides of the distribution API speak: routes, error codes and bodies, headers, wire records.
