@@ -231,7 +231,7 @@ internal static class RegistryCommand
             using var loggerFactory = CreateLoggerFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
-            await using var storage = RegistryStorage.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            await using var storage = FileSystemRegistryStore.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
             GarbageCollectionResult result;
             try
             {

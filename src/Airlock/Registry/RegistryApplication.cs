@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
@@ -28,7 +28,7 @@ internal sealed class RegistryApplication : IDisposable
     private readonly ILogger _logger;
     private readonly bool _authorizes;
 
-    public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
+    public RegistryApplication(IRegistryStore storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
         _options = options;
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
@@ -107,6 +107,9 @@ internal sealed class RegistryApplication : IDisposable
         }
     }
 
+    private async Task WriteMetricsAsync(HttpContext context) =>
+        await WriteTextAsync(context, await _metrics.RenderAsync(context.RequestAborted).ConfigureAwait(false) + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8").ConfigureAwait(false);
+
     // ENOSPC and EDQUOT: .NET puts the errno in HResult on Linux.
     private static bool IsStorageFull(IOException ex) => ex.HResult is 28 or 122;
 
@@ -126,7 +129,7 @@ internal sealed class RegistryApplication : IDisposable
 
         if (path == "/metrics")
         {
-            return WriteTextAsync(context, _metrics.Render() + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8");
+            return WriteMetricsAsync(context);
         }
 
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
