@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;
@@ -46,7 +47,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
 
     public ValueTask PutManifestRevisionAsync(string repository, Digest digest, string mediaType, CancellationToken cancellationToken)
     {
-        WriteAtomically(layout.Revision(repository, digest), Encoding.UTF8.GetBytes(mediaType));
+        AtomicFile.Write(layout.Revision(repository, digest), Encoding.UTF8.GetBytes(mediaType));
         return ValueTask.CompletedTask;
     }
 
@@ -70,7 +71,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
 
     public ValueTask SetTagAsync(string repository, string tag, Digest digest, CancellationToken cancellationToken)
     {
-        WriteAtomically(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
+        AtomicFile.Write(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
         return ValueTask.CompletedTask;
     }
 
@@ -112,7 +113,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
 
     public ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken)
     {
-        WriteAtomically(layout.Referrer(repository, subject, referrer.Digest), JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
+        AtomicFile.Write(layout.Referrer(repository, subject, referrer.Digest), JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
         return ValueTask.CompletedTask;
     }
 
@@ -155,7 +156,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         var path = layout.AuthenticatedOnly(repository);
         if (!File.Exists(path))
         {
-            WriteAtomically(path, []);
+            AtomicFile.Write(path, []);
         }
 
         return ValueTask.CompletedTask;
@@ -239,21 +240,6 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
 
         File.SetLastWriteTimeUtc(path, time.GetUtcNow().UtcDateTime);
-    }
-
-    private static void WriteAtomically(string path, ReadOnlySpan<byte> content)
-    {
-        var directory = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N"));
-        using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-        {
-            file.Write(content);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
-        FileSystemDurability.FsyncDirectory(directory);
     }
 
     private static bool DeleteFile(string path)
