@@ -109,13 +109,12 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
         context.Response.ContentLength = 0;
     }
 
+    /// <summary>Takes the session for this request (waiting for one in flight); a session of another repository is unknown here.</summary>
     private async Task<IUploadSession> OpenAsync(OciRoute route, CancellationToken cancellationToken)
     {
-        var session = await storage.Uploads.OpenAsync(route.Reference, cancellationToken).ConfigureAwait(false)
-            ?? throw new OciException(OciErrorCode.BlobUploadUnknown, $"upload {route.Reference} is unknown in {route.Name}");
-        if (session.Repository != route.Name)
+        if (await storage.Uploads.FindAsync(route.Reference, cancellationToken).ConfigureAwait(false) is not { } found || found.Repository != route.Name
+            || await storage.Uploads.OpenAsync(route.Reference, cancellationToken).ConfigureAwait(false) is not { } session)
         {
-            await session.DisposeAsync().ConfigureAwait(false);
             throw new OciException(OciErrorCode.BlobUploadUnknown, $"upload {route.Reference} is unknown in {route.Name}");
         }
 
