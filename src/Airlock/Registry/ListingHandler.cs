@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Airlock.Content;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
 
@@ -18,7 +19,7 @@ internal sealed class ListingHandler(IRegistryStore storage)
             async (after, count) => await storage.Repositories.ListTagsAsync(route.Name, after, count, ct).ConfigureAwait(false)
                 ?? throw new OciException(OciErrorCode.NameUnknown, $"repository {route.Name} is unknown"),
             last, limit, hidden: null).ConfigureAwait(false);
-        await WritePageAsync(context, $"/v2/{route.Name}/tags/list", "tags", names, more, limit, route.Name).ConfigureAwait(false);
+        await WritePageAsync(context, OciRoute.ForTagList(route.Name).Path, names, more, limit, (json, page) => TagList.Write(json, route.Name, page)).ConfigureAwait(false);
     }
 
     /// <summary>The catalog, without the repositories <paramref name="hidden"/> names (those an anonymous client must not see).</summary>
@@ -29,7 +30,7 @@ internal sealed class ListingHandler(IRegistryStore storage)
         var (names, more) = await CollectPageAsync(
             (after, count) => storage.Repositories.ListRepositoriesAsync(after, count, ct),
             last, limit, hidden).ConfigureAwait(false);
-        await WritePageAsync(context, "/v2/_catalog", "repositories", names, more, limit, null).ConfigureAwait(false);
+        await WritePageAsync(context, OciRoute.Catalog.Path, names, more, limit, CatalogPage.Write).ConfigureAwait(false);
     }
 
     public async Task ReferrersAsync(HttpContext context, OciRoute route)
@@ -122,7 +123,7 @@ internal sealed class ListingHandler(IRegistryStore storage)
         }
     }
 
-    private static async Task WritePageAsync(HttpContext context, string path, string property, List<string> names, bool more, int? limit, string? name)
+    private static async Task WritePageAsync(HttpContext context, string path, List<string> names, bool more, int? limit, Action<Utf8JsonWriter, IEnumerable<string>> write)
     {
         if (limit is { } pageSize && names.Count > 0 && more)
         {
@@ -134,20 +135,7 @@ internal sealed class ListingHandler(IRegistryStore storage)
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var json = new Utf8JsonWriter(buffer))
         {
-            json.WriteStartObject();
-            if (name is not null)
-            {
-                json.WriteString("name", name);
-            }
-
-            json.WriteStartArray(property);
-            foreach (var item in names)
-            {
-                json.WriteStringValue(item);
-            }
-
-            json.WriteEndArray();
-            json.WriteEndObject();
+            write(json, names);
         }
 
         await WriteJsonAsync(context, buffer, "application/json").ConfigureAwait(false);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using Airlock.Content;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Airlock.Remote;
 using Microsoft.AspNetCore.Http;
