@@ -92,6 +92,11 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
 
     public async ValueTask<bool> TryDeleteIdleAsync(string id, DateTimeOffset idleSince, CancellationToken cancellationToken)
     {
+        if (!Guid.TryParseExact(id, "D", out _))
+        {
+            return false;
+        }
+
         FileLock? idle;
         try
         {
