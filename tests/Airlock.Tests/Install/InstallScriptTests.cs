@@ -20,7 +20,20 @@ public sealed class InstallScriptTests : IDisposable
         File.Delete(_binary);
     }
 
-    private static string Script => Path.Combine(SourceTree.Root, "install.sh");
+    private static string Script => Path.Combine(RepoRoot(), "install.sh");
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "install.sh")) && File.Exists(Path.Combine(dir.FullName, "Airlock.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("repository root (with install.sh) not found above " + AppContext.BaseDirectory);
+    }
 
     private (int Code, string Output) Run(string script, Dictionary<string, string> env, params string[] args)
     {
