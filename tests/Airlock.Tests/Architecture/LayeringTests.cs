@@ -15,8 +15,14 @@ public sealed class LayeringTests
         // Pure types: digests, descriptors, references, media types, manifests, platforms. No I/O.
         ["Oci"] = 0,
 
-        // File system primitives every writer shares: the atomic file write, fsync of files and directories.
+        // File system and stream primitives every writer shares: the atomic file write, fsync, the stream wrapper bases.
         ["IO"] = 0,
+
+        // Go's duration, URL and quote rules and its text/template engine, for what K3s and containerd users write.
+        ["GoCompat"] = 0,
+
+        // The one TLS/PEM/trust module (certificates, keys, CAs) for the registry, the client, the node and the cluster.
+        ["Tls"] = 1,
 
         // The protocol both sides of the distribution API speak: routes, error codes and bodies, headers, wire records.
         ["Distribution"] = 1,
