@@ -161,7 +161,7 @@ internal static class RegistryCommand
             using var loggerFactory = CliLogging.CreateFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
-            await using var storage = RegistryStorage.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            await using var storage = FileSystemRegistryStore.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
             GarbageCollectionResult result;
             try
             {
