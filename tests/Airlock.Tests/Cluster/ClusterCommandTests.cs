@@ -123,9 +123,15 @@ public sealed class ClusterCommandTests
             File.WriteAllText(Path.Combine(new AgentDirectory(cluster.DataDirectory).Root, "old.crt"), expired.ExportCertificatePem());
         }
 
-        (code, output) = await RunAsync("certificate", "check", "--data-dir", cluster.DataDirectory);
+        (code, output) = await RunAsync("certificate", "check", "--data-dir", cluster.DataDirectory, "--output", "table");
         Assert.Equal(AirlockCli.ExitError, code);
         Assert.Matches(@"old\.crt\s+CN=old\s+\S*\s+\S+\s+-?\d+\s+EXPIRED", output);
+
+        // The default text form says, per certificate, what the table has no room for: the issuer and the names.
+        (code, output) = await RunAsync("certificate", "check", "--data-dir", cluster.DataDirectory);
+        Assert.Equal(AirlockCli.ExitError, code);
+        Assert.Matches(@"old\.crt: certificate CN=old issued by CN=old expired at \S+ \[EXPIRED\]", output);
+        Assert.Matches(@"supervisor\.crt: certificate CN=\S+ issued by CN=[^\n]+ for [^\n]*127\.0\.0\.1[^\n]* is ok, expires at \S+ \(\d+ days left\) \[OK\]", output);
     }
 
     [Fact]
