@@ -158,13 +158,37 @@ public sealed class ClusterCommandTests
         Assert.Equal(JoinToken.HashCaBundle(File.ReadAllBytes(Path.Combine(cluster.Directory.Tls, "server-ca.crt"))), token[3..67]);
     }
 
+    [Fact]
+    public async Task Certificate_rotate_takes_the_servers_flags_from_config_yaml_and_AIRLOCK_variables()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.Server.DisposeAsync();
+        using var etc = new TempDirectory();
+        var config = Path.Combine(etc.Path, "config.yaml");
+        // One config.yaml for the server and the certificate verbs, as K3s's: a reissued certificate keeps the server's names.
+        File.WriteAllText(config, $"data-dir: {cluster.DataDirectory}\ntls-san:\n  - rack3.airgap.test\n  - 198.51.100.7\nembedded-registry: true\n");
+
+        var (code, output) = await RunAsync(["certificate", "rotate"], new Hashtable { ["AIRLOCK_CONFIG"] = config, ["AIRLOCK_SERVICE"] = "supervisor" });
+
+        Assert.True(code == 0, output);
+        Assert.Contains("reissued supervisor", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("reissued registry", output, StringComparison.Ordinal);
+        using var supervisor = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(cluster.Directory.Tls, "supervisor.crt")));
+        var sans = supervisor.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single();
+        Assert.Contains("rack3.airgap.test", sans.EnumerateDnsNames());
+        Assert.Contains(System.Net.IPAddress.Parse("198.51.100.7"), sans.EnumerateIPAddresses());
+    }
+
     private static Task<(int Code, string Output)> RunAsync(params string[] args) => RunAsync((IReadOnlyList<string>)args);
 
-    private static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args)
+    private static Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args) =>
+        RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" });
+
+    private static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args, Hashtable environment)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await AirlockCli.RunAsync([.. args], new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" }, output, error);
+        var code = await AirlockCli.RunAsync([.. args], environment, output, error);
         return (code, output + error.ToString());
     }
 
