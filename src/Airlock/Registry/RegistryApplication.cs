@@ -129,13 +129,7 @@ internal sealed class RegistryApplication : IDisposable
             return WriteTextAsync(context, _metrics.Render() + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8");
         }
 
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = query >= 0 ? raw[..query] : raw;
-        if (!rawPath.StartsWith('/'))
-        {
-            rawPath = path;
-        }
+        var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
 
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
         var method = request.Method;
