@@ -37,7 +37,7 @@ internal sealed class RegistryApplication : IDisposable
         var manifestCache = new ManifestCache();
         _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
-        _uploads = new UploadHandler(storage, _metrics, _logger);
+        _uploads = new UploadHandler(storage, _metrics, privateRepositories, _logger);
         _listings = new ListingHandler(storage);
         _privateRepositories = privateRepositories;
         _authorizes = options.AccessController is not AllowAllAccessController;

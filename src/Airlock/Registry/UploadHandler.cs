@@ -2,6 +2,7 @@ using System.Globalization;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Oci;
+using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -12,7 +13,13 @@ namespace Airlock.Registry;
 /// mounts. Bodies stream into a <see cref="BlobIngest"/>; commits and links happen under the garbage
 /// collection guard, so a sweep never deletes a blob between its commit and its link.
 /// </summary>
-internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics metrics, ILogger logger)
+/// <remarks>
+/// A mount never carries content out of a repository only authenticated clients may read (a private
+/// upstream's cache, <see cref="PrivateRepositories"/>) into one anonymous clients may read: anyone allowed to
+/// read the cache and push elsewhere could publish it that way. Such a mount becomes an ordinary upload
+/// (202 with a Location, as the spec allows), which the client completes only by sending the content.
+/// </remarks>
+internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics metrics, PrivateRepositories privateRepositories, ILogger logger)
 {
     public async Task StartAsync(HttpContext context, OciRoute route)
     {
@@ -23,7 +30,8 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
         {
             var digest = OciRoute.ParseDigest(mount);
             var from = query["from"].ToString();
-            if (from.Length > 0 && ImageReference.IsValidRepository(from) && await TryMountAsync(route.Name, from, digest, ct).ConfigureAwait(false))
+            if (from.Length > 0 && ImageReference.IsValidRepository(from) && !CarriesOutPrivateContent(from, route.Name, digest)
+                && await TryMountAsync(route.Name, from, digest, ct).ConfigureAwait(false))
             {
                 logger.LogDebug("Blob {Digest} mounted from {Source} into {Repository}", digest, from, route.Name);
                 Created(context.Response, route.Name, digest);
@@ -164,6 +172,18 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
             await lease.ResetAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    private bool CarriesOutPrivateContent(string source, string repository, Digest digest)
+    {
+        if (!privateRepositories.Contains(source) || privateRepositories.Contains(repository))
+        {
+            return false;
+        }
+
+        logger.LogInformation("Blob {Digest} not mounted from {Source} into {Repository}: the source is for authenticated clients only; an upload is opened instead",
+            digest, source, repository);
+        return true;
     }
 
     private async Task<bool> TryMountAsync(string repository, string source, Digest digest, CancellationToken cancellationToken)
