@@ -37,6 +37,7 @@ public sealed class BlobIngest : IAsyncDisposable
     private readonly IncrementalHash _hash;
     private long _writebackStarted;
     private Task _flushing = Task.CompletedTask;
+    private bool _suspended;
 
     private BlobIngest(string path, FileStream file, IncrementalHash hash, long length)
     {
@@ -71,16 +72,54 @@ public sealed class BlobIngest : IAsyncDisposable
     /// Re-opens an ingest left by an earlier request or process and re-hashes what it holds, so uploads
     /// survive restarts without persisting hash state.
     /// </summary>
-    public static async Task<BlobIngest> ResumeAsync(string tempPath, CancellationToken cancellationToken, string algorithm = Digest.Sha256Algorithm)
+    public static Task<BlobIngest> ResumeAsync(string tempPath, CancellationToken cancellationToken, string algorithm = Digest.Sha256Algorithm) =>
+        RehashAsync(tempPath, algorithm, cancellationToken);
+
+    /// <summary>
+    /// Re-opens an ingest <see cref="SuspendAsync">suspended</see> by an earlier request and goes on from its
+    /// hash state, or re-hashes the file when the state is missing or no longer matches it (another process
+    /// wrote to it, or it was cut short).
+    /// </summary>
+    public static async Task<BlobIngest> ResumeAsync(string tempPath, SuspendedIngest? suspended, CancellationToken cancellationToken)
     {
-        var file = new FileStream(tempPath, new FileStreamOptions
+        if (suspended?.TakeHash(tempPath) is not { } state)
         {
-            Mode = FileMode.Open,
-            Access = FileAccess.ReadWrite,
-            Share = FileShare.Read,
-            Options = FileOptions.SequentialScan,
-            BufferSize = 0,
-        });
+            return await RehashAsync(tempPath, Digest.Sha256Algorithm, cancellationToken).ConfigureAwait(false);
+        }
+
+        FileStream file;
+        try
+        {
+            file = OpenExisting(tempPath, FileOptions.None);
+        }
+        catch
+        {
+            state.Hash.Dispose();
+            throw;
+        }
+
+        if (RandomAccess.GetLength(file.SafeFileHandle) == state.Length)
+        {
+            return new BlobIngest(tempPath, file, state.Hash, state.Length);
+        }
+
+        await file.DisposeAsync().ConfigureAwait(false);
+        state.Hash.Dispose();
+        return await RehashAsync(tempPath, Digest.Sha256Algorithm, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static FileStream OpenExisting(string tempPath, FileOptions options) => new(tempPath, new FileStreamOptions
+    {
+        Mode = FileMode.Open,
+        Access = FileAccess.ReadWrite,
+        Share = FileShare.Read,
+        Options = options,
+        BufferSize = 0,
+    });
+
+    private static async Task<BlobIngest> RehashAsync(string tempPath, string algorithm, CancellationToken cancellationToken)
+    {
+        var file = OpenExisting(tempPath, FileOptions.SequentialScan);
         var hash = Digest.CreateHash(algorithm);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         long length = 0;
@@ -247,13 +286,70 @@ public sealed class BlobIngest : IAsyncDisposable
 
     }
 
+    /// <summary>
+    /// Closes the file but keeps it and hands over the hash state (a chunked upload waiting for its next
+    /// request): a session between requests holds no file descriptor, however many are left abandoned.
+    /// The ingest is finished afterwards; <see cref="ResumeAsync(string, SuspendedIngest?, CancellationToken)"/> goes on.
+    /// </summary>
+    public async ValueTask<SuspendedIngest> SuspendAsync()
+    {
+        await _flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _file.DisposeAsync().ConfigureAwait(false);
+        _suspended = true;
+        return new SuspendedIngest(TempPath, _hash, Length);
+    }
+
     /// <summary>Closes the file but keeps it (a chunked upload waiting for its next PATCH).</summary>
     public async ValueTask DisposeAsync()
     {
         await _flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _hash.Dispose();
+        if (!_suspended)
+        {
+            _hash.Dispose();
+        }
+
         await _file.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>
+/// The hash state of a <see cref="BlobIngest.SuspendAsync">suspended</see> ingest: what it takes to go on
+/// appending without re-reading the file. Holds no file; dispose it when the ingest will not be resumed.
+/// </summary>
+public sealed class SuspendedIngest : IDisposable
+{
+    private IncrementalHash? _hash;
+
+    internal SuspendedIngest(string tempPath, IncrementalHash hash, long length)
+    {
+        TempPath = tempPath;
+        _hash = hash;
+        Length = length;
+    }
+
+    public string TempPath { get; }
+
+    public long Length { get; }
+
+    /// <summary>The hash state, once, when it belongs to <paramref name="tempPath"/>.</summary>
+    internal (IncrementalHash Hash, long Length)? TakeHash(string tempPath)
+    {
+        var hash = Interlocked.Exchange(ref _hash, null);
+        if (hash is null)
+        {
+            return null;
+        }
+
+        if (!string.Equals(tempPath, TempPath, StringComparison.Ordinal))
+        {
+            hash.Dispose();
+            return null;
+        }
+
+        return (hash, Length);
+    }
+
+    public void Dispose() => Interlocked.Exchange(ref _hash, null)?.Dispose();
 }
 
 /// <summary>Content whose digest (or size) differs from what was claimed for it.</summary>

@@ -70,10 +70,13 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
 
     public async Task PatchAsync(HttpContext context, OciRoute route)
     {
-        using var lease = await AcquireAsync(route, context.RequestAborted).ConfigureAwait(false);
-        await AppendAsync(context, lease).ConfigureAwait(false);
-        context.Response.StatusCode = StatusCodes.Status202Accepted;
-        SessionHeaders(context.Response, route.Name, lease.Id, lease.Ingest.Length);
+        var lease = await AcquireAsync(route, context.RequestAborted).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
+        {
+            await AppendAsync(context, lease).ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status202Accepted;
+            SessionHeaders(context.Response, route.Name, lease.Id, lease.Ingest.Length);
+        }
     }
 
     public async Task PutAsync(HttpContext context, OciRoute route)
@@ -86,15 +89,18 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
         }
 
         var expected = OciRoute.ParseDigest(digestText);
-        using var lease = await AcquireAsync(route, ct).ConfigureAwait(false);
-        await AppendAsync(context, lease).ConfigureAwait(false);
-        try
+        var lease = await AcquireAsync(route, ct).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
         {
-            await CommitAndLinkAsync(lease.TakeIngest(), route.Name, expected, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            await lease.CompleteAsync().ConfigureAwait(false);
+            await AppendAsync(context, lease).ConfigureAwait(false);
+            try
+            {
+                await CommitAndLinkAsync(lease.TakeIngest(), route.Name, expected, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                await lease.CompleteAsync().ConfigureAwait(false);
+            }
         }
 
         Created(context.Response, route.Name, expected);
@@ -114,7 +120,8 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
 
     public async Task CancelAsync(HttpContext context, OciRoute route)
     {
-        using (await AcquireAsync(route, context.RequestAborted).ConfigureAwait(false))
+        var lease = await AcquireAsync(route, context.RequestAborted).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
         {
             await storage.Uploads.DeleteAsync(route.Reference).ConfigureAwait(false);
         }

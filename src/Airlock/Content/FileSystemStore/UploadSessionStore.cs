@@ -11,8 +11,10 @@ public sealed record UploadSessionState(
 
 /// <summary>
 /// Chunked upload sessions: <c>uploads/&lt;uuid&gt;/data</c> (the ingest temp file) and <c>state.json</c>.
-/// An open <see cref="BlobIngest"/> is kept per active session so chunks append without re-hashing;
-/// after a restart the first request re-opens it with <see cref="BlobIngest.ResumeAsync"/>.
+/// A session's file is open only while a request uses it: between requests the session keeps just its hash
+/// state (<see cref="SuspendedIngest"/>), so chunks append without re-hashing, yet thousands of abandoned
+/// sessions hold no file descriptors, and a session deleted by a collector in another process leaves no
+/// deleted file held open. After a restart the first request re-hashes the file.
 /// Requests on one session are serialised by its lease, which also holds the session's lock file shared
 /// (<see cref="StoreLayout.UploadLock"/>), so a garbage collector in another process deletes a session only
 /// when no request is using it.
@@ -20,9 +22,11 @@ public sealed record UploadSessionState(
 public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
+    private int _slotsAfterLastSweep;
 
     public string Create(string repository)
     {
+        ForgetDeletedSessions();
         var id = Guid.NewGuid().ToString("D");
         Directory.CreateDirectory(layout.UploadDirectory(id));
 
@@ -55,6 +59,8 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
     {
         if (Find(id) is null)
         {
+            // Gone (a collector in another process may have deleted it): forget its hash state too.
+            Forget(id);
             return null;
         }
 
@@ -80,12 +86,17 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
                 return null;
             }
 
-            if (slot.Ingest is null)
+            var data = layout.UploadData(id);
+            var suspended = slot.Suspended;
+            slot.Suspended = null;
+            if (File.Exists(data))
             {
-                var data = layout.UploadData(id);
-                slot.Ingest = File.Exists(data)
-                    ? await BlobIngest.ResumeAsync(data, cancellationToken).ConfigureAwait(false)
-                    : BlobIngest.Start(data);
+                slot.Ingest = await BlobIngest.ResumeAsync(data, suspended, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                suspended?.Dispose();
+                slot.Ingest = BlobIngest.Start(data);
             }
         }
         catch
@@ -137,10 +148,9 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
     /// <summary>Removes a session and its data.</summary>
     public async ValueTask DeleteAsync(string id)
     {
-        if (_slots.TryRemove(id, out var slot) && slot.Ingest is { } ingest)
+        if (_slots.TryRemove(id, out var slot))
         {
-            slot.Ingest = null;
-            await ingest.DisposeAsync().ConfigureAwait(false);
+            await slot.CloseAsync().ConfigureAwait(false);
         }
 
         try
@@ -201,25 +211,67 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
     {
         foreach (var slot in _slots.Values)
         {
-            if (slot.Ingest is { } ingest)
-            {
-                slot.Ingest = null;
-                await ingest.DisposeAsync().ConfigureAwait(false);
-            }
+            await slot.CloseAsync().ConfigureAwait(false);
         }
 
         _slots.Clear();
+    }
+
+    private void Forget(string id)
+    {
+        if (_slots.TryRemove(id, out var slot))
+        {
+            slot.Suspended?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Drops the hash state of sessions deleted behind this store's back (by a collector in another process),
+    /// once the number of sessions known here doubled since the last look: amortised, it costs a file check
+    /// per session created.
+    /// </summary>
+    private void ForgetDeletedSessions()
+    {
+        if (_slots.Count < _slotsAfterLastSweep * 2 + 64)
+        {
+            return;
+        }
+
+        foreach (var id in _slots.Keys)
+        {
+            if (!File.Exists(layout.UploadState(id)))
+            {
+                Forget(id);
+            }
+        }
+
+        _slotsAfterLastSweep = _slots.Count;
     }
 
     internal sealed class Slot
     {
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
+        /// <summary>Open only while a lease is held.</summary>
         public BlobIngest? Ingest { get; set; }
+
+        /// <summary>Between requests: the hash state the next request goes on from.</summary>
+        public SuspendedIngest? Suspended { get; set; }
+
+        public async ValueTask CloseAsync()
+        {
+            Suspended?.Dispose();
+            Suspended = null;
+            if (Ingest is { } ingest)
+            {
+                Ingest = null;
+                await ingest.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
-    /// <summary>One request's hold on a session.</summary>
-    public sealed class Lease : IDisposable
+    /// <summary>One request's hold on a session; disposing it closes the session's file until the next request.</summary>
+    public sealed class Lease : IAsyncDisposable
     {
         private readonly UploadSessionStore _owner;
         private readonly Slot _slot;
@@ -258,10 +310,21 @@ public sealed class UploadSessionStore(StoreLayout layout, TimeProvider time) : 
             }
         }
 
-        public void Dispose()
+        public async ValueTask DisposeAsync()
         {
-            _inUse.Dispose();
-            _slot.Gate.Release();
+            try
+            {
+                if (_slot.Ingest is { } ingest)
+                {
+                    _slot.Ingest = null;
+                    _slot.Suspended = await ingest.SuspendAsync().ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _inUse.Dispose();
+                _slot.Gate.Release();
+            }
         }
     }
 }
