@@ -45,7 +45,7 @@ public sealed class TlsAndScheduleTests
         var path = registry.Server.Storage.Layout.Blob(orphan);
         File.SetLastWriteTimeUtc(path, DateTime.UtcNow - TimeSpan.FromHours(1));
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (File.Exists(path) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100);
