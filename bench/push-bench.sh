@@ -2,9 +2,11 @@
 # push-bench.sh — a monolithic push into Airlock's registry against what the same disk needs to write and
 # fsync the same bytes (dd conv=fsync), alternated in the same run, so the ratio is push time over disk time.
 #
-# Usage: bench/push-bench.sh [--mib N] [--rounds N] [--results FILE] [--no-results]
+# Usage: bench/push-bench.sh [--mib N] [--rounds N] [--streams N] [--results FILE] [--no-results]
 #   --mib N       blob size (default 512)
 #   --rounds N    dd/push pairs (default 7); the order alternates each round (dd first, then push first)
+#   --streams N   N pushes at once (into N repositories) against N dd at once (into N files); default 1.
+#                 Several pushes at once is what `airlock images load` and parallel CI jobs do.
 #
 # Each round: dd if=BLOB of=<registry data dir>/dd-N bs=1M conv=fsync, then POST /v2/bench/push-N/blobs/uploads/
 # + PUT ?digest= with the body (curl -T, streamed) — or the other way round. Every timed step starts from the
@@ -25,6 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo_root=$(cd "$here/.." && pwd)
 mib=512
 rounds=7
+streams=1
 results="$here/RESULTS.md"
 write_results=1
 
@@ -32,6 +35,7 @@ while (( $# )); do
   case $1 in
     --mib) mib=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --streams) streams=$2; shift 2 ;;
     --results) results=$2; shift 2 ;;
     --no-results) write_results=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -95,8 +99,9 @@ done
 # settle — the same memory state before every timed step: nothing dirty, no page cache but the blob's, and
 # memory freed just before (see the header).
 settle() {
-  dd if="$blob" of="$data/scratch" bs=1M status=none
-  rm -f "$data/scratch"
+  local i
+  for i in $(seq "$streams"); do dd if="$blob" of="$data/scratch-$i" bs=1M status=none; done
+  rm -f "$data"/scratch-*
   sync
   if [[ -w /proc/sys/vm/drop_caches ]]; then echo 3 >/proc/sys/vm/drop_caches; fi
   cat "$blob" >/dev/null
@@ -106,18 +111,26 @@ settle() {
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
 
+push_one() {
+  local repo=$1 location
+  location=$(curl -sS -f -X POST -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
+  curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -H 'Expect:' -T "$blob" "$base$location?digest=$digest"
+}
+
+# time_dd ROUND / time_push ROUND — wall time of --streams copies at once, until the last one ends.
 time_dd() {
-  local target=$1 start
+  local start jobs=() i
   start=$(now)
-  dd if="$blob" of="$target" bs=1M conv=fsync status=none
+  for i in $(seq "$streams"); do dd if="$blob" of="$data/dd-$1-$i" bs=1M conv=fsync status=none & jobs+=($!); done
+  wait "${jobs[@]}"
   calc "$(now) - $start"
 }
 
 time_push() {
-  local repo=$1 start location
+  local start jobs=() i
   start=$(now)
-  location=$(curl -sS -f -X POST -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
-  curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -H 'Expect:' -T "$blob" "$base$location?digest=$digest"
+  for i in $(seq "$streams"); do push_one "bench/push-$1-$i" & jobs+=($!); done
+  wait "${jobs[@]}"
   calc "$(now) - $start"
 }
 
@@ -126,12 +139,12 @@ dd_times=(); push_times=(); rows=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$rounds"); do
   if (( round % 2 )); then
-    settle; d=$(time_dd "$data/dd-$round"); settle; p=$(time_push "bench/push-$round"); order="dd, push"
+    settle; d=$(time_dd "$round"); settle; p=$(time_push "$round"); order="dd, push"
   else
-    settle; p=$(time_push "bench/push-$round"); settle; d=$(time_dd "$data/dd-$round"); order="push, dd"
+    settle; p=$(time_push "$round"); settle; d=$(time_dd "$round"); order="push, dd"
   fi
   [[ -f $stored ]] || { echo "push-bench: the push did not store $digest" >&2; exit 1; }
-  rm -f "$data/dd-$round" "$stored"
+  rm -f "$data"/dd-* "$stored"
   dd_times+=("$d"); push_times+=("$p")
   rows+=("| $round | $order | $d | $p | $(calc "$p / $d" 2) | $(cut -d' ' -f1 /proc/loadavg) |")
   log "round $round ($order): dd $d s, push $p s, ratio $(calc "$p / $d" 2)"
@@ -149,10 +162,10 @@ section=$(cat <<EOF
 
 ## $(date -u '+%Y-%m-%d %H:%M') UTC — push-bench.sh
 
-\`$(basename "$0") --mib $mib --rounds $rounds\`, airlock: \`${AIRLOCK_BIN:-Release build}\` ($(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown)).
+\`$(basename "$0") --mib $mib --rounds $rounds --streams $streams\`, airlock: \`${AIRLOCK_BIN:-Release build}\` ($(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown)).
 Machine: $(nproc) cores, $(uname -r), load average $load_before before, $load_after after; data on $(df --output=source,fstype "$data" | tail -1 | tr -s ' ').
 
-| round | order | dd conv=fsync, s | push, s | push / dd | load |
+| round | order | ${streams} × dd conv=fsync, s | ${streams} × push, s | push / dd | load |
 |---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
