@@ -105,15 +105,8 @@ public sealed class PullThroughPrivacyTests
             var cache = await world.StartCacheAsync(dataDirectory, withProxy: true);
             try
             {
-                SignIn(cache);
-                await AssertPullsAsync(cache, "secret/app", "1", world.PrivateImage, PrivateRegistry);
-                using (var privately = await cache.Client.GetAsync($"/v2/secret/app/blobs/{world.PrivateOnlyLayer}?ns={PrivateRegistry}"))
-                {
-                    Assert.Equal(HttpStatusCode.OK, privately.StatusCode);
-                }
-
+                await CachePrivateImageAsync(cache, world);
                 SignOut(cache);
-                await WaitStoredAsync(cache, world.PrivateOnlyLayer);
 
                 // Stored, but only for the private repository; the public upstream has no such blob in that repository.
                 using var response = await cache.Client.GetAsync($"/v2/public/other/blobs/{world.PrivateOnlyLayer}?ns={PublicRegistry}");
@@ -140,14 +133,7 @@ public sealed class PullThroughPrivacyTests
             var cache = await world.StartCacheAsync(dataDirectory, withProxy: true);
             try
             {
-                SignIn(cache);
-                await AssertPullsAsync(cache, "secret/app", "1", world.PrivateImage, PrivateRegistry);
-                using (var privately = await cache.Client.GetAsync($"/v2/secret/app/blobs/{world.PrivateOnlyLayer}?ns={PrivateRegistry}"))
-                {
-                    Assert.Equal(HttpStatusCode.OK, privately.StatusCode);
-                }
-
-                await WaitStoredAsync(cache, world.PrivateOnlyLayer);
+                await CachePrivateImageAsync(cache, world);
 
                 // A user who may read the cache and push elsewhere asks to mount its blob into a public repository:
                 // the registry opens an ordinary upload instead (202 with a Location), as the spec allows.
@@ -230,6 +216,19 @@ public sealed class PullThroughPrivacyTests
                 Assert.Equal("UNAUTHORIZED", (await TestRegistry.ErrorOf(response)).Code);
             }
         }
+    }
+
+    /// <summary>Signed in, pulls the private image and the private-only layer through the cache and waits until they are stored.</summary>
+    private static async Task CachePrivateImageAsync(TestRegistry cache, World world)
+    {
+        SignIn(cache);
+        await AssertPullsAsync(cache, "secret/app", "1", world.PrivateImage, PrivateRegistry);
+        using (var privately = await cache.Client.GetAsync($"/v2/secret/app/blobs/{world.PrivateOnlyLayer}?ns={PrivateRegistry}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, privately.StatusCode);
+        }
+
+        await WaitStoredAsync(cache, world.PrivateOnlyLayer);
     }
 
     private static async Task WaitStoredAsync(TestRegistry cache, Digest digest)
