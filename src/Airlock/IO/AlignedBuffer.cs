@@ -7,7 +7,7 @@ namespace Airlock.IO;
 /// <summary>
 /// A buffer of native memory aligned to <see cref="Alignment"/>, as O_DIRECT writes need (their memory, file
 /// offset and length must all be multiples of the device's block size; 4096 covers 512- and 4K-sector disks).
-/// Rented from a small pool and returned on dispose, so a push does not allocate per buffer.
+/// Rented from a small pool and given back with <see cref="Return"/>, so a push does not allocate per buffer.
 /// </summary>
 internal sealed unsafe class AlignedBuffer : MemoryManager<byte>
 {
