@@ -50,6 +50,7 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
             throw new OciException(OciErrorCode.ManifestInvalid, ex.Message);
         }
 
+        CheckDescriptorDigests(document);
         var digest = ComputeDigest(body, route.Digest?.Algorithm ?? Digest.Sha256Algorithm);
         if (route.Digest is { } claimed && claimed != digest)
         {
@@ -198,6 +199,36 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
         {
             throw new OciException(OciErrorCode.ManifestBlobUnknown, $"blob {child.Digest} content is missing");
         }
+    }
+
+    /// <summary>
+    /// Refuses, before anything is written, a descriptor whose digest the store cannot hold: a well-formed digest
+    /// of an unregistered algorithm parses (it may be any length), but it has no place under <c>blobs/</c> or
+    /// <c>_referrers/</c>, and failing there would leave the manifest half-stored.
+    /// </summary>
+    private static void CheckDescriptorDigests(ManifestDocument document)
+    {
+        if (document.Subject is { Digest.IsSupported: false } subject)
+        {
+            throw Unsupported("subject", subject.Digest);
+        }
+
+        if (document.Config is { Digest.IsSupported: false } config)
+        {
+            throw Unsupported("config", config.Digest);
+        }
+
+        var children = document.IsIndex ? document.Manifests : document.Layers;
+        for (var i = 0; i < children.Count; i++)
+        {
+            if (!children[i].Digest.IsSupported)
+            {
+                throw Unsupported($"{(document.IsIndex ? "manifests" : "layers")}[{i}]", children[i].Digest);
+            }
+        }
+
+        static OciException Unsupported(string where, Digest digest) => new(OciErrorCode.DigestInvalid,
+            $"{where} digest uses algorithm \"{digest.Algorithm}\", which is not supported (sha256 and sha512 are)");
     }
 
     /// <summary>

@@ -38,7 +38,7 @@ internal sealed class RegistryApplication : IDisposable
         var manifestCache = new ManifestCache();
         _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
-        _uploads = new UploadHandler(storage, _metrics, _logger);
+        _uploads = new UploadHandler(storage, _metrics, privateRepositories, _logger);
         _listings = new ListingHandler(storage);
         _privateRepositories = privateRepositories;
         _authorizes = options.AccessController is not AllowAllAccessController;
@@ -133,13 +133,7 @@ internal sealed class RegistryApplication : IDisposable
             return WriteMetricsAsync(context);
         }
 
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = query >= 0 ? raw[..query] : raw;
-        if (!rawPath.StartsWith('/'))
-        {
-            rawPath = path;
-        }
+        var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
 
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
         var method = request.Method;
