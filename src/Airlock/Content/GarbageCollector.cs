@@ -50,6 +50,7 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
             ?? throw new GarbageCollectionBusyException(layout.Root);
 
         var now = storage.Time.GetUtcNow();
+        var started = now;
         var blobGrace = storage.Exclusive || grace >= MinimumOnlineGrace ? grace : MinimumOnlineGrace;
         if (blobGrace != grace)
         {
@@ -202,12 +203,31 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
             logger.LogInformation(
                 "Garbage collection {Mode}: {Marked} blobs in use, {Blobs} blobs ({Bytes} bytes), {Links} links and {Uploads} upload sessions removed",
                 dryRun ? "dry run" : "done", marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count);
+            if (!dryRun)
+            {
+                Record(new CollectionRecord(started, storage.Time.GetUtcNow(), marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count));
+            }
+
             return new GarbageCollectionResult(deletedBlobs, deletedBytes, deletedLinks, deletedUploads, marked.Count, dryRun);
         }
         finally
         {
             guard.EndMark();
             journal.End();
+        }
+    }
+
+    /// <summary>Remembers the collection and the store's size after it (the console's storage page); the collection is done whether or not this can be written.</summary>
+    private void Record(CollectionRecord record)
+    {
+        try
+        {
+            storage.History.RecordCollection(record);
+            storage.History.Sample(TimeSpan.Zero);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not record the garbage collection in {Directory}: {Reason}", storage.Layout.HistoryDirectory, ex.Message);
         }
     }
 

@@ -36,6 +36,12 @@ public interface IRepositoryStore
     /// <summary>Tags in ordinal order, or null when the repository does not exist.</summary>
     IReadOnlyList<string>? ListTags(string repository);
 
+    /// <summary>
+    /// When the repository last changed: a tag set, moved or deleted, a manifest or blob link added or removed
+    /// (the console's "last push"); null when it does not exist.
+    /// </summary>
+    DateTimeOffset? LastChange(string repository);
+
     /// <summary>Repository names in ordinal order.</summary>
     IReadOnlyList<string> ListRepositories();
 

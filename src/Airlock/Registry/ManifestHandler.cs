@@ -247,7 +247,9 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
         : Digest.FromHash(algorithm, SHA512.HashData(body));
 
     /// <summary>Reads a manifest body, refusing more than <paramref name="limit"/> bytes.</summary>
-    private static async Task<byte[]> ReadBodyAsync(Stream body, int limit, CancellationToken cancellationToken)
+    /// <summary>A small request body read whole, refused with <paramref name="tooLarge"/> past <paramref name="limit"/> bytes.</summary>
+    internal static async Task<byte[]> ReadBodyAsync(Stream body, int limit, CancellationToken cancellationToken,
+        string what = "manifest", OciErrorCode tooLarge = OciErrorCode.ManifestTooLarge)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
         var length = 0;
@@ -272,7 +274,7 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
                 length += read;
                 if (length > limit)
                 {
-                    throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest exceeds the limit of {limit} bytes");
+                    throw new OciException(tooLarge, $"{what} exceeds the limit of {limit} bytes");
                 }
             }
 

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Airlock.Content.FileSystemStore;
+using Airlock.Registry.Api;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
+using Airlock.Registry.WebConsole;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -27,12 +29,15 @@ internal sealed class RegistryApplication : IDisposable
     private readonly PrivateRepositories _privateRepositories;
     private readonly ILogger _logger;
     private readonly bool _authorizes;
+    private readonly RepositoryCatalog _catalog;
+    private readonly ApiHandler _api;
+    private readonly ConsoleAssets? _console;
 
     public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
         _options = options;
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
-        _metrics = new RegistryMetrics(storage.Blobs, options.Time);
+        _metrics = new RegistryMetrics(storage.History);
         _extra = options.ExtraEndpoints.ToDictionary(e => e.Path, e => e.Handler, StringComparer.Ordinal);
         var manifestCache = new ManifestCache();
         _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
@@ -42,6 +47,9 @@ internal sealed class RegistryApplication : IDisposable
         _privateRepositories = privateRepositories;
         _authorizes = options.AccessController is not AllowAllAccessController;
         _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, privateRepositories, loggerFactory) : null;
+        _catalog = new RepositoryCatalog(storage, options.Time);
+        _api = new ApiHandler(storage, options, _catalog, new ImageInspector(storage, options.MaxManifestBytes), new LoadHistory(storage, options.Time));
+        _console = options.Console ? ConsoleAssets.Load() : null;
     }
 
     public void Dispose() => _pullThrough?.Dispose();
@@ -129,6 +137,16 @@ internal sealed class RegistryApplication : IDisposable
             return WriteTextAsync(context, _metrics.Render() + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8");
         }
 
+        if (ApiHandler.Owns(path))
+        {
+            return _api.HandleAsync(context);
+        }
+
+        if (_console is not null && ConsoleAssets.Owns(path))
+        {
+            return ServeConsoleAsync(context, _console);
+        }
+
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
         var query = raw.IndexOf('?', StringComparison.Ordinal);
         var rawPath = query >= 0 ? raw[..query] : raw;
@@ -175,29 +193,54 @@ internal sealed class RegistryApplication : IDisposable
             route = route with { Name = target.LocalName };
         }
 
-        if (_authorizes)
+        var handling = _authorizes ? AuthorizeThenRouteAsync(context, route, method, proxy)
+            : proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
+        return isWrite && route.Kind != OciRouteKind.Base ? ForgetAfterAsync(handling, route.Name) : handling;
+    }
+
+    /// <summary>The console's repositories list keeps measurements a while; a write through this registry shows at once.</summary>
+    private async Task ForgetAfterAsync(Task handling, string repository)
+    {
+        try
         {
-            return AuthorizeThenRouteAsync(context, route, method, proxy);
+            await handling.ConfigureAwait(false);
+        }
+        finally
+        {
+            _catalog.Forget(repository);
+        }
+    }
+
+    /// <summary>The console's pages are behind what the <c>/v2/</c> base check asks: a user when there are users.</summary>
+    private async Task ServeConsoleAsync(HttpContext context, ConsoleAssets console)
+    {
+        await RequireAsync(_options.ConsoleAccessController ?? _options.AccessController, context, NoAccess).ConfigureAwait(false);
+        await console.ServeAsync(context).ConfigureAwait(false);
+    }
+
+    /// <summary>Asks <paramref name="access"/>; a refusal becomes the 401 (with its challenge) or 403 error.</summary>
+    internal static async ValueTask<AccessDecision> RequireAsync(IAccessController access, HttpContext context, IReadOnlyList<AccessRequest> requested)
+    {
+        var decision = await access.AuthorizeAsync(context, requested, context.RequestAborted).ConfigureAwait(false);
+        if (decision.IsAllowed)
+        {
+            return decision;
         }
 
-        return proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
+        if (decision.Challenge is { } challenge)
+        {
+            throw new OciException(OciErrorCode.Unauthorized, decision.Detail)
+            {
+                Headers = [KeyValuePair.Create("WWW-Authenticate", challenge)],
+            };
+        }
+
+        throw new OciException(OciErrorCode.Denied, decision.Detail);
     }
 
     private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method, ProxyTarget? proxy)
     {
-        var decision = await _options.AccessController.AuthorizeAsync(context, AccessFor(context, route, method), context.RequestAborted).ConfigureAwait(false);
-        if (!decision.IsAllowed)
-        {
-            if (decision.Challenge is { } challenge)
-            {
-                throw new OciException(OciErrorCode.Unauthorized, decision.Detail)
-                {
-                    Headers = [KeyValuePair.Create("WWW-Authenticate", challenge)],
-                };
-            }
-
-            throw new OciException(OciErrorCode.Denied, decision.Detail);
-        }
+        var decision = await RequireAsync(_options.AccessController, context, AccessFor(context, route, method)).ConfigureAwait(false);
 
         var anonymous = decision.User is null;
         if (anonymous && route.Kind == OciRouteKind.Catalog && HttpMethods.IsGet(method))

@@ -11,7 +11,7 @@ namespace Airlock.Registry;
 /// Counters for <c>/metrics</c> in the Prometheus text format: requests by method and status, a latency
 /// histogram, bytes in and out, and the store's size (recomputed at most once a minute, it walks the disk).
 /// </summary>
-internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
+internal sealed class RegistryMetrics(StoreHistory history)
 {
     private static readonly double[] Bounds = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
     private readonly ConcurrentDictionary<(string Method, int Status), StrongBox> _requests = new();
@@ -20,7 +20,6 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
     private long _count;
     private long _bytesIn;
     private long _bytesOut;
-    private (long Bytes, long Blobs, DateTimeOffset At)? _storeSize;
 
     public void AddBytesIn(long bytes) => Interlocked.Add(ref _bytesIn, bytes);
 
@@ -81,32 +80,13 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
         text.Append("# HELP airlock_registry_bytes_sent_total Blob and manifest bytes sent.\n# TYPE airlock_registry_bytes_sent_total counter\n");
         text.Append(c, $"airlock_registry_bytes_sent_total {Interlocked.Read(ref _bytesOut)}\n");
 
-        var (bytes, count) = StoreSize();
+        var size = history.Measure(TimeSpan.FromMinutes(1));
+        var (bytes, count) = (size.Bytes, size.Blobs);
         text.Append("# HELP airlock_registry_store_bytes Bytes of blobs stored.\n# TYPE airlock_registry_store_bytes gauge\n");
         text.Append(c, $"airlock_registry_store_bytes {bytes}\n");
         text.Append("# HELP airlock_registry_store_blobs Blobs stored.\n# TYPE airlock_registry_store_blobs gauge\n");
         text.Append(c, $"airlock_registry_store_blobs {count}\n");
         return text.ToString();
-    }
-
-    private (long Bytes, long Blobs) StoreSize()
-    {
-        var now = time.GetUtcNow();
-        if (_storeSize is { } cached && now - cached.At < TimeSpan.FromMinutes(1))
-        {
-            return (cached.Bytes, cached.Blobs);
-        }
-
-        long bytes = 0;
-        long count = 0;
-        foreach (var blob in blobs.List())
-        {
-            bytes += blob.Size;
-            count++;
-        }
-
-        _storeSize = (bytes, count, now);
-        return (bytes, count);
     }
 
     private sealed class StrongBox

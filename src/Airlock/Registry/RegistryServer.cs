@@ -25,11 +25,13 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
+    private readonly Task _sampling;
     private readonly RegistryApplication _application;
     private bool _stopped;
 
-    private RegistryServer(WebApplication app, RegistryApplication application, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
+    private RegistryServer(WebApplication app, RegistryApplication application, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection, Task sampling)
     {
+        _sampling = sampling;
         _app = app;
         _application = application;
         Storage = storage;
@@ -123,7 +125,8 @@ public sealed class RegistryServer : IAsyncDisposable
         var collection = options.GcInterval is { } interval && !options.ReadOnly
             ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
             : Task.CompletedTask;
-        return new RegistryServer(app, application, storage, address, stopping, collection);
+        var sampling = RunStorageSamplingAsync(storage, options.StorageSampleInterval, options.Time, logger, stopping.Token);
+        return new RegistryServer(app, application, storage, address, stopping, collection, sampling);
     }
 
     /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>
@@ -137,13 +140,16 @@ public sealed class RegistryServer : IAsyncDisposable
         _stopped = true;
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _app.StopAsync(cancellationToken).ConfigureAwait(false);
-        try
+        foreach (var schedule in new[] { _collection, _sampling })
         {
-            await _collection.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // The schedule ends with the server.
+            try
+            {
+                await schedule.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The schedules end with the server.
+            }
         }
     }
 
@@ -182,6 +188,25 @@ public sealed class RegistryServer : IAsyncDisposable
         }
 
         return false;
+    }
+
+    /// <summary>Records the store's size now (unless a process serving it just did) and every interval, for the console's storage page.</summary>
+    private static async Task RunStorageSamplingAsync(RegistryStorage storage, TimeSpan interval, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            try
+            {
+                // Off the start-up path: measuring walks every blob.
+                await Task.Run(() => storage.History.Sample(interval / 2), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not record the store's size in {Directory}: {Reason}", storage.Layout.HistoryDirectory, ex.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
     }
 
     private static async Task RunCollectionScheduleAsync(RegistryStorage storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)

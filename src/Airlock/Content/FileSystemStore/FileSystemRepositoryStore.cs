@@ -77,6 +77,39 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         return tags;
     }
 
+    // Adding, renaming or removing an entry changes its folder's time, so three folders' times say it all.
+    public DateTimeOffset? LastChange(string repository)
+    {
+        if (!Exists(repository))
+        {
+            return null;
+        }
+
+        DateTime? newest = null;
+        void Consider(DirectoryInfo directory)
+        {
+            if (directory.Exists && (newest is null || directory.LastWriteTimeUtc > newest))
+            {
+                newest = directory.LastWriteTimeUtc;
+            }
+        }
+
+        Consider(new DirectoryInfo(layout.TagsDirectory(repository)));
+        foreach (var folder in new[] { layout.RevisionsDirectory(repository), layout.BlobLinksDirectory(repository) })
+        {
+            var byAlgorithm = new DirectoryInfo(folder);
+            if (byAlgorithm.Exists)
+            {
+                foreach (var algorithm in byAlgorithm.EnumerateDirectories())
+                {
+                    Consider(algorithm);
+                }
+            }
+        }
+
+        return newest is { } time ? new DateTimeOffset(time, TimeSpan.Zero) : null;
+    }
+
     public IReadOnlyList<string> ListRepositories()
     {
         var names = new List<string>();

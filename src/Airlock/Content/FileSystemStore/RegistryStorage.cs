@@ -20,6 +20,7 @@ public sealed class RegistryStorage : IAsyncDisposable
         Repositories = new FileSystemRepositoryStore(layout, time);
         Uploads = new UploadSessionStore(layout, time);
         Guard = new GarbageCollectionGuard(layout);
+        History = new StoreHistory(layout, Blobs, time);
         _serving = serving;
         Exclusive = exclusive;
     }
@@ -35,6 +36,9 @@ public sealed class RegistryStorage : IAsyncDisposable
     public UploadSessionStore Uploads { get; }
 
     public GarbageCollectionGuard Guard { get; }
+
+    /// <summary>The store's size over time and its garbage collections (the console's storage page).</summary>
+    public StoreHistory History { get; }
 
     /// <summary>
     /// True when no registry serves this store while it is open (opened by <see cref="OpenForCollection"/>

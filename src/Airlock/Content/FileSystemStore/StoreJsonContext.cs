@@ -6,6 +6,8 @@ namespace Airlock.Content.FileSystemStore;
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(Descriptor))]
 [JsonSerializable(typeof(UploadSessionState))]
+[JsonSerializable(typeof(List<StorageSample>))]
+[JsonSerializable(typeof(List<CollectionRecord>))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext
 {
 }
