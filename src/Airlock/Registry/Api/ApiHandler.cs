@@ -234,7 +234,8 @@ internal sealed class ApiHandler(
         }
 
         uploads.Sort((a, b) => a.StartedAt.CompareTo(b.StartedAt));
-        var report = new StorageReport(history.Measure(TimeSpan.FromMinutes(1)), storage.Repositories.ListRepositories().Count, history.Samples, history.Collections, uploads);
+        // Measured afresh (a walk over every blob): the page is for those who look after the store, not a hot path.
+        var report = new StorageReport(history.Measure(TimeSpan.Zero), storage.Repositories.ListRepositories().Count, history.Samples, history.Collections, uploads);
         await WriteAsync(context, report, ApiJsonContext.Default.StorageReport).ConfigureAwait(false);
     }
 
