@@ -53,16 +53,22 @@ public sealed class StoreHistory(StoreLayout layout, IBlobStore blobs, TimeProvi
                 return last;
             }
 
-            long bytes = 0;
-            long count = 0;
-            foreach (var blob in blobs.List())
-            {
-                bytes += blob.Size;
-                count++;
-            }
-
-            return (_last = new StorageSample(now, bytes, count));
+            return (_last = Walk());
         }
+    }
+
+    private StorageSample Walk()
+    {
+        var now = time.GetUtcNow();
+        long bytes = 0;
+        long count = 0;
+        foreach (var blob in blobs.List())
+        {
+            bytes += blob.Size;
+            count++;
+        }
+
+        return new StorageSample(now, bytes, count);
     }
 
     /// <summary>Measures the store and records the sample, unless the newest recorded one is younger than <paramref name="spacing"/>.</summary>
@@ -74,7 +80,8 @@ public sealed class StoreHistory(StoreLayout layout, IBlobStore blobs, TimeProvi
             return;
         }
 
-        var sample = Measure(TimeSpan.Zero);
+        // Not the measurement /metrics keeps: that one is as old as its own last look, no older.
+        var sample = Walk();
         _samples.Update(samples =>
         {
             // Another process may have sampled meanwhile.
