@@ -51,7 +51,7 @@ export function table({ caption, columns, rows, empty, className }) {
 }
 
 function label(column) {
-  return column instanceof Node ? column.textContent.trim() : String(column);
+  return column instanceof Node ? column.textContent.replace(/[▲▼]/g, '').trim() : String(column);
 }
 
 /** A button that copies `text()` to the clipboard and says so. */
