@@ -48,10 +48,3 @@ public sealed record LoadedImage(
 public sealed record LoadReport(
     [property: JsonPropertyName("file")] string File,
     [property: JsonPropertyName("images")] IReadOnlyList<LoadedImage> Images);
-
-[JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(ApiInfo))]
-[JsonSerializable(typeof(LoadReport))]
-public sealed partial class ConsoleApiJsonContext : JsonSerializerContext
-{
-}

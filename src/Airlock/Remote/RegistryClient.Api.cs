@@ -25,7 +25,7 @@ public sealed partial class RegistryClient
             }
         }
 
-        var body = JsonSerializer.SerializeToUtf8Bytes(report, ConsoleApiJsonContext.Default.LoadReport);
+        var body = JsonSerializer.SerializeToUtf8Bytes(report, DistributionJsonContext.Default.LoadReport);
         var post = new RegistryCall
         {
             Registry = registry,
@@ -43,7 +43,7 @@ public sealed partial class RegistryClient
     {
         try
         {
-            return JsonSerializer.Deserialize(body, ConsoleApiJsonContext.Default.ApiInfo)?.Product == ConsoleApi.Product;
+            return JsonSerializer.Deserialize(body, DistributionJsonContext.Default.ApiInfo)?.Product == ConsoleApi.Product;
         }
         catch (JsonException)
         {

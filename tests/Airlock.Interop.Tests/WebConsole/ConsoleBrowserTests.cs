@@ -122,7 +122,10 @@ public sealed class ConsoleBrowserTests(ConsoleSite site) : IClassFixture<Consol
 
         // The signature's own page names what it signs.
         await page.Locator("section[aria-labelledby=referrers-heading] tbody a").First.ClickAsync();
-        await Expect(page.Locator(".facts")).ToContainTextAsync(ConsoleSite.SignatureType);
+        await Expect(page).ToHaveURLAsync(new Uri(site.Registry.BaseAddress, $"/ui/repositories/team-a/app/manifests/{site.SignatureDigest}").ToString());
+        await Expect(page.Locator("h1")).ToHaveTextAsync($"team-a/app@sha256:{site.SignatureDigest.Encoded[..12]}");
+        await Expect(page.Locator(".facts").First).ToContainTextAsync(ConsoleSite.SignatureType);
+        await Expect(page.Locator(".facts").First).ToContainTextAsync($"Refers to{site.App.Digest.ToString()[..19]}");
         Assert.Empty(watched.Problems);
     }
 

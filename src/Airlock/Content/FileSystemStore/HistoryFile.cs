@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Airlock.IO;
 
 namespace Airlock.Content.FileSystemStore;
 
@@ -7,7 +8,8 @@ namespace Airlock.Content.FileSystemStore;
 /// A bounded list of records in one JSON file under <see cref="StoreLayout.HistoryDirectory"/>: appending
 /// keeps the newest <see cref="Capacity"/> and rewrites the file atomically (temp file, fsync, rename, fsync
 /// the folder) under an exclusive lock file, so every process serving the store (and <c>registry gc</c>)
-/// appends without losing another's record, and a reader sees the old list or the new one, never half.
+/// appends without losing another's record, and a reader sees the old list or the new one, never half
+/// (<see cref="AtomicFile"/>).
 /// A file that cannot be parsed (a damaged disk) reads as empty and is replaced by the next append.
 /// </summary>
 public sealed class HistoryFile<T>(string path, int capacity, JsonTypeInfo<List<T>> typeInfo)
@@ -53,23 +55,6 @@ public sealed class HistoryFile<T>(string path, int capacity, JsonTypeInfo<List<
             records.RemoveRange(0, records.Count - Capacity);
         }
 
-        var temp = Path.Combine(directory, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N"));
-        try
-        {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-            {
-                JsonSerializer.Serialize(file, records, typeInfo);
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
-        }
-
-        FileSystemDurability.FsyncDirectory(directory);
+        AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(records, typeInfo));
     }
 }

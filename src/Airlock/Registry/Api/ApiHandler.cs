@@ -92,7 +92,7 @@ internal sealed class ApiHandler(
         var seesAll = MaySeeEverything(user);
         var version = typeof(ApiHandler).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
         var info = new ApiInfo(ConsoleApi.Product, "v1", version, user, new ApiFeatures(seesAll, seesAll && options.Cluster is not null, options.ReadOnly));
-        await WriteAsync(context, info, ConsoleApiJsonContext.Default.ApiInfo).ConfigureAwait(false);
+        await WriteAsync(context, info, DistributionJsonContext.Default.ApiInfo).ConfigureAwait(false);
     }
 
     private async Task RepositoriesAsync(HttpContext context)
@@ -187,7 +187,7 @@ internal sealed class ApiHandler(
         LoadReport? report;
         try
         {
-            report = JsonSerializer.Deserialize(body, ConsoleApiJsonContext.Default.LoadReport);
+            report = JsonSerializer.Deserialize(body, DistributionJsonContext.Default.LoadReport);
         }
         catch (JsonException ex)
         {

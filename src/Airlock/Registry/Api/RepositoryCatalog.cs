@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 
 namespace Airlock.Registry.Api;
 

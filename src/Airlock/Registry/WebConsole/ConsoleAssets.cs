@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.IO.Compression;
 using System.Reflection;
 using System.Security.Cryptography;
+using Airlock.Distribution;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
 

@@ -4,14 +4,15 @@ import { ago, bytes, date, mediaType, plural, referrerKind, shortDigest } from '
 import { pullCommand, tools } from '../lib/pull.js';
 
 export async function repositoryPage(view, [name], context) {
-  let detail = await api(`/repositories/${namePath(name)}`);
+  const [first, info] = await Promise.all([api(`/repositories/${namePath(name)}`), context.ready]);
+  let detail = first;
   let tags = detail.tags;
   while (detail.next && tags.length < 1000) {
     detail = await api(`/repositories/${namePath(name)}?cursor=${encodeURIComponent(detail.next)}`);
     tags = tags.concat(detail.tags);
   }
   const summary = detail.repository;
-  const user = context.info?.user;
+  const user = info?.user;
   const state = { tool: 'ctr', tag: tags[0]?.tag ?? 'latest', filter: '', signed: 'all' };
 
   const command = h('code', { id: 'pull-command' });
