@@ -10,6 +10,7 @@ namespace Airlock.Oci;
 public sealed record ImageConfig
 {
     [JsonPropertyName("created")]
+    [JsonConverter(typeof(ConfigTimeConverter))]
     public DateTimeOffset? Created { get; init; }
 
     [JsonPropertyName("author")]
@@ -73,6 +74,7 @@ public sealed record ImageRunConfig
 public sealed record ImageHistoryEntry
 {
     [JsonPropertyName("created")]
+    [JsonConverter(typeof(ConfigTimeConverter))]
     public DateTimeOffset? Created { get; init; }
 
     [JsonPropertyName("created_by")]
@@ -86,6 +88,55 @@ public sealed record ImageHistoryEntry
 
     [JsonPropertyName("empty_layer")]
     public bool? EmptyLayer { get; init; }
+}
+
+/// <summary>
+/// A config's times as builders write them: RFC 3339, often with Go's nanoseconds (nine fractional digits, more than
+/// <see cref="DateTimeOffset"/> parses). A time that still cannot be read is left out rather than failing the config.
+/// </summary>
+public sealed class ConfigTimeConverter : JsonConverter<DateTimeOffset?>
+{
+    public override DateTimeOffset? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.String || reader.GetString() is not { } text)
+        {
+            reader.Skip();
+            return null;
+        }
+
+        // Keep at most seven fractional digits (100 ns), the most DateTimeOffset holds.
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        if (dot > 0)
+        {
+            var end = dot + 1;
+            while (end < text.Length && char.IsAsciiDigit(text[end]))
+            {
+                end++;
+            }
+
+            if (end - dot - 1 > 7)
+            {
+                text = string.Concat(text.AsSpan(0, dot + 8), text.AsSpan(end));
+            }
+        }
+
+        return DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var time)
+            ? time
+            : null;
+    }
+
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset? value, JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        if (value is { } time)
+        {
+            writer.WriteStringValue(time);
+        }
+        else
+        {
+            writer.WriteNullValue();
+        }
+    }
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
