@@ -98,8 +98,8 @@ if (( write_results )); then
     printf '| what | median of %s runs | goal |\n|---|---|---|\n' "$runs"
     printf '| repositories page with %s repositories: bytes transferred (page, script, style, icon, first API page of 50) | %s | < 200 KiB |\n' \
       "$count" "$(sed -E 's/.*transferred ([0-9.]+ KiB).*/\1/' <<<"$median")"
-    printf '| time to first render (navigation start → first rows in the document) | %s | < 1 s |\n' "$(sed -E 's/.*rendered ([0-9]+ ms).*/\1/' <<<"$median")"
-    printf '| first contentful paint | %s | — |\n\n' "$(sed -E 's/.*fcp ([0-9]+ ms).*/\1/' <<<"$median")"
+    printf '| time to first render (navigation start → first rows in the document) | %s | < 1 s |\n' "$(sed -E 's/.*, rendered ([0-9]+ ms), fcp.*/\1/' <<<"$median")"
+    printf '| first contentful paint | %s | — |\n\n' "$(sed -E 's/.*, fcp ([0-9]+ ms) .*/\1/' <<<"$median")"
     printf 'Runs:\n\n```\n%s\n```\n' "$(grep '^run ' <<<"$out")"
   } >>"$results"
   log "appended to $results"
