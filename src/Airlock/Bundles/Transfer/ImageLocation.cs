@@ -4,7 +4,7 @@ using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
 
-namespace Airlock.Bundles;
+namespace Airlock.Bundles.Transfer;
 
 /// <summary>The kinds of place an image can be copied from or to, named as skopeo names them.</summary>
 public enum ImageTransport

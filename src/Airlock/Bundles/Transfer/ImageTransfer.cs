@@ -4,7 +4,7 @@ using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
 
-namespace Airlock.Bundles;
+namespace Airlock.Bundles.Transfer;
 
 /// <summary>One image moved: from where, to where, and the root written.</summary>
 public sealed record TransferResult(string Source, string Destination, Descriptor Root);
