@@ -49,7 +49,8 @@ internal sealed class RegistryApplication : IDisposable
         _authorizes = options.AccessController is not AllowAllAccessController;
         _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, privateRepositories, loggerFactory) : null;
         _catalog = new RepositoryCatalog(storage, options.Time);
-        _api = new ApiHandler(storage, options, _catalog, new ImageInspector(storage, options.MaxManifestBytes), new LoadHistory(storage, options.Time));
+        _api = new ApiHandler(storage, options.ConsoleAccessController ?? options.AccessController, options.Cluster, options.ReadOnly, _catalog,
+            new ImageInspector(storage, options.MaxManifestBytes), new LoadHistory(storage, options.Time));
         _console = options.Console ? ConsoleAssets.Load() : null;
     }
 
@@ -215,33 +216,13 @@ internal sealed class RegistryApplication : IDisposable
     /// <summary>The console's pages are behind what the <c>/v2/</c> base check asks: a user when there are users.</summary>
     private async Task ServeConsoleAsync(HttpContext context, ConsoleAssets console)
     {
-        await RequireAsync(_options.ConsoleAccessController ?? _options.AccessController, context, NoAccess).ConfigureAwait(false);
+        await (_options.ConsoleAccessController ?? _options.AccessController).RequireAsync(context, NoAccess).ConfigureAwait(false);
         await console.ServeAsync(context).ConfigureAwait(false);
-    }
-
-    /// <summary>Asks <paramref name="access"/>; a refusal becomes the 401 (with its challenge) or 403 error.</summary>
-    internal static async ValueTask<AccessDecision> RequireAsync(IAccessController access, HttpContext context, IReadOnlyList<AccessRequest> requested)
-    {
-        var decision = await access.AuthorizeAsync(context, requested, context.RequestAborted).ConfigureAwait(false);
-        if (decision.IsAllowed)
-        {
-            return decision;
-        }
-
-        if (decision.Challenge is { } challenge)
-        {
-            throw new OciException(OciErrorCode.Unauthorized, decision.Detail)
-            {
-                Headers = [KeyValuePair.Create("WWW-Authenticate", challenge)],
-            };
-        }
-
-        throw new OciException(OciErrorCode.Denied, decision.Detail);
     }
 
     private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method, ProxyTarget? proxy)
     {
-        var decision = await RequireAsync(_options.AccessController, context, AccessFor(context, route, method)).ConfigureAwait(false);
+        var decision = await _options.AccessController.RequireAsync(context, AccessFor(context, route, method)).ConfigureAwait(false);
 
         var anonymous = decision.User is null;
         if (anonymous && route.Kind == OciRouteKind.Catalog && HttpMethods.IsGet(method))

@@ -17,7 +17,9 @@ namespace Airlock.Registry.Api;
 /// </summary>
 internal sealed class ApiHandler(
     RegistryStorage storage,
-    RegistryServerOptions options,
+    IAccessController access,
+    IClusterView? cluster,
+    bool readOnly,
     RepositoryCatalog catalog,
     ImageInspector inspector,
     LoadHistory loads)
@@ -28,7 +30,7 @@ internal sealed class ApiHandler(
     private const string RepositoriesPath = ConsoleApi.Root + "/repositories";
     private const string ManifestsSegment = "/manifests/";
 
-    private readonly IAccessController _access = options.ConsoleAccessController ?? options.AccessController;
+    private readonly IAccessController _access = access;
 
     public static bool Owns(string path) => path.StartsWith(Prefix, StringComparison.Ordinal) || path == "/api";
 
@@ -55,8 +57,8 @@ internal sealed class ApiHandler(
             case ConsoleApi.Root + "/storage" when read:
                 await StorageAsync(context).ConfigureAwait(false);
                 return;
-            case ConsoleApi.Root + "/cluster" when read && options.Cluster is not null:
-                await ClusterAsync(context, options.Cluster).ConfigureAwait(false);
+            case ConsoleApi.Root + "/cluster" when read && cluster is not null:
+                await ClusterAsync(context, cluster).ConfigureAwait(false);
                 return;
             case ConsoleApi.Root or RepositoriesPath or ConsoleApi.Bundles or ConsoleApi.Root + "/storage":
                 throw new OciException(OciErrorCode.MethodNotAllowed, $"{request.Method} is not allowed on {path}");
@@ -91,7 +93,7 @@ internal sealed class ApiHandler(
         var user = await RequireAsync(context, []).ConfigureAwait(false);
         var seesAll = MaySeeEverything(user);
         var version = typeof(ApiHandler).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
-        var info = new ApiInfo(ConsoleApi.Product, "v1", version, user, new ApiFeatures(seesAll, seesAll && options.Cluster is not null, options.ReadOnly));
+        var info = new ApiInfo(ConsoleApi.Product, "v1", version, user, new ApiFeatures(seesAll, seesAll && cluster is not null, readOnly));
         await WriteAsync(context, info, DistributionJsonContext.Default.ApiInfo).ConfigureAwait(false);
     }
 
@@ -170,7 +172,7 @@ internal sealed class ApiHandler(
 
     private async Task RecordLoadAsync(HttpContext context)
     {
-        if (options.ReadOnly)
+        if (readOnly)
         {
             throw new OciException(OciErrorCode.ReadOnly);
         }
@@ -182,7 +184,7 @@ internal sealed class ApiHandler(
         }
 
         // Read whole but bounded, before anything is checked: the access it needs depends on the repositories it names.
-        var body = await ManifestHandler.ReadBodyAsync(request.Body, ConsoleApi.MaxLoadRecordBytes, context.RequestAborted, "a load record", OciErrorCode.SizeInvalid)
+        var body = await RequestBody.ReadAsync(request.Body, ConsoleApi.MaxLoadRecordBytes, context.RequestAborted, "a load record", OciErrorCode.SizeInvalid)
             .ConfigureAwait(false);
         LoadReport? report;
         try
@@ -248,7 +250,7 @@ internal sealed class ApiHandler(
 
     /// <summary>Authenticates and authorises as <c>/v2/</c> does (401 with the challenge, 403); the user, null when anonymous.</summary>
     private async ValueTask<string?> RequireAsync(HttpContext context, IReadOnlyList<AccessRequest> requested) =>
-        (await RegistryApplication.RequireAsync(_access, context, requested).ConfigureAwait(false)).User;
+        (await _access.RequireAsync(context, requested).ConfigureAwait(false)).User;
 
     private Func<string, bool> Visible(string? user) => name => _access.Grant(user, AccessRequest.Repository(name, "pull")).Contains("pull");
 
