@@ -11,7 +11,7 @@ namespace Airlock.Registry;
 /// Counters for <c>/metrics</c> in the Prometheus text format: requests by method and status, a latency
 /// histogram, bytes in and out, and the store's size (recomputed at most once a minute, it walks the disk).
 /// </summary>
-internal sealed class RegistryMetrics(StoreHistory history)
+internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
 {
     private static readonly double[] Bounds = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
     private readonly ConcurrentDictionary<(string Method, int Status), StrongBox> _requests = new();
@@ -20,6 +20,7 @@ internal sealed class RegistryMetrics(StoreHistory history)
     private long _count;
     private long _bytesIn;
     private long _bytesOut;
+    private StorageSample? _storeSize;
 
     public void AddBytesIn(long bytes) => Interlocked.Add(ref _bytesIn, bytes);
 
@@ -50,7 +51,7 @@ internal sealed class RegistryMetrics(StoreHistory history)
         Interlocked.Increment(ref _count);
     }
 
-    public string Render()
+    public async Task<string> RenderAsync(CancellationToken cancellationToken)
     {
         var text = new StringBuilder(2048);
         var c = CultureInfo.InvariantCulture;
@@ -80,13 +81,24 @@ internal sealed class RegistryMetrics(StoreHistory history)
         text.Append("# HELP airlock_registry_bytes_sent_total Blob and manifest bytes sent.\n# TYPE airlock_registry_bytes_sent_total counter\n");
         text.Append(c, $"airlock_registry_bytes_sent_total {Interlocked.Read(ref _bytesOut)}\n");
 
-        var size = history.Measure(TimeSpan.FromMinutes(1));
-        var (bytes, count) = (size.Bytes, size.Blobs);
+        var (bytes, count) = await StoreSizeAsync(cancellationToken).ConfigureAwait(false);
         text.Append("# HELP airlock_registry_store_bytes Bytes of blobs stored.\n# TYPE airlock_registry_store_bytes gauge\n");
         text.Append(c, $"airlock_registry_store_bytes {bytes}\n");
         text.Append("# HELP airlock_registry_store_blobs Blobs stored.\n# TYPE airlock_registry_store_blobs gauge\n");
         text.Append(c, $"airlock_registry_store_blobs {count}\n");
         return text.ToString();
+    }
+
+    private async Task<(long Bytes, long Blobs)> StoreSizeAsync(CancellationToken cancellationToken)
+    {
+        if (_storeSize is { } cached && time.GetUtcNow() - cached.At < TimeSpan.FromMinutes(1))
+        {
+            return (cached.Bytes, cached.Blobs);
+        }
+
+        var measured = await blobs.MeasureAsync(time, cancellationToken).ConfigureAwait(false);
+        _storeSize = measured;
+        return (measured.Bytes, measured.Blobs);
     }
 
     private sealed class StrongBox

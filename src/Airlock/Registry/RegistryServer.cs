@@ -32,7 +32,7 @@ public sealed class RegistryServer : IAsyncDisposable
     private IDisposable? _authentication;
     private bool _stopped;
 
-    private RegistryServer(WebApplication app, RegistryApplication application, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection, Task sampling)
+    private RegistryServer(WebApplication app, RegistryApplication application, IRegistryStore storage, Uri address, CancellationTokenSource stopping, Task collection, Task sampling)
     {
         _sampling = sampling;
         _app = app;
@@ -46,7 +46,8 @@ public sealed class RegistryServer : IAsyncDisposable
     /// <summary>The bound address, e.g. <c>http://127.0.0.1:41234</c> (the real port when 0 was asked for).</summary>
     public Uri Address { get; }
 
-    public RegistryStorage Storage { get; }
+    /// <summary>The store the registry serves (the composition root chose it: <see cref="OpenStore"/>).</summary>
+    public IRegistryStore Storage { get; }
 
     /// <summary>The certificate loaded or issued from <see cref="RegistrySettings"/> (its CA is what nodes must trust); null otherwise.</summary>
     public ServerTlsMaterial? Tls { get; private set; }
@@ -121,9 +122,9 @@ public sealed class RegistryServer : IAsyncDisposable
         }
 
         var logger = loggerFactory.CreateLogger("Airlock.Registry");
-        var storage = RegistryStorage.Open(options.DataDirectory, options.Time, logger);
+        var storage = OpenStore(options, logger);
         var privateRepositories = options.PrivateRepositories ?? new PrivateRepositories(options.PullThrough);
-        privateRepositories.Load(storage.Repositories);
+        await privateRepositories.LoadAsync(storage.Repositories, cancellationToken).ConfigureAwait(false);
         if (options.AccessController is AllowAllAccessController && privateRepositories.Marked.Count > 0)
         {
             await storage.DisposeAsync().ConfigureAwait(false);
@@ -183,7 +184,7 @@ public sealed class RegistryServer : IAsyncDisposable
 
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
-        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", bound, storage.Layout.Root, options.ReadOnly ? " (read-only)" : string.Empty);
+        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", bound, storage.Location, options.ReadOnly ? " (read-only)" : string.Empty);
 
         var stopping = new CancellationTokenSource();
         var collection = options.GcInterval is { } interval && !options.ReadOnly
@@ -256,7 +257,7 @@ public sealed class RegistryServer : IAsyncDisposable
     }
 
     /// <summary>Records the store's size now (unless a process serving it just did) and every interval, for the console's storage page.</summary>
-    private static async Task RunStorageSamplingAsync(RegistryStorage storage, TimeSpan interval, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    private static async Task RunStorageSamplingAsync(IRegistryStore storage, TimeSpan interval, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(interval, time);
         do
@@ -264,17 +265,24 @@ public sealed class RegistryServer : IAsyncDisposable
             try
             {
                 // Off the start-up path: measuring walks every blob.
-                await Task.Run(() => storage.History.Sample(interval / 2), cancellationToken).ConfigureAwait(false);
+                await Task.Run(() => storage.SampleAsync(interval / 2, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                logger.LogWarning("Could not record the store's size in {Directory}: {Reason}", storage.Layout.HistoryDirectory, ex.Message);
+                logger.LogWarning("Could not record the size of {Store} in its history: {Reason}", storage.Location, ex.Message);
             }
         }
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
     }
 
-    private static async Task RunCollectionScheduleAsync(RegistryStorage storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>
+    /// The composition root of the store: the one place in the registry that names an implementation. Everything
+    /// else (handlers, pull-through, garbage collection) sees <see cref="IRegistryStore"/> only.
+    /// </summary>
+    private static IRegistryStore OpenStore(RegistryServerOptions options, ILogger logger) =>
+        FileSystemRegistryStore.Open(options.DataDirectory, options.Time, logger);
+
+    private static async Task RunCollectionScheduleAsync(IRegistryStore storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {
         var collector = new GarbageCollector(storage, grace, logger);
         using var timer = new PeriodicTimer(interval, time);

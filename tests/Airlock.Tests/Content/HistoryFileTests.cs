@@ -38,21 +38,4 @@ public sealed class HistoryFileTests : IDisposable
         history.Append(Sample(2));
         Assert.Equal([Sample(2)], history.Read());
     }
-
-    [Fact]
-    public void A_sample_is_skipped_while_the_newest_is_younger_than_the_spacing()
-    {
-        var layout = new StoreLayout(_directory);
-        Directory.CreateDirectory(layout.BlobsDirectory);
-        var time = new Airlock.Tests.Registry.Auth.ManualTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-        var history = new StoreHistory(layout, new FileSystemBlobStore(layout, time), time);
-
-        history.Sample(TimeSpan.FromHours(1));
-        time.Advance(TimeSpan.FromMinutes(30));
-        history.Sample(TimeSpan.FromHours(1));
-        time.Advance(TimeSpan.FromMinutes(31));
-        history.Sample(TimeSpan.FromHours(1));
-
-        Assert.Equal(2, history.Samples.Count);
-    }
 }

@@ -8,6 +8,7 @@ namespace Airlock.Content.FileSystemStore;
 [JsonSerializable(typeof(UploadSessionState))]
 [JsonSerializable(typeof(List<StorageSample>))]
 [JsonSerializable(typeof(List<CollectionRecord>))]
+[JsonSerializable(typeof(List<LoadRecord>))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext
 {
 }

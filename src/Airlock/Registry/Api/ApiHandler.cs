@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
 using Airlock.Registry.Auth;
@@ -16,7 +16,7 @@ namespace Airlock.Registry.Api;
 /// needs push on every repository it names; the storage and cluster pages need what the catalog needs.
 /// </summary>
 internal sealed class ApiHandler(
-    RegistryStorage storage,
+    IRegistryStore storage,
     IAccessController access,
     IClusterView? cluster,
     bool readOnly,
@@ -132,25 +132,20 @@ internal sealed class ApiHandler(
         await RequireAsync(context, [AccessRequest.Repository(name, "pull")]).ConfigureAwait(false);
         var summary = await catalog.SummaryAsync(name, context.RequestAborted).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.NameUnknown, $"repository {name} is unknown");
-        var tags = storage.Repositories.ListTags(name) ?? [];
-        var cursor = context.Request.Query["cursor"].ToString();
+        var cursor = context.Request.Query["cursor"].ToString() is { Length: > 0 } given ? given : null;
         var limit = Limit(context, DefaultTagLimit, 1000);
+        // The store's page after the cursor; a tag deleted since it was listed drops out of the page.
+        var tags = await storage.Repositories.ListTagsAsync(name, cursor, limit, context.RequestAborted).ConfigureAwait(false) ?? ListingPage.Empty;
         var page = new List<TagSummary>();
-        var index = 0;
-        while (index < tags.Count && cursor.Length > 0 && string.CompareOrdinal(tags[index], cursor) <= 0)
+        foreach (var tag in tags.Names)
         {
-            index++;
-        }
-
-        for (; index < tags.Count && page.Count < limit; index++)
-        {
-            if (await inspector.TagAsync(name, tags[index], context.RequestAborted).ConfigureAwait(false) is { } tag)
+            if (await inspector.TagAsync(name, tag, context.RequestAborted).ConfigureAwait(false) is { } row)
             {
-                page.Add(tag);
+                page.Add(row);
             }
         }
 
-        var next = index < tags.Count && page.Count > 0 ? page[^1].Tag : null;
+        var next = tags.HasMore ? tags.Names[^1] : null;
         await WriteAsync(context, new RepositoryDetail(summary, page, next), ApiJsonContext.Default.RepositoryDetail).ConfigureAwait(false);
     }
 
@@ -158,7 +153,8 @@ internal sealed class ApiHandler(
     {
         var user = await RequireAsync(context, [AccessRequest.Repository(name, "pull")]).ConfigureAwait(false);
         var visible = Visible(user);
-        var detail = await inspector.ManifestAsync(name, digest, storage.Repositories.ListRepositories().Where(visible), context.RequestAborted).ConfigureAwait(false)
+        var repositories = await catalog.AllNamesAsync(context.RequestAborted).ConfigureAwait(false);
+        var detail = await inspector.ManifestAsync(name, digest, repositories.Where(visible), context.RequestAborted).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.ManifestUnknown, $"{name} has no manifest {digest}");
         await WriteAsync(context, detail, ApiJsonContext.Default.ManifestDetail).ConfigureAwait(false);
     }
@@ -166,7 +162,7 @@ internal sealed class ApiHandler(
     private async Task BundlesAsync(HttpContext context)
     {
         var user = await RequireAsync(context, []).ConfigureAwait(false);
-        var records = loads.List(Visible(user), Limit(context, DefaultRecordLimit, LoadHistory.Capacity));
+        var records = await loads.ListAsync(Visible(user), Limit(context, DefaultRecordLimit, LoadHistory.Capacity), context.RequestAborted).ConfigureAwait(false);
         await WriteAsync(context, new LoadRecordPage(records), ApiJsonContext.Default.LoadRecordPage).ConfigureAwait(false);
     }
 
@@ -205,17 +201,17 @@ internal sealed class ApiHandler(
         var malformed = report.Images.FirstOrDefault(i => i is null || !ImageReference.IsValidRepository(i.Repository));
         if (malformed is not null || report.Images.Count is 0 or > ConsoleApi.MaxLoadRecordImages)
         {
-            throw loads.Check(report)!;
+            throw (await loads.CheckAsync(report, context.RequestAborted).ConfigureAwait(false))!;
         }
 
         var user = await RequireAsync(context, [.. report.Images.Select(i => i.Repository).Distinct(StringComparer.Ordinal).Select(r => AccessRequest.Repository(r, "pull", "push"))])
             .ConfigureAwait(false);
-        if (loads.Check(report) is { } problem)
+        if (await loads.CheckAsync(report, context.RequestAborted).ConfigureAwait(false) is { } problem)
         {
             throw problem;
         }
 
-        var record = loads.Record(report, user);
+        var record = await loads.RecordAsync(report, user, context.RequestAborted).ConfigureAwait(false);
         context.Response.StatusCode = StatusCodes.Status201Created;
         context.Response.Headers.Location = ConsoleApi.Bundles + "#" + record.Id;
         context.Response.ContentLength = 0;
@@ -224,20 +220,22 @@ internal sealed class ApiHandler(
     private async Task StorageAsync(HttpContext context)
     {
         await RequireAsync(context, [AccessRequest.Catalog()]).ConfigureAwait(false);
-        var history = storage.History;
+        var cancellationToken = context.RequestAborted;
         var uploads = new List<UploadSummary>();
-        foreach (var (id, lastActivity) in storage.Uploads.List())
+        await foreach (var session in storage.Uploads.ListAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (storage.Uploads.Find(id) is { } state)
-            {
-                var data = new FileInfo(storage.Layout.UploadData(id));
-                uploads.Add(new UploadSummary(state.Repository, state.StartedAt, lastActivity, data.Exists ? data.Length : 0));
-            }
+            uploads.Add(new UploadSummary(session.Repository, session.StartedAt, session.LastActivity, session.Length));
         }
 
-        uploads.Sort((a, b) => a.StartedAt.CompareTo(b.StartedAt));
+        uploads.Sort((a, b) => (a.StartedAt ?? a.LastActivity).CompareTo(b.StartedAt ?? b.LastActivity));
         // Measured afresh (a walk over every blob): the page is for those who look after the store, not a hot path.
-        var report = new StorageReport(history.Measure(TimeSpan.Zero), storage.Repositories.ListRepositories().Count, history.Samples, history.Collections, uploads);
+        var history = storage.History;
+        var report = new StorageReport(
+            await storage.Blobs.MeasureAsync(storage.Time, cancellationToken).ConfigureAwait(false),
+            (await catalog.AllNamesAsync(cancellationToken).ConfigureAwait(false)).Count,
+            await history.ListSamplesAsync(cancellationToken).ConfigureAwait(false),
+            await history.ListCollectionsAsync(cancellationToken).ConfigureAwait(false),
+            uploads);
         await WriteAsync(context, report, ApiJsonContext.Default.StorageReport).ConfigureAwait(false);
     }
 

@@ -64,13 +64,10 @@ public sealed record ManifestDetail(
     IReadOnlyList<LayerSummary> Layers,
     IReadOnlyList<ReferrerSummary> Referrers);
 
-/// <summary>One recorded <c>airlock images load</c>: when, by whom, from which file, which images.</summary>
-public sealed record LoadRecord(string Id, DateTimeOffset LoadedAt, string? User, string File, IReadOnlyList<LoadedImage> Images);
-
 public sealed record LoadRecordPage(IReadOnlyList<LoadRecord> Records);
 
-/// <summary>An upload session in flight: into which repository, since when, how many bytes so far.</summary>
-public sealed record UploadSummary(string Repository, DateTimeOffset StartedAt, DateTimeOffset LastActivity, long Bytes);
+/// <summary>An upload session in flight: into which repository, since when (null when the store does not say), how many bytes so far.</summary>
+public sealed record UploadSummary(string Repository, DateTimeOffset? StartedAt, DateTimeOffset LastActivity, long Bytes);
 
 /// <summary>The storage page: the store now and over time, the last collections, uploads in flight.</summary>
 public sealed record StorageReport(
@@ -85,7 +82,6 @@ public sealed record StorageReport(
 [JsonSerializable(typeof(RepositoryDetail))]
 [JsonSerializable(typeof(ManifestDetail))]
 [JsonSerializable(typeof(LoadRecordPage))]
-[JsonSerializable(typeof(List<LoadRecord>))]
 [JsonSerializable(typeof(StorageReport))]
 [JsonSerializable(typeof(ClusterSnapshot))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Oci;
 
 namespace Airlock.Registry.Api;
@@ -9,7 +9,7 @@ namespace Airlock.Registry.Api;
 /// and a manifest's whole page. What is learnt from content is kept by digest (content never changes), at
 /// most <see cref="MaxCached"/> manifests' worth.
 /// </summary>
-internal sealed class ImageInspector(RegistryStorage storage, int maxManifestBytes)
+internal sealed class ImageInspector(IRegistryStore storage, int maxManifestBytes)
 {
     public const int MaxCached = 20_000;
 
@@ -29,13 +29,16 @@ internal sealed class ImageInspector(RegistryStorage storage, int maxManifestByt
 
     public async Task<TagSummary?> TagAsync(string repository, string tag, CancellationToken cancellationToken)
     {
-        if (storage.Repositories.ResolveTag(repository, tag) is not { } digest
-            || await FactsAsync(digest, storage.Repositories.ManifestMediaType(repository, digest), 0, cancellationToken).ConfigureAwait(false) is not { } facts)
+        var repositories = storage.Repositories;
+        if (await repositories.ResolveTagAsync(repository, tag, cancellationToken).ConfigureAwait(false) is not { } digest
+            || await FactsAsync(digest, await repositories.ManifestMediaTypeAsync(repository, digest, cancellationToken).ConfigureAwait(false), 0, cancellationToken)
+                .ConfigureAwait(false) is not { } facts)
         {
             return null;
         }
 
-        return new TagSummary(tag, digest.ToString(), facts.MediaType, facts.ArtifactType, facts.Size, facts.Platforms, facts.Created, Referrers(repository, digest));
+        return new TagSummary(tag, digest.ToString(), facts.MediaType, facts.ArtifactType, facts.Size, facts.Platforms, facts.Created,
+            await ReferrersAsync(repository, digest, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>A manifest's page; null when the repository has no such manifest.</summary>
@@ -43,7 +46,7 @@ internal sealed class ImageInspector(RegistryStorage storage, int maxManifestByt
     public async Task<ManifestDetail?> ManifestAsync(string repository, Digest digest, IEnumerable<string> visibleRepositories, CancellationToken cancellationToken)
     {
         var repositories = storage.Repositories;
-        if (repositories.ManifestMediaType(repository, digest) is not { } storedType
+        if (await repositories.ManifestMediaTypeAsync(repository, digest, cancellationToken).ConfigureAwait(false) is not { } storedType
             || await ReadAsync(digest, storedType, cancellationToken).ConfigureAwait(false) is not (var document, var bytes)
             || await FactsAsync(digest, storedType, 0, cancellationToken).ConfigureAwait(false) is not { } facts)
         {
@@ -60,11 +63,31 @@ internal sealed class ImageInspector(RegistryStorage storage, int maxManifestByt
         }
 
         var others = visibleRepositories.Where(r => r != repository).ToList();
-        var layers = document.IsIndex
-            ? []
-            : document.Layers.Select(layer => new LayerSummary(layer.Digest.ToString(), layer.MediaType, layer.Size,
-                others.Where(other => repositories.HasBlobLink(other, layer.Digest)).ToList())).ToList();
-        var tags = (repositories.ListTags(repository) ?? []).Where(tag => repositories.ResolveTag(repository, tag) == digest).ToList();
+        var layers = new List<LayerSummary>();
+        // An index has no layers of its own (its children's pages list theirs).
+        foreach (var layer in document.IsIndex ? Array.Empty<Descriptor>() : document.Layers)
+        {
+            var sharedWith = new List<string>();
+            foreach (var other in others)
+            {
+                if (await repositories.GetBlobLinkAsync(other, layer.Digest, cancellationToken).ConfigureAwait(false) is not null)
+                {
+                    sharedWith.Add(other);
+                }
+            }
+
+            layers.Add(new LayerSummary(layer.Digest.ToString(), layer.MediaType, layer.Size, sharedWith));
+        }
+
+        var tags = new List<string>();
+        foreach (var tag in (await repositories.ListTagsAsync(repository, null, int.MaxValue, cancellationToken).ConfigureAwait(false))?.Names ?? [])
+        {
+            if (await repositories.ResolveTagAsync(repository, tag, cancellationToken).ConfigureAwait(false) == digest)
+            {
+                tags.Add(tag);
+            }
+        }
+
         var children = document.IsIndex
             ? document.Manifests.Select(child => new ChildManifest(child.Digest.ToString(), child.MediaType, child.Size, child.Platform?.ToString())).ToList()
             : [];
@@ -72,11 +95,12 @@ internal sealed class ImageInspector(RegistryStorage storage, int maxManifestByt
             ? new ReferrerSummary(s.Digest.ToString(), s.MediaType, s.ArtifactType, s.Size, s.Annotations)
             : null;
         return new ManifestDetail(repository, digest.ToString(), document.MediaType, facts.ArtifactType, bytes, facts.Size, tags, facts.Platforms,
-            document.Annotations, subject, children, config, layers, Referrers(repository, digest));
+            document.Annotations, subject, children, config, layers, await ReferrersAsync(repository, digest, cancellationToken).ConfigureAwait(false));
     }
 
-    private List<ReferrerSummary> Referrers(string repository, Digest subject) =>
-        [.. storage.Repositories.ListReferrers(repository, subject).Select(r => new ReferrerSummary(r.Digest.ToString(), r.MediaType, r.ArtifactType, r.Size, r.Annotations))];
+    private async Task<List<ReferrerSummary>> ReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken) =>
+        [.. (await storage.Repositories.ListReferrersAsync(repository, subject, cancellationToken).ConfigureAwait(false))
+            .Select(r => new ReferrerSummary(r.Digest.ToString(), r.MediaType, r.ArtifactType, r.Size, r.Annotations))];
 
     private async Task<ImageFacts?> FactsAsync(Digest digest, string? mediaType, int depth, CancellationToken cancellationToken)
     {

@@ -1,4 +1,4 @@
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
 
@@ -6,19 +6,17 @@ namespace Airlock.Registry.Api;
 
 /// <summary>
 /// The bundles page's data: every <c>airlock images load</c> into this registry, as the loading client
-/// reported it (<c>POST /api/v1/bundles</c>), checked against the store and kept in the data directory,
-/// the newest <see cref="Capacity"/> of them.
+/// reported it (<c>POST /api/v1/bundles</c>), checked against the store and kept in its history
+/// (<see cref="IStoreHistory"/>), the newest <see cref="Capacity"/> of them.
 /// </summary>
-internal sealed class LoadHistory(RegistryStorage storage, TimeProvider time)
+internal sealed class LoadHistory(IRegistryStore storage, TimeProvider time)
 {
-    public const int Capacity = 1000;
+    public const int Capacity = IStoreHistory.LoadCapacity;
     private const int MaxFileName = 255;
     private const int MaxSource = 1024;
 
-    private readonly HistoryFile<LoadRecord> _file = new(storage.Layout.LoadHistory, Capacity, ApiJsonContext.Default.ListLoadRecord);
-
     /// <summary>Every problem that makes <paramref name="report"/> unfit to record, as the error to answer; null when it is fine.</summary>
-    public OciException? Check(LoadReport report)
+    public async ValueTask<OciException?> CheckAsync(LoadReport report, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(report.File) || report.File.Length > MaxFileName || report.File.Contains('/', StringComparison.Ordinal) || report.File.Any(char.IsControl))
         {
@@ -58,7 +56,7 @@ internal sealed class LoadHistory(RegistryStorage storage, TimeProvider time)
             }
 
             // A record only of what is really here: the loaded manifest must be in the repository named.
-            if (storage.Repositories.ManifestMediaType(image.Repository, digest) is null)
+            if (await storage.Repositories.ManifestMediaTypeAsync(image.Repository, digest, cancellationToken).ConfigureAwait(false) is null)
             {
                 return new OciException(OciErrorCode.ManifestUnknown, $"{image.Repository} has no manifest {image.Digest}");
             }
@@ -67,17 +65,17 @@ internal sealed class LoadHistory(RegistryStorage storage, TimeProvider time)
         return null;
     }
 
-    public LoadRecord Record(LoadReport report, string? user)
+    public async ValueTask<LoadRecord> RecordAsync(LoadReport report, string? user, CancellationToken cancellationToken)
     {
         var record = new LoadRecord(Guid.NewGuid().ToString("N"), time.GetUtcNow(), user, report.File, report.Images);
-        _file.Append(record);
+        await storage.History.AddLoadAsync(record, cancellationToken).ConfigureAwait(false);
         return record;
     }
 
     /// <summary>The newest <paramref name="limit"/> records with an image <paramref name="visible"/> lets the user see, showing only those images.</summary>
-    public IReadOnlyList<LoadRecord> List(Func<string, bool> visible, int limit)
+    public async ValueTask<IReadOnlyList<LoadRecord>> ListAsync(Func<string, bool> visible, int limit, CancellationToken cancellationToken)
     {
-        var records = _file.Read();
+        var records = await storage.History.ListLoadsAsync(cancellationToken).ConfigureAwait(false);
         var result = new List<LoadRecord>();
         for (var i = records.Count - 1; i >= 0 && result.Count < limit; i--)
         {

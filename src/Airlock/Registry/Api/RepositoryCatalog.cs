@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
 
 namespace Airlock.Registry.Api;
@@ -20,17 +20,21 @@ public enum RepositorySort
 public sealed record RepositoryQuery(string Search, RepositorySort Sort, bool Descending, int Limit, string? Cursor);
 
 /// <summary>
-/// The repositories list of the console's API, filtered by what the asking user may pull. By name, a page
-/// walks the ordered names from its cursor and stops when full, so it costs the names it shows plus those
-/// the search and the access rules skip on the way, never the whole store; only the rows shown are measured.
+/// The repositories list of the console's API, filtered by what the asking user may pull. By name ascending, a
+/// page walks the store's ordered listing (<see cref="IRepositoryStore.ListRepositoriesAsync"/>) from its cursor
+/// and stops when full, so it costs the names it shows plus those the search and the access rules skip on the
+/// way, never the whole store; only the rows shown are measured. Descending, it walks all the names back.
 /// By tags, size or last push every visible repository must be measured: measurements are kept (a write
 /// through this registry forgets its repository's at once, writes by another process serving the same
 /// store show within <see cref="MaxAge"/>).
 /// </summary>
-internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider time)
+internal sealed class RepositoryCatalog(IRegistryStore storage, TimeProvider time)
 {
     public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(30);
     public const int MaxLimit = 500;
+
+    // How many names one listing call asks the store for while a page by name fills.
+    private const int ListingBatch = 100;
 
     private readonly ConcurrentDictionary<string, (RepositorySummary Summary, DateTimeOffset At)> _summaries = new(StringComparer.Ordinal);
 
@@ -38,15 +42,16 @@ internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider ti
 
     public async Task<RepositoryPage> ListAsync(RepositoryQuery query, Func<string, bool> visible, CancellationToken cancellationToken)
     {
-        var names = storage.Repositories.ListRepositories();
         bool Wanted(string name) => (query.Search.Length == 0 || name.Contains(query.Search, StringComparison.OrdinalIgnoreCase)) && visible(name);
         if (query.Sort == RepositorySort.Name)
         {
-            return await ListByNameAsync(names, query, Wanted, cancellationToken).ConfigureAwait(false);
+            return query.Descending
+                ? await ListByNameDescendingAsync(await AllNamesAsync(cancellationToken).ConfigureAwait(false), query, Wanted, cancellationToken).ConfigureAwait(false)
+                : await ListByNameAsync(query, Wanted, cancellationToken).ConfigureAwait(false);
         }
 
         var rows = new List<RepositorySummary>();
-        foreach (var name in names)
+        foreach (var name in await AllNamesAsync(cancellationToken).ConfigureAwait(false))
         {
             if (Wanted(name) && await SummaryAsync(name, cancellationToken).ConfigureAwait(false) is { } summary)
             {
@@ -76,24 +81,54 @@ internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider ti
         return new RepositoryPage(page, next);
     }
 
-    private async Task<RepositoryPage> ListByNameAsync(IReadOnlyList<string> names, RepositoryQuery query, Func<string, bool> wanted, CancellationToken cancellationToken)
+    /// <summary>Every repository name in ordinal order (the sorts by a measurement need them all).</summary>
+    public async Task<IReadOnlyList<string>> AllNamesAsync(CancellationToken cancellationToken) =>
+        (await storage.Repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names;
+
+    private async Task<RepositoryPage> ListByNameAsync(RepositoryQuery query, Func<string, bool> wanted, CancellationToken cancellationToken)
     {
-        var step = query.Descending ? -1 : 1;
-        int start;
-        if (query.Cursor is null)
+        // Names come from the store a batch at a time; the search and the access rules see only those walked.
+        var batch = Math.Max(query.Limit, ListingBatch);
+        var page = new List<RepositorySummary>();
+        var after = query.Cursor;
+        var more = false;
+        while (true)
         {
-            start = query.Descending ? names.Count - 1 : 0;
-        }
-        else
-        {
-            // The first name after the cursor in the page's direction: a binary search, not a walk.
-            var at = LowerBound(names, query.Cursor);
-            start = query.Descending ? at - 1 : (at < names.Count && names[at] == query.Cursor ? at + 1 : at);
+            var listing = await storage.Repositories.ListRepositoriesAsync(after, batch, cancellationToken).ConfigureAwait(false);
+            var names = listing.Names;
+            var i = 0;
+            for (; i < names.Count && page.Count < query.Limit; i++)
+            {
+                if (wanted(names[i]) && await SummaryAsync(names[i], cancellationToken).ConfigureAwait(false) is { } summary)
+                {
+                    page.Add(summary);
+                }
+            }
+
+            if (page.Count == query.Limit)
+            {
+                // A full page that did not reach the end may have more after it; the next page tells.
+                more = i < names.Count || listing.HasMore;
+                break;
+            }
+
+            if (!listing.HasMore || names.Count == 0)
+            {
+                break;
+            }
+
+            after = names[^1];
         }
 
+        return new RepositoryPage(page, more ? page[^1].Name : null);
+    }
+
+    private async Task<RepositoryPage> ListByNameDescendingAsync(IReadOnlyList<string> names, RepositoryQuery query, Func<string, bool> wanted, CancellationToken cancellationToken)
+    {
+        // The last name before the cursor: a binary search, not a walk.
+        var i = (query.Cursor is null ? names.Count : LowerBound(names, query.Cursor)) - 1;
         var page = new List<RepositorySummary>();
-        var i = start;
-        for (; i >= 0 && i < names.Count && page.Count < query.Limit; i += step)
+        for (; i >= 0 && page.Count < query.Limit; i--)
         {
             if (wanted(names[i]) && await SummaryAsync(names[i], cancellationToken).ConfigureAwait(false) is { } summary)
             {
@@ -101,8 +136,7 @@ internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider ti
             }
         }
 
-        // A full page that did not reach the end may have more after it; the next page tells.
-        var more = page.Count == query.Limit && i >= 0 && i < names.Count;
+        var more = page.Count == query.Limit && i >= 0;
         return new RepositoryPage(page, more ? page[^1].Name : null);
     }
 
@@ -138,7 +172,7 @@ internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider ti
         }
 
         var repositories = storage.Repositories;
-        if (repositories.ListTags(name) is not { } tags)
+        if (await repositories.ListTagsAsync(name, null, int.MaxValue, cancellationToken).ConfigureAwait(false) is not { } tags)
         {
             _summaries.TryRemove(name, out _);
             return null;
@@ -146,7 +180,9 @@ internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider ti
 
         long size = 0;
         var counted = new HashSet<Oci.Digest>();
-        foreach (var digest in repositories.ListManifestRevisions(name).Concat(repositories.ListBlobLinks(name).Select(l => l.Digest)))
+        var digests = repositories.ListManifestRevisionsAsync(name, cancellationToken)
+            .Concat(repositories.ListBlobLinksAsync(name, cancellationToken).Select(link => link.Digest));
+        await foreach (var digest in digests.ConfigureAwait(false))
         {
             if (counted.Add(digest) && await storage.Blobs.SizeAsync(digest, cancellationToken).ConfigureAwait(false) is { } bytes)
             {
@@ -154,7 +190,8 @@ internal sealed class RepositoryCatalog(RegistryStorage storage, TimeProvider ti
             }
         }
 
-        var summary = new RepositorySummary(name, tags.Count, size, repositories.LastChange(name));
+        var lastChange = await repositories.LastChangeAsync(name, cancellationToken).ConfigureAwait(false);
+        var summary = new RepositorySummary(name, tags.Names.Count, size, lastChange);
         _summaries[name] = (summary, now);
         return summary;
     }

@@ -304,7 +304,7 @@ public sealed class ConsoleApiTests : IDisposable
             Assert.Equal(HttpStatusCode.Accepted, patched.StatusCode);
         }
 
-        await using (var apart = RegistryStorage.OpenForCollection(registry.DataDirectory, TimeProvider.System, NullLogger.Instance))
+        await using (var apart = Airlock.Content.FileSystemStore.FileSystemRegistryStore.OpenForCollection(registry.DataDirectory, TimeProvider.System, NullLogger.Instance))
         {
             await new Airlock.Content.GarbageCollector(apart, TimeSpan.Zero, NullLogger.Instance).CollectAsync(dryRun: false, CancellationToken.None);
         }
@@ -319,6 +319,7 @@ public sealed class ConsoleApiTests : IDisposable
         var upload = Assert.Single(report.GetProperty("uploads").EnumerateArray());
         Assert.Equal("app", upload.GetProperty("repository").GetString());
         Assert.Equal(777, upload.GetProperty("bytes").GetInt64());
+        Assert.True(upload.GetProperty("startedAt").GetDateTimeOffset() <= upload.GetProperty("lastActivity").GetDateTimeOffset(), upload.ToString());
     }
 
     [Fact]

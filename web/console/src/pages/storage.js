@@ -51,7 +51,8 @@ export async function storagePage(view) {
         columns: ['Repository', 'Started', 'Last activity', 'Received'],
         rows: report.uploads.map((u) => [
           h('a', { href: `/ui/repositories/${namePath(u.repository)}` }, u.repository),
-          h('time', { datetime: u.startedAt, title: date(u.startedAt) }, ago(u.startedAt, now)),
+          // A store that does not keep when a session started says nothing rather than a guess.
+          u.startedAt ? h('time', { datetime: u.startedAt, title: date(u.startedAt) }, ago(u.startedAt, now)) : '—',
           h('time', { datetime: u.lastActivity, title: date(u.lastActivity) }, ago(u.lastActivity, now)),
           bytes(u.bytes),
         ]),
