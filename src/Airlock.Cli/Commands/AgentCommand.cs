@@ -25,10 +25,12 @@ internal static class AgentCommand
     public static Command Create()
     {
         var dataDir = CommonOptions.DataDir();
-        var imagesDir = new Option<string?>("--images-dir") { Description = "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images)." };
-        var socket = new Option<string?>("--containerd-socket")
+        var imagesDir = new PathOption("--images-dir", PathKind.Directory,
+            "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images, which may be absent).");
+        var socket = new PathOption("--containerd-socket", PathKind.Socket,
+            "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.")
         {
-            Description = "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.",
+            Remedy = "start that containerd first, or leave out --containerd-socket to have the agent run one",
         };
         var watch = new Option<bool>("--watch")
         {
@@ -84,10 +86,6 @@ internal static class AgentCommand
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
             var existing = parseResult.GetValue(socket);
-            if (existing is not null && !File.Exists(existing))
-            {
-                throw new FileNotFoundException($"containerd socket {existing} does not exist: start that containerd first, or leave out --containerd-socket to have the agent run one");
-            }
 
             SupervisedContainerd? supervision = null;
             if (existing is null)

@@ -43,11 +43,9 @@ internal static class MirrorCommand
 
     public static Command Create()
     {
-        var registries = new Option<string>("--registries")
-        {
-            Description = $"registries.yaml in K3s format (default {RegistriesCommand.DefaultRegistriesPath}); re-read on SIGHUP.",
-            DefaultValueFactory = _ => RegistriesCommand.DefaultRegistriesPath,
-        };
+        var registries = new PathOption("--registries", PathKind.File,
+            $"registries.yaml in K3s format (default {RegistriesCommand.DefaultRegistriesPath}, which may be absent); re-read on SIGHUP.",
+            RegistriesCommand.DefaultRegistriesPath);
         var address = AddressOption(
             "Address to listen on (loopback by default: the mirror holds the node's registry credentials). Give the same value to 'registries render --mirror-address'.",
             $"127.0.0.1:{MirrorOptions.DefaultPort}");

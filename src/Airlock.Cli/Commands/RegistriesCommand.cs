@@ -22,11 +22,8 @@ internal static class RegistriesCommand
         return command;
     }
 
-    private static Option<string> RegistriesOption() => new("--registries")
-    {
-        Description = $"registries.yaml in K3s format (default {DefaultRegistriesPath}).",
-        DefaultValueFactory = _ => DefaultRegistriesPath,
-    };
+    private static PathOption RegistriesOption() =>
+        new("--registries", PathKind.File, $"registries.yaml in K3s format (default {DefaultRegistriesPath}, which may be absent: no registries).", DefaultRegistriesPath);
 
     private static Command Render()
     {
@@ -73,7 +70,9 @@ internal static class RegistriesCommand
             }
 
             var path = parseResult.GetValue(registries)!;
-            var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, ct).ConfigureAwait(false);
+            // Only the default may be absent (checked before the verb runs; read again here, so a file removed meanwhile is refused too).
+            var mayBeAbsent = parseResult.GetResult(registries) is null or { Implicit: true };
+            var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: mayBeAbsent, ct).ConfigureAwait(false);
             var problems = RegistriesValidator.Validate(file, readProblems);
             foreach (var problem in problems)
             {

@@ -22,10 +22,8 @@ internal sealed class RegistryAccessOptions
         Description = "user:password for every registry (overrides registries.yaml credentials).",
     };
 
-    private readonly Option<string?> _registries = new("--registries")
-    {
-        Description = "registries.yaml (K3s format) whose configs give per-registry credentials and TLS (ca_file, cert_file/key_file, insecure_skip_verify).",
-    };
+    private readonly PathOption _registries = new("--registries", PathKind.File,
+        "registries.yaml (K3s format) whose configs give per-registry credentials and TLS (ca_file, cert_file/key_file, insecure_skip_verify).");
 
     private readonly DurationOption _connectTimeout = new("--connect-timeout", "Give up connecting to a registry after this long (e.g. 500ms, 10s, 1m).", "10s") { Positive = true };
 

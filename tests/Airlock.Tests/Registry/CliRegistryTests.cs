@@ -247,7 +247,7 @@ public sealed class CliRegistryTests
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" }, output, error);
+        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/dev/null" }, output, error);
         return (code, output + error.ToString());
     }
 }
