@@ -49,9 +49,9 @@ internal static class AgentCommand
             Positive = true,
         };
         var mirrorAddress = MirrorCommand.AddressOption(
-            "Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
-            + "containerd cannot do itself); those registries' hosts.toml point containerd at it. 'off' renders K3s's files unchanged.",
-            $"127.0.0.1:{Airlock.Node.Mirror.MirrorOptions.DefaultPort}");
+            $"Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
+            + $"containerd cannot do itself); those registries' hosts.toml point containerd at it (default {MirrorCommand.DefaultAddress}, as "
+            + "'registries render'). 'off' renders K3s's files unchanged.");
 
         var command = new Command("agent",
             "Node agent: render config.toml and certs.d/*/hosts.toml from registries.yaml and run containerd with them (restarted with backoff "
@@ -78,8 +78,7 @@ internal static class AgentCommand
             var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(data, "agent", "images");
             var stopAfter = stopTimeout.GetDuration(parseResult);
 
-            var mirrorValue = parseResult.GetValue(mirrorAddress)!;
-            var mirrorListen = mirrorValue is "off" or "none" or "" ? null : MirrorCommand.ParseAddress(mirrorValue);
+            var mirrorListen = MirrorCommand.ParseAddressOrOff(parseResult.GetValue(mirrorAddress)!);
 
             using var loggerFactory = CreateLoggerFactory();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -15,20 +15,22 @@ namespace Airlock.Cli.Commands;
 /// </summary>
 internal static class MirrorCommand
 {
-    /// <summary>
-    /// <c>--mirror-address</c>, shared by <c>mirror</c> (where it listens) and <c>registries render</c> (where hosts.toml
-    /// points containerd), so one config.yaml key keeps both in agreement.
-    /// </summary>
-    public static Option<string?> AddressOption(string description, string? defaultValue)
-    {
-        var option = new Option<string?>("--mirror-address") { Description = description };
-        if (defaultValue is not null)
-        {
-            option.DefaultValueFactory = _ => defaultValue;
-        }
+    /// <summary>Where the node-local mirror listens unless told otherwise, for every verb that takes <c>--mirror-address</c>.</summary>
+    public static readonly string DefaultAddress = $"127.0.0.1:{MirrorOptions.DefaultPort}";
 
-        return option;
-    }
+    /// <summary>
+    /// <c>--mirror-address</c>, shared by <c>mirror</c> (where it listens), <c>agent</c> (where its mirror listens) and
+    /// <c>registries render</c> (where hosts.toml points containerd), with one default, so one config.yaml key keeps
+    /// them in agreement.
+    /// </summary>
+    public static Option<string> AddressOption(string description) => new("--mirror-address")
+    {
+        Description = description,
+        DefaultValueFactory = _ => DefaultAddress,
+    };
+
+    /// <summary><c>--mirror-address</c> of a verb where <c>off</c> means "no node-local mirror: K3s's files unchanged" (null).</summary>
+    public static IPEndPoint? ParseAddressOrOff(string value) => value is "off" or "none" or "" ? null : ParseAddress(value);
 
     /// <summary>Parses <c>host:port</c> as <c>--mirror-address</c> takes it, or throws a usage error naming the value.</summary>
     public static IPEndPoint ParseAddress(string value)
@@ -47,8 +49,7 @@ internal static class MirrorCommand
             $"registries.yaml in K3s format (default {RegistriesCommand.DefaultRegistriesPath}, which may be absent); re-read on SIGHUP.",
             RegistriesCommand.DefaultRegistriesPath);
         var address = AddressOption(
-            "Address to listen on (loopback by default: the mirror holds the node's registry credentials). Give the same value to 'registries render --mirror-address'.",
-            $"127.0.0.1:{MirrorOptions.DefaultPort}");
+            $"Address to listen on (default {DefaultAddress}; loopback: the mirror holds the node's registry credentials). 'registries render' points containerd at the same default.");
         var disableDefault = new Option<bool>("--disable-default-registry-endpoint")
         {
             Description = "Never fall back to a mirrored registry's own endpoint (K3s flag of the same name).",
