@@ -81,10 +81,20 @@ public sealed class RegistriesValidationTests : IDisposable
     }
 
     [Fact]
-    public void Rewrites_with_backslash_or_quote_are_reported_because_K3s_writes_them_as_invalid_TOML()
+    public void Rewrites_with_backslash_or_quote_are_no_problem_since_hosts_toml_escapes_them()
     {
-        var problems = Validate("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n    rewrite:\n      '^lib\\.(\\w+)': \"x/$1\"\n");
-        Assert.Contains(problems, p => p.Line == 5 && p.Severity == ProblemSeverity.Error && p.Message.Contains("invalid TOML", StringComparison.Ordinal));
+        var problems = Validate("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n    rewrite:\n      '^lib\\.(\\w+)': 'x\"/$1'\n");
+        Assert.Empty(problems);
+    }
+
+    [Fact]
+    public void A_rewrite_pattern_with_both_quote_kinds_is_refused_with_the_x22_spelling_as_the_fix()
+    {
+        var problems = Validate("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n    rewrite:\n      \"^it's/\\\"(.*)\\\"$\": 'x/$1'\n");
+
+        var problem = Assert.Single(problems);
+        Assert.Equal((5, ProblemSeverity.Error), (problem.Line, problem.Severity));
+        Assert.Contains("write the quote as \\x22", problem.Message, StringComparison.Ordinal);
     }
 
     [Fact]
