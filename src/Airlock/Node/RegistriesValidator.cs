@@ -143,7 +143,8 @@ public static class RegistriesValidator
 
     private static void CheckReadable(FileSetting? file, string name, Action<int, string> error)
     {
-        if (file is null)
+        // A relative path is already an error of its own (the reader's): where containerd looks is not here.
+        if (file is null || !Path.IsPathRooted(file.Path))
         {
             return;
         }
