@@ -93,11 +93,13 @@ internal static class AgentCommand
                 var socketPath = Path.Combine(stateDir, SocketName);
                 var rootDir = Path.GetFullPath(parseResult.GetValue(root) ?? Path.Combine(data, "agent", "containerd"));
                 var options = await config.ConfigAsync(parseResult, data, rootDir, stateDir, socketPath, stop.Token).ConfigureAwait(false);
+                var registriesPath = access.RegistriesPath(parseResult)!;
                 supervision = new SupervisedContainerd
                 {
                     Render = new ContainerdRenderSettings
                     {
-                        RegistriesPath = access.RegistriesPath(parseResult)!,
+                        RegistriesPath = registriesPath,
+                        RegistriesRequired = access.RegistriesGiven(parseResult) || File.Exists(registriesPath),
                         Config = options,
                         DisableDefaultEndpoint = parseResult.GetValue(config.DisableDefaultEndpoint),
                         ProxyEnvironment = config.ProxyEnvironment(parseResult),

@@ -94,7 +94,9 @@ internal static class MirrorCommand
             };
 
             var path = parseResult.GetValue(registries)!;
-            var file = await ReadAsync(path, error, cancellationToken).ConfigureAwait(false);
+            // Given, or there now: a registries.yaml missing at a reload is refused (the previous one kept), not served as "no mirrors".
+            var required = parseResult.GetResult(registries) is { Implicit: false } || File.Exists(path);
+            var file = await ReadAsync(path, required, error, cancellationToken).ConfigureAwait(false);
             if (file is null)
             {
                 await error.WriteLineAsync($"airlock: {path} cannot be used; the mirror was not started").ConfigureAwait(false);
@@ -116,7 +118,7 @@ internal static class MirrorCommand
                 while (await reloads.Reader.WaitToReadAsync(stop.Token).ConfigureAwait(false))
                 {
                     reloads.Reader.TryRead(out _);
-                    await ReloadAsync(mirror, path, error, logger, stop.Token).ConfigureAwait(false);
+                    await ReloadAsync(mirror, path, required, error, logger, stop.Token).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -130,9 +132,9 @@ internal static class MirrorCommand
         return command;
     }
 
-    private static async Task ReloadAsync(NodeMirror mirror, string path, TextWriter error, ILogger logger, CancellationToken cancellationToken)
+    private static async Task ReloadAsync(NodeMirror mirror, string path, bool required, TextWriter error, ILogger logger, CancellationToken cancellationToken)
     {
-        var file = await ReadAsync(path, error, cancellationToken).ConfigureAwait(false);
+        var file = await ReadAsync(path, required, error, cancellationToken).ConfigureAwait(false);
         if (file is null)
         {
             logger.LogError("{Path} cannot be used; still serving the previous registries.yaml", path);
@@ -150,9 +152,9 @@ internal static class MirrorCommand
     }
 
     // Problems are printed; a file with fatal ones is not served (an unreadable file must not mean "no mirrors").
-    private static async Task<RegistriesFile?> ReadAsync(string path, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<RegistriesFile?> ReadAsync(string path, bool required, TextWriter error, CancellationToken cancellationToken)
     {
-        var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, cancellationToken).ConfigureAwait(false);
+        var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: !required, cancellationToken).ConfigureAwait(false);
         var problems = RegistriesValidator.Validate(file, readProblems);
         foreach (var problem in problems)
         {

@@ -82,6 +82,9 @@ internal sealed class RegistryAccessOptions
     /// <summary>The registries.yaml in effect: <c>--registries</c>, else the default given to <see cref="AddTo"/> (which may not exist).</summary>
     public string? RegistriesPath(ParseResult parseResult) => parseResult.GetValue(_registries) ?? _defaultRegistries;
 
+    /// <summary>Whether <c>--registries</c> was given (command line, environment or config.yaml) rather than defaulted.</summary>
+    public bool RegistriesGiven(ParseResult parseResult) => parseResult.GetResult(_registries) is { Implicit: false };
+
     /// <summary>The client settings the flags give, for verbs that hold one client themselves.</summary>
     public RemoteOptions Options(ParseResult parseResult)
     {
