@@ -58,7 +58,9 @@ internal static class AgentCommand
             + "when it exits; registries.yaml watched: hosts.toml changes apply at the next pull, a config.toml change restarts containerd once "
             + "no import is running), or use an existing containerd (--containerd-socket). Then import every image archive (.tar, .tar.gz/.tgz, "
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
-            + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd.")
+            + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd (its "
+            + "containers keep running). A containerd left running by an agent that was killed is recognised (<state>/containerd.pid and its "
+            + "command line) and replaced at the next start; one the agent did not start is refused.")
         {
             dataDir, imagesDir, socket, watch, root, state, stopTimeout, mirrorAddress,
         };
@@ -108,6 +110,7 @@ internal static class AgentCommand
                     {
                         ConfigPath = Path.Combine(options.ContainerdDir, Airlock.Node.ContainerdRenderer.ConfigTomlName),
                         SocketPath = socketPath,
+                        PidFile = Path.Combine(stateDir, ContainerdSupervisorOptions.PidFileName),
                         StopTimeout = stopAfter,
                         Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
                     },
