@@ -103,12 +103,10 @@ internal static class MirrorCommand
                 return AirlockCli.ExitError;
             }
 
-            using var loggerFactory = RegistryCommand.CreateLoggerFactory();
+            using var loggerFactory = CliLogging.CreateFactory();
             options = options with { LoggerFactory = loggerFactory };
             var logger = loggerFactory.CreateLogger("Airlock.Node.Mirror");
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+            using var stop = StopSignals.Register(cancellationToken);
             await using var mirror = await NodeMirror.StartAsync(file, options, cancellationToken).ConfigureAwait(false);
 
             var reloads = System.Threading.Channels.Channel.CreateBounded<bool>(1);
@@ -121,7 +119,7 @@ internal static class MirrorCommand
                     await ReloadAsync(mirror, path, required, error, logger, stop.Token).ConfigureAwait(false);
                 }
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
             {
                 // SIGTERM or Ctrl+C: stop gracefully below.
             }

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
-using System.Text.Json;
+using System.Net;
 using Airlock.Cli.Hosting;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
@@ -9,9 +8,8 @@ using Airlock.Registry;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Airlock.Registry.Tls;
-using Microsoft.Extensions.DependencyInjection;
+using Airlock.Remote;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Console;
 
 namespace Airlock.Cli.Commands;
 
@@ -67,10 +65,6 @@ internal static class RegistryCommand
                 problems.Add($"--listen \"{parseResult.GetValue(listen)}\" is not host:port");
             }
 
-            var interval = gcInterval.GetDurationOrOff(parseResult);
-            var grace = gcGrace.GetDuration(parseResult);
-            var tagTtl = proxyTagTtl.GetDuration(parseResult);
-            var upstreamTimeout = proxyTimeout.GetDuration(parseResult);
             var upstreams = new List<PullThroughUpstream>();
             foreach (var value in parseResult.GetValue(proxy) ?? [])
             {
@@ -90,122 +84,58 @@ internal static class RegistryCommand
                 problems.Add("--registries gives credentials for --proxy upstreams; it needs at least one --proxy");
             }
 
-            var certPath = parseResult.GetValue(tlsCert);
-            var keyPath = parseResult.GetValue(tlsKey);
-            if ((certPath is null) != (keyPath is null))
+            Uri? realm = null;
+            if (parseResult.GetValue(tokenRealm) is { } realmValue && !Uri.TryCreate(realmValue, UriKind.Absolute, out realm))
             {
-                problems.Add("--tls-cert and --tls-key must be given together");
+                problems.Add($"--token-realm \"{realmValue}\" is not an absolute URL (e.g. https://registry.example/token)");
             }
 
-            if (problems.Count > 0)
-            {
-                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
-            }
+            ThrowIfAny(problems);
 
-            if (certPath is not null && parseResult.GetValue(tlsSelfSigned))
+            // The registries file is read only once the flags are known to be usable, and fails with its own error (exit 1).
+            var pullThrough = upstreams.Count == 0 ? null : new PullThroughOptions
             {
-                throw new UsageException("--tls-self-signed and --tls-cert/--tls-key exclude each other");
-            }
-
-            var data = parseResult.GetValue(dataDir)!;
-            using var loggerFactory = CreateLoggerFactory();
-            var output = parseResult.InvocationConfiguration.Output;
-            RegistryTlsMaterial? tls;
-            RegistryAuthentication authentication;
-            PullThroughOptions? pullThrough = null;
-            PrivateRepositories privateRepositories;
-            try
+                Upstreams = upstreams,
+                TagTtl = proxyTagTtl.GetDuration(parseResult),
+                Timeout = proxyTimeout.GetDuration(parseResult),
+                Remote = registriesPath is null ? new RemoteOptions() : RegistryAccessOptions.ApplyRegistriesFile(new RemoteOptions(), registriesPath),
+            };
+            var settings = new RegistrySettings
             {
-                if (upstreams.Count > 0)
+                Server = new RegistryServerOptions
                 {
-                    var remote = new Airlock.Remote.RemoteOptions { LoggerFactory = loggerFactory };
-                    pullThrough = new PullThroughOptions
-                    {
-                        Upstreams = upstreams,
-                        TagTtl = tagTtl,
-                        Timeout = upstreamTimeout,
-                        Remote = registriesPath is null ? remote : RegistryAccessOptions.ApplyRegistriesFile(remote, registriesPath),
-                    };
-                }
-
-                // Also without --proxy: the store may hold caches of private upstreams from an earlier run.
-                privateRepositories = new PrivateRepositories(pullThrough);
-
-                tls = certPath is not null
-                    ? RegistryTls.LoadFiles(certPath, keyPath!, TimeProvider.System)
-                    : parseResult.GetValue(tlsSelfSigned)
-                        ? RegistryTls.EnsureSelfSigned(Path.Combine(data, "registry", "tls"), parseResult.GetValue(tlsSan) ?? [], TimeProvider.System, loggerFactory.CreateLogger("Airlock.Registry.Tls"))
-                        : null;
-                var realm = parseResult.GetValue(tokenRealm);
-                authentication = RegistryAuthentication.Create(new RegistryAuthOptions
+                    DataDirectory = parseResult.GetValue(dataDir)!,
+                    Listen = endPoint,
+                    ReadOnly = parseResult.GetValue(readOnly),
+                    MaxManifestBytes = parseResult.GetValue(maxManifest),
+                    GcInterval = gcInterval.GetDurationOrOff(parseResult),
+                    GcGrace = gcGrace.GetDuration(parseResult),
+                    PullThrough = pullThrough,
+                },
+                Auth = new RegistryAuthOptions
                 {
                     HtpasswdPath = parseResult.GetValue(htpasswd),
                     AccessPath = parseResult.GetValue(access),
                     AnonymousPull = parseResult.GetValue(anonymousPull),
                     UseTokens = parseResult.GetValue(authMode) == "token",
-                    TokenKeyPath = Path.Combine(data, "registry", "token", "key.pem"),
-                    Token = new TokenAuthOptions { Realm = realm is null ? null : new Uri(realm) },
-                    AuthenticatedOnly = privateRepositories.Contains,
-                }, TimeProvider.System, loggerFactory);
-            }
-            catch (Exception ex) when (ex is TlsMaterialException or AuthConfigurationException or UriFormatException or FileNotFoundException or InvalidDataException)
-            {
-                await parseResult.InvocationConfiguration.Error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
-                return AirlockCli.ExitError;
-            }
-
-            using var authenticationScope = authentication;
-            if (tls?.CaCertificatePath is { } caPath)
-            {
-                var host = endPoint!.Address.Equals(System.Net.IPAddress.Any) || endPoint.Address.Equals(System.Net.IPAddress.IPv6Any)
-                    ? System.Net.Dns.GetHostName()
-                    : endPoint.Address.ToString();
-                await output.WriteLineAsync($"TLS CA certificate: {caPath}").ConfigureAwait(false);
-                await output.WriteLineAsync("Trust it on each node with this in /etc/airlock/registries.yaml (copy the CA file there too):").ConfigureAwait(false);
-                await output.WriteLineAsync(tls.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}")).ConfigureAwait(false);
-            }
-
-            var extraEndpoints = new List<RegistryEndpoint>();
-            if (authentication.TokenEndpoint is { } tokenEndpoint)
-            {
-                extraEndpoints.Add(new RegistryEndpoint("/token", tokenEndpoint.HandleAsync));
-            }
-
-            var options = new RegistryServerOptions
-            {
-                DataDirectory = data,
-                Listen = endPoint,
-                Certificate = tls?.ServerCertificate,
-                ReadOnly = parseResult.GetValue(readOnly),
-                MaxManifestBytes = parseResult.GetValue(maxManifest),
-                GcInterval = interval,
-                GcGrace = grace,
-                AccessController = authentication.AccessController,
-                ExtraEndpoints = extraEndpoints,
-                PullThrough = pullThrough,
-                PrivateRepositories = privateRepositories,
+                    Token = new TokenAuthOptions { Realm = realm },
+                },
+                TlsCertificatePath = parseResult.GetValue(tlsCert),
+                TlsKeyPath = parseResult.GetValue(tlsKey),
+                TlsSelfSigned = parseResult.GetValue(tlsSelfSigned),
+                TlsSubjectAlternativeNames = parseResult.GetValue(tlsSan) ?? [],
             };
-            var invalid = options.Validate();
-            if (invalid.Count > 0)
+            ThrowIfAny(settings.Validate());
+
+            using var loggerFactory = CliLogging.CreateFactory();
+            using var stop = StopSignals.Register(cancellationToken);
+            await using var server = await RegistryServer.StartAsync(settings, loggerFactory, cancellationToken).ConfigureAwait(false);
+            if (server.Tls?.CaCertificatePath is { } caPath)
             {
-                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", invalid));
+                await PrintTrustAsync(parseResult.InvocationConfiguration.Output, server.Tls, caPath, endPoint).ConfigureAwait(false);
             }
 
-            // SIGTERM/SIGINT stop the server gracefully (in-flight transfers finish within its shutdown
-            // timeout) instead of ending the process at once.
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
-            await using var server = await RegistryServer.StartAsync(options, loggerFactory, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Ctrl+C or SIGTERM: stop gracefully below.
-            }
-
+            await stop.WaitAsync().ConfigureAwait(false);
             await server.StopAsync(CancellationToken.None).ConfigureAwait(false);
             return AirlockCli.ExitOk;
         });
@@ -230,7 +160,7 @@ internal static class RegistryCommand
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var graceValue = grace.GetDuration(parseResult);
-            using var loggerFactory = CreateLoggerFactory();
+            using var loggerFactory = CliLogging.CreateFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
             await using var storage = RegistryStorage.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
@@ -287,19 +217,25 @@ internal static class RegistryCommand
             $"{result.MarkedBlobs} blobs in use; {verb} {result.DeletedBlobs.Count} blobs ({result.DeletedBytes} bytes), {result.DeletedLinks.Count} links, {result.DeletedUploads.Count} uploads"));
     }
 
+    private static void ThrowIfAny(IReadOnlyList<string> problems)
+    {
+        if (problems.Count > 0)
+        {
+            throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
+        }
+    }
+
+    /// <summary>What a node needs to trust a registry serving a certificate of Airlock's own CA.</summary>
+    private static async Task PrintTrustAsync(TextWriter output, RegistryTlsMaterial tls, string caPath, IPEndPoint endPoint)
+    {
+        var host = endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any)
+            ? Dns.GetHostName()
+            : endPoint.Address.ToString();
+        await output.WriteLineAsync($"TLS CA certificate: {caPath}").ConfigureAwait(false);
+        await output.WriteLineAsync("Trust it on each node with this in /etc/airlock/registries.yaml (copy the CA file there too):").ConfigureAwait(false);
+        await output.WriteLineAsync(tls.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}")).ConfigureAwait(false);
+    }
+
     private static DurationOption GraceOption() =>
         new("--gc-grace", "Never collect blobs, links or uploads younger than this, so pushes in flight survive (e.g. 1h, 30m).", "1h");
-
-    internal static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>
-    {
-        logging.SetMinimumLevel(LogLevel.Information);
-        logging.AddFilter("Microsoft", LogLevel.Warning);
-        logging.AddSimpleConsole(console =>
-        {
-            console.SingleLine = true;
-            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ssZ ";
-            console.UseUtcTimestamp = true;
-        });
-        logging.Services.Configure<ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
-    });
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content;

@@ -1,5 +1,5 @@
 using System.Text;
-using Airlock.Content;
+using Airlock.IO;
 using Airlock.Node.ContainerdTemplates;
 
 namespace Airlock.Node;
@@ -138,38 +138,12 @@ public static class ContainerdRenderer
         }
     }
 
-    /// <summary>Writes through a temp file in the same directory, fsyncs it, renames it over the target, fsyncs the directory.</summary>
-    public static async Task WriteAtomicallyAsync(string path, string content, CancellationToken cancellationToken)
-    {
-        var dir = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.Asynchronous);
-            await using (stream.ConfigureAwait(false))
-            {
-                await stream.WriteAsync(Encoding.UTF8.GetBytes(content), cancellationToken).ConfigureAwait(false);
-                stream.Flush(flushToDisk: true);
-            }
-
-            // config.toml carries registry credentials: readable by root only, as K3s writes it.
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-
-            File.Move(temp, path, overwrite: true);
-            FileSystemDurability.FsyncDirectory(dir);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
-    }
+    /// <summary>
+    /// Writes <paramref name="content"/> through <see cref="AtomicFile"/>, readable by root only from its first byte:
+    /// config.toml carries registry credentials (K3s writes its files 0600 too).
+    /// </summary>
+    public static Task WriteAtomicallyAsync(string path, string content, CancellationToken cancellationToken) =>
+        AtomicFile.WriteAsync(path, Encoding.UTF8.GetBytes(content), AtomicFile.Private, cancellationToken);
 
     private static async Task<PlannedFile> PlannedAsync(string path, string content, CancellationToken cancellationToken) =>
         new(path, content, File.Exists(path) ? await File.ReadAllTextAsync(path, cancellationToken).ConfigureAwait(false) : null);

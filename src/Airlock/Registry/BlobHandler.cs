@@ -1,5 +1,6 @@
 using System.Globalization;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;

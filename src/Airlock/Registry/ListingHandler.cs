@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
 
@@ -14,7 +15,7 @@ internal sealed class ListingHandler(RegistryStorage storage)
     {
         var tags = storage.Repositories.ListTags(route.Name)
             ?? throw new OciException(OciErrorCode.NameUnknown, $"repository {route.Name} is unknown");
-        return WritePageAsync(context, $"/v2/{route.Name}/tags/list", "tags", tags, route.Name);
+        return WritePageAsync(context, OciRoute.ForTagList(route.Name).Path, tags, (json, page) => TagList.Write(json, route.Name, page));
     }
 
     /// <summary>The catalog, without the repositories <paramref name="hidden"/> names (those an anonymous client must not see).</summary>
@@ -26,7 +27,7 @@ internal sealed class ListingHandler(RegistryStorage storage)
             repositories = [.. repositories.Where(r => !hidden(r))];
         }
 
-        return WritePageAsync(context, "/v2/_catalog", "repositories", repositories, null);
+        return WritePageAsync(context, OciRoute.Catalog.Path, repositories, CatalogPage.Write);
     }
 
     public async Task ReferrersAsync(HttpContext context, OciRoute route)
@@ -59,7 +60,7 @@ internal sealed class ListingHandler(RegistryStorage storage)
         await WriteJsonAsync(context, buffer, MediaTypes.OciIndex).ConfigureAwait(false);
     }
 
-    private static async Task WritePageAsync(HttpContext context, string path, string property, IReadOnlyList<string> items, string? name)
+    private static async Task WritePageAsync(HttpContext context, string path, IReadOnlyList<string> items, Action<Utf8JsonWriter, IEnumerable<string>> write)
     {
         var query = context.Request.Query;
         var last = query["last"].ToString();
@@ -95,20 +96,7 @@ internal sealed class ListingHandler(RegistryStorage storage)
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var json = new Utf8JsonWriter(buffer))
         {
-            json.WriteStartObject();
-            if (name is not null)
-            {
-                json.WriteString("name", name);
-            }
-
-            json.WriteStartArray(property);
-            for (var i = start; i < start + count; i++)
-            {
-                json.WriteStringValue(items[i]);
-            }
-
-            json.WriteEndArray();
-            json.WriteEndObject();
+            write(json, items.Skip(start).Take(count));
         }
 
         await WriteJsonAsync(context, buffer, "application/json").ConfigureAwait(false);

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;

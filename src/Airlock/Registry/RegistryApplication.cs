@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;

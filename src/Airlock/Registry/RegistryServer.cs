@@ -3,6 +3,7 @@ using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
+using Airlock.Registry.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -12,6 +13,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Registry;
 
@@ -26,6 +28,7 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
     private readonly RegistryApplication _application;
+    private IDisposable? _authentication;
     private bool _stopped;
 
     private RegistryServer(WebApplication app, RegistryApplication application, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
@@ -43,8 +46,68 @@ public sealed class RegistryServer : IAsyncDisposable
 
     public RegistryStorage Storage { get; }
 
+    /// <summary>The certificate loaded or issued from <see cref="RegistrySettings"/> (its CA is what nodes must trust); null otherwise.</summary>
+    public RegistryTlsMaterial? Tls { get; private set; }
+
     /// <summary>The host's services (tests look at how Kestrel is put together).</summary>
     internal IServiceProvider Services => _app.Services;
+
+    /// <summary>
+    /// Composes and starts a registry from what an operator configured: loads the TLS certificate (the given files,
+    /// or one from Airlock's own CA), the users and access files, makes the token endpoint and keeps the caches of
+    /// private upstreams from anonymous clients. Throws <see cref="ArgumentException"/> listing every problem of
+    /// <see cref="RegistrySettings.Validate"/>, <see cref="TlsMaterialException"/> or <see cref="AuthConfigurationException"/>
+    /// naming the file that cannot be used.
+    /// </summary>
+    public static async Task<RegistryServer> StartAsync(RegistrySettings settings, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var problems = settings.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", problems), nameof(settings));
+        }
+
+        var options = settings.Server;
+        if (options.PullThrough is { Remote.LoggerFactory: NullLoggerFactory } pullThrough)
+        {
+            options = options with { PullThrough = pullThrough with { Remote = pullThrough.Remote with { LoggerFactory = loggerFactory } } };
+        }
+
+        // Also without pull-through: the store may hold caches of private upstreams from an earlier run.
+        var privateRepositories = options.PrivateRepositories ?? new PrivateRepositories(options.PullThrough);
+        var tls = settings.LoadTls(options.Time, loggerFactory.CreateLogger("Airlock.Registry.Tls"));
+        var authenticatedOnly = settings.Auth.AuthenticatedOnly is { } given
+            ? repository => given(repository) || privateRepositories.Contains(repository)
+            : (Func<string, bool>)privateRepositories.Contains;
+        var authentication = RegistryAuthentication.Create(
+            settings.Auth with { TokenKeyPath = settings.TokenKeyPath, AuthenticatedOnly = authenticatedOnly },
+            options.Time,
+            loggerFactory);
+        try
+        {
+            var server = await StartAsync(
+                options with
+                {
+                    Certificate = tls?.ServerCertificate ?? options.Certificate,
+                    AccessController = settings.Auth.HtpasswdPath is null ? options.AccessController : authentication.AccessController,
+                    ExtraEndpoints = authentication.TokenEndpoint is { } tokens
+                        ? [new RegistryEndpoint(settings.Auth.Token.TokenPath, tokens.HandleAsync), .. options.ExtraEndpoints]
+                        : options.ExtraEndpoints,
+                    PrivateRepositories = privateRepositories,
+                },
+                loggerFactory,
+                cancellationToken).ConfigureAwait(false);
+            server.Tls = tls;
+            server._authentication = authentication;
+            return server;
+        }
+        catch
+        {
+            authentication.Dispose();
+            throw;
+        }
+    }
 
     public static async Task<RegistryServer> StartAsync(RegistryServerOptions options, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
     {
@@ -155,6 +218,7 @@ public sealed class RegistryServer : IAsyncDisposable
         await StopAsync(CancellationToken.None).ConfigureAwait(false);
         await _app.DisposeAsync().ConfigureAwait(false);
         _application.Dispose();
+        _authentication?.Dispose();
         await Storage.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }

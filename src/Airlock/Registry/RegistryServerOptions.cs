@@ -57,7 +57,13 @@ public sealed record RegistryServerOptions
     public PrivateRepositories? PrivateRepositories { get; init; }
 
     /// <summary>Every problem with these options at once; empty when they can be used.</summary>
-    public IReadOnlyList<string> Validate()
+    public IReadOnlyList<string> Validate() => Validate(authenticated: AccessController is not AllowAllAccessController);
+
+    /// <summary>
+    /// As <see cref="Validate()"/>, judging a private upstream by <paramref name="authenticated"/>: whether the
+    /// registry will authenticate clients (<see cref="RegistrySettings"/> knows before its access controller exists).
+    /// </summary>
+    internal IReadOnlyList<string> Validate(bool authenticated)
     {
         var problems = new List<string>();
         if (string.IsNullOrWhiteSpace(DataDirectory))
@@ -88,7 +94,7 @@ public sealed record RegistryServerOptions
         if (PullThrough is { } pullThrough)
         {
             problems.AddRange(pullThrough.Validate());
-            if (AccessController is AllowAllAccessController && pullThrough.Upstreams.FirstOrDefault(pullThrough.IsPrivate) is { } secret)
+            if (!authenticated && pullThrough.Upstreams.FirstOrDefault(pullThrough.IsPrivate) is { } secret)
             {
                 problems.Add($"--proxy {secret.Registry}={secret.Address} has credentials in --registries, but this registry has no authentication: " +
                     "anyone could pull that private content through it; add --htpasswd (its content is then never served to anonymous clients)");

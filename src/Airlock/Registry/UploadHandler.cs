@@ -1,6 +1,7 @@
 using System.Globalization;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Airlock.Distribution;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Remote;
@@ -176,7 +177,7 @@ internal sealed class RegistryAuthenticator : IDisposable
         TokenResponse? parsed;
         try
         {
-            parsed = JsonSerializer.Deserialize(response.Body, RemoteJsonContext.Default.TokenResponse);
+            parsed = TokenResponse.Parse(response.Body);
         }
         catch (JsonException ex)
         {

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
+using Airlock.Distribution;
 
 namespace Airlock.Remote;
 
@@ -83,7 +84,7 @@ public sealed partial class RegistryClient
 
     /// <summary>The answer as a <see cref="RegistryException"/> naming the registry, repository and reference.</summary>
     internal static RegistryException Failure(RegistryCall call, RegistryResponse response, string? detail = null) =>
-        new(call.Registry, call.Repository, call.Reference, response.Status, RegistryException.ParseErrors(response.Body), detail);
+        new(call.Registry, call.Repository, call.Reference, response.Status, ErrorBody.Parse(response.Body), detail);
 
     private HttpRequestMessage BuildRequest(RegistryCall call, Uri baseAddress)
     {

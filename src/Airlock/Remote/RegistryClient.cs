@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Airlock.Content;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.Extensions.Logging;
 
@@ -78,7 +79,7 @@ public sealed partial class RegistryClient : IDisposable
         var call = ManifestCall(repository, reference, HttpMethod.Head);
         using (var head = await SendAsync(call, cancellationToken).ConfigureAwait(false))
         {
-            if (head.IsSuccess && Digest.TryParse(head.Header("Docker-Content-Digest"), out var digest)
+            if (head.IsSuccess && Digest.TryParse(head.Header(RegistryHeaders.ContentDigest), out var digest)
                 && head.Message.Content.Headers.ContentLength is { } size && head.Message.Content.Headers.ContentType?.MediaType is { } mediaType
                 && MediaTypes.IsManifest(mediaType) && (expected is null || expected == digest))
             {
@@ -282,8 +283,8 @@ public sealed partial class RegistryClient : IDisposable
         var digest = blob.Digest.ToString();
         var scopes = mountFrom is null ? [PushScope(name)] : new[] { PushScope(name), PullScope(mountFrom) };
         var target = mountFrom is null
-            ? $"/v2/{name}/blobs/uploads/"
-            : $"/v2/{name}/blobs/uploads/?mount={Uri.EscapeDataString(digest)}&from={Uri.EscapeDataString(mountFrom)}";
+            ? OciRoute.ForUploadStart(name).Path
+            : $"{OciRoute.ForUploadStart(name).Path}?mount={Uri.EscapeDataString(digest)}&from={Uri.EscapeDataString(mountFrom)}";
         var start = new RegistryCall
         {
             Registry = repository.Registry,
@@ -354,7 +355,7 @@ public sealed partial class RegistryClient : IDisposable
             throw Failure(put, finished, "the registry did not accept the upload");
         }
 
-        if (Digest.TryParse(finished.Header("Docker-Content-Digest"), out var stored) && stored != blob.Digest)
+        if (Digest.TryParse(finished.Header(RegistryHeaders.ContentDigest), out var stored) && stored != blob.Digest)
         {
             throw new RegistryException(repository.Registry, name, digest, finished.Status, [],
                 $"the registry stored the upload as {stored}");
@@ -404,7 +405,7 @@ public sealed partial class RegistryClient : IDisposable
             Repository = repository.Repository,
             Reference = reference,
             Method = HttpMethod.Put,
-            Target = $"/v2/{repository.Repository}/manifests/{reference}",
+            Target = OciRoute.ForManifest(repository.Repository, reference).Path,
             Scopes = [PushScope(repository.Repository)],
             Content = () =>
             {
@@ -419,7 +420,7 @@ public sealed partial class RegistryClient : IDisposable
             throw Failure(call, response);
         }
 
-        if (Digest.TryParse(response.Header("Docker-Content-Digest"), out var stored) && stored.Algorithm == digest.Algorithm && stored != digest)
+        if (Digest.TryParse(response.Header(RegistryHeaders.ContentDigest), out var stored) && stored.Algorithm == digest.Algorithm && stored != digest)
         {
             throw new RegistryException(call.Registry, call.Repository, reference, response.Status, [],
                 $"the registry stored the manifest as {stored}, not {digest}");
@@ -434,10 +435,10 @@ public sealed partial class RegistryClient : IDisposable
         ArgumentNullException.ThrowIfNull(repository);
         var tags = new List<string>();
         await foreach (var page in PagesAsync(repository.Registry, repository.Repository,
-            $"/v2/{repository.Repository}/tags/list?n={pageSize.ToString(CultureInfo.InvariantCulture)}", [PullScope(repository.Repository)], cancellationToken)
+            $"{OciRoute.ForTagList(repository.Repository).Path}?n={pageSize.ToString(CultureInfo.InvariantCulture)}", [PullScope(repository.Repository)], cancellationToken)
             .ConfigureAwait(false))
         {
-            tags.AddRange(JsonSerializer.Deserialize(page, RemoteJsonContext.Default.TagList)?.Tags ?? []);
+            tags.AddRange(TagList.Parse(page)?.Tags ?? []);
         }
 
         return tags;
@@ -447,10 +448,10 @@ public sealed partial class RegistryClient : IDisposable
     public async Task<IReadOnlyList<string>> CatalogAsync(string registry, CancellationToken cancellationToken, int pageSize = 1000)
     {
         var repositories = new List<string>();
-        await foreach (var page in PagesAsync(registry, null, $"/v2/_catalog?n={pageSize.ToString(CultureInfo.InvariantCulture)}",
+        await foreach (var page in PagesAsync(registry, null, $"{OciRoute.Catalog.Path}?n={pageSize.ToString(CultureInfo.InvariantCulture)}",
             ["registry:catalog:*"], cancellationToken).ConfigureAwait(false))
         {
-            repositories.AddRange(JsonSerializer.Deserialize(page, RemoteJsonContext.Default.CatalogPage)?.Repositories ?? []);
+            repositories.AddRange(CatalogPage.Parse(page)?.Repositories ?? []);
         }
 
         return repositories;
@@ -464,7 +465,7 @@ public sealed partial class RegistryClient : IDisposable
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(repository);
-        var target = $"/v2/{repository.Repository}/referrers/{subject}";
+        var target = OciRoute.ForReferrers(repository.Repository, subject).Path;
         if (artifactType is not null)
         {
             target += "?artifactType=" + Uri.EscapeDataString(artifactType);
@@ -596,7 +597,7 @@ public sealed partial class RegistryClient : IDisposable
         Repository = repository.Repository,
         Reference = reference,
         Method = method,
-        Target = $"/v2/{repository.Repository}/manifests/{reference}",
+        Target = OciRoute.ForManifest(repository.Repository, reference).Path,
         Scopes = [PullScope(repository.Repository)],
         Accept = ManifestMediaTypes,
     };
@@ -607,7 +608,7 @@ public sealed partial class RegistryClient : IDisposable
         Repository = repository.Repository,
         Reference = digest.ToString(),
         Method = method,
-        Target = $"/v2/{repository.Repository}/blobs/{digest}",
+        Target = OciRoute.ForBlob(repository.Repository, digest).Path,
         Scopes = [PullScope(repository.Repository)],
     };
 
@@ -651,7 +652,7 @@ public sealed partial class RegistryClient : IDisposable
             : base($"{message} (HTTP {(int)response.Status})")
         {
             Status = response.Status;
-            Errors = RegistryException.ParseErrors(response.Body);
+            Errors = ErrorBody.Parse(response.Body);
         }
 
         public HttpStatusCode? Status { get; }

@@ -1,12 +1,8 @@
 using System.Net;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using Airlock.Distribution;
 
 namespace Airlock.Remote;
-
-/// <summary>One entry of an OCI error body <c>{"errors":[{"code":…,"message":…,"detail":…}]}</c>.</summary>
-public sealed record RegistryError(string Code, string? Message, string? Detail);
 
 /// <summary>
 /// A registry refused or failed a request. Names the registry, repository and tag/digest it was about, the
@@ -87,84 +83,4 @@ public sealed class RegistryException : Exception
 
         return text.ToString();
     }
-
-    /// <summary>Reads an OCI error body; anything else (HTML, empty, huge) yields no entries.</summary>
-    internal static IReadOnlyList<RegistryError> ParseErrors(ReadOnlySpan<byte> body)
-    {
-        if (body.IsEmpty)
-        {
-            return [];
-        }
-
-        try
-        {
-            var parsed = JsonSerializer.Deserialize(body, RemoteJsonContext.Default.ErrorBody);
-            if (parsed?.Errors is null)
-            {
-                return [];
-            }
-
-            return parsed.Errors
-                .Where(e => !string.IsNullOrEmpty(e.Code))
-                .Select(e => new RegistryError(e.Code!, e.Message, e.Detail.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null ? null : e.Detail.ToString()))
-                .ToList();
-        }
-        catch (JsonException)
-        {
-            return [];
-        }
-    }
-}
-
-internal sealed record ErrorBody
-{
-    [JsonPropertyName("errors")]
-    public List<ErrorEntry>? Errors { get; init; }
-}
-
-internal sealed record ErrorEntry
-{
-    [JsonPropertyName("code")]
-    public string? Code { get; init; }
-
-    [JsonPropertyName("message")]
-    public string? Message { get; init; }
-
-    [JsonPropertyName("detail")]
-    public JsonElement Detail { get; init; }
-}
-
-internal sealed record TokenResponse
-{
-    [JsonPropertyName("token")]
-    public string? Token { get; init; }
-
-    [JsonPropertyName("access_token")]
-    public string? AccessToken { get; init; }
-
-    [JsonPropertyName("expires_in")]
-    public int? ExpiresIn { get; init; }
-}
-
-internal sealed record TagList
-{
-    [JsonPropertyName("name")]
-    public string? Name { get; init; }
-
-    [JsonPropertyName("tags")]
-    public List<string>? Tags { get; init; }
-}
-
-internal sealed record CatalogPage
-{
-    [JsonPropertyName("repositories")]
-    public List<string>? Repositories { get; init; }
-}
-
-[JsonSerializable(typeof(ErrorBody))]
-[JsonSerializable(typeof(TokenResponse))]
-[JsonSerializable(typeof(TagList))]
-[JsonSerializable(typeof(CatalogPage))]
-internal sealed partial class RemoteJsonContext : JsonSerializerContext
-{
 }

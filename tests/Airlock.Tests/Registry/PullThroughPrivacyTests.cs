@@ -266,15 +266,12 @@ public sealed class PullThroughPrivacyTests
                     },
                 }
                 : null;
-            var privateRepositories = new PrivateRepositories(pullThrough);
-            var authentication = RegistryAuthentication.Create(new RegistryAuthOptions
-            {
-                HtpasswdPath = Htpasswd,
-                AnonymousPull = true,
-                AuthenticatedOnly = privateRepositories.Contains,
-            }, TimeProvider.System, NullLoggerFactory.Instance);
-            return TestRegistry.StartAsync(
-                o => o with { PullThrough = pullThrough, AccessController = authentication.AccessController, PrivateRepositories = privateRepositories },
+            return TestRegistry.StartComposedAsync(
+                settings => settings with
+                {
+                    Server = settings.Server with { PullThrough = pullThrough },
+                    Auth = new RegistryAuthOptions { HtpasswdPath = Htpasswd, AnonymousPull = true },
+                },
                 dataDirectory);
         }
 

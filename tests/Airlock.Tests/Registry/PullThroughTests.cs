@@ -231,18 +231,10 @@ public sealed class PullThroughTests
                 }),
             },
         };
-        var privateRepositories = new PrivateRepositories(pullThrough);
-        using var authentication = RegistryAuthentication.Create(new RegistryAuthOptions
+        await using var cache = await TestRegistry.StartComposedAsync(settings => settings with
         {
-            HtpasswdPath = htpasswd,
-            AnonymousPull = true,
-            AuthenticatedOnly = privateRepositories.Contains,
-        }, TimeProvider.System);
-        await using var cache = await TestRegistry.StartAsync(o => o with
-        {
-            PullThrough = pullThrough,
-            AccessController = authentication.AccessController,
-            PrivateRepositories = privateRepositories,
+            Server = settings.Server with { PullThrough = pullThrough },
+            Auth = new RegistryAuthOptions { HtpasswdPath = htpasswd, AnonymousPull = true },
         });
 
         using (var anonymous = await cache.Client.GetAsync("/v2/secret/app/manifests/1?ns=private.example"))

@@ -1,36 +1,12 @@
 using System.Net;
 using System.Text.Json;
+using Airlock.Distribution;
 using Airlock.Registry;
 
 namespace Airlock.Tests.Registry;
 
 public sealed class RouteAndListingTests
 {
-    [Theory]
-    [InlineData("/v2/", OciRouteKind.Base, "", "")]
-    [InlineData("/v2", OciRouteKind.Base, "", "")]
-    [InlineData("/v2/_catalog", OciRouteKind.Catalog, "", "")]
-    [InlineData("/v2/a/b/c/manifests/latest", OciRouteKind.Manifest, "a/b/c", "latest")]
-    [InlineData("/v2/manifests/manifests/v1", OciRouteKind.Manifest, "manifests", "v1")]
-    [InlineData("/v2/app/blobs/uploads/", OciRouteKind.UploadStart, "app", "")]
-    [InlineData("/v2/app/blobs/uploads", OciRouteKind.UploadStart, "app", "")]
-    [InlineData("/v2/x/blobs/uploads/0b0a6ae3-5d53-4b8e-8c0a-2c1e8f3f3b11", OciRouteKind.Upload, "x", "0b0a6ae3-5d53-4b8e-8c0a-2c1e8f3f3b11")]
-    [InlineData("/v2/x/y/tags/list", OciRouteKind.TagList, "x/y", "")]
-    [InlineData("/v2/x/referrers/sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", OciRouteKind.Referrers, "x", "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")]
-    [InlineData("/v2/x/blobs/sha256%3A2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", OciRouteKind.Blob, "x", "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")]
-    public void Route_parser_reads_the_resource_and_the_name_with_slashes(string path, OciRouteKind kind, string name, string reference)
-    {
-        Assert.True(OciRoute.TryParse(path, out var route));
-        Assert.Equal(kind, route.Kind);
-        Assert.Equal(name, route.Name);
-        Assert.Equal(reference, route.Reference);
-    }
-
-    [Theory]
-    [InlineData("/v2x/app/manifests/v1")]
-    [InlineData("/healthz")]
-    public void Paths_outside_v2_are_not_registry_routes(string path) => Assert.False(OciRoute.TryParse(path, out _));
-
     [Theory]
     [InlineData("/v2/a/../b/manifests/v1")]
     [InlineData("/v2/a/%2e%2e/b/manifests/v1")]

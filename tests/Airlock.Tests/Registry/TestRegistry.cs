@@ -45,6 +45,35 @@ internal sealed class TestRegistry : IAsyncDisposable
         return new TestRegistry(server, dataDirectory, owns);
     }
 
+    /// <summary>
+    /// A registry composed as <c>airlock registry</c> composes it (<see cref="RegistrySettings"/>: TLS and auth files,
+    /// the token endpoint, private pull-through caches kept from anonymous clients).
+    /// </summary>
+    public static async Task<TestRegistry> StartComposedAsync(Func<RegistrySettings, RegistrySettings> configure, string? dataDirectory = null)
+    {
+        var owns = dataDirectory is null;
+        dataDirectory ??= Directory.CreateTempSubdirectory("airlock-registry-test-").FullName;
+        var settings = configure(new RegistrySettings
+        {
+            Server = new RegistryServerOptions
+            {
+                DataDirectory = dataDirectory,
+                Listen = new IPEndPoint(IPAddress.Loopback, 0),
+                ShutdownTimeout = TimeSpan.FromSeconds(5),
+            },
+        });
+        try
+        {
+            var server = await RegistryServer.StartAsync(settings, NullLoggerFactory.Instance, CancellationToken.None);
+            return new TestRegistry(server, dataDirectory, owns);
+        }
+        catch when (owns)
+        {
+            Directory.Delete(dataDirectory, recursive: true);
+            throw;
+        }
+    }
+
     /// <summary>Stops the server but keeps its data (for restart tests).</summary>
     public async Task StopKeepingDataAsync()
     {

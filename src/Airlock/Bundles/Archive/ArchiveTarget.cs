@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.Text.Json;
 using Airlock.Bundles.Layout;
 using Airlock.Content;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Bundles.Archive;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Airlock.Content;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Bundles.Layout;
@@ -284,14 +285,7 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget, IReferrerSource
         }
 
         var bytes = BundleJson.Serialize(new LayoutIndex { Manifests = entries }, BundleJsonContext.Default.LayoutIndex);
-        var temp = Path.Combine(Root, $".index.json.{Guid.NewGuid():N}");
-        using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-        {
-            file.Write(bytes);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, Path.Combine(Root, "index.json"), overwrite: true);
+        AtomicFile.Write(Path.Combine(Root, "index.json"), bytes);
     }
 
     private static List<Descriptor> ReadIndex(string root, string indexPath)

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;
@@ -35,7 +36,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
     }
 
     public void PutManifestRevision(string repository, Digest digest, string mediaType) =>
-        WriteAtomically(layout.Revision(repository, digest), Encoding.UTF8.GetBytes(mediaType));
+        AtomicFile.Write(layout.Revision(repository, digest), Encoding.UTF8.GetBytes(mediaType));
 
     public bool DeleteManifestRevision(string repository, Digest digest) => DeleteFile(layout.Revision(repository, digest));
 
@@ -55,7 +56,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
     }
 
     public void SetTag(string repository, string tag, Digest digest) =>
-        WriteAtomically(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
+        AtomicFile.Write(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
 
     public bool DeleteTag(string repository, string tag) => DeleteFile(layout.Tag(repository, tag));
 
@@ -91,7 +92,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
     }
 
     public void AddReferrer(string repository, Digest subject, Descriptor referrer) =>
-        WriteAtomically(layout.Referrer(repository, subject, referrer.Digest), JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
+        AtomicFile.Write(layout.Referrer(repository, subject, referrer.Digest), JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
 
     public void RemoveReferrer(string repository, Digest subject, Digest referrer) => DeleteFile(layout.Referrer(repository, subject, referrer));
 
@@ -128,7 +129,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         var path = layout.AuthenticatedOnly(repository);
         if (!File.Exists(path))
         {
-            WriteAtomically(path, []);
+            AtomicFile.Write(path, []);
         }
     }
 
@@ -210,21 +211,6 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
 
         File.SetLastWriteTimeUtc(path, time.GetUtcNow().UtcDateTime);
-    }
-
-    private static void WriteAtomically(string path, ReadOnlySpan<byte> content)
-    {
-        var directory = Path.GetDirectoryName(path)!;
-        Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N"));
-        using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write))
-        {
-            file.Write(content);
-            file.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
-        FileSystemDurability.FsyncDirectory(directory);
     }
 
     private static bool DeleteFile(string path)

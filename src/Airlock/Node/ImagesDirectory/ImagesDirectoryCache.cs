@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Airlock.IO;
 
 namespace Airlock.Node.ImagesDirectory;
 
@@ -50,18 +51,11 @@ internal static class ImagesDirectoryCache
         }
     }
 
-    /// <summary>Written to a temporary file and renamed, so a crash never leaves half a cache.</summary>
-    public static async Task WriteAsync(string directory, Dictionary<string, CachedImageFile> entries, CancellationToken cancellationToken)
-    {
-        var path = Path.Combine(directory, FileName);
-        var temporary = path + ".tmp";
-        await using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            await JsonSerializer.SerializeAsync(stream, entries, ImagesDirectoryJsonContext.Default.DictionaryStringCachedImageFile, cancellationToken).ConfigureAwait(false);
-        }
-
-        File.Move(temporary, path, overwrite: true);
-    }
+    /// <summary>Written through <see cref="AtomicFile"/>, so a crash never leaves half a cache.</summary>
+    public static Task WriteAsync(string directory, Dictionary<string, CachedImageFile> entries, CancellationToken cancellationToken) =>
+        AtomicFile.WriteAsync(Path.Combine(directory, FileName), AtomicFile.Readable,
+            (stream, token) => JsonSerializer.SerializeAsync(stream, entries, ImagesDirectoryJsonContext.Default.DictionaryStringCachedImageFile, token),
+            cancellationToken);
 
     public static bool IsUnchanged(CachedImageFile? cached, FileInfo file) =>
         cached is not null && cached.Size == file.Length && cached.ModifiedTime.ToUniversalTime() == file.LastWriteTimeUtc;

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
-using Airlock.Registry;
+using Airlock.Distribution;
 using Airlock.Remote;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -35,7 +35,7 @@ internal sealed class MirrorHandler
     /// </summary>
     internal const long ResponseBufferSize = 2 * CopyChunkSize;
 
-    private static readonly string[] PassedHeaders = ["Docker-Content-Digest", "Accept-Ranges", "ETag", "Last-Modified"];
+    private static readonly string[] PassedHeaders = [RegistryHeaders.ContentDigest, "Accept-Ranges", "ETag", "Last-Modified"];
 
     private MirrorUpstreams _current;
     private readonly MirrorOptions _options;
@@ -97,7 +97,6 @@ internal sealed class MirrorHandler
             throw new OciException(OciErrorCode.MethodNotAllowed, $"{request.Method} is not allowed: the node mirror serves pulls only");
         }
 
-        string suffix;
         switch (route.Kind)
         {
             case OciRouteKind.Base:
@@ -109,17 +108,7 @@ internal sealed class MirrorHandler
                 }
 
                 return;
-            case OciRouteKind.Manifest:
-                suffix = "manifests/" + route.Reference;
-                break;
-            case OciRouteKind.Blob:
-                suffix = "blobs/" + route.Reference;
-                break;
-            case OciRouteKind.TagList:
-                suffix = "tags/list";
-                break;
-            case OciRouteKind.Referrers:
-                suffix = "referrers/" + route.Reference;
+            case OciRouteKind.Manifest or OciRouteKind.Blob or OciRouteKind.TagList or OciRouteKind.Referrers:
                 break;
             default:
                 throw new OciException(OciErrorCode.Unsupported, "the node mirror serves pulls only (manifests, blobs, tags, referrers)");
@@ -137,7 +126,7 @@ internal sealed class MirrorHandler
             throw new OciException(OciErrorCode.NameInvalid, $"ns \"{registry}\" is not a registry host");
         }
 
-        await ForwardAsync(context, route, suffix + PassedQuery(request), registry, head).ConfigureAwait(false);
+        await ForwardAsync(context, route, route.Resource + PassedQuery(request), registry, head).ConfigureAwait(false);
     }
 
     private async Task ForwardAsync(HttpContext context, OciRoute route, string suffix, string registry, bool head)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Airlock.Distribution;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -111,14 +112,14 @@ public sealed class TokenEndpoint(TokenAuthority authority, HtpasswdFile users, 
         }
         context.Response.ContentType = "application/json";
         context.Response.Headers.CacheControl = "no-store";
-        await using var json = new Utf8JsonWriter(context.Response.Body);
-        json.WriteStartObject();
-        json.WriteString("token", token.Token);
-        json.WriteString("access_token", token.Token);
-        json.WriteNumber("expires_in", (long)token.ExpiresIn.TotalSeconds);
-        json.WriteString("issued_at", token.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
-        json.WriteEndObject();
-        await json.FlushAsync(context.RequestAborted);
+        var answer = new TokenResponse
+        {
+            Token = token.Token,
+            AccessToken = token.Token,
+            ExpiresIn = (int)token.ExpiresIn.TotalSeconds,
+            IssuedAt = token.IssuedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+        };
+        await answer.WriteAsync(context.Response.Body, context.RequestAborted);
     }
 
     /// <summary>

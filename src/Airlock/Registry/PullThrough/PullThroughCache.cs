@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
 using Airlock.Oci;
 using Airlock.Remote;
 using Microsoft.AspNetCore.Http;

@@ -1,3 +1,4 @@
+using Airlock.Distribution;
 using Airlock.Oci;
 using Airlock.Remote;
 

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Airlock.Content;
+using Airlock.IO;
 
 namespace Airlock.Registry.Tls;
 
@@ -115,34 +115,6 @@ public static class PemFiles
         }
     }
 
-    internal static void WriteAtomically(string path, string content, bool secret)
-    {
-        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = secret
-                ? UnixFileMode.UserRead | UnixFileMode.UserWrite
-                : UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
-        }
-
-        try
-        {
-            using (var stream = new FileStream(temporary, options))
-            {
-                stream.Write(Encoding.ASCII.GetBytes(content));
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, path, overwrite: true);
-            FileSystemDurability.FsyncDirectory(directory);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
-    }
+    internal static void WriteAtomically(string path, string content, bool secret) =>
+        AtomicFile.Write(path, Encoding.ASCII.GetBytes(content), secret ? AtomicFile.Private : AtomicFile.Readable);
 }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Primitives;
 
-namespace Airlock.Registry;
+namespace Airlock.Distribution;
 
 /// <summary>Header names and constant values of the distribution API, allocated once.</summary>
 internal static class RegistryHeaders

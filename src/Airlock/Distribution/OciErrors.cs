@@ -1,9 +1,8 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 
-namespace Airlock.Registry;
+namespace Airlock.Distribution;
 
-/// <summary>Every error the registry answers with; <see cref="OciErrorTable"/> gives each its status and spec code.</summary>
+/// <summary>Every error the registry and the node mirror answer with; <see cref="OciErrorTable"/> gives each its status and spec code.</summary>
 public enum OciErrorCode
 {
     BlobUnknown,
@@ -109,23 +108,7 @@ public static class OciErrorTable
 
         response.ContentType = "application/json; charset=utf-8";
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer))
-        {
-            json.WriteStartObject();
-            json.WriteStartArray("errors");
-            json.WriteStartObject();
-            json.WriteString("code", entry.Code);
-            json.WriteString("message", entry.Message);
-            if (error.Detail is not null)
-            {
-                json.WriteString("detail", error.Detail);
-            }
-
-            json.WriteEndObject();
-            json.WriteEndArray();
-            json.WriteEndObject();
-        }
-
+        ErrorBody.Write(buffer, new RegistryError(entry.Code, entry.Message, error.Detail));
         response.ContentLength = buffer.WrittenCount;
         if (!HttpMethods.IsHead(context.Request.Method))
         {

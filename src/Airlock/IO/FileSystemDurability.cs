@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace Airlock.Content;
+namespace Airlock.IO;
 
 /// <summary>
 /// The libc calls .NET has no API for: fsync of a directory, so a rename survives a power cut, and

@@ -1,6 +1,6 @@
 using Airlock.Oci;
 
-namespace Airlock.Registry;
+namespace Airlock.Distribution;
 
 /// <summary>What a <c>/v2/…</c> path addresses.</summary>
 public enum OciRouteKind
@@ -16,15 +16,59 @@ public enum OciRouteKind
 }
 
 /// <summary>
-/// The one parser of the distribution API's paths, <c>/v2/&lt;name&gt;/(manifests/&lt;ref&gt;|blobs/&lt;digest&gt;|
+/// The route grammar of the distribution API, both ways (distribution's <c>registry/api/v2</c>): the one parser of paths, <c>/v2/&lt;name&gt;/(manifests/&lt;ref&gt;|blobs/&lt;digest&gt;|
 /// blobs/uploads/[&lt;id&gt;]|tags/list|referrers/&lt;digest&gt;)</c>, where the name has slashes. It reads the
 /// raw request target, so dot segments and encoded slashes that a server would normalise away are seen
-/// and refused instead of silently addressing another repository.
+/// and refused instead of silently addressing another repository; and the builder of the same paths
+/// (<see cref="Path"/>) for the client and the node mirror.
 /// </summary>
 public readonly record struct OciRoute(OciRouteKind Kind, string Name, string Reference, Digest? Digest)
 {
+    /// <summary><c>/v2/</c>, the API version check.</summary>
+    public static OciRoute Base => new(OciRouteKind.Base, string.Empty, string.Empty, null);
+
+    /// <summary><c>/v2/_catalog</c>.</summary>
+    public static OciRoute Catalog => new(OciRouteKind.Catalog, string.Empty, string.Empty, null);
+
     /// <summary>The tag of a manifest route addressed by tag, else null.</summary>
     public string? Tag => Kind == OciRouteKind.Manifest && Digest is null ? Reference : null;
+
+    /// <summary>
+    /// What the route addresses within its repository: <c>manifests/&lt;ref&gt;</c>, <c>blobs/&lt;digest&gt;</c>,
+    /// <c>blobs/uploads/</c>, <c>blobs/uploads/&lt;id&gt;</c>, <c>tags/list</c> or <c>referrers/&lt;digest&gt;</c>
+    /// (<c>_catalog</c> for the catalog, empty for the base).
+    /// </summary>
+    public string Resource => Kind switch
+    {
+        OciRouteKind.Base => string.Empty,
+        OciRouteKind.Catalog => "_catalog",
+        OciRouteKind.Manifest => "manifests/" + Reference,
+        OciRouteKind.Blob => "blobs/" + Reference,
+        OciRouteKind.UploadStart => "blobs/uploads/",
+        OciRouteKind.Upload => "blobs/uploads/" + Reference,
+        OciRouteKind.TagList => "tags/list",
+        OciRouteKind.Referrers => "referrers/" + Reference,
+        _ => throw new InvalidOperationException($"route kind {Kind} has no path"),
+    };
+
+    /// <summary>The path of the route, <see cref="TryParse"/>'s inverse: <c>/v2/&lt;name&gt;/&lt;resource&gt;</c>.</summary>
+    public string Path => Kind is OciRouteKind.Base or OciRouteKind.Catalog ? "/v2/" + Resource : $"/v2/{Name}/{Resource}";
+
+    /// <summary><c>/v2/&lt;name&gt;/manifests/&lt;reference&gt;</c>, by tag or digest. Names and references are formatted as given.</summary>
+    public static OciRoute ForManifest(string name, string reference) =>
+        new(OciRouteKind.Manifest, name, reference, reference.Contains(':', StringComparison.Ordinal) && Oci.Digest.TryParse(reference, out var digest, out _) ? digest : null);
+
+    /// <summary><c>/v2/&lt;name&gt;/blobs/&lt;digest&gt;</c>.</summary>
+    public static OciRoute ForBlob(string name, Digest digest) => new(OciRouteKind.Blob, name, digest.ToString(), digest);
+
+    /// <summary><c>/v2/&lt;name&gt;/blobs/uploads/</c>, where an upload starts.</summary>
+    public static OciRoute ForUploadStart(string name) => new(OciRouteKind.UploadStart, name, string.Empty, null);
+
+    /// <summary><c>/v2/&lt;name&gt;/tags/list</c>.</summary>
+    public static OciRoute ForTagList(string name) => new(OciRouteKind.TagList, name, string.Empty, null);
+
+    /// <summary><c>/v2/&lt;name&gt;/referrers/&lt;subject&gt;</c>.</summary>
+    public static OciRoute ForReferrers(string name, Digest subject) => new(OciRouteKind.Referrers, name, subject.ToString(), subject);
 
     /// <summary>
     /// Parses <paramref name="rawPath"/> (the path of the request target, without query). Returns false when
@@ -41,7 +85,7 @@ public readonly record struct OciRoute(OciRouteKind Kind, string Name, string Re
 
         if (path.Length <= 4)
         {
-            route = new OciRoute(OciRouteKind.Base, string.Empty, string.Empty, null);
+            route = Base;
             return true;
         }
 
@@ -59,7 +103,7 @@ public readonly record struct OciRoute(OciRouteKind Kind, string Name, string Re
 
         if (rest.SequenceEqual("_catalog"))
         {
-            route = new OciRoute(OciRouteKind.Catalog, string.Empty, string.Empty, null);
+            route = Catalog;
             return true;
         }
 
