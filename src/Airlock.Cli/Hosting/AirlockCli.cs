@@ -63,7 +63,7 @@ internal static class AirlockCli
 
         var parsed = configured.Result;
 
-        if (parsed.Errors.Count > 0 && !IsHelpRequest(parsed))
+        if (parsed.Errors.Count > 0 && !ConfigSources.IsHelpRequest(parsed))
         {
             foreach (var parseError in parsed.Errors)
             {
@@ -75,7 +75,7 @@ internal static class AirlockCli
         }
 
         // Before the verb runs, so a typo in a path never gets as far as removing or writing anything.
-        var missing = IsHelpRequest(parsed) ? [] : PathOption.FindMissing(parsed, configured.Sources);
+        var missing = ConfigSources.IsHelpRequest(parsed) ? [] : PathOption.FindMissing(parsed, configured.Sources);
         if (missing.Count > 0)
         {
             foreach (var problem in missing)
@@ -116,9 +116,6 @@ internal static class AirlockCli
             return ExitError;
         }
     }
-
-    private static bool IsHelpRequest(ParseResult parsed) =>
-        parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?");
 
     public static string CommandPath(Command command)
     {

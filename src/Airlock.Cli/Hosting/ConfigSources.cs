@@ -24,7 +24,8 @@ internal static class ConfigSources
         var first = root.Parse(args);
         var command = first.CommandResult.Command;
         var sources = new Dictionary<Option, ValueSource>();
-        if (command == root || first.Errors.Count > 0 && first.CommandResult.Command == root)
+        // Help shows the built-in defaults and needs no config file (nor a broken or missing one to stand in its way).
+        if (command == root || first.Errors.Count > 0 && first.CommandResult.Command == root || IsHelpRequest(first))
         {
             return new ConfiguredParse(first, sources);
         }
@@ -81,6 +82,8 @@ internal static class ConfigSources
         merged.AddRange(args.Skip(verbDepth));
         return new ConfiguredParse(root.Parse(merged), sources);
     }
+
+    public static bool IsHelpRequest(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?");
 
     private static int VerbDepth(Command command)
     {

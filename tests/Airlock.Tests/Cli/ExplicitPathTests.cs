@@ -154,6 +154,15 @@ public sealed class ExplicitPathTests : IDisposable
     }
 
     [Fact]
+    public async Task Help_needs_no_config_file_and_checks_no_path()
+    {
+        var (code, output, error) = await RunAsync(["registries", "render", "--registries", Missing, "--help"], new Hashtable { ["AIRLOCK_CONFIG"] = Missing });
+
+        Assert.True(code == AirlockCli.ExitOk, error);
+        Assert.Contains("--mirror-address", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Only_the_built_in_default_registries_yaml_may_be_absent()
     {
         // The machine's own file, if any, would be read instead: this test is about its absence.
