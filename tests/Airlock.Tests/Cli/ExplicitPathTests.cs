@@ -154,6 +154,31 @@ public sealed class ExplicitPathTests : IDisposable
     }
 
     [Fact]
+    public void Every_flag_naming_a_file_or_directory_is_checked_unless_it_is_a_place_the_verb_creates()
+    {
+        // Outputs and state the verbs create; every other path flag must be a PathOption, so the check above covers it.
+        string[] created = ["--config", "--data-dir", "--containerd-root", "--containerd-state", "--containerd-address", "--output-file"];
+        var pathLike = new System.Text.RegularExpressions.Regex("file|dir|registries|htpasswd|access|cert|key|socket|archive|(^|-)ca($|-)");
+        var notChecked = new List<string>();
+        void Visit(System.CommandLine.Command command)
+        {
+            foreach (var option in command.Options.Where(o => pathLike.IsMatch(o.Name) && o is not PathOption && !created.Contains(o.Name)))
+            {
+                notChecked.Add($"{AirlockCli.CommandPath(command)} {option.Name}");
+            }
+
+            foreach (var sub in command.Subcommands)
+            {
+                Visit(sub);
+            }
+        }
+
+        Visit(AirlockCli.BuildRoot());
+
+        Assert.Empty(notChecked);
+    }
+
+    [Fact]
     public async Task Help_needs_no_config_file_and_checks_no_path()
     {
         var (code, output, error) = await RunAsync(["registries", "render", "--registries", Missing, "--help"], new Hashtable { ["AIRLOCK_CONFIG"] = Missing });
