@@ -400,32 +400,41 @@ public sealed class NodeAgentTests : IDisposable
         using var wait = new CancellationTokenSource(Patience * 2);
         var container = $"aag-crash-{Guid.NewGuid().ToString("N")[..8]}";
         int? taskPid = null;
-        using var first = AgentProcess.Start(AgentArguments(), NotifyPath);
-        AgentProcess? second = null;
+        var agent = AgentProcess.Start(AgentArguments(), NotifyPath);
         try
         {
-            await first.WaitReadyAsync(notify, wait.Token);
+            await agent.WaitReadyAsync(notify, wait.Token);
             var (exit, output) = await CtrAsync(["run", "-d", "registry.airlock.test/agent/busybox:1", container, "/bin/busybox", "sleep", "3600"]);
             Assert.True(exit == 0, output);
             taskPid = await TaskPidAsync(container);
             var leftBehind = Assert.Single(ContainerdPids());
 
             // SIGKILL: the agent gets no chance to stop its containerd, as after an OOM kill or a crash.
-            first.Process.Kill();
-            await first.Process.WaitForExitAsync(wait.Token);
+            agent.Process.Kill();
+            await agent.Process.WaitForExitAsync(wait.Token);
+            agent.Dispose();
             Assert.True(IsRunning(leftBehind), "the killed agent's containerd is expected to outlive it");
 
             // What systemd's Restart=always does next: the same agent again.
-            second = AgentProcess.Start(AgentArguments(), NotifyPath);
-            await second.WaitReadyAsync(notify, wait.Token);
+            agent = AgentProcess.Start(AgentArguments(), NotifyPath);
+            await agent.WaitReadyAsync(notify, wait.Token);
 
-            Assert.False(second.Process.HasExited, second.Log());
-            Assert.Contains($"containerd (PID {leftBehind}) started by an earlier agent is still running", second.Log(), StringComparison.Ordinal);
+            Assert.False(agent.Process.HasExited, agent.Log());
+            Assert.Contains($"containerd (PID {leftBehind}) started by an earlier agent is still running", agent.Log(), StringComparison.Ordinal);
             Assert.False(IsRunning(leftBehind));
             var supervised = Assert.Single(ContainerdPids());
             Assert.Equal($"{supervised}\n", await ReadPidFileAsync());
             Assert.Equal(taskPid, await TaskPidAsync(container));
             Assert.True(IsRunning(taskPid.Value), "the container's process died with the agent's containerd");
+
+            // A clean restart (systemctl restart: SIGTERM, then start) keeps the container too, with nothing to recover.
+            await agent.TerminateAsync(wait.Token);
+            agent.Dispose();
+            Assert.False(File.Exists(PidFile));
+            agent = AgentProcess.Start(AgentArguments(), NotifyPath);
+            await agent.WaitReadyAsync(notify, wait.Token);
+            Assert.DoesNotContain("started by an earlier agent", agent.Log(), StringComparison.Ordinal);
+            Assert.Equal(taskPid, await TaskPidAsync(container));
         }
         finally
         {
@@ -437,11 +446,8 @@ public sealed class NodeAgentTests : IDisposable
                 Signals.Send(pid, Signals.Kill);
             }
 
-            if (second is not null)
-            {
-                await second.TerminateAsync(wait.Token);
-                second.Dispose();
-            }
+            await agent.TerminateAsync(wait.Token);
+            agent.Dispose();
         }
 
         Assert.Empty(ContainerdPids());
@@ -663,6 +669,7 @@ public sealed class NodeAgentTests : IDisposable
     private sealed class AgentProcess : IDisposable
     {
         private readonly StringBuilder _output = new();
+        private bool _disposed;
 
         private AgentProcess(Process process) => Process = process;
 
@@ -694,23 +701,37 @@ public sealed class NodeAgentTests : IDisposable
             }
         }
 
-        /// <summary>Waits for this agent's READY=1 (systemd's readiness notification) on <paramref name="notify"/>.</summary>
+        /// <summary>
+        /// Waits for READY=1 (systemd's readiness notification) on <paramref name="notify"/>, skipping other notifications
+        /// (an earlier agent's STOPPING=1).
+        /// </summary>
         public async Task WaitReadyAsync(Socket notify, CancellationToken cancellationToken)
         {
             var buffer = new byte[64];
-            var receiving = notify.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).AsTask();
-            if (await Task.WhenAny(receiving, Process.WaitForExitAsync(cancellationToken)) != receiving)
+            var exited = Process.WaitForExitAsync(cancellationToken);
+            while (true)
             {
-                Assert.Fail($"the agent exited with code {Process.ExitCode} before READY=1:\n{Log()}");
-            }
+                var receiving = notify.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).AsTask();
+                if (await Task.WhenAny(receiving, exited) != receiving)
+                {
+                    Assert.Fail($"the agent exited with code {Process.ExitCode} before READY=1:\n{Log()}");
+                }
 
-            var received = await receiving;
-            Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
+                if (Encoding.UTF8.GetString(buffer, 0, await receiving) == "READY=1")
+                {
+                    return;
+                }
+            }
         }
 
         /// <summary>SIGTERM, as systemd stops the service, and the exit.</summary>
         public async Task TerminateAsync(CancellationToken cancellationToken)
         {
+            if (_disposed)
+            {
+                return;
+            }
+
             if (!Process.HasExited)
             {
                 Signals.Send(Process.Id, Signals.Terminate);
@@ -721,6 +742,12 @@ public sealed class NodeAgentTests : IDisposable
 
         public void Dispose()
         {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
             if (!Process.HasExited)
             {
                 Process.Kill(entireProcessTree: true);
