@@ -7,8 +7,8 @@ using Airlock.Content.FileSystemStore;
 using Airlock.Registry;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
-using Airlock.Registry.Tls;
 using Airlock.Remote;
+using Airlock.Tls;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Cli.Commands;
@@ -226,14 +226,14 @@ internal static class RegistryCommand
     }
 
     /// <summary>What a node needs to trust a registry serving a certificate of Airlock's own CA.</summary>
-    private static async Task PrintTrustAsync(TextWriter output, RegistryTlsMaterial tls, string caPath, IPEndPoint endPoint)
+    private static async Task PrintTrustAsync(TextWriter output, ServerTlsMaterial tls, string caPath, IPEndPoint endPoint)
     {
         var host = endPoint.Address.Equals(IPAddress.Any) || endPoint.Address.Equals(IPAddress.IPv6Any)
             ? Dns.GetHostName()
             : endPoint.Address.ToString();
         await output.WriteLineAsync($"TLS CA certificate: {caPath}").ConfigureAwait(false);
         await output.WriteLineAsync("Trust it on each node with this in /etc/airlock/registries.yaml (copy the CA file there too):").ConfigureAwait(false);
-        await output.WriteLineAsync(tls.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}")).ConfigureAwait(false);
+        await output.WriteLineAsync(RegistryCertificate.RenderRegistriesYaml($"{host}:{endPoint.Port.ToString(CultureInfo.InvariantCulture)}", caPath)).ConfigureAwait(false);
     }
 
     private static DurationOption GraceOption() =>

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Airlock.Bundles.Sync;
+using Airlock.GoCompat;
 
 namespace Airlock.Cli.Hosting;
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Airlock.Content;
+using Airlock.IO;
 using Airlock.Oci;
 using Microsoft.Win32.SafeHandles;
 
@@ -80,17 +81,11 @@ internal sealed class BlobSpool : IDisposable
     public void Dispose() => _file.Dispose();
 
     /// <summary>Reads a spool; it ends where the blob does.</summary>
-    private sealed class Reader(BlobSpool spool) : Stream, IVerifiedContent
+    private sealed class Reader(BlobSpool spool) : ReadOnlyStream, IVerifiedContent
     {
         private long _position;
 
         public bool Verifies(Digest digest, long size) => spool.Blob.Digest == digest && spool.Blob.Size == size;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
 
         public override long Length => spool.Blob.Size;
 
@@ -99,8 +94,6 @@ internal sealed class BlobSpool : IDisposable
             get => _position;
             set => throw new NotSupportedException();
         }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -116,18 +109,5 @@ internal sealed class BlobSpool : IDisposable
             _position += n;
             return n;
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

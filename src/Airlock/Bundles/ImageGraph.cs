@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Airlock.Content;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Bundles;
@@ -250,19 +251,13 @@ public static partial class ImageGraph
         !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
 
     /// <summary>Reports bytes as they pass, at most every 1 MiB, so progress output stays cheap.</summary>
-    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : Stream, IVerifiedContent
+    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : DelegatingReadStream(inner), IVerifiedContent
     {
-        // Counting changes nothing in the content: it is as verified as what it counts.
-        public bool Verifies(Digest digest, long size) => inner is IVerifiedContent verified && verified.Verifies(digest, size);
-
         private long _read;
         private long _reported;
 
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
+        // Counting changes nothing in the content: it is as verified as what it counts.
+        public bool Verifies(Digest digest, long size) => Inner is IVerifiedContent verified && verified.Verifies(digest, size);
 
         public override long Length => blob.Size;
 
@@ -272,51 +267,16 @@ public static partial class ImageGraph
             set => throw new NotSupportedException();
         }
 
-        public override int Read(byte[] buffer, int offset, int count) => Account(inner.Read(buffer, offset, count));
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Account(await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        private int Account(int read)
+        protected override int OnRead(ReadOnlySpan<byte> read, int asked)
         {
-            _read += read;
+            _read += read.Length;
             if (_read - _reported >= 1 << 20)
             {
                 _reported = _read;
                 progress.Report(new CopyProgress(blob, _read, CopyStage.Transferring));
             }
 
-            return read;
+            return read.Length;
         }
-
-        public override void Flush()
-        {
-        }
-
-        // The counted stream owns the source's stream: callers dispose only what they were given.
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        public override async ValueTask DisposeAsync()
-        {
-            await inner.DisposeAsync().ConfigureAwait(false);
-            await base.DisposeAsync().ConfigureAwait(false);
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

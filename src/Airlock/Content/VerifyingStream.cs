@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content;
@@ -8,34 +9,16 @@ namespace Airlock.Content;
 /// <see cref="DigestMismatchException"/> if the content is not the descriptor's digest and size. Used for
 /// every blob read from outside (a registry, an archive), so nothing unverified is ever committed.
 /// </summary>
-public sealed class VerifyingStream : Stream, IVerifiedContent
+public sealed class VerifyingStream(Stream inner, Digest expected, long expectedSize, bool leaveOpen = false)
+    : DelegatingReadStream(inner, leaveOpen), IVerifiedContent
 {
-    private readonly Stream _inner;
-    private readonly Digest _expected;
-    private readonly long _expectedSize;
-    private readonly IncrementalHash _hash;
-    private readonly bool _leaveOpen;
+    private readonly IncrementalHash _hash = expected.CreateHash();
     private long _read;
     private bool _verified;
 
-    public VerifyingStream(Stream inner, Digest expected, long expectedSize, bool leaveOpen = false)
-    {
-        _inner = inner;
-        _expected = expected;
-        _expectedSize = expectedSize;
-        _hash = expected.CreateHash();
-        _leaveOpen = leaveOpen;
-    }
+    public bool Verifies(Digest digest, long size) => expected == digest && expectedSize == size;
 
-    public bool Verifies(Digest digest, long size) => _expected == digest && _expectedSize == size;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => _expectedSize;
+    public override long Length => expectedSize;
 
     public override long Position
     {
@@ -43,87 +26,46 @@ public sealed class VerifyingStream : Stream, IVerifiedContent
         set => throw new NotSupportedException();
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer)
-    {
-        var n = _inner.Read(buffer);
-        return Account(buffer[..n]);
-    }
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        var n = await _inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
-        return Account(buffer.Span[..n]);
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    private int Account(ReadOnlySpan<byte> data)
+    protected override int OnRead(ReadOnlySpan<byte> data, int asked)
     {
         if (data.Length > 0)
         {
             _read += data.Length;
-            if (_read > _expectedSize)
+            if (_read > expectedSize)
             {
-                throw new DigestMismatchException(_expected, _expected, $"content is longer than the expected {_expectedSize} bytes");
+                throw new DigestMismatchException(expected, expected, $"content is longer than the expected {expectedSize} bytes");
             }
 
             _hash.AppendData(data);
             return data.Length;
         }
 
-        if (!_verified)
+        // An empty read asked for nothing says nothing about the end of the content.
+        if (asked > 0 && !_verified)
         {
             _verified = true;
-            var actual = Digest.FromHash(_expected.Algorithm, _hash.GetCurrentHash());
-            if (_read != _expectedSize)
+            var actual = Digest.FromHash(expected.Algorithm, _hash.GetCurrentHash());
+            if (_read != expectedSize)
             {
-                throw new DigestMismatchException(_expected, actual, $"content ended after {_read} of {_expectedSize} bytes");
+                throw new DigestMismatchException(expected, actual, $"content ended after {_read} of {expectedSize} bytes");
             }
 
-            if (actual != _expected)
+            if (actual != expected)
             {
-                throw new DigestMismatchException(_expected, actual, null);
+                throw new DigestMismatchException(expected, actual, null);
             }
         }
 
         return 0;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
         {
             _hash.Dispose();
-            if (!_leaveOpen)
-            {
-                _inner.Dispose();
-            }
         }
 
         base.Dispose(disposing);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        _hash.Dispose();
-        if (!_leaveOpen)
-        {
-            await _inner.DisposeAsync().ConfigureAwait(false);
-        }
-
-        await base.DisposeAsync().ConfigureAwait(false);
     }
 }

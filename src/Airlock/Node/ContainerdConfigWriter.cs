@@ -1,3 +1,5 @@
+using Airlock.GoCompat;
+
 namespace Airlock.Node;
 
 /// <summary>containerd's config.toml schema: version 2 for containerd 1.6/1.7, version 3 for containerd 2.x.</summary>

@@ -1,4 +1,5 @@
 using Airlock.Remote;
+using Airlock.Tls;
 
 namespace Airlock.Node;
 
@@ -11,7 +12,7 @@ public static class RegistriesClientOptions
     public static RemoteOptions Apply(RemoteOptions options, RegistriesFile file)
     {
         var credentials = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
-        var tls = new Dictionary<string, RegistryTlsOptions>(options.Tls, StringComparer.OrdinalIgnoreCase);
+        var tls = new Dictionary<string, TlsSettings>(options.Tls, StringComparer.OrdinalIgnoreCase);
         foreach (var config in file.Configs)
         {
             // "*" configs have no single host; K3s applies them only to the _default hosts.toml entry.
@@ -27,7 +28,7 @@ public static class RegistriesClientOptions
 
             if (config.Tls is { } t)
             {
-                tls[config.Key] = new RegistryTlsOptions
+                tls[config.Key] = new TlsSettings
                 {
                     CaFile = t.CaFile?.Path,
                     CertFile = t.CertFile?.Path,

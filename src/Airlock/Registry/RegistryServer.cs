@@ -3,7 +3,7 @@ using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -47,7 +47,7 @@ public sealed class RegistryServer : IAsyncDisposable
     public RegistryStorage Storage { get; }
 
     /// <summary>The certificate loaded or issued from <see cref="RegistrySettings"/> (its CA is what nodes must trust); null otherwise.</summary>
-    public RegistryTlsMaterial? Tls { get; private set; }
+    public ServerTlsMaterial? Tls { get; private set; }
 
     /// <summary>The host's services (tests look at how Kestrel is put together).</summary>
     internal IServiceProvider Services => _app.Services;

@@ -1,5 +1,5 @@
 using Airlock.Registry.Auth;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Registry;
 
@@ -39,7 +39,7 @@ public sealed record RegistrySettings
     public IReadOnlyList<string> TlsSubjectAlternativeNames { get; init; } = [];
 
     /// <summary>Where Airlock's own CA and the server certificate it issues live (<see cref="TlsSelfSigned"/>).</summary>
-    public string SelfSignedDirectory => Path.Combine(Server.DataDirectory, "registry", "tls");
+    public string SelfSignedDirectory => RegistryCertificate.Directory(Server.DataDirectory);
 
     /// <summary>The token signing key in effect: <see cref="RegistryAuthOptions.TokenKeyPath"/> or the data directory's.</summary>
     public string TokenKeyPath => Auth.TokenKeyPath ?? Path.Combine(Server.DataDirectory, "registry", "token", "key.pem");
@@ -80,8 +80,8 @@ public sealed record RegistrySettings
     }
 
     /// <summary>The certificate material named by the settings; null for plain HTTP or a certificate given as an object.</summary>
-    internal RegistryTlsMaterial? LoadTls(TimeProvider time, Microsoft.Extensions.Logging.ILogger logger) =>
-        TlsCertificatePath is not null ? RegistryTls.LoadFiles(TlsCertificatePath, TlsKeyPath!, time)
-        : TlsSelfSigned ? RegistryTls.EnsureSelfSigned(SelfSignedDirectory, TlsSubjectAlternativeNames, time, logger)
+    internal ServerTlsMaterial? LoadTls(TimeProvider time, Microsoft.Extensions.Logging.ILogger logger) =>
+        TlsCertificatePath is not null ? ServerCertificates.LoadFiles(TlsCertificatePath, TlsKeyPath!, time)
+        : TlsSelfSigned ? RegistryCertificate.EnsureSelfSigned(Server.DataDirectory, TlsSubjectAlternativeNames, time, logger)
         : null;
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
+using Airlock.Tls;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Remote;
@@ -35,7 +36,7 @@ public sealed partial class RegistryClient : IDisposable
 
     private readonly RemoteOptions _options;
     private readonly ILogger _logger;
-    private readonly RegistryTls _tls;
+    private readonly ClientTrust _tls;
     private readonly HttpClient _http;
     private readonly RegistryAuthenticator _auth;
 
@@ -48,7 +49,17 @@ public sealed partial class RegistryClient : IDisposable
         }
 
         _logger = _options.LoggerFactory.CreateLogger<RegistryClient>();
-        _tls = new RegistryTls(_options, _logger);
+        try
+        {
+            // Settings are keyed by registry name; TLS sees the host the API is served on (docker.io: registry-1.docker.io).
+            _tls = new ClientTrust(_options.Tls.Select(t => KeyValuePair.Create(RegistryEndpoint.ApiHost(t.Key), t.Value)),
+                _options.Insecure, _options.TimeProvider, _logger);
+        }
+        catch (TlsMaterialException e)
+        {
+            throw new InvalidOperationException($"registry {e.Message}", e);
+        }
+
         var sockets = new SocketsHttpHandler
         {
             ConnectTimeout = _options.ConnectTimeout,

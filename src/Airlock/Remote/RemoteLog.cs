@@ -36,8 +36,4 @@ internal static partial class RemoteLog
     [LoggerMessage(EventId = 8, Level = LogLevel.Debug,
         Message = "{Method} {Url} on {Registry} answered {Status}")]
     public static partial void Answered(ILogger logger, string method, Uri url, string registry, HttpStatusCode status);
-
-    [LoggerMessage(EventId = 9, Level = LogLevel.Warning,
-        Message = "Registry {Registry} rejected the server certificate of {Host}: {Errors}")]
-    public static partial void CertificateRejected(ILogger logger, string registry, string host, string errors);
 }

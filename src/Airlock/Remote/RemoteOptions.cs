@@ -1,3 +1,4 @@
+using Airlock.Tls;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -33,8 +34,8 @@ public sealed record RemoteOptions
     public int MaxBlobResumes { get; init; } = 5;
 
     /// <summary>Per-registry TLS settings, keyed by registry host as in registries.yaml <c>configs</c> (a port is ignored for matching).</summary>
-    public IReadOnlyDictionary<string, RegistryTlsOptions> Tls { get; init; } =
-        new Dictionary<string, RegistryTlsOptions>(StringComparer.OrdinalIgnoreCase);
+    public IReadOnlyDictionary<string, TlsSettings> Tls { get; init; } =
+        new Dictionary<string, TlsSettings>(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
     /// Explicit base addresses by registry name (<c>"registry.example:5000" → https://10.0.0.5:5000/</c>), for
@@ -52,18 +53,4 @@ public sealed record RemoteOptions
 
     /// <summary>Wraps the shared socket handler (tests count bytes with it; a proxy or tracing layer could go here).</summary>
     internal Func<HttpMessageHandler, HttpMessageHandler>? WrapHandler { get; init; }
-}
-
-/// <summary>registries.yaml <c>configs.&lt;host&gt;.tls</c>: trust anchors and client certificate for one registry.</summary>
-public sealed record RegistryTlsOptions
-{
-    /// <summary>PEM file of CA certificates the registry's certificate must chain to (instead of the system store).</summary>
-    public string? CaFile { get; init; }
-
-    /// <summary>PEM client certificate (with <see cref="KeyFile"/>) presented when the registry asks for one.</summary>
-    public string? CertFile { get; init; }
-
-    public string? KeyFile { get; init; }
-
-    public bool InsecureSkipVerify { get; init; }
 }

@@ -1,4 +1,5 @@
 using System.Net;
+using Airlock.IO;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Remote;
@@ -8,7 +9,7 @@ namespace Airlock.Remote;
 /// timeout) it re-requests the blob from the byte offset reached with a Range header and carries on. The
 /// caller wraps it in a VerifyingStream, which therefore hashes one continuous byte sequence.
 /// </summary>
-internal sealed class ResumingBlobStream : Stream
+internal sealed class ResumingBlobStream : ReadOnlyStream
 {
     private readonly RegistryClient _client;
     private readonly RegistryCall _call;
@@ -41,12 +42,6 @@ internal sealed class ResumingBlobStream : Stream
     /// <summary>How many times the download resumed after a drop.</summary>
     public int Resumes => _resumes;
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => _size;
 
     public override long Position
@@ -54,12 +49,6 @@ internal sealed class ResumingBlobStream : Stream
         get => _position;
         set => throw new NotSupportedException();
     }
-
-    public override int Read(byte[] buffer, int offset, int count) =>
-        ReadAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -190,16 +179,6 @@ internal sealed class ResumingBlobStream : Stream
             System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -226,11 +226,7 @@ public sealed class RegistryProcess : IAsyncDisposable
 
                 using var ca = X509CertificateLoader.LoadCertificateFromFile(CaPath);
                 using var leaf = new X509Certificate2(presented);
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(leaf);
+                return Airlock.Tls.CertificateTrust.ChainsTo(leaf, [ca], DateTimeOffset.UtcNow);
             };
         }
 

@@ -1,3 +1,4 @@
+using Airlock.GoCompat;
 using Airlock.Node;
 
 namespace Airlock.Tests.Node;

@@ -7,8 +7,8 @@ using System.Text.Json;
 using Airlock.Registry;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
-using Airlock.Registry.Tls;
 using Airlock.Tests.Registry.Auth;
+using Airlock.Tls;
 using Microsoft.AspNetCore.Http;
 
 namespace Airlock.Tests.Registry;
@@ -93,7 +93,7 @@ public sealed class RegistrySettingsTests : IDisposable
         await using var registry = await TestRegistry.StartComposedAsync(settings => settings with { TlsSelfSigned = true, TlsSubjectAlternativeNames = ["registry.example"] });
 
         var caPath = registry.Server.Tls?.CaCertificatePath;
-        Assert.Equal(Path.Combine(registry.DataDirectory, "registry", "tls", RegistryTls.CaCertificateFile), caPath);
+        Assert.Equal(Path.Combine(registry.DataDirectory, "registry", "tls", ServerCertificates.CaCertificateFile), caPath);
         Assert.Equal("https", registry.Server.Address.Scheme);
         Assert.Contains("registry.example", registry.Server.Tls!.ServerCertificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single().EnumerateDnsNames());
         using var ca = X509CertificateLoader.LoadCertificateFromFile(caPath!);

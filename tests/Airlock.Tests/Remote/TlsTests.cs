@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Airlock.Oci;
 using Airlock.Remote;
+using Airlock.Tls;
 using Microsoft.AspNetCore.Http;
 
 namespace Airlock.Tests.Remote;
@@ -14,10 +15,10 @@ public sealed class TlsTests
         await context.Response.WriteAsync("""{"name":"team/app","tags":["1"]}""");
     };
 
-    private static RemoteOptions HttpsTo(TestHttpServer server, RegistryTlsOptions? tls) => new()
+    private static RemoteOptions HttpsTo(TestHttpServer server, TlsSettings? tls) => new()
     {
         Endpoints = new Dictionary<string, Uri> { [server.Host] = new($"https://{server.Host}") },
-        Tls = tls is null ? new Dictionary<string, RegistryTlsOptions>() : new Dictionary<string, RegistryTlsOptions> { [server.Host] = tls },
+        Tls = tls is null ? new Dictionary<string, TlsSettings>() : new Dictionary<string, TlsSettings> { [server.Host] = tls },
     };
 
     [Fact]
@@ -38,7 +39,7 @@ public sealed class TlsTests
             Assert.Contains(server.Host, ex.Message, StringComparison.Ordinal);
         }
 
-        using (var trusted = new RegistryClient(HttpsTo(server, new RegistryTlsOptions { CaFile = certificates.CaFile })))
+        using (var trusted = new RegistryClient(HttpsTo(server, new TlsSettings { CaFile = certificates.CaFile })))
         {
             Assert.Equal(["1"], await trusted.ListTagsAsync(repo, default));
         }
@@ -46,7 +47,7 @@ public sealed class TlsTests
         // TLS negotiates HTTP/2 (ALPN) with a server that offers it.
         Assert.Equal("HTTP/2", Assert.Single(protocols));
 
-        using (var skipping = new RegistryClient(HttpsTo(server, new RegistryTlsOptions { InsecureSkipVerify = true })))
+        using (var skipping = new RegistryClient(HttpsTo(server, new TlsSettings { InsecureSkipVerify = true })))
         {
             Assert.Equal(["1"], await skipping.ListTagsAsync(repo, default));
         }
@@ -64,7 +65,7 @@ public sealed class TlsTests
             await Tags(context);
         }, certificates.Server, requireClientCertificate: true);
 
-        using var client = new RegistryClient(HttpsTo(server, new RegistryTlsOptions
+        using var client = new RegistryClient(HttpsTo(server, new TlsSettings
         {
             CaFile = certificates.CaFile,
             CertFile = certificates.ClientCertFile,
@@ -79,7 +80,7 @@ public sealed class TlsTests
     {
         var ex = Assert.Throws<InvalidOperationException>(() => new RegistryClient(new RemoteOptions
         {
-            Tls = new Dictionary<string, RegistryTlsOptions> { ["registry.example:5000"] = new() { CaFile = "/nonexistent/ca.pem" } },
+            Tls = new Dictionary<string, TlsSettings> { ["registry.example:5000"] = new() { CaFile = "/nonexistent/ca.pem" } },
         }));
         Assert.Contains("registry.example:5000", ex.Message, StringComparison.Ordinal);
         Assert.Contains("/nonexistent/ca.pem", ex.Message, StringComparison.Ordinal);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Airlock.Content;
+using Airlock.IO;
 using Airlock.Oci;
 using Microsoft.Win32.SafeHandles;
 
@@ -13,17 +14,11 @@ internal sealed record ArchiveFile(string Entry, long Offset, long Size, Digest 
 /// one handle), hashed as it is read; at its end a content that is not <c>digest</c>, or an archive that
 /// ends early, is refused with <see cref="BundleFormatException"/> naming the archive and the entry.
 /// </summary>
-internal sealed class ArchiveBlobStream(SafeFileHandle tar, string path, ArchiveFile file, Digest digest) : Stream
+internal sealed class ArchiveBlobStream(SafeFileHandle tar, string path, ArchiveFile file, Digest digest) : ReadOnlyStream
 {
     private readonly System.Security.Cryptography.IncrementalHash _hash = digest.CreateHash();
     private long _read;
     private bool _verified;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
 
     public override long Length => file.Size;
 
@@ -32,8 +27,6 @@ internal sealed class ArchiveBlobStream(SafeFileHandle tar, string path, Archive
         get => _read;
         set => throw new NotSupportedException();
     }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -47,9 +40,6 @@ internal sealed class ArchiveBlobStream(SafeFileHandle tar, string path, Archive
         var n = wanted == 0 ? 0 : await RandomAccess.ReadAsync(tar, buffer[..wanted], file.Offset + _read, cancellationToken).ConfigureAwait(false);
         return Account(buffer.Span, n, wanted);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <summary>Checks the digest once everything has been read (a reader that stops at the length never sees the end).</summary>
     public ValueTask VerifyAtEndAsync(CancellationToken cancellationToken)
@@ -86,16 +76,6 @@ internal sealed class ArchiveBlobStream(SafeFileHandle tar, string path, Archive
         return 0;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
     protected override void Dispose(bool disposing)
     {
         if (disposing)
@@ -111,17 +91,9 @@ internal sealed class ArchiveBlobStream(SafeFileHandle tar, string path, Archive
 /// Reads a decompressed tar and writes every byte read to a spool file, so the tar is decompressed once and
 /// its entries can afterwards be read in place there; <see cref="Position"/> is the offset in the spool.
 /// </summary>
-internal sealed class SpoolingStream(Stream inner, Stream spool) : Stream
+internal sealed class SpoolingStream(Stream inner, Stream spool) : DelegatingReadStream(inner, leaveOpen: true)
 {
     private long _position;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
 
     public override long Position
     {
@@ -129,24 +101,21 @@ internal sealed class SpoolingStream(Stream inner, Stream spool) : Stream
         set => throw new NotSupportedException();
     }
 
-    public override int Read(byte[] buffer, int offset, int count)
+    public override int Read(Span<byte> buffer)
     {
-        var n = inner.Read(buffer, offset, count);
-        spool.Write(buffer, offset, n);
+        var n = Inner.Read(buffer);
+        spool.Write(buffer[..n]);
         _position += n;
         return n;
     }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+        var n = await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
         await spool.WriteAsync(buffer[..n], cancellationToken).ConfigureAwait(false);
         _position += n;
         return n;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     /// <summary>Reads what follows the tar's last entry, so a stream that is cut short or corrupt at its end is noticed.</summary>
     public async Task DrainAsync(CancellationToken cancellationToken)
@@ -154,7 +123,7 @@ internal sealed class SpoolingStream(Stream inner, Stream spool) : Stream
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
-            while (await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false) > 0)
+            while (await Inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false) > 0)
             {
             }
         }
@@ -163,14 +132,4 @@ internal sealed class SpoolingStream(Stream inner, Stream spool) : Stream
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

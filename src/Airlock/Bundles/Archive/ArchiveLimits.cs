@@ -1,3 +1,5 @@
+using Airlock.IO;
+
 namespace Airlock.Bundles.Archive;
 
 /// <summary>
@@ -23,17 +25,11 @@ public sealed record ArchiveLimits
 }
 
 /// <summary>Counts what a decompressor produces and stops at the limits.</summary>
-internal sealed class ExpansionGuard(Stream expanded, Stream compressed, bool isCompressed, ArchiveLimits limits) : Stream
+/// <remarks>The decompressor stays open when the guard is disposed: its reader owns it.</remarks>
+internal sealed class ExpansionGuard(Stream expanded, Stream compressed, bool isCompressed, ArchiveLimits limits)
+    : DelegatingReadStream(expanded, leaveOpen: true)
 {
     private long _total;
-
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
 
     public override long Position
     {
@@ -41,17 +37,9 @@ internal sealed class ExpansionGuard(Stream expanded, Stream compressed, bool is
         set => throw new NotSupportedException();
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Account(expanded.Read(buffer, offset, count));
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        Account(await expanded.ReadAsync(buffer, cancellationToken).ConfigureAwait(false));
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    private int Account(int read)
+    protected override int OnRead(ReadOnlySpan<byte> read, int asked)
     {
-        _total += read;
+        _total += read.Length;
         if (_total > limits.MaxExpandedBytes)
         {
             throw new DecompressionLimitException($"archive expands to more than the limit of {limits.MaxExpandedBytes} bytes (a decompression bomb?)");
@@ -63,18 +51,8 @@ internal sealed class ExpansionGuard(Stream expanded, Stream compressed, bool is
                 $"archive expands more than {limits.MaxExpansionRatio}:1 ({_total} bytes from {compressed.Position}; a decompression bomb?)");
         }
 
-        return read;
+        return read.Length;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
 
 internal sealed class DecompressionLimitException(string message) : Exception(message);

@@ -433,15 +433,11 @@ public sealed class ArchiveTarget : ISequentialImageTarget
     /// A blob's stream as TarWriter wants it — seekable-looking, so it takes the length for the header
     /// instead of buffering — reading at most <c>length</c> bytes and failing if the content ends before.
     /// </summary>
-    private sealed class KnownLengthStream(Stream inner, long length) : Stream
+    private sealed class KnownLengthStream(Stream inner, long length) : DelegatingReadStream(inner, leaveOpen: true)
     {
         private long _read;
 
-        public override bool CanRead => true;
-
         public override bool CanSeek => true;
-
-        public override bool CanWrite => false;
 
         public override long Length => length;
 
@@ -451,18 +447,12 @@ public sealed class ArchiveTarget : ISequentialImageTarget
             set => throw new NotSupportedException();
         }
 
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
+        // Past the length the inner stream is not asked at all: an empty read of a network body may wait for data.
         public override int Read(Span<byte> buffer) =>
-            Account(buffer.Length == 0 || _read == length ? 0 : inner.Read(buffer[..(int)Math.Min(buffer.Length, length - _read)]), buffer.Length);
+            Wanted(buffer.Length) is > 0 and var wanted ? Checked(base.Read(buffer[..wanted])) : 0;
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            Account(buffer.Length == 0 || _read == length
-                ? 0
-                : await inner.ReadAsync(buffer[..(int)Math.Min(buffer.Length, length - _read)], cancellationToken).ConfigureAwait(false), buffer.Length);
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+            Wanted(buffer.Length) is > 0 and var wanted ? Checked(await base.ReadAsync(buffer[..wanted], cancellationToken).ConfigureAwait(false)) : 0;
 
         // TarWriter copies the data with CopyToAsync; in whole 1 MiB chunks the archive file sees few large writes
         // (instead of one per 80 KiB, or per network read).
@@ -488,25 +478,16 @@ public sealed class ArchiveTarget : ISequentialImageTarget
             }
         }
 
-        private int Account(int read, int wanted)
+        protected override int OnRead(ReadOnlySpan<byte> read, int asked)
         {
-            if (read == 0 && wanted > 0 && _read < length)
-            {
-                throw new EndOfStreamException($"content ended after {_read} of {length} bytes");
-            }
-
-            _read += read;
-            return read;
+            _read += read.Length;
+            return read.Length;
         }
 
-        public override void Flush()
-        {
-        }
+        private int Wanted(int asked) => (int)Math.Min(asked, length - _read);
 
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        private int Checked(int read) => read == 0 && _read < length
+            ? throw new EndOfStreamException($"content ended after {_read} of {length} bytes")
+            : read;
     }
 }

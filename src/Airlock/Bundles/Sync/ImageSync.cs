@@ -1,6 +1,7 @@
 using System.Net;
 using Airlock.Oci;
 using Airlock.Remote;
+using Airlock.Tls;
 
 namespace Airlock.Bundles.Sync;
 
@@ -47,7 +48,7 @@ public sealed class ImageSync : IDisposable
     internal static RemoteOptions WithFileCreds(SyncConfig config, RemoteOptions options)
     {
         var logins = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
-        var tls = new Dictionary<string, RegistryTlsOptions>(options.Tls, StringComparer.OrdinalIgnoreCase);
+        var tls = new Dictionary<string, TlsSettings>(options.Tls, StringComparer.OrdinalIgnoreCase);
         var endpoints = new Dictionary<string, Uri>(options.Endpoints, StringComparer.OrdinalIgnoreCase);
         foreach (var cred in config.Creds)
         {
@@ -60,7 +61,7 @@ public sealed class ImageSync : IDisposable
             switch (cred.Tls)
             {
                 case SyncTls.Insecure:
-                    tls[host] = (tls.TryGetValue(host, out var existing) ? existing : new RegistryTlsOptions()) with { InsecureSkipVerify = true };
+                    tls[host] = (tls.TryGetValue(host, out var existing) ? existing : new TlsSettings()) with { InsecureSkipVerify = true };
                     break;
                 case SyncTls.Disabled:
                     endpoints[host] = new Uri($"http://{host}/");

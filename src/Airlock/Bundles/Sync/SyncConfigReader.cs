@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Airlock.GoCompat;
 using Airlock.Oci;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;

@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Net.Sockets;
+using Airlock.Bundles.Transfer;
 using Airlock.Content;
+using Airlock.IO;
 using Airlock.Oci;
 using Google.Protobuf;
 using Grpc.Core;
@@ -701,24 +703,10 @@ public sealed class ContainerdClient : IAsyncDisposable
     }
 
     /// <summary>Content.Read's server stream as a read-only stream; containerd ends it after the last chunk.</summary>
-    private sealed class ContentReadStream(AsyncServerStreamingCall<ContentApi.ReadContentResponse> call, string operation) : Stream
+    private sealed class ContentReadStream(AsyncServerStreamingCall<ContentApi.ReadContentResponse> call, string operation) : ReadOnlyStream
     {
         private ReadOnlyMemory<byte> _pending;
         private bool _ended;
-
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
@@ -746,21 +734,6 @@ public sealed class ContainerdClient : IAsyncDisposable
             _pending = _pending[n..];
             return n;
         }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

@@ -1,3 +1,5 @@
+using Airlock.GoCompat;
+
 namespace Airlock.Node.ContainerdTemplates;
 
 /// <summary>A user template found beside config.toml, and the schema its <c>"base"</c> is rendered in.</summary>
@@ -53,7 +55,7 @@ public static class ContainerdConfigTemplate
     /// <summary>Renders <paramref name="template"/> with <paramref name="baseConfig"/> as its <c>"base"</c> template.</summary>
     internal static string Render(ContainerdTemplateFile template, string baseConfig, object data)
     {
-        var parsed = GoTemplate.Parse(System.IO.Path.GetFileName(template.Path), template.Text);
+        var parsed = GoTemplate.Parse(System.IO.Path.GetFileName(template.Path), template.Text, K3sTemplateFunctions.All);
 
         // The generated file is inserted verbatim: a password containing "{{" must not be read as an action.
         parsed.AddLiteral("base", baseConfig);

@@ -3,7 +3,7 @@ using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Registry.Auth;
 
@@ -91,12 +91,12 @@ public sealed class TokenAuthority : IDisposable
     /// </summary>
     public static TokenAuthority LoadOrCreate(string keyPath, TokenAuthOptions options, TimeProvider timeProvider)
     {
-        var key = ECDsa.Create();
+        ECDsa? key = null;
         try
         {
             if (File.Exists(keyPath))
             {
-                key.ImportFromPem(File.ReadAllText(keyPath));
+                key = PemFiles.ReadEcdsaKey(keyPath);
                 if (key.ExportParameters(includePrivateParameters: false).Curve.Oid.Value != ECCurve.NamedCurves.nistP256.Oid.Value)
                 {
                     throw new AuthConfigurationException([$"{keyPath}: token signing key must be ECDSA P-256 (ES256), found another curve"]);
@@ -104,18 +104,19 @@ public sealed class TokenAuthority : IDisposable
             }
             else
             {
-                key.GenerateKey(ECCurve.NamedCurves.nistP256);
-                PemFiles.WriteAtomically(keyPath, key.ExportPkcs8PrivateKeyPem() + "\n", secret: true);
+                key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+                PemFiles.WriteKey(key, keyPath);
             }
         }
-        catch (Exception e) when (e is CryptographicException or ArgumentException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is TlsMaterialException or CryptographicException or ArgumentException or IOException or UnauthorizedAccessException)
         {
-            key.Dispose();
-            throw new AuthConfigurationException($"{keyPath}: cannot use token signing key: {e.Message}", e);
+            key?.Dispose();
+            var reason = e.Message.StartsWith(keyPath + ": ", StringComparison.Ordinal) ? e.Message[(keyPath.Length + 2)..] : e.Message;
+            throw new AuthConfigurationException($"{keyPath}: cannot use token signing key: {reason}", e);
         }
         catch
         {
-            key.Dispose();
+            key?.Dispose();
             throw;
         }
 

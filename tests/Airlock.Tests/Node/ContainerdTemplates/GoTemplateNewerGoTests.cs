@@ -1,3 +1,4 @@
+using Airlock.GoCompat;
 using Airlock.Node.ContainerdTemplates;
 
 namespace Airlock.Tests.Node.ContainerdTemplates;
@@ -8,7 +9,7 @@ namespace Airlock.Tests.Node.ContainerdTemplates;
 /// </summary>
 public sealed class GoTemplateNewerGoTests
 {
-    private static string Render(string text) => GoTemplate.Parse("t.tmpl", text).Execute(TemplateCases.Data());
+    private static string Render(string text) => GoTemplate.Parse("t.tmpl", text, K3sTemplateFunctions.All).Execute(TemplateCases.Data());
 
     [Theory]
     [InlineData("{{ with .NodeConfig.DefaultRuntime }}a{{ else with .NodeConfig.AgentConfig.Snapshotter }}{{ . }}{{ else }}c{{ end }}", "overlayfs")]

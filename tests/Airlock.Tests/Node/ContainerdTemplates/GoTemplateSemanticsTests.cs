@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Airlock.GoCompat;
 using Airlock.Node.ContainerdTemplates;
 
 namespace Airlock.Tests.Node.ContainerdTemplates;
@@ -31,9 +32,9 @@ public sealed partial class GoTemplateSemanticsTests
         string actual;
         try
         {
-            var template = GoTemplate.Parse("t.tmpl", body);
+            var template = GoTemplate.Parse("t.tmpl", body, K3sTemplateFunctions.All);
             template.AddLiteral("base", "BASE\n");
-            actual = "OK " + Airlock.Node.GoQuote.Quote(template.Execute(TemplateCases.Data()));
+            actual = "OK " + GoQuote.Quote(template.Execute(TemplateCases.Data()));
         }
         catch (GoTemplateException ex)
         {

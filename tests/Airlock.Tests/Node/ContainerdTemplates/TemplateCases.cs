@@ -1,3 +1,4 @@
+using Airlock.GoCompat;
 using Airlock.Node;
 using Airlock.Node.ContainerdTemplates;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Airlock.Registry.Auth;
-using Airlock.Registry.Tls;
+using Airlock.Tls;
 
 namespace Airlock.Tests.Registry.Auth;
 
@@ -20,7 +20,7 @@ public sealed class SkopeoLoginTests : IDisposable
     [InlineData("token")]
     public async Task Skopeo_login_succeeds_with_the_right_password_over_TLS_trusting_only_the_CA(string mode)
     {
-        var material = RegistryTls.EnsureSelfSigned(Path.Combine(_directory, "tls"), [], TimeProvider.System);
+        var material = ServerCertificates.EnsureSelfSigned(Path.Combine(_directory, "tls"), "Airlock Registry", [], TimeProvider.System);
         var certDirectory = Directory.CreateDirectory(Path.Combine(_directory, "certs.d")).FullName;
         File.Copy(material.CaCertificatePath!, Path.Combine(certDirectory, "ca.crt"));
         var htpasswd = Path.Combine(_directory, "htpasswd");

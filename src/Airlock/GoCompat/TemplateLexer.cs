@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 internal enum TokenKind
 {

@@ -1,4 +1,4 @@
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 /// <summary>
 /// The Go values a template sees, modelled closely enough that truthiness, field access, printing, <c>index</c>,

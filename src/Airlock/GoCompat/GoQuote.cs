@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Airlock.Node;
+namespace Airlock.GoCompat;
 
 /// <summary>
 /// Go's <c>strconv.Quote</c> (<c>%q</c>), which K3s uses for paths and credentials in hosts.toml and config.toml.

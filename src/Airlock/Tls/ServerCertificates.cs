@@ -1,16 +1,14 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace Airlock.Registry.Tls;
+namespace Airlock.Tls;
 
-/// <summary>The certificate the registry serves, and how nodes come to trust it.</summary>
-public sealed class RegistryTlsMaterial
+/// <summary>The certificate a server presents, the chain it sends with it, and the CA clients must trust.</summary>
+public sealed class ServerTlsMaterial
 {
-    internal RegistryTlsMaterial(X509Certificate2 serverCertificate, X509Certificate2Collection chain, string? caCertificatePath)
+    internal ServerTlsMaterial(X509Certificate2 serverCertificate, X509Certificate2Collection chain, string? caCertificatePath)
     {
         ServerCertificate = serverCertificate;
         Chain = chain;
@@ -20,68 +18,20 @@ public sealed class RegistryTlsMaterial
     /// <summary>For Kestrel's <c>HttpsConnectionAdapterOptions.ServerCertificate</c>; carries its private key.</summary>
     public X509Certificate2 ServerCertificate { get; }
 
-    /// <summary>Intermediate certificates that followed the leaf in a <c>--tls-cert</c> file
+    /// <summary>Intermediate certificates that followed the leaf in an operator's certificate file
     /// (for <c>HttpsConnectionAdapterOptions.ServerCertificateChain</c>); empty for self-signed.</summary>
     public X509Certificate2Collection Chain { get; }
 
-    /// <summary>The CA certificate nodes must trust (self-signed mode); null for operator-supplied certificates.</summary>
+    /// <summary>The CA certificate clients must trust (self-signed mode); null for operator-supplied certificates.</summary>
     public string? CaCertificatePath { get; }
-
-    /// <summary>
-    /// The <c>registries.yaml</c> (K3s format) snippet a node needs to trust this registry:
-    /// <code>
-    /// configs:
-    ///   "registry.example:5000":
-    ///     tls:
-    ///       ca_file: /var/lib/airlock/registry/tls/ca.crt
-    /// </code>
-    /// <paramref name="caFileOnNode"/> is where the CA file lives on the node (default:
-    /// <see cref="CaCertificatePath"/>, right when the node is this machine or shares the path).
-    /// With <paramref name="username"/> and <paramref name="password"/> (when pulls need credentials) an
-    /// <c>auth:</c> block with them follows <c>tls:</c>.
-    /// </summary>
-    public string RenderRegistriesYaml(string hostAndPort, string? caFileOnNode = null, string? username = null, string? password = null)
-    {
-        var caFile = caFileOnNode ?? CaCertificatePath
-            ?? throw new InvalidOperationException("the registry serves an operator-supplied certificate; pass the CA file the nodes should trust");
-        var yaml = new StringBuilder()
-            .Append("configs:\n")
-            .Append("  ").Append(YamlQuote(hostAndPort)).Append(":\n")
-            .Append("    tls:\n")
-            .Append("      ca_file: ").Append(YamlQuote(caFile)).Append('\n');
-        if (username is not null)
-        {
-            yaml.Append("    auth:\n")
-                .Append("      username: ").Append(YamlQuote(username)).Append('\n')
-                .Append("      password: ").Append(YamlQuote(password ?? "")).Append('\n');
-        }
-
-        return yaml.ToString();
-    }
-
-    private static string YamlQuote(string value)
-    {
-        var quoted = new StringBuilder("\"");
-        foreach (var c in value)
-        {
-            _ = c switch
-            {
-                '"' => quoted.Append("\\\""),
-                '\\' => quoted.Append("\\\\"),
-                _ when char.IsControl(c) => quoted.Append(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
-                _ => quoted.Append(c),
-            };
-        }
-
-        return quoted.Append('"').ToString();
-    }
 }
 
 /// <summary>
-/// TLS for <c>airlock registry</c>: either operator files (<c>--tls-cert</c>/<c>--tls-key</c>) or a
-/// self-signed CA plus server certificate kept under a directory (<c>--tls-self-signed</c>).
+/// A server's TLS certificate: either operator files (<c>--tls-cert</c>/<c>--tls-key</c>) or a self-signed CA
+/// plus server certificate kept under a directory (<c>--tls-self-signed</c>), made once and renewed the way
+/// K3s renews its own.
 /// </summary>
-public static partial class RegistryTls
+public static partial class ServerCertificates
 {
     public const string CaCertificateFile = "ca.crt";
     public const string CaKeyFile = "ca.key";
@@ -96,14 +46,14 @@ public static partial class RegistryTls
 
     /// <summary>
     /// Loads or creates <c>ca.crt</c>, <c>ca.key</c>, <c>server.crt</c>, <c>server.key</c> in
-    /// <paramref name="directory"/> (e.g. <c>&lt;data-dir&gt;/registry/tls</c>). The CA (10 years) is made
-    /// once and reused; an existing CA that is unreadable or does not match its key is an error rather than
-    /// silently replaced, since nodes trust it. The server certificate (365 days; SANs localhost,
-    /// 127.0.0.1, ::1, this host's name and <paramref name="extraNames"/>, where IP literals become IP
-    /// SANs) is reissued when missing, invalid, not from this CA, lacking a wanted name, or within
-    /// <see cref="RenewBefore"/> of expiry.
+    /// <paramref name="directory"/> (e.g. <c>&lt;data-dir&gt;/registry/tls</c>). The CA (10 years, CN
+    /// "<paramref name="commonName"/> CA") is made once and reused; an existing CA that is unreadable or does
+    /// not match its key is an error rather than silently replaced, since clients trust it. The server
+    /// certificate (365 days, CN <paramref name="commonName"/>; SANs localhost, 127.0.0.1, ::1, this host's
+    /// name and <paramref name="extraNames"/>, where IP literals become IP SANs) is reissued when missing,
+    /// invalid, not from this CA, lacking a wanted name, or within <see cref="RenewBefore"/> of expiry.
     /// </summary>
-    public static RegistryTlsMaterial EnsureSelfSigned(string directory, IEnumerable<string> extraNames, TimeProvider timeProvider, ILogger? logger = null)
+    public static ServerTlsMaterial EnsureSelfSigned(string directory, string commonName, IEnumerable<string> extraNames, TimeProvider timeProvider, ILogger? logger = null)
     {
         logger ??= NullLogger.Instance;
         Directory.CreateDirectory(directory);
@@ -113,7 +63,7 @@ public static partial class RegistryTls
         var serverKeyPath = Path.Combine(directory, ServerKeyFile);
         var (dnsNames, ipAddresses) = WantedNames(extraNames);
 
-        using var ca = LoadOrCreateCa(caCertificatePath, caKeyPath, timeProvider, logger);
+        using var ca = LoadOrCreateCa(caCertificatePath, caKeyPath, $"{commonName} CA", timeProvider, logger);
         var now = timeProvider.GetUtcNow();
         var server = TryLoadServer(serverCertificatePath, serverKeyPath);
         var reason = server is null ? "missing or unreadable"
@@ -123,14 +73,14 @@ public static partial class RegistryTls
             : null;
         if (reason is null)
         {
-            return new RegistryTlsMaterial(server!, [], Path.GetFullPath(caCertificatePath));
+            return new ServerTlsMaterial(server!, [], Path.GetFullPath(caCertificatePath));
         }
 
         server?.Dispose();
-        var issued = ca.Issue(new LeafCertificateRequest("Airlock Registry", dnsNames, ipAddresses, ServerValidity));
+        var issued = ca.Issue(new LeafCertificateRequest(commonName, dnsNames, ipAddresses, ServerValidity));
         PemFiles.Write(issued, serverCertificatePath, serverKeyPath);
         LogIssued(logger, serverCertificatePath, reason, issued.NotAfter.ToUniversalTime());
-        return new RegistryTlsMaterial(issued, [], Path.GetFullPath(caCertificatePath));
+        return new ServerTlsMaterial(issued, [], Path.GetFullPath(caCertificatePath));
     }
 
     /// <summary>
@@ -138,7 +88,7 @@ public static partial class RegistryTls
     /// chain). Throws <see cref="TlsMaterialException"/> naming the file when missing, unreadable,
     /// malformed, mismatched, expired or not yet valid.
     /// </summary>
-    public static RegistryTlsMaterial LoadFiles(string certificatePath, string keyPath, TimeProvider timeProvider)
+    public static ServerTlsMaterial LoadFiles(string certificatePath, string keyPath, TimeProvider timeProvider)
     {
         var (certificate, chain) = PemFiles.ReadWithKey(certificatePath, keyPath);
         var now = timeProvider.GetUtcNow();
@@ -152,10 +102,10 @@ public static partial class RegistryTls
             throw new TlsMaterialException($"{certificatePath}: certificate {certificate.Subject} is not valid before {certificate.NotBefore.ToUniversalTime():O}");
         }
 
-        return new RegistryTlsMaterial(certificate, chain, null);
+        return new ServerTlsMaterial(certificate, chain, null);
     }
 
-    private static CertificateAuthority LoadOrCreateCa(string certificatePath, string keyPath, TimeProvider timeProvider, ILogger logger)
+    private static CertificateAuthority LoadOrCreateCa(string certificatePath, string keyPath, string commonName, TimeProvider timeProvider, ILogger logger)
     {
         if (File.Exists(certificatePath) || File.Exists(keyPath))
         {
@@ -169,7 +119,7 @@ public static partial class RegistryTls
             ca.Dispose();
         }
 
-        var created = CertificateAuthority.Create("Airlock Registry CA", CaValidity, timeProvider);
+        var created = CertificateAuthority.Create(commonName, CaValidity, timeProvider);
         created.Save(certificatePath, keyPath);
         LogCaCreated(logger, certificatePath);
         return created;
@@ -242,12 +192,12 @@ public static partial class RegistryTls
         return dnsNames.All(haveDns.Contains) && ipAddresses.All(haveIps.Contains);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Created registry CA {Path}; nodes must trust it")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Created CA {Path}; clients must trust it")]
     private static partial void LogCaCreated(ILogger logger, string path);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Registry CA {Path} expired at {NotAfter}; creating a new one (nodes must be given the new ca.crt)")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "CA {Path} expired at {NotAfter}; creating a new one (clients must be given the new ca.crt)")]
     private static partial void LogCaExpired(ILogger logger, string path, DateTime notAfter);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Issued registry server certificate {Path} ({Reason}); valid until {NotAfter}")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Issued server certificate {Path} ({Reason}); valid until {NotAfter}")]
     private static partial void LogIssued(ILogger logger, string path, string reason, DateTime notAfter);
 }

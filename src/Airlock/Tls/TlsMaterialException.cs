@@ -1,4 +1,4 @@
-namespace Airlock.Registry.Tls;
+namespace Airlock.Tls;
 
 /// <summary>Certificate or key files that cannot be used; the message names the file and the reason.</summary>
 public sealed class TlsMaterialException : Exception

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using Airlock.Registry.Tls;
 using Airlock.Tests.Registry.Auth;
+using Airlock.Tls;
 
-namespace Airlock.Tests.Registry.Tls;
+namespace Airlock.Tests.Tls;
 
 public sealed class CertificateAuthorityTests : IDisposable
 {

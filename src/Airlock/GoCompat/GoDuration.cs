@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Airlock.Bundles.Sync;
+namespace Airlock.GoCompat;
 
 /// <summary>
 /// Durations in Go's <c>time.ParseDuration</c> syntax (<c>90s</c>, <c>1h30m</c>, <c>1.5h</c>, <c>500ms</c>), the one parser

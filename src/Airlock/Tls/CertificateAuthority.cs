@@ -2,7 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace Airlock.Registry.Tls;
+namespace Airlock.Tls;
 
 /// <summary>What a leaf certificate is for: TLS server, TLS client, or both.</summary>
 [Flags]
@@ -27,8 +27,8 @@ public sealed record LeafCertificateRequest(
 
 /// <summary>
 /// A certificate authority: an ECDSA P-256 self-signed CA certificate with its key, which issues leaf
-/// certificates. Generic on purpose: the registry uses it for its self-signed TLS, the cluster for node
-/// and client certificates.
+/// certificates. Generic on purpose: the registry uses it for its self-signed TLS (<see cref="ServerCertificates"/>),
+/// the cluster for node and client certificates.
 /// </summary>
 public sealed class CertificateAuthority : IDisposable
 {
@@ -123,15 +123,7 @@ public sealed class CertificateAuthority : IDisposable
     }
 
     /// <summary>True when <paramref name="certificate"/> chains to this CA and is valid now.</summary>
-    public bool Verifies(X509Certificate2 certificate)
-    {
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.Add(Certificate);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.VerificationTime = _timeProvider.GetUtcNow().UtcDateTime;
-        return chain.Build(certificate);
-    }
+    public bool Verifies(X509Certificate2 certificate) => CertificateTrust.ChainsTo(certificate, [Certificate], _timeProvider.GetUtcNow());
 
     public void Dispose() => Certificate.Dispose();
 }

@@ -1,4 +1,4 @@
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 internal abstract record TemplateNode(int Pos);
 

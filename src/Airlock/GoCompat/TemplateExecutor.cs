@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 /// <summary>
 /// Go <c>text/template</c>'s <c>exec.go</c> over <see cref="GoValue"/> data: pipelines, variables and their scopes,

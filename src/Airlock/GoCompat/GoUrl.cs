@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Airlock.Node;
+namespace Airlock.GoCompat;
 
 /// <summary>
 /// A URL parsed and printed the way Go's <c>net/url</c> does. K3s compares, de-duplicates and writes registry

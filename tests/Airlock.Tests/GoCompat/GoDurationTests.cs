@@ -1,6 +1,6 @@
-using Airlock.Bundles.Sync;
+using Airlock.GoCompat;
 
-namespace Airlock.Tests.Bundles.Sync;
+namespace Airlock.Tests.GoCompat;
 
 public sealed class GoDurationTests
 {

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 /// <summary>How an argument reaches a function, as the Go parameter type decides.</summary>
 internal enum ParamKind
@@ -22,13 +22,24 @@ internal sealed class TemplateFunctionException(string message) : Exception(mess
 internal sealed record TemplateFunction(string Name, ParamKind[] Fixed, ParamKind? Variadic, Func<IReadOnlyList<object?>, object?> Invoke);
 
 /// <summary>
-/// The functions a K3s containerd template can call: Go's builtins (and, or, not, len, index, slice, print,
-/// printf, println, html, js, urlquery, eq, ne, lt, le, gt, ge) and the ones K3s registers for its Linux
-/// templates (<c>deschemify</c>, <c>toJson</c>, <c>filepathjoin</c>).
+/// Go's <c>text/template</c> builtins (and, or, not, len, index, slice, print, printf, println, html, js, urlquery,
+/// eq, ne, lt, le, gt, ge); a program adds its own with <see cref="With"/>, as Go's <c>Funcs</c> does.
 /// </summary>
 internal static class TemplateFunctions
 {
-    public static readonly IReadOnlyDictionary<string, TemplateFunction> All = Build();
+    public static readonly IReadOnlyDictionary<string, TemplateFunction> Builtins = Build();
+
+    /// <summary>The builtins and <paramref name="extra"/> (which win on a name clash, as in Go).</summary>
+    public static IReadOnlyDictionary<string, TemplateFunction> With(IEnumerable<TemplateFunction> extra)
+    {
+        var all = new Dictionary<string, TemplateFunction>(Builtins, StringComparer.Ordinal);
+        foreach (var function in extra)
+        {
+            all[function.Name] = function;
+        }
+
+        return all;
+    }
 
     private static Dictionary<string, TemplateFunction> Build()
     {
@@ -53,11 +64,6 @@ internal static class TemplateFunctions
             new("le", [ParamKind.Value, ParamKind.Value], null, a => Less(a[0], a[1]) || Eq(a[0], [a[1]])),
             new("gt", [ParamKind.Value, ParamKind.Value], null, a => !(Less(a[0], a[1]) || Eq(a[0], [a[1]]))),
             new("ge", [ParamKind.Value, ParamKind.Value], null, a => !Less(a[0], a[1])),
-
-            // K3s (pkg/agent/templates, Linux): deschemify is the identity there (it strips npipe:// on Windows).
-            new("deschemify", [ParamKind.String], null, a => a[0]),
-            new("toJson", [ParamKind.Any], null, a => GoFormat.Json(a[0])),
-            new("filepathjoin", [], ParamKind.String, a => FilepathJoin(a.Cast<string>())),
         };
         return list.ToDictionary(f => f.Name, StringComparer.Ordinal);
     }
@@ -263,8 +269,8 @@ internal static class TemplateFunctions
         };
     }
 
-    // Go's path/filepath.Join on Linux: non-empty elements joined with "/" and Clean'ed.
-    private static string FilepathJoin(IEnumerable<string> elements)
+    /// <summary>Go's <c>path/filepath.Join</c> on Linux: non-empty elements joined with "/" and Clean'ed.</summary>
+    public static string FilepathJoin(IEnumerable<string> elements)
     {
         var joined = string.Join('/', elements.Where(e => e.Length > 0));
         if (joined.Length == 0)

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 /// <summary>
 /// Go's <c>fmt</c> (<c>%v</c>, <c>Sprint</c>, <c>Sprintln</c>, <c>Sprintf</c> with the common verbs) and

@@ -2,17 +2,18 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
-using Airlock.Registry.Tls;
+using Airlock.Registry;
 using Airlock.Tests.Registry.Auth;
+using Airlock.Tls;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace Airlock.Tests.Registry.Tls;
+namespace Airlock.Tests.Tls;
 
-public sealed class RegistryTlsTests : IDisposable
+public sealed class ServerCertificatesTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("airlock-tls-").FullName;
 
@@ -23,7 +24,7 @@ public sealed class RegistryTlsTests : IDisposable
     [Fact]
     public async Task Self_signed_server_certificate_is_accepted_by_a_client_trusting_only_the_CA()
     {
-        var material = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
+        var material = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(k =>
@@ -55,9 +56,9 @@ public sealed class RegistryTlsTests : IDisposable
     [Fact]
     public async Task Openssl_verifies_the_server_certificate_against_the_CA_for_every_name()
     {
-        var material = RegistryTls.EnsureSelfSigned(Tls, ["registry.example.internal", "10.1.2.3"], TimeProvider.System);
+        var material = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, ["registry.example.internal", "10.1.2.3"], TimeProvider.System);
         var ca = material.CaCertificatePath!;
-        var server = Path.Combine(Tls, RegistryTls.ServerCertificateFile);
+        var server = Path.Combine(Tls, ServerCertificates.ServerCertificateFile);
 
         foreach (var check in new[] { "-verify_hostname localhost", "-verify_hostname registry.example.internal", "-verify_ip 10.1.2.3", "-verify_ip ::1", $"-verify_hostname {Dns.GetHostName().ToLowerInvariant()}" })
         {
@@ -74,15 +75,15 @@ public sealed class RegistryTlsTests : IDisposable
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public void Keys_are_private_and_a_second_start_reuses_CA_and_server_certificate()
     {
-        var first = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
-        var caBytes = File.ReadAllBytes(Path.Combine(Tls, RegistryTls.CaCertificateFile));
+        var first = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
+        var caBytes = File.ReadAllBytes(Path.Combine(Tls, ServerCertificates.CaCertificateFile));
 
-        var second = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
+        var second = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
 
         Assert.Equal(first.ServerCertificate.Thumbprint, second.ServerCertificate.Thumbprint);
-        Assert.Equal(caBytes, File.ReadAllBytes(Path.Combine(Tls, RegistryTls.CaCertificateFile)));
+        Assert.Equal(caBytes, File.ReadAllBytes(Path.Combine(Tls, ServerCertificates.CaCertificateFile)));
         Assert.True(second.ServerCertificate.HasPrivateKey);
-        foreach (var key in new[] { RegistryTls.CaKeyFile, RegistryTls.ServerKeyFile })
+        foreach (var key in new[] { ServerCertificates.CaKeyFile, ServerCertificates.ServerKeyFile })
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(Tls, key)));
         }
@@ -97,27 +98,27 @@ public sealed class RegistryTlsTests : IDisposable
     public void Server_certificate_is_renewed_within_120_days_of_expiry_under_the_same_CA()
     {
         var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
-        var first = RegistryTls.EnsureSelfSigned(Tls, [], clock);
-        var caBytes = File.ReadAllBytes(Path.Combine(Tls, RegistryTls.CaCertificateFile));
+        var first = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], clock);
+        var caBytes = File.ReadAllBytes(Path.Combine(Tls, ServerCertificates.CaCertificateFile));
 
         clock.Advance(TimeSpan.FromDays(240));
-        var notYet = RegistryTls.EnsureSelfSigned(Tls, [], clock);
+        var notYet = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], clock);
         clock.Advance(TimeSpan.FromDays(10));
-        var renewed = RegistryTls.EnsureSelfSigned(Tls, [], clock);
+        var renewed = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], clock);
 
         Assert.Equal(first.ServerCertificate.Thumbprint, notYet.ServerCertificate.Thumbprint);
         Assert.NotEqual(first.ServerCertificate.Thumbprint, renewed.ServerCertificate.Thumbprint);
         Assert.True(renewed.ServerCertificate.NotAfter > first.ServerCertificate.NotAfter.AddDays(200));
-        Assert.Equal(caBytes, File.ReadAllBytes(Path.Combine(Tls, RegistryTls.CaCertificateFile)));
-        using var onDisk = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(Tls, RegistryTls.ServerCertificateFile));
+        Assert.Equal(caBytes, File.ReadAllBytes(Path.Combine(Tls, ServerCertificates.CaCertificateFile)));
+        using var onDisk = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(Tls, ServerCertificates.ServerCertificateFile));
         Assert.Equal(renewed.ServerCertificate.Thumbprint, onDisk.Thumbprint);
     }
 
     [Fact]
     public void A_new_extra_name_reissues_the_server_certificate_with_it()
     {
-        var first = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
-        var second = RegistryTls.EnsureSelfSigned(Tls, ["mirror.site.lan"], TimeProvider.System);
+        var first = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
+        var second = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, ["mirror.site.lan"], TimeProvider.System);
 
         Assert.NotEqual(first.ServerCertificate.Thumbprint, second.ServerCertificate.Thumbprint);
         var names = second.ServerCertificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single().EnumerateDnsNames();
@@ -128,11 +129,11 @@ public sealed class RegistryTlsTests : IDisposable
     [Fact]
     public void A_corrupt_CA_is_an_error_and_is_not_replaced()
     {
-        RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
-        var caKey = Path.Combine(Tls, RegistryTls.CaKeyFile);
+        ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
+        var caKey = Path.Combine(Tls, ServerCertificates.CaKeyFile);
         File.WriteAllText(caKey, "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n");
 
-        var error = Assert.Throws<TlsMaterialException>(() => RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System));
+        var error = Assert.Throws<TlsMaterialException>(() => ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System));
 
         Assert.StartsWith(caKey, error.Message, StringComparison.Ordinal);
         Assert.Contains("not a key", File.ReadAllText(caKey), StringComparison.Ordinal);
@@ -141,24 +142,24 @@ public sealed class RegistryTlsTests : IDisposable
     [Fact]
     public void Registries_yaml_snippet_names_the_registry_and_the_CA_file()
     {
-        var material = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
+        var material = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
 
         Assert.Equal(
             $"configs:\n  \"registry.lan:5000\":\n    tls:\n      ca_file: \"{material.CaCertificatePath}\"\n",
-            material.RenderRegistriesYaml("registry.lan:5000"));
+            RegistryCertificate.RenderRegistriesYaml("registry.lan:5000", material.CaCertificatePath!));
         Assert.Equal(
             "configs:\n  \"10.0.0.1:5000\":\n    tls:\n      ca_file: \"/var/lib/airlock/registry/tls/ca.crt\"\n",
-            material.RenderRegistriesYaml("10.0.0.1:5000", "/var/lib/airlock/registry/tls/ca.crt"));
+            RegistryCertificate.RenderRegistriesYaml("10.0.0.1:5000", "/var/lib/airlock/registry/tls/ca.crt"));
         Assert.Equal(
             "configs:\n  \"[::1]:5000\":\n    tls:\n      ca_file: \"/ca.crt\"\n    auth:\n      username: \"node\"\n      password: \"p\\\"w\\\\x\"\n",
-            material.RenderRegistriesYaml("[::1]:5000", "/ca.crt", "node", "p\"w\\x"));
+            RegistryCertificate.RenderRegistriesYaml("[::1]:5000", "/ca.crt", "node", "p\"w\\x"));
     }
 
     [Fact]
     public void Registries_yaml_snippet_is_read_back_by_a_YAML_parser_with_the_same_values()
     {
-        var material = RegistryTls.EnsureSelfSigned(Tls, [], TimeProvider.System);
-        var yaml = material.RenderRegistriesYaml("registry.lan:5000", "/etc/ca \"x\".crt", "node", "p\"w\\x: #\n\t");
+        var material = ServerCertificates.EnsureSelfSigned(Tls, RegistryCertificate.CommonName, [], TimeProvider.System);
+        var yaml = RegistryCertificate.RenderRegistriesYaml("registry.lan:5000", "/etc/ca \"x\".crt", "node", "p\"w\\x: #\n\t");
 
         var stream = new YamlDotNet.RepresentationModel.YamlStream();
         stream.Load(new StringReader(yaml));
@@ -178,7 +179,7 @@ public sealed class RegistryTlsTests : IDisposable
         PemFiles.Write(leaf, certificatePath, keyPath);
         File.AppendAllText(certificatePath, ca.Certificate.ExportCertificatePem() + "\n");
 
-        var material = RegistryTls.LoadFiles(certificatePath, keyPath, TimeProvider.System);
+        var material = ServerCertificates.LoadFiles(certificatePath, keyPath, TimeProvider.System);
 
         Assert.Equal(leaf.Thumbprint, material.ServerCertificate.Thumbprint);
         Assert.True(material.ServerCertificate.HasPrivateKey);
@@ -201,21 +202,21 @@ public sealed class RegistryTlsTests : IDisposable
         PemFiles.Write(otherLeaf, Path.Combine(_directory, "other.crt"), otherKeyPath);
         File.WriteAllText(garbagePath, "hello\n");
 
-        var missing = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(Path.Combine(_directory, "absent.crt"), keyPath, clock));
+        var missing = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(Path.Combine(_directory, "absent.crt"), keyPath, clock));
         Assert.Equal($"{Path.Combine(_directory, "absent.crt")}: certificate file does not exist", missing.Message);
-        var missingKey = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, Path.Combine(_directory, "absent.key"), clock));
+        var missingKey = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(certificatePath, Path.Combine(_directory, "absent.key"), clock));
         Assert.Equal($"{Path.Combine(_directory, "absent.key")}: private key file does not exist", missingKey.Message);
-        var unreadable = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(_directory, keyPath, clock));
+        var unreadable = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(_directory, keyPath, clock));
         Assert.StartsWith($"{_directory}: certificate file is not readable", unreadable.Message, StringComparison.Ordinal);
-        var mismatched = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, otherKeyPath, clock));
+        var mismatched = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(certificatePath, otherKeyPath, clock));
         Assert.StartsWith($"{otherKeyPath}: private key does not match the certificate", mismatched.Message, StringComparison.Ordinal);
-        var garbage = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(garbagePath, keyPath, clock));
+        var garbage = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(garbagePath, keyPath, clock));
         Assert.StartsWith($"{garbagePath}: contains no PEM certificate", garbage.Message, StringComparison.Ordinal);
-        var garbageKey = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, garbagePath, clock));
+        var garbageKey = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(certificatePath, garbagePath, clock));
         Assert.StartsWith($"{garbagePath}: not a usable private key for {certificatePath}", garbageKey.Message, StringComparison.Ordinal);
 
         clock.Advance(TimeSpan.FromDays(11));
-        var expired = Assert.Throws<TlsMaterialException>(() => RegistryTls.LoadFiles(certificatePath, keyPath, clock));
+        var expired = Assert.Throws<TlsMaterialException>(() => ServerCertificates.LoadFiles(certificatePath, keyPath, clock));
         Assert.StartsWith($"{certificatePath}: certificate CN=registry expired on", expired.Message, StringComparison.Ordinal);
     }
 
@@ -230,11 +231,8 @@ public sealed class RegistryTlsTests : IDisposable
                     return false;
                 }
 
-                using var chain = new X509Chain();
-                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                chain.ChainPolicy.CustomTrustStore.Add(ca);
-                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                return chain.Build(new X509Certificate2(certificate));
+                using var leaf = new X509Certificate2(certificate);
+                return CertificateTrust.ChainsTo(leaf, [ca], DateTimeOffset.UtcNow);
             },
         },
     });

@@ -1,4 +1,4 @@
-namespace Airlock.Node.ContainerdTemplates;
+namespace Airlock.GoCompat;
 
 /// <summary>A template that cannot be parsed or executed: <c>file:line:column: message</c> (column 1-based).</summary>
 public sealed class GoTemplateException(string file, int line, int column, string problem)
@@ -37,7 +37,7 @@ internal sealed class GoTemplate
 
     public static GoTemplate Parse(string file, string text, IReadOnlyDictionary<string, TemplateFunction>? funcs = null)
     {
-        var template = new GoTemplate(file, text, funcs ?? TemplateFunctions.All);
+        var template = new GoTemplate(file, text, funcs ?? TemplateFunctions.Builtins);
         try
         {
             TemplateParser.Parse(file, text, template._funcs.ContainsKey, template._trees);
