@@ -89,10 +89,21 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
             throw new InvalidOperationException("containerd is already supervised");
         }
 
-        if (options.PidFile is { } pidFile)
+        if (options.PidFile is { } path)
         {
-            _pidFile = ContainerdPidFile.Acquire(pidFile);
-            await StopLeftOverAsync(_pidFile, cancellationToken).ConfigureAwait(false);
+            var pidFile = ContainerdPidFile.Acquire(path);
+            try
+            {
+                await StopLeftOverAsync(pidFile, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                // Unlocked but kept (stopping removes it): a left-over containerd that did not stop is found again next time.
+                pidFile.Dispose();
+                throw;
+            }
+
+            _pidFile = pidFile;
         }
 
         if (await AnswersAsync(cancellationToken).ConfigureAwait(false))

@@ -478,6 +478,46 @@ public sealed class NodeAgentTests : IDisposable
     }
 
     [Fact]
+    public async Task A_start_cancelled_while_the_left_over_containerd_is_stopping_keeps_its_pid_in_the_file_for_the_next_agent()
+    {
+        await using var leftOver = await ContainerdProcess.StartAsync();
+        var commandLine = (await File.ReadAllTextAsync($"/proc/{leftOver.Pid}/cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        Directory.CreateDirectory(Path.GetDirectoryName(PidFile)!);
+        await File.WriteAllTextAsync(PidFile, $"{leftOver.Pid}\n");
+        // Frozen, its SIGTERM stays pending: a containerd slow to stop, still stopping when systemd stops the new agent.
+        Assert.True(Signals.Send(leftOver.Pid, Signals.Stop));
+        try
+        {
+            var time = new ManualTimeProvider();
+            using var stopping = new CancellationTokenSource();
+            var supervisor = new ContainerdSupervisor(new ContainerdSupervisorOptions
+            {
+                ConfigPath = commandLine[2],
+                SocketPath = leftOver.Address,
+                PidFile = PidFile,
+                Logger = _logger,
+            }, time);
+            await using (supervisor)
+            {
+                var starting = supervisor.StartAsync(stopping.Token);
+                // The first timer is the wait for the left-over containerd's exit, after its SIGTERM.
+                await time.WaitForTimersAsync(1);
+                Assert.Contains(_logger.Entries, e => e.Level == LogLevel.Warning && e.Fields.TryGetValue("Pid", out var pid) && Equals(pid, leftOver.Pid));
+                await stopping.CancelAsync();
+
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting);
+            }
+
+            Assert.True(IsRunning(leftOver.Pid));
+            Assert.Equal($"{leftOver.Pid}\n", await ReadPidFileAsync());
+        }
+        finally
+        {
+            Signals.Send(leftOver.Pid, Signals.Continue);
+        }
+    }
+
+    [Fact]
     public async Task A_stale_pid_file_naming_an_unrelated_process_is_ignored_and_that_process_left_alone()
     {
         using var unrelated = Process.Start("sleep", "600");
