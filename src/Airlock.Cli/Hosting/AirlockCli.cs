@@ -48,7 +48,7 @@ internal static class AirlockCli
         ConfiguredParse configured;
         try
         {
-            configured = ConfigSources.Parse(root, args, environment);
+            configured = ConfigSources.Parse(root, ImagesSyncCommand.FromRegsyncForm(args), environment);
         }
         catch (ConfigFileException ex)
         {
@@ -62,12 +62,12 @@ internal static class AirlockCli
         }
 
         var parsed = configured.Result;
-
-        if (parsed.Errors.Count > 0 && !ConfigSources.IsHelpRequest(parsed))
+        var usageErrors = UsageErrors.Describe(parsed, ConfigSources.IsHelpRequest(parsed));
+        if (usageErrors.Count > 0)
         {
-            foreach (var parseError in parsed.Errors)
+            foreach (var usageError in usageErrors)
             {
-                await error.WriteLineAsync($"airlock: {parseError.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"airlock: {usageError}").ConfigureAwait(false);
             }
 
             await error.WriteLineAsync($"Run '{CommandPath(parsed.CommandResult.Command)} --help' for usage.").ConfigureAwait(false);

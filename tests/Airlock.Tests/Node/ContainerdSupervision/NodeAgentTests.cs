@@ -103,6 +103,11 @@ public sealed class NodeAgentTests : IDisposable
         Assert.Null(lastPid);
         Assert.False(IsRunning(firstPid));
         Assert.Contains(_logger.Entries, e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && Equals(format, "containerd: {Message}"));
+
+        // containerd's dozens of per-plugin start-up lines are forwarded at debug, out of the agent's normal log.
+        var plugins = _logger.Entries.Where(e => e.Fields.GetValueOrDefault("Message") is string message && message.StartsWith("loading plugin", StringComparison.Ordinal)).ToList();
+        Assert.True(plugins.Count >= 20, $"{plugins.Count} plugin lines forwarded");
+        Assert.All(plugins, e => Assert.Equal(LogLevel.Debug, e.Level));
     }
 
     [Fact]
@@ -186,8 +191,10 @@ public sealed class NodeAgentTests : IDisposable
             await File.WriteAllTextAsync(RegistriesPath,
                 "mirrors:\n  registry.airlock.test:\n    endpoint: [\"https://mirror-b.airlock.test\"]\nconfigs:\n  registry.airlock.test:\n    auth:\n      username: u\n      password: p\n");
             await WaitUntilAsync(() => File.ReadAllText(Path.Combine(ContainerdDir, "config.toml")).Contains("username = \"u\"", StringComparison.Ordinal), running);
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            await WaitUntilAsync(() => _logger.Entries.Any(e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && format is string text
+                && text.Contains("waits for the image import", StringComparison.Ordinal)), running);
             Assert.Equal(pid, agent.Supervisor.Pid);
+            Assert.True(IsRunning(pid));
             importing.Dispose();
             await WaitUntilAsync(() => agent.Supervisor.Pid is { } now && now != pid, running);
             Assert.False(IsRunning(pid));
