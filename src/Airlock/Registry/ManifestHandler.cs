@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 using Airlock.Content;
 using Airlock.Distribution;
@@ -38,7 +37,7 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
             throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest of {declared} bytes exceeds the limit of {maxManifestBytes} bytes");
         }
 
-        var body = await ReadBodyAsync(request.Body, maxManifestBytes, ct).ConfigureAwait(false);
+        var body = await RequestBody.ReadAsync(request.Body, maxManifestBytes, ct).ConfigureAwait(false);
         metrics.AddBytesIn(body.Length);
         ManifestDocument document;
         try
@@ -280,42 +279,4 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
     private static Digest ComputeDigest(byte[] body, string algorithm) => algorithm == Digest.Sha256Algorithm
         ? Digest.Sha256(body)
         : Digest.FromHash(algorithm, SHA512.HashData(body));
-
-    /// <summary>Reads a manifest body, refusing more than <paramref name="limit"/> bytes.</summary>
-    private static async Task<byte[]> ReadBodyAsync(Stream body, int limit, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var read = await body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                length += read;
-                if (length > limit)
-                {
-                    throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest exceeds the limit of {limit} bytes");
-                }
-            }
-
-            return buffer.AsSpan(0, length).ToArray();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
 }

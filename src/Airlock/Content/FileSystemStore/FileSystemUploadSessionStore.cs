@@ -233,7 +233,7 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
         }
 
         var data = new FileInfo(Path.Combine(directory.FullName, "data"));
-        return new UploadSessionInfo(directory.Name, state.Repository, data.Exists ? data.Length : 0, last);
+        return new UploadSessionInfo(directory.Name, state.Repository, data.Exists ? data.Length : 0, last, state.StartedAt);
     }
 
     /// <summary>Sets the session's activity to now on the store's clock (the folder's and the data's times).</summary>
