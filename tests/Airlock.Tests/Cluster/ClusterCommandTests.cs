@@ -13,8 +13,7 @@ public sealed class ClusterCommandTests
 {
     [Theory]
     [InlineData(new[] { "server", "--token", "K10abc::server:x" }, "--token: the token's CA hash \"abc\" is not 64 hexadecimal digits")]
-    [InlineData(new[] { "server", "--token", "a", "--token-file", "/nonexistent" }, "--token and --token-file exclude each other")]
-    [InlineData(new[] { "server", "--token-file", "/nonexistent/token" }, "--token-file /nonexistent/token does not exist")]
+    [InlineData(new[] { "server", "--token", "a", "--token-file", "/etc/passwd" }, "--token and --token-file exclude each other")]
     [InlineData(new[] { "server", "--agent-token", "K10aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa::server:x" }, "--agent-token is a server token")]
     [InlineData(new[] { "server", "--tls-san", "not a name" }, "--tls-san \"not a name\" is neither a host name nor an IP address")]
     [InlineData(new[] { "server", "--cert-renew-within", "9000h" }, "--cert-renew-within must be longer than 0 and shorter than")]
@@ -182,7 +181,7 @@ public sealed class ClusterCommandTests
     private static Task<(int Code, string Output)> RunAsync(params string[] args) => RunAsync((IReadOnlyList<string>)args);
 
     private static Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args) =>
-        RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" });
+        RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/dev/null" });
 
     private static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args, Hashtable environment)
     {
