@@ -4,6 +4,7 @@ using Airlock.Bundles;
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Kubernetes;
 using Airlock.Bundles.Layout;
+using Airlock.Bundles.Transfer;
 using Airlock.Cli.Hosting;
 using Airlock.Oci;
 using Spectre.Console;

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Airlock.Bundles;
+using Airlock.Bundles.Transfer;
 using Airlock.Cli.Hosting;
 using Airlock.Node;
 using Airlock.Remote;

@@ -98,7 +98,7 @@ public static class ContainerdRenderer
             var dir = Path.Combine(options.CertsDir, host.Directory);
             wanted.Add(dir);
             var content = nodeMirror is not null && host.NeedsNodeMirror
-                ? HostsTomlWriter.WriteMirrored(host, Mirror.MirrorOptions.ServerUrl(nodeMirror), options.Generator)
+                ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), options.Generator)
                 : HostsTomlWriter.Write(host, options.Generator);
             files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), content, cancellationToken).ConfigureAwait(false));
         }

@@ -1,6 +1,7 @@
 using Airlock.Bundles;
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Layout;
+using Airlock.Bundles.Transfer;
 using Airlock.Oci;
 using Airlock.Tests.Node.Containerd;
 

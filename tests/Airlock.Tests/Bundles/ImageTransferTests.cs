@@ -3,6 +3,7 @@ using System.Text.Json;
 using Airlock.Bundles;
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Layout;
+using Airlock.Bundles.Transfer;
 using Airlock.Cli.Hosting;
 using Airlock.Content;
 using Airlock.Oci;

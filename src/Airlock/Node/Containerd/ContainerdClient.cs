@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Net.Sockets;
+using Airlock.Bundles.Transfer;
 using Airlock.Content;
 using Airlock.IO;
 using Airlock.Oci;

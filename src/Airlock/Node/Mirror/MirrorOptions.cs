@@ -64,17 +64,6 @@ public sealed record MirrorOptions
         return problems;
     }
 
-    /// <summary>
-    /// The <c>server</c> URL containerd is given for a registry the mirror serves: plain HTTP (the mirror never leaves
-    /// the node) with the <c>/v2</c> path K3s writes. An unspecified address (<c>0.0.0.0</c>, <c>::</c>) is reached
-    /// over loopback.
-    /// </summary>
-    public static string ServerUrl(IPEndPoint address)
-    {
-        ArgumentNullException.ThrowIfNull(address);
-        var host = address.Address.Equals(IPAddress.Any) ? IPAddress.Loopback
-            : address.Address.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback
-            : address.Address;
-        return $"http://{new IPEndPoint(host, address.Port)}/v2";
-    }
+    /// <summary>The <c>server</c> URL containerd is given for a registry the mirror serves (<see cref="HostsTomlWriter.MirrorServerUrl"/>).</summary>
+    public static string ServerUrl(IPEndPoint address) => HostsTomlWriter.MirrorServerUrl(address);
 }

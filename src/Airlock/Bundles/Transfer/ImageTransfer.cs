@@ -3,7 +3,7 @@ using Airlock.Bundles.Layout;
 using Airlock.Content;
 using Airlock.Oci;
 
-namespace Airlock.Bundles;
+namespace Airlock.Bundles.Transfer;
 
 /// <summary>One image moved: from where, to where, and the root written.</summary>
 public sealed record TransferResult(string Source, string Destination, Descriptor Root);

@@ -3,7 +3,7 @@ using Airlock.Bundles.Layout;
 using Airlock.Content;
 using Airlock.Oci;
 
-namespace Airlock.Bundles;
+namespace Airlock.Bundles.Transfer;
 
 /// <summary>The kinds of place an image can be copied from or to, named as skopeo names them.</summary>
 public enum ImageTransport
