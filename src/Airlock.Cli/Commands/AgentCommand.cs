@@ -36,6 +36,11 @@ internal static class AgentCommand
                 + "with a supervised containerd the agent keeps running it.",
             DefaultValueFactory = _ => true,
         };
+        var keepRemoved = new Option<bool>("--keep-removed-images")
+        {
+            Description = "Keep images whose archive (or .txt list) was removed from the images directory or replaced by one without them. "
+                + "By default they are removed from containerd (unpinned, so its garbage collection frees them) unless a container uses them.",
+        };
         var root = new Option<string?>("--containerd-root") { Description = "Root directory of the supervised containerd (default <data-dir>/agent/containerd)." };
         var state = new Option<string>("--containerd-state")
         {
@@ -56,9 +61,10 @@ internal static class AgentCommand
             + "when it exits; registries.yaml watched: hosts.toml changes apply at the next pull, a config.toml change restarts containerd once "
             + "no import is running), or use an existing containerd (--containerd-socket). Then import every image archive (.tar, .tar.gz/.tgz, "
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
-            + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd.")
+            + "pinned), report READY=1 to systemd once done (with a STATUS naming files that failed; --watch false exits 1 then), and watch for new, "
+            + "changed and removed files until SIGTERM, which also stops containerd. Images whose file was removed are removed too, unless a container uses them.")
         {
-            dataDir, imagesDir, socket, watch, root, state, stopTimeout, mirrorAddress,
+            dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -121,6 +127,8 @@ internal static class AgentCommand
                 Images = new ImagesDirectoryOptions
                 {
                     Directory = directory,
+                    MustExist = parseResult.GetValue(imagesDir) is not null,
+                    KeepRemovedImages = parseResult.GetValue(keepRemoved),
                     Registry = access.Connect(parseResult),
                     Import = new ContainerdImportOptions { Logger = loggerFactory.CreateLogger("Airlock.Node.Containerd") },
                     Logger = loggerFactory.CreateLogger("Airlock.Node.ImagesDirectory"),

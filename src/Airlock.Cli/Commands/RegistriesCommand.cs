@@ -39,6 +39,11 @@ internal static class RegistriesCommand
             "Point containerd at the node-local mirror ('airlock mirror') listening here for every registry stock containerd cannot serve as "
             + "registries.yaml says (a rewrite, or no default endpoint); other hosts.toml files stay as K3s writes them.",
             null);
+        var hostsDir = new Option<string?>("--hosts-dir")
+        {
+            Description = "Write only the hosts.toml tree, DIR/<registry>/hosts.toml, for a containerd whose config already reads DIR "
+                + "(Canonical Kubernetes: /var/snap/k8s/common/etc/containerd/hosts.d); no config.toml, no proxy.env.",
+        };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the files that would be written; change nothing." };
         var diff = new Option<bool>("--diff") { Description = "Print a unified diff of what would change; change nothing. Exit 0 when nothing would change, 1 otherwise." };
 
@@ -55,6 +60,7 @@ internal static class RegistriesCommand
         command.Options.Add(address);
         flags.AddProxyTo(command);
         command.Options.Add(mirrorAddress);
+        command.Options.Add(hostsDir);
         command.Options.Add(dryRun);
         command.Options.Add(diff);
         command.WithExamples(
@@ -62,7 +68,8 @@ internal static class RegistriesCommand
             "airlock registries render --registries ./registries.yaml --data-dir /var/lib/airlock --dry-run",
             "airlock registries render --diff   # exit 1 when the files on disk are out of date",
             "airlock registries render --containerd-version 1.6 --sandbox-image registry.example.com/pause:3.10 --disable-default-registry-endpoint",
-            "airlock registries render --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # with 'airlock mirror' running");
+            "airlock registries render --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # with 'airlock mirror' running",
+            "airlock registries render --registries registries.yaml --hosts-dir /var/snap/k8s/common/etc/containerd/hosts.d   # Canonical Kubernetes");
         command.SetAction(async (parseResult, ct) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -88,11 +95,20 @@ internal static class RegistriesCommand
             }
 
             var nodeMirror = parseResult.GetValue(mirrorAddress) is { } mirrorValue ? MirrorCommand.ParseAddress(mirrorValue) : null;
-            var options = await flags.ConfigAsync(parseResult, parseResult.GetValue(dataDir)!, parseResult.GetValue(root), parseResult.GetValue(state), parseResult.GetValue(address), ct)
-                .ConfigureAwait(false);
-            var proxy = flags.ProxyEnvironment(parseResult);
             var disableDefault = parseResult.GetValue(flags.DisableDefaultEndpoint);
-            var plan = await ContainerdRenderer.PlanAsync(file, options, disableDefault, ct, proxy, nodeMirror).ConfigureAwait(false);
+            RenderPlan plan;
+            if (parseResult.GetValue(hostsDir) is { } hosts)
+            {
+                plan = await ContainerdRenderer.PlanHostsAsync(file, Path.GetFullPath(hosts), HostsTomlWriter.DefaultGenerator, disableDefault, nodeMirror, ct)
+                    .ConfigureAwait(false);
+            }
+            else
+            {
+                var options = await flags.ConfigAsync(parseResult, parseResult.GetValue(dataDir)!, parseResult.GetValue(root), parseResult.GetValue(state),
+                    parseResult.GetValue(address), ct).ConfigureAwait(false);
+                plan = await ContainerdRenderer.PlanAsync(file, options, disableDefault, ct, flags.ProxyEnvironment(parseResult), nodeMirror).ConfigureAwait(false);
+            }
+
             if (nodeMirror is null)
             {
                 // K3s's output is still written (K3s's own containerd honours it); stock containerd will not.

@@ -146,7 +146,7 @@ internal static class RegistryCommand
         var dataDir = CommonOptions.DataDir();
         var grace = GraceOption();
         var dryRun = new Option<bool>("--dry-run") { Description = "Only print what would be removed." };
-        var output = CommonOptions.Output();
+        var output = CommonOptions.Output("text");
         var command = new Command("gc", "Remove blobs no manifest references, stale repository links and abandoned uploads older than the grace period.")
         {
             dataDir, grace, dryRun, output,
@@ -161,7 +161,7 @@ internal static class RegistryCommand
             using var loggerFactory = CliLogging.CreateFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
-            await using var storage = RegistryStorage.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            await using var storage = FileSystemRegistryStore.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
             GarbageCollectionResult result;
             try
             {
@@ -193,6 +193,16 @@ internal static class RegistryCommand
                 result.DeletedLinks.Select(l => $"{l.Repository}@{l.Digest}").ToArray(),
                 result.DeletedUploads.ToArray());
             DataOutput.Write(output, format, report, CliJson.Default.GarbageCollectionReport);
+            return;
+        }
+
+        if (format is "table")
+        {
+            var rows = result.DeletedBlobs.Select(b => ("blob", b.ToString()))
+                .Concat(result.DeletedLinks.Select(l => ("link", $"{l.Repository}@{l.Digest}")))
+                .Concat(result.DeletedUploads.Select(u => ("upload", u)))
+                .ToList();
+            DataOutput.WriteTable(output, rows, ("ACTION", _ => verb), ("KIND", r => r.Item1), ("NAME", r => r.Item2));
             return;
         }
 

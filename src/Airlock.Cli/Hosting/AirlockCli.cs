@@ -48,7 +48,7 @@ internal static class AirlockCli
         ParseResult parsed;
         try
         {
-            parsed = ConfigSources.Parse(root, args, environment);
+            parsed = ConfigSources.Parse(root, ImagesSyncCommand.FromRegsyncForm(args), environment);
         }
         catch (ConfigFileException ex)
         {
@@ -56,11 +56,12 @@ internal static class AirlockCli
             return ExitUsage;
         }
 
-        if (parsed.Errors.Count > 0 && !IsHelpRequest(parsed))
+        var usageErrors = UsageErrors.Describe(parsed, IsHelpRequest(parsed));
+        if (usageErrors.Count > 0)
         {
-            foreach (var parseError in parsed.Errors)
+            foreach (var usageError in usageErrors)
             {
-                await error.WriteLineAsync($"airlock: {parseError.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"airlock: {usageError}").ConfigureAwait(false);
             }
 
             await error.WriteLineAsync($"Run '{CommandPath(parsed.CommandResult.Command)} --help' for usage.").ConfigureAwait(false);

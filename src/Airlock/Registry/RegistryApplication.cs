@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
@@ -29,7 +29,7 @@ internal sealed class RegistryApplication : IDisposable
     private readonly ILogger _logger;
     private readonly bool _authorizes;
 
-    public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
+    public RegistryApplication(IRegistryStore storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
         _options = options;
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
@@ -108,6 +108,9 @@ internal sealed class RegistryApplication : IDisposable
         }
     }
 
+    private async Task WriteMetricsAsync(HttpContext context) =>
+        await WriteTextAsync(context, await _metrics.RenderAsync(context.RequestAborted).ConfigureAwait(false) + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8").ConfigureAwait(false);
+
     // ENOSPC and EDQUOT: .NET puts the errno in HResult on Linux.
     private static bool IsStorageFull(IOException ex) => ex.HResult is 28 or 122;
 
@@ -127,7 +130,7 @@ internal sealed class RegistryApplication : IDisposable
 
         if (path == "/metrics")
         {
-            return WriteTextAsync(context, _metrics.Render() + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8");
+            return WriteMetricsAsync(context);
         }
 
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;

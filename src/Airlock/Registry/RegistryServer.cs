@@ -24,7 +24,7 @@ public sealed class RegistryServer : IAsyncDisposable
     private IDisposable? _authentication;
     private bool _stopped;
 
-    private RegistryServer(KestrelHost host, RegistryApplication application, RegistryStorage storage, CancellationTokenSource stopping, Task collection)
+    private RegistryServer(KestrelHost host, RegistryApplication application, IRegistryStore storage, CancellationTokenSource stopping, Task collection)
     {
         _host = host;
         _application = application;
@@ -36,7 +36,8 @@ public sealed class RegistryServer : IAsyncDisposable
     /// <summary>The bound address, e.g. <c>http://127.0.0.1:41234</c> (the real port when 0 was asked for).</summary>
     public Uri Address => _host.Address;
 
-    public RegistryStorage Storage { get; }
+    /// <summary>The store the registry serves (the composition root chose it: <see cref="OpenStore"/>).</summary>
+    public IRegistryStore Storage { get; }
 
     /// <summary>The certificate loaded or issued from <see cref="RegistrySettings"/> (its CA is what nodes must trust); null otherwise.</summary>
     public ServerTlsMaterial? Tls { get; private set; }
@@ -110,9 +111,9 @@ public sealed class RegistryServer : IAsyncDisposable
         }
 
         var logger = loggerFactory.CreateLogger("Airlock.Registry");
-        var storage = RegistryStorage.Open(options.DataDirectory, options.Time, logger);
+        var storage = OpenStore(options, logger);
         var privateRepositories = options.PrivateRepositories ?? new PrivateRepositories(options.PullThrough);
-        privateRepositories.Load(storage.Repositories);
+        await privateRepositories.LoadAsync(storage.Repositories, cancellationToken).ConfigureAwait(false);
         if (options.AccessController is AllowAllAccessController && privateRepositories.Marked.Count > 0)
         {
             await storage.DisposeAsync().ConfigureAwait(false);
@@ -146,7 +147,7 @@ public sealed class RegistryServer : IAsyncDisposable
             throw;
         }
 
-        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", host.BoundAddress, storage.Layout.Root, options.ReadOnly ? " (read-only)" : string.Empty);
+        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", host.BoundAddress, storage.Location, options.ReadOnly ? " (read-only)" : string.Empty);
 
         var stopping = new CancellationTokenSource();
         var collection = options.GcInterval is { } interval && !options.ReadOnly
@@ -214,7 +215,14 @@ public sealed class RegistryServer : IAsyncDisposable
         return false;
     }
 
-    private static async Task RunCollectionScheduleAsync(RegistryStorage storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>
+    /// The composition root of the store: the one place in the registry that names an implementation. Everything
+    /// else (handlers, pull-through, garbage collection) sees <see cref="IRegistryStore"/> only.
+    /// </summary>
+    private static IRegistryStore OpenStore(RegistryServerOptions options, ILogger logger) =>
+        FileSystemRegistryStore.Open(options.DataDirectory, options.Time, logger);
+
+    private static async Task RunCollectionScheduleAsync(IRegistryStore storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {
         var collector = new GarbageCollector(storage, grace, logger);
         using var timer = new PeriodicTimer(interval, time);

@@ -73,6 +73,11 @@ public sealed partial class RegistryClient
                 }
             }
 
+            if (response.Status == HttpStatusCode.Unauthorized && call.UseRegistryAuth && call.Authorization is null)
+            {
+                response.Explanation = _auth.ExplainRefusal(call.Registry);
+            }
+
             if (IsTransient(response.Status) && call.Replayable && attempt < _options.MaxAttempts)
             {
                 var delay = RetryAfter(response) ?? Backoff(attempt);
@@ -87,7 +92,27 @@ public sealed partial class RegistryClient
 
     /// <summary>The answer as a <see cref="RegistryException"/> naming the registry, repository and reference.</summary>
     internal static RegistryException Failure(RegistryCall call, RegistryResponse response, string? detail = null) =>
-        new(call.Registry, call.Repository, call.Reference, response.Status, ErrorBody.Parse(response.Body), detail);
+        new(call.Registry, call.Repository, call.Reference, response.Status, ErrorBody.Parse(response.Body),
+            response.Explanation is null ? detail : detail is null ? response.Explanation : $"{detail}: {response.Explanation}");
+
+    /// <summary>What to change when <paramref name="registry"/>'s certificate was refused, in registries.yaml's and the flags' terms.</summary>
+    private static string ExplainCertificate(string registry, string host, System.Net.Security.SslPolicyErrors errors, bool ownCa)
+    {
+        if (errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch))
+        {
+            return $"{registry}'s certificate does not name {host}: use a name the certificate was issued for, or reissue it with this one "
+                + $"(--tls-san for Airlock's own), or set configs.{registry}.tls.insecure_skip_verify, or --insecure";
+        }
+
+        if (errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNotAvailable))
+        {
+            return $"{registry} sent no certificate";
+        }
+
+        return ownCa
+            ? $"{registry}'s certificate is not signed by the CA in configs.{registry}.tls.ca_file: give that file the CA that issued it, or --insecure"
+            : $"{registry}'s certificate is not signed by a trusted CA: set configs.{registry}.tls.ca_file, or --insecure";
+    }
 
     private HttpRequestMessage BuildRequest(RegistryCall call, Uri baseAddress)
     {
@@ -202,9 +227,21 @@ public sealed partial class RegistryClient
     private static RegistryException TooLarge(RegistryCall call, int max) =>
         new(call.Registry, call.Repository, call.Reference, null, [], $"response body is larger than the {max} bytes allowed");
 
-    /// <summary>A request that got no answer, as a <see cref="RegistryException"/> naming the registry and what was sent.</summary>
-    private static RegistryException SendFailure(RegistryCall call, HttpRequestMessage request, int attempt, Exception ex) =>
-        new(call.Registry, call.Repository, call.Reference, null, [], $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
+    /// <summary>
+    /// A request that got no answer, as a <see cref="RegistryException"/> naming the registry and what was sent; a
+    /// certificate this client refused is explained in words that say what to change.
+    /// </summary>
+    private RegistryException SendFailure(RegistryCall call, HttpRequestMessage request, int attempt, Exception ex)
+    {
+        if (ex is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }
+            && _tls.Rejection(request.RequestUri!.IdnHost) is { } rejection)
+        {
+            return new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
+                ExplainCertificate(call.Registry, request.RequestUri.IdnHost, rejection.Errors, rejection.OwnCa), ex);
+        }
+
+        return new(call.Registry, call.Repository, call.Reference, null, [], $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
+    }
 
     /// <summary>The plain-HTTP address to try after <paramref name="baseAddress"/> failed to set up TLS, when the registry allows one.</summary>
     private Uri? HttpFallback(RegistryCall call, Uri baseAddress, HttpRequestException ex)

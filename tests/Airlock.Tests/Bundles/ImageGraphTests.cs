@@ -154,6 +154,34 @@ public sealed class ImageGraphTests : IDisposable
     }
 
     [Fact]
+    public async Task A_compressed_save_reports_every_phase_planned_fetched_ahead_and_written_into_the_archive()
+    {
+        var layout = OciLayoutStore.Create(_temp.File("source"));
+        await using var _ = layout;
+        var layers = Enumerable.Range(80, 3).Select(i => TestImages.MakeLayer(i, 3 << 19)).ToList();
+        var image = await TestImages.AddImageAsync(layout, TestImages.Amd64, layers);
+        var progress = new List<CopyProgress>();
+        await using var target = Airlock.Bundles.Archive.ArchiveTarget.Create(_temp.File("out.tar.gz"));
+
+        await ImageGraph.CopyAsync(layout, target, image, new CopyOptions { Parallelism = 4 }, new SyncProgress(p => { lock (progress) { progress.Add(p); } }),
+            CancellationToken.None);
+
+        var firstStart = progress.FindIndex(p => p.Stage == CopyStage.Started);
+        Assert.Equal(layers.Select(l => l.Descriptor.Digest.ToString()).Order(StringComparer.Ordinal), progress.Take(firstStart).Where(p => p.Stage == CopyStage.Planned)
+            .Select(p => p.Content.Digest.ToString()).Where(d => layers.Any(l => l.Descriptor.Digest.ToString() == d)).Order(StringComparer.Ordinal));
+        // The layers download ahead while the config is written, and are counted again as they go into the archive
+        // (compressed): the bytes a bar shows are the archive's, not the download's.
+        foreach (var layer in layers)
+        {
+            var events = progress.Where(p => p.Content.Digest == layer.Descriptor.Digest).ToList();
+            Assert.Contains(events, p => p.Stage == CopyStage.Fetching);
+            var lastFetch = events.FindLastIndex(p => p.Stage == CopyStage.Fetching);
+            Assert.Contains(events.Skip(lastFetch), p => p.Stage == CopyStage.Transferring && p.Bytes >= 1 << 20);
+            Assert.Equal(CopyStage.Completed, events[^1].Stage);
+        }
+    }
+
+    [Fact]
     public async Task Blobs_the_target_has_are_skipped_and_reported_as_skipped()
     {
         var (source, index, _, _) = await ThreePlatformIndexAsync();

@@ -30,6 +30,12 @@ public sealed class CliRegistryTests
             Assert.Contains($"would remove blob {orphan}", output, StringComparison.Ordinal);
             Assert.Contains("would remove 1 blobs", output, StringComparison.Ordinal);
 
+            (code, output) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "0s", "--dry-run", "--output", "table");
+            Assert.Equal(0, code);
+            var rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Matches("^ACTION +KIND +NAME$", rows[0]);
+            Assert.Contains(rows, r => r.StartsWith("would remove  blob", StringComparison.Ordinal) && r.EndsWith(orphan.ToString(), StringComparison.Ordinal));
+
             (code, output) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "0s", "--output", "json");
             Assert.Equal(0, code);
             using var json = JsonDocument.Parse(output);

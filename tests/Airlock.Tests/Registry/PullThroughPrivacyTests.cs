@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Airlock.Content;
 using Airlock.Oci;
 using Airlock.Registry;
 using Airlock.Registry.Auth;

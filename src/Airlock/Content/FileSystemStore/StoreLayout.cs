@@ -26,7 +26,7 @@ public sealed class StoreLayout
 
     public string RepositoriesDirectory => Path.Combine(Root, "repositories");
 
-    /// <summary>Lock files coordinating the processes that open this store (see <see cref="GarbageCollectionGuard"/>).</summary>
+    /// <summary>Lock files coordinating the processes that open this store (see <see cref="FileSystemGarbageCollectionGuard"/>).</summary>
     public string LocksDirectory => Path.Combine(Root, "locks");
 
     /// <summary>Shared while a reference is created, exclusive while garbage collection deletes.</summary>

@@ -80,6 +80,12 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         {
             var socket = options.ContainerdSocket ?? throw new InvalidOperationException("either Supervision or ContainerdSocket is required");
             await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
+            if (!options.Watch && _images?.FirstPass?.Where(r => r.Status == ImageFileStatus.Failed).ToList() is { Count: > 0 } failed)
+            {
+                // Import once and exit: the exit status is the only report a script or a unit's ExecStartPre gets.
+                throw new ImagesImportException(ImagesDirectoryAgent.FailureSummary(failed));
+            }
+
             return;
         }
 
@@ -245,3 +251,6 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         }
     }
 }
+
+/// <summary>A one-shot import (<c>--watch false</c>) in which some files failed; the message lists them with their reasons.</summary>
+public sealed class ImagesImportException(string message) : Exception(message);

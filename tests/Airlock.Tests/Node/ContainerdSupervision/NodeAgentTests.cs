@@ -103,6 +103,11 @@ public sealed class NodeAgentTests : IDisposable
         Assert.Null(lastPid);
         Assert.False(IsRunning(firstPid));
         Assert.Contains(_logger.Entries, e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && Equals(format, "containerd: {Message}"));
+
+        // containerd's dozens of per-plugin start-up lines are forwarded at debug, out of the agent's normal log.
+        var plugins = _logger.Entries.Where(e => e.Fields.GetValueOrDefault("Message") is string message && message.StartsWith("loading plugin", StringComparison.Ordinal)).ToList();
+        Assert.True(plugins.Count >= 20, $"{plugins.Count} plugin lines forwarded");
+        Assert.All(plugins, e => Assert.Equal(LogLevel.Debug, e.Level));
     }
 
     [Fact]

@@ -29,6 +29,33 @@ public sealed class NodeMirrorContainerdTests : IClassFixture<ContainerdProcess>
     }
 
     [Fact]
+    public async Task Render_hosts_dir_writes_only_the_hosts_toml_tree_that_containerd_reads_from_a_directory_of_its_own()
+    {
+        // Canonical Kubernetes's shape: a mirror for a registry in <hosts.d>/<registry>/hosts.toml, containerd's config
+        // already pointing at hosts.d.
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var image = await upstream.PushAsync("canonical/k8s-snap/pause", "3.10", "hosts.d");
+        var registry = $"127.0.0.1:{MirrorTestBed.ClosedPort()}";
+        var registries = Path.Combine(_dataDir, "registries.yaml");
+        await File.WriteAllTextAsync(registries, $"mirrors:\n  \"{registry}\":\n    endpoint: [\"http://{upstream.Host}\"]\n");
+        var hostsDir = Path.Combine(_dataDir, "hosts.d");
+        var data = Path.Combine(_dataDir, "data");
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var code = await Airlock.Cli.Hosting.AirlockCli.RunAsync(
+            ["registries", "render", "--registries", registries, "--hosts-dir", hostsDir, "--data-dir", data], new System.Collections.Hashtable(), output, error);
+
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal([Path.Combine(hostsDir, registry, "hosts.toml")], Directory.GetFiles(hostsDir, "*", SearchOption.AllDirectories));
+        Assert.Contains($"[host.\"http://{upstream.Host}/v2\"]", await File.ReadAllTextAsync(Path.Combine(hostsDir, registry, "hosts.toml")), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data));
+        var (pulled, pullOutput) = await PullAsync(hostsDir, $"{registry}/canonical/k8s-snap/pause:3.10");
+        Assert.True(pulled == 0, pullOutput);
+        Assert.Equal(image.Index.Digest.ToString(), await ImageDigestAsync($"{registry}/canonical/k8s-snap/pause:3.10"));
+    }
+
+    [Fact]
     public async Task A_rewrite_rule_changes_the_repository_the_upstream_is_asked_for()
     {
         await using var upstream = await UpstreamRegistry.StartAsync();

@@ -1,0 +1,28 @@
+namespace Airlock.Tests.Architecture;
+
+/// <summary>
+/// Handlers, the pull-through cache and garbage collection see the store contracts (<c>Airlock.Content</c>) only: the
+/// filesystem store is named by the composition root alone, so another store (S3 + etcd) plugs in there and nowhere
+/// else. (The CLI's <c>registry gc</c>, the other composition root, is its own assembly.)
+/// </summary>
+public sealed class StoreBoundaryTests
+{
+    private const string FileSystemStore = "Content/FileSystemStore";
+
+    private static readonly string[] CompositionRoots = ["Registry/RegistryServer.cs"];
+
+    [Fact]
+    public void Only_the_composition_root_names_the_filesystem_store()
+    {
+        var sources = SourceDependencies.ReadTree(Path.Combine(LayeringTests.RepositoryRoot(), "src", "Airlock"));
+        var (dependencies, _) = SourceDependencies.Read(sources);
+
+        var offenders = dependencies
+            .Where(d => d.To == FileSystemStore && d.From != FileSystemStore)
+            .Where(d => !CompositionRoots.Any(root => d.Where.StartsWith(root + ":", StringComparison.Ordinal)))
+            .Select(d => $"{d.Where}: {d.What}")
+            .ToList();
+
+        Assert.True(offenders.Count == 0, string.Join(Environment.NewLine, offenders));
+    }
+}
