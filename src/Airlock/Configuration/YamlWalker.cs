@@ -104,10 +104,11 @@ public sealed class YamlWalker
 
     /// <summary>
     /// The pairs of a map whose keys are in <paramref name="known"/>; each other key is reported with the message
-    /// <paramref name="unknown"/> makes from it and the known key it most resembles (<see cref="Suggest"/>), if any.
+    /// <paramref name="unknown"/> makes from it and the known key it most resembles (<see cref="Suggest"/>), if any: as an
+    /// error, or as a warning where the file's own reader ignores unknown keys (K3s's registries.yaml).
     /// </summary>
     public IEnumerable<(string Key, YamlNode Value)> Entries(YamlNode node, string where, string notAMap, IReadOnlyCollection<string> known,
-        Func<string, string?, string> unknown)
+        Func<string, string?, string> unknown, bool unknownIsWarning = false)
     {
         ArgumentNullException.ThrowIfNull(known);
         ArgumentNullException.ThrowIfNull(unknown);
@@ -115,7 +116,16 @@ public sealed class YamlWalker
         {
             if (!known.Contains(key, StringComparer.Ordinal))
             {
-                Error(keyNode, unknown(key, Suggest(key, known)));
+                var message = unknown(key, Suggest(key, known));
+                if (unknownIsWarning)
+                {
+                    Warning(keyNode, message);
+                }
+                else
+                {
+                    Error(keyNode, message);
+                }
+
                 continue;
             }
 

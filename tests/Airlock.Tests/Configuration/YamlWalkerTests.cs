@@ -33,6 +33,19 @@ public sealed class YamlWalkerTests
     }
 
     [Fact]
+    public void Unknown_keys_are_warnings_where_the_reader_ignores_them()
+    {
+        var yaml = new YamlWalker();
+        var root = Assert.Single(yaml.Load(new StringReader("endpoint: [a]\ntoken: x\n"))!);
+
+        var entries = yaml.Entries(root, "auth", "not a map", ["endpoint"], (key, _) => $"{key} is ignored", unknownIsWarning: true).ToList();
+
+        Assert.Equal("endpoint", Assert.Single(entries).Key);
+        Assert.Equal(new YamlProblem(2, 1, "token is ignored", IsWarning: true), Assert.Single(yaml.Problems));
+        Assert.False(yaml.HasErrors);
+    }
+
+    [Fact]
     public void Text_that_is_not_yaml_is_one_problem_at_the_place_it_breaks()
     {
         var yaml = new YamlWalker();
