@@ -37,18 +37,24 @@ internal static class RegistryCommand
         var proxy = new Option<string[]>("--proxy") { Description = "Pull-through cache: REGISTRY=URL fetches that registry's images from URL on a miss and stores them (repeatable; '*'=URL for every other registry). Clients pick the registry with ?ns= (containerd does) or a REGISTRY/ path prefix.", AllowMultipleArgumentsPerToken = false };
         var proxyTagTtl = new DurationOption("--proxy-tag-ttl", "How long a cached tag is served before the upstream is asked again (digests never expire; the cached tag is served while the upstream is down).", "5m");
         var proxyTimeout = new DurationOption("--proxy-timeout", "Connect and response timeout of each upstream request; a cold miss on an unreachable upstream fails (502) within about twice this.", "10s") { Positive = true };
+        var ui = new Option<bool>("--ui")
+        {
+            Description = "Serve the web console under /ui/ (behind the same authentication as /v2/); --ui=false turns it off. The JSON API under /api/v1 stays.",
+            DefaultValueFactory = _ => true,
+        };
         var registries = new Option<string?>("--registries") { Description = "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream." };
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
         {
             listen, dataDir, tlsCert, tlsKey, tlsSelfSigned, tlsSan, readOnly, maxManifest, gcInterval, gcGrace,
-            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries,
+            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries, ui,
         };
         command.WithExamples(
             "airlock registry",
             "airlock registry --listen 127.0.0.1:5000 --data-dir /srv/airlock",
             "airlock registry --tls-cert /etc/airlock/tls/registry.crt --tls-key /etc/airlock/tls/registry.key",
             "airlock registry --read-only --gc-interval off",
+            "airlock registry --htpasswd /etc/airlock/htpasswd --ui=false",
             "airlock registry --tls-self-signed --tls-san registry.airgap.local",
             "airlock registry --htpasswd /etc/airlock/htpasswd --anonymous-pull",
             "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token",
@@ -110,6 +116,7 @@ internal static class RegistryCommand
                     GcInterval = gcInterval.GetDurationOrOff(parseResult),
                     GcGrace = gcGrace.GetDuration(parseResult),
                     PullThrough = pullThrough,
+                    Console = parseResult.GetValue(ui),
                 },
                 Auth = new RegistryAuthOptions
                 {

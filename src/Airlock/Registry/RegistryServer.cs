@@ -20,13 +20,15 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly KestrelHost _host;
     private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
+    private readonly Task _sampling;
     private readonly RegistryApplication _application;
     private IDisposable? _authentication;
     private bool _stopped;
 
-    private RegistryServer(KestrelHost host, RegistryApplication application, IRegistryStore storage, CancellationTokenSource stopping, Task collection)
+    private RegistryServer(KestrelHost host, RegistryApplication application, IRegistryStore storage, CancellationTokenSource stopping, Task collection, Task sampling)
     {
         _host = host;
+        _sampling = sampling;
         _application = application;
         Storage = storage;
         _stopping = stopping;
@@ -84,6 +86,7 @@ public sealed class RegistryServer : IAsyncDisposable
                 {
                     Certificate = tls?.ServerCertificate ?? options.Certificate,
                     AccessController = settings.Auth.HtpasswdPath is null ? options.AccessController : authentication.AccessController,
+                    ConsoleAccessController = settings.Auth.HtpasswdPath is null ? options.ConsoleAccessController : authentication.ConsoleAccessController,
                     ExtraEndpoints = authentication.TokenEndpoint is { } tokens
                         ? [new RegistryEndpoint(settings.Auth.Token.TokenPath, tokens.HandleAsync), .. options.ExtraEndpoints]
                         : options.ExtraEndpoints,
@@ -153,7 +156,8 @@ public sealed class RegistryServer : IAsyncDisposable
         var collection = options.GcInterval is { } interval && !options.ReadOnly
             ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
             : Task.CompletedTask;
-        return new RegistryServer(host, application, storage, stopping, collection);
+        var sampling = RunStorageSamplingAsync(storage, options.StorageSampleInterval, options.Time, logger, stopping.Token);
+        return new RegistryServer(host, application, storage, stopping, collection, sampling);
     }
 
     /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>
@@ -167,13 +171,16 @@ public sealed class RegistryServer : IAsyncDisposable
         _stopped = true;
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _host.StopAsync(cancellationToken).ConfigureAwait(false);
-        try
+        foreach (var schedule in new[] { _collection, _sampling })
         {
-            await _collection.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // The schedule ends with the server.
+            try
+            {
+                await schedule.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The schedules end with the server.
+            }
         }
     }
 
@@ -213,6 +220,25 @@ public sealed class RegistryServer : IAsyncDisposable
         }
 
         return false;
+    }
+
+    /// <summary>Records the store's size now (unless a process serving it just did) and every interval, for the console's storage page.</summary>
+    private static async Task RunStorageSamplingAsync(IRegistryStore storage, TimeSpan interval, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            try
+            {
+                // Off the start-up path: measuring walks every blob.
+                await Task.Run(() => storage.SampleAsync(interval / 2, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not record the size of {Store} in its history: {Reason}", storage.Location, ex.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>
