@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
@@ -21,6 +22,16 @@ public sealed record RegistryServerOptions
 
     /// <summary>Serve HTTPS with this certificate (it must carry its private key); plain HTTP when null.</summary>
     public X509Certificate2? Certificate { get; init; }
+
+    /// <summary>Intermediate certificates sent after <see cref="Certificate"/> (e.g. a cross-signed CA).</summary>
+    public X509Certificate2Collection? CertificateChain { get; init; }
+
+    /// <summary>
+    /// With HTTPS: ask clients for a certificate and accept only those this returns true for (the handshake fails
+    /// otherwise); a client may still send none, and the <see cref="AccessController"/> decides about those. Null: clients
+    /// are not asked for certificates.
+    /// </summary>
+    public Func<X509Certificate2, X509Chain?, SslPolicyErrors, bool>? ClientCertificateValidation { get; init; }
 
     /// <summary>Refuse every write (405), as distribution's read-only maintenance mode.</summary>
     public bool ReadOnly { get; init; }
@@ -56,6 +67,21 @@ public sealed record RegistryServerOptions
     /// </summary>
     public PrivateRepositories? PrivateRepositories { get; init; }
 
+    /// <summary>Serve the web console under <c>/ui/</c> (<c>--ui</c>); the JSON API under <c>/api/</c> is served either way.</summary>
+    public bool Console { get; init; } = true;
+
+    /// <summary>
+    /// Who may use the console and the JSON API: the same users and rules as <see cref="AccessController"/>, in a
+    /// scheme a browser speaks (<see cref="RegistryAuthentication.ConsoleAccessController"/>). Null: <see cref="AccessController"/>.
+    /// </summary>
+    public IAccessController? ConsoleAccessController { get; init; }
+
+    /// <summary>The cluster the console's cluster page shows; null (no cluster server composed in) hides it.</summary>
+    public Api.IClusterView? Cluster { get; init; }
+
+    /// <summary>How often the store's size is recorded for the console's storage page (also after every collection).</summary>
+    public TimeSpan StorageSampleInterval { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>Every problem with these options at once; empty when they can be used.</summary>
     public IReadOnlyList<string> Validate() => Validate(authenticated: AccessController is not AllowAllAccessController);
 
@@ -81,6 +107,11 @@ public sealed record RegistryServerOptions
             problems.Add("--gc-interval must be positive");
         }
 
+        if (StorageSampleInterval <= TimeSpan.Zero)
+        {
+            problems.Add("the storage sample interval must be positive");
+        }
+
         if (GcGrace < TimeSpan.Zero)
         {
             problems.Add("--gc-grace must not be negative");
@@ -89,6 +120,11 @@ public sealed record RegistryServerOptions
         if (Certificate is { HasPrivateKey: false })
         {
             problems.Add("the TLS certificate has no private key");
+        }
+
+        if (ClientCertificateValidation is not null && Certificate is null)
+        {
+            problems.Add("client certificates need HTTPS: give the registry a certificate");
         }
 
         if (PullThrough is { } pullThrough)

@@ -1,3 +1,4 @@
+using Airlock.IO;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Content.FileSystemStore;
@@ -24,6 +25,7 @@ public sealed class FileSystemRegistryStore : IRegistryStore
         Repositories = new FileSystemRepositoryStore(layout, time, index);
         _uploads = new FileSystemUploadSessionStore(layout, time, blobs);
         Guard = new FileSystemGarbageCollectionGuard(layout);
+        History = new FileSystemStoreHistory(layout);
         _serving = serving;
         Exclusive = exclusive;
     }
@@ -41,6 +43,8 @@ public sealed class FileSystemRegistryStore : IRegistryStore
     public IUploadSessionStore Uploads => _uploads;
 
     public IGarbageCollectionGuard Guard { get; }
+
+    public IStoreHistory History { get; }
 
     /// <summary>The ordered index the listings read (for tests that look at it, or hold a write half done).</summary>
     internal RepositoryIndex Index { get; }

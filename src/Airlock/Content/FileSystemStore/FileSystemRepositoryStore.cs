@@ -102,6 +102,39 @@ public sealed class FileSystemRepositoryStore : IRepositoryStore
         return deleted;
     }
 
+    // Adding, renaming or removing an entry changes its folder's time, so three folders' times say it all.
+    public ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken)
+    {
+        if (!_layout.IsRepository(repository))
+        {
+            return ValueTask.FromResult<DateTimeOffset?>(null);
+        }
+
+        DateTime? newest = null;
+        void Consider(DirectoryInfo directory)
+        {
+            if (directory.Exists && (newest is null || directory.LastWriteTimeUtc > newest))
+            {
+                newest = directory.LastWriteTimeUtc;
+            }
+        }
+
+        Consider(new DirectoryInfo(_layout.TagsDirectory(repository)));
+        foreach (var folder in new[] { _layout.RevisionsDirectory(repository), _layout.BlobLinksDirectory(repository) })
+        {
+            var byAlgorithm = new DirectoryInfo(folder);
+            if (byAlgorithm.Exists)
+            {
+                foreach (var algorithm in byAlgorithm.EnumerateDirectories())
+                {
+                    Consider(algorithm);
+                }
+            }
+        }
+
+        return ValueTask.FromResult<DateTimeOffset?>(newest is { } changed ? new DateTimeOffset(changed, TimeSpan.Zero) : null);
+    }
+
     public async ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);

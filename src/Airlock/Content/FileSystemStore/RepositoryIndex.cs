@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.IO.Enumeration;
 using System.IO.Hashing;
 using System.Text;
+using Airlock.IO;
 using Airlock.Oci;
 using Microsoft.Extensions.Logging;
 
@@ -547,7 +548,7 @@ internal sealed class RepositoryIndex : IAsyncDisposable
             ?? throw new IOException($"cannot lock the new session file {_sessionPath}");
 
         // On disk before this process writes anything, so a power cut that follows is noticed.
-        IO.FileSystemDurability.FsyncDirectory(_layout.IndexSessionsDirectory);
+        FileSystemDurability.FsyncDirectory(_layout.IndexSessionsDirectory);
     }
 
     private void EndSession()

@@ -4,8 +4,16 @@ namespace Airlock.Tests.Node.ImagesDirectory;
 internal sealed class ManualTimeProvider : TimeProvider
 {
     private readonly List<ManualTimer> _timers = [];
-    private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private DateTimeOffset _now;
     private int _created;
+
+    public ManualTimeProvider()
+        : this(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
+    {
+    }
+
+    /// <summary>Starting at <paramref name="start"/> (e.g. now, for certificates that outside tools check against the real clock).</summary>
+    public ManualTimeProvider(DateTimeOffset start) => _now = start;
 
     public int TimersCreated => Volatile.Read(ref _created);
 
@@ -30,7 +38,8 @@ internal sealed class ManualTimeProvider : TimeProvider
         return timer;
     }
 
-    public void Advance(TimeSpan by)
+    /// <summary>Moves time on and fires the timers that fell due; returns how many (nothing else moves a waiter on).</summary>
+    public int Advance(TimeSpan by)
     {
         List<ManualTimer> due;
         lock (_timers)
@@ -47,12 +56,14 @@ internal sealed class ManualTimeProvider : TimeProvider
         {
             timer.Fire();
         }
+
+        return due.Count;
     }
 
     /// <summary>Waits (in real time) until <paramref name="count"/> timers were created.</summary>
     public async Task WaitForTimersAsync(int count)
     {
-        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (TimersCreated < count)
         {
             await Task.Delay(20, wait.Token);
