@@ -86,10 +86,9 @@ def mount_layer(conn, repository):
     expect(status, (201,), f"mount the layer into {repository}", data)
 
 
-def fill(url, first, last, threads=8):
-    conn = connect(url)
-    push_blob(conn, "bench/layer", LAYER)
-    counter = iter(range(first, last))
+def in_parallel(url, items, step, threads=8):
+    """Runs step(connection, item) for every item on THREADS keep-alive connections; returns items/s."""
+    counter = iter(items)
     lock = threading.Lock()
     errors = []
 
@@ -98,14 +97,10 @@ def fill(url, first, last, threads=8):
         try:
             while True:
                 with lock:
-                    i = next(counter, None)
-                if i is None:
+                    item = next(counter, None)
+                if item is None:
                     return
-                repository = name(i)
-                mount_layer(c, repository)
-                manifest = manifest_for(repository, c)
-                put_manifest(c, repository, "v1", manifest)
-                put_manifest(c, repository, "latest", manifest)
+                step(c, item)
         except BaseException as e:  # noqa: BLE001 - reported below, the run fails
             errors.append(e)
 
@@ -115,10 +110,22 @@ def fill(url, first, last, threads=8):
         w.start()
     for w in workers:
         w.join()
-    elapsed = time.monotonic() - start
     if errors:
-        raise SystemExit(f"scale-tool: fill failed: {errors[0]}")
-    print(f"{(last - first) / elapsed:.1f}")
+        raise SystemExit(f"scale-tool: {errors[0]}")
+    return len(items) / (time.monotonic() - start)
+
+
+def fill(url, first, last, threads=8):
+    push_blob(connect(url), "bench/layer", LAYER)
+
+    def create(c, i):
+        repository = name(i)
+        mount_layer(c, repository)
+        manifest = manifest_for(repository, c)
+        put_manifest(c, repository, "v1", manifest)
+        put_manifest(c, repository, "latest", manifest)
+
+    print(f"{in_parallel(url, range(first, last), create, threads):.1f}")
 
 
 def tags(url, repository, count, threads=8):
@@ -126,31 +133,7 @@ def tags(url, repository, count, threads=8):
     push_blob(conn, "bench/layer", LAYER)
     mount_layer(conn, repository)
     manifest = manifest_for(repository, conn)
-    counter = iter(range(count))
-    lock = threading.Lock()
-    errors = []
-
-    def work():
-        c = connect(url)
-        try:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                put_manifest(c, repository, f"build-{i:05d}", manifest)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-
-    start = time.monotonic()
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if errors:
-        raise SystemExit(f"scale-tool: tags failed: {errors[0]}")
-    print(f"{count / (time.monotonic() - start):.1f}")
+    print(f"{in_parallel(url, range(count), lambda c, i: put_manifest(c, repository, f'build-{i:05d}', manifest), threads):.1f}")
 
 
 def page(url, path, repeat=7):

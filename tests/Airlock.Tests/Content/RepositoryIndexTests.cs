@@ -94,13 +94,7 @@ public sealed class RepositoryIndexTests : IAsyncLifetime
         var store = Open();
         var other = Open();
         await FillAsync(store);
-        var reached = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var release = new TaskCompletionSource();
-        store.Index.WriteGate = async step =>
-        {
-            reached.TrySetResult(step);
-            await release.Task;
-        };
+        var (reached, release) = HoldNextWrite(store);
 
         var write = store.Repositories.SetTagAsync("new/app", "v1", Manifest, None).AsTask();
         Assert.Equal("created rnew/app tnew/app:v1", await reached.Task.WaitAsync(TimeSpan.FromSeconds(30)));
@@ -126,13 +120,7 @@ public sealed class RepositoryIndexTests : IAsyncLifetime
         var store = Open();
         var other = Open();
         await FillAsync(store);
-        var reached = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var release = new TaskCompletionSource();
-        store.Index.WriteGate = async step =>
-        {
-            reached.TrySetResult(step);
-            await release.Task;
-        };
+        var (reached, release) = HoldNextWrite(store);
 
         var delete = store.Repositories.DeleteTagAsync("app", "v1", None).AsTask();
         Assert.Equal("deleted tapp:v1", await reached.Task.WaitAsync(TimeSpan.FromSeconds(30)));
@@ -229,6 +217,19 @@ public sealed class RepositoryIndexTests : IAsyncLifetime
         }
 
         return store;
+    }
+
+    /// <summary>Holds the store's next index write between its two steps: the step it reached, and the gate that releases it.</summary>
+    private static (TaskCompletionSource<string> Reached, TaskCompletionSource Release) HoldNextWrite(FileSystemRegistryStore store)
+    {
+        var reached = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource();
+        store.Index.WriteGate = async step =>
+        {
+            reached.TrySetResult(step);
+            await release.Task;
+        };
+        return (reached, release);
     }
 
     private static async Task FillAsync(FileSystemRegistryStore store)

@@ -62,12 +62,13 @@ public sealed class RepositoryIndexProcessTests(ITestOutputHelper log)
             }
 
             Assert.False(File.Exists(heldTag));
+            // The registry first, then strace: the registry dies on its way back from the write it was held in (a
+            // stopped tracee acts on its SIGKILL only once strace lets it go, which strace would do after its delay).
             Kill(tracee.Value);
-            await Assert.ThrowsAnyAsync<Exception>(() => held);
-
-            // strace itself would sit out its delay before it reaped the registry.
             server.Kill();
             await server.WaitForExitAsync();
+            await Assert.ThrowsAnyAsync<Exception>(() => held);
+            Assert.False(File.Exists(heldTag));
 
             restarted = CliRegistryTests.StartCli(data, port);
             await CliRegistryTests.WaitReadyAsync(client);
