@@ -102,6 +102,7 @@ public sealed partial class ClusterServer : IAsyncDisposable
                         CertificateChain = certificate.Chain,
                         ClientCertificateValidation = (presented, chain, errors) => CaTrust.Accepts(clientCas, presented, chain, errors, options.Time, checkName: false),
                         AccessController = new MemberAccessController(membership),
+                        Cluster = new MembershipClusterView(membership),
                         GcInterval = TimeSpan.FromHours(24),
                         Time = options.Time,
                     },
