@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every Airlock test project and ends with one line "N passed, M failed".
 # On a fresh Debian machine (as root) it first installs the real components the tests drive:
-# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2.
+# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2,
+# a single-node Ceph with radosgw and etcd (the scale-out store).
 set -uo pipefail
 cd "$(dirname "$0")"
 
 packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
           wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static
+          ceph-mon ceph-osd ceph-common radosgw etcd-server etcd-client  # the scale-out store's S3 (radosgw) and etcd
           clang lld zlib1g-dev)  # the last three: scripts/publish.sh (Native AOT), not the tests
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   missing=()

@@ -77,6 +77,19 @@ internal sealed class RegistryApplication : IDisposable
         {
             // Connection reset while streaming.
         }
+        catch (StoreUnavailableException ex)
+        {
+            // Object storage or etcd did not answer: nothing was half done, the client retries (503).
+            _logger.LogWarning("{Method} {Path} failed: {Reason}", context.Request.Method, context.Request.Path, ex.Message);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+            }
+            else
+            {
+                await OciErrorTable.WriteAsync(context, new OciException(OciErrorCode.StoreUnavailable, ex.Message)).ConfigureAwait(false);
+            }
+        }
         catch (IOException ex) when (IsStorageFull(ex))
         {
             _logger.LogError("{Method} {Path} failed: the store is full ({Reason})", context.Request.Method, context.Request.Path, ex.Message);

@@ -1,3 +1,4 @@
+using Airlock.Content.S3;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Airlock.Registry.Auth;
@@ -56,6 +57,12 @@ public sealed record RegistryServerOptions
     /// </summary>
     public PrivateRepositories? PrivateRepositories { get; init; }
 
+    /// <summary>
+    /// Blobs in S3 and metadata in etcd (<c>--storage s3://…</c>, <c>--metadata etcd://…</c>), shared by every replica
+    /// given the same; null: the filesystem store under <see cref="DataDirectory"/>.
+    /// </summary>
+    public S3StoreOptions? SharedStore { get; init; }
+
     /// <summary>Every problem with these options at once; empty when they can be used.</summary>
     public IReadOnlyList<string> Validate() => Validate(authenticated: AccessController is not AllowAllAccessController);
 
@@ -69,6 +76,11 @@ public sealed record RegistryServerOptions
         if (string.IsNullOrWhiteSpace(DataDirectory))
         {
             problems.Add("--data-dir must not be empty");
+        }
+
+        if (SharedStore is { } shared)
+        {
+            problems.AddRange(shared.Validate());
         }
 
         if (MaxManifestBytes <= 0)

@@ -1,3 +1,4 @@
+using Airlock.IO;
 using System.Collections.Concurrent;
 using Airlock.Oci;
 

@@ -1,3 +1,4 @@
+using Airlock.IO;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
