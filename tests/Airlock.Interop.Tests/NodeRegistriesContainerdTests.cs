@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using Airlock.Interop.Tests.Fixtures;
 using Grpc.Core;
 
@@ -209,13 +211,18 @@ public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTest
 
         public TestImage PrivateImage { get; private set; } = null!;
 
+        // Held for the fixture's life: a port only seen free was once given to one of its own registries, and
+        // "nothing listens there" failed.
+        private readonly Socket _closedPort = ServerProcess.ReserveClosedLoopbackPort();
+        private readonly Socket _unlistedPort = ServerProcess.ReserveClosedLoopbackPort();
+
         /// <summary>A loopback port nothing listens on: the mirror that is down.</summary>
-        public int ClosedPort { get; } = ServerProcess.FreeLoopbackPort();
+        public int ClosedPort => ((IPEndPoint)_closedPort.LocalEndPoint!).Port;
 
         public string ClosedHost => $"127.0.0.1:{ClosedPort.ToString(CultureInfo.InvariantCulture)}";
 
         /// <summary>A registry named in no entry of registries.yaml (and nothing listens there either).</summary>
-        public int UnlistedPort { get; } = ServerProcess.FreeLoopbackPort();
+        public int UnlistedPort => ((IPEndPoint)_unlistedPort.LocalEndPoint!).Port;
 
         public string ConfigPath { get; private set; } = null!;
 
@@ -339,6 +346,8 @@ public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTest
             }
 
             _work.UnmountAndDelete();
+            _closedPort.Dispose();
+            _unlistedPort.Dispose();
         }
 
         private async Task<RegistryProcess> StartRegistryAsync(RegistryKind kind, RegistryOptions options)

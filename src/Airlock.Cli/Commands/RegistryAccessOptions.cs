@@ -78,7 +78,22 @@ internal sealed class RegistryAccessOptions
 
         return new RegistryConnector(
             reference => RemoteImageStore.Create(reference, Current()),
-            reference => RemoteImageStore.Create(reference, Current()));
+            reference => RemoteImageStore.Create(reference, Current()))
+        {
+            ReportLoad = async (registry, report, cancellationToken) =>
+            {
+                using var client = new RegistryClient(Current());
+                try
+                {
+                    await client.ReportLoadAsync(registry, report, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RegistryException ex)
+                {
+                    await parseResult.InvocationConfiguration.Error.WriteLineAsync(
+                        $"airlock: warning: the images are loaded, but {registry} did not record the load for its console: {ex.Message}").ConfigureAwait(false);
+                }
+            },
+        };
     }
 
     /// <summary>The registries.yaml in effect: <c>--registries</c>, else the default given to <see cref="AddTo"/> (which may not exist).</summary>

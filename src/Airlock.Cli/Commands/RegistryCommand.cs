@@ -37,23 +37,36 @@ internal static class RegistryCommand
         var proxy = new Option<string[]>("--proxy") { Description = "Pull-through cache: REGISTRY=URL fetches that registry's images from URL on a miss and stores them (repeatable; '*'=URL for every other registry). Clients pick the registry with ?ns= (containerd does) or a REGISTRY/ path prefix.", AllowMultipleArgumentsPerToken = false };
         var proxyTagTtl = new DurationOption("--proxy-tag-ttl", "How long a cached tag is served before the upstream is asked again (digests never expire; the cached tag is served while the upstream is down).", "5m");
         var proxyTimeout = new DurationOption("--proxy-timeout", "Connect and response timeout of each upstream request; a cold miss on an unreachable upstream fails (502) within about twice this.", "10s") { Positive = true };
+        var ui = new Option<bool>("--ui")
+        {
+            Description = "Serve the web console under /ui/ (behind the same authentication as /v2/); --ui=false turns it off. The JSON API under /api/v1 stays.",
+            DefaultValueFactory = _ => true,
+        };
+        var shared = new SharedStoreFlags();
         var registries = new Option<string?>("--registries") { Description = "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream." };
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
         {
             listen, dataDir, tlsCert, tlsKey, tlsSelfSigned, tlsSan, readOnly, maxManifest, gcInterval, gcGrace,
-            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries,
+            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries, ui,
         };
+        foreach (var option in shared.All(server: true))
+        {
+            command.Options.Add(option);
+        }
+
         command.WithExamples(
             "airlock registry",
             "airlock registry --listen 127.0.0.1:5000 --data-dir /srv/airlock",
             "airlock registry --tls-cert /etc/airlock/tls/registry.crt --tls-key /etc/airlock/tls/registry.key",
             "airlock registry --read-only --gc-interval off",
+            "airlock registry --htpasswd /etc/airlock/htpasswd --ui=false",
             "airlock registry --tls-self-signed --tls-san registry.airgap.local",
             "airlock registry --htpasswd /etc/airlock/htpasswd --anonymous-pull",
             "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token",
             "airlock registry --proxy docker.io=https://registry-1.docker.io --proxy '*'=https://mirror.example --proxy-tag-ttl 10m",
-            "airlock registry --proxy quay.io=https://quay.io --registries /etc/airlock/registries.yaml --htpasswd /etc/airlock/htpasswd");
+            "airlock registry --proxy quay.io=https://quay.io --registries /etc/airlock/registries.yaml --htpasswd /etc/airlock/htpasswd",
+            "airlock registry --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --metadata etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 --s3-redirect");
         command.Subcommands.Add(CreateGc());
 
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -89,6 +102,7 @@ internal static class RegistryCommand
                 problems.Add($"--token-realm \"{realmValue}\" is not an absolute URL (e.g. https://registry.example/token)");
             }
 
+            var sharedStore = shared.Read(parseResult, parseResult.GetValue(dataDir)!, problems);
             ThrowIfAny(problems);
 
             // The registries file is read only once the flags are known to be usable, and fails with its own error (exit 1).
@@ -110,6 +124,8 @@ internal static class RegistryCommand
                     GcInterval = gcInterval.GetDurationOrOff(parseResult),
                     GcGrace = gcGrace.GetDuration(parseResult),
                     PullThrough = pullThrough,
+                    Console = parseResult.GetValue(ui),
+                    SharedStore = sharedStore,
                 },
                 Auth = new RegistryAuthOptions
                 {
@@ -147,21 +163,31 @@ internal static class RegistryCommand
         var grace = GraceOption();
         var dryRun = new Option<bool>("--dry-run") { Description = "Only print what would be removed." };
         var output = CommonOptions.Output("text");
+        var shared = new SharedStoreFlags();
         var command = new Command("gc", "Remove blobs no manifest references, stale repository links and abandoned uploads older than the grace period.")
         {
             dataDir, grace, dryRun, output,
         };
+        foreach (var option in shared.All(server: false))
+        {
+            command.Options.Add(option);
+        }
+
         command.WithExamples(
+            "airlock registry gc --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --metadata etcd://10.0.0.1:2379",
             "airlock registry gc --dry-run",
             "airlock registry gc --data-dir /srv/airlock --gc-grace 0s",
             "airlock registry gc --output json");
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var graceValue = grace.GetDuration(parseResult);
+            var problems = new List<string>();
+            var sharedStore = shared.Read(parseResult, parseResult.GetValue(dataDir)!, problems);
+            ThrowIfAny(problems);
             using var loggerFactory = CliLogging.CreateFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
-            await using var storage = FileSystemRegistryStore.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            await using var storage = await RegistryServer.OpenStoreForCollectionAsync(parseResult.GetValue(dataDir)!, sharedStore, logger, cancellationToken).ConfigureAwait(false);
             GarbageCollectionResult result;
             try
             {

@@ -204,7 +204,27 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
             logger.LogInformation(
                 "Garbage collection {Mode}: {Marked} blobs in use, {Blobs} blobs ({Bytes} bytes), {Links} links and {Uploads} upload sessions removed",
                 dryRun ? "dry run" : "done", marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count);
+            if (!dryRun)
+            {
+                await RecordAsync(new CollectionRecord(now, store.Time.GetUtcNow(), marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count), cancellationToken)
+                    .ConfigureAwait(false);
+            }
+
             return new GarbageCollectionResult(deletedBlobs, deletedBytes, deletedLinks, deletedUploads, marked.Count, dryRun);
+        }
+    }
+
+    /// <summary>Remembers the collection and the store's size after it (the console's storage page); the collection is done whether or not this can be written.</summary>
+    private async Task RecordAsync(CollectionRecord record, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await store.History.AddCollectionAsync(record, cancellationToken).ConfigureAwait(false);
+            await store.SampleAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not record the garbage collection in the history of {Store}: {Reason}", store.Location, ex.Message);
         }
     }
 

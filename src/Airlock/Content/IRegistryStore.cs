@@ -24,6 +24,9 @@ public interface IRegistryStore : IAsyncDisposable
 
     IGarbageCollectionGuard Guard { get; }
 
+    /// <summary>The store's size over time, its garbage collections and the loads reported into it (the console's pages).</summary>
+    IStoreHistory History { get; }
+
     /// <summary>
     /// True when the store was opened for collection and no registry serves it meanwhile (nothing can be in flight,
     /// so a collection may take its grace period as given). A store shared by replicas that cannot know this says false.

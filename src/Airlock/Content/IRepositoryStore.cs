@@ -47,6 +47,13 @@ public interface IRepositoryStore
     ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken);
 
     /// <summary>
+    /// When the repository last changed: a tag set, moved or deleted, a manifest revision or blob link added or
+    /// removed (the console's "last push"); null when it does not exist. A store may say a later time than the
+    /// change (never an earlier one).
+    /// </summary>
+    ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Up to <paramref name="limit"/> (at least 1) repository names that sort after <paramref name="last"/> (all when
     /// null) in ordinal order, the OCI distribution spec's lexical order; <paramref name="last"/> need not name a
     /// repository (it may have been deleted, or never existed). A walk of every repository asks with <see cref="int.MaxValue"/>.

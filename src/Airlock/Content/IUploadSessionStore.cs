@@ -32,8 +32,11 @@ public interface IUploadSessionStore
     IAsyncEnumerable<UploadSessionInfo> ListAsync(CancellationToken cancellationToken);
 }
 
-/// <summary>An upload session: its repository, the bytes received so far and its last activity.</summary>
-public sealed record UploadSessionInfo(string Id, string Repository, long Length, DateTimeOffset LastActivity);
+/// <summary>
+/// An upload session: its repository, the bytes received so far, its last activity and when it started (null from a
+/// store that does not keep it; the console shows it).
+/// </summary>
+public sealed record UploadSessionInfo(string Id, string Repository, long Length, DateTimeOffset LastActivity, DateTimeOffset? StartedAt = null);
 
 /// <summary>One request's hold on an upload session; disposing it lets the next request in.</summary>
 public interface IUploadSession : IAsyncDisposable

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 using Airlock.Content;
 using Airlock.Distribution;
@@ -38,7 +37,7 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
             throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest of {declared} bytes exceeds the limit of {maxManifestBytes} bytes");
         }
 
-        var body = await ReadBodyAsync(request.Body, maxManifestBytes, ct).ConfigureAwait(false);
+        var body = await RequestBody.ReadAsync(request.Body, maxManifestBytes, ct).ConfigureAwait(false);
         metrics.AddBytesIn(body.Length);
         ManifestDocument document;
         try
@@ -50,6 +49,7 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
             throw new OciException(OciErrorCode.ManifestInvalid, ex.Message);
         }
 
+        CheckDescriptorDigests(document);
         var digest = ComputeDigest(body, route.Digest?.Algorithm ?? Digest.Sha256Algorithm);
         if (route.Digest is { } claimed && claimed != digest)
         {
@@ -201,6 +201,36 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
     }
 
     /// <summary>
+    /// Refuses, before anything is written, a descriptor whose digest the store cannot hold: a well-formed digest
+    /// of an unregistered algorithm parses (it may be any length), but it has no place under <c>blobs/</c> or
+    /// <c>_referrers/</c>, and failing there would leave the manifest half-stored.
+    /// </summary>
+    private static void CheckDescriptorDigests(ManifestDocument document)
+    {
+        if (document.Subject is { Digest.IsSupported: false } subject)
+        {
+            throw Unsupported("subject", subject.Digest);
+        }
+
+        if (document.Config is { Digest.IsSupported: false } config)
+        {
+            throw Unsupported("config", config.Digest);
+        }
+
+        var children = document.IsIndex ? document.Manifests : document.Layers;
+        for (var i = 0; i < children.Count; i++)
+        {
+            if (!children[i].Digest.IsSupported)
+            {
+                throw Unsupported($"{(document.IsIndex ? "manifests" : "layers")}[{i}]", children[i].Digest);
+            }
+        }
+
+        static OciException Unsupported(string where, Digest digest) => new(OciErrorCode.DigestInvalid,
+            $"{where} digest uses algorithm \"{digest.Algorithm}\", which is not supported (sha256 and sha512 are)");
+    }
+
+    /// <summary>
     /// Serves the stored manifest unless the client's Accept list names manifest types, none of which is
     /// the stored one, and no wildcard — then 404 as distribution does, since converting is not possible.
     /// </summary>
@@ -249,42 +279,4 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
     private static Digest ComputeDigest(byte[] body, string algorithm) => algorithm == Digest.Sha256Algorithm
         ? Digest.Sha256(body)
         : Digest.FromHash(algorithm, SHA512.HashData(body));
-
-    /// <summary>Reads a manifest body, refusing more than <paramref name="limit"/> bytes.</summary>
-    private static async Task<byte[]> ReadBodyAsync(Stream body, int limit, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var read = await body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                length += read;
-                if (length > limit)
-                {
-                    throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest exceeds the limit of {limit} bytes");
-                }
-            }
-
-            return buffer.AsSpan(0, length).ToArray();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
 }

@@ -20,7 +20,7 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
     private long _count;
     private long _bytesIn;
     private long _bytesOut;
-    private (long Bytes, long Blobs, DateTimeOffset At)? _storeSize;
+    private StorageSample? _storeSize;
 
     public void AddBytesIn(long bytes) => Interlocked.Add(ref _bytesIn, bytes);
 
@@ -91,22 +91,14 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
 
     private async Task<(long Bytes, long Blobs)> StoreSizeAsync(CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (_storeSize is { } cached && now - cached.At < TimeSpan.FromMinutes(1))
+        if (_storeSize is { } cached && time.GetUtcNow() - cached.At < TimeSpan.FromMinutes(1))
         {
             return (cached.Bytes, cached.Blobs);
         }
 
-        long bytes = 0;
-        long count = 0;
-        await foreach (var blob in blobs.ListAsync(cancellationToken).ConfigureAwait(false))
-        {
-            bytes += blob.Size;
-            count++;
-        }
-
-        _storeSize = (bytes, count, now);
-        return (bytes, count);
+        var measured = await blobs.MeasureAsync(time, cancellationToken).ConfigureAwait(false);
+        _storeSize = measured;
+        return (measured.Bytes, measured.Blobs);
     }
 
     private sealed class StrongBox

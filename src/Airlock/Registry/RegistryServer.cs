@@ -28,12 +28,14 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
+    private readonly Task _sampling;
     private readonly RegistryApplication _application;
     private IDisposable? _authentication;
     private bool _stopped;
 
-    private RegistryServer(WebApplication app, RegistryApplication application, IRegistryStore storage, Uri address, CancellationTokenSource stopping, Task collection)
+    private RegistryServer(WebApplication app, RegistryApplication application, IRegistryStore storage, Uri address, CancellationTokenSource stopping, Task collection, Task sampling)
     {
+        _sampling = sampling;
         _app = app;
         _application = application;
         Storage = storage;
@@ -93,6 +95,7 @@ public sealed class RegistryServer : IAsyncDisposable
                 {
                     Certificate = tls?.ServerCertificate ?? options.Certificate,
                     AccessController = settings.Auth.HtpasswdPath is null ? options.AccessController : authentication.AccessController,
+                    ConsoleAccessController = settings.Auth.HtpasswdPath is null ? options.ConsoleAccessController : authentication.ConsoleAccessController,
                     ExtraEndpoints = authentication.TokenEndpoint is { } tokens
                         ? [new RegistryEndpoint(settings.Auth.Token.TokenPath, tokens.HandleAsync), .. options.ExtraEndpoints]
                         : options.ExtraEndpoints,
@@ -188,7 +191,8 @@ public sealed class RegistryServer : IAsyncDisposable
         var collection = options.GcInterval is { } interval && !options.ReadOnly
             ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
             : Task.CompletedTask;
-        return new RegistryServer(app, application, storage, address, stopping, collection);
+        var sampling = RunStorageSamplingAsync(storage, options.StorageSampleInterval, options.Time, logger, stopping.Token);
+        return new RegistryServer(app, application, storage, address, stopping, collection, sampling);
     }
 
     /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>
@@ -202,13 +206,16 @@ public sealed class RegistryServer : IAsyncDisposable
         _stopped = true;
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _app.StopAsync(cancellationToken).ConfigureAwait(false);
-        try
+        foreach (var schedule in new[] { _collection, _sampling })
         {
-            await _collection.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // The schedule ends with the server.
+            try
+            {
+                await schedule.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The schedules end with the server.
+            }
         }
     }
 
@@ -250,10 +257,38 @@ public sealed class RegistryServer : IAsyncDisposable
         return false;
     }
 
+    /// <summary>Records the store's size now (unless a process serving it just did) and every interval, for the console's storage page.</summary>
+    private static async Task RunStorageSamplingAsync(IRegistryStore storage, TimeSpan interval, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            try
+            {
+                // Off the start-up path: measuring walks every blob.
+                await Task.Run(() => storage.SampleAsync(interval / 2, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not record the size of {Store} in its history: {Reason}", storage.Location, ex.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+    }
+
     /// <summary>
     /// The composition root of the store: the one place in the registry that names an implementation. Everything
     /// else (handlers, pull-through, garbage collection) sees <see cref="IRegistryStore"/> only.
     /// </summary>
+    /// <summary>
+    /// Opens the store for <c>airlock registry gc</c>: the data directory's (exclusively when no registry serves it), or
+    /// the shared S3 + etcd store beside its replicas.
+    /// </summary>
+    public static async Task<IRegistryStore> OpenStoreForCollectionAsync(string dataDirectory, S3StoreOptions? shared, ILogger logger, CancellationToken cancellationToken) =>
+        shared is not null
+            ? await S3RegistryStore.OpenAsync(shared, TimeProvider.System, logger, cancellationToken).ConfigureAwait(false)
+            : FileSystemRegistryStore.OpenForCollection(dataDirectory, TimeProvider.System, logger);
+
     private static async Task<IRegistryStore> OpenStoreAsync(RegistryServerOptions options, ILogger logger, CancellationToken cancellationToken) =>
         options.SharedStore is { } shared
             ? await S3RegistryStore.OpenAsync(shared, options.Time, logger, cancellationToken).ConfigureAwait(false)

@@ -2,6 +2,7 @@ using System.Globalization;
 using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
+using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -13,7 +14,13 @@ namespace Airlock.Registry;
 /// links happen under a reference lease of the store's garbage collection guard, so a sweep never deletes a blob
 /// between its commit and its link.
 /// </summary>
-internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metrics, ILogger logger)
+/// <remarks>
+/// A mount never carries content out of a repository only authenticated clients may read (a private
+/// upstream's cache, <see cref="PrivateRepositories"/>) into one anonymous clients may read: anyone allowed to
+/// read the cache and push elsewhere could publish it that way. Such a mount becomes an ordinary upload
+/// (202 with a Location, as the spec allows), which the client completes only by sending the content.
+/// </remarks>
+internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metrics, PrivateRepositories privateRepositories, ILogger logger)
 {
     public async Task StartAsync(HttpContext context, OciRoute route)
     {
@@ -24,7 +31,8 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
         {
             var digest = OciRoute.ParseDigest(mount);
             var from = query["from"].ToString();
-            if (from.Length > 0 && ImageReference.IsValidRepository(from) && await TryMountAsync(route.Name, from, digest, ct).ConfigureAwait(false))
+            if (from.Length > 0 && ImageReference.IsValidRepository(from) && !CarriesOutPrivateContent(from, route.Name, digest)
+                && await TryMountAsync(route.Name, from, digest, ct).ConfigureAwait(false))
             {
                 logger.LogDebug("Blob {Digest} mounted from {Source} into {Repository}", digest, from, route.Name);
                 Created(context.Response, route.Name, digest);
@@ -151,6 +159,18 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
         var appended = await session.AppendAsync(request.Body, context.RequestAborted).ConfigureAwait(false);
         metrics.AddBytesIn(appended);
         CheckLength(request, appended);
+    }
+
+    private bool CarriesOutPrivateContent(string source, string repository, Digest digest)
+    {
+        if (!privateRepositories.Contains(source) || privateRepositories.Contains(repository))
+        {
+            return false;
+        }
+
+        logger.LogInformation("Blob {Digest} not mounted from {Source} into {Repository}: the source is for authenticated clients only; an upload is opened instead",
+            digest, source, repository);
+        return true;
     }
 
     private async Task<bool> TryMountAsync(string repository, string source, Digest digest, CancellationToken cancellationToken)

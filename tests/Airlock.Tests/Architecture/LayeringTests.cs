@@ -67,11 +67,18 @@ public sealed class LayeringTests
         new HashSet<string>(StringComparer.Ordinal) { "Node", "Node/ContainerdTemplates" },
     ];
 
-    [Fact]
-    public void No_folder_of_the_library_reaches_up_or_sideways_and_no_new_cycle_forms()
+    /// <summary>The library's source and what each folder uses, read once per test run (binding it takes seconds) for every test that checks it.</summary>
+    internal static readonly Lazy<(IReadOnlyList<(string Path, string Text)> Sources, IReadOnlyList<FolderDependency> Dependencies, IReadOnlyList<string> Problems)> Library = new(() =>
     {
         var sources = SourceDependencies.ReadTree(Path.Combine(RepositoryRoot(), "src", "Airlock"));
         var (dependencies, problems) = SourceDependencies.Read(sources);
+        return (sources, dependencies, problems);
+    });
+
+    [Fact]
+    public void No_folder_of_the_library_reaches_up_or_sideways_and_no_new_cycle_forms()
+    {
+        var (sources, dependencies, problems) = Library.Value;
         var rules = new LayerRules(Layers, AllowedCycles, $"{nameof(LayeringTests)}.{nameof(Layers)}");
 
         var broken = problems.Concat(rules.Check(sources.Select(s => SourceDependencies.FolderOf(s.Path)), dependencies)).ToList();

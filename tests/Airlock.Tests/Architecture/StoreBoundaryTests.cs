@@ -14,10 +14,7 @@ public sealed class StoreBoundaryTests
     [Fact]
     public void Only_the_composition_root_names_the_filesystem_store()
     {
-        var sources = SourceDependencies.ReadTree(Path.Combine(LayeringTests.RepositoryRoot(), "src", "Airlock"));
-        var (dependencies, _) = SourceDependencies.Read(sources);
-
-        var offenders = dependencies
+        var offenders = LayeringTests.Library.Value.Dependencies
             .Where(d => d.To == FileSystemStore && d.From != FileSystemStore)
             .Where(d => !CompositionRoots.Any(root => d.Where.StartsWith(root + ":", StringComparison.Ordinal)))
             .Select(d => $"{d.Where}: {d.What}")

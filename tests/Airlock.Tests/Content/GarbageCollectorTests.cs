@@ -257,6 +257,8 @@ public sealed class GarbageCollectorTests
 
         public IUploadSessionStore Uploads => inner.Uploads;
 
+        public IStoreHistory History => inner.History;
+
         public IGarbageCollectionGuard Guard => this;
 
         public bool Exclusive => inner.Exclusive;

@@ -461,7 +461,9 @@ public abstract class RegistryStoreContract : IAsyncLifetime
         var content = Bytes("first chunk|second chunk|last chunk");
         var digest = Digest.Sha256(content);
         var id = await Store.Uploads.CreateAsync("app", None);
-        Assert.Equal(new UploadSessionInfo(id, "app", 0, _clock.GetUtcNow()), await Store.Uploads.FindAsync(id, None));
+        var created = await Store.Uploads.FindAsync(id, None);
+        Assert.Equal(new UploadSessionInfo(id, "app", 0, _clock.GetUtcNow()), created! with { StartedAt = null });
+        Assert.True(created.StartedAt is null || created.StartedAt == _clock.GetUtcNow(), $"started at {created.StartedAt}, created at {_clock.GetUtcNow()}");
         await using (var session = (await Store.Uploads.OpenAsync(id, None))!)
         {
             Assert.Equal("app", session.Repository);
@@ -605,6 +607,78 @@ public abstract class RegistryStoreContract : IAsyncLifetime
         Assert.False(await collector.Uploads.TryDeleteIdleAsync(idle, cutoff, None));
         Assert.Null(await Store.Uploads.FindAsync(idle, None));
         Assert.Equal(new[] { held, revived }.Order(), (await ListSessionsAsync(Store)).Select(s => s.Id).Order());
+    }
+
+    // ---- What the console reads: last change and history ----
+
+    [Fact]
+    public async Task A_repository_s_last_change_is_known_once_it_exists_and_never_goes_back()
+    {
+        Assert.Null(await Store.Repositories.LastChangeAsync("app", None));
+
+        var manifest = Digest.Sha256(Bytes("manifest"));
+        await Store.Repositories.PutManifestRevisionAsync("app", manifest, MediaTypes.OciManifest, None);
+        var revised = await Store.Repositories.LastChangeAsync("app", None);
+        Assert.NotNull(revised);
+
+        _clock.Advance(TimeSpan.FromMinutes(5));
+        await Store.Repositories.SetTagAsync("app", "v1", manifest, None);
+        var tagged = await (await OpenAsync()).Repositories.LastChangeAsync("app", None);
+        Assert.NotNull(tagged);
+        Assert.True(tagged >= revised, $"{tagged} is before {revised}");
+
+        _clock.Advance(TimeSpan.FromMinutes(5));
+        await Store.Repositories.DeleteTagAsync("app", "v1", None);
+        var untagged = await Store.Repositories.LastChangeAsync("app", None);
+        Assert.True(untagged >= tagged, $"{untagged} is before {tagged}");
+        Assert.Null(await Store.Repositories.LastChangeAsync("other", None));
+    }
+
+    [Fact]
+    public async Task History_is_shared_by_every_instance_and_a_sample_is_skipped_while_the_newest_is_younger_than_the_spacing()
+    {
+        var other = await OpenAsync();
+        await Store.Blobs.WriteAsync(Bytes("some content"), Digest.Sha256(Bytes("some content")), None);
+        Assert.Empty(await Store.History.ListSamplesAsync(None));
+
+        await Store.SampleAsync(TimeSpan.FromHours(1), None);
+        _clock.Advance(TimeSpan.FromMinutes(30));
+        await other.SampleAsync(TimeSpan.FromHours(1), None);
+        Assert.False(await other.History.AddSampleAsync(new StorageSample(_clock.GetUtcNow(), 1, 1), TimeSpan.FromHours(1), None));
+        _clock.Advance(TimeSpan.FromMinutes(31));
+        await other.SampleAsync(TimeSpan.FromHours(1), None);
+
+        var samples = await Store.History.ListSamplesAsync(None);
+        Assert.Equal(2, samples.Count);
+        Assert.All(samples, sample => Assert.Equal((Bytes("some content").Length, 1L), (sample.Bytes, sample.Blobs)));
+        Assert.True(samples[1].At - samples[0].At == TimeSpan.FromMinutes(61));
+
+        var collection = new CollectionRecord(_clock.GetUtcNow(), _clock.GetUtcNow().AddSeconds(3), 5, 1, 100, 2, 0);
+        await other.History.AddCollectionAsync(collection, None);
+        Assert.Equal([collection], await Store.History.ListCollectionsAsync(None));
+
+        var image = new Airlock.Distribution.LoadedImage("app", "v1", Digest.Sha256(Bytes("m")).ToString(), MediaTypes.OciManifest, "app:v1");
+        var load = new LoadRecord("first", _clock.GetUtcNow(), "alice", "images.tar", [image]);
+        await Store.History.AddLoadAsync(load, None);
+        await other.History.AddLoadAsync(load with { Id = "second", User = null }, None);
+        var loads = await Store.History.ListLoadsAsync(None);
+        Assert.Equal(["first", "second"], loads.Select(l => l.Id));
+        Assert.Equal((IEnumerable<Airlock.Distribution.LoadedImage>)[image], loads[0].Images);
+        Assert.Equal(("alice", "images.tar"), (loads[0].User, loads[0].File));
+    }
+
+    [Fact]
+    public async Task History_keeps_only_the_newest_records_up_to_its_capacity()
+    {
+        var start = _clock.GetUtcNow();
+        for (var i = 0; i <= IStoreHistory.CollectionCapacity; i++)
+        {
+            await Store.History.AddCollectionAsync(new CollectionRecord(start.AddMinutes(i), start.AddMinutes(i), i, 0, 0, 0, 0), None);
+        }
+
+        var kept = await (await OpenAsync()).History.ListCollectionsAsync(None);
+        Assert.Equal(IStoreHistory.CollectionCapacity, kept.Count);
+        Assert.Equal(Enumerable.Range(1, IStoreHistory.CollectionCapacity), kept.Select(c => c.MarkedBlobs));
     }
 
     // ---- Garbage collection: marks, locks, leases ----

@@ -46,7 +46,7 @@ public sealed class TlsAndScheduleTests
         var path = new StoreLayout(registry.DataDirectory).Blob(orphan);
         File.SetLastWriteTimeUtc(path, DateTime.UtcNow - TimeSpan.FromHours(1));
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (File.Exists(path) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100);

@@ -1,6 +1,7 @@
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Layout;
 using Airlock.Content;
+using Airlock.Distribution;
 using Airlock.Oci;
 
 namespace Airlock.Bundles.Transfer;
@@ -112,6 +113,7 @@ public sealed class ImageTransfer(RegistryConnector? registry)
         var results = new List<TransferResult>();
         foreach (var path in archives)
         {
+            var loaded = new List<(string Registry, LoadedImage Image)>();
             var source = await ArchiveSource.OpenAsync(path, options.Limits, cancellationToken).ConfigureAwait(false);
             await using (source.ConfigureAwait(false))
             {
@@ -132,12 +134,36 @@ public sealed class ImageTransfer(RegistryConnector? registry)
                             CopyOptionsFor(options with { IncludeReferrers = true }, renamed.Tag ?? renamed.Digest?.ToString(), source, null),
                             progress, cancellationToken).ConfigureAwait(false);
                         results.Add(new TransferResult(name is null ? $"{path}@{entry.Digest}" : $"{path}:{name}", renamed.ToString(), written));
+                        loaded.Add((renamed.Registry, new LoadedImage(renamed.Repository, renamed.Tag, written.Digest.ToString(), written.MediaType, name)));
                     }
                 }
             }
+
+            await ReportLoadAsync(connector, Path.GetFileName(path), loaded, cancellationToken).ConfigureAwait(false);
         }
 
         return results;
+    }
+
+    /// <summary>One record per registry of what an archive brought into it; a failure to record never fails the load.</summary>
+    private static async Task ReportLoadAsync(RegistryConnector connector, string file, List<(string Registry, LoadedImage Image)> loaded, CancellationToken cancellationToken)
+    {
+        if (connector.ReportLoad is not { } report)
+        {
+            return;
+        }
+
+        foreach (var group in loaded.GroupBy(l => l.Registry, StringComparer.OrdinalIgnoreCase))
+        {
+            try
+            {
+                await report(group.Key, new LoadReport(file, [.. group.Select(l => l.Image)]), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // The connector reports its own failures; the images are loaded whatever happened here.
+            }
+        }
     }
 
     /// <summary>Copies one image between any two locations.</summary>

@@ -5,6 +5,9 @@ namespace Airlock.Content.Etcd;
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(Descriptor))]
+[JsonSerializable(typeof(StorageSample))]
+[JsonSerializable(typeof(CollectionRecord))]
+[JsonSerializable(typeof(LoadRecord))]
 internal sealed partial class EtcdJsonContext : JsonSerializerContext
 {
 }

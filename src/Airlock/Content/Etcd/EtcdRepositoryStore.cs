@@ -32,7 +32,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
         await WriteAsync(repository, etcd.PutOp(Link(repository, digest), FormatTime(time.GetUtcNow())), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<bool> UnlinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken) =>
-        await etcd.DeleteAsync(Link(repository, digest), cancellationToken).ConfigureAwait(false) > 0;
+        await DeleteAsync(repository, Link(repository, digest), cancellationToken).ConfigureAwait(false);
 
     public async IAsyncEnumerable<BlobLink> ListBlobLinksAsync(string repository, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -53,7 +53,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
         await WriteAsync(repository, etcd.PutOp(Revision(repository, digest), ByteString.CopyFromUtf8(mediaType)), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<bool> DeleteManifestRevisionAsync(string repository, Digest digest, CancellationToken cancellationToken) =>
-        await etcd.DeleteAsync(Revision(repository, digest), cancellationToken).ConfigureAwait(false) > 0;
+        await DeleteAsync(repository, Revision(repository, digest), cancellationToken).ConfigureAwait(false);
 
     public async IAsyncEnumerable<Digest> ListManifestRevisionsAsync(string repository, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -76,7 +76,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
         await WriteAsync(repository, etcd.PutOp(Tag(repository, tag), ByteString.CopyFromUtf8(digest.ToString())), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<bool> DeleteTagAsync(string repository, string tag, CancellationToken cancellationToken) =>
-        await etcd.DeleteAsync(Tag(repository, tag), cancellationToken).ConfigureAwait(false) > 0;
+        await DeleteAsync(repository, Tag(repository, tag), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken)
     {
@@ -150,7 +150,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
             cancellationToken).ConfigureAwait(false);
 
     public async ValueTask RemoveReferrerAsync(string repository, Digest subject, Digest referrer, CancellationToken cancellationToken) =>
-        await etcd.DeleteAsync(Referrer(repository, subject, referrer), cancellationToken).ConfigureAwait(false);
+        await DeleteAsync(repository, Referrer(repository, subject, referrer), cancellationToken).ConfigureAwait(false);
 
     public async ValueTask<IReadOnlyList<Descriptor>> ListReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken)
     {
@@ -181,9 +181,23 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
         return names;
     }
 
-    /// <summary>One write to a repository and its catalog entry, atomically.</summary>
+    /// <summary>One write to a repository and its catalog entry (holding the time of the repository's last change), atomically.</summary>
     private async Task WriteAsync(string repository, RequestOp write, CancellationToken cancellationToken) =>
-        await etcd.TxnAsync(new TxnRequest { Success = { write, etcd.PutOp(Catalog(repository), Empty) } }, cancellationToken).ConfigureAwait(false);
+        await etcd.TxnAsync(new TxnRequest { Success = { write, etcd.PutOp(Catalog(repository), FormatTime(time.GetUtcNow())) } }, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Deletes one key of an existing repository and stamps its last change, atomically; whether the key was there.</summary>
+    private async Task<bool> DeleteAsync(string repository, string key, CancellationToken cancellationToken)
+    {
+        var response = await etcd.TxnAsync(new TxnRequest
+        {
+            Compare = { etcd.Exists(Catalog(repository)) },
+            Success = { etcd.DeleteOp(key), etcd.PutOp(Catalog(repository), FormatTime(time.GetUtcNow())) },
+        }, cancellationToken).ConfigureAwait(false);
+        return response.Succeeded && response.Responses[0].ResponseDeleteRange.Deleted > 0;
+    }
+
+    public async ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken) =>
+        await etcd.GetAsync(Catalog(repository), cancellationToken).ConfigureAwait(false) is { } kv ? ParseTime(kv.Value) : null;
 
     /// <summary>The first key after <paramref name="last"/>, whether or not it exists.</summary>
     private static string After(string? last) => last is null ? string.Empty : last + "\0";

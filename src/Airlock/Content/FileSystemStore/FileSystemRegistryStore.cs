@@ -24,6 +24,7 @@ public sealed class FileSystemRegistryStore : IRegistryStore
         Repositories = new FileSystemRepositoryStore(layout, time);
         _uploads = new FileSystemUploadSessionStore(layout, time, blobs);
         Guard = new FileSystemGarbageCollectionGuard(layout);
+        History = new FileSystemStoreHistory(layout);
         _serving = serving;
         Exclusive = exclusive;
     }
@@ -41,6 +42,8 @@ public sealed class FileSystemRegistryStore : IRegistryStore
     public IUploadSessionStore Uploads => _uploads;
 
     public IGarbageCollectionGuard Guard { get; }
+
+    public IStoreHistory History { get; }
 
     /// <summary>
     /// True when no registry serves this store while it is open (opened by <see cref="OpenForCollection"/>

@@ -97,6 +97,39 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         return ValueTask.FromResult<ListingPage?>(ListingPage.Slice(tags, last, limit));
     }
 
+    // Adding, renaming or removing an entry changes its folder's time, so three folders' times say it all.
+    public ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(layout.Repository(repository)))
+        {
+            return ValueTask.FromResult<DateTimeOffset?>(null);
+        }
+
+        DateTime? newest = null;
+        void Consider(DirectoryInfo directory)
+        {
+            if (directory.Exists && (newest is null || directory.LastWriteTimeUtc > newest))
+            {
+                newest = directory.LastWriteTimeUtc;
+            }
+        }
+
+        Consider(new DirectoryInfo(layout.TagsDirectory(repository)));
+        foreach (var folder in new[] { layout.RevisionsDirectory(repository), layout.BlobLinksDirectory(repository) })
+        {
+            var byAlgorithm = new DirectoryInfo(folder);
+            if (byAlgorithm.Exists)
+            {
+                foreach (var algorithm in byAlgorithm.EnumerateDirectories())
+                {
+                    Consider(algorithm);
+                }
+            }
+        }
+
+        return ValueTask.FromResult<DateTimeOffset?>(newest is { } changed ? new DateTimeOffset(changed, TimeSpan.Zero) : null);
+    }
+
     /// <remarks>Walks and sorts the whole tree for every page (an ordered index is issue 15's).</remarks>
     public ValueTask<ListingPage> ListRepositoriesAsync(string? last, int limit, CancellationToken cancellationToken)
     {

@@ -14,8 +14,10 @@ public sealed record UploadSessionState(
 
 /// <summary>
 /// Chunked upload sessions: <c>uploads/&lt;uuid&gt;/data</c> (the ingest temp file) and <c>state.json</c>.
-/// An open <see cref="BlobIngest"/> is kept per active session so chunks append without re-hashing;
-/// after a restart the first request re-opens it with <see cref="BlobIngest.ResumeAsync"/>.
+/// A session's file is open only while a request uses it: between requests the session keeps just its hash
+/// state (<see cref="SuspendedIngest"/>), so chunks append without re-hashing, yet thousands of abandoned
+/// sessions hold no file descriptors, and a session deleted by a collector in another process leaves no
+/// deleted file held open. After a restart (or an append by another process) the next request re-hashes the file.
 /// Requests on one session are serialised by its slot's gate in this process and, across processes, by the
 /// session's lock file held exclusively (<see cref="StoreLayout.UploadLock"/>), so a garbage collector in
 /// another process deletes a session only when no request is using it. A session's activity is the folder's
@@ -25,9 +27,11 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
 {
     private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
     private readonly FileSystemBlobStore _blobs = blobs;
+    private int _slotsAfterLastSweep;
 
     public ValueTask<string> CreateAsync(string repository, CancellationToken cancellationToken)
     {
+        ForgetDeletedSessions();
         var id = Guid.NewGuid().ToString("D");
         Directory.CreateDirectory(layout.UploadDirectory(id));
         File.WriteAllBytes(layout.UploadLock(id), []);
@@ -42,8 +46,15 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
 
     public async ValueTask<IUploadSession?> OpenAsync(string id, CancellationToken cancellationToken)
     {
-        if (!Guid.TryParseExact(id, "D", out _) || ReadState(id) is not { } state)
+        if (!Guid.TryParseExact(id, "D", out _))
         {
+            return null;
+        }
+
+        if (ReadState(id) is not { } state)
+        {
+            // Gone (a collector in another process may have deleted it): forget its hash state too.
+            Forget(id);
             return null;
         }
 
@@ -69,17 +80,20 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
                 return null;
             }
 
+            // The suspended hash state is used only when it still matches the file (another process may have
+            // appended since this one last held the session); otherwise the file is re-hashed.
             var data = layout.UploadData(id);
-            if (slot.Ingest is { } cached && new FileInfo(data).Length != cached.Length)
+            var suspended = slot.Suspended;
+            slot.Suspended = null;
+            if (File.Exists(data))
             {
-                // Another process appended since this one last held the session: its hash is behind.
-                slot.Ingest = null;
-                await cached.DisposeAsync().ConfigureAwait(false);
+                slot.Ingest = await BlobIngest.ResumeAsync(data, suspended, cancellationToken).ConfigureAwait(false);
             }
-
-            slot.Ingest ??= File.Exists(data)
-                ? await BlobIngest.ResumeAsync(data, cancellationToken).ConfigureAwait(false)
-                : BlobIngest.Start(data);
+            else
+            {
+                suspended?.Dispose();
+                slot.Ingest = BlobIngest.Start(data);
+            }
         }
         catch
         {
@@ -144,23 +158,49 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
     {
         foreach (var slot in _slots.Values)
         {
-            if (slot.Ingest is { } ingest)
-            {
-                slot.Ingest = null;
-                await ingest.DisposeAsync().ConfigureAwait(false);
-            }
+            await slot.CloseAsync().ConfigureAwait(false);
         }
 
         _slots.Clear();
     }
 
+    private void Forget(string id)
+    {
+        if (_slots.TryRemove(id, out var slot))
+        {
+            slot.Suspended?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Drops the hash state of sessions deleted behind this store's back (by a collector in another process),
+    /// once the number of sessions known here doubled since the last look: amortised, it costs a file check
+    /// per session created.
+    /// </summary>
+    private void ForgetDeletedSessions()
+    {
+        if (_slots.Count < _slotsAfterLastSweep * 2 + 64)
+        {
+            return;
+        }
+
+        foreach (var id in _slots.Keys)
+        {
+            if (!File.Exists(layout.UploadState(id)))
+            {
+                Forget(id);
+            }
+        }
+
+        _slotsAfterLastSweep = _slots.Count;
+    }
+
     /// <summary>Removes a session and its data.</summary>
     private async ValueTask DeleteAsync(string id)
     {
-        if (_slots.TryRemove(id, out var slot) && slot.Ingest is { } ingest)
+        if (_slots.TryRemove(id, out var slot))
         {
-            slot.Ingest = null;
-            await ingest.DisposeAsync().ConfigureAwait(false);
+            await slot.CloseAsync().ConfigureAwait(false);
         }
 
         try
@@ -193,7 +233,7 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
         }
 
         var data = new FileInfo(Path.Combine(directory.FullName, "data"));
-        return new UploadSessionInfo(directory.Name, state.Repository, data.Exists ? data.Length : 0, last);
+        return new UploadSessionInfo(directory.Name, state.Repository, data.Exists ? data.Length : 0, last, state.StartedAt);
     }
 
     /// <summary>Sets the session's activity to now on the store's clock (the folder's and the data's times).</summary>
@@ -239,7 +279,22 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
     {
         public SemaphoreSlim Gate { get; } = new(1, 1);
 
+        /// <summary>Open only while a request holds the session.</summary>
         public BlobIngest? Ingest { get; set; }
+
+        /// <summary>Between requests: the hash state the next request goes on from.</summary>
+        public SuspendedIngest? Suspended { get; set; }
+
+        public async ValueTask CloseAsync()
+        {
+            Suspended?.Dispose();
+            Suspended = null;
+            if (Ingest is { } ingest)
+            {
+                Ingest = null;
+                await ingest.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>One request's hold on a session.</summary>
@@ -291,16 +346,27 @@ public sealed class FileSystemUploadSessionStore(StoreLayout layout, TimeProvide
             await owner.DeleteAsync(id).ConfigureAwait(false);
         }
 
-        public ValueTask DisposeAsync()
+        /// <summary>Closes the session's file until the next request (keeping its hash state) and lets that request in.</summary>
+        public async ValueTask DisposeAsync()
         {
-            if (!_ended)
+            try
             {
-                owner.StampActivity(id);
-            }
+                if (slot.Ingest is { } ingest)
+                {
+                    slot.Ingest = null;
+                    slot.Suspended = await ingest.SuspendAsync().ConfigureAwait(false);
+                }
 
-            inUse.Dispose();
-            slot.Gate.Release();
-            return ValueTask.CompletedTask;
+                if (!_ended)
+                {
+                    owner.StampActivity(id);
+                }
+            }
+            finally
+            {
+                inUse.Dispose();
+                slot.Gate.Release();
+            }
         }
     }
 }

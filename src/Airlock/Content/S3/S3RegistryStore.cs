@@ -34,6 +34,7 @@ public sealed class S3RegistryStore : IRegistryStore
         Repositories = new EtcdRepositoryStore(etcd, time);
         _uploads = new S3UploadSessionStore(_blobs, time, buffers, options.PartSize);
         Guard = new EtcdGarbageCollectionGuard(etcd);
+        History = new EtcdStoreHistory(etcd);
     }
 
     public S3StoreOptions Options { get; }
@@ -49,6 +50,8 @@ public sealed class S3RegistryStore : IRegistryStore
     public IUploadSessionStore Uploads => _uploads;
 
     public IGarbageCollectionGuard Guard { get; }
+
+    public IStoreHistory History { get; }
 
     /// <summary>Replicas may serve the store at any time: no collection can take its grace period as given.</summary>
     public bool Exclusive => false;

@@ -1,4 +1,5 @@
 using Airlock.Content.Etcd;
+using Airlock.Tls;
 
 namespace Airlock.Content.S3;
 
@@ -124,6 +125,77 @@ public sealed record S3StoreOptions
             Credentials = credentials,
             BufferDirectory = bufferDirectory,
         };
+    }
+
+    /// <summary>
+    /// The shared store the command-line flags describe: null for <c>--storage fs</c> (the data directory), the S3 + etcd
+    /// store otherwise. Every problem is added to <paramref name="problems"/> at once (a flag that cannot take effect is
+    /// refused, never ignored).
+    /// </summary>
+    public static S3StoreOptions? FromFlags(string storage, string? credentialsFile, bool redirect, string? metadata, TlsSettings etcdTls, string dataDirectory, List<string> problems)
+    {
+        if (storage == "fs")
+        {
+            foreach (var (flag, given) in new[] { ("--s3-credentials", credentialsFile is not null), ("--s3-redirect", redirect), ("--metadata", metadata is not null), ("--etcd-ca/--etcd-cert/--etcd-key", etcdTls.CaFile is not null || etcdTls.CertFile is not null || etcdTls.KeyFile is not null) })
+            {
+                if (given)
+                {
+                    problems.Add($"{flag} applies to --storage s3://…; the filesystem store (--storage fs) has no use for it");
+                }
+            }
+
+            return null;
+        }
+
+        S3Credentials? credentials = null;
+        if (credentialsFile is not null)
+        {
+            if (!File.Exists(credentialsFile))
+            {
+                problems.Add($"--s3-credentials {credentialsFile}: no such file");
+            }
+            else
+            {
+                try
+                {
+                    credentials = S3Credentials.Read(credentialsFile);
+                }
+                catch (InvalidDataException ex)
+                {
+                    problems.Add($"--s3-credentials {ex.Message}");
+                }
+            }
+        }
+        else
+        {
+            credentials = S3Credentials.FromEnvironment();
+            if (credentials is null)
+            {
+                problems.Add("--storage s3://… needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or give --s3-credentials FILE");
+            }
+        }
+
+        var options = Parse(storage, credentials ?? new S3Credentials("-", "-"), Path.Combine(dataDirectory, "s3-buffers"), out var error);
+        if (options is null)
+        {
+            problems.Add(error!);
+            return null;
+        }
+
+        EtcdOptions? etcd = null;
+        if (metadata is null)
+        {
+            problems.Add("--storage s3://… keeps tags, links and upload sessions in etcd: give --metadata etcd://HOST:2379[,HOST:2379…]");
+        }
+        else if ((etcd = EtcdOptions.Parse(metadata, out var etcdError)) is null)
+        {
+            problems.Add(etcdError!);
+        }
+
+        options = options with { Redirect = redirect, Metadata = etcd is null ? null : etcd with { Tls = etcdTls } };
+        var validation = options.Validate();
+        problems.AddRange(validation.Where(p => !problems.Contains(p)));
+        return options;
     }
 
     /// <summary>Every problem at once.</summary>

@@ -16,7 +16,8 @@ internal sealed record S3UploadState(
     [property: JsonPropertyName("parts")] IReadOnlyList<S3UploadPart> Parts,
     [property: JsonPropertyName("length")] long Length,
     [property: JsonPropertyName("tail")] long TailLength,
-    [property: JsonPropertyName("activity")] long ActivityTicks);
+    [property: JsonPropertyName("activity")] long ActivityTicks,
+    [property: JsonPropertyName("started")] long StartedTicks);
 
 internal sealed record S3UploadPart(
     [property: JsonPropertyName("n")] int Number,
@@ -54,7 +55,7 @@ internal sealed class S3UploadSessionStore(S3BlobStore blobs, TimeProvider time,
     public async ValueTask<string> CreateAsync(string repository, CancellationToken cancellationToken)
     {
         var id = Guid.NewGuid().ToString("D");
-        await WriteStateAsync(id, new S3UploadState(repository, null, [], 0, 0, time.GetUtcNow().UtcTicks), cancellationToken).ConfigureAwait(false);
+        await WriteStateAsync(id, new S3UploadState(repository, null, [], 0, 0, time.GetUtcNow().UtcTicks, time.GetUtcNow().UtcTicks), cancellationToken).ConfigureAwait(false);
         return id;
     }
 
@@ -184,7 +185,7 @@ internal sealed class S3UploadSessionStore(S3BlobStore blobs, TimeProvider time,
     private static string TailKey(string id) => $"uploads/{id}/tail";
 
     private static UploadSessionInfo Describe(string id, S3UploadState state) =>
-        new(id, state.Repository, state.Length, new DateTimeOffset(state.ActivityTicks, TimeSpan.Zero));
+        new(id, state.Repository, state.Length, new DateTimeOffset(state.ActivityTicks, TimeSpan.Zero), new DateTimeOffset(state.StartedTicks, TimeSpan.Zero));
 
     private static S3UploadState? Parse(ByteString value)
     {

@@ -175,7 +175,14 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
 
         async Task RestartSafelyAsync(string reason, CancellationToken ct)
         {
-            var pause = _images is { } images ? await images.Importer.PauseAsync(ct).ConfigureAwait(false) : null;
+            var pause = _images?.Importer.TryPause();
+            if (pause is null && _images is { } images)
+            {
+                // Said, because the restart then waits as long as the import does.
+                logger.LogInformation("containerd restart ({Reason}) waits for the image import in progress", reason);
+                pause = await images.Importer.PauseAsync(ct).ConfigureAwait(false);
+            }
+
             try
             {
                 await supervisor.RestartAsync(reason, ct).ConfigureAwait(false);

@@ -104,6 +104,9 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         return new Pause(_running);
     }
 
+    /// <summary>Holds back imports at once when none is in progress; null when one is (then <see cref="PauseAsync"/> waits for it).</summary>
+    public IDisposable? TryPause() => _running.Wait(0) ? new Pause(_running) : null;
+
     /// <summary>Processes the whole directory once; runs are serialised so a watcher and a start-up scan never overlap.</summary>
     public async Task<IReadOnlyList<ImageFileResult>> ImportAsync(CancellationToken cancellationToken)
     {

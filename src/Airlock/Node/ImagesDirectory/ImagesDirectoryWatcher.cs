@@ -22,6 +22,9 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
     /// <summary>Called after every import the watcher ran.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
 
+    /// <summary>Called with the path of every change recorded (after it counts for the debounce).</summary>
+    internal Action<string>? ChangeRecorded { get; init; }
+
     /// <summary>
     /// Starts recording changes. Call it before the start-up pass, so a file copied in while that pass runs
     /// is not missed; <see cref="RunAsync"/> imports what was recorded. The directory must exist.
@@ -79,6 +82,7 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
         if (ImagesDirectoryImporter.IsImageFile(path) || Directory.Exists(path) || deleted)
         {
             Signal();
+            ChangeRecorded?.Invoke(path);
         }
     }
 

@@ -78,13 +78,8 @@ internal sealed class MirrorHandler
     {
         var request = context.Request;
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path.Value ?? "/";
-        var queryStart = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = queryStart >= 0 ? raw[..queryStart] : raw;
-        if (!rawPath.StartsWith('/'))
-        {
-            rawPath = request.Path.Value ?? "/";
-        }
+        var path = request.Path.Value ?? "/";
+        var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
 
         if (!OciRoute.TryParse(rawPath, out var route))
         {

@@ -223,6 +223,8 @@ internal sealed class PullThroughCache : IDisposable
         text.Append(c, $"airlock_registry_proxy_stale_tags_total {Interlocked.Read(ref _staleTags)}\n");
         text.Append("# HELP airlock_registry_proxy_upstream_errors_total Upstream requests that failed.\n# TYPE airlock_registry_proxy_upstream_errors_total counter\n");
         text.Append(c, $"airlock_registry_proxy_upstream_errors_total {Interlocked.Read(ref _upstreamErrors)}\n");
+        text.Append("# HELP airlock_registry_proxy_upstream_fetches_in_flight Manifest and blob fetches from upstreams running now (a failed one is gone, not kept).\n# TYPE airlock_registry_proxy_upstream_fetches_in_flight gauge\n");
+        text.Append(c, $"airlock_registry_proxy_upstream_fetches_in_flight {_manifestFetches.Count + _blobs.Count}\n");
         return text.ToString();
     }
 

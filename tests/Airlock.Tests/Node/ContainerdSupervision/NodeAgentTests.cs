@@ -191,8 +191,10 @@ public sealed class NodeAgentTests : IDisposable
             await File.WriteAllTextAsync(RegistriesPath,
                 "mirrors:\n  registry.airlock.test:\n    endpoint: [\"https://mirror-b.airlock.test\"]\nconfigs:\n  registry.airlock.test:\n    auth:\n      username: u\n      password: p\n");
             await WaitUntilAsync(() => File.ReadAllText(Path.Combine(ContainerdDir, "config.toml")).Contains("username = \"u\"", StringComparison.Ordinal), running);
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            await WaitUntilAsync(() => _logger.Entries.Any(e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && format is string text
+                && text.Contains("waits for the image import", StringComparison.Ordinal)), running);
             Assert.Equal(pid, agent.Supervisor.Pid);
+            Assert.True(IsRunning(pid));
             importing.Dispose();
             await WaitUntilAsync(() => agent.Supervisor.Pid is { } now && now != pid, running);
             Assert.False(IsRunning(pid));
