@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using Airlock.Content;
 using Airlock.Distribution;
+using Airlock.Registry.Api;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
+using Airlock.Registry.WebConsole;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -28,6 +30,9 @@ internal sealed class RegistryApplication : IDisposable
     private readonly PrivateRepositories _privateRepositories;
     private readonly ILogger _logger;
     private readonly bool _authorizes;
+    private readonly RepositoryCatalog _catalog;
+    private readonly ApiHandler _api;
+    private readonly ConsoleAssets? _console;
 
     public RegistryApplication(IRegistryStore storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
@@ -35,14 +40,18 @@ internal sealed class RegistryApplication : IDisposable
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
         _metrics = new RegistryMetrics(storage.Blobs, options.Time);
         _extra = options.ExtraEndpoints.ToDictionary(e => e.Path, e => e.Handler, StringComparer.Ordinal);
-        var manifestCache = new ManifestCache();
+        var manifestCache = new ManifestCache(enabled: options.SharedStore is null);
         _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
-        _uploads = new UploadHandler(storage, _metrics, _logger);
+        _uploads = new UploadHandler(storage, _metrics, privateRepositories, _logger);
         _listings = new ListingHandler(storage);
         _privateRepositories = privateRepositories;
         _authorizes = options.AccessController is not AllowAllAccessController;
         _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, privateRepositories, loggerFactory) : null;
+        _catalog = new RepositoryCatalog(storage, options.Time);
+        _api = new ApiHandler(storage, options.ConsoleAccessController ?? options.AccessController, options.Cluster, options.ReadOnly, _catalog,
+            new ImageInspector(storage, options.MaxManifestBytes), new LoadHistory(storage, options.Time));
+        _console = options.Console ? ConsoleAssets.Load() : null;
     }
 
     public void Dispose() => _pullThrough?.Dispose();
@@ -146,13 +155,17 @@ internal sealed class RegistryApplication : IDisposable
             return WriteMetricsAsync(context);
         }
 
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = query >= 0 ? raw[..query] : raw;
-        if (!rawPath.StartsWith('/'))
+        if (ApiHandler.Owns(path))
         {
-            rawPath = path;
+            return _api.HandleAsync(context);
         }
+
+        if (_console is not null && ConsoleAssets.Owns(path))
+        {
+            return ServeConsoleAsync(context, _console);
+        }
+
+        var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
 
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
         var method = request.Method;
@@ -192,29 +205,34 @@ internal sealed class RegistryApplication : IDisposable
             route = route with { Name = target.LocalName };
         }
 
-        if (_authorizes)
-        {
-            return AuthorizeThenRouteAsync(context, route, method, proxy);
-        }
+        var handling = _authorizes ? AuthorizeThenRouteAsync(context, route, method, proxy)
+            : proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
+        return isWrite && route.Kind != OciRouteKind.Base ? ForgetAfterAsync(handling, route.Name) : handling;
+    }
 
-        return proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
+    /// <summary>The console's repositories list keeps measurements a while; a write through this registry shows at once.</summary>
+    private async Task ForgetAfterAsync(Task handling, string repository)
+    {
+        try
+        {
+            await handling.ConfigureAwait(false);
+        }
+        finally
+        {
+            _catalog.Forget(repository);
+        }
+    }
+
+    /// <summary>The console's pages are behind what the <c>/v2/</c> base check asks: a user when there are users.</summary>
+    private async Task ServeConsoleAsync(HttpContext context, ConsoleAssets console)
+    {
+        await (_options.ConsoleAccessController ?? _options.AccessController).RequireAsync(context, NoAccess).ConfigureAwait(false);
+        await console.ServeAsync(context).ConfigureAwait(false);
     }
 
     private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method, ProxyTarget? proxy)
     {
-        var decision = await _options.AccessController.AuthorizeAsync(context, AccessFor(context, route, method), context.RequestAborted).ConfigureAwait(false);
-        if (!decision.IsAllowed)
-        {
-            if (decision.Challenge is { } challenge)
-            {
-                throw new OciException(OciErrorCode.Unauthorized, decision.Detail)
-                {
-                    Headers = [KeyValuePair.Create("WWW-Authenticate", challenge)],
-                };
-            }
-
-            throw new OciException(OciErrorCode.Denied, decision.Detail);
-        }
+        var decision = await _options.AccessController.RequireAsync(context, AccessFor(context, route, method)).ConfigureAwait(false);
 
         var anonymous = decision.User is null;
         if (anonymous && route.Kind == OciRouteKind.Catalog && HttpMethods.IsGet(method))

@@ -213,7 +213,7 @@ public sealed class CliRegistryTests
         }
     }
 
-    internal static Process StartCli(string data, int port)
+    internal static Process StartCli(string data, int port, IEnumerable<string>? extraArguments = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "airlock"))
         {
@@ -221,9 +221,14 @@ public sealed class CliRegistryTests
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { "registry", "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--gc-interval", "off", "--config", Path.Combine(data, "no-config.yaml") })
+        foreach (var argument in new[] { "registry", "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--gc-interval", "off", "--config", Path.Combine(data, "no-config.yaml") }.Concat(extraArguments ?? []))
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         // An absent --config file given explicitly is an error; give an empty one.

@@ -1,7 +1,5 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
-using Airlock.IO;
 using Amazon;
 using Amazon.Runtime;
 using Amazon.S3;
@@ -195,18 +193,26 @@ internal sealed class S3Bucket : IDisposable
         }
     }
 
-    /// <summary>The object from <paramref name="offset"/> to its end as a stream, or null when there is no such object.</summary>
+    /// <summary>
+    /// The object from <paramref name="offset"/> to its end as a stream (seekable: a seek before reading asks for the
+    /// range from there), or null when there is no such object.
+    /// </summary>
     public async Task<Stream?> GetAsync(string key, long offset, CancellationToken cancellationToken)
+    {
+        var response = await GetResponseAsync(key, offset, cancellationToken).ConfigureAwait(false);
+        return response is null ? null : new ObjectStream(this, key, offset, response);
+    }
+
+    private async Task<GetObjectResponse?> GetResponseAsync(string key, long offset, CancellationToken cancellationToken)
     {
         try
         {
-            var response = await CallAsync(() => _client.GetObjectAsync(new GetObjectRequest
+            return await CallAsync(() => _client.GetObjectAsync(new GetObjectRequest
             {
                 BucketName = Name,
                 Key = key,
                 ByteRange = offset > 0 ? new ByteRange($"bytes={offset}-") : null,
             }, cancellationToken), cancellationToken).ConfigureAwait(false);
-            return new ResponseStream(response);
         }
         catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
         {
@@ -277,27 +283,101 @@ internal sealed class S3Bucket : IDisposable
         {
             throw;
         }
-        catch (Exception ex) when (ex is AmazonServiceException or AmazonClientException or HttpRequestException or SocketException or IOException or OperationCanceledException)
+        catch (Exception ex) when (ex is not (ArgumentException or InvalidOperationException or NotSupportedException))
         {
+            // Unreachable, timed out (the SDK's own timeout surfaces as a cancellation or a TimeoutException), 5xx,
+            // refused credentials: the object store failed, not the request.
             throw new StoreUnavailableException($"the object store ({_options.Location}) failed: {ex.Message}", ex);
         }
     }
 
     public void Dispose() => _client.Dispose();
 
-    /// <summary>A GET's body; disposing it ends the response.</summary>
-    private sealed class ResponseStream(GetObjectResponse response) : ReadOnlyStream
+    /// <summary>
+    /// A GET's body; disposing it ends the response. A seek drops the response and the next read asks for the object
+    /// from the new position (a registry serving a Range request seeks once, before reading).
+    /// </summary>
+    private sealed class ObjectStream(S3Bucket bucket, string key, long position, GetObjectResponse first) : Stream
     {
-        public override long Length => response.ContentLength;
+        private readonly long _length = position + first.ContentLength;
+        private GetObjectResponse? _response = first;
+        private long _position = position;
 
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            response.ResponseStream.ReadAsync(buffer, cancellationToken);
+        public override bool CanRead => true;
+
+        public override bool CanSeek => true;
+
+        public override bool CanWrite => false;
+
+        public override long Length => _length;
+
+        public override long Position
+        {
+            get => _position;
+            set => Seek(value, SeekOrigin.Begin);
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (_position >= _length)
+            {
+                return 0;
+            }
+
+            _response ??= await bucket.GetResponseAsync(key, _position, cancellationToken).ConfigureAwait(false)
+                ?? throw new StoreUnavailableException($"the object {key} disappeared from the object store while it was read");
+            int read;
+            try
+            {
+                read = await _response.ResponseStream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                throw new StoreUnavailableException($"reading {key} from the object store failed: {ex.Message}", ex);
+            }
+
+            _position += read;
+            return read;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer, offset, count, CancellationToken.None).GetAwaiter().GetResult();
+
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            var target = origin switch
+            {
+                SeekOrigin.Begin => offset,
+                SeekOrigin.Current => _position + offset,
+                _ => _length + offset,
+            };
+            ArgumentOutOfRangeException.ThrowIfNegative(target);
+            if (target != _position)
+            {
+                _response?.Dispose();
+                _response = null;
+                _position = target;
+            }
+
+            return _position;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {
             if (disposing)
             {
-                response.Dispose();
+                _response?.Dispose();
+                _response = null;
             }
 
             base.Dispose(disposing);
