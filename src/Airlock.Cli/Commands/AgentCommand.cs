@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Reflection;
 using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
+using Airlock.Cluster.Join;
 using Airlock.Node.Agent;
 using Airlock.Node.Containerd;
 using Airlock.Node.ContainerdSupervision;
@@ -25,10 +27,12 @@ internal static class AgentCommand
     public static Command Create()
     {
         var dataDir = CommonOptions.DataDir();
-        var imagesDir = new Option<string?>("--images-dir") { Description = "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images)." };
-        var socket = new Option<string?>("--containerd-socket")
+        var imagesDir = new PathOption("--images-dir", PathKind.Directory,
+            "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images, which may be absent).");
+        var socket = new PathOption("--containerd-socket", PathKind.Socket,
+            "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.")
         {
-            Description = "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.",
+            Remedy = "start that containerd first, or leave out --containerd-socket to have the agent run one",
         };
         var watch = new Option<bool>("--watch")
         {
@@ -52,9 +56,17 @@ internal static class AgentCommand
             Positive = true,
         };
         var mirrorAddress = MirrorCommand.AddressOption(
-            "Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
-            + "containerd cannot do itself); those registries' hosts.toml point containerd at it. 'off' renders K3s's files unchanged.",
-            $"127.0.0.1:{Airlock.Node.Mirror.MirrorOptions.DefaultPort}");
+            $"Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
+            + $"containerd cannot do itself); those registries' hosts.toml point containerd at it (default {MirrorCommand.DefaultAddress}, as "
+            + "'registries render'). 'off' renders K3s's files unchanged.");
+
+        var server = new Option<string?>("--server", "-s") { Description = "Join the cluster of this airlock server (https://HOST:PORT) and keep its membership: heartbeats, certificate renewal." };
+        var token = new Option<string?>("--token", "-t") { Description = "Join token (K10<CA hash>::…) from the server's <data-dir>/server/token, --agent-token or `airlock token create`." };
+        var tokenFile = new PathOption("--token-file", PathKind.File, "File holding the join token (instead of --token).");
+        var withNodeId = new Option<bool>("--with-node-id") { Description = "With --server: add a random suffix (kept) to the node name, so machines sharing a host name join as different nodes." };
+        var nodeLabel = new Option<string[]>("--node-label") { Description = "With --server: a label key=value the node registers at join (repeatable); kubernetes.io and k8s.io labels are refused (KEP-279).", AllowMultipleArgumentsPerToken = false };
+        var nodeTaint = new Option<string[]>("--node-taint") { Description = "With --server: a taint key[=value]:Effect the node registers at join (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var nodeIp = new Option<string[]>("--node-ip") { Description = "With --server: the address(es) other nodes reach this one at (default: the default route's interface address).", AllowMultipleArgumentsPerToken = false };
 
         var command = new Command("agent",
             "Node agent: render config.toml and certs.d/*/hosts.toml from registries.yaml and run containerd with them (restarted with backoff "
@@ -62,9 +74,11 @@ internal static class AgentCommand
             + "no import is running), or use an existing containerd (--containerd-socket). Then import every image archive (.tar, .tar.gz/.tgz, "
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
             + "pinned), report READY=1 to systemd once done (with a STATUS naming files that failed; --watch false exits 1 then), and watch for new, "
-            + "changed and removed files until SIGTERM, which also stops containerd. Images whose file was removed are removed too, unless a container uses them.")
+            + "changed and removed files until SIGTERM, which also stops containerd (its containers keep running). Images whose file was removed are "
+            + "removed too, unless a container uses them. A containerd left running by an agent that was killed is recognised (<state>/containerd.pid "
+            + "and its command line) and replaced at the next start; one the agent did not start is refused.")
         {
-            dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress,
+            dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint, nodeIp,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -74,7 +88,8 @@ internal static class AgentCommand
             "airlock agent --registries /etc/airlock/registries.yaml --sandbox-image registry.example.com/pause:3.10",
             "airlock agent --images-dir /var/lib/rancher/k3s/agent/images --containerd-socket /run/k3s/containerd/containerd.sock",
             "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false",
-            "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself");
+            "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself",
+            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --node-label example.com/rack=3");
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -82,18 +97,15 @@ internal static class AgentCommand
             var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(data, "agent", "images");
             var stopAfter = stopTimeout.GetDuration(parseResult);
 
-            var mirrorValue = parseResult.GetValue(mirrorAddress)!;
-            var mirrorListen = mirrorValue is "off" or "none" or "" ? null : MirrorCommand.ParseAddress(mirrorValue);
+            var mirrorListen = MirrorCommand.ParseAddressOrOff(parseResult.GetValue(mirrorAddress)!);
+
+            var membership = MembershipOptions(parseResult, data, config);
 
             using var loggerFactory = CreateLoggerFactory();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
             var existing = parseResult.GetValue(socket);
-            if (existing is not null && !File.Exists(existing))
-            {
-                throw new FileNotFoundException($"containerd socket {existing} does not exist: start that containerd first, or leave out --containerd-socket to have the agent run one");
-            }
 
             SupervisedContainerd? supervision = null;
             if (existing is null)
@@ -102,11 +114,13 @@ internal static class AgentCommand
                 var socketPath = Path.Combine(stateDir, SocketName);
                 var rootDir = Path.GetFullPath(parseResult.GetValue(root) ?? Path.Combine(data, "agent", "containerd"));
                 var options = await config.ConfigAsync(parseResult, data, rootDir, stateDir, socketPath, stop.Token).ConfigureAwait(false);
+                var registriesPath = access.RegistriesPath(parseResult)!;
                 supervision = new SupervisedContainerd
                 {
                     Render = new ContainerdRenderSettings
                     {
-                        RegistriesPath = access.RegistriesPath(parseResult)!,
+                        RegistriesPath = registriesPath,
+                        RegistriesRequired = access.RegistriesGiven(parseResult) || File.Exists(registriesPath),
                         Config = options,
                         DisableDefaultEndpoint = parseResult.GetValue(config.DisableDefaultEndpoint),
                         ProxyEnvironment = config.ProxyEnvironment(parseResult),
@@ -115,6 +129,7 @@ internal static class AgentCommand
                     {
                         ConfigPath = Path.Combine(options.ContainerdDir, Airlock.Node.ContainerdRenderer.ConfigTomlName),
                         SocketPath = socketPath,
+                        PidFile = Path.Combine(stateDir, ContainerdSupervisorOptions.PidFileName),
                         StopTimeout = stopAfter,
                         Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
                     },
@@ -138,18 +153,109 @@ internal static class AgentCommand
                 Watch = parseResult.GetValue(watch),
                 Logger = loggerFactory.CreateLogger("Airlock.Node.Agent"),
             }, SystemdNotifier.FromEnvironment(), TimeProvider.System);
+            ClusterMember? member = null;
+            using var stopHeartbeats = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+            var heartbeats = Task.CompletedTask;
             try
             {
+                if (membership is not null)
+                {
+                    // Joined before anything else starts, as K3s's agent: a join that cannot succeed stops the agent here.
+                    member = await ClusterMember.StartAsync(membership with { Logger = loggerFactory.CreateLogger("Airlock.Cluster.Join") }, stop.Token).ConfigureAwait(false);
+                    heartbeats = member.RunAsync(stopHeartbeats.Token);
+                }
+
                 await agent.RunAsync(stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 // SIGTERM or Ctrl+C during start-up: a clean stop.
             }
+            finally
+            {
+                await stopHeartbeats.CancelAsync().ConfigureAwait(false);
+                try
+                {
+                    await heartbeats.ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
+                member?.Dispose();
+            }
 
             return AirlockCli.ExitOk;
         });
         return command;
+
+        ClusterMemberOptions? MembershipOptions(ParseResult parseResult, string data, ContainerdConfigFlags config)
+        {
+            var problems = new List<string>();
+            var url = parseResult.GetValue(server);
+            var joinToken = ServerCommand.TokenValue(parseResult, token, tokenFile, problems);
+            var labels = parseResult.GetValue(nodeLabel) ?? [];
+            var taints = parseResult.GetValue(nodeTaint) ?? [];
+            var ips = parseResult.GetValue(nodeIp) ?? [];
+            if (url is null)
+            {
+                if (joinToken is not null || labels.Length + taints.Length + ips.Length > 0 || parseResult.GetValue(withNodeId))
+                {
+                    problems.Add("--token, --node-label, --node-taint, --node-ip and --with-node-id are for joining a cluster: give --server too");
+                }
+
+                return problems.Count > 0 ? throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems)) : null;
+            }
+
+            if (joinToken is null && problems.Count == 0)
+            {
+                problems.Add("--server needs the join token: --token or --token-file (the server's <data-dir>/server/token)");
+            }
+
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var serverUri))
+            {
+                problems.Add($"--server \"{url}\" is not a URL like https://server:9443");
+            }
+
+            var addresses = new List<System.Net.IPAddress>();
+            foreach (var ip in ips.SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+            {
+                if (System.Net.IPAddress.TryParse(ip, out var address))
+                {
+                    addresses.Add(address);
+                }
+                else
+                {
+                    problems.Add($"--node-ip \"{ip}\" is not an IP address");
+                }
+            }
+
+            var names = config.GivenNodeNames(parseResult);
+            if (names.Count > 1)
+            {
+                problems.Add("--server joins under one --node-name; several were given");
+            }
+
+            if (problems.Count > 0)
+            {
+                throw new UsageException(string.Join(Environment.NewLine + "airlock: ", problems));
+            }
+
+            var options = new ClusterMemberOptions
+            {
+                Server = serverUri!,
+                Token = joinToken!,
+                DataDirectory = data,
+                NodeName = names.Count == 1 ? names[0] : null,
+                WithNodeId = parseResult.GetValue(withNodeId),
+                Labels = labels,
+                Taints = taints,
+                Addresses = addresses,
+                Version = typeof(AgentCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion,
+            };
+            var invalid = options.Validate();
+            return invalid.Count > 0 ? throw new UsageException(string.Join(Environment.NewLine + "airlock: ", invalid)) : options;
+        }
     }
 
     private static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>

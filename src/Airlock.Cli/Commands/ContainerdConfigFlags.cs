@@ -50,7 +50,7 @@ internal sealed class ContainerdConfigFlags
 
     private readonly Option<string[]> _nodeName = new("--node-name")
     {
-        Description = "Node names added to NO_PROXY (default: this host's name).",
+        Description = "This node's name: added to containerd's NO_PROXY and, with --server, the one name it joins the cluster under (default: this host's name).",
         DefaultValueFactory = _ => [Environment.MachineName],
     };
 
@@ -61,6 +61,10 @@ internal sealed class ContainerdConfigFlags
     }
 
     public Option<bool> DisableDefaultEndpoint => _disableDefault;
+
+    /// <summary>The <c>--node-name</c> values given (not the default), comma-separated ones split.</summary>
+    public IReadOnlyList<string> GivenNodeNames(ParseResult parseResult) =>
+        parseResult.GetResult(_nodeName) is { Implicit: false } ? Split(parseResult.GetValue(_nodeName)) : [];
 
     /// <summary>Adds the registry and config.toml flags (proxy flags separately, see <see cref="AddProxyTo"/>).</summary>
     public static ContainerdConfigFlags AddTo(Command command)
@@ -115,7 +119,6 @@ internal sealed class ContainerdConfigFlags
     /// <summary>containerd's proxy variables (empty without a proxy), NO_PROXY extended with the cluster's networks.</summary>
     public IReadOnlyList<KeyValuePair<string, string>> ProxyEnvironment(ParseResult parseResult)
     {
-        static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
         return ContainerdProxyEnvironment.Build(Environment.GetEnvironmentVariables(), new ClusterNetworks
         {
             ClusterCidrs = Split(parseResult.GetValue(_clusterCidr)),
@@ -124,4 +127,6 @@ internal sealed class ContainerdConfigFlags
             NodeNames = Split(parseResult.GetValue(_nodeName)),
         });
     }
+
+    private static string[] Split(string[]? values) => (values ?? []).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
 }

@@ -321,7 +321,7 @@ internal static class ImagesCommand
                 + "An image archive or OCI layout directory given alone is listed as with --archive.",
             Arity = ArgumentArity.ZeroOrMore,
         };
-        var archive = new Option<string>("--archive") { Description = "List the images in this archive or OCI layout directory instead (name, digest, platforms, size)." };
+        var archive = new PathOption("--archive", PathKind.FileOrDirectory, "List the images in this archive or OCI layout directory instead (name, digest, platforms, size).");
         var output = CommonOptions.Output("text");
         var maxExpanded = MaxExpanded();
         var command = new Command("list", "List the images Kubernetes manifests use (one per line, sorted), or the images in an archive.")

@@ -62,9 +62,10 @@ internal static class ImagesSyncCommand
 
     public static Command Create()
     {
-        var file = new Option<string>("--file", "-f")
+        var file = new PathOption("--file", PathKind.File,
+            "regsync configuration (version 1): creds, defaults (parallel, interval) and sync entries of type image, repository or registry; values may use {{ env \"NAME\" }} and {{ file \"PATH\" }}.",
+            aliases: "-f")
         {
-            Description = "regsync configuration (version 1): creds, defaults (parallel, interval) and sync entries of type image, repository or registry; values may use {{ env \"NAME\" }} and {{ file \"PATH\" }}.",
             Required = true,
         };
         var once = new Option<bool>("--once") { Description = "Run one pass and exit, as regsync once does (the default; --watch repeats passes instead)." };
@@ -93,10 +94,6 @@ internal static class ImagesSyncCommand
             var writer = parseResult.InvocationConfiguration.Output;
             var errors = parseResult.InvocationConfiguration.Error;
             var path = parseResult.GetValue(file)!;
-            if (!File.Exists(path))
-            {
-                throw new UsageException($"sync file {path} does not exist");
-            }
 
             SyncConfig config;
             try

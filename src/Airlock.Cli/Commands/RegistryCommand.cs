@@ -20,16 +20,16 @@ internal static class RegistryCommand
     {
         var listen = new Option<string>("--listen") { Description = "Address and port to serve on (host:port, [v6]:port or :port).", DefaultValueFactory = _ => "0.0.0.0:5000" };
         var dataDir = CommonOptions.DataDir();
-        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate (chain) to serve HTTPS with; needs --tls-key." };
-        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert." };
+        var tlsCert = new PathOption("--tls-cert", PathKind.File, "PEM certificate (chain) to serve HTTPS with; needs --tls-key.");
+        var tlsKey = new PathOption("--tls-key", PathKind.File, "PEM private key of --tls-cert.");
         var readOnly = new Option<bool>("--read-only") { Description = "Refuse every push and delete (405), for maintenance or a mirror." };
         var maxManifest = new Option<int>("--max-manifest-bytes") { Description = "Largest manifest accepted (413 above it).", DefaultValueFactory = _ => RegistryServerOptions.DefaultMaxManifestBytes };
         var gcInterval = new DurationOption("--gc-interval", "Run garbage collection this often while serving (e.g. 24h, 30m; 0 or off disables).", "24h") { AllowsOff = true };
         var gcGrace = GraceOption();
         var tlsSelfSigned = new Option<bool>("--tls-self-signed") { Description = "Serve HTTPS with a certificate from Airlock's own CA under <data-dir>/registry/tls (created once, renewed within 120 days of expiry); prints the CA path and the registries.yaml snippet nodes need." };
         var tlsSan = new Option<string[]>("--tls-san") { Description = "Extra DNS name or IP for the self-signed server certificate (repeatable).", AllowMultipleArgumentsPerToken = false };
-        var htpasswd = new Option<string?>("--htpasswd") { Description = "Users file as `htpasswd -B` writes it (bcrypt); every request then needs credentials." };
-        var access = new Option<string?>("--access") { Description = "YAML access file limiting users to repositories and actions (needs --htpasswd)." };
+        var htpasswd = new PathOption("--htpasswd", PathKind.File, "Users file as `htpasswd -B` writes it (bcrypt); every request then needs credentials.");
+        var access = new PathOption("--access", PathKind.File, "YAML access file limiting users to repositories and actions (needs --htpasswd).");
         var anonymousPull = new Option<bool>("--anonymous-pull") { Description = "With --htpasswd: let anyone pull; push and delete still need credentials." };
         var authMode = new Option<string>("--auth") { Description = "How clients authenticate with --htpasswd: basic (credentials on every request) or token (Bearer tokens from /token, the Docker token flow).", DefaultValueFactory = _ => "basic" };
         authMode.AcceptOnlyFromAmong("basic", "token");
@@ -43,7 +43,8 @@ internal static class RegistryCommand
             DefaultValueFactory = _ => true,
         };
         var shared = new SharedStoreFlags();
-        var registries = new Option<string?>("--registries") { Description = "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream." };
+        var registries = new PathOption("--registries", PathKind.File,
+            "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream.");
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
         {
@@ -159,7 +160,8 @@ internal static class RegistryCommand
 
     private static Command CreateGc()
     {
-        var dataDir = CommonOptions.DataDir();
+        // Collecting in a directory that does not exist can only be a typo: the default may be absent, a given one not.
+        var dataDir = CommonOptions.ExistingDataDir();
         var grace = GraceOption();
         var dryRun = new Option<bool>("--dry-run") { Description = "Only print what would be removed." };
         var output = CommonOptions.Output("text");

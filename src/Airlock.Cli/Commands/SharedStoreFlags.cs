@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Airlock.Cli.Hosting;
 using Airlock.Content.S3;
 using Airlock.Tls;
 
@@ -17,17 +18,17 @@ internal sealed class SharedStoreFlags
         DefaultValueFactory = _ => "fs",
     };
 
-    public Option<string?> Credentials { get; } = new("--s3-credentials") { Description = "AWS shared-credentials file (aws_access_key_id, aws_secret_access_key[, aws_session_token]) for --storage s3://." };
+    public PathOption Credentials { get; } = new("--s3-credentials", PathKind.File, "AWS shared-credentials file (aws_access_key_id, aws_secret_access_key[, aws_session_token]) for --storage s3://.");
 
     public Option<bool> Redirect { get; } = new("--s3-redirect") { Description = "Answer blob GETs with a presigned S3 URL (307) so the bytes go from the object store to the client." };
 
     public Option<string?> Metadata { get; } = new("--metadata") { Description = "etcd://HOST:2379[,HOST:2379…][/PREFIX]: tags, links, upload sessions and GC marks in etcd, shared by every replica (needed with --storage s3://)." };
 
-    public Option<string?> EtcdCa { get; } = new("--etcd-ca") { Description = "PEM CA certificates etcd's server certificate must chain to (etcd over TLS)." };
+    public PathOption EtcdCa { get; } = new("--etcd-ca", PathKind.File, "PEM CA certificates etcd's server certificate must chain to (etcd over TLS).");
 
-    public Option<string?> EtcdCert { get; } = new("--etcd-cert") { Description = "PEM client certificate for etcd's --client-cert-auth (with --etcd-key)." };
+    public PathOption EtcdCert { get; } = new("--etcd-cert", PathKind.File, "PEM client certificate for etcd's --client-cert-auth (with --etcd-key).");
 
-    public Option<string?> EtcdKey { get; } = new("--etcd-key") { Description = "PEM private key of --etcd-cert." };
+    public PathOption EtcdKey { get; } = new("--etcd-key", PathKind.File, "PEM private key of --etcd-cert.");
 
     public IEnumerable<Option> All(bool server) =>
         server ? [Storage, Credentials, Redirect, Metadata, EtcdCa, EtcdCert, EtcdKey] : [Storage, Credentials, Metadata, EtcdCa, EtcdCert, EtcdKey];

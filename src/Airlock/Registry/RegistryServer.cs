@@ -1,7 +1,7 @@
-using Airlock.Content.S3;
 using System.Net;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Content.S3;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Airlock.Tls;
@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -159,7 +160,13 @@ public sealed class RegistryServer : IAsyncDisposable
                 if (options.Certificate is { } certificate)
                 {
                     listen.Protocols = HttpProtocols.Http1AndHttp2;
-                    listen.UseHttps(certificate);
+                    listen.UseHttps(new HttpsConnectionAdapterOptions
+                    {
+                        ServerCertificate = certificate,
+                        ServerCertificateChain = options.CertificateChain,
+                        ClientCertificateMode = options.ClientCertificateValidation is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.AllowCertificate,
+                        ClientCertificateValidation = options.ClientCertificateValidation,
+                    });
                 }
                 else
                 {

@@ -1,6 +1,7 @@
-using Airlock.Content.S3;
 using System.Net;
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using Airlock.Content.S3;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
@@ -22,6 +23,16 @@ public sealed record RegistryServerOptions
 
     /// <summary>Serve HTTPS with this certificate (it must carry its private key); plain HTTP when null.</summary>
     public X509Certificate2? Certificate { get; init; }
+
+    /// <summary>Intermediate certificates sent after <see cref="Certificate"/> (e.g. a cross-signed CA).</summary>
+    public X509Certificate2Collection? CertificateChain { get; init; }
+
+    /// <summary>
+    /// With HTTPS: ask clients for a certificate and accept only those this returns true for (the handshake fails
+    /// otherwise); a client may still send none, and the <see cref="AccessController"/> decides about those. Null: clients
+    /// are not asked for certificates.
+    /// </summary>
+    public Func<X509Certificate2, X509Chain?, SslPolicyErrors, bool>? ClientCertificateValidation { get; init; }
 
     /// <summary>Refuse every write (405), as distribution's read-only maintenance mode.</summary>
     public bool ReadOnly { get; init; }
@@ -121,6 +132,11 @@ public sealed record RegistryServerOptions
         if (Certificate is { HasPrivateKey: false })
         {
             problems.Add("the TLS certificate has no private key");
+        }
+
+        if (ClientCertificateValidation is not null && Certificate is null)
+        {
+            problems.Add("client certificates need HTTPS: give the registry a certificate");
         }
 
         if (PullThrough is { } pullThrough)

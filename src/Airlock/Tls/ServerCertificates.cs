@@ -143,7 +143,8 @@ public static partial class ServerCertificates
         }
     }
 
-    private static (List<string> DnsNames, List<IPAddress> IpAddresses) WantedNames(IEnumerable<string> extraNames)
+    /// <summary>localhost, the loopback addresses, this host's name and <paramref name="extraNames"/> (IP literals become IP SANs).</summary>
+    internal static (List<string> DnsNames, List<IPAddress> IpAddresses) WantedNames(IEnumerable<string> extraNames)
     {
         var dns = new List<string> { "localhost" };
         var ips = new List<IPAddress> { IPAddress.Loopback, IPAddress.IPv6Loopback };
@@ -179,7 +180,8 @@ public static partial class ServerCertificates
         return (dns, ips);
     }
 
-    private static bool Covers(X509Certificate2 certificate, List<string> dnsNames, List<IPAddress> ipAddresses)
+    /// <summary>True when the certificate's SANs include every name and address wanted.</summary>
+    internal static bool Covers(X509Certificate2 certificate, IReadOnlyCollection<string> dnsNames, IReadOnlyCollection<IPAddress> ipAddresses)
     {
         var extension = certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().FirstOrDefault();
         if (extension is null)

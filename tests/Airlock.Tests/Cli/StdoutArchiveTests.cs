@@ -26,7 +26,8 @@ public sealed class StdoutArchiveTests : IDisposable
             start.ArgumentList.Add(arg);
         }
 
-        start.Environment["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml";
+        // No config file: an explicitly given one must exist, /dev/null is the empty one.
+        start.Environment["AIRLOCK_CONFIG"] = "/dev/null";
         using var process = Process.Start(start)!;
         process.StandardInput.Close();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));

@@ -75,8 +75,8 @@ public sealed class CliRegistryTests
     [Theory]
     [InlineData("--tls-san", "registry.example", "--tls-san names the self-signed certificate's extra names; it needs --tls-self-signed")]
     [InlineData("--token-realm", "token", "--token-realm \"token\" is not an absolute URL")]
-    [InlineData("--registries", "/etc/airlock/registries.yaml", "--registries gives credentials for --proxy upstreams; it needs at least one --proxy")]
-    [InlineData("--tls-cert", "/etc/airlock/tls/registry.crt", "--tls-cert and --tls-key must be given together")]
+    [InlineData("--registries", "/dev/null", "--registries gives credentials for --proxy upstreams; it needs at least one --proxy")]
+    [InlineData("--tls-cert", "/dev/null", "--tls-cert and --tls-key must be given together")]
     public async Task Registry_refuses_a_flag_that_would_not_take_effect_with_the_usage_exit_code(string flag, string value, string message)
     {
         var (code, error) = await RunCliAsync("registry", "--data-dir", Path.GetTempPath(), flag, value);
@@ -273,7 +273,7 @@ public sealed class CliRegistryTests
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" }, output, error);
+        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/dev/null" }, output, error);
         return (code, output + error.ToString());
     }
 }

@@ -1,5 +1,5 @@
-using Airlock.IO;
 using System.Collections.Concurrent;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;

@@ -1,8 +1,8 @@
-using Airlock.IO;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;

@@ -101,7 +101,7 @@ public sealed class SyncConfigReaderTests
     public async Task Cli_once_with_watch_is_a_usage_error()
     {
         var error = new StringWriter();
-        var code = await AirlockCli.RunAsync(["images", "sync", "-f", "/nonexistent/sync.yaml", "--once", "--watch"], new Hashtable(), new StringWriter(), error);
+        var code = await AirlockCli.RunAsync(["images", "sync", "-f", "/dev/null", "--once", "--watch"], new Hashtable(), new StringWriter(), error);
         Assert.Equal(2, code);
         Assert.Contains("--once or --watch", error.ToString(), StringComparison.Ordinal);
     }

@@ -406,8 +406,19 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
         var missing = Path.Combine(_scratch, "no-such-images-dir");
         code = await AirlockCli.RunAsync(["agent", "--images-dir", missing, "--containerd-socket", daemon.Address, "--watch", "false"],
             new Hashtable(), new StringWriter(), error);
+        // Refused before the agent starts, as every explicitly given path is.
         Assert.Equal(1, code);
-        Assert.Contains($"images directory {missing} does not exist", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"--images-dir: directory \"{missing}\" does not exist (from the command line)", error.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(missing));
+
+        // The agent itself refuses too (a directory removed after that check, or the library used without the CLI).
+        await using var client = daemon.Connect();
+        var agent = new ImagesDirectoryAgent(client, Options() with { Directory = missing, MustExist = true }, new SystemdNotifier(null), TimeProvider.System)
+        {
+            Watch = false,
+        };
+        var refused = await Assert.ThrowsAsync<DirectoryNotFoundException>(() => agent.RunAsync(CancellationToken.None));
+        Assert.Contains($"images directory {missing} does not exist", refused.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(missing));
     }
 

@@ -4,8 +4,16 @@ namespace Airlock.Tests.Node.ImagesDirectory;
 internal sealed class ManualTimeProvider : TimeProvider
 {
     private readonly List<ManualTimer> _timers = [];
-    private DateTimeOffset _now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    private DateTimeOffset _now;
     private int _created;
+
+    public ManualTimeProvider()
+        : this(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
+    {
+    }
+
+    /// <summary>Starting at <paramref name="start"/> (e.g. now, for certificates that outside tools check against the real clock).</summary>
+    public ManualTimeProvider(DateTimeOffset start) => _now = start;
 
     public int TimersCreated => Volatile.Read(ref _created);
 
