@@ -89,17 +89,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
                 return null;
             }
 
-            var all = new List<string>();
-            await foreach (var kv in etcd.ScanAsync(prefix, keysOnly: true, cancellationToken).ConfigureAwait(false))
-            {
-                var name = etcd.Relative(kv.Key)[prefix.Length..];
-                if (last is null || string.CompareOrdinal(name, last) > 0)
-                {
-                    all.Add(name);
-                }
-            }
-
-            return new ListingPage(all, false);
+            return await ListAllAsync(prefix, last, cancellationToken).ConfigureAwait(false);
         }
 
         // One transaction: whether the repository exists and the page after last, from the same revision.
@@ -126,17 +116,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
         const string prefix = "catalog/";
         if (limit == int.MaxValue)
         {
-            var all = new List<string>();
-            await foreach (var kv in etcd.ScanAsync(prefix, keysOnly: true, cancellationToken).ConfigureAwait(false))
-            {
-                var name = etcd.Relative(kv.Key)[prefix.Length..];
-                if (last is null || string.CompareOrdinal(name, last) > 0)
-                {
-                    all.Add(name);
-                }
-            }
-
-            return new ListingPage(all, false);
+            return await ListAllAsync(prefix, last, cancellationToken).ConfigureAwait(false);
         }
 
         var page = await etcd.RangeAsync(prefix, prefix + After(last), limit, keysOnly: true, cancellationToken).ConfigureAwait(false);
@@ -198,6 +178,22 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
 
     public async ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken) =>
         await etcd.GetAsync(Catalog(repository), cancellationToken).ConfigureAwait(false) is { } kv ? ParseTime(kv.Value) : null;
+
+    /// <summary>Every name under <paramref name="prefix"/> after <paramref name="last"/>, read in pages (a walk of everything).</summary>
+    private async Task<ListingPage> ListAllAsync(string prefix, string? last, CancellationToken cancellationToken)
+    {
+        var all = new List<string>();
+        await foreach (var kv in etcd.ScanAsync(prefix, keysOnly: true, cancellationToken).ConfigureAwait(false))
+        {
+            var name = etcd.Relative(kv.Key)[prefix.Length..];
+            if (last is null || string.CompareOrdinal(name, last) > 0)
+            {
+                all.Add(name);
+            }
+        }
+
+        return new ListingPage(all, false);
+    }
 
     /// <summary>The first key after <paramref name="last"/>, whether or not it exists.</summary>
     private static string After(string? last) => last is null ? string.Empty : last + "\0";
