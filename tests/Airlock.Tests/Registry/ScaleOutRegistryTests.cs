@@ -224,8 +224,8 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
         var data = Directory.CreateTempSubdirectory("airlock-replica-killed-").FullName;
         var port = CliRegistryTests.FreePort();
         var victim = CliRegistryTests.StartCli(data, port,
-            ["--storage", engines.StorageUrl(_prefix), "--metadata", $"etcd://{engines.EtcdEndpoint}/{_prefix}/"],
-            new Dictionary<string, string> { ["AWS_ACCESS_KEY_ID"] = CephEtcd.AccessKey, ["AWS_SECRET_ACCESS_KEY"] = CephEtcd.SecretKey });
+            extraArguments: ["--storage", engines.StorageUrl(_prefix), "--metadata", $"etcd://{engines.EtcdEndpoint}/{_prefix}/"],
+            environment: new Dictionary<string, string> { ["AWS_ACCESS_KEY_ID"] = CephEtcd.AccessKey, ["AWS_SECRET_ACCESS_KEY"] = CephEtcd.SecretKey });
         try
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };

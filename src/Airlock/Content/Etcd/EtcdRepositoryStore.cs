@@ -179,6 +179,35 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
     public async ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken) =>
         await etcd.GetAsync(Catalog(repository), cancellationToken).ConfigureAwait(false) is { } kv ? ParseTime(kv.Value) : null;
 
+    public async ValueTask<bool> DeleteRepositoryIfEmptyAsync(string repository, CancellationToken cancellationToken)
+    {
+        // One transaction: the catalog entry goes only if no key of the repository (nor its mark) exists at that revision,
+        // so a write racing it either lands first (and the repository is kept) or after it (and creates it again).
+        // Its own keys all start with "_" after the name, so a nested repository's keys (repos/a/b/…) are not counted for a.
+        var keys = etcd.Key(Repository(repository) + "_");
+        var response = await etcd.TxnAsync(new TxnRequest
+        {
+            Compare =
+            {
+                etcd.Exists(Catalog(repository)),
+                etcd.Missing("authonly/" + CheckRepository(repository)),
+                new Compare
+                {
+                    Key = keys,
+                    RangeEnd = EtcdMetadata.PrefixEnd(keys),
+                    Target = Compare.Types.CompareTarget.Version,
+                    Result = Compare.Types.CompareResult.Equal,
+                    Version = 0,
+                },
+            },
+            Success = { etcd.DeleteOp(Catalog(repository)) },
+        }, cancellationToken).ConfigureAwait(false);
+        return response.Succeeded;
+    }
+
+    /// <summary>The catalog is written with every write to a repository, in the same transaction: nothing to reconcile.</summary>
+    public ValueTask<int> ReconcileListingsAsync(CancellationToken cancellationToken) => ValueTask.FromResult(0);
+
     /// <summary>Every name under <paramref name="prefix"/> after <paramref name="last"/>, read in pages (a walk of everything).</summary>
     private async Task<ListingPage> ListAllAsync(string prefix, string? last, CancellationToken cancellationToken)
     {
