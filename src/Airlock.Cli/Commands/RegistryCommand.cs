@@ -42,6 +42,7 @@ internal static class RegistryCommand
             Description = "Serve the web console under /ui/ (behind the same authentication as /v2/); --ui=false turns it off. The JSON API under /api/v1 stays.",
             DefaultValueFactory = _ => true,
         };
+        var shared = new SharedStoreFlags();
         var registries = new PathOption("--registries", PathKind.File,
             "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream.");
 
@@ -50,6 +51,11 @@ internal static class RegistryCommand
             listen, dataDir, tlsCert, tlsKey, tlsSelfSigned, tlsSan, readOnly, maxManifest, gcInterval, gcGrace,
             htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries, ui,
         };
+        foreach (var option in shared.All(server: true))
+        {
+            command.Options.Add(option);
+        }
+
         command.WithExamples(
             "airlock registry",
             "airlock registry --listen 127.0.0.1:5000 --data-dir /srv/airlock",
@@ -60,7 +66,8 @@ internal static class RegistryCommand
             "airlock registry --htpasswd /etc/airlock/htpasswd --anonymous-pull",
             "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token",
             "airlock registry --proxy docker.io=https://registry-1.docker.io --proxy '*'=https://mirror.example --proxy-tag-ttl 10m",
-            "airlock registry --proxy quay.io=https://quay.io --registries /etc/airlock/registries.yaml --htpasswd /etc/airlock/htpasswd");
+            "airlock registry --proxy quay.io=https://quay.io --registries /etc/airlock/registries.yaml --htpasswd /etc/airlock/htpasswd",
+            "airlock registry --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --metadata etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 --s3-redirect");
         command.Subcommands.Add(CreateGc());
 
         command.SetAction(async (parseResult, cancellationToken) =>
@@ -96,6 +103,7 @@ internal static class RegistryCommand
                 problems.Add($"--token-realm \"{realmValue}\" is not an absolute URL (e.g. https://registry.example/token)");
             }
 
+            var sharedStore = shared.Read(parseResult, parseResult.GetValue(dataDir)!, problems);
             ThrowIfAny(problems);
 
             // The registries file is read only once the flags are known to be usable, and fails with its own error (exit 1).
@@ -118,6 +126,7 @@ internal static class RegistryCommand
                     GcGrace = gcGrace.GetDuration(parseResult),
                     PullThrough = pullThrough,
                     Console = parseResult.GetValue(ui),
+                    SharedStore = sharedStore,
                 },
                 Auth = new RegistryAuthOptions
                 {
@@ -156,21 +165,31 @@ internal static class RegistryCommand
         var grace = GraceOption();
         var dryRun = new Option<bool>("--dry-run") { Description = "Only print what would be removed." };
         var output = CommonOptions.Output("text");
+        var shared = new SharedStoreFlags();
         var command = new Command("gc", "Remove blobs no manifest references, stale repository links and abandoned uploads older than the grace period.")
         {
             dataDir, grace, dryRun, output,
         };
+        foreach (var option in shared.All(server: false))
+        {
+            command.Options.Add(option);
+        }
+
         command.WithExamples(
+            "airlock registry gc --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --metadata etcd://10.0.0.1:2379",
             "airlock registry gc --dry-run",
             "airlock registry gc --data-dir /srv/airlock --gc-grace 0s",
             "airlock registry gc --output json");
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var graceValue = grace.GetDuration(parseResult);
+            var problems = new List<string>();
+            var sharedStore = shared.Read(parseResult, parseResult.GetValue(dataDir)!, problems);
+            ThrowIfAny(problems);
             using var loggerFactory = CliLogging.CreateFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
-            await using var storage = FileSystemRegistryStore.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            await using var storage = await RegistryServer.OpenStoreForCollectionAsync(parseResult.GetValue(dataDir)!, sharedStore, logger, cancellationToken).ConfigureAwait(false);
             GarbageCollectionResult result;
             try
             {

@@ -29,6 +29,7 @@ public enum OciErrorCode
     ProxiedRepository,
     UpstreamUnavailable,
     UpstreamInvalid,
+    StoreUnavailable,
 }
 
 /// <summary>A request the registry refuses; written as <c>{"errors":[…]}</c> by the dispatcher only.</summary>
@@ -92,6 +93,10 @@ public static class OciErrorTable
         Add(OciErrorCode.ProxiedRepository, 405, "UNSUPPORTED", "the repository is a pull-through cache; pushes and deletes are refused");
         Add(OciErrorCode.UpstreamUnavailable, 502, "UNKNOWN", "no upstream registry could be reached");
         Add(OciErrorCode.UpstreamInvalid, 502, "UNKNOWN", "the upstream registry served content that does not match its digest");
+
+        // The store's backends (object storage, the metadata cluster) cannot be reached: nothing was changed, and the
+        // same request works again once they are back. The spec has no code for it.
+        Add(OciErrorCode.StoreUnavailable, 503, "UNKNOWN", "the registry's storage is unavailable; try again");
         return entries;
     }
 

@@ -25,6 +25,16 @@ internal sealed class BlobHandler(IRegistryStore storage, RegistryMetrics metric
 
         var response = context.Response;
         var headers = response.Headers;
+        if (!head && storage.Blobs is IBlobRedirects redirects && await redirects.RedirectAsync(digest, ct).ConfigureAwait(false) is { } direct)
+        {
+            // The object store serves the bytes (a Range header follows the redirect).
+            headers[RegistryHeaders.ContentDigest] = digest.ToString();
+            headers.Location = direct.AbsoluteUri;
+            response.StatusCode = StatusCodes.Status307TemporaryRedirect;
+            response.ContentLength = 0;
+            return;
+        }
+
         headers[RegistryHeaders.ContentDigest] = digest.ToString();
         headers.AcceptRanges = RegistryHeaders.Bytes;
         headers.ContentType = RegistryHeaders.OctetStream;

@@ -23,7 +23,11 @@ internal sealed class CachedManifest(byte[] content, string mediaType, Digest di
 /// first, then bump the generation and drop keys; a reader that loaded from disk while a writer ran drops
 /// its own insert again, so a stale entry never outlives the write that made it stale.
 /// </summary>
-internal sealed class ManifestCache
+/// <remarks>
+/// Off (<paramref name="enabled"/> false) for a store replicas share: another replica's write cannot invalidate this
+/// process's entries, and a tag must read what the last PUT on any replica set.
+/// </remarks>
+internal sealed class ManifestCache(bool enabled = true)
 {
     private const long MaxBytes = 64L << 20;
     private readonly ConcurrentDictionary<(string Repository, string Reference), CachedManifest> _entries = new();
@@ -37,6 +41,11 @@ internal sealed class ManifestCache
 
     public void Add(string repository, string reference, CachedManifest manifest, long generationBeforeLoad)
     {
+        if (!enabled)
+        {
+            return;
+        }
+
         if (Interlocked.Add(ref _bytes, manifest.Content.Length) > MaxBytes)
         {
             Clear();

@@ -40,7 +40,7 @@ internal sealed class RegistryApplication : IDisposable
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
         _metrics = new RegistryMetrics(storage.Blobs, options.Time);
         _extra = options.ExtraEndpoints.ToDictionary(e => e.Path, e => e.Handler, StringComparer.Ordinal);
-        var manifestCache = new ManifestCache();
+        var manifestCache = new ManifestCache(enabled: options.SharedStore is null);
         _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
         _uploads = new UploadHandler(storage, _metrics, privateRepositories, _logger);
@@ -85,6 +85,19 @@ internal sealed class RegistryApplication : IDisposable
         catch (Exception ex) when (ex is IOException && context.RequestAborted.IsCancellationRequested)
         {
             // Connection reset while streaming.
+        }
+        catch (StoreUnavailableException ex)
+        {
+            // Object storage or etcd did not answer: nothing was half done, the client retries (503).
+            _logger.LogWarning("{Method} {Path} failed: {Reason}", context.Request.Method, context.Request.Path, ex.Message);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+            }
+            else
+            {
+                await OciErrorTable.WriteAsync(context, new OciException(OciErrorCode.StoreUnavailable, ex.Message)).ConfigureAwait(false);
+            }
         }
         catch (IOException ex) when (IsStorageFull(ex))
         {

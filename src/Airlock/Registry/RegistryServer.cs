@@ -1,6 +1,7 @@
 using System.Net;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Content.S3;
 using Airlock.Hosting;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
@@ -38,7 +39,7 @@ public sealed class RegistryServer : IAsyncDisposable
     /// <summary>The bound address, e.g. <c>http://127.0.0.1:41234</c> (the real port when 0 was asked for).</summary>
     public Uri Address => _host.Address;
 
-    /// <summary>The store the registry serves (the composition root chose it: <see cref="OpenStore"/>).</summary>
+    /// <summary>The store the registry serves (the composition root chose it: <see cref="OpenStoreAsync"/>).</summary>
     public IRegistryStore Storage { get; }
 
     /// <summary>The certificate loaded or issued from <see cref="RegistrySettings"/> (its CA is what nodes must trust); null otherwise.</summary>
@@ -114,7 +115,7 @@ public sealed class RegistryServer : IAsyncDisposable
         }
 
         var logger = loggerFactory.CreateLogger("Airlock.Registry");
-        var storage = OpenStore(options, logger);
+        var storage = await OpenStoreAsync(options, logger, cancellationToken).ConfigureAwait(false);
         var privateRepositories = options.PrivateRepositories ?? new PrivateRepositories(options.PullThrough);
         await privateRepositories.LoadAsync(storage.Repositories, cancellationToken).ConfigureAwait(false);
         if (options.AccessController is AllowAllAccessController && privateRepositories.Marked.Count > 0)
@@ -247,8 +248,19 @@ public sealed class RegistryServer : IAsyncDisposable
     /// The composition root of the store: the one place in the registry that names an implementation. Everything
     /// else (handlers, pull-through, garbage collection) sees <see cref="IRegistryStore"/> only.
     /// </summary>
-    private static IRegistryStore OpenStore(RegistryServerOptions options, ILogger logger) =>
-        FileSystemRegistryStore.Open(options.DataDirectory, options.Time, logger);
+    /// <summary>
+    /// Opens the store for <c>airlock registry gc</c>: the data directory's (exclusively when no registry serves it), or
+    /// the shared S3 + etcd store beside its replicas.
+    /// </summary>
+    public static async Task<IRegistryStore> OpenStoreForCollectionAsync(string dataDirectory, S3StoreOptions? shared, ILogger logger, CancellationToken cancellationToken) =>
+        shared is not null
+            ? await S3RegistryStore.OpenAsync(shared, TimeProvider.System, logger, cancellationToken).ConfigureAwait(false)
+            : FileSystemRegistryStore.OpenForCollection(dataDirectory, TimeProvider.System, logger);
+
+    private static async Task<IRegistryStore> OpenStoreAsync(RegistryServerOptions options, ILogger logger, CancellationToken cancellationToken) =>
+        options.SharedStore is { } shared
+            ? await S3RegistryStore.OpenAsync(shared, options.Time, logger, cancellationToken).ConfigureAwait(false)
+            : FileSystemRegistryStore.Open(options.DataDirectory, options.Time, logger);
 
     private static async Task RunCollectionScheduleAsync(IRegistryStore storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {

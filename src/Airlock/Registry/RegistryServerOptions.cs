@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using Airlock.Content.S3;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
@@ -67,6 +68,12 @@ public sealed record RegistryServerOptions
     /// </summary>
     public PrivateRepositories? PrivateRepositories { get; init; }
 
+    /// <summary>
+    /// Blobs in S3 and metadata in etcd (<c>--storage s3://…</c>, <c>--metadata etcd://…</c>), shared by every replica
+    /// given the same; null: the filesystem store under <see cref="DataDirectory"/>.
+    /// </summary>
+    public S3StoreOptions? SharedStore { get; init; }
+
     /// <summary>Serve the web console under <c>/ui/</c> (<c>--ui</c>); the JSON API under <c>/api/</c> is served either way.</summary>
     public bool Console { get; init; } = true;
 
@@ -95,6 +102,11 @@ public sealed record RegistryServerOptions
         if (string.IsNullOrWhiteSpace(DataDirectory))
         {
             problems.Add("--data-dir must not be empty");
+        }
+
+        if (SharedStore is { } shared)
+        {
+            problems.AddRange(shared.Validate());
         }
 
         if (MaxManifestBytes <= 0)

@@ -161,7 +161,7 @@ public sealed class ExplicitPathTests : IDisposable
     {
         // Outputs and state the verbs create; every other path flag must be a PathOption, so the check above covers it.
         string[] created = ["--config", "--data-dir", "--containerd-root", "--containerd-state", "--containerd-address", "--output-file"];
-        string[] notPaths = ["--cert-renew-within"]; // a duration that "cert" matches
+        string[] notPaths = ["--cert-renew-within", "--s3-redirect"]; // a duration that "cert" matches, a switch that "dir" matches
         var pathLike = new System.Text.RegularExpressions.Regex("file|dir|registries|htpasswd|access|cert|key|socket|archive|(^|-)ca($|-)");
         var notChecked = new List<string>();
         void Visit(System.CommandLine.Command command)

@@ -213,8 +213,11 @@ public sealed class CliRegistryTests
         }
     }
 
-    /// <summary>Starts <c>airlock registry</c> on <paramref name="data"/>, under <paramref name="wrapper"/> (a command and its arguments, e.g. strace) when given.</summary>
-    internal static Process StartCli(string data, int port, IReadOnlyList<string>? wrapper = null)
+    /// <summary>
+    /// Starts <c>airlock registry</c> on <paramref name="data"/>, under <paramref name="wrapper"/> (a command and its arguments,
+    /// e.g. strace) when given, with <paramref name="extraArguments"/> and <paramref name="environment"/> added.
+    /// </summary>
+    internal static Process StartCli(string data, int port, IReadOnlyList<string>? wrapper = null, IEnumerable<string>? extraArguments = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var airlock = Path.Combine(AppContext.BaseDirectory, "airlock");
         var start = new ProcessStartInfo(wrapper is null ? airlock : wrapper[0])
@@ -228,9 +231,14 @@ public sealed class CliRegistryTests
             start.ArgumentList.Add(argument);
         }
 
-        foreach (var argument in new[] { "registry", "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--gc-interval", "off", "--config", Path.Combine(data, "no-config.yaml") })
+        foreach (var argument in new[] { "registry", "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--gc-interval", "off", "--config", Path.Combine(data, "no-config.yaml") }.Concat(extraArguments ?? []))
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         // An absent --config file given explicitly is an error; give an empty one.

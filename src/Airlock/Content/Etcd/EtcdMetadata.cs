@@ -1,0 +1,357 @@
+using System.Net.Http;
+using Airlock.Tls;
+using dotnet_etcd;
+using Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using Mvccpb;
+
+namespace Airlock.Content.Etcd;
+
+/// <summary>
+/// One store instance's connection to etcd: keys under the store's prefix, every call bounded by the request timeout
+/// and failing as <see cref="StoreUnavailableException"/> (so the registry answers 503, never a wrong answer), and the
+/// instance's lease, kept alive in the background, to which everything that must vanish with a dead replica is
+/// attached (upload-session holds, reference and sweep leases, the collector's key).
+/// </summary>
+internal sealed class EtcdMetadata : IAsyncDisposable
+{
+    private readonly EtcdClient _client;
+    private readonly KV.KVClient _kv;
+    private readonly Lease.LeaseClient _leases;
+    private readonly ClientTrust? _trust;
+    private readonly EtcdOptions _options;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly SemaphoreSlim _leaseGate = new(1, 1);
+    private long _lease;
+    private long _leaseValidUntil;
+    private Task _keepAlive = Task.CompletedTask;
+
+    private EtcdMetadata(EtcdClient client, ClientTrust? trust, string root, EtcdOptions options, ILogger logger)
+    {
+        _client = client;
+        _trust = trust;
+        var connection = client.GetConnection();
+        _kv = connection.KVClient;
+        _leases = connection.LeaseClient;
+        Root = root;
+        _options = options;
+        _logger = logger;
+    }
+
+    /// <summary>The prefix of every key of this store, ending in '/'.</summary>
+    public string Root { get; }
+
+    /// <summary>Where the metadata live, for logs.</summary>
+    public string Location => $"etcd://{string.Join(',', _options.Endpoints)}{Root}";
+
+    /// <summary>Connects (lazily: the first call dials) to the endpoints of <paramref name="options"/>, keys under <paramref name="root"/>.</summary>
+    public static EtcdMetadata Connect(EtcdOptions options, string root, TimeProvider time, ILogger logger)
+    {
+        var scheme = options.UsesTls ? "https" : "http";
+        var addresses = string.Join(',', options.Endpoints.Select(e => $"{scheme}://{e}"));
+        ClientTrust? trust = null;
+        if (options.UsesTls)
+        {
+            // The same trust module as registries.yaml: a CA file instead of the system store, a client certificate.
+            trust = new ClientTrust(options.Endpoints.Select(e => KeyValuePair.Create(e, options.Tls)), skipEverywhere: false, time, logger);
+        }
+
+        var sslOptions = trust?.CreateSslOptions();
+        var client = new EtcdClient(addresses, configureChannelOptions: channel =>
+        {
+            channel.HttpHandler = new SocketsHttpHandler
+            {
+                EnableMultipleHttp2Connections = true,
+                ConnectTimeout = options.RequestTimeout,
+                KeepAlivePingDelay = TimeSpan.FromSeconds(10),
+                KeepAlivePingTimeout = options.RequestTimeout,
+                SslOptions = sslOptions ?? new System.Net.Security.SslClientAuthenticationOptions(),
+            };
+            channel.DisposeHttpClient = true;
+        });
+        return new EtcdMetadata(client, trust, root.EndsWith('/') ? root : root + "/", options, logger);
+    }
+
+    public ByteString Key(string relative) => ByteString.CopyFromUtf8(Root + relative);
+
+    /// <summary>The key without the store's prefix.</summary>
+    public string Relative(ByteString key) => key.ToStringUtf8()[Root.Length..];
+
+    /// <summary>The end of the range of every key starting with <paramref name="prefix"/> (etcd's "prefix end").</summary>
+    public static ByteString PrefixEnd(ByteString prefix)
+    {
+        var bytes = prefix.ToByteArray();
+        for (var i = bytes.Length - 1; i >= 0; i--)
+        {
+            if (bytes[i] < 0xff)
+            {
+                bytes[i]++;
+                return ByteString.CopyFrom(bytes, 0, i + 1);
+            }
+        }
+
+        return ByteString.CopyFrom(0);
+    }
+
+    public async Task<KeyValue?> GetAsync(string key, CancellationToken cancellationToken)
+    {
+        var response = await CallAsync(o => _kv.RangeAsync(new RangeRequest { Key = Key(key) }, o), cancellationToken).ConfigureAwait(false);
+        return response.Kvs.Count > 0 ? response.Kvs[0] : null;
+    }
+
+    /// <summary>Keys from <paramref name="from"/> (inclusive) to the end of <paramref name="prefix"/>, in key order, at most <paramref name="limit"/> (0: all).</summary>
+    public async Task<RangeResponse> RangeAsync(string prefix, string from, long limit, bool keysOnly, CancellationToken cancellationToken)
+    {
+        var request = new RangeRequest
+        {
+            Key = Key(from),
+            RangeEnd = PrefixEnd(Key(prefix)),
+            Limit = limit,
+            KeysOnly = keysOnly,
+        };
+        return await CallAsync(o => _kv.RangeAsync(request, o), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every key under <paramref name="prefix"/>, read in pages so a large store never makes one huge response.</summary>
+    public async IAsyncEnumerable<KeyValue> ScanAsync(string prefix, bool keysOnly, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        const int Page = 1000;
+        var from = prefix;
+        while (true)
+        {
+            var page = await RangeAsync(prefix, from, Page, keysOnly, cancellationToken).ConfigureAwait(false);
+            foreach (var kv in page.Kvs)
+            {
+                yield return kv;
+            }
+
+            if (!page.More || page.Kvs.Count == 0)
+            {
+                yield break;
+            }
+
+            from = Relative(page.Kvs[^1].Key) + "\0";
+        }
+    }
+
+    public async Task<long> PutAsync(string key, ByteString value, long lease, CancellationToken cancellationToken)
+    {
+        var response = await CallAsync(o => _kv.PutAsync(new PutRequest { Key = Key(key), Value = value, Lease = lease }, o), cancellationToken).ConfigureAwait(false);
+        return response.Header.Revision;
+    }
+
+    public async Task<long> DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        var response = await CallAsync(o => _kv.DeleteRangeAsync(new DeleteRangeRequest { Key = Key(key) }, o), cancellationToken).ConfigureAwait(false);
+        return response.Deleted;
+    }
+
+    public async Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken)
+    {
+        var key = Key(prefix);
+        await CallAsync(o => _kv.DeleteRangeAsync(new DeleteRangeRequest { Key = key, RangeEnd = PrefixEnd(key) }, o), cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken cancellationToken) =>
+        CallAsync(o => _kv.TxnAsync(request, o), cancellationToken);
+
+    public RequestOp PutOp(string key, ByteString value, long lease = 0) =>
+        new() { RequestPut = new PutRequest { Key = Key(key), Value = value, Lease = lease } };
+
+    public RequestOp GetOp(string key) => new() { RequestRange = new RangeRequest { Key = Key(key) } };
+
+    public RequestOp DeleteOp(string key) => new() { RequestDeleteRange = new DeleteRangeRequest { Key = Key(key) } };
+
+    public RequestOp DeletePrefixOp(string prefix) =>
+        new() { RequestDeleteRange = new DeleteRangeRequest { Key = Key(prefix), RangeEnd = PrefixEnd(Key(prefix)) } };
+
+    public RequestOp RangeOp(string prefix, string from, long limit, bool keysOnly = false) => new()
+    {
+        RequestRange = new RangeRequest { Key = Key(from), RangeEnd = PrefixEnd(Key(prefix)), Limit = limit, KeysOnly = keysOnly },
+    };
+
+    public Compare Exists(string key) => new()
+    {
+        Key = Key(key),
+        Target = Compare.Types.CompareTarget.Version,
+        Result = Compare.Types.CompareResult.Greater,
+        Version = 0,
+    };
+
+    public Compare Missing(string key) => new()
+    {
+        Key = Key(key),
+        Target = Compare.Types.CompareTarget.Version,
+        Result = Compare.Types.CompareResult.Equal,
+        Version = 0,
+    };
+
+    public Compare Unchanged(string key, long modRevision) => new()
+    {
+        Key = Key(key),
+        Target = Compare.Types.CompareTarget.Mod,
+        Result = Compare.Types.CompareResult.Equal,
+        ModRevision = modRevision,
+    };
+
+    /// <summary>
+    /// This instance's lease, granted on first use and kept alive until the instance is disposed. If it was lost (etcd
+    /// was unreachable for longer than its time to live), a new one is granted: what was attached to the old one is
+    /// gone, as it would be for a replica that died.
+    /// </summary>
+    public async ValueTask<long> LeaseAsync(CancellationToken cancellationToken)
+    {
+        var lease = Volatile.Read(ref _lease);
+        if (lease != 0 && Environment.TickCount64 < Volatile.Read(ref _leaseValidUntil))
+        {
+            return lease;
+        }
+
+        await _leaseGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_lease != 0 && Environment.TickCount64 < _leaseValidUntil)
+            {
+                return _lease;
+            }
+
+            var ttl = (long)_options.LeaseTtl.TotalSeconds;
+            var granted = await CallAsync(o => _leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = ttl }, o), cancellationToken).ConfigureAwait(false);
+            if (_lease != 0)
+            {
+                _logger.LogWarning("The etcd lease {Lease} of this replica was lost (etcd unreachable for longer than {Ttl}); what it held was released, continuing with lease {NewLease}", _lease, _options.LeaseTtl, granted.ID);
+            }
+
+            Volatile.Write(ref _leaseValidUntil, Environment.TickCount64 + ((granted.TTL * 1000) - 500));
+            Volatile.Write(ref _lease, granted.ID);
+            if (_keepAlive.IsCompleted)
+            {
+                _keepAlive = KeepAliveAsync(_stopping.Token);
+            }
+
+            return granted.ID;
+        }
+        finally
+        {
+            _leaseGate.Release();
+        }
+    }
+
+    /// <summary>Whether etcd still has <paramref name="lease"/> (its holder is alive, or died less than a time to live ago).</summary>
+    public async Task<bool> LeaseAliveAsync(long lease, CancellationToken cancellationToken)
+    {
+        var response = await CallAsync(o => _leases.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = lease }, o), cancellationToken).ConfigureAwait(false);
+        return response.TTL > 0;
+    }
+
+    /// <summary>Renews the lease every third of its time to live over one keep-alive stream, re-opened after failures.</summary>
+    private async Task KeepAliveAsync(CancellationToken stopping)
+    {
+        var period = _options.LeaseTtl / 3;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                using var call = _leases.LeaseKeepAlive(cancellationToken: stopping);
+                while (!stopping.IsCancellationRequested)
+                {
+                    var lease = Volatile.Read(ref _lease);
+                    var sent = Environment.TickCount64;
+                    await call.RequestStream.WriteAsync(new LeaseKeepAliveRequest { ID = lease }, stopping).ConfigureAwait(false);
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                    timeout.CancelAfter(_options.RequestTimeout);
+                    if (!await call.ResponseStream.MoveNext(timeout.Token).ConfigureAwait(false))
+                    {
+                        break;
+                    }
+
+                    var response = call.ResponseStream.Current;
+                    if (response.TTL > 0 && response.ID == lease)
+                    {
+                        Volatile.Write(ref _leaseValidUntil, sent + ((response.TTL * 1000) - 500));
+                    }
+                    else if (response.ID == lease)
+                    {
+                        // Expired: the next caller grants a new one.
+                        Volatile.Write(ref _leaseValidUntil, 0);
+                    }
+
+                    await Task.Delay(period, stopping).ConfigureAwait(false);
+                }
+            }
+            catch (Exception ex) when (!stopping.IsCancellationRequested && ex is RpcException or OperationCanceledException or IOException or InvalidOperationException)
+            {
+                _logger.LogDebug(ex, "The etcd lease keep-alive failed; retrying");
+            }
+            catch (Exception) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stopping).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One unary call with the request timeout; failures of etcd (not of the caller) become <see cref="StoreUnavailableException"/>.</summary>
+    public async Task<T> CallAsync<T>(Func<CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var unary = call(new CallOptions(deadline: DateTime.UtcNow + _options.RequestTimeout, cancellationToken: cancellationToken));
+            return await unary.ResponseAsync.ConfigureAwait(false);
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(cancellationToken);
+        }
+        catch (RpcException ex) when (IsLeaseNotFound(ex))
+        {
+            throw new LeaseLostException(ex);
+        }
+        catch (RpcException ex)
+        {
+            throw new StoreUnavailableException($"etcd ({string.Join(',', _options.Endpoints)}) is unavailable: {ex.Status.StatusCode} {ex.Status.Detail}", ex);
+        }
+    }
+
+    private static bool IsLeaseNotFound(RpcException ex) =>
+        ex.StatusCode == StatusCode.NotFound && ex.Status.Detail.Contains("lease not found", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Revokes the lease (what this instance held is released at once, not after its time to live) and disconnects.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _keepAlive.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (_lease != 0)
+            {
+                using var revoke = _leases.LeaseRevokeAsync(new LeaseRevokeRequest { ID = _lease }, deadline: DateTime.UtcNow + _options.RequestTimeout);
+                await revoke.ResponseAsync.ConfigureAwait(false);
+            }
+        }
+        catch (RpcException ex)
+        {
+            _logger.LogDebug(ex, "Could not revoke the etcd lease {Lease}; it expires by itself", _lease);
+        }
+
+        _client.Dispose();
+        _trust?.Dispose();
+        _stopping.Dispose();
+        _leaseGate.Dispose();
+    }
+}
+
+/// <summary>A key was to be attached to a lease etcd no longer has (the replica or the collection it belonged to is gone).</summary>
+internal sealed class LeaseLostException(Exception inner) : Exception("the etcd lease is gone", inner);

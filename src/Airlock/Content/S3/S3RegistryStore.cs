@@ -1,0 +1,180 @@
+using System.Globalization;
+using Airlock.Content.Etcd;
+using Airlock.IO;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Content.S3;
+
+/// <summary>
+/// A registry's store shared by replicas: blobs in an S3 bucket (<see cref="S3BlobStore"/>), tags, links, revisions,
+/// referrers, upload sessions and garbage collection's marks in etcd (<see cref="EtcdRepositoryStore"/>,
+/// <see cref="S3UploadSessionStore"/>, <see cref="EtcdGarbageCollectionGuard"/>). Each instance has a lease in etcd and
+/// a folder of its own under the buffer directory for parts on their way (held by a lock file): opening the store
+/// aborts the ingest multipart uploads of leases that are gone and removes the folders nobody holds, which are what
+/// dead replicas left.
+/// </summary>
+public sealed class S3RegistryStore : IRegistryStore
+{
+    private readonly S3Bucket _bucket;
+    private readonly EtcdMetadata _etcd;
+    private readonly S3UploadSessionStore _uploads;
+    private readonly S3BlobStore _blobs;
+    private readonly FileLock _bufferLock;
+    private readonly string _buffers;
+
+    private S3RegistryStore(S3StoreOptions options, S3Bucket bucket, EtcdMetadata etcd, TimeProvider time, FileLock bufferLock, string buffers)
+    {
+        Options = options;
+        _bucket = bucket;
+        _etcd = etcd;
+        Time = time;
+        _bufferLock = bufferLock;
+        _buffers = buffers;
+        _blobs = new S3BlobStore(bucket, etcd, time, buffers, options.PartSize, options.Redirect ? options.RedirectValidity : null);
+        Repositories = new EtcdRepositoryStore(etcd, time);
+        _uploads = new S3UploadSessionStore(_blobs, time, buffers, options.PartSize);
+        Guard = new EtcdGarbageCollectionGuard(etcd);
+        History = new EtcdStoreHistory(etcd);
+    }
+
+    public S3StoreOptions Options { get; }
+
+    public string Location => $"{Options.Location}, metadata in {_etcd.Location}";
+
+    public TimeProvider Time { get; }
+
+    public IBlobStore Blobs => _blobs;
+
+    public IRepositoryStore Repositories { get; }
+
+    public IUploadSessionStore Uploads => _uploads;
+
+    public IGarbageCollectionGuard Guard { get; }
+
+    public IStoreHistory History { get; }
+
+    /// <summary>Replicas may serve the store at any time: no collection can take its grace period as given.</summary>
+    public bool Exclusive => false;
+
+    /// <summary>
+    /// Opens the store (creating the bucket when missing), checks that both the object store and etcd answer, and removes
+    /// what dead replicas left. <see cref="S3StoreOptions.Metadata"/> must be set: metadata live in etcd.
+    /// </summary>
+    public static async Task<S3RegistryStore> OpenAsync(S3StoreOptions options, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        var problems = options.Validate();
+        if (options.Metadata is null)
+        {
+            problems = [.. problems, "an S3 store keeps its metadata in etcd: give --metadata etcd://HOST:2379"];
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", problems));
+        }
+
+        var bucket = new S3Bucket(options);
+        var root = options.Metadata!.KeyPrefix ?? $"/airlock/{options.Bucket}/{options.Prefix}";
+        var etcd = EtcdMetadata.Connect(options.Metadata, root, time, logger);
+        FileLock? bufferLock = null;
+        try
+        {
+            await bucket.EnsureBucketAsync(cancellationToken).ConfigureAwait(false);
+            var lease = await etcd.LeaseAsync(cancellationToken).ConfigureAwait(false);
+            Directory.CreateDirectory(options.BufferDirectory);
+            var buffers = Path.Combine(options.BufferDirectory, lease.ToString("x", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..8]);
+            Directory.CreateDirectory(buffers);
+            bufferLock = FileLock.Acquire(Path.Combine(buffers, "lock"), exclusive: true);
+            RemoveDeadBuffers(options.BufferDirectory, buffers, logger);
+            await AbortDeadIngestsAsync(bucket, etcd, logger, cancellationToken).ConfigureAwait(false);
+            return new S3RegistryStore(options, bucket, etcd, time, bufferLock, buffers);
+        }
+        catch
+        {
+            bufferLock?.Dispose();
+            await etcd.DisposeAsync().ConfigureAwait(false);
+            bucket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Buffer folders whose lock nobody holds belong to instances that are gone (this machine's replicas only).</summary>
+    private static void RemoveDeadBuffers(string root, string own, ILogger logger)
+    {
+        foreach (var folder in Directory.EnumerateDirectories(root))
+        {
+            if (string.Equals(folder, own, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            using var held = FileLock.TryAcquire(Path.Combine(folder, "lock"), exclusive: true, createDirectory: false);
+            if (held is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (IOException ex)
+            {
+                logger.LogWarning(ex, "Could not remove the part buffers {Folder} of a replica that is gone", folder);
+            }
+        }
+    }
+
+    /// <summary>Aborts the multipart uploads of writers whose replica's lease is gone (it died or was stopped mid-write).</summary>
+    private static async Task AbortDeadIngestsAsync(S3Bucket bucket, EtcdMetadata etcd, ILogger logger, CancellationToken cancellationToken)
+    {
+        var prefix = bucket.Key(S3BlobStore.IngestPrefix);
+        var alive = new Dictionary<long, bool>();
+        var aborted = 0;
+        await foreach (var (key, uploadId) in bucket.ListMultipartAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            var owner = key[prefix.Length..].Split('/')[0];
+            if (!long.TryParse(owner, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var lease))
+            {
+                continue;
+            }
+
+            if (!alive.TryGetValue(lease, out var live))
+            {
+                live = alive[lease] = await etcd.LeaseAliveAsync(lease, cancellationToken).ConfigureAwait(false);
+            }
+
+            if (!live)
+            {
+                await bucket.AbortMultipartAsync(key, uploadId, cancellationToken).ConfigureAwait(false);
+                aborted++;
+            }
+        }
+
+        if (aborted > 0)
+        {
+            logger.LogInformation("Aborted {Count} multipart uploads left by replicas that are gone", aborted);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _uploads.DisposeAsync().ConfigureAwait(false);
+        await _etcd.DisposeAsync().ConfigureAwait(false);
+        _bucket.Dispose();
+        _bufferLock.Dispose();
+
+        // A writer still open keeps its part file (as a crash would); the next instance to open removes the folder.
+        if (Directory.EnumerateFiles(_buffers).All(f => Path.GetFileName(f) == "lock"))
+        {
+            try
+            {
+                Directory.Delete(_buffers, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Removed by the next instance to open.
+            }
+        }
+    }
+}
