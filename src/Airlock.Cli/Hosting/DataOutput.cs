@@ -116,7 +116,7 @@ internal static class DataOutput
         || double.TryParse(text.Replace("_", "", StringComparison.Ordinal), NumberStyles.Float, CultureInfo.InvariantCulture, out _)
         || (text.Length > 2 && text[0] == '0' && text[1] is 'x' or 'X' or 'o' or 'b');
 
-    private static void WriteTable<T>(TextWriter output, IReadOnlyList<T> rows, (string Header, Func<T, string?> Value)[] columns)
+    public static void WriteTable<T>(TextWriter output, IReadOnlyList<T> rows, params (string Header, Func<T, string?> Value)[] columns)
     {
         var cells = rows.Select(r => columns.Select(c => c.Value(r) ?? string.Empty).ToArray()).ToList();
         var widths = columns.Select((c, i) => Math.Max(c.Header.Length, cells.Count == 0 ? 0 : cells.Max(row => row[i].Length))).ToArray();

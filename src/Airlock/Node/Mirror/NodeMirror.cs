@@ -83,6 +83,7 @@ public sealed class NodeMirror : IAsyncDisposable
             throw;
         }
 
+        options.BlobSource?.Attach(handler);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
         MirrorLog.Listening(logger, address, registries.Mirrors.Count + registries.Configs.Count, registries.Source);
