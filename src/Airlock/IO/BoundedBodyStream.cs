@@ -22,7 +22,7 @@ public sealed class BoundedBodyStream(Stream body, long size, TimeSpan stall, Ti
     {
         using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // A timer registration, not a timed wait: the read itself is cancelled, so no socket read is left pending.
-        using var timer = stall == Timeout.InfiniteTimeSpan ? null : time.CreateTimer(_ => bound.Cancel(), null, stall, Timeout.InfiniteTimeSpan);
+        using var timer = stall == Timeout.InfiniteTimeSpan ? null : time.CreateTimer(_ => Cancel(bound), null, stall, Timeout.InfiniteTimeSpan);
         try
         {
             var n = await body.ReadAsync(buffer, bound.Token).ConfigureAwait(false);
@@ -32,6 +32,18 @@ public sealed class BoundedBodyStream(Stream body, long size, TimeSpan stall, Ti
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new TimeoutException($"no data for {stall.TotalSeconds:0.###} s after {_read} of {size} bytes");
+        }
+    }
+
+    // A timer may fire just as the read it bounds returns and its source is disposed: nothing is left to cancel then.
+    internal static void Cancel(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
         }
     }
 

@@ -30,7 +30,7 @@ internal sealed class PeerClient(Func<MemberCredentials> credentials, PeerMirror
         var client = Client(endpoint);
         var uri = new Uri($"https://{endpoint}/v2/{repository}/blobs/{digest}?ns={Uri.EscapeDataString(registry)}");
         using var headers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timer = options.Time.CreateTimer(_ => headers.Cancel(), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
+        using var timer = options.Time.CreateTimer(_ => BoundedBodyStream.Cancel(headers), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
         HttpResponseMessage response;
         try
         {
