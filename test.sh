@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Runs every Airlock test project and ends with one line "N passed, M failed".
 # On a fresh Debian machine (as root) it first installs the real components the tests drive:
-# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2.
+# containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2, chromium,
+# and node/npm when missing, for the console's build (the .NET build runs it: see src/Airlock/Airlock.csproj).
 set -uo pipefail
 cd "$(dirname "$0")"
 
 packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
           wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static
+          chromium  # the console's browser tests (Debian's Chromium, driven by Playwright's own node driver)
           clang lld zlib1g-dev)  # the last three: scripts/publish.sh (Native AOT), not the tests
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # The console's build needs node and npm; the machine's own (NodeSource's nodejs carries npm) is used when there.
+  command -v npm >/dev/null || missing+=(nodejs npm)
   if (( ${#missing[@]} )); then
     echo "test.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using Airlock.Interop.Tests.Fixtures;
 using Grpc.Core;
 
@@ -152,6 +154,52 @@ public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTest
         Assert.Null(await node.Cri.StatusAsync(reference));
     }
 
+    [Fact]
+    public async Task Rewrites_with_a_backslash_or_a_quote_are_written_as_TOML_this_containerd_parses()
+    {
+        // Registry names nothing listens on: only the mirror endpoint (which has the image under the name pulled, since
+        // stock containerd ignores the rewrite table) can serve them.
+        var escaped = $"127.0.0.1:{ServerProcess.FreeLoopbackPort().ToString(CultureInfo.InvariantCulture)}";
+        var raw = $"127.0.0.1:{ServerProcess.FreeLoopbackPort().ToString(CultureInfo.InvariantCulture)}";
+        var yaml = $"""
+            mirrors:
+              "{escaped}":
+                endpoint:
+                  - "{node.Mirror.Host}"
+                rewrite:
+                  '^app/(.*)\.v1$': 'app/$1'
+                  '^say/"(.*)"$': 'quoted "$1"'
+                  '^both$': "it's \"both\"\\"
+
+            """;
+        // --mirror-address off: K3s's own hosts.toml layout, rewrite table included, as for K3s's containerd.
+        var certs = await node.RenderAsync("rewrites", yaml, "--mirror-address", "off");
+        var hostsToml = await File.ReadAllTextAsync(Path.Combine(certs, escaped, "hosts.toml"));
+        Assert.Contains("    '^app/(.*)\\.v1$' = \"app/$1\"\n    \"^both$\" = \"it's \\\"both\\\"\\\\\"\n    '^say/\"(.*)\"$' = 'quoted \"$1\"'\n",
+            hostsToml, StringComparison.Ordinal);
+
+        // containerd reads certs.d at every pull: the host takes effect by appearing in the node's certs.d.
+        InstallHost(escaped, hostsToml);
+        var reference = $"{escaped}/app/only-mirror:1";
+        await node.Cri.PullAsync(reference);
+        await AssertPulledAsync(reference, node.MirrorOnlyImage);
+
+        // The same file as K3s writes it, rewrites inserted raw, is not TOML: this containerd drops it and goes to the
+        // registry itself (nothing listens there) instead of the mirror, the fail-open the quoting prevents.
+        InstallHost(raw, hostsToml.Replace(escaped, raw, StringComparison.Ordinal)
+            .Replace("'^app/(.*)\\.v1$'", "\"^app/(.*)\\.v1$\"", StringComparison.Ordinal)
+            .Replace("'^say/\"(.*)\"$' = 'quoted \"$1\"'", "\"^say/\"(.*)\"$\" = \"quoted \"$1\"\"", StringComparison.Ordinal));
+        var failure = await node.Cri.PullFailureAsync($"{raw}/app/only-mirror:1");
+        Assert.Contains($"//{raw}/v2/", failure.Status.Detail, StringComparison.Ordinal);
+        Assert.Null(await node.Cri.StatusAsync($"{raw}/app/only-mirror:1"));
+    }
+
+    private void InstallHost(string registry, string hostsToml)
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(node.CertsDirectory, registry)).FullName;
+        File.WriteAllText(Path.Combine(directory, "hosts.toml"), hostsToml);
+    }
+
     private async Task AssertPulledAsync(string reference, TestImage expected)
     {
         var image = await node.Cri.StatusAsync(reference);
@@ -209,13 +257,18 @@ public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTest
 
         public TestImage PrivateImage { get; private set; } = null!;
 
+        // Held for the fixture's life: a port only seen free was once given to one of its own registries, and
+        // "nothing listens there" failed.
+        private readonly Socket _closedPort = ServerProcess.ReserveClosedLoopbackPort();
+        private readonly Socket _unlistedPort = ServerProcess.ReserveClosedLoopbackPort();
+
         /// <summary>A loopback port nothing listens on: the mirror that is down.</summary>
-        public int ClosedPort { get; } = ServerProcess.FreeLoopbackPort();
+        public int ClosedPort => ((IPEndPoint)_closedPort.LocalEndPoint!).Port;
 
         public string ClosedHost => $"127.0.0.1:{ClosedPort.ToString(CultureInfo.InvariantCulture)}";
 
         /// <summary>A registry named in no entry of registries.yaml (and nothing listens there either).</summary>
-        public int UnlistedPort { get; } = ServerProcess.FreeLoopbackPort();
+        public int UnlistedPort => ((IPEndPoint)_unlistedPort.LocalEndPoint!).Port;
 
         public string ConfigPath { get; private set; } = null!;
 
@@ -322,8 +375,8 @@ public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTest
         }
 
         /// <summary>Renders <paramref name="yaml"/> into a data dir of its own under this class's temp folder; returns its certs.d.</summary>
-        public async Task<string> RenderAsync(string name, string yaml) =>
-            (await RegistriesRender.RenderAsync(Path.Combine(_work.Path, name), yaml)).CertsDirectory;
+        public async Task<string> RenderAsync(string name, string yaml, params string[] extraArguments) =>
+            (await RegistriesRender.RenderAsync(Path.Combine(_work.Path, name), yaml, extraArguments: extraArguments)).CertsDirectory;
 
         public async Task DisposeAsync()
         {
@@ -339,6 +392,8 @@ public abstract class NodeRegistriesContainerdTests(NodeRegistriesContainerdTest
             }
 
             _work.UnmountAndDelete();
+            _closedPort.Dispose();
+            _unlistedPort.Dispose();
         }
 
         private async Task<RegistryProcess> StartRegistryAsync(RegistryKind kind, RegistryOptions options)

@@ -66,6 +66,21 @@ public sealed class ServerProcess : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// A loopback TCP port held bound but not listening for as long as the socket lives: connecting to it is
+    /// refused, and no server started meanwhile (this test's or another's) can be given it, as it could be a port
+    /// only seen free a moment ago.
+    /// </summary>
+    public static Socket ReserveClosedLoopbackPort()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+        // Without SO_REUSEADDR here, a server setting it cannot share the port either.
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, false);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return socket;
+    }
+
     /// <summary>A loopback TCP port that was free a moment ago.</summary>
     public static int FreeLoopbackPort()
     {

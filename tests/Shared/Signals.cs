@@ -8,6 +8,11 @@ public static partial class Signals
     public const int Terminate = 15;
     public const int Kill = 9;
 
+    /// <summary>SIGSTOP (Linux): the process is frozen, signals other than SIGKILL stay pending until <see cref="Continue"/>.</summary>
+    public const int Stop = 19;
+
+    public const int Continue = 18;
+
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; false when the process is already gone.</summary>
     public static bool Send(int pid, int signal) => SendSignal(pid, signal) == 0;
 

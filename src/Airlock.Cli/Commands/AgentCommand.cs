@@ -28,16 +28,23 @@ internal static class AgentCommand
     public static Command Create()
     {
         var dataDir = CommonOptions.DataDir();
-        var imagesDir = new Option<string?>("--images-dir") { Description = "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images)." };
-        var socket = new Option<string?>("--containerd-socket")
+        var imagesDir = new PathOption("--images-dir", PathKind.Directory,
+            "Directory of image archives and .txt reference lists to import (default <data-dir>/agent/images, which may be absent).");
+        var socket = new PathOption("--containerd-socket", PathKind.Socket,
+            "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.")
         {
-            Description = "Use the containerd already serving this socket (e.g. /run/containerd/containerd.sock) instead of starting and supervising one.",
+            Remedy = "start that containerd first, or leave out --containerd-socket to have the agent run one",
         };
         var watch = new Option<bool>("--watch")
         {
             Description = "Keep importing files added or changed later (debounced 2 s). --watch false with --containerd-socket imports once and exits; "
                 + "with a supervised containerd the agent keeps running it.",
             DefaultValueFactory = _ => true,
+        };
+        var keepRemoved = new Option<bool>("--keep-removed-images")
+        {
+            Description = "Keep images whose archive (or .txt list) was removed from the images directory or replaced by one without them. "
+                + "By default they are removed from containerd (unpinned, so its garbage collection frees them) unless a container uses them.",
         };
         var root = new Option<string?>("--containerd-root") { Description = "Root directory of the supervised containerd (default <data-dir>/agent/containerd)." };
         var state = new Option<string>("--containerd-state")
@@ -50,9 +57,9 @@ internal static class AgentCommand
             Positive = true,
         };
         var mirrorAddress = MirrorCommand.AddressOption(
-            "Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
-            + "containerd cannot do itself); those registries' hosts.toml point containerd at it. 'off' renders K3s's files unchanged.",
-            $"127.0.0.1:{Airlock.Node.Mirror.MirrorOptions.DefaultPort}");
+            $"Where the node-local mirror listens when registries.yaml needs it (a rewrite, or --disable-default-registry-endpoint, which stock "
+            + $"containerd cannot do itself); those registries' hosts.toml point containerd at it (default {MirrorCommand.DefaultAddress}, as "
+            + "'registries render'). 'off' renders K3s's files unchanged.");
 
         var server = new Option<string?>("--server", "-s") { Description = "Join the cluster of this airlock server (https://HOST:PORT) and keep its membership: heartbeats, certificate renewal." };
         var token = new Option<string?>("--token", "-t") { Description = "Join token (K10<CA hash>::…) from the server's <data-dir>/server/token, --agent-token or `airlock token create`." };
@@ -77,10 +84,13 @@ internal static class AgentCommand
             + "when it exits; registries.yaml watched: hosts.toml changes apply at the next pull, a config.toml change restarts containerd once "
             + "no import is running), or use an existing containerd (--containerd-socket). Then import every image archive (.tar, .tar.gz/.tgz, "
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
-            + "pinned), report READY=1 to systemd once done, and watch for new files until SIGTERM, which also stops containerd.")
+            + "pinned), report READY=1 to systemd once done (with a STATUS naming files that failed; --watch false exits 1 then), and watch for new, "
+            + "changed and removed files until SIGTERM, which also stops containerd (its containers keep running). Images whose file was removed are "
+            + "removed too, unless a container uses them. A containerd left running by an agent that was killed is recognised (<state>/containerd.pid "
+            + "and its command line) and replaced at the next start; one the agent did not start is refused.")
         {
-            dataDir, imagesDir, socket, watch, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint, nodeIp,
-            embeddedRegistry, p2pListen, p2pPeerTimeout,
+            dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint,
+            nodeIp, embeddedRegistry, p2pListen, p2pPeerTimeout,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -100,8 +110,7 @@ internal static class AgentCommand
             var directory = parseResult.GetValue(imagesDir) ?? Path.Combine(data, "agent", "images");
             var stopAfter = stopTimeout.GetDuration(parseResult);
 
-            var mirrorValue = parseResult.GetValue(mirrorAddress)!;
-            var mirrorListen = mirrorValue is "off" or "none" or "" ? null : MirrorCommand.ParseAddress(mirrorValue);
+            var mirrorListen = MirrorCommand.ParseAddressOrOff(parseResult.GetValue(mirrorAddress)!);
 
             var membership = MembershipOptions(parseResult, data, config);
             var sharing = parseResult.GetValue(embeddedRegistry);
@@ -128,10 +137,6 @@ internal static class AgentCommand
             using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
             using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
             var existing = parseResult.GetValue(socket);
-            if (existing is not null && !File.Exists(existing))
-            {
-                throw new FileNotFoundException($"containerd socket {existing} does not exist: start that containerd first, or leave out --containerd-socket to have the agent run one");
-            }
 
             SupervisedContainerd? supervision = null;
             if (existing is null)
@@ -140,11 +145,13 @@ internal static class AgentCommand
                 var socketPath = Path.Combine(stateDir, SocketName);
                 var rootDir = Path.GetFullPath(parseResult.GetValue(root) ?? Path.Combine(data, "agent", "containerd"));
                 var options = await config.ConfigAsync(parseResult, data, rootDir, stateDir, socketPath, stop.Token).ConfigureAwait(false);
+                var registriesPath = access.RegistriesPath(parseResult)!;
                 supervision = new SupervisedContainerd
                 {
                     Render = new ContainerdRenderSettings
                     {
-                        RegistriesPath = access.RegistriesPath(parseResult)!,
+                        RegistriesPath = registriesPath,
+                        RegistriesRequired = access.RegistriesGiven(parseResult) || File.Exists(registriesPath),
                         Config = options,
                         DisableDefaultEndpoint = parseResult.GetValue(config.DisableDefaultEndpoint),
                         ProxyEnvironment = config.ProxyEnvironment(parseResult),
@@ -153,6 +160,7 @@ internal static class AgentCommand
                     {
                         ConfigPath = Path.Combine(options.ContainerdDir, Airlock.Node.ContainerdRenderer.ConfigTomlName),
                         SocketPath = socketPath,
+                        PidFile = Path.Combine(stateDir, ContainerdSupervisorOptions.PidFileName),
                         StopTimeout = stopAfter,
                         Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
                     },
@@ -165,6 +173,8 @@ internal static class AgentCommand
                 Images = new ImagesDirectoryOptions
                 {
                     Directory = directory,
+                    MustExist = parseResult.GetValue(imagesDir) is not null,
+                    KeepRemovedImages = parseResult.GetValue(keepRemoved),
                     Registry = access.Connect(parseResult),
                     Import = new ContainerdImportOptions { Logger = loggerFactory.CreateLogger("Airlock.Node.Containerd") },
                     Logger = loggerFactory.CreateLogger("Airlock.Node.ImagesDirectory"),

@@ -35,7 +35,7 @@ internal static class CheckCommand
             }
 
             var host = new PreflightHost { DataDir = parseResult.GetValue(dataDir)! };
-            var results = PreflightRunner.Run(host, settings);
+            var results = PreflightRunner.Run(host, settings, airlockKeys: ConfigKeys(parseResult.RootCommandResult.Command));
             var format = parseResult.GetValue(output)!;
             var writer = parseResult.InvocationConfiguration.Output;
             if (format is "text")
@@ -62,6 +62,23 @@ internal static class CheckCommand
             return PreflightRunner.AnyFailed(results) ? AirlockCli.ExitError : AirlockCli.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>Every long flag name of every verb: what config.yaml may hold besides K3s's keys.</summary>
+    private static IReadOnlyCollection<string> ConfigKeys(Command root)
+    {
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        var pending = new Stack<Command>([root]);
+        while (pending.TryPop(out var command))
+        {
+            keys.UnionWith(command.Options.Select(o => o.Name.TrimStart('-')));
+            foreach (var sub in command.Subcommands)
+            {
+                pending.Push(sub);
+            }
+        }
+
+        return keys;
     }
 
     private static string Label(CheckStatus status) => status switch

@@ -62,11 +62,35 @@ internal static class ImagesCommand
         DefaultValueFactory = _ => new ArchiveLimits().MaxExpandedBytes,
     };
 
-    private static Option<string> OutputFile() => new("--output-file", "-o")
+    private static Option<string?> OutputFile() => new("--output-file", "-o")
     {
-        Description = "Archive to write; its extension chooses the compression (.tar, .tar.gz/.tgz, .tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz).",
-        Required = true,
+        Description = "Archive to write; its extension chooses the compression (.tar, .tar.gz/.tgz, .tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz). "
+            + "- (or no -o with stdout redirected) writes the archive to stdout, uncompressed unless --compress; progress and messages then go to stderr.",
     };
+
+    private static Option<string?> Name(string description) => new("--name") { Description = description };
+
+    private static Option<string[]> Rewrite(string description) => new("--rewrite") { Description = description };
+
+    private const string StdoutName = "-";
+
+    /// <summary>
+    /// Where an archive goes: the file named by <c>-o</c>, or stdout for <c>-o -</c> (or no <c>-o</c> when stdout is not a
+    /// terminal, as <c>regctl image export … &gt; pause.tar</c> and <c>docker save</c> do). An archive is never written to a terminal.
+    /// </summary>
+    private static string ArchiveOutput(ParseResult parseResult, Option<string?> output)
+    {
+        var path = parseResult.GetValue(output);
+        if (path is null or StdoutName && ReferenceEquals(parseResult.InvocationConfiguration.Output, Console.Out) && !Console.IsOutputRedirected)
+        {
+            throw new UsageException("refusing to write an archive to a terminal: give -o FILE, or redirect stdout (-o - > images.tar)");
+        }
+
+        return path ?? StdoutName;
+    }
+
+    private static ArchiveTarget OpenArchive(string output, ArchiveFormat format, ArchiveCompression? compression) =>
+        output == StdoutName ? ArchiveTarget.ToStream(Console.OpenStandardOutput(), "<stdout>", format, compression) : ArchiveTarget.Create(output, format, compression);
 
     private static Option<string> Compress()
     {
@@ -90,17 +114,22 @@ internal static class ImagesCommand
         };
         format.AcceptOnlyFromAmong("docker-archive", "oci");
         var compress = Compress();
-        var platforms = Platforms("Keep only these platforms (os/arch[/variant]; repeatable or comma-separated). Default: all. A subset of a multi-arch index is saved as a new index (new digest), or as the single matching image.");
+        var platforms = Platforms("Keep only these platforms (os/arch[/variant], or local for this host; repeatable or comma-separated). Default: all. A subset of a multi-arch index is saved as a new index (new digest), or as the single matching image.");
         var allPlatforms = AllPlatforms();
         var referrers = IncludeReferrers();
         var parallelism = Parallelism();
         var quiet = Quiet();
+        var name = Name("Name the (one) image gets in the archive — the name nodes will ask for, e.g. docker.io/rancher/mirrored-pause:3.6 when saving from a staging registry; "
+            + "without it the source's name is kept (a bare tag such as an OCI layout's \"1\" says nothing about the repository: give --name).");
+        var rewrite = Rewrite("FROM=TO name prefix rewrite of the names written into the archive (repeatable), e.g. staging.local:5000/rancher=docker.io/rancher.");
         var command = new Command("save", "Save images into one archive file; layers shared by images are stored once.")
             .WithExamples(
                 "airlock images save -o images.tar docker.io/rancher/mirrored-pause:3.6",
                 "airlock images save -o images.tar.zst --platform linux/amd64,linux/arm64 busybox:1.36",
                 "airlock images save -o signed.tar --include-referrers registry.local:5000/app:1",
                 "airlock images save -o app.tar --format oci oci:./layout:app",
+                "airlock images save -o pause.tar --name ghcr.io/canonical/k8s-snap/pause:3.10 oci:./layout:1",
+                "airlock images save -o - --platform local ghcr.io/canonical/k8s-snap/pause:3.10 > pause.tar",
                 "airlock images list manifests/ | airlock images save -o app.tar.gz -");
         command.Arguments.Add(images);
         command.Options.Add(output);
@@ -111,15 +140,34 @@ internal static class ImagesCommand
         command.Options.Add(referrers);
         command.Options.Add(parallelism);
         command.Options.Add(quiet);
+        command.Options.Add(name);
+        command.Options.Add(rewrite);
         var access = RegistryAccessOptions.AddTo(command);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
-            var names = await ExpandStdinAsync(parseResult.GetValue(images)!, cancellationToken).ConfigureAwait(false);
-            var options = Options(parseResult, platforms, allPlatforms, parallelism, null) with { IncludeReferrers = parseResult.GetValue(referrers) };
-            var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).SaveAsync(names, parseResult.GetValue(output)!,
-                parseResult.GetValue(format) == "oci" ? ArchiveFormat.OciLayout : ArchiveFormat.DockerArchive,
-                ParseCompression(parseResult.GetValue(compress)), options, progress, cancellationToken)).ConfigureAwait(false);
-            PrintResults(parseResult, quiet, "Saved", results);
+            var sources = await ExpandStdinAsync(parseResult.GetValue(images)!, cancellationToken).ConfigureAwait(false);
+            if (parseResult.GetValue(name) is not null && sources.Count != 1)
+            {
+                throw new UsageException($"--name names one image, but {sources.Count} are saved: save them one at a time, or rename with --rewrite FROM=TO");
+            }
+
+            var options = Options(parseResult, platforms, allPlatforms, parallelism, null) with
+            {
+                IncludeReferrers = parseResult.GetValue(referrers),
+                Name = parseResult.GetValue(name),
+                Rewrites = Rewrites(parseResult, rewrite),
+            };
+            var path = ArchiveOutput(parseResult, output);
+            var target = OpenArchive(path, parseResult.GetValue(format) == "oci" ? ArchiveFormat.OciLayout : ArchiveFormat.DockerArchive,
+                ParseCompression(parseResult.GetValue(compress)));
+            await using (target.ConfigureAwait(false))
+            {
+                var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).SaveAsync(sources, target,
+                    options, progress, cancellationToken)).ConfigureAwait(false);
+                PrintResults(parseResult, quiet, "Saved", results, path == StdoutName);
+                WarnBareNames(parseResult, results, target.Path);
+            }
+
             return AirlockCli.ExitOk;
         });
         return command;
@@ -134,7 +182,7 @@ internal static class ImagesCommand
             Required = true,
         };
         var rewrite = new Option<string[]>("--rewrite") { Description = "FROM=TO name prefix rewrite applied before the default rule (repeatable), e.g. docker.io/library=registry.local/hub." };
-        var platforms = Platforms("Push only these platforms (os/arch[/variant]; repeatable or comma-separated). Default: all.");
+        var platforms = Platforms("Push only these platforms (os/arch[/variant], or local for this host; repeatable or comma-separated). Default: all.");
         var allPlatforms = AllPlatforms();
         var parallelism = Parallelism();
         var maxExpanded = MaxExpanded();
@@ -158,7 +206,7 @@ internal static class ImagesCommand
             var options = Options(parseResult, platforms, allPlatforms, parallelism, maxExpanded);
             var results = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).LoadAsync(parseResult.GetValue(files)!,
                 parseResult.GetValue(to)!, parseResult.GetValue(rewrite) ?? [], options, progress, cancellationToken)).ConfigureAwait(false);
-            PrintResults(parseResult, quiet, "Loaded", results);
+            PrintResults(parseResult, quiet, "Loaded", results, false);
             return AirlockCli.ExitOk;
         });
         return command;
@@ -168,17 +216,20 @@ internal static class ImagesCommand
     {
         var source = new Argument<string>("source") { Description = "docker://REF, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]." };
         var destination = new Argument<string>("destination") { Description = "docker://REF, oci:DIR[:NAME], oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]." };
-        var platforms = Platforms("Copy only these platforms (os/arch[/variant]; repeatable or comma-separated). Default: all.");
+        var platforms = Platforms("Copy only these platforms (os/arch[/variant], or local for this host; repeatable or comma-separated). Default: all.");
         var allPlatforms = AllPlatforms();
         var referrers = IncludeReferrers();
         var parallelism = Parallelism();
         var maxExpanded = MaxExpanded();
         var quiet = Quiet();
+        var name = Name("Name the image gets in a destination archive or layout (default: the destination's :NAME, else the source's name).");
+        var rewrite = Rewrite("FROM=TO name prefix rewrite of the name written into a destination archive or layout (repeatable).");
         var command = new Command("copy", "Copy one image between registries, OCI layouts and archives, keeping its digests.")
             .WithExamples(
                 "airlock images copy docker://docker.io/library/busybox:1.36 oci:./layout:busybox",
                 "airlock images copy oci:./layout:busybox docker-archive:busybox.tar:docker.io/library/busybox:1.36",
                 "airlock images copy docker-archive:app.tar docker://registry.local:5000/app:1",
+                "airlock images copy --name docker.io/library/busybox:1.36 oci-archive:busybox.tar:1 docker-archive:busybox-named.tar",
                 "airlock images copy --include-referrers docker://registry.local:5000/app:1 docker://mirror.local:5000/app:1");
         command.Arguments.Add(source);
         command.Arguments.Add(destination);
@@ -188,15 +239,34 @@ internal static class ImagesCommand
         command.Options.Add(parallelism);
         command.Options.Add(maxExpanded);
         command.Options.Add(quiet);
+        command.Options.Add(name);
+        command.Options.Add(rewrite);
         var access = RegistryAccessOptions.AddTo(command);
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var from = ParseLocation(parseResult.GetValue(source)!);
             var to = ParseLocation(parseResult.GetValue(destination)!);
-            var options = Options(parseResult, platforms, allPlatforms, parallelism, maxExpanded) with { IncludeReferrers = parseResult.GetValue(referrers) };
+            var given = parseResult.GetValue(name);
+            var rewrites = Rewrites(parseResult, rewrite);
+            if (to.Transport == ImageTransport.Docker && (given is not null || rewrites.Count > 0))
+            {
+                throw new UsageException($"--name and --rewrite name the image inside an archive or layout; in a registry the destination {to} is its name");
+            }
+
+            if (given is not null && to.Reference is not null)
+            {
+                throw new UsageException($"the destination {to} already names the image; give the name there or with --name, not both");
+            }
+
+            var options = Options(parseResult, platforms, allPlatforms, parallelism, maxExpanded) with
+            {
+                IncludeReferrers = parseResult.GetValue(referrers),
+                Name = given,
+                Rewrites = rewrites,
+            };
             var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).CopyAsync(from, to, options, progress, cancellationToken))
                 .ConfigureAwait(false);
-            PrintResults(parseResult, quiet, "Copied", [result]);
+            PrintResults(parseResult, quiet, "Copied", [result], false);
             return AirlockCli.ExitOk;
         });
         return command;
@@ -206,14 +276,15 @@ internal static class ImagesCommand
     {
         var image = new Argument<string>("image") { Description = "Image to export: a registry reference or a transport-prefixed location." };
         var output = OutputFile();
-        var platform = new Option<string>("--platform") { Description = "The one platform to export (os/arch[/variant]).", Required = true };
+        var platform = new Option<string>("--platform") { Description = "The one platform to export (os/arch[/variant], or local for this host's).", Required = true };
         var name = new Option<string>("--name") { Description = "Name the image gets when imported (ctr images import, the images directory); default: the image reference." };
         var compress = Compress();
         var quiet = Quiet();
         var command = new Command("export", "Write one image for one platform as an archive that ctr images import names --name.")
             .WithExamples(
                 "airlock images export docker.io/rancher/mirrored-pause:3.6 --platform linux/arm64 -o pause.tar",
-                "airlock images export oci:./layout:app --platform linux/amd64 --name registry.local/app:1 -o /var/lib/airlock/agent/images/app.tar.zst");
+                "airlock images export oci:./layout:app --platform linux/amd64 --name registry.local/app:1 -o /var/lib/airlock/agent/images/app.tar.zst",
+                "airlock images export ghcr.io/canonical/k8s-snap/pause:3.10 --name ghcr.io/canonical/k8s-snap/pause:3.10 --platform local > pause.tar");
         command.Arguments.Add(image);
         command.Options.Add(output);
         command.Options.Add(platform);
@@ -228,9 +299,15 @@ internal static class ImagesCommand
             var imageName = parseResult.GetValue(name) ?? location.Image?.ToString()
                 ?? throw new UsageException("--name is required when the image is not a registry reference");
             var exportPlatform = ParsePlatform(parseResult.GetValue(platform)!);
-            var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).ExportAsync(source, parseResult.GetValue(output)!,
-                exportPlatform, imageName, ParseCompression(parseResult.GetValue(compress)), new TransferOptions(), progress, cancellationToken)).ConfigureAwait(false);
-            PrintResults(parseResult, quiet, "Exported", [result]);
+            var path = ArchiveOutput(parseResult, output);
+            var target = OpenArchive(path, ArchiveFormat.DockerArchive, ParseCompression(parseResult.GetValue(compress)));
+            await using (target.ConfigureAwait(false))
+            {
+                var result = await WithProgressAsync(parseResult, quiet, progress => new ImageTransfer(access.Connect(parseResult)).ExportAsync(source, target,
+                    exportPlatform, imageName, new TransferOptions(), progress, cancellationToken)).ConfigureAwait(false);
+                PrintResults(parseResult, quiet, "Exported", [result], path == StdoutName);
+            }
+
             return AirlockCli.ExitOk;
         });
         return command;
@@ -240,16 +317,19 @@ internal static class ImagesCommand
     {
         var paths = new Argument<string[]>("paths")
         {
-            Description = "Kubernetes manifest files or directories (*.yaml, *.yml, *.json, recursively); - reads stdin.",
+            Description = "Kubernetes manifest files or directories (*.yaml, *.yml, *.json, recursively; K3s HelmChart resources' valuesContent too); - reads stdin. "
+                + "An image archive or OCI layout directory given alone is listed as with --archive.",
             Arity = ArgumentArity.ZeroOrMore,
         };
-        var archive = new Option<string>("--archive") { Description = "List the images in this archive or OCI layout directory instead (name, digest, platforms, size)." };
+        var archive = new PathOption("--archive", PathKind.FileOrDirectory, "List the images in this archive or OCI layout directory instead (name, digest, platforms, size).");
         var output = CommonOptions.Output("text");
         var maxExpanded = MaxExpanded();
         var command = new Command("list", "List the images Kubernetes manifests use (one per line, sorted), or the images in an archive.")
             .WithExamples(
                 "airlock images list deploy/ > images.txt",
                 "helm template ./chart | airlock images list -",
+                "airlock images list /var/lib/rancher/k3s/server/manifests/   # HelmChart valuesContent included",
+                "airlock images list images.tar.zst --output table",
                 "airlock images list --archive images.tar.zst --output json");
         command.Arguments.Add(paths);
         command.Options.Add(archive);
@@ -258,10 +338,20 @@ internal static class ImagesCommand
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             var writer = parseResult.InvocationConfiguration.Output;
-            var format = parseResult.GetValue(output);
-            if (parseResult.GetValue(archive) is { } archivePath)
+            var format = parseResult.GetValue(output)!;
+            var given = parseResult.GetValue(paths) ?? [];
+            var archivePath = parseResult.GetValue(archive);
+            if (archivePath is null && given.FirstOrDefault(IsImageArchive) is { } archiveFile)
             {
-                if (parseResult.GetValue(paths) is { Length: > 0 })
+                archivePath = given.Length == 1
+                    ? archiveFile
+                    : throw new UsageException($"{archiveFile} is an image archive, not Kubernetes manifests: list it on its own (airlock images list {archiveFile}) or with --archive");
+                given = [];
+            }
+
+            if (archivePath is not null)
+            {
+                if (given.Length > 0)
                 {
                     throw new UsageException("give either manifest paths or --archive, not both");
                 }
@@ -271,24 +361,33 @@ internal static class ImagesCommand
                 return AirlockCli.ExitOk;
             }
 
-            var inputs = parseResult.GetValue(paths) is { Length: > 0 } given ? given : throw new UsageException("give Kubernetes manifest paths (or - for stdin), or --archive FILE");
-            var names = await ManifestImages.FromPathsAsync(inputs, Console.In, cancellationToken).ConfigureAwait(false);
-            if (format is "json" or "yaml")
+            var inputs = given.Length > 0 ? given : throw new UsageException("give Kubernetes manifest paths (or - for stdin), or --archive FILE");
+            var found = await ManifestImages.FindAsync(inputs, Console.In, cancellationToken).ConfigureAwait(false);
+            foreach (var warning in found.Warnings)
             {
-                DataOutput.Write(writer, format, names, CliJson.Default.IReadOnlyListString);
+                await parseResult.InvocationConfiguration.Error.WriteLineAsync($"airlock: warning: {warning}").ConfigureAwait(false);
             }
-            else
+
+            if (format is "text")
             {
-                foreach (var name in names)
+                foreach (var name in found.Images)
                 {
                     await writer.WriteLineAsync(name).ConfigureAwait(false);
                 }
+            }
+            else
+            {
+                DataOutput.Write(writer, format, found.Images, CliJson.Default.IReadOnlyListString, ("IMAGE", name => name));
             }
 
             return AirlockCli.ExitOk;
         });
         return command;
     }
+
+    /// <summary>An archive file (recognised by its first bytes, whatever its name) or an OCI layout directory.</summary>
+    private static bool IsImageArchive(string path) =>
+        path != "-" && (File.Exists(path) ? ArchiveCodecs.IsArchiveFile(path) : OciLayoutStore.IsLayout(path));
 
     private static async Task<IReadOnlyList<InventoryImage>> ListArchiveAsync(string path, ArchiveLimits limits, CancellationToken cancellationToken)
     {
@@ -308,19 +407,22 @@ internal static class ImagesCommand
         }
     }
 
-    private static void WriteInventory(TextWriter writer, string? format, IReadOnlyList<InventoryImage> images)
+    private static void WriteInventory(TextWriter writer, string format, IReadOnlyList<InventoryImage> images)
     {
-        if (format is "json" or "yaml")
+        if (format is "text")
         {
-            DataOutput.Write(writer, format, images.Select(i => new CliInventoryRow(i.Name, i.Digest.ToString(), i.MediaType, i.Platforms, i.Size)).ToList(),
-                CliJson.Default.IReadOnlyListCliInventoryRow);
+            foreach (var image in images)
+            {
+                writer.WriteLine($"{image.Name ?? "<none>"}\t{image.Digest}\t{string.Join(',', image.Platforms)}\t{image.Size}");
+            }
+
             return;
         }
 
-        foreach (var image in images)
-        {
-            writer.WriteLine($"{image.Name ?? "<none>"}\t{image.Digest}\t{string.Join(',', image.Platforms)}\t{image.Size}");
-        }
+        DataOutput.Write(writer, format, images.Select(i => new CliInventoryRow(i.Name, i.Digest.ToString(), i.MediaType, i.Platforms, i.Size)).ToList(),
+            CliJson.Default.IReadOnlyListCliInventoryRow,
+            ("NAME", r => r.Name ?? "<none>"), ("DIGEST", r => r.Digest), ("PLATFORMS", r => string.Join(',', r.Platforms)),
+            ("SIZE", r => TransferProgress.Bytes(r.Size)));
     }
 
     private static async Task<IReadOnlyList<string>> ExpandStdinAsync(string[] images, CancellationToken cancellationToken)
@@ -354,8 +456,14 @@ internal static class ImagesCommand
         };
     }
 
+    /// <summary><c>os/arch[/variant]</c>, or <c>local</c> for this host's platform (regctl's spelling).</summary>
     private static Platform ParsePlatform(string value)
     {
+        if (value == "local")
+        {
+            return Platform.Host;
+        }
+
         try
         {
             return Platform.Parse(value);
@@ -380,96 +488,52 @@ internal static class ImagesCommand
 
     private static ArchiveCompression? ParseCompression(string? value) => value is null ? null : ArchiveCodecs.Parse(value);
 
-    /// <summary>Progress bars on an interactive terminal, plain lines when output is redirected, nothing with --quiet.</summary>
-    private static async Task<T> WithProgressAsync<T>(ParseResult parseResult, Option<bool> quiet, Func<IProgress<CopyProgress>?, Task<T>> run)
+    /// <summary>Progress on stderr (bars on a terminal, plain lines otherwise), nothing with --quiet.</summary>
+    private static Task<T> WithProgressAsync<T>(ParseResult parseResult, Option<bool> quiet, Func<IProgress<CopyProgress>?, Task<T>> run) =>
+        TransferProgress.RunAsync(parseResult.InvocationConfiguration.Error, parseResult.GetValue(quiet), run);
+
+    private static IReadOnlyList<string> Rewrites(ParseResult parseResult, Option<string[]> rewrite)
     {
-        if (parseResult.GetValue(quiet))
+        var rules = parseResult.GetValue(rewrite) ?? [];
+        try
         {
-            return await run(null).ConfigureAwait(false);
+            LoadNaming.ParseRewrites(rules);
+        }
+        catch (FormatException ex)
+        {
+            throw new UsageException(ex.Message);
         }
 
-        var output = parseResult.InvocationConfiguration.Output;
-        if (ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive)
-        {
-            return await AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn())
-                .StartAsync(context => run(new ProgressBars(context))).ConfigureAwait(false);
-        }
-
-        return await run(new ProgressLines(output)).ConfigureAwait(false);
+        return rules;
     }
 
-    /// <summary>One bar per blob, filled as bytes pass; blobs already present show as full and marked so.</summary>
-    private sealed class ProgressBars(ProgressContext context) : IProgress<CopyProgress>
+    /// <summary>A name that is only a tag gives nodes and <c>images load</c> nothing to call the image: say so while it is easy to fix.</summary>
+    private static void WarnBareNames(ParseResult parseResult, IEnumerable<TransferResult> results, string archive)
     {
-        private readonly Dictionary<Digest, ProgressTask> _bars = [];
-
-        public void Report(CopyProgress value)
+        foreach (var result in results)
         {
-            if (MediaTypes.IsManifest(value.Content.MediaType))
+            var name = result.Destination.StartsWith(archive + ":", StringComparison.Ordinal) ? result.Destination[(archive.Length + 1)..] : null;
+            if (name is { Length: > 0 } && !OciLayoutStore.IsFullReference(name))
             {
-                return;
-            }
-
-            lock (_bars)
-            {
-                if (!_bars.TryGetValue(value.Content.Digest, out var bar))
-                {
-                    bar = context.AddTask(value.Content.Digest.Encoded[..12], maxValue: Math.Max(1, value.Content.Size));
-                    _bars[value.Content.Digest] = bar;
-                }
-
-                switch (value.Stage)
-                {
-                    case CopyStage.Skipped:
-                        bar.Description = $"{value.Content.Digest.Encoded[..12]} (present)";
-                        bar.Value = bar.MaxValue;
-                        break;
-                    case CopyStage.Transferring:
-                        bar.Value = value.Bytes;
-                        break;
-                    case CopyStage.Completed:
-                        bar.Value = bar.MaxValue;
-                        break;
-                }
+                parseResult.InvocationConfiguration.Error.WriteLine(
+                    $"airlock: warning: {result.Source} is saved under the bare tag \"{name}\", which names no repository: nodes cannot import it and "
+                    + $"images load needs --to REGISTRY/REPOSITORY; save it with --name REGISTRY/REPOSITORY:{name} instead");
             }
         }
     }
 
-    private static void PrintResults(ParseResult parseResult, Option<bool> quiet, string verb, IEnumerable<TransferResult> results)
+    /// <summary>One line per image; on stderr when stdout carries the archive itself.</summary>
+    private static void PrintResults(ParseResult parseResult, Option<bool> quiet, string verb, IEnumerable<TransferResult> results, bool stdoutCarriesData)
     {
         if (parseResult.GetValue(quiet))
         {
             return;
         }
 
+        var writer = stdoutCarriesData ? parseResult.InvocationConfiguration.Error : parseResult.InvocationConfiguration.Output;
         foreach (var result in results)
         {
-            parseResult.InvocationConfiguration.Output.WriteLine($"{verb} {result.Source} -> {result.Destination} ({result.Root.Digest})");
+            writer.WriteLine($"{verb} {result.Source} -> {result.Destination} ({result.Root.Digest})");
         }
-    }
-
-    /// <summary>Plain progress lines, one per blob event, safe to log or pipe (no terminal control codes).</summary>
-    private sealed class ProgressLines(TextWriter writer) : IProgress<CopyProgress>
-    {
-        public void Report(CopyProgress value)
-        {
-            var line = value.Stage switch
-            {
-                CopyStage.Started => $"Copying {Kind(value.Content)} {value.Content.Digest} ({value.Content.Size} bytes)",
-                CopyStage.Skipped => $"Skipping {Kind(value.Content)} {value.Content.Digest}: already present",
-                CopyStage.Completed => $"Wrote {Kind(value.Content)} {value.Content.Digest}",
-                _ => null,
-            };
-            if (line is not null)
-            {
-                lock (writer)
-                {
-                    writer.WriteLine(line);
-                }
-            }
-        }
-
-        private static string Kind(Descriptor content) => MediaTypes.IsManifest(content.MediaType) ? "manifest" : "blob";
     }
 }

@@ -15,20 +15,22 @@ namespace Airlock.Cli.Commands;
 /// </summary>
 internal static class MirrorCommand
 {
-    /// <summary>
-    /// <c>--mirror-address</c>, shared by <c>mirror</c> (where it listens) and <c>registries render</c> (where hosts.toml
-    /// points containerd), so one config.yaml key keeps both in agreement.
-    /// </summary>
-    public static Option<string?> AddressOption(string description, string? defaultValue)
-    {
-        var option = new Option<string?>("--mirror-address") { Description = description };
-        if (defaultValue is not null)
-        {
-            option.DefaultValueFactory = _ => defaultValue;
-        }
+    /// <summary>Where the node-local mirror listens unless told otherwise, for every verb that takes <c>--mirror-address</c>.</summary>
+    public static readonly string DefaultAddress = $"127.0.0.1:{MirrorOptions.DefaultPort}";
 
-        return option;
-    }
+    /// <summary>
+    /// <c>--mirror-address</c>, shared by <c>mirror</c> (where it listens), <c>agent</c> (where its mirror listens) and
+    /// <c>registries render</c> (where hosts.toml points containerd), with one default, so one config.yaml key keeps
+    /// them in agreement.
+    /// </summary>
+    public static Option<string> AddressOption(string description) => new("--mirror-address")
+    {
+        Description = description,
+        DefaultValueFactory = _ => DefaultAddress,
+    };
+
+    /// <summary><c>--mirror-address</c> of a verb where <c>off</c> means "no node-local mirror: K3s's files unchanged" (null).</summary>
+    public static IPEndPoint? ParseAddressOrOff(string value) => value is "off" or "none" or "" ? null : ParseAddress(value);
 
     /// <summary>Parses <c>host:port</c> as <c>--mirror-address</c> takes it, or throws a usage error naming the value.</summary>
     public static IPEndPoint ParseAddress(string value)
@@ -43,14 +45,11 @@ internal static class MirrorCommand
 
     public static Command Create()
     {
-        var registries = new Option<string>("--registries")
-        {
-            Description = $"registries.yaml in K3s format (default {RegistriesCommand.DefaultRegistriesPath}); re-read on SIGHUP.",
-            DefaultValueFactory = _ => RegistriesCommand.DefaultRegistriesPath,
-        };
+        var registries = new PathOption("--registries", PathKind.File,
+            $"registries.yaml in K3s format (default {RegistriesCommand.DefaultRegistriesPath}, which may be absent); re-read on SIGHUP.",
+            RegistriesCommand.DefaultRegistriesPath);
         var address = AddressOption(
-            "Address to listen on (loopback by default: the mirror holds the node's registry credentials). Give the same value to 'registries render --mirror-address'.",
-            $"127.0.0.1:{MirrorOptions.DefaultPort}");
+            $"Address to listen on (default {DefaultAddress}; loopback: the mirror holds the node's registry credentials). 'registries render' points containerd at the same default.");
         var disableDefault = new Option<bool>("--disable-default-registry-endpoint")
         {
             Description = "Never fall back to a mirrored registry's own endpoint (K3s flag of the same name).",
@@ -95,7 +94,9 @@ internal static class MirrorCommand
             };
 
             var path = parseResult.GetValue(registries)!;
-            var file = await ReadAsync(path, error, cancellationToken).ConfigureAwait(false);
+            // Given, or there now: a registries.yaml missing at a reload is refused (the previous one kept), not served as "no mirrors".
+            var required = parseResult.GetResult(registries) is { Implicit: false } || File.Exists(path);
+            var file = await ReadAsync(path, required, error, cancellationToken).ConfigureAwait(false);
             if (file is null)
             {
                 await error.WriteLineAsync($"airlock: {path} cannot be used; the mirror was not started").ConfigureAwait(false);
@@ -115,7 +116,7 @@ internal static class MirrorCommand
                 while (await reloads.Reader.WaitToReadAsync(stop.Token).ConfigureAwait(false))
                 {
                     reloads.Reader.TryRead(out _);
-                    await ReloadAsync(mirror, path, error, logger, stop.Token).ConfigureAwait(false);
+                    await ReloadAsync(mirror, path, required, error, logger, stop.Token).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stop.Token.IsCancellationRequested)
@@ -129,9 +130,9 @@ internal static class MirrorCommand
         return command;
     }
 
-    private static async Task ReloadAsync(NodeMirror mirror, string path, TextWriter error, ILogger logger, CancellationToken cancellationToken)
+    private static async Task ReloadAsync(NodeMirror mirror, string path, bool required, TextWriter error, ILogger logger, CancellationToken cancellationToken)
     {
-        var file = await ReadAsync(path, error, cancellationToken).ConfigureAwait(false);
+        var file = await ReadAsync(path, required, error, cancellationToken).ConfigureAwait(false);
         if (file is null)
         {
             logger.LogError("{Path} cannot be used; still serving the previous registries.yaml", path);
@@ -149,9 +150,9 @@ internal static class MirrorCommand
     }
 
     // Problems are printed; a file with fatal ones is not served (an unreadable file must not mean "no mirrors").
-    private static async Task<RegistriesFile?> ReadAsync(string path, TextWriter error, CancellationToken cancellationToken)
+    private static async Task<RegistriesFile?> ReadAsync(string path, bool required, TextWriter error, CancellationToken cancellationToken)
     {
-        var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, cancellationToken).ConfigureAwait(false);
+        var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: !required, cancellationToken).ConfigureAwait(false);
         var problems = RegistriesValidator.Validate(file, readProblems);
         foreach (var problem in problems)
         {

@@ -13,7 +13,7 @@ internal static class P2pCommand
     public static Command Create()
     {
         var command = new Command("p2p", "The peer-to-peer mirror of this node (airlock agent --embedded-registry).");
-        var address = MirrorCommand.AddressOption("The node mirror's address (the agent's --mirror-address).", $"127.0.0.1:{MirrorOptions.DefaultPort}");
+        var address = MirrorCommand.AddressOption($"The node mirror's address (the agent's --mirror-address; default {MirrorCommand.DefaultAddress}).");
         var output = CommonOptions.Output();
         var status = new Command("status", "Peers (name, endpoint, state, how many blobs each holds and receives), what this node holds, where its blobs "
             + "came from (peers, registry, its own store), bytes served to peers, peer errors and the hit ratio.")

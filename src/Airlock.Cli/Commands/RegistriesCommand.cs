@@ -22,11 +22,8 @@ internal static class RegistriesCommand
         return command;
     }
 
-    private static Option<string> RegistriesOption() => new("--registries")
-    {
-        Description = $"registries.yaml in K3s format (default {DefaultRegistriesPath}).",
-        DefaultValueFactory = _ => DefaultRegistriesPath,
-    };
+    private static PathOption RegistriesOption() =>
+        new("--registries", PathKind.File, $"registries.yaml in K3s format (default {DefaultRegistriesPath}, which may be absent: no registries).", DefaultRegistriesPath);
 
     private static Command Render()
     {
@@ -36,9 +33,17 @@ internal static class RegistriesCommand
         var state = new Option<string?>("--containerd-state") { Description = "containerd's state directory (default: containerd's own)." };
         var address = new Option<string?>("--containerd-address") { Description = "containerd's gRPC socket (default: containerd's own)." };
         var mirrorAddress = MirrorCommand.AddressOption(
-            "Point containerd at the node-local mirror ('airlock mirror') listening here for every registry stock containerd cannot serve as "
-            + "registries.yaml says (a rewrite, or no default endpoint); other hosts.toml files stay as K3s writes them.",
-            null);
+            "Point containerd at the node-local mirror ('airlock mirror', or the agent's) listening here for every registry stock containerd cannot "
+            + $"serve as registries.yaml says (a rewrite, or no default endpoint); other hosts.toml files stay as K3s writes them. Default "
+            + $"{MirrorCommand.DefaultAddress}, the mirror's and the agent's own. 'off' writes K3s's files unchanged, for K3s's own containerd: "
+            + "stock containerd would then ignore rewrites and fall back to the registry itself.");
+        // Must exist, as the containerd reading it has it: a typo would write a tree nobody reads and report success,
+        // while containerd goes on with the old one (perhaps falling back to the registry itself).
+        var hostsDir = new PathOption(
+            "--hosts-dir",
+            PathKind.Directory,
+            "Write only the hosts.toml tree, DIR/<registry>/hosts.toml, for a containerd whose config already reads DIR "
+            + "(Canonical Kubernetes: /var/snap/k8s/common/etc/containerd/hosts.d); no config.toml, no proxy.env.");
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the files that would be written; change nothing." };
         var diff = new Option<bool>("--diff") { Description = "Print a unified diff of what would change; change nothing. Exit 0 when nothing would change, 1 otherwise." };
 
@@ -55,6 +60,7 @@ internal static class RegistriesCommand
         command.Options.Add(address);
         flags.AddProxyTo(command);
         command.Options.Add(mirrorAddress);
+        command.Options.Add(hostsDir);
         command.Options.Add(dryRun);
         command.Options.Add(diff);
         command.WithExamples(
@@ -62,7 +68,9 @@ internal static class RegistriesCommand
             "airlock registries render --registries ./registries.yaml --data-dir /var/lib/airlock --dry-run",
             "airlock registries render --diff   # exit 1 when the files on disk are out of date",
             "airlock registries render --containerd-version 1.6 --sandbox-image registry.example.com/pause:3.10 --disable-default-registry-endpoint",
-            "airlock registries render --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # with 'airlock mirror' running");
+            "airlock registries render --disable-default-registry-endpoint   # containerd pulls only through 'airlock mirror' on 127.0.0.1:5100",
+            "airlock registries render --mirror-address off   # K3s's files unchanged, for K3s's own containerd",
+            "airlock registries render --registries registries.yaml --hosts-dir /var/snap/k8s/common/etc/containerd/hosts.d   # Canonical Kubernetes");
         command.SetAction(async (parseResult, ct) =>
         {
             var output = parseResult.InvocationConfiguration.Output;
@@ -73,7 +81,9 @@ internal static class RegistriesCommand
             }
 
             var path = parseResult.GetValue(registries)!;
-            var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: true, ct).ConfigureAwait(false);
+            // Only the default may be absent (checked before the verb runs; read again here, so a file removed meanwhile is refused too).
+            var mayBeAbsent = parseResult.GetResult(registries) is null or { Implicit: true };
+            var (file, readProblems) = await RegistriesFileReader.ReadAsync(path, missingIsEmpty: mayBeAbsent, ct).ConfigureAwait(false);
             var problems = RegistriesValidator.Validate(file, readProblems);
             foreach (var problem in problems)
             {
@@ -87,20 +97,29 @@ internal static class RegistriesCommand
                 return AirlockCli.ExitError;
             }
 
-            var nodeMirror = parseResult.GetValue(mirrorAddress) is { } mirrorValue ? MirrorCommand.ParseAddress(mirrorValue) : null;
-            var options = await flags.ConfigAsync(parseResult, parseResult.GetValue(dataDir)!, parseResult.GetValue(root), parseResult.GetValue(state), parseResult.GetValue(address), ct)
-                .ConfigureAwait(false);
-            var proxy = flags.ProxyEnvironment(parseResult);
+            var nodeMirror = MirrorCommand.ParseAddressOrOff(parseResult.GetValue(mirrorAddress)!);
             var disableDefault = parseResult.GetValue(flags.DisableDefaultEndpoint);
-            var plan = await ContainerdRenderer.PlanAsync(file, options, disableDefault, ct, proxy, nodeMirror).ConfigureAwait(false);
-            if (nodeMirror is null)
+            RenderPlan plan;
+            if (parseResult.GetValue(hostsDir) is { } hosts)
             {
-                // K3s's output is still written (K3s's own containerd honours it); stock containerd will not.
-                foreach (var host in new RegistryEndpoints(file, disableDefault).Hosts.Where(h => h.NeedsNodeMirror))
-                {
-                    await error.WriteLineAsync($"airlock: warning: registry \"{host.Key}\" has rewrites or no default endpoint, which stock containerd ignores "
-                        + "(it drops rewrites and falls back to the registry itself); run 'airlock mirror' and render with --mirror-address").ConfigureAwait(false);
-                }
+                plan = await ContainerdRenderer.PlanHostsAsync(file, Path.GetFullPath(hosts), HostsTomlWriter.DefaultGenerator, disableDefault, nodeMirror, ct)
+                    .ConfigureAwait(false);
+            }
+            else
+            {
+                var options = await flags.ConfigAsync(parseResult, parseResult.GetValue(dataDir)!, parseResult.GetValue(root), parseResult.GetValue(state),
+                    parseResult.GetValue(address), ct).ConfigureAwait(false);
+                plan = await ContainerdRenderer.PlanAsync(file, options, disableDefault, ct, flags.ProxyEnvironment(parseResult), nodeMirror).ConfigureAwait(false);
+            }
+
+            foreach (var host in new RegistryEndpoints(file, disableDefault).Hosts.Where(h => h.NeedsNodeMirror))
+            {
+                // With off, K3s's output is still written (K3s's own containerd honours it); stock containerd will not.
+                await error.WriteLineAsync(nodeMirror is null
+                    ? $"airlock: warning: registry \"{host.Key}\" has rewrites or no default endpoint, which stock containerd ignores "
+                        + "(it drops rewrites and falls back to the registry itself); run 'airlock mirror' and render without --mirror-address off"
+                    : $"airlock: registry \"{host.Key}\" is pulled only through the node-local mirror at {nodeMirror} (it has rewrites or no default "
+                        + "endpoint): run 'airlock mirror' or 'airlock agent' on this node").ConfigureAwait(false);
             }
 
             if (parseResult.GetValue(diff))

@@ -22,10 +22,8 @@ internal sealed class RegistryAccessOptions
         Description = "user:password for every registry (overrides registries.yaml credentials).",
     };
 
-    private readonly Option<string?> _registries = new("--registries")
-    {
-        Description = "registries.yaml (K3s format) whose configs give per-registry credentials and TLS (ca_file, cert_file/key_file, insecure_skip_verify).",
-    };
+    private readonly PathOption _registries = new("--registries", PathKind.File,
+        "registries.yaml (K3s format) whose configs give per-registry credentials and TLS (ca_file, cert_file/key_file, insecure_skip_verify).");
 
     private readonly DurationOption _connectTimeout = new("--connect-timeout", "Give up connecting to a registry after this long (e.g. 500ms, 10s, 1m).", "10s") { Positive = true };
 
@@ -78,11 +76,29 @@ internal sealed class RegistryAccessOptions
 
         return new RegistryConnector(
             reference => RemoteImageStore.Create(reference, Current()),
-            reference => RemoteImageStore.Create(reference, Current()));
+            reference => RemoteImageStore.Create(reference, Current()))
+        {
+            ReportLoad = async (registry, report, cancellationToken) =>
+            {
+                using var client = new RegistryClient(Current());
+                try
+                {
+                    await client.ReportLoadAsync(registry, report, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RegistryException ex)
+                {
+                    await parseResult.InvocationConfiguration.Error.WriteLineAsync(
+                        $"airlock: warning: the images are loaded, but {registry} did not record the load for its console: {ex.Message}").ConfigureAwait(false);
+                }
+            },
+        };
     }
 
     /// <summary>The registries.yaml in effect: <c>--registries</c>, else the default given to <see cref="AddTo"/> (which may not exist).</summary>
     public string? RegistriesPath(ParseResult parseResult) => parseResult.GetValue(_registries) ?? _defaultRegistries;
+
+    /// <summary>Whether <c>--registries</c> was given (command line, environment or config.yaml) rather than defaulted.</summary>
+    public bool RegistriesGiven(ParseResult parseResult) => parseResult.GetResult(_registries) is { Implicit: false };
 
     /// <summary>The client settings the flags give, for verbs that hold one client themselves.</summary>
     public RemoteOptions Options(ParseResult parseResult)

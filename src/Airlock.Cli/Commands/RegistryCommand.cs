@@ -20,16 +20,16 @@ internal static class RegistryCommand
     {
         var listen = new Option<string>("--listen") { Description = "Address and port to serve on (host:port, [v6]:port or :port).", DefaultValueFactory = _ => "0.0.0.0:5000" };
         var dataDir = CommonOptions.DataDir();
-        var tlsCert = new Option<string?>("--tls-cert") { Description = "PEM certificate (chain) to serve HTTPS with; needs --tls-key." };
-        var tlsKey = new Option<string?>("--tls-key") { Description = "PEM private key of --tls-cert." };
+        var tlsCert = new PathOption("--tls-cert", PathKind.File, "PEM certificate (chain) to serve HTTPS with; needs --tls-key.");
+        var tlsKey = new PathOption("--tls-key", PathKind.File, "PEM private key of --tls-cert.");
         var readOnly = new Option<bool>("--read-only") { Description = "Refuse every push and delete (405), for maintenance or a mirror." };
         var maxManifest = new Option<int>("--max-manifest-bytes") { Description = "Largest manifest accepted (413 above it).", DefaultValueFactory = _ => RegistryServerOptions.DefaultMaxManifestBytes };
         var gcInterval = new DurationOption("--gc-interval", "Run garbage collection this often while serving (e.g. 24h, 30m; 0 or off disables).", "24h") { AllowsOff = true };
         var gcGrace = GraceOption();
         var tlsSelfSigned = new Option<bool>("--tls-self-signed") { Description = "Serve HTTPS with a certificate from Airlock's own CA under <data-dir>/registry/tls (created once, renewed within 120 days of expiry); prints the CA path and the registries.yaml snippet nodes need." };
         var tlsSan = new Option<string[]>("--tls-san") { Description = "Extra DNS name or IP for the self-signed server certificate (repeatable).", AllowMultipleArgumentsPerToken = false };
-        var htpasswd = new Option<string?>("--htpasswd") { Description = "Users file as `htpasswd -B` writes it (bcrypt); every request then needs credentials." };
-        var access = new Option<string?>("--access") { Description = "YAML access file limiting users to repositories and actions (needs --htpasswd)." };
+        var htpasswd = new PathOption("--htpasswd", PathKind.File, "Users file as `htpasswd -B` writes it (bcrypt); every request then needs credentials.");
+        var access = new PathOption("--access", PathKind.File, "YAML access file limiting users to repositories and actions (needs --htpasswd).");
         var anonymousPull = new Option<bool>("--anonymous-pull") { Description = "With --htpasswd: let anyone pull; push and delete still need credentials." };
         var authMode = new Option<string>("--auth") { Description = "How clients authenticate with --htpasswd: basic (credentials on every request) or token (Bearer tokens from /token, the Docker token flow).", DefaultValueFactory = _ => "basic" };
         authMode.AcceptOnlyFromAmong("basic", "token");
@@ -37,18 +37,25 @@ internal static class RegistryCommand
         var proxy = new Option<string[]>("--proxy") { Description = "Pull-through cache: REGISTRY=URL fetches that registry's images from URL on a miss and stores them (repeatable; '*'=URL for every other registry). Clients pick the registry with ?ns= (containerd does) or a REGISTRY/ path prefix.", AllowMultipleArgumentsPerToken = false };
         var proxyTagTtl = new DurationOption("--proxy-tag-ttl", "How long a cached tag is served before the upstream is asked again (digests never expire; the cached tag is served while the upstream is down).", "5m");
         var proxyTimeout = new DurationOption("--proxy-timeout", "Connect and response timeout of each upstream request; a cold miss on an unreachable upstream fails (502) within about twice this.", "10s") { Positive = true };
-        var registries = new Option<string?>("--registries") { Description = "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream." };
+        var ui = new Option<bool>("--ui")
+        {
+            Description = "Serve the web console under /ui/ (behind the same authentication as /v2/); --ui=false turns it off. The JSON API under /api/v1 stays.",
+            DefaultValueFactory = _ => true,
+        };
+        var registries = new PathOption("--registries", PathKind.File,
+            "registries.yaml (K3s format) whose configs give the --proxy upstreams credentials and TLS, keyed by upstream host[:port]. Needs --htpasswd when it has credentials for an upstream.");
 
         var command = new Command("registry", "Serve an OCI Distribution v1.1 registry (push, pull, referrers, catalog) from the data directory.")
         {
             listen, dataDir, tlsCert, tlsKey, tlsSelfSigned, tlsSan, readOnly, maxManifest, gcInterval, gcGrace,
-            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries,
+            htpasswd, access, anonymousPull, authMode, tokenRealm, proxy, proxyTagTtl, proxyTimeout, registries, ui,
         };
         command.WithExamples(
             "airlock registry",
             "airlock registry --listen 127.0.0.1:5000 --data-dir /srv/airlock",
             "airlock registry --tls-cert /etc/airlock/tls/registry.crt --tls-key /etc/airlock/tls/registry.key",
             "airlock registry --read-only --gc-interval off",
+            "airlock registry --htpasswd /etc/airlock/htpasswd --ui=false",
             "airlock registry --tls-self-signed --tls-san registry.airgap.local",
             "airlock registry --htpasswd /etc/airlock/htpasswd --anonymous-pull",
             "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token",
@@ -110,6 +117,7 @@ internal static class RegistryCommand
                     GcInterval = gcInterval.GetDurationOrOff(parseResult),
                     GcGrace = gcGrace.GetDuration(parseResult),
                     PullThrough = pullThrough,
+                    Console = parseResult.GetValue(ui),
                 },
                 Auth = new RegistryAuthOptions
                 {
@@ -143,10 +151,11 @@ internal static class RegistryCommand
 
     private static Command CreateGc()
     {
-        var dataDir = CommonOptions.DataDir();
+        // Collecting in a directory that does not exist can only be a typo: the default may be absent, a given one not.
+        var dataDir = CommonOptions.ExistingDataDir();
         var grace = GraceOption();
         var dryRun = new Option<bool>("--dry-run") { Description = "Only print what would be removed." };
-        var output = CommonOptions.Output();
+        var output = CommonOptions.Output("text");
         var command = new Command("gc", "Remove blobs no manifest references, stale repository links and abandoned uploads older than the grace period.")
         {
             dataDir, grace, dryRun, output,
@@ -161,7 +170,7 @@ internal static class RegistryCommand
             using var loggerFactory = CliLogging.CreateFactory();
             var logger = loggerFactory.CreateLogger("Airlock.Registry.GarbageCollection");
             // Beside a running registry this coordinates with it through lock files (see GarbageCollectionGuard).
-            await using var storage = RegistryStorage.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
+            await using var storage = FileSystemRegistryStore.OpenForCollection(parseResult.GetValue(dataDir)!, TimeProvider.System, logger);
             GarbageCollectionResult result;
             try
             {
@@ -193,6 +202,16 @@ internal static class RegistryCommand
                 result.DeletedLinks.Select(l => $"{l.Repository}@{l.Digest}").ToArray(),
                 result.DeletedUploads.ToArray());
             DataOutput.Write(output, format, report, CliJson.Default.GarbageCollectionReport);
+            return;
+        }
+
+        if (format is "table")
+        {
+            var rows = result.DeletedBlobs.Select(b => ("blob", b.ToString()))
+                .Concat(result.DeletedLinks.Select(l => ("link", $"{l.Repository}@{l.Digest}")))
+                .Concat(result.DeletedUploads.Select(u => ("upload", u)))
+                .ToList();
+            DataOutput.WriteTable(output, rows, ("ACTION", _ => verb), ("KIND", r => r.Item1), ("NAME", r => r.Item2));
             return;
         }
 

@@ -50,26 +50,46 @@ internal static class AirlockCli
         output ??= Console.Out;
         error ??= Console.Error;
         var root = BuildRoot();
-        ParseResult parsed;
+        ConfiguredParse configured;
         try
         {
-            parsed = ConfigSources.Parse(root, args, environment);
+            configured = ConfigSources.Parse(root, ImagesSyncCommand.FromRegsyncForm(args), environment);
         }
         catch (ConfigFileException ex)
         {
             await error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
             return ExitUsage;
         }
-
-        if (parsed.Errors.Count > 0 && !IsHelpRequest(parsed))
+        catch (MissingPathException ex)
         {
-            foreach (var parseError in parsed.Errors)
+            await error.WriteLineAsync($"airlock: {ex.Message}").ConfigureAwait(false);
+            return ExitError;
+        }
+
+        var parsed = configured.Result;
+        var usageErrors = UsageErrors.Describe(parsed, ConfigSources.IsHelpRequest(parsed));
+        if (usageErrors.Count > 0)
+        {
+            foreach (var usageError in usageErrors)
             {
-                await error.WriteLineAsync($"airlock: {parseError.Message}").ConfigureAwait(false);
+                await error.WriteLineAsync($"airlock: {usageError}").ConfigureAwait(false);
             }
 
             await error.WriteLineAsync($"Run '{CommandPath(parsed.CommandResult.Command)} --help' for usage.").ConfigureAwait(false);
             return ExitUsage;
+        }
+
+        // Before the verb runs, so a typo in a path never gets as far as removing or writing anything.
+        var missing = ConfigSources.IsHelpRequest(parsed) ? [] : PathOption.FindMissing(parsed, configured.Sources);
+        if (missing.Count > 0)
+        {
+            foreach (var problem in missing)
+            {
+                await error.WriteLineAsync($"airlock: {problem}").ConfigureAwait(false);
+            }
+
+            await error.WriteLineAsync("airlock: nothing was done: a path given explicitly must exist (only a built-in default may be absent)").ConfigureAwait(false);
+            return ExitError;
         }
 
         using var cancellation = new CancellationTokenSource();
@@ -101,9 +121,6 @@ internal static class AirlockCli
             return ExitError;
         }
     }
-
-    private static bool IsHelpRequest(ParseResult parsed) =>
-        parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?");
 
     public static string CommandPath(Command command)
     {

@@ -31,6 +31,10 @@ internal static class CommonOptions
         DefaultValueFactory = _ => DefaultDataDir(),
     };
 
+    /// <summary><c>--data-dir</c> of a verb that only works on data already there: given explicitly, it must exist.</summary>
+    public static PathOption ExistingDataDir() =>
+        new("--data-dir", PathKind.Directory, "Directory of Airlock's state (default /var/lib/airlock as root, ~/.local/share/airlock otherwise).", DefaultDataDir(), "-d");
+
     public static Option<string> Output(string defaultFormat = "table")
     {
         var option = new Option<string>("--output")

@@ -15,19 +15,30 @@ internal static class ConfigSources
 {
     public const string EnvironmentPrefix = "AIRLOCK_";
 
-    public static ParseResult Parse(RootCommand root, IReadOnlyList<string> args, IDictionary environment)
+    /// <summary>
+    /// The command line with the environment's and the config file's values added, and where each added value came from
+    /// (options absent from <see cref="ConfiguredParse.Sources"/> were typed, or are defaults).
+    /// </summary>
+    public static ConfiguredParse Parse(RootCommand root, IReadOnlyList<string> args, IDictionary environment)
     {
         var first = root.Parse(args);
         var command = first.CommandResult.Command;
-        if (command == root || first.Errors.Count > 0 && first.CommandResult.Command == root)
+        var sources = new Dictionary<Option, ValueSource>();
+        // Help shows the built-in defaults and needs no config file (nor a broken or missing one to stand in its way).
+        if (command == root || first.Errors.Count > 0 && first.CommandResult.Command == root || IsHelpRequest(first))
         {
-            return first;
+            return new ConfiguredParse(first, sources);
         }
 
         var configPath = first.GetValue(CommonOptions.Config);
-        var explicitConfig = configPath is not null;
-        configPath ??= environment[EnvironmentPrefix + "CONFIG"] as string ?? CommonOptions.DefaultConfigPath;
-        var file = LoadConfigFile(configPath, explicitConfig);
+        var configSource = configPath is not null ? ValueSource.CommandLine(CommonOptions.Config) : null;
+        if (configPath is null && environment[EnvironmentPrefix + "CONFIG"] is string fromEnvironment)
+        {
+            (configPath, configSource) = (fromEnvironment, ValueSource.Environment(EnvironmentPrefix + "CONFIG"));
+        }
+
+        configPath ??= CommonOptions.DefaultConfigPath;
+        var file = LoadConfigFile(configPath, configSource);
 
         var extra = new List<string>();
         foreach (var option in OptionsOf(command))
@@ -48,16 +59,18 @@ internal static class ConfigSources
             if (environment[envName] is string envValue)
             {
                 AddTokens(extra, option, [envValue]);
+                sources[option] = ValueSource.Environment(envName);
             }
             else if (file.TryGetValue(key, out var values))
             {
                 AddTokens(extra, option, values);
+                sources[option] = ValueSource.ConfigFile(configPath, key);
             }
         }
 
         if (extra.Count == 0)
         {
-            return first;
+            return new ConfiguredParse(first, sources);
         }
 
         // Flags the user typed come first and stay authoritative; options given twice keep the last for
@@ -67,8 +80,10 @@ internal static class ConfigSources
         merged.AddRange(args.Take(verbDepth));
         merged.AddRange(extra);
         merged.AddRange(args.Skip(verbDepth));
-        return root.Parse(merged);
+        return new ConfiguredParse(root.Parse(merged), sources);
     }
+
+    public static bool IsHelpRequest(ParseResult parsed) => parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?");
 
     private static int VerbDepth(Command command)
     {
@@ -81,7 +96,8 @@ internal static class ConfigSources
         return depth;
     }
 
-    private static IEnumerable<Option> OptionsOf(Command command)
+    /// <summary>The options <paramref name="command"/> takes: its own and the recursive ones of the verbs above it.</summary>
+    internal static IEnumerable<Option> OptionsOf(Command command)
     {
         var seen = new HashSet<Option>();
         for (Symbol? s = command; s is Command c; s = c.Parents.FirstOrDefault())
@@ -113,15 +129,18 @@ internal static class ConfigSources
         }
     }
 
-    /// <summary>Reads a flat YAML map of flag names to scalars or lists of scalars.</summary>
-    internal static Dictionary<string, IReadOnlyList<string>> LoadConfigFile(string path, bool mustExist)
+    /// <summary>
+    /// Reads a flat YAML map of flag names to scalars or lists of scalars. The built-in default path may be absent
+    /// (<paramref name="explicitSource"/> null); one given explicitly must exist, as every path flag's value must.
+    /// </summary>
+    internal static Dictionary<string, IReadOnlyList<string>> LoadConfigFile(string path, ValueSource? explicitSource)
     {
         var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         if (!File.Exists(path))
         {
-            if (mustExist)
+            if (explicitSource is not null)
             {
-                throw new ConfigFileException($"config file {path} does not exist");
+                throw new MissingPathException($"config file \"{path}\" does not exist (from {explicitSource.Description}); create it, or {explicitSource.Fix}");
             }
 
             return result;
@@ -180,3 +199,9 @@ internal static class ConfigSources
 }
 
 internal sealed class ConfigFileException(string message) : Exception(message);
+
+/// <summary>A path given explicitly names nothing: exit 1, nothing done.</summary>
+internal sealed class MissingPathException(string message) : Exception(message);
+
+/// <summary>A parsed command line and where the values it did not type came from.</summary>
+internal sealed record ConfiguredParse(ParseResult Result, IReadOnlyDictionary<Option, ValueSource> Sources);

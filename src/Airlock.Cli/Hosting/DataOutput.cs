@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using YamlDotNet.Core;
@@ -23,7 +25,7 @@ internal static class DataOutput
         switch (format)
         {
             case "json":
-                output.WriteLine(JsonSerializer.Serialize(value, type));
+                output.WriteLine(Json(value, type));
                 break;
             case "yaml":
                 WriteYaml(output, JsonSerializer.SerializeToElement(value, type));
@@ -45,6 +47,21 @@ internal static class DataOutput
         {
             WriteTable(output, rows, columns);
         }
+    }
+
+    // JSON for people and grep as much as for programs: "+", "<", "'" and non-ASCII as themselves, not \u002B.
+    private static readonly JsonWriterOptions Readable = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = true };
+
+    /// <summary>Indented JSON with only the escaping JSON needs (quotes, backslashes, control characters).</summary>
+    public static string Json<T>(T value, JsonTypeInfo<T> type)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, Readable))
+        {
+            JsonSerializer.Serialize(writer, value, type);
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
     }
 
     /// <summary>Writes a JSON document as one block-style YAML document with the same keys, values and order.</summary>
@@ -116,6 +133,7 @@ internal static class DataOutput
         || double.TryParse(text.Replace("_", "", StringComparison.Ordinal), NumberStyles.Float, CultureInfo.InvariantCulture, out _)
         || (text.Length > 2 && text[0] == '0' && text[1] is 'x' or 'X' or 'o' or 'b');
 
+    /// <summary>A table of <paramref name="columns"/>: a header row, then one aligned row per item.</summary>
     public static void WriteTable<T>(TextWriter output, IReadOnlyList<T> rows, params (string Header, Func<T, string?> Value)[] columns)
     {
         var cells = rows.Select(r => columns.Select(c => c.Value(r) ?? string.Empty).ToArray()).ToList();

@@ -84,24 +84,10 @@ internal sealed record DockerSchema2Descriptor
     public required string Digest { get; init; }
 }
 
-/// <summary>The part of an image config that listing needs.</summary>
-internal sealed record ImageConfigHead
-{
-    [JsonPropertyName("architecture")]
-    public string? Architecture { get; init; }
-
-    [JsonPropertyName("os")]
-    public string? Os { get; init; }
-
-    [JsonPropertyName("variant")]
-    public string? Variant { get; init; }
-}
-
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(LayoutIndex))]
 [JsonSerializable(typeof(List<DockerArchiveImage>))]
 [JsonSerializable(typeof(DockerSchema2Manifest))]
-[JsonSerializable(typeof(ImageConfigHead))]
 [JsonSerializable(typeof(Dictionary<string, Dictionary<string, string>>))]
 internal sealed partial class BundleJsonContext : JsonSerializerContext
 {

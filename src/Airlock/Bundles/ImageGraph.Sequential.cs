@@ -55,6 +55,7 @@ public static partial class ImageGraph
                     }
 
                     _steps.Add(new Step(source, blob, null, null));
+                    progress?.Report(new CopyProgress(blob, 0, CopyStage.Planned));
                 }
             }
 
@@ -136,7 +137,8 @@ public static partial class ImageGraph
                     else
                     {
                         using var spool = await spooling.ConfigureAwait(false);
-                        var content = spool.OpenRead();
+                        // Counted again as it goes into the target: with compression, writing is the slow part.
+                        var content = Counted(spool.OpenRead(), step.Descriptor, progress, CopyStage.Transferring);
                         await using (content.ConfigureAwait(false))
                         {
                             await target.WriteBlobAsync(step.Descriptor, content, failed.Token).ConfigureAwait(false);
@@ -186,7 +188,7 @@ public static partial class ImageGraph
         {
             try
             {
-                var content = await OpenCountedAsync(source, blob, progress, failed.Token).ConfigureAwait(false);
+                var content = await OpenCountedAsync(source, blob, progress, failed.Token, CopyStage.Fetching).ConfigureAwait(false);
                 await using (content.ConfigureAwait(false))
                 {
                     return await BlobSpool.WriteAsync(target.SpoolDirectory, blob, content, failed.Token).ConfigureAwait(false);

@@ -45,13 +45,22 @@ public sealed record GraphCopy(IImageSource Source, Descriptor Root, CopyOptions
 /// <summary>What happened to one piece of content during a copy.</summary>
 public enum CopyStage
 {
+    /// <summary>Will be copied (reported before any transfer starts, so the total is known early).</summary>
+    Planned,
+
     Started,
+
+    /// <summary>Bytes written into the target so far: what a progress bar should show.</summary>
     Transferring,
+
+    /// <summary>Bytes downloaded ahead into a spool so far; they are written into the target (<see cref="Transferring"/>) at their turn.</summary>
+    Fetching,
+
     Skipped,
     Completed,
 }
 
-/// <summary>Progress of one blob or manifest: <paramref name="Bytes"/> transferred so far of <c>Content.Size</c>.</summary>
+/// <summary>Progress of one blob or manifest: <paramref name="Bytes"/> so far of <c>Content.Size</c> in its <paramref name="Stage"/>.</summary>
 public sealed record CopyProgress(Descriptor Content, long Bytes, CopyStage Stage);
 
 /// <summary>
@@ -164,6 +173,14 @@ public static partial class ImageGraph
         {
             content ??= await source.ReadManifestAsync(manifest, cancellationToken).ConfigureAwait(false);
             var document = ManifestDocument.Parse(content.Value.Span, manifest.MediaType);
+            if (progress is not null && !document.IsIndex)
+            {
+                foreach (var blob in document.Children.Where(IsDistributable))
+                {
+                    progress.Report(new CopyProgress(blob, 0, CopyStage.Planned));
+                }
+            }
+
             var children = document.IsIndex
                 ? document.Manifests.Select(child => Once(child, ct => CopyChildManifestAsync(child, ct), cancellationToken))
                 : document.Children.Where(IsDistributable).Select(blob => Once(blob, ct => CopyBlobAsync(blob, ct), cancellationToken));
@@ -238,20 +255,27 @@ public static partial class ImageGraph
 
     }
 
-    /// <summary>Opens a blob at the source for copying: reported as started, and counted for progress as it is read.</summary>
-    private static async Task<Stream> OpenCountedAsync(IImageSource source, Descriptor blob, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Opens a blob at the source for copying: reported as started, and counted for progress as it is read — as
+    /// <see cref="CopyStage.Transferring"/> when it goes straight into the target, <see cref="CopyStage.Fetching"/> into a spool.
+    /// </summary>
+    private static async Task<Stream> OpenCountedAsync(IImageSource source, Descriptor blob, IProgress<CopyProgress>? progress, CancellationToken cancellationToken,
+        CopyStage stage = CopyStage.Transferring)
     {
         progress?.Report(new CopyProgress(blob, 0, CopyStage.Started));
         var content = await source.OpenBlobAsync(blob, cancellationToken).ConfigureAwait(false);
-        return progress is null ? content : new ProgressStream(content, blob, progress);
+        return Counted(content, blob, progress, stage);
     }
+
+    private static Stream Counted(Stream content, Descriptor blob, IProgress<CopyProgress>? progress, CopyStage stage) =>
+        progress is null ? content : new ProgressStream(content, blob, progress, stage);
 
     // Foreign (Windows base) layers may not be redistributed; like skopeo, copies leave them to their URLs.
     private static bool IsDistributable(Descriptor blob) =>
         !blob.MediaType.Contains("foreign", StringComparison.Ordinal) && !blob.MediaType.Contains("nondistributable", StringComparison.Ordinal);
 
     /// <summary>Reports bytes as they pass, at most every 1 MiB, so progress output stays cheap.</summary>
-    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress) : DelegatingReadStream(inner), IVerifiedContent
+    private sealed class ProgressStream(Stream inner, Descriptor blob, IProgress<CopyProgress> progress, CopyStage stage) : DelegatingReadStream(inner), IVerifiedContent
     {
         private long _read;
         private long _reported;
@@ -273,7 +297,7 @@ public static partial class ImageGraph
             if (_read - _reported >= 1 << 20)
             {
                 _reported = _read;
-                progress.Report(new CopyProgress(blob, _read, CopyStage.Transferring));
+                progress.Report(new CopyProgress(blob, _read, stage));
             }
 
             return read.Length;

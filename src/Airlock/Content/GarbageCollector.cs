@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using Airlock.Content.FileSystemStore;
 using Airlock.Oci;
 using Microsoft.Extensions.Logging;
 
@@ -19,8 +17,9 @@ public sealed record GarbageCollectionResult(
 /// (for indexes) child manifests. Sweep: blobs nobody marked, repository links to blobs that repository's
 /// manifests do not reference, and abandoned upload sessions, but only those older than the grace period,
 /// so a push in flight (blobs up, manifest not yet put) is never broken. The registry keeps serving, in
-/// this process or another: each deletion re-checks under <see cref="GarbageCollectionGuard"/> (why that is
-/// safe is written there), and digests referenced during the mark are kept.
+/// this process or another: each deletion re-checks under the store's <see cref="IGarbageCollectionGuard"/> (why
+/// that is safe is written there), and digests referenced during the mark are kept. It sees the store only through
+/// <see cref="IRegistryStore"/>, so it collects any store alike.
 /// </summary>
 /// <remarks>
 /// What only age can protect, a blob uploaded for a manifest not yet put, gets more than the grace period
@@ -28,11 +27,11 @@ public sealed record GarbageCollectionResult(
 /// open upload session's repository links is swept while the session lives (a client pushing an image has
 /// a session open for each layer in flight). Upload sessions are kept for <see cref="MinimumUploadIdle"/>
 /// at least (they are resumable, even after a restart) and never deleted while a request uses one.
-/// Only an exclusive collection (<see cref="RegistryStorage.Exclusive"/>: no registry serving) takes the
+/// Only an exclusive collection (<see cref="IRegistryStore.Exclusive"/>: no registry serving) takes the
 /// grace period as given for blobs and links. One collection runs per store at a time; another one is
 /// refused with <see cref="GarbageCollectionBusyException"/>.
 /// </remarks>
-public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, ILogger logger)
+public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogger logger)
 {
     /// <summary>The least age of an unreferenced blob or link collected while a registry may be serving.</summary>
     public static readonly TimeSpan MinimumOnlineGrace = TimeSpan.FromMinutes(10);
@@ -45,45 +44,35 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
 
     public async Task<GarbageCollectionResult> CollectAsync(bool dryRun, CancellationToken cancellationToken)
     {
-        var layout = storage.Layout;
-        using var collecting = FileLock.TryAcquire(layout.CollectorLock, exclusive: true)
-            ?? throw new GarbageCollectionBusyException(layout.Root);
-
-        var now = storage.Time.GetUtcNow();
-        var blobGrace = storage.Exclusive || grace >= MinimumOnlineGrace ? grace : MinimumOnlineGrace;
-        if (blobGrace != grace)
-        {
-            logger.LogInformation(
-                "A registry may be serving {Directory}: unreferenced blobs and links younger than {Grace} are kept, not only those younger than the {Asked} asked for",
-                layout.Root, blobGrace, grace);
-        }
-
+        var now = store.Time.GetUtcNow();
+        var blobGrace = store.Exclusive || grace >= MinimumOnlineGrace ? grace : MinimumOnlineGrace;
         var cutoff = now - blobGrace;
         var uploadCutoff = now - (grace >= MinimumUploadIdle ? grace : MinimumUploadIdle);
-        var guard = storage.Guard;
-        var journal = new ReferenceJournal(layout.ReferenceJournal);
-        ConcurrentDictionary<Digest, byte> duringMark;
 
-        // The mark starts holding the exclusive lease: no reference is half made, so each one is either on
-        // disk for the mark to see or made later and recorded (in memory and in the journal).
-        using (await guard.EnterSweepAsync(cancellationToken).ConfigureAwait(false))
+        // The run begins excluding references: none is half made, so each one is either stored for the mark to
+        // see or made later and noted for the sweep.
+        var run = await store.Guard.TryBeginCollectionAsync(cancellationToken).ConfigureAwait(false)
+            ?? throw new GarbageCollectionBusyException(store.Location);
+        await using (run.ConfigureAwait(false))
         {
-            duringMark = guard.BeginMark();
-            journal.Begin();
-        }
+            if (blobGrace != grace)
+            {
+                logger.LogInformation(
+                    "A registry may be serving {Directory}: unreferenced blobs and links younger than {Grace} are kept, not only those younger than the {Asked} asked for",
+                    store.Location, blobGrace, grace);
+            }
 
-        try
-        {
+            var repositories = store.Repositories;
             var marked = new HashSet<Digest>();
             var perRepository = new Dictionary<string, HashSet<Digest>>(StringComparer.Ordinal);
-            foreach (var repository in storage.Repositories.ListRepositories())
+            foreach (var repository in (await repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names)
             {
                 var referenced = new HashSet<Digest>();
-                foreach (var manifest in storage.Repositories.ListManifestRevisions(repository))
+                await foreach (var manifest in repositories.ListManifestRevisionsAsync(repository, cancellationToken).ConfigureAwait(false))
                 {
                     referenced.Add(manifest);
-                    var document = await ReadManifestAsync(manifest, storage.Repositories.ManifestMediaType(repository, manifest), cancellationToken).ConfigureAwait(false);
-                    if (document is null)
+                    var mediaType = await repositories.ManifestMediaTypeAsync(repository, manifest, cancellationToken).ConfigureAwait(false);
+                    if (await ReadManifestAsync(manifest, mediaType, cancellationToken).ConfigureAwait(false) is not { } document)
                     {
                         continue;
                     }
@@ -98,53 +87,57 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
                 marked.UnionWith(referenced);
             }
 
-            // Repositories being pushed to (an upload session alive) keep their unreferenced links and the
-            // blobs those name: the image being pushed may be the one that references them.
+            // Repositories being pushed to (an upload session alive, on any replica) keep their unreferenced links
+            // and the blobs those name: the image being pushed may be the one that references them.
             var pushing = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var (id, lastActivity) in storage.Uploads.List().ToList())
+            var sessions = new List<UploadSessionInfo>();
+            await foreach (var session in store.Uploads.ListAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (!storage.Exclusive && lastActivity > uploadCutoff && storage.Uploads.RepositoryOf(id) is { } repository)
+                sessions.Add(session);
+                if (!store.Exclusive && session.LastActivity > uploadCutoff)
                 {
-                    pushing.Add(repository);
+                    pushing.Add(session.Repository);
                 }
             }
 
             var keptLinks = new HashSet<Digest>();
             foreach (var repository in pushing)
             {
-                foreach (var (digest, _) in storage.Repositories.ListBlobLinks(repository))
+                await foreach (var link in repositories.ListBlobLinksAsync(repository, cancellationToken).ConfigureAwait(false))
                 {
-                    keptLinks.Add(digest);
+                    keptLinks.Add(link.Digest);
                 }
             }
 
-            var referencedSince = new HashSet<Digest>();
-            bool ReferencedSince(Digest digest)
+            var blobs = new List<BlobInfo>();
+            await foreach (var blob in store.Blobs.ListAsync(cancellationToken).ConfigureAwait(false))
             {
-                journal.ReadNew(referencedSince);
-                return duringMark.ContainsKey(digest) || referencedSince.Contains(digest);
+                blobs.Add(blob);
             }
 
             var deletedBlobs = new List<Digest>();
             long deletedBytes = 0;
-            foreach (var (digest, lastWrite, size) in storage.Blobs.List().ToList())
+            foreach (var (digest, size, lastReferenced) in blobs)
             {
-                if (marked.Contains(digest) || keptLinks.Contains(digest) || lastWrite > cutoff)
+                if (marked.Contains(digest) || keptLinks.Contains(digest) || lastReferenced > cutoff)
                 {
                     continue;
                 }
 
-                using (await guard.EnterSweepAsync(cancellationToken).ConfigureAwait(false))
+                var sweep = await run.EnterSweepAsync(cancellationToken).ConfigureAwait(false);
+                await using (sweep.ConfigureAwait(false))
                 {
-                    // Re-check under the guard: referenced or touched since the listing means in use.
-                    if (ReferencedSince(digest) || LastWrite(layout.Blob(digest)) is not { } current || current > cutoff)
+                    // Re-checked under the sweep lease: referenced or touched since the listing means in use.
+                    if (await sweep.ReferencedSinceBeginAsync(digest, cancellationToken).ConfigureAwait(false)
+                        || await store.Blobs.StatAsync(digest, cancellationToken).ConfigureAwait(false) is not { } current
+                        || current.LastReferenced > cutoff)
                     {
                         continue;
                     }
 
                     if (!dryRun)
                     {
-                        storage.Blobs.Delete(digest);
+                        await store.Blobs.DeleteAsync(digest, cancellationToken).ConfigureAwait(false);
                     }
                 }
 
@@ -160,23 +153,32 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
                     continue;
                 }
 
-                foreach (var (digest, lastWrite) in storage.Repositories.ListBlobLinks(repository).ToList())
+                var links = new List<BlobLink>();
+                await foreach (var link in repositories.ListBlobLinksAsync(repository, cancellationToken).ConfigureAwait(false))
                 {
-                    if (referenced.Contains(digest) || lastWrite > cutoff)
+                    links.Add(link);
+                }
+
+                foreach (var (digest, linkedAt) in links)
+                {
+                    if (referenced.Contains(digest) || linkedAt > cutoff)
                     {
                         continue;
                     }
 
-                    using (await guard.EnterSweepAsync(cancellationToken).ConfigureAwait(false))
+                    var sweep = await run.EnterSweepAsync(cancellationToken).ConfigureAwait(false);
+                    await using (sweep.ConfigureAwait(false))
                     {
-                        if (ReferencedSince(digest) || LastWrite(layout.BlobLink(repository, digest)) is not { } current || current > cutoff)
+                        if (await sweep.ReferencedSinceBeginAsync(digest, cancellationToken).ConfigureAwait(false)
+                            || await repositories.GetBlobLinkAsync(repository, digest, cancellationToken).ConfigureAwait(false) is not { } current
+                            || current.LinkedAt > cutoff)
                         {
                             continue;
                         }
 
                         if (!dryRun)
                         {
-                            storage.Repositories.UnlinkBlob(repository, digest);
+                            await repositories.UnlinkBlobAsync(repository, digest, cancellationToken).ConfigureAwait(false);
                         }
                     }
 
@@ -185,35 +187,50 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
             }
 
             var deletedUploads = new List<string>();
-            foreach (var (id, lastActivity) in storage.Uploads.List().ToList())
+            foreach (var session in sessions)
             {
-                if (lastActivity > uploadCutoff)
+                if (session.LastActivity > uploadCutoff)
                 {
                     continue;
                 }
 
-                // Deleted only if no request holds it and it is still idle, checked holding its lock.
-                if (dryRun || await storage.Uploads.TryDeleteIdleAsync(id, uploadCutoff).ConfigureAwait(false))
+                // Deleted only if no request holds it and it is still idle, which the store checks holding it.
+                if (dryRun || await store.Uploads.TryDeleteIdleAsync(session.Id, uploadCutoff, cancellationToken).ConfigureAwait(false))
                 {
-                    deletedUploads.Add(id);
+                    deletedUploads.Add(session.Id);
                 }
             }
 
             logger.LogInformation(
                 "Garbage collection {Mode}: {Marked} blobs in use, {Blobs} blobs ({Bytes} bytes), {Links} links and {Uploads} upload sessions removed",
                 dryRun ? "dry run" : "done", marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count);
+            if (!dryRun)
+            {
+                await RecordAsync(new CollectionRecord(now, store.Time.GetUtcNow(), marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count), cancellationToken)
+                    .ConfigureAwait(false);
+            }
+
             return new GarbageCollectionResult(deletedBlobs, deletedBytes, deletedLinks, deletedUploads, marked.Count, dryRun);
         }
-        finally
+    }
+
+    /// <summary>Remembers the collection and the store's size after it (the console's storage page); the collection is done whether or not this can be written.</summary>
+    private async Task RecordAsync(CollectionRecord record, CancellationToken cancellationToken)
+    {
+        try
         {
-            guard.EndMark();
-            journal.End();
+            await store.History.AddCollectionAsync(record, cancellationToken).ConfigureAwait(false);
+            await store.SampleAsync(TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Could not record the garbage collection in the history of {Store}: {Reason}", store.Location, ex.Message);
         }
     }
 
     private async Task<ManifestDocument?> ReadManifestAsync(Digest digest, string? mediaType, CancellationToken cancellationToken)
     {
-        if (await storage.Blobs.ReadSmallAsync(digest, MaxManifestBytes, cancellationToken).ConfigureAwait(false) is not { } content)
+        if (await store.Blobs.ReadSmallAsync(digest, MaxManifestBytes, cancellationToken).ConfigureAwait(false) is not { } content)
         {
             return null;
         }
@@ -228,17 +245,11 @@ public sealed class GarbageCollector(RegistryStorage storage, TimeSpan grace, IL
             throw new InvalidOperationException($"stored manifest {digest} cannot be parsed, so garbage collection stops without deleting anything: {ex.Message}", ex);
         }
     }
-
-    private static DateTimeOffset? LastWrite(string path)
-    {
-        var info = new FileInfo(path);
-        return info.Exists ? new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero) : null;
-    }
 }
 
 /// <summary>Another garbage collection holds the store (the registry's schedule or another <c>airlock registry gc</c>).</summary>
-public sealed class GarbageCollectionBusyException(string directory)
-    : Exception($"another garbage collection is running on {directory} (the registry's --gc-interval schedule or another `airlock registry gc`); try again when it has finished")
+public sealed class GarbageCollectionBusyException(string location)
+    : Exception($"another garbage collection is running on {location} (the registry's --gc-interval schedule or another `airlock registry gc`); try again when it has finished")
 {
-    public string Directory { get; } = directory;
+    public string Location { get; } = location;
 }

@@ -3,37 +3,89 @@ using Airlock.Oci;
 namespace Airlock.Content;
 
 /// <summary>
-/// Content-addressed blobs shared by every repository of a registry. Writes go through
-/// <see cref="BlobIngest"/> only; a driver for object storage implements this same contract.
+/// Content-addressed blobs shared by every repository of a registry (containerd's content store). A blob is
+/// written only through an <see cref="IBlobWriter"/> and is visible under its digest (to <see cref="StatAsync"/>,
+/// <see cref="OpenReadAsync"/>, <see cref="ListAsync"/>) only once the writer's commit verified it: readers never see
+/// part of a blob, and content that does not match its digest is never stored.
 /// </summary>
 public interface IBlobStore
 {
-    /// <summary>The blob's size, or null when it is not stored.</summary>
-    ValueTask<long?> SizeAsync(Digest digest, CancellationToken cancellationToken);
+    /// <summary>The stored blob's size and last reference time, or null when it is not stored.</summary>
+    ValueTask<BlobInfo?> StatAsync(Digest digest, CancellationToken cancellationToken);
 
-    /// <summary>Opens the blob for reading (seekable where the driver can), or null when absent.</summary>
+    /// <summary>Opens the blob for reading (seekable where the store can), or null when absent.</summary>
     ValueTask<Stream?> OpenReadAsync(Digest digest, CancellationToken cancellationToken);
 
     /// <summary>A small blob (a manifest) read whole; null when absent or larger than <paramref name="maxBytes"/>.</summary>
     Task<byte[]?> ReadSmallAsync(Digest digest, int maxBytes, CancellationToken cancellationToken);
 
-    /// <summary>A local file holding the blob, for zero-copy sends; null for drivers without one.</summary>
+    /// <summary>A local file holding the blob, for zero-copy sends; null for stores without one.</summary>
     string? LocalPath(Digest digest);
 
-    /// <summary>Streams <paramref name="content"/> in, verifying it against <paramref name="expected"/> when given.</summary>
-    Task<Digest> WriteAsync(Stream content, Digest? expected, CancellationToken cancellationToken, long maxLength = long.MaxValue);
+    /// <summary>
+    /// Starts writing one blob, hashed with <paramref name="algorithm"/> as it is written. Nothing is visible until
+    /// <see cref="IBlobWriter.CommitAsync"/>; a writer neither committed nor aborted (a crash) leaves only what the
+    /// store removes when it is next opened.
+    /// </summary>
+    ValueTask<IBlobWriter> BeginWriteAsync(string algorithm, CancellationToken cancellationToken);
 
-    /// <summary>Writes a small blob already in memory (a manifest).</summary>
-    Task<Digest> WriteAsync(ReadOnlyMemory<byte> content, Digest expected, CancellationToken cancellationToken);
+    /// <summary>Marks the blob as just referenced, so garbage collection's grace period protects it again.</summary>
+    ValueTask TouchAsync(Digest digest, CancellationToken cancellationToken);
 
-    /// <summary>Commits a finished upload; the ingest is consumed whatever the outcome.</summary>
-    Task<Digest> CommitAsync(BlobIngest ingest, Digest expected, CancellationToken cancellationToken);
+    /// <summary>Removes the blob (garbage collection only, holding its sweep lease). False when it was not stored.</summary>
+    ValueTask<bool> DeleteAsync(Digest digest, CancellationToken cancellationToken);
 
-    /// <summary>Marks the blob as just referenced, so garbage collection's grace period protects it.</summary>
-    void Touch(Digest digest);
+    /// <summary>Every stored blob, in no particular order.</summary>
+    IAsyncEnumerable<BlobInfo> ListAsync(CancellationToken cancellationToken);
+}
 
-    void Delete(Digest digest);
+/// <summary>A stored blob: its size and when it was last written or referenced (what grace periods are measured from).</summary>
+public readonly record struct BlobInfo(Digest Digest, long Size, DateTimeOffset LastReferenced);
 
-    /// <summary>Every stored blob with its last write (or touch) time.</summary>
-    IEnumerable<(Digest Digest, DateTimeOffset LastWrite, long Size)> List();
+/// <summary>Writes built on <see cref="IBlobStore.BeginWriteAsync"/>, so every store gets them alike.</summary>
+public static class BlobStoreWrites
+{
+    /// <summary>The blob's size, or null when it is not stored.</summary>
+    public static async ValueTask<long?> SizeAsync(this IBlobStore blobs, Digest digest, CancellationToken cancellationToken) =>
+        (await blobs.StatAsync(digest, cancellationToken).ConfigureAwait(false))?.Size;
+
+    /// <summary>Streams <paramref name="content"/> in, verified against <paramref name="expected"/> when given; returns its digest.</summary>
+    public static async Task<Digest> WriteAsync(this IBlobStore blobs, Stream content, Digest? expected, CancellationToken cancellationToken, long maxLength = long.MaxValue)
+    {
+        var writer = await blobs.BeginWriteAsync(expected?.Algorithm ?? Digest.Sha256Algorithm, cancellationToken).ConfigureAwait(false);
+        await using (writer.ConfigureAwait(false))
+        {
+            try
+            {
+                await writer.CopyFromAsync(content, cancellationToken, maxLength).ConfigureAwait(false);
+            }
+            catch
+            {
+                await writer.AbortAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            return await writer.CommitAsync(expected ?? writer.CurrentDigest(), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Writes a small blob already in memory (a manifest), verified against <paramref name="expected"/>.</summary>
+    public static async Task<Digest> WriteAsync(this IBlobStore blobs, ReadOnlyMemory<byte> content, Digest expected, CancellationToken cancellationToken)
+    {
+        var writer = await blobs.BeginWriteAsync(expected.Algorithm, cancellationToken).ConfigureAwait(false);
+        await using (writer.ConfigureAwait(false))
+        {
+            try
+            {
+                await writer.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await writer.AbortAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            return await writer.CommitAsync(expected, cancellationToken).ConfigureAwait(false);
+        }
+    }
 }

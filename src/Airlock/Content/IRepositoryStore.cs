@@ -3,54 +3,121 @@ using Airlock.Oci;
 namespace Airlock.Content;
 
 /// <summary>
-/// What each repository holds: links to the blobs it may read, manifest revisions (with their media
-/// type), tags and the referrers index. Repositories never hold content themselves.
+/// What each repository holds: links to the blobs it may read, manifest revisions (with their media type), tags,
+/// the referrers index and the authenticated-only mark. Repositories never hold content themselves. A repository
+/// exists once anything was written to it. Names reaching a store are validated by the caller and checked again
+/// by the store (<see cref="ArgumentException"/>), because a bad name must never reach the storage below. Each
+/// write is atomic and durable when it returns, and visible to every reader of the store from then on.
 /// </summary>
 public interface IRepositoryStore
 {
-    bool Exists(string repository);
+    ValueTask<bool> ExistsAsync(string repository, CancellationToken cancellationToken);
 
-    bool HasBlobLink(string repository, Digest digest);
+    /// <summary>The repository's link to a blob (with when it was made), or null when it has none.</summary>
+    ValueTask<BlobLink?> GetBlobLinkAsync(string repository, Digest digest, CancellationToken cancellationToken);
 
-    void LinkBlob(string repository, Digest digest);
+    /// <summary>Links the blob to the repository, or refreshes the link's time.</summary>
+    ValueTask LinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken);
 
-    bool UnlinkBlob(string repository, Digest digest);
+    ValueTask<bool> UnlinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken);
 
-    IEnumerable<(Digest Digest, DateTimeOffset LastWrite)> ListBlobLinks(string repository);
+    IAsyncEnumerable<BlobLink> ListBlobLinksAsync(string repository, CancellationToken cancellationToken);
 
     /// <summary>The stored media type of a manifest revision, or null when the repository has none.</summary>
-    string? ManifestMediaType(string repository, Digest digest);
+    ValueTask<string?> ManifestMediaTypeAsync(string repository, Digest digest, CancellationToken cancellationToken);
 
-    void PutManifestRevision(string repository, Digest digest, string mediaType);
+    ValueTask PutManifestRevisionAsync(string repository, Digest digest, string mediaType, CancellationToken cancellationToken);
 
-    bool DeleteManifestRevision(string repository, Digest digest);
+    ValueTask<bool> DeleteManifestRevisionAsync(string repository, Digest digest, CancellationToken cancellationToken);
 
-    IEnumerable<Digest> ListManifestRevisions(string repository);
+    IAsyncEnumerable<Digest> ListManifestRevisionsAsync(string repository, CancellationToken cancellationToken);
 
-    Digest? ResolveTag(string repository, string tag);
+    ValueTask<Digest?> ResolveTagAsync(string repository, string tag, CancellationToken cancellationToken);
 
-    void SetTag(string repository, string tag, Digest digest);
+    /// <summary>Points the tag at the manifest; a reader sees the old or the new digest, never neither.</summary>
+    ValueTask SetTagAsync(string repository, string tag, Digest digest, CancellationToken cancellationToken);
 
-    bool DeleteTag(string repository, string tag);
+    ValueTask<bool> DeleteTagAsync(string repository, string tag, CancellationToken cancellationToken);
 
-    /// <summary>Tags in ordinal order, or null when the repository does not exist.</summary>
-    IReadOnlyList<string>? ListTags(string repository);
+    /// <summary>
+    /// Up to <paramref name="limit"/> (at least 1) of the repository's tags that sort after <paramref name="last"/>
+    /// (all when null) in ordinal order; <paramref name="last"/> need not be a tag. Null when the repository does
+    /// not exist. A walk of every tag asks with <see cref="int.MaxValue"/>.
+    /// </summary>
+    ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken);
 
-    /// <summary>Repository names in ordinal order.</summary>
-    IReadOnlyList<string> ListRepositories();
+    /// <summary>
+    /// When the repository last changed: a tag set, moved or deleted, a manifest revision or blob link added or
+    /// removed (the console's "last push"); null when it does not exist. A store may say a later time than the
+    /// change (never an earlier one).
+    /// </summary>
+    ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken);
 
-    void AddReferrer(string repository, Digest subject, Descriptor referrer);
+    /// <summary>
+    /// Up to <paramref name="limit"/> (at least 1) repository names that sort after <paramref name="last"/> (all when
+    /// null) in ordinal order, the OCI distribution spec's lexical order; <paramref name="last"/> need not name a
+    /// repository (it may have been deleted, or never existed). A walk of every repository asks with <see cref="int.MaxValue"/>.
+    /// </summary>
+    ValueTask<ListingPage> ListRepositoriesAsync(string? last, int limit, CancellationToken cancellationToken);
 
-    void RemoveReferrer(string repository, Digest subject, Digest referrer);
+    ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken);
 
-    IReadOnlyList<Descriptor> ListReferrers(string repository, Digest subject);
+    ValueTask RemoveReferrerAsync(string repository, Digest subject, Digest referrer, CancellationToken cancellationToken);
+
+    /// <summary>The manifests whose subject is <paramref name="subject"/>, ordered by digest.</summary>
+    ValueTask<IReadOnlyList<Descriptor>> ListReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken);
 
     /// <summary>
     /// Records, durably, that only authenticated clients may read the repository (it caches a private
     /// pull-through upstream). The mark stays until the repository is deleted from the store.
     /// </summary>
-    void MarkAuthenticatedOnly(string repository);
+    ValueTask MarkAuthenticatedOnlyAsync(string repository, CancellationToken cancellationToken);
 
-    /// <summary>Repositories marked with <see cref="MarkAuthenticatedOnly"/>, in ordinal order.</summary>
-    IReadOnlyList<string> ListAuthenticatedOnly();
+    /// <summary>Repositories marked with <see cref="MarkAuthenticatedOnlyAsync"/>, in ordinal order.</summary>
+    ValueTask<IReadOnlyList<string>> ListAuthenticatedOnlyAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>A repository's link to a blob, and when it was made or last refreshed (what grace periods are measured from).</summary>
+public readonly record struct BlobLink(Digest Digest, DateTimeOffset LinkedAt);
+
+/// <summary>One page of an ordered listing; <see cref="HasMore"/> when at least one more name follows the last one.</summary>
+public sealed record ListingPage(IReadOnlyList<string> Names, bool HasMore)
+{
+    public static readonly ListingPage Empty = new([], false);
+
+    /// <summary>The page of <paramref name="sorted"/> (ordinal order, no duplicates) after <paramref name="last"/>: a binary search and a copy of the page.</summary>
+    public static ListingPage Slice(IReadOnlyList<string> sorted, string? last, int limit)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var start = 0;
+        if (last is not null)
+        {
+            // The first name greater than last, whether or not last is in the list.
+            var low = 0;
+            var high = sorted.Count;
+            while (low < high)
+            {
+                var middle = low + ((high - low) / 2);
+                if (string.CompareOrdinal(sorted[middle], last) <= 0)
+                {
+                    low = middle + 1;
+                }
+                else
+                {
+                    high = middle;
+                }
+            }
+
+            start = low;
+        }
+
+        var count = (int)Math.Min(sorted.Count - start, (long)limit);
+        var names = new string[count];
+        for (var i = 0; i < count; i++)
+        {
+            names[i] = sorted[start + i];
+        }
+
+        return new ListingPage(names, start + count < sorted.Count);
+    }
 }

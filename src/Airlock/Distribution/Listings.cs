@@ -94,6 +94,8 @@ public sealed record TokenResponse
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(TagList))]
 [JsonSerializable(typeof(CatalogPage))]
+[JsonSerializable(typeof(ApiInfo))]
+[JsonSerializable(typeof(LoadReport))]
 internal sealed partial class DistributionJsonContext : JsonSerializerContext
 {
 }

@@ -183,6 +183,30 @@ public readonly record struct OciRoute(OciRouteKind Kind, string Name, string Re
         return true;
     }
 
+    /// <summary>
+    /// The path of a raw request target, as sent, without its query: the origin form (<c>/v2/…</c>) as it is,
+    /// the absolute form (<c>http://host/v2/…</c>, which servers must accept) reduced to its path so it gets
+    /// the same checks. Null for other forms (<c>*</c>, authority form).
+    /// </summary>
+    public static string? TargetPath(string rawTarget)
+    {
+        var query = rawTarget.IndexOf('?', StringComparison.Ordinal);
+        var target = query >= 0 ? rawTarget[..query] : rawTarget;
+        if (target.StartsWith('/'))
+        {
+            return target;
+        }
+
+        var scheme = target.IndexOf("://", StringComparison.Ordinal);
+        if (scheme <= 0)
+        {
+            return null;
+        }
+
+        var path = target.IndexOf('/', scheme + 3);
+        return path < 0 ? "/" : target[path..];
+    }
+
     /// <summary>Parses a digest from a path or query; malformed and unsupported algorithms are DIGEST_INVALID.</summary>
     public static Digest ParseDigest(string? value)
     {

@@ -11,8 +11,34 @@ namespace Airlock.IO;
 internal static partial class FileSystemDurability
 {
     private const int ORdOnly = 0;
-    private const int ODirectory = 0x10000;
+    private const int OWrOnly = 1;
+    private const int OCloExec = 0x80000;
     private const uint SyncFileRangeWrite = 2;
+
+    // O_DIRECTORY and O_DIRECT swap values between the generic Linux ABI (x86-64) and Arm's.
+    private static readonly bool ArmFlags = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture
+        is System.Runtime.InteropServices.Architecture.Arm64 or System.Runtime.InteropServices.Architecture.Arm;
+
+    private static int ODirectory => ArmFlags ? 0x4000 : 0x10000;
+
+    private static int ODirect => ArmFlags ? 0x10000 : 0x4000;
+
+    /// <summary>
+    /// Opens an existing file a second time for O_DIRECT writes (memory, offset and length aligned to
+    /// <see cref="AlignedBuffer.Alignment"/>): the bytes go from the buffer to the disk without being copied into
+    /// the page cache. Null where that is not possible (not Linux, a file system without direct I/O such as
+    /// some tmpfs or FUSE mounts): the caller writes through the page cache instead.
+    /// </summary>
+    public static SafeFileHandle? OpenForDirectWrite(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        var fd = Open(path, OWrOnly | ODirect | OCloExec);
+        return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+    }
 
     public static void FsyncDirectory(string path)
     {

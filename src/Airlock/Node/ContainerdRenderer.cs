@@ -74,7 +74,6 @@ public static class ContainerdRenderer
         bool sharePeers = false)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
         var header = HostsTomlWriter.Header(options.Generator);
         // A config.toml.tmpl beside config.toml replaces the generated file (GoTemplateException when it is broken).
         var config = await ContainerdConfigTemplate.RenderAsync(options, registries, disableDefaultEndpoint, cancellationToken).ConfigureAwait(false);
@@ -93,23 +92,42 @@ public static class ContainerdRenderer
             stale.Add(new PlannedFile(proxyPath, string.Empty, oldProxy));
         }
 
+        var (hosts, staleHosts) = await PlanHostsAsync(registries, options.CertsDir, options.Generator, disableDefaultEndpoint, nodeMirror, cancellationToken, sharePeers)
+            .ConfigureAwait(false);
+        files.AddRange(hosts);
+        stale.AddRange(staleHosts);
+        return new RenderPlan(files, stale);
+    }
+
+    /// <summary>
+    /// Only the <c>hosts.toml</c> tree, one <c>&lt;host&gt;/hosts.toml</c> per registry under <paramref name="hostsDirectory"/>, and
+    /// the previously generated host directories there to remove: for a containerd whose own config already points its
+    /// <c>config_path</c> at that directory (Canonical Kubernetes reads <c>/var/snap/k8s/common/etc/containerd/hosts.d</c>).
+    /// </summary>
+    public static async Task<RenderPlan> PlanHostsAsync(RegistriesFile registries, string hostsDirectory, string generator, bool disableDefaultEndpoint,
+        System.Net.IPEndPoint? nodeMirror, CancellationToken cancellationToken, bool sharePeers = false)
+    {
+        var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
+        var header = HostsTomlWriter.Header(generator);
+        var files = new List<PlannedFile>();
+        var stale = new List<PlannedFile>();
         var wanted = new HashSet<string>(StringComparer.Ordinal);
         // A key such as "../x" or "reg.example.com/path" would name a directory outside certs.d or a nested one
         // containerd never reads; validation reports it, rendering leaves it out.
         foreach (var host in endpoints.Hosts.Where(h => IsSingleSegment(h.Directory)))
         {
-            var dir = Path.Combine(options.CertsDir, host.Directory);
+            var dir = Path.Combine(hostsDirectory, host.Directory);
             wanted.Add(dir);
             // With the peer-to-peer mirror, a shared registry goes through the node mirror too: it asks peers first.
             var content = nodeMirror is not null && (host.NeedsNodeMirror || (sharePeers && RegistryEndpoints.IsPeerShared(registries, host.Key)))
-                ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), options.Generator)
-                : HostsTomlWriter.Write(host, options.Generator);
+                ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator)
+                : HostsTomlWriter.Write(host, generator);
             files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), content, cancellationToken).ConfigureAwait(false));
         }
 
-        if (Directory.Exists(options.CertsDir))
+        if (Directory.Exists(hostsDirectory))
         {
-            foreach (var dir in Directory.GetDirectories(options.CertsDir).Order(StringComparer.Ordinal))
+            foreach (var dir in Directory.GetDirectories(hostsDirectory).Order(StringComparer.Ordinal))
             {
                 var hostsToml = Path.Combine(dir, HostsTomlName);
                 if (!wanted.Contains(dir) && await ReadGeneratedAsync(hostsToml, header, cancellationToken).ConfigureAwait(false) is { } old)

@@ -46,11 +46,12 @@ public static class HostsTomlWriter
             {
                 lines.Add($"  [host.\"{endpoint.Url}\".rewrite]");
 
-                // K3s inserts patterns raw, without TOML escaping (its quirk 1); matched byte for byte and
-                // reported by validation instead.
+                // K3s inserts patterns raw (its quirk 1): a \ or " then makes the file invalid TOML, and containerd, refusing
+                // it, falls back to the registry itself. Quoted as TOML needs here; a rewrite without them (every K3s vector)
+                // stays byte for byte K3s's.
                 foreach (var rewrite in endpoint.Rewrites.OrderBy(r => r.Pattern, StringComparer.Ordinal))
                 {
-                    lines.Add($"    \"{rewrite.Pattern}\" = \"{rewrite.Replacement}\"");
+                    lines.Add($"    {TomlString(rewrite.Pattern)} = {TomlString(rewrite.Replacement)}");
                 }
             }
         }
@@ -93,6 +94,44 @@ public static class HostsTomlWriter
             // registry's own endpoint, which is exactly what must not happen here.
             "[host]",
         ]);
+    }
+
+    /// <summary>
+    /// A TOML string containerd 1.6/1.7 (go-toml v1) and 2.x (go-toml v2) both read back as <paramref name="value"/>: K3s's
+    /// basic string when nothing needs escaping; a literal string (<c>'…'</c>, no escapes: regexes stay readable) when it holds
+    /// a <c>\</c> or <c>"</c> — go-toml v1 cannot read a <c>\"</c> escape inside a key; otherwise a basic string with TOML's escapes.
+    /// </summary>
+    internal static string TomlString(string value)
+    {
+        if (!value.Any(c => c is '\\' or '"' || char.IsControl(c)))
+        {
+            return $"\"{value}\"";
+        }
+
+        if (!value.Any(c => c is '\'' || char.IsControl(c) && c != '\t'))
+        {
+            return $"'{value}'";
+        }
+
+        var sb = new StringBuilder(value.Length + 2).Append('"');
+        foreach (var c in value)
+        {
+            var escape = c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\b' => "\\b",
+                '\t' => "\\t",
+                '\n' => "\\n",
+                '\f' => "\\f",
+                '\r' => "\\r",
+                _ when char.IsControl(c) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"\\u{(int)c:x4}"),
+                _ => null,
+            };
+            _ = escape is null ? sb.Append(c) : sb.Append(escape);
+        }
+
+        return sb.Append('"').ToString();
     }
 
     private static void AddTls(List<string> lines, RegistryTls? tls, string indent)

@@ -5,9 +5,11 @@ namespace Airlock.Node;
 
 /// <summary>
 /// Reads registries.yaml leniently, as K3s's yaml.v2 <c>Unmarshal</c> does (unknown keys are ignored, nulls are
-/// empty), while noting every structural problem with its line: unknown keys, values of the wrong shape. K3s
-/// refuses to start on a wrong shape (yaml.v2 type error), and ignores unknown keys silently — which is how a
-/// misspelt <c>insecure_skip_verfy</c> goes unnoticed — so both are reported.
+/// empty), while noting every structural problem with its line. K3s refuses to start on a wrong shape (a yaml.v2
+/// type error, e.g. a quoted <c>"true"</c> where a boolean belongs): errors here too. It ignores unknown keys
+/// silently — which is how a misspelt <c>insecure_skip_verfy</c> or the guide's <c>auth.token</c> goes unnoticed —
+/// so they are warnings: named, and the file still used. A relative TLS file path is an error: containerd would
+/// look for it under <c>certs.d/&lt;host&gt;/</c>, not where the author meant.
 /// </summary>
 public static class RegistriesFileReader
 {
@@ -165,14 +167,15 @@ public static class RegistriesFileReader
                     var fields = Fields(value, $"configs.\"{host}\".tls", TlsKeys);
                     tls = fields is null
                         ? null
-                        : new RegistryTls(Line(value), File(fields, "ca_file"), File(fields, "cert_file"), File(fields, "key_file"), Bool(fields, "insecure_skip_verify"));
+                        : new RegistryTls(Line(value), File(fields, "ca_file", host), File(fields, "cert_file", host), File(fields, "key_file", host),
+                            Bool(fields, "insecure_skip_verify"));
                 }
             }
 
             return new RegistryConfig(host, Line(hostNode), auth, tls);
         }
 
-        private Dictionary<string, (string? Value, int Line)>? Fields(YamlNode node, string where, string[] known)
+        private Dictionary<string, Field>? Fields(YamlNode node, string where, string[] known)
         {
             if (node is not YamlMappingNode)
             {
@@ -180,25 +183,49 @@ public static class RegistriesFileReader
                 return null;
             }
 
-            var fields = new Dictionary<string, (string? Value, int Line)>(StringComparer.Ordinal);
+            var fields = new Dictionary<string, Field>(StringComparer.Ordinal);
             foreach (var (key, value) in Entries(node, where, known))
             {
-                fields[key] = (IsNull(value) ? null : Scalar(value, $"{where}.{key}"), Line(value));
+                var quoted = value is YamlScalarNode { Style: not (ScalarStyle.Plain or ScalarStyle.Any) };
+                fields[key] = new Field(IsNull(value) ? null : Scalar(value, $"{where}.{key}"), Line(value), quoted);
             }
 
             return fields;
         }
 
-        private static string? Text(Dictionary<string, (string? Value, int Line)> fields, string key) =>
+        private static string? Text(Dictionary<string, Field> fields, string key) =>
             fields.TryGetValue(key, out var field) ? field.Value : null;
 
-        private static FileSetting? File(Dictionary<string, (string? Value, int Line)> fields, string key) =>
-            fields.TryGetValue(key, out var field) && !string.IsNullOrEmpty(field.Value) ? new FileSetting(field.Value, field.Line) : null;
+        private FileSetting? File(Dictionary<string, Field> fields, string key, string host)
+        {
+            if (!fields.TryGetValue(key, out var field) || string.IsNullOrEmpty(field.Value))
+            {
+                return null;
+            }
 
-        private bool Bool(Dictionary<string, (string? Value, int Line)> fields, string key)
+            // containerd's hosts.toml resolves a relative ca/client path against the host's own directory (makeAbsPath),
+            // which the renderer owns and rewrites: such a file would be read from nowhere the author put it.
+            if (!Path.IsPathRooted(field.Value))
+            {
+                Error(field.Line, $"{key} \"{field.Value}\" of \"{host}\" is a relative path: containerd resolves it against the certs.d/<registry>/ directory "
+                    + "of the hosts.toml it is written into (one Airlock renders and removes), not against registries.yaml or the current directory; give an absolute path");
+            }
+
+            return new FileSetting(field.Value, field.Line);
+        }
+
+        private bool Bool(Dictionary<string, Field> fields, string key)
         {
             if (!fields.TryGetValue(key, out var field) || field.Value is null)
             {
+                return false;
+            }
+
+            // yaml.v2 reads a quoted scalar as a string, and a string does not unmarshal into a bool: K3s refuses the file.
+            if (field.Quoted)
+            {
+                Error(field.Line, $"{key} must be a YAML boolean, not the quoted string \"{field.Value}\" (K3s refuses the file: cannot unmarshal !!str "
+                    + $"into bool); write {(TrueWords.Contains(field.Value) ? "true" : FalseWords.Contains(field.Value) ? "false" : "true or false")} without quotes");
                 return false;
             }
 
@@ -222,8 +249,9 @@ public static class RegistriesFileReader
             {
                 if (!known.Contains(key, StringComparer.Ordinal))
                 {
+                    // K3s's non-strict yaml.v2 ignores it and so does Airlock; named, so a typo does not go unnoticed.
                     var hint = known.FirstOrDefault(k => k.Contains(key, StringComparison.Ordinal) || key.Contains(k, StringComparison.Ordinal) || Near(k, key));
-                    Error(Line(keyNode), $"unknown key \"{key}\" in {where} (K3s ignores it){(hint is null ? string.Empty : $"; did you mean \"{hint}\"?")}; known keys: {string.Join(", ", known)}");
+                    Warning(Line(keyNode), $"unknown key \"{key}\" in {where} is ignored, as K3s ignores it{(hint is null ? string.Empty : $"; did you mean \"{hint}\"?")}; known keys: {string.Join(", ", known)}");
                     continue;
                 }
 
@@ -277,6 +305,8 @@ public static class RegistriesFileReader
                 }
             }
         }
+
+        private readonly record struct Field(string? Value, int Line, bool Quoted);
 
         private string? Scalar(YamlNode node, string where)
         {

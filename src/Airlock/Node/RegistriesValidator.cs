@@ -5,7 +5,7 @@ namespace Airlock.Node;
 /// <summary>
 /// Finds everything wrong with a registries.yaml at once, each with its line: what K3s would skip silently
 /// (unparseable endpoints, unknown schemes), what containerd would fail on later (unreadable CA or client
-/// files, half a client pair, rewrites that make hosts.toml invalid TOML), and K3s quirks that make a setting
+/// files, half a client pair), and K3s quirks that make a setting
 /// ineffective.
 /// </summary>
 public static class RegistriesValidator
@@ -132,15 +132,19 @@ public static class RegistriesValidator
             error(rewrite.Line, $"rewrite \"{rewrite.Pattern}\" is not a valid regular expression: {ex.Message}");
         }
 
-        if (rewrite.Pattern.IndexOfAny(['\\', '"']) >= 0 || rewrite.Replacement.IndexOfAny(['\\', '"']) >= 0)
+        // A pattern is a TOML key in hosts.toml; go-toml v1 (containerd 1.6, 1.7) reads a key with " only as a literal
+        // string, which cannot hold ' or control characters, and refusing the file it falls back to the registry itself.
+        if (rewrite.Pattern.Contains('"', StringComparison.Ordinal) && rewrite.Pattern.Any(c => c == '\'' || char.IsControl(c) && c != '\t'))
         {
-            error(rewrite.Line, $"rewrite \"{rewrite.Pattern}\": K3s writes rewrites into hosts.toml unescaped, so a \\ or \" makes the file invalid TOML; use [.] instead of \\. and character classes instead of \\w, \\d");
+            error(rewrite.Line, $"rewrite \"{rewrite.Pattern}\" has a \" together with a ' or a control character, which containerd 1.6 and 1.7 "
+                + "cannot read as a hosts.toml key; write the quote as \\x22 in the pattern (the same regular expression)");
         }
     }
 
     private static void CheckReadable(FileSetting? file, string name, Action<int, string> error)
     {
-        if (file is null)
+        // A relative path is already an error of its own (the reader's): where containerd looks is not here.
+        if (file is null || !Path.IsPathRooted(file.Path))
         {
             return;
         }

@@ -92,12 +92,12 @@ public readonly partial record struct Digest
 
     public override string ToString() => Algorithm is null ? string.Empty : $"{Algorithm}:{Encoded}";
 
-    [GeneratedRegex("^[a-z0-9]+(?:[+._-][a-z0-9]+)*$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z0-9]+(?:[+._-][a-z0-9]+)*\z", RegexOptions.CultureInvariant)]
     private static partial Regex AlgorithmGrammar();
 
-    [GeneratedRegex("^[a-zA-Z0-9=_-]+$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-zA-Z0-9=_-]+\z", RegexOptions.CultureInvariant)]
     private static partial Regex EncodedGrammar();
 
-    [GeneratedRegex("^[a-f0-9]+$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-f0-9]+\z", RegexOptions.CultureInvariant)]
     private static partial Regex LowerHex();
 }

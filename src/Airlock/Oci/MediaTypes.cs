@@ -25,5 +25,8 @@ public static class MediaTypes
 
     public static bool IsImageManifest(string? mediaType) => mediaType is OciManifest or DockerManifest;
 
+    /// <summary>An image configuration (OCI or Docker), as opposed to an artifact's config.</summary>
+    public static bool IsImageConfig(string? mediaType) => mediaType is OciConfig or DockerConfig;
+
     public static bool IsManifest(string? mediaType) => IsIndex(mediaType) || IsImageManifest(mediaType);
 }

@@ -1,5 +1,5 @@
 using System.Globalization;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
@@ -8,13 +8,14 @@ using Microsoft.Extensions.Logging;
 namespace Airlock.Registry;
 
 /// <summary><c>/v2/&lt;name&gt;/blobs/&lt;digest&gt;</c>: GET (with Range), HEAD, DELETE.</summary>
-internal sealed class BlobHandler(RegistryStorage storage, RegistryMetrics metrics, ZeroCopySender? zeroCopy, ILogger logger)
+internal sealed class BlobHandler(IRegistryStore storage, RegistryMetrics metrics, ZeroCopySender? zeroCopy, ILogger logger)
 {
     public async Task GetAsync(HttpContext context, OciRoute route, bool head)
     {
         var digest = route.Digest!.Value;
         var ct = context.RequestAborted;
-        if (!storage.Repositories.HasBlobLink(route.Name, digest) && storage.Repositories.ManifestMediaType(route.Name, digest) is null)
+        if (await storage.Repositories.GetBlobLinkAsync(route.Name, digest, ct).ConfigureAwait(false) is null
+            && await storage.Repositories.ManifestMediaTypeAsync(route.Name, digest, ct).ConfigureAwait(false) is null)
         {
             throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not in {route.Name}");
         }
@@ -80,10 +81,10 @@ internal sealed class BlobHandler(RegistryStorage storage, RegistryMetrics metri
         await response.SendFileAsync(path, offset, count, ct).ConfigureAwait(false);
     }
 
-    public Task DeleteAsync(HttpContext context, OciRoute route)
+    public async Task DeleteAsync(HttpContext context, OciRoute route)
     {
         var digest = route.Digest!.Value;
-        if (!storage.Repositories.UnlinkBlob(route.Name, digest))
+        if (!await storage.Repositories.UnlinkBlobAsync(route.Name, digest, context.RequestAborted).ConfigureAwait(false))
         {
             throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not in {route.Name}");
         }
@@ -91,7 +92,6 @@ internal sealed class BlobHandler(RegistryStorage storage, RegistryMetrics metri
         logger.LogDebug("Blob {Digest} unlinked from {Repository}", digest, route.Name);
         context.Response.StatusCode = StatusCodes.Status202Accepted;
         context.Response.ContentLength = 0;
-        return Task.CompletedTask;
     }
 
     /// <summary>

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
@@ -9,32 +9,38 @@ using Microsoft.AspNetCore.Http;
 namespace Airlock.Registry;
 
 /// <summary>The list endpoints: <c>tags/list</c>, <c>_catalog</c> (both paginated with n/last and a Link header) and <c>referrers</c>.</summary>
-internal sealed class ListingHandler(RegistryStorage storage)
+internal sealed class ListingHandler(IRegistryStore storage)
 {
-    public Task TagsAsync(HttpContext context, OciRoute route)
+    public async Task TagsAsync(HttpContext context, OciRoute route)
     {
-        var tags = storage.Repositories.ListTags(route.Name)
-            ?? throw new OciException(OciErrorCode.NameUnknown, $"repository {route.Name} is unknown");
-        return WritePageAsync(context, OciRoute.ForTagList(route.Name).Path, tags, (json, page) => TagList.Write(json, route.Name, page));
+        var ct = context.RequestAborted;
+        var (last, limit) = ParsePaging(context.Request.Query);
+        var (names, more) = await CollectPageAsync(
+            async (after, count) => await storage.Repositories.ListTagsAsync(route.Name, after, count, ct).ConfigureAwait(false)
+                ?? throw new OciException(OciErrorCode.NameUnknown, $"repository {route.Name} is unknown"),
+            last, limit, hidden: null).ConfigureAwait(false);
+        await WritePageAsync(context, OciRoute.ForTagList(route.Name).Path, names, more, limit, (json, page) => TagList.Write(json, route.Name, page)).ConfigureAwait(false);
     }
 
     /// <summary>The catalog, without the repositories <paramref name="hidden"/> names (those an anonymous client must not see).</summary>
-    public Task CatalogAsync(HttpContext context, Func<string, bool>? hidden)
+    public async Task CatalogAsync(HttpContext context, Func<string, bool>? hidden)
     {
-        var repositories = storage.Repositories.ListRepositories();
-        if (hidden is not null)
-        {
-            repositories = [.. repositories.Where(r => !hidden(r))];
-        }
-
-        return WritePageAsync(context, OciRoute.Catalog.Path, repositories, CatalogPage.Write);
+        var ct = context.RequestAborted;
+        var (last, limit) = ParsePaging(context.Request.Query);
+        var (names, more) = await CollectPageAsync(
+            (after, count) => storage.Repositories.ListRepositoriesAsync(after, count, ct),
+            last, limit, hidden).ConfigureAwait(false);
+        await WritePageAsync(context, OciRoute.Catalog.Path, names, more, limit, CatalogPage.Write).ConfigureAwait(false);
     }
 
     public async Task ReferrersAsync(HttpContext context, OciRoute route)
     {
+        var ct = context.RequestAborted;
         var subject = route.Digest!.Value;
         var artifactType = context.Request.Query["artifactType"].ToString();
-        IEnumerable<Descriptor> referrers = storage.Repositories.Exists(route.Name) ? storage.Repositories.ListReferrers(route.Name, subject) : [];
+        IEnumerable<Descriptor> referrers = await storage.Repositories.ExistsAsync(route.Name, ct).ConfigureAwait(false)
+            ? await storage.Repositories.ListReferrersAsync(route.Name, subject, ct).ConfigureAwait(false)
+            : [];
         if (artifactType.Length > 0)
         {
             referrers = referrers.Where(r => string.Equals(r.ArtifactType, artifactType, StringComparison.Ordinal));
@@ -60,12 +66,11 @@ internal sealed class ListingHandler(RegistryStorage storage)
         await WriteJsonAsync(context, buffer, MediaTypes.OciIndex).ConfigureAwait(false);
     }
 
-    private static async Task WritePageAsync(HttpContext context, string path, IReadOnlyList<string> items, Action<Utf8JsonWriter, IEnumerable<string>> write)
+    private static (string? Last, int? Limit) ParsePaging(IQueryCollection query)
     {
-        var query = context.Request.Query;
         var last = query["last"].ToString();
-        int? limit = null;
         var n = query["n"].ToString();
+        int? limit = null;
         if (n.Length > 0)
         {
             if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed))
@@ -76,27 +81,61 @@ internal sealed class ListingHandler(RegistryStorage storage)
             limit = parsed;
         }
 
-        var start = 0;
-        if (last.Length > 0)
-        {
-            while (start < items.Count && string.CompareOrdinal(items[start], last) <= 0)
-            {
-                start++;
-            }
-        }
+        return (last.Length > 0 ? last : null, limit);
+    }
 
-        var count = Math.Min(items.Count - start, limit ?? int.MaxValue);
-        if (limit is { } pageSize && count > 0 && start + count < items.Count)
+    /// <summary>
+    /// The names after <paramref name="last"/> a client may see, at most <paramref name="limit"/> of them, and whether
+    /// another visible one follows. The store is asked for pages of the size wanted (plus one, to know whether more
+    /// follow), and for more only as far as hidden names take their place, so a page costs the pages it must read.
+    /// </summary>
+    private static async Task<(List<string> Names, bool More)> CollectPageAsync(
+        Func<string?, int, ValueTask<ListingPage>> list, string? last, int? limit, Func<string, bool>? hidden)
+    {
+        var wanted = limit ?? int.MaxValue;
+        var batch = limit is { } n && n < int.MaxValue ? n + 1 : int.MaxValue;
+        var names = new List<string>();
+        var after = last;
+        while (true)
+        {
+            var page = await list(after, batch).ConfigureAwait(false);
+            foreach (var name in page.Names)
+            {
+                if (hidden?.Invoke(name) == true)
+                {
+                    continue;
+                }
+
+                if (names.Count == wanted)
+                {
+                    return (names, true);
+                }
+
+                names.Add(name);
+            }
+
+            if (!page.HasMore || page.Names.Count == 0)
+            {
+                return (names, false);
+            }
+
+            after = page.Names[^1];
+        }
+    }
+
+    private static async Task WritePageAsync(HttpContext context, string path, List<string> names, bool more, int? limit, Action<Utf8JsonWriter, IEnumerable<string>> write)
+    {
+        if (limit is { } pageSize && names.Count > 0 && more)
         {
             context.Response.Headers.Link = string.Create(
                 CultureInfo.InvariantCulture,
-                $"<{path}?n={pageSize}&last={Uri.EscapeDataString(items[start + count - 1])}>; rel=\"next\"");
+                $"<{path}?n={pageSize}&last={Uri.EscapeDataString(names[^1])}>; rel=\"next\"");
         }
 
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var json = new Utf8JsonWriter(buffer))
         {
-            write(json, items.Skip(start).Take(count));
+            write(json, names);
         }
 
         await WriteJsonAsync(context, buffer, "application/json").ConfigureAwait(false);

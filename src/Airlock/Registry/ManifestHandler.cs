@@ -1,7 +1,5 @@
-using System.Buffers;
 using System.Security.Cryptography;
 using Airlock.Content;
-using Airlock.Content.FileSystemStore;
 using Airlock.Distribution;
 using Airlock.Oci;
 using Microsoft.AspNetCore.Http;
@@ -10,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace Airlock.Registry;
 
 /// <summary><c>/v2/&lt;name&gt;/manifests/&lt;reference&gt;</c>: GET, HEAD, PUT, DELETE.</summary>
-internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cache, RegistryMetrics metrics, int maxManifestBytes, ILogger logger)
+internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cache, RegistryMetrics metrics, int maxManifestBytes, ILogger logger)
 {
     public async Task GetAsync(HttpContext context, OciRoute route, bool head)
     {
@@ -39,7 +37,7 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
             throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest of {declared} bytes exceeds the limit of {maxManifestBytes} bytes");
         }
 
-        var body = await ReadBodyAsync(request.Body, maxManifestBytes, ct).ConfigureAwait(false);
+        var body = await RequestBody.ReadAsync(request.Body, maxManifestBytes, ct).ConfigureAwait(false);
         metrics.AddBytesIn(body.Length);
         ManifestDocument document;
         try
@@ -51,6 +49,7 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
             throw new OciException(OciErrorCode.ManifestInvalid, ex.Message);
         }
 
+        CheckDescriptorDigests(document);
         var digest = ComputeDigest(body, route.Digest?.Algorithm ?? Digest.Sha256Algorithm);
         if (route.Digest is { } claimed && claimed != digest)
         {
@@ -58,32 +57,33 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
         }
 
         var repositories = storage.Repositories;
-        using (await storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
+        var lease = await storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
         {
             foreach (var child in document.Children)
             {
                 await CheckChildAsync(route.Name, child, document.IsIndex, ct).ConfigureAwait(false);
-                storage.Guard.NoteReferenced(child.Digest);
+                await lease.NoteReferencedAsync(child.Digest, ct).ConfigureAwait(false);
             }
 
-            storage.Guard.NoteReferenced(digest);
+            await lease.NoteReferencedAsync(digest, ct).ConfigureAwait(false);
             await storage.Blobs.WriteAsync(body, digest, ct).ConfigureAwait(false);
-            repositories.PutManifestRevision(route.Name, digest, document.MediaType);
+            await repositories.PutManifestRevisionAsync(route.Name, digest, document.MediaType, ct).ConfigureAwait(false);
             if (document.Subject is { } subject)
             {
-                repositories.AddReferrer(route.Name, subject.Digest, new Descriptor
+                await repositories.AddReferrerAsync(route.Name, subject.Digest, new Descriptor
                 {
                     MediaType = document.MediaType,
                     Digest = digest,
                     Size = body.Length,
                     ArtifactType = document.ArtifactType ?? (document.IsIndex ? null : document.Config?.MediaType),
                     Annotations = document.Annotations,
-                });
+                }, ct).ConfigureAwait(false);
             }
 
             if (route.Tag is { } tag)
             {
-                repositories.SetTag(route.Name, tag, digest);
+                await repositories.SetTagAsync(route.Name, tag, digest, ct).ConfigureAwait(false);
                 cache.Invalidate(route.Name, tag);
             }
         }
@@ -103,10 +103,11 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
 
     public async Task DeleteAsync(HttpContext context, OciRoute route)
     {
+        var ct = context.RequestAborted;
         var repositories = storage.Repositories;
         if (route.Tag is { } tag)
         {
-            if (!repositories.DeleteTag(route.Name, tag))
+            if (!await repositories.DeleteTagAsync(route.Name, tag, ct).ConfigureAwait(false))
             {
                 throw new OciException(OciErrorCode.ManifestUnknown, $"tag \"{tag}\" is unknown in {route.Name}");
             }
@@ -116,26 +117,27 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
         else
         {
             var digest = route.Digest!.Value;
-            if (repositories.ManifestMediaType(route.Name, digest) is null)
+            if (await repositories.ManifestMediaTypeAsync(route.Name, digest, ct).ConfigureAwait(false) is null)
             {
                 throw new OciException(OciErrorCode.ManifestUnknown, $"manifest {digest} is unknown in {route.Name}");
             }
 
-            var content = await ReadStoredAsync(digest, context.RequestAborted).ConfigureAwait(false);
+            var content = await ReadStoredAsync(digest, ct).ConfigureAwait(false);
             if (content is not null && TryParse(content) is { Subject: { } subject })
             {
-                repositories.RemoveReferrer(route.Name, subject.Digest, digest);
+                await repositories.RemoveReferrerAsync(route.Name, subject.Digest, digest, ct).ConfigureAwait(false);
             }
 
-            foreach (var tagged in repositories.ListTags(route.Name) ?? [])
+            var tags = await repositories.ListTagsAsync(route.Name, null, int.MaxValue, ct).ConfigureAwait(false);
+            foreach (var tagged in tags?.Names ?? [])
             {
-                if (repositories.ResolveTag(route.Name, tagged) == digest)
+                if (await repositories.ResolveTagAsync(route.Name, tagged, ct).ConfigureAwait(false) == digest)
                 {
-                    repositories.DeleteTag(route.Name, tagged);
+                    await repositories.DeleteTagAsync(route.Name, tagged, ct).ConfigureAwait(false);
                 }
             }
 
-            repositories.DeleteManifestRevision(route.Name, digest);
+            await repositories.DeleteManifestRevisionAsync(route.Name, digest, ct).ConfigureAwait(false);
             cache.InvalidateRepository(route.Name);
         }
 
@@ -153,9 +155,9 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
 
         var generation = cache.Generation;
         var repositories = storage.Repositories;
-        var digest = route.Digest ?? repositories.ResolveTag(route.Name, route.Reference)
+        var digest = route.Digest ?? await repositories.ResolveTagAsync(route.Name, route.Reference, cancellationToken).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.ManifestUnknown, $"tag \"{route.Reference}\" is unknown in {route.Name}");
-        var mediaType = repositories.ManifestMediaType(route.Name, digest)
+        var mediaType = await repositories.ManifestMediaTypeAsync(route.Name, digest, cancellationToken).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.ManifestUnknown, $"manifest {digest} is unknown in {route.Name}");
         var content = await ReadStoredAsync(digest, cancellationToken).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.ManifestUnknown, $"manifest {digest} content is missing");
@@ -172,7 +174,7 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
         var repositories = storage.Repositories;
         if (parentIsIndex)
         {
-            if (repositories.ManifestMediaType(repository, child.Digest) is null)
+            if (await repositories.ManifestMediaTypeAsync(repository, child.Digest, cancellationToken).ConfigureAwait(false) is null)
             {
                 throw new OciException(OciErrorCode.ManifestBlobUnknown, $"index references manifest {child.Digest} that is not in {repository}");
             }
@@ -186,7 +188,8 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
             return;
         }
 
-        if (!repositories.HasBlobLink(repository, child.Digest) && repositories.ManifestMediaType(repository, child.Digest) is null)
+        if (await repositories.GetBlobLinkAsync(repository, child.Digest, cancellationToken).ConfigureAwait(false) is null
+            && await repositories.ManifestMediaTypeAsync(repository, child.Digest, cancellationToken).ConfigureAwait(false) is null)
         {
             throw new OciException(OciErrorCode.ManifestBlobUnknown, $"blob {child.Digest} is not in {repository}");
         }
@@ -195,6 +198,36 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
         {
             throw new OciException(OciErrorCode.ManifestBlobUnknown, $"blob {child.Digest} content is missing");
         }
+    }
+
+    /// <summary>
+    /// Refuses, before anything is written, a descriptor whose digest the store cannot hold: a well-formed digest
+    /// of an unregistered algorithm parses (it may be any length), but it has no place under <c>blobs/</c> or
+    /// <c>_referrers/</c>, and failing there would leave the manifest half-stored.
+    /// </summary>
+    private static void CheckDescriptorDigests(ManifestDocument document)
+    {
+        if (document.Subject is { Digest.IsSupported: false } subject)
+        {
+            throw Unsupported("subject", subject.Digest);
+        }
+
+        if (document.Config is { Digest.IsSupported: false } config)
+        {
+            throw Unsupported("config", config.Digest);
+        }
+
+        var children = document.IsIndex ? document.Manifests : document.Layers;
+        for (var i = 0; i < children.Count; i++)
+        {
+            if (!children[i].Digest.IsSupported)
+            {
+                throw Unsupported($"{(document.IsIndex ? "manifests" : "layers")}[{i}]", children[i].Digest);
+            }
+        }
+
+        static OciException Unsupported(string where, Digest digest) => new(OciErrorCode.DigestInvalid,
+            $"{where} digest uses algorithm \"{digest.Algorithm}\", which is not supported (sha256 and sha512 are)");
     }
 
     /// <summary>
@@ -246,42 +279,4 @@ internal sealed class ManifestHandler(RegistryStorage storage, ManifestCache cac
     private static Digest ComputeDigest(byte[] body, string algorithm) => algorithm == Digest.Sha256Algorithm
         ? Digest.Sha256(body)
         : Digest.FromHash(algorithm, SHA512.HashData(body));
-
-    /// <summary>Reads a manifest body, refusing more than <paramref name="limit"/> bytes.</summary>
-    private static async Task<byte[]> ReadBodyAsync(Stream body, int limit, CancellationToken cancellationToken)
-    {
-        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
-        var length = 0;
-        try
-        {
-            while (true)
-            {
-                if (length == buffer.Length)
-                {
-                    var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
-                    buffer.AsSpan(0, length).CopyTo(larger);
-                    ArrayPool<byte>.Shared.Return(buffer);
-                    buffer = larger;
-                }
-
-                var read = await body.ReadAsync(buffer.AsMemory(length), cancellationToken).ConfigureAwait(false);
-                if (read == 0)
-                {
-                    break;
-                }
-
-                length += read;
-                if (length > limit)
-                {
-                    throw new OciException(OciErrorCode.ManifestTooLarge, $"manifest exceeds the limit of {limit} bytes");
-                }
-            }
-
-            return buffer.AsSpan(0, length).ToArray();
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
 }

@@ -1,8 +1,10 @@
 using System.Diagnostics;
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Distribution;
+using Airlock.Registry.Api;
 using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
+using Airlock.Registry.WebConsole;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
@@ -28,8 +30,11 @@ internal sealed class RegistryApplication : IDisposable
     private readonly PrivateRepositories _privateRepositories;
     private readonly ILogger _logger;
     private readonly bool _authorizes;
+    private readonly RepositoryCatalog _catalog;
+    private readonly ApiHandler _api;
+    private readonly ConsoleAssets? _console;
 
-    public RegistryApplication(RegistryStorage storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
+    public RegistryApplication(IRegistryStore storage, RegistryServerOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
         _options = options;
         _logger = loggerFactory.CreateLogger("Airlock.Registry");
@@ -38,11 +43,15 @@ internal sealed class RegistryApplication : IDisposable
         var manifestCache = new ManifestCache();
         _manifests = new ManifestHandler(storage, manifestCache, _metrics, options.MaxManifestBytes, _logger);
         _blobs = new BlobHandler(storage, _metrics, options.ZeroCopy ? new ZeroCopySender(_logger) : null, _logger);
-        _uploads = new UploadHandler(storage, _metrics, _logger);
+        _uploads = new UploadHandler(storage, _metrics, privateRepositories, _logger);
         _listings = new ListingHandler(storage);
         _privateRepositories = privateRepositories;
         _authorizes = options.AccessController is not AllowAllAccessController;
         _pullThrough = options.PullThrough is { } pullThrough ? new PullThroughCache(storage, manifestCache, pullThrough, privateRepositories, loggerFactory) : null;
+        _catalog = new RepositoryCatalog(storage, options.Time);
+        _api = new ApiHandler(storage, options.ConsoleAccessController ?? options.AccessController, options.Cluster, options.ReadOnly, _catalog,
+            new ImageInspector(storage, options.MaxManifestBytes), new LoadHistory(storage, options.Time));
+        _console = options.Console ? ConsoleAssets.Load() : null;
     }
 
     public void Dispose() => _pullThrough?.Dispose();
@@ -108,6 +117,9 @@ internal sealed class RegistryApplication : IDisposable
         }
     }
 
+    private async Task WriteMetricsAsync(HttpContext context) =>
+        await WriteTextAsync(context, await _metrics.RenderAsync(context.RequestAborted).ConfigureAwait(false) + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8").ConfigureAwait(false);
+
     // ENOSPC and EDQUOT: .NET puts the errno in HResult on Linux.
     private static bool IsStorageFull(IOException ex) => ex.HResult is 28 or 122;
 
@@ -127,16 +139,20 @@ internal sealed class RegistryApplication : IDisposable
 
         if (path == "/metrics")
         {
-            return WriteTextAsync(context, _metrics.Render() + _pullThrough?.RenderMetrics(), "text/plain; version=0.0.4; charset=utf-8");
+            return WriteMetricsAsync(context);
         }
 
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path;
-        var query = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = query >= 0 ? raw[..query] : raw;
-        if (!rawPath.StartsWith('/'))
+        if (ApiHandler.Owns(path))
         {
-            rawPath = path;
+            return _api.HandleAsync(context);
         }
+
+        if (_console is not null && ConsoleAssets.Owns(path))
+        {
+            return ServeConsoleAsync(context, _console);
+        }
+
+        var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
 
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
         var method = request.Method;
@@ -176,29 +192,34 @@ internal sealed class RegistryApplication : IDisposable
             route = route with { Name = target.LocalName };
         }
 
-        if (_authorizes)
-        {
-            return AuthorizeThenRouteAsync(context, route, method, proxy);
-        }
+        var handling = _authorizes ? AuthorizeThenRouteAsync(context, route, method, proxy)
+            : proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
+        return isWrite && route.Kind != OciRouteKind.Base ? ForgetAfterAsync(handling, route.Name) : handling;
+    }
 
-        return proxy is null ? RouteAsync(context, route, method) : RouteProxiedAsync(context, route, method, proxy);
+    /// <summary>The console's repositories list keeps measurements a while; a write through this registry shows at once.</summary>
+    private async Task ForgetAfterAsync(Task handling, string repository)
+    {
+        try
+        {
+            await handling.ConfigureAwait(false);
+        }
+        finally
+        {
+            _catalog.Forget(repository);
+        }
+    }
+
+    /// <summary>The console's pages are behind what the <c>/v2/</c> base check asks: a user when there are users.</summary>
+    private async Task ServeConsoleAsync(HttpContext context, ConsoleAssets console)
+    {
+        await (_options.ConsoleAccessController ?? _options.AccessController).RequireAsync(context, NoAccess).ConfigureAwait(false);
+        await console.ServeAsync(context).ConfigureAwait(false);
     }
 
     private async Task AuthorizeThenRouteAsync(HttpContext context, OciRoute route, string method, ProxyTarget? proxy)
     {
-        var decision = await _options.AccessController.AuthorizeAsync(context, AccessFor(context, route, method), context.RequestAborted).ConfigureAwait(false);
-        if (!decision.IsAllowed)
-        {
-            if (decision.Challenge is { } challenge)
-            {
-                throw new OciException(OciErrorCode.Unauthorized, decision.Detail)
-                {
-                    Headers = [KeyValuePair.Create("WWW-Authenticate", challenge)],
-                };
-            }
-
-            throw new OciException(OciErrorCode.Denied, decision.Detail);
-        }
+        var decision = await _options.AccessController.RequireAsync(context, AccessFor(context, route, method)).ConfigureAwait(false);
 
         var anonymous = decision.User is null;
         if (anonymous && route.Kind == OciRouteKind.Catalog && HttpMethods.IsGet(method))

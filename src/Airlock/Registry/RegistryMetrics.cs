@@ -20,7 +20,7 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
     private long _count;
     private long _bytesIn;
     private long _bytesOut;
-    private (long Bytes, long Blobs, DateTimeOffset At)? _storeSize;
+    private StorageSample? _storeSize;
 
     public void AddBytesIn(long bytes) => Interlocked.Add(ref _bytesIn, bytes);
 
@@ -51,7 +51,7 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
         Interlocked.Increment(ref _count);
     }
 
-    public string Render()
+    public async Task<string> RenderAsync(CancellationToken cancellationToken)
     {
         var text = new StringBuilder(2048);
         var c = CultureInfo.InvariantCulture;
@@ -81,7 +81,7 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
         text.Append("# HELP airlock_registry_bytes_sent_total Blob and manifest bytes sent.\n# TYPE airlock_registry_bytes_sent_total counter\n");
         text.Append(c, $"airlock_registry_bytes_sent_total {Interlocked.Read(ref _bytesOut)}\n");
 
-        var (bytes, count) = StoreSize();
+        var (bytes, count) = await StoreSizeAsync(cancellationToken).ConfigureAwait(false);
         text.Append("# HELP airlock_registry_store_bytes Bytes of blobs stored.\n# TYPE airlock_registry_store_bytes gauge\n");
         text.Append(c, $"airlock_registry_store_bytes {bytes}\n");
         text.Append("# HELP airlock_registry_store_blobs Blobs stored.\n# TYPE airlock_registry_store_blobs gauge\n");
@@ -89,24 +89,16 @@ internal sealed class RegistryMetrics(IBlobStore blobs, TimeProvider time)
         return text.ToString();
     }
 
-    private (long Bytes, long Blobs) StoreSize()
+    private async Task<(long Bytes, long Blobs)> StoreSizeAsync(CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (_storeSize is { } cached && now - cached.At < TimeSpan.FromMinutes(1))
+        if (_storeSize is { } cached && time.GetUtcNow() - cached.At < TimeSpan.FromMinutes(1))
         {
             return (cached.Bytes, cached.Blobs);
         }
 
-        long bytes = 0;
-        long count = 0;
-        foreach (var blob in blobs.List())
-        {
-            bytes += blob.Size;
-            count++;
-        }
-
-        _storeSize = (bytes, count, now);
-        return (bytes, count);
+        var measured = await blobs.MeasureAsync(time, cancellationToken).ConfigureAwait(false);
+        _storeSize = measured;
+        return (measured.Bytes, measured.Blobs);
     }
 
     private sealed class StrongBox

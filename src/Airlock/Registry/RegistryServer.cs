@@ -28,12 +28,14 @@ public sealed class RegistryServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly CancellationTokenSource _stopping;
     private readonly Task _collection;
+    private readonly Task _sampling;
     private readonly RegistryApplication _application;
     private IDisposable? _authentication;
     private bool _stopped;
 
-    private RegistryServer(WebApplication app, RegistryApplication application, RegistryStorage storage, Uri address, CancellationTokenSource stopping, Task collection)
+    private RegistryServer(WebApplication app, RegistryApplication application, IRegistryStore storage, Uri address, CancellationTokenSource stopping, Task collection, Task sampling)
     {
+        _sampling = sampling;
         _app = app;
         _application = application;
         Storage = storage;
@@ -45,7 +47,8 @@ public sealed class RegistryServer : IAsyncDisposable
     /// <summary>The bound address, e.g. <c>http://127.0.0.1:41234</c> (the real port when 0 was asked for).</summary>
     public Uri Address { get; }
 
-    public RegistryStorage Storage { get; }
+    /// <summary>The store the registry serves (the composition root chose it: <see cref="OpenStore"/>).</summary>
+    public IRegistryStore Storage { get; }
 
     /// <summary>The certificate loaded or issued from <see cref="RegistrySettings"/> (its CA is what nodes must trust); null otherwise.</summary>
     public ServerTlsMaterial? Tls { get; private set; }
@@ -92,6 +95,7 @@ public sealed class RegistryServer : IAsyncDisposable
                 {
                     Certificate = tls?.ServerCertificate ?? options.Certificate,
                     AccessController = settings.Auth.HtpasswdPath is null ? options.AccessController : authentication.AccessController,
+                    ConsoleAccessController = settings.Auth.HtpasswdPath is null ? options.ConsoleAccessController : authentication.ConsoleAccessController,
                     ExtraEndpoints = authentication.TokenEndpoint is { } tokens
                         ? [new RegistryEndpoint(settings.Auth.Token.TokenPath, tokens.HandleAsync), .. options.ExtraEndpoints]
                         : options.ExtraEndpoints,
@@ -119,9 +123,9 @@ public sealed class RegistryServer : IAsyncDisposable
         }
 
         var logger = loggerFactory.CreateLogger("Airlock.Registry");
-        var storage = RegistryStorage.Open(options.DataDirectory, options.Time, logger);
+        var storage = OpenStore(options, logger);
         var privateRepositories = options.PrivateRepositories ?? new PrivateRepositories(options.PullThrough);
-        privateRepositories.Load(storage.Repositories);
+        await privateRepositories.LoadAsync(storage.Repositories, cancellationToken).ConfigureAwait(false);
         if (options.AccessController is AllowAllAccessController && privateRepositories.Marked.Count > 0)
         {
             await storage.DisposeAsync().ConfigureAwait(false);
@@ -187,13 +191,14 @@ public sealed class RegistryServer : IAsyncDisposable
 
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
-        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", bound, storage.Layout.Root, options.ReadOnly ? " (read-only)" : string.Empty);
+        logger.LogInformation("Registry listening on {Address} with data in {DataDirectory}{ReadOnly}", bound, storage.Location, options.ReadOnly ? " (read-only)" : string.Empty);
 
         var stopping = new CancellationTokenSource();
         var collection = options.GcInterval is { } interval && !options.ReadOnly
             ? RunCollectionScheduleAsync(storage, interval, options.GcGrace, options.Time, logger, stopping.Token)
             : Task.CompletedTask;
-        return new RegistryServer(app, application, storage, address, stopping, collection);
+        var sampling = RunStorageSamplingAsync(storage, options.StorageSampleInterval, options.Time, logger, stopping.Token);
+        return new RegistryServer(app, application, storage, address, stopping, collection, sampling);
     }
 
     /// <summary>Stops accepting connections and waits (up to the shutdown timeout) for requests in flight.</summary>
@@ -207,13 +212,16 @@ public sealed class RegistryServer : IAsyncDisposable
         _stopped = true;
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _app.StopAsync(cancellationToken).ConfigureAwait(false);
-        try
+        foreach (var schedule in new[] { _collection, _sampling })
         {
-            await _collection.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            // The schedule ends with the server.
+            try
+            {
+                await schedule.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The schedules end with the server.
+            }
         }
     }
 
@@ -255,7 +263,33 @@ public sealed class RegistryServer : IAsyncDisposable
         return false;
     }
 
-    private static async Task RunCollectionScheduleAsync(RegistryStorage storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    /// <summary>Records the store's size now (unless a process serving it just did) and every interval, for the console's storage page.</summary>
+    private static async Task RunStorageSamplingAsync(IRegistryStore storage, TimeSpan interval, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            try
+            {
+                // Off the start-up path: measuring walks every blob.
+                await Task.Run(() => storage.SampleAsync(interval / 2, cancellationToken).AsTask(), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not record the size of {Store} in its history: {Reason}", storage.Location, ex.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// The composition root of the store: the one place in the registry that names an implementation. Everything
+    /// else (handlers, pull-through, garbage collection) sees <see cref="IRegistryStore"/> only.
+    /// </summary>
+    private static IRegistryStore OpenStore(RegistryServerOptions options, ILogger logger) =>
+        FileSystemRegistryStore.Open(options.DataDirectory, options.Time, logger);
+
+    private static async Task RunCollectionScheduleAsync(IRegistryStore storage, TimeSpan interval, TimeSpan grace, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
     {
         var collector = new GarbageCollector(storage, grace, logger);
         using var timer = new PeriodicTimer(interval, time);

@@ -67,6 +67,21 @@ public sealed record RegistryServerOptions
     /// </summary>
     public PrivateRepositories? PrivateRepositories { get; init; }
 
+    /// <summary>Serve the web console under <c>/ui/</c> (<c>--ui</c>); the JSON API under <c>/api/</c> is served either way.</summary>
+    public bool Console { get; init; } = true;
+
+    /// <summary>
+    /// Who may use the console and the JSON API: the same users and rules as <see cref="AccessController"/>, in a
+    /// scheme a browser speaks (<see cref="RegistryAuthentication.ConsoleAccessController"/>). Null: <see cref="AccessController"/>.
+    /// </summary>
+    public IAccessController? ConsoleAccessController { get; init; }
+
+    /// <summary>The cluster the console's cluster page shows; null (no cluster server composed in) hides it.</summary>
+    public Api.IClusterView? Cluster { get; init; }
+
+    /// <summary>How often the store's size is recorded for the console's storage page (also after every collection).</summary>
+    public TimeSpan StorageSampleInterval { get; init; } = TimeSpan.FromHours(1);
+
     /// <summary>Every problem with these options at once; empty when they can be used.</summary>
     public IReadOnlyList<string> Validate() => Validate(authenticated: AccessController is not AllowAllAccessController);
 
@@ -90,6 +105,11 @@ public sealed record RegistryServerOptions
         if (GcInterval is { } interval && interval <= TimeSpan.Zero)
         {
             problems.Add("--gc-interval must be positive");
+        }
+
+        if (StorageSampleInterval <= TimeSpan.Zero)
+        {
+            problems.Add("the storage sample interval must be positive");
         }
 
         if (GcGrace < TimeSpan.Zero)

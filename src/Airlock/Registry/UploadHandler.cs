@@ -1,8 +1,8 @@
 using System.Globalization;
 using Airlock.Content;
-using Airlock.Content.FileSystemStore;
 using Airlock.Distribution;
 using Airlock.Oci;
+using Airlock.Registry.PullThrough;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -10,10 +10,17 @@ namespace Airlock.Registry;
 
 /// <summary>
 /// <c>/v2/&lt;name&gt;/blobs/uploads/[&lt;id&gt;]</c>: monolithic and chunked pushes and cross-repository
-/// mounts. Bodies stream into a <see cref="BlobIngest"/>; commits and links happen under the garbage
-/// collection guard, so a sweep never deletes a blob between its commit and its link.
+/// mounts. Bodies stream into the store's <see cref="IBlobWriter"/> or an <see cref="IUploadSession"/>; commits and
+/// links happen under a reference lease of the store's garbage collection guard, so a sweep never deletes a blob
+/// between its commit and its link.
 /// </summary>
-internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics metrics, ILogger logger)
+/// <remarks>
+/// A mount never carries content out of a repository only authenticated clients may read (a private
+/// upstream's cache, <see cref="PrivateRepositories"/>) into one anonymous clients may read: anyone allowed to
+/// read the cache and push elsewhere could publish it that way. Such a mount becomes an ordinary upload
+/// (202 with a Location, as the spec allows), which the client completes only by sending the content.
+/// </remarks>
+internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metrics, PrivateRepositories privateRepositories, ILogger logger)
 {
     public async Task StartAsync(HttpContext context, OciRoute route)
     {
@@ -24,7 +31,8 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
         {
             var digest = OciRoute.ParseDigest(mount);
             var from = query["from"].ToString();
-            if (from.Length > 0 && ImageReference.IsValidRepository(from) && await TryMountAsync(route.Name, from, digest, ct).ConfigureAwait(false))
+            if (from.Length > 0 && ImageReference.IsValidRepository(from) && !CarriesOutPrivateContent(from, route.Name, digest)
+                && await TryMountAsync(route.Name, from, digest, ct).ConfigureAwait(false))
             {
                 logger.LogDebug("Blob {Digest} mounted from {Source} into {Repository}", digest, from, route.Name);
                 Created(context.Response, route.Name, digest);
@@ -36,26 +44,19 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
         if (single.Length > 0)
         {
             var expected = OciRoute.ParseDigest(single);
-            Directory.CreateDirectory(storage.Layout.IngestDirectory);
-            var ingest = BlobIngest.Start(storage.Layout.IngestFile());
-            try
+            var writer = await storage.Blobs.BeginWriteAsync(Digest.Sha256Algorithm, ct).ConfigureAwait(false);
+            await using (writer.ConfigureAwait(false))
             {
-                metrics.AddBytesIn(await ingest.CopyFromAsync(context.Request.Body, ct).ConfigureAwait(false));
-                CheckLength(context.Request, ingest.Length);
-            }
-            catch
-            {
-                await ingest.AbortAsync().ConfigureAwait(false);
-                await ingest.DisposeAsync().ConfigureAwait(false);
-                throw;
+                metrics.AddBytesIn(await writer.CopyFromAsync(context.Request.Body, ct).ConfigureAwait(false));
+                CheckLength(context.Request, writer.Length);
+                await CommitAndLinkAsync(writer.CommitAsync, route.Name, expected, ct).ConfigureAwait(false);
             }
 
-            await CommitAndLinkAsync(ingest, route.Name, expected, ct).ConfigureAwait(false);
             Created(context.Response, route.Name, expected);
             return;
         }
 
-        var id = storage.Uploads.Create(route.Name);
+        var id = await storage.Uploads.CreateAsync(route.Name, ct).ConfigureAwait(false);
         var response = context.Response;
         response.StatusCode = StatusCodes.Status202Accepted;
         SessionHeaders(response, route.Name, id, 0);
@@ -63,10 +64,13 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
 
     public async Task PatchAsync(HttpContext context, OciRoute route)
     {
-        using var lease = await AcquireAsync(route, context.RequestAborted).ConfigureAwait(false);
-        await AppendAsync(context, lease).ConfigureAwait(false);
-        context.Response.StatusCode = StatusCodes.Status202Accepted;
-        SessionHeaders(context.Response, route.Name, lease.Id, lease.Ingest.Length);
+        var session = await OpenAsync(route, context.RequestAborted).ConfigureAwait(false);
+        await using (session.ConfigureAwait(false))
+        {
+            await AppendAsync(context, session).ConfigureAwait(false);
+            context.Response.StatusCode = StatusCodes.Status202Accepted;
+            SessionHeaders(context.Response, route.Name, session.Id, session.Length);
+        }
     }
 
     public async Task PutAsync(HttpContext context, OciRoute route)
@@ -79,59 +83,57 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
         }
 
         var expected = OciRoute.ParseDigest(digestText);
-        using var lease = await AcquireAsync(route, ct).ConfigureAwait(false);
-        await AppendAsync(context, lease).ConfigureAwait(false);
-        try
+        var session = await OpenAsync(route, ct).ConfigureAwait(false);
+        await using (session.ConfigureAwait(false))
         {
-            await CommitAndLinkAsync(lease.TakeIngest(), route.Name, expected, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            await lease.CompleteAsync().ConfigureAwait(false);
+            await AppendAsync(context, session).ConfigureAwait(false);
+
+            // The session ends whatever the outcome (a wrong digest is DIGEST_INVALID and the session is gone).
+            await CommitAndLinkAsync(session.CommitAsync, route.Name, expected, ct).ConfigureAwait(false);
         }
 
         Created(context.Response, route.Name, expected);
     }
 
-    public Task StatusAsync(HttpContext context, OciRoute route)
+    public async Task StatusAsync(HttpContext context, OciRoute route)
     {
-        if (storage.Uploads.Find(route.Reference) is not { } state || state.Repository != route.Name)
+        if (await storage.Uploads.FindAsync(route.Reference, context.RequestAborted).ConfigureAwait(false) is not { } session || session.Repository != route.Name)
         {
             throw new OciException(OciErrorCode.BlobUploadUnknown, $"upload {route.Reference} is unknown in {route.Name}");
         }
 
         context.Response.StatusCode = StatusCodes.Status204NoContent;
-        SessionHeaders(context.Response, route.Name, route.Reference, storage.Uploads.Length(route.Reference));
-        return Task.CompletedTask;
+        SessionHeaders(context.Response, route.Name, route.Reference, session.Length);
     }
 
     public async Task CancelAsync(HttpContext context, OciRoute route)
     {
-        using (await AcquireAsync(route, context.RequestAborted).ConfigureAwait(false))
+        var session = await OpenAsync(route, context.RequestAborted).ConfigureAwait(false);
+        await using (session.ConfigureAwait(false))
         {
-            await storage.Uploads.DeleteAsync(route.Reference).ConfigureAwait(false);
+            await session.CancelAsync().ConfigureAwait(false);
         }
 
         context.Response.StatusCode = StatusCodes.Status204NoContent;
         context.Response.ContentLength = 0;
     }
 
-    private async Task<UploadSessionStore.Lease> AcquireAsync(OciRoute route, CancellationToken cancellationToken)
+    /// <summary>Takes the session for this request (waiting for one in flight); a session of another repository is unknown here.</summary>
+    private async Task<IUploadSession> OpenAsync(OciRoute route, CancellationToken cancellationToken)
     {
-        if (storage.Uploads.Find(route.Reference) is not { } state || state.Repository != route.Name
-            || await storage.Uploads.AcquireAsync(route.Reference, cancellationToken).ConfigureAwait(false) is not { } lease)
+        if (await storage.Uploads.FindAsync(route.Reference, cancellationToken).ConfigureAwait(false) is not { } found || found.Repository != route.Name
+            || await storage.Uploads.OpenAsync(route.Reference, cancellationToken).ConfigureAwait(false) is not { } session)
         {
             throw new OciException(OciErrorCode.BlobUploadUnknown, $"upload {route.Reference} is unknown in {route.Name}");
         }
 
-        return lease;
+        return session;
     }
 
     /// <summary>Appends the request body; a Content-Range must continue exactly where the upload stands.</summary>
-    private async Task AppendAsync(HttpContext context, UploadSessionStore.Lease lease)
+    private async Task AppendAsync(HttpContext context, IUploadSession session)
     {
         var request = context.Request;
-        var ingest = lease.Ingest;
         var contentRange = request.Headers.ContentRange.ToString();
         if (contentRange.Length > 0)
         {
@@ -140,82 +142,77 @@ internal sealed class UploadHandler(RegistryStorage storage, RegistryMetrics met
                 throw new OciException(OciErrorCode.BlobUploadInvalid, $"Content-Range \"{contentRange}\" is not of the form <start>-<end>");
             }
 
-            if (start != ingest.Length || (request.ContentLength is { } length && length != end - start + 1))
+            if (start != session.Length || (request.ContentLength is { } length && length != end - start + 1))
             {
-                throw new OciException(OciErrorCode.RangeInvalid, $"chunk {start}-{end} does not continue the upload, which holds {ingest.Length} bytes")
+                throw new OciException(OciErrorCode.RangeInvalid, $"chunk {start}-{end} does not continue the upload, which holds {session.Length} bytes")
                 {
                     Headers =
                     [
-                        KeyValuePair.Create("Location", UploadLocation(context.Request.Path.Value!, lease.Id)),
-                        KeyValuePair.Create("Range", RegistryHeaders.UploadRange(ingest.Length)),
-                        KeyValuePair.Create(RegistryHeaders.UploadUuid, lease.Id),
+                        KeyValuePair.Create("Location", UploadLocation(context.Request.Path.Value!, session.Id)),
+                        KeyValuePair.Create("Range", RegistryHeaders.UploadRange(session.Length)),
+                        KeyValuePair.Create(RegistryHeaders.UploadUuid, session.Id),
                     ],
                 };
             }
         }
 
-        try
-        {
-            var before = ingest.Length;
-            metrics.AddBytesIn(await ingest.CopyFromAsync(request.Body, context.RequestAborted).ConfigureAwait(false));
-            CheckLength(request, ingest.Length - before);
-        }
-        catch (Exception ex) when (ex is not OciException)
-        {
-            await lease.ResetAsync().ConfigureAwait(false);
-            throw;
-        }
+        var appended = await session.AppendAsync(request.Body, context.RequestAborted).ConfigureAwait(false);
+        metrics.AddBytesIn(appended);
+        CheckLength(request, appended);
     }
 
-    private async Task<bool> TryMountAsync(string repository, string source, Digest digest, CancellationToken cancellationToken)
+    private bool CarriesOutPrivateContent(string source, string repository, Digest digest)
     {
-        if (!storage.Repositories.HasBlobLink(source, digest))
+        if (!privateRepositories.Contains(source) || privateRepositories.Contains(repository))
         {
             return false;
         }
 
-        using (await storage.Guard.EnterReferenceAsync(cancellationToken).ConfigureAwait(false))
+        logger.LogInformation("Blob {Digest} not mounted from {Source} into {Repository}: the source is for authenticated clients only; an upload is opened instead",
+            digest, source, repository);
+        return true;
+    }
+
+    private async Task<bool> TryMountAsync(string repository, string source, Digest digest, CancellationToken cancellationToken)
+    {
+        if (await storage.Repositories.GetBlobLinkAsync(source, digest, cancellationToken).ConfigureAwait(false) is null)
         {
-            if (await storage.Blobs.SizeAsync(digest, cancellationToken).ConfigureAwait(false) is null)
+            return false;
+        }
+
+        var lease = await storage.Guard.EnterReferenceAsync(cancellationToken).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
+        {
+            if (await storage.Blobs.StatAsync(digest, cancellationToken).ConfigureAwait(false) is null)
             {
                 return false;
             }
 
-            storage.Guard.NoteReferenced(digest);
-            storage.Blobs.Touch(digest);
-            storage.Repositories.LinkBlob(repository, digest);
+            await lease.NoteReferencedAsync(digest, cancellationToken).ConfigureAwait(false);
+            await storage.Blobs.TouchAsync(digest, cancellationToken).ConfigureAwait(false);
+            await storage.Repositories.LinkBlobAsync(repository, digest, cancellationToken).ConfigureAwait(false);
         }
 
         return true;
     }
 
-    private async Task CommitAndLinkAsync(BlobIngest ingest, string repository, Digest expected, CancellationToken cancellationToken)
+    /// <summary>Commits (a writer's or a session's bytes) and links the blob, holding a reference lease.</summary>
+    private async Task CommitAndLinkAsync(Func<Digest, CancellationToken, Task<Digest>> commit, string repository, Digest expected, CancellationToken cancellationToken)
     {
-        GarbageCollectionGuard.Lease lease;
-        try
-        {
-            lease = await storage.Guard.EnterReferenceAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await ingest.AbortAsync().ConfigureAwait(false);
-            await ingest.DisposeAsync().ConfigureAwait(false);
-            throw;
-        }
-
-        using (lease)
+        var lease = await storage.Guard.EnterReferenceAsync(cancellationToken).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
         {
             try
             {
-                await storage.Blobs.CommitAsync(ingest, expected, cancellationToken).ConfigureAwait(false);
+                await commit(expected, cancellationToken).ConfigureAwait(false);
             }
             catch (DigestMismatchException ex)
             {
                 throw new OciException(OciErrorCode.DigestInvalid, ex.Message);
             }
 
-            storage.Guard.NoteReferenced(expected);
-            storage.Repositories.LinkBlob(repository, expected);
+            await lease.NoteReferencedAsync(expected, cancellationToken).ConfigureAwait(false);
+            await storage.Repositories.LinkBlobAsync(repository, expected, cancellationToken).ConfigureAwait(false);
         }
 
         logger.LogDebug("Blob {Digest} pushed to {Repository}", expected, repository);

@@ -114,6 +114,20 @@ internal sealed class RegistryAuthenticator : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Why a registry still answers 401: it has no credentials to send (say where they go), or it refused the ones it got
+    /// (say whose). Token servers that refuse credentials are explained the same way.
+    /// </summary>
+    public string ExplainRefusal(string registry)
+    {
+        return FindCredential(registry) switch
+        {
+            null => $"no credentials for {registry}: add configs.{registry}.auth in registries.yaml or --creds",
+            { BasicPair: { } pair } => $"{registry} rejected the credentials for {pair.User}",
+            _ => $"{registry} rejected the identity token in configs.{registry}.auth",
+        };
+    }
+
     private RegistryCredential? FindCredential(string registry) =>
         RegistryEndpoint.CredentialHosts(registry).Select(_options.Credentials.Find).FirstOrDefault(c => c is not null);
 
@@ -171,6 +185,11 @@ internal sealed class RegistryAuthenticator : IDisposable
         using var response = await _client.SendAsync(tokenCall, cancellationToken).ConfigureAwait(false);
         if (!response.IsSuccess)
         {
+            if (response.Status == HttpStatusCode.Unauthorized)
+            {
+                response.Explanation = ExplainRefusal(call.Registry);
+            }
+
             throw RegistryClient.Failure(tokenCall, response, $"token server {realmUri.GetLeftPart(UriPartial.Path)} refused the request");
         }
 

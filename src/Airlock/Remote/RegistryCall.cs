@@ -61,6 +61,9 @@ internal sealed class RegistryResponse : IDisposable
 
     public bool IsSuccess => Message.IsSuccessStatusCode;
 
+    /// <summary>What to do about a refusal (for a 401: which credentials were missing or refused), added to its error.</summary>
+    public string? Explanation { get; set; }
+
     public string? Header(string name) =>
         Message.Headers.TryGetValues(name, out var values) || Message.Content.Headers.TryGetValues(name, out values)
             ? values.FirstOrDefault()

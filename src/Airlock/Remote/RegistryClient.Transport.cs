@@ -53,6 +53,13 @@ public sealed partial class RegistryClient
             catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException
                 || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
+                if (ex is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }
+                    && _tls.Rejection(request.RequestUri!.IdnHost) is { } rejection)
+                {
+                    throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
+                        ExplainCertificate(call.Registry, request.RequestUri.IdnHost, rejection.Errors, rejection.OwnCa), ex);
+                }
+
                 throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
                     $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
             }
@@ -70,6 +77,11 @@ public sealed partial class RegistryClient
                 }
             }
 
+            if (response.Status == HttpStatusCode.Unauthorized && call.UseRegistryAuth && call.Authorization is null)
+            {
+                response.Explanation = _auth.ExplainRefusal(call.Registry);
+            }
+
             if (IsTransient(response.Status) && call.Replayable && attempt < _options.MaxAttempts)
             {
                 var delay = RetryAfter(response) ?? Backoff(attempt);
@@ -84,7 +96,27 @@ public sealed partial class RegistryClient
 
     /// <summary>The answer as a <see cref="RegistryException"/> naming the registry, repository and reference.</summary>
     internal static RegistryException Failure(RegistryCall call, RegistryResponse response, string? detail = null) =>
-        new(call.Registry, call.Repository, call.Reference, response.Status, ErrorBody.Parse(response.Body), detail);
+        new(call.Registry, call.Repository, call.Reference, response.Status, ErrorBody.Parse(response.Body),
+            response.Explanation is null ? detail : detail is null ? response.Explanation : $"{detail}: {response.Explanation}");
+
+    /// <summary>What to change when <paramref name="registry"/>'s certificate was refused, in registries.yaml's and the flags' terms.</summary>
+    private static string ExplainCertificate(string registry, string host, System.Net.Security.SslPolicyErrors errors, bool ownCa)
+    {
+        if (errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch))
+        {
+            return $"{registry}'s certificate does not name {host}: use a name the certificate was issued for, or reissue it with this one "
+                + $"(--tls-san for Airlock's own), or set configs.{registry}.tls.insecure_skip_verify, or --insecure";
+        }
+
+        if (errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNotAvailable))
+        {
+            return $"{registry} sent no certificate";
+        }
+
+        return ownCa
+            ? $"{registry}'s certificate is not signed by the CA in configs.{registry}.tls.ca_file: give that file the CA that issued it, or --insecure"
+            : $"{registry}'s certificate is not signed by a trusted CA: set configs.{registry}.tls.ca_file, or --insecure";
+    }
 
     private HttpRequestMessage BuildRequest(RegistryCall call, Uri baseAddress)
     {

@@ -12,6 +12,9 @@ namespace Airlock.Tls;
 public sealed partial class ClientTrust : IDisposable
 {
     private readonly Dictionary<string, HostTrust> _byHost = new(StringComparer.OrdinalIgnoreCase);
+
+    // Why the last handshake with each host was refused, so the caller can say what to change (see Rejection).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SslPolicyErrors> _rejections = new(StringComparer.OrdinalIgnoreCase);
     private readonly bool _skipEverywhere;
     private readonly TimeProvider _timeProvider;
     private readonly ILogger _logger;
@@ -68,6 +71,7 @@ public sealed partial class ClientTrust : IDisposable
         _byHost.TryGetValue(host, out var trust);
         if (_skipEverywhere || trust?.SkipVerify == true || errors == SslPolicyErrors.None)
         {
+            _rejections.TryRemove(host, out _);
             return true;
         }
 
@@ -77,13 +81,24 @@ public sealed partial class ClientTrust : IDisposable
             using var leaf = new X509Certificate2(certificate);
             if (CertificateTrust.ChainsTo(leaf, roots, _timeProvider.GetUtcNow(), chain?.ChainElements.Skip(1).Select(e => e.Certificate)))
             {
+                _rejections.TryRemove(host, out _);
                 return true;
             }
         }
 
         LogRejected(_logger, host, errors.ToString());
+        _rejections[host] = errors;
         return false;
     }
+
+    /// <summary>
+    /// Why the last TLS handshake with <paramref name="host"/> was refused by this trust (an untrusted chain, a name the
+    /// certificate does not carry), and whether a CA of its own was configured for it; null when it was not refused.
+    /// Callers turn it into advice in their own terms (.NET's wording, "the remote certificate is invalid according to
+    /// the validation procedure", says neither).
+    /// </summary>
+    public (SslPolicyErrors Errors, bool OwnCa)? Rejection(string host) =>
+        _rejections.TryGetValue(host, out var errors) ? (errors, _byHost.TryGetValue(host, out var trust) && trust.Roots.Count > 0) : null;
 
     private X509Certificate? SelectClientCertificate(object sender, string targetHost, X509CertificateCollection localCertificates,
         X509Certificate? remoteCertificate, string[] acceptableIssuers) =>

@@ -235,7 +235,8 @@ public sealed class RegistryUnderTest : IAsyncDisposable
             start.Environment.Remove(name);
         }
 
-        start.Environment["AIRLOCK_CONFIG"] = Path.Combine(workDirectory, "no-config.yaml");
+        // No config file: /etc/airlock/config.yaml of this machine must not change what is tested.
+        start.Environment["AIRLOCK_CONFIG"] = "/dev/null";
         return start;
     }
 

@@ -18,7 +18,8 @@ public static class RegistriesRender
     /// streaming port becomes ephemeral: the one change to the rendered file, because containerd 1.6 exits ("Failed
     /// to run CRI service") when the port is taken, e.g. by another test's containerd on this machine.
     /// </summary>
-    public static async Task<RenderedRegistries> RenderAsync(string dataDirectory, string yaml, ContainerdLocations? locations = null, string containerdVersion = "1.6")
+    public static async Task<RenderedRegistries> RenderAsync(string dataDirectory, string yaml, ContainerdLocations? locations = null, string containerdVersion = "1.6",
+        IEnumerable<string>? extraArguments = null)
     {
         Directory.CreateDirectory(dataDirectory);
         var registriesPath = Path.Combine(dataDirectory, "registries.yaml");
@@ -28,7 +29,7 @@ public static class RegistriesRender
         List<string> arguments =
         [
             "registries", "render", "--registries", registriesPath, "--data-dir", dataDirectory,
-            "--containerd-version", containerdVersion, "--systemd-cgroup", "false",
+            "--containerd-version", containerdVersion, "--systemd-cgroup", "false", .. extraArguments ?? [],
         ];
         if (locations is not null)
         {

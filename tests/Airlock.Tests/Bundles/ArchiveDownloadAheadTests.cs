@@ -41,6 +41,17 @@ public sealed class ArchiveDownloadAheadTests : IDisposable
             Interlocked.Decrement(ref _open);
         }
 
+        /// <summary>Waits until <paramref name="count"/> blobs were open and not yet written at one time.</summary>
+        public async Task OpenAtOnceAsync(int count, CancellationToken cancellationToken)
+        {
+            using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            patience.CancelAfter(TimeSpan.FromSeconds(60));
+            while (MaxOpenNotWritten < count)
+            {
+                await Task.Delay(5, patience.Token);
+            }
+        }
+
         public ValueTask<Descriptor> ResolveAsync(string reference, CancellationToken cancellationToken) => inner.ResolveAsync(reference, cancellationToken);
 
         public ValueTask<ReadOnlyMemory<byte>> ReadManifestAsync(Descriptor manifest, CancellationToken cancellationToken) =>
@@ -249,7 +260,7 @@ public sealed class ArchiveDownloadAheadTests : IDisposable
                 }
                 else if (blob.Digest == config.Digest)
                 {
-                    await lastLayerRead.Task.WaitAsync(TimeSpan.FromSeconds(20), ct);
+                    await lastLayerRead.Task.WaitAsync(TimeSpan.FromSeconds(60), ct);
                 }
             },
         };
@@ -288,7 +299,7 @@ public sealed class ArchiveDownloadAheadTests : IDisposable
                 }
                 else if (blob.Digest == first[^1].Descriptor.Digest)
                 {
-                    await secondImageRead.Task.WaitAsync(TimeSpan.FromSeconds(20), ct);
+                    await secondImageRead.Task.WaitAsync(TimeSpan.FromSeconds(60), ct);
                 }
             },
         };
@@ -319,7 +330,14 @@ public sealed class ArchiveDownloadAheadTests : IDisposable
         var layout = OciLayoutStore.Create(_temp.File("source"));
         await using var _ = layout;
         var image = await TestImages.AddImageAsync(layout, TestImages.Amd64, Enumerable.Range(30, 8).Select(i => TestImages.MakeLayer(i, 30_000)).ToList());
-        var source = new ScriptedSource(layout) { BeforeEnd = (_, ct) => Task.Delay(15, ct) };
+        // The first blob to end waits until as many downloads are open as the bounds allow: then the most the
+        // copy opened at once is reached on any machine, and more would show.
+        var ended = 0;
+        ScriptedSource? source = null;
+        source = new ScriptedSource(layout)
+        {
+            BeforeEnd = (_, ct) => Interlocked.Exchange(ref ended, 1) == 0 ? source!.OpenAtOnceAsync(expectedMax, ct) : Task.CompletedTask,
+        };
         Directory.CreateDirectory(_temp.File("out"));
         var archive = ArchiveTarget.Create(_temp.File("out/app.tar"));
         await using (archive)
@@ -389,9 +407,16 @@ public sealed class ArchiveDownloadAheadTests : IDisposable
         await using (var target = ArchiveTarget.Create(_temp.File("out/app.tar")))
         {
             var copy = ImageGraph.CopyAsync(source, target, image, new CopyOptions { Reference = "example.com/app:1" }, null, cancel.Token);
-            await spooled.Task.WaitAsync(TimeSpan.FromSeconds(20));
-            await Task.Delay(50); // let the spool of that layer be handed over
-            Assert.NotEmpty(OpenSpools(_temp.File("out")));
+            await spooled.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+            // That layer is read to its end; its spool is open once it is handed over to wait for its turn.
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (OpenSpools(_temp.File("out")).Count == 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "no spool was opened for the layer downloaded ahead");
+                await Task.Delay(10);
+            }
+
             await cancel.CancelAsync();
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => copy.WaitAsync(TimeSpan.FromSeconds(30)));
             Assert.Empty(OpenSpools(_temp.File("out")));

@@ -152,7 +152,9 @@ public sealed class ImageTransferTests : IDisposable
         var code = await AirlockCli.RunAsync(["images", "save", "-o", archive, $"oci:{_temp.File("layout")}:pause"], new Hashtable(), output, error);
         Assert.True(code == 0, error.ToString());
         Assert.Contains($"({index.Digest})", output.ToString(), StringComparison.Ordinal);
-        Assert.Contains("Copying blob", output.ToString(), StringComparison.Ordinal);
+        // Progress goes to stderr, so stdout holds only what the command produced.
+        Assert.Contains("Copying blob", error.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("Copying blob", output.ToString(), StringComparison.Ordinal);
 
         output = new StringWriter();
         code = await AirlockCli.RunAsync(["images", "list", "--archive", archive, "--output", "json"], new Hashtable(), output, error);

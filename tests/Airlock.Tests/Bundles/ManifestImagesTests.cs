@@ -107,4 +107,88 @@ public sealed class ManifestImagesTests : IDisposable
         var error = Assert.Throws<FormatException>(() => ManifestImages.FromYaml("kind: Pod\nspec: [unclosed\n", "bad.yaml").ToList());
         Assert.StartsWith("bad.yaml:", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Helm_template_expressions_are_skipped_with_a_warning_naming_the_file()
+    {
+        const string rendered = """
+            kind: Deployment
+            spec:
+              template:
+                spec:
+                  containers:
+                  - { name: a, image: "{{ .Values.image }}" }
+                  - { name: b, image: nginx:1.25 }
+            """;
+        var warnings = new List<string>();
+        Assert.Equal(["nginx:1.25"], ManifestImages.FromYaml(rendered, "chart/templates/deploy.yaml", warnings));
+        var warning = Assert.Single(warnings);
+        Assert.StartsWith("chart/templates/deploy.yaml:6:", warning, StringComparison.Ordinal);
+        Assert.Contains("{{ .Values.image }}", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_chart_templates_directory_is_skipped_file_by_file_not_failed()
+    {
+        Directory.CreateDirectory(_temp.File("chart/templates"));
+        File.WriteAllText(_temp.File("chart/templates/deploy.yaml"),
+            "{{- if .Values.enabled }}\nkind: Pod\nspec:\n  containers:\n  - image: {{ .Values.image }}\n{{- end }}\n");
+        File.WriteAllText(_temp.File("chart/pod.yaml"), "kind: Pod\nspec: { containers: [{ image: plain:1 }] }\n");
+
+        var found = await ManifestImages.FindAsync([_temp.File("chart")], null, CancellationToken.None);
+
+        Assert.Equal(["plain:1"], found.Images);
+        Assert.Contains(found.Warnings, w => w.StartsWith(_temp.File("chart/templates/deploy.yaml"), StringComparison.Ordinal) && w.Contains("helm template", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void HelmChart_valuesContent_and_jobImage_are_read_as_K3s_deploys_them()
+    {
+        const string helmChart = """
+            apiVersion: helm.cattle.io/v1
+            kind: HelmChart
+            metadata: { name: traefik, namespace: kube-system }
+            spec:
+              chart: https://%{KUBERNETES_API}%/static/charts/traefik.tgz
+              jobImage: rancher/klipper-helm:v0.8.3-build20240228
+              valuesContent: |-
+                global:
+                  systemDefaultRegistry: registry.local:5000
+                image:
+                  repository: rancher/mirrored-library-traefik
+                  tag: 2.10.5
+                sidecar:
+                  image: docker.io/library/busybox:1.36
+                proxy:
+                  initImage: "{{ .Values.global.registry }}/init:1"
+                  image:
+                    registry: quay.io
+                    repository: org/proxy
+                    digest: sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+                exporter:
+                  image: { repository: org/exporter }
+            ---
+            apiVersion: helm.cattle.io/v1
+            kind: HelmChartConfig
+            metadata: { name: coredns }
+            spec:
+              valuesContent: |-
+                image: { repository: rancher/mirrored-coredns-coredns, tag: 1.11.1 }
+            """;
+        var warnings = new List<string>();
+
+        var images = ManifestImages.FromYaml(helmChart, "manifests/traefik.yaml", warnings).Order(StringComparer.Ordinal).ToList();
+
+        Assert.Equal(
+        [
+            "docker.io/library/busybox:1.36",
+            "quay.io/org/proxy@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "rancher/klipper-helm:v0.8.3-build20240228",
+            "rancher/mirrored-coredns-coredns:1.11.1",
+            "registry.local:5000/rancher/mirrored-library-traefik:2.10.5",
+        ], images);
+        Assert.Equal(2, warnings.Count);
+        Assert.Contains(warnings, w => w.Contains("HelmChart traefik valuesContent", StringComparison.Ordinal) && w.Contains("{{ .Values.global.registry }}", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("org/exporter has no tag", StringComparison.Ordinal));
+    }
 }

@@ -34,7 +34,7 @@ public sealed class ConfigSourcesTests : IDisposable
     {
         var path = Path.Combine(_dir, "config.yaml");
         File.WriteAllText(path, "listen: 127.0.0.1:6000\nproxy:\n  - docker.io=http://a\n  - quay.io=http://b\n");
-        var values = ConfigSources.LoadConfigFile(path, mustExist: true);
+        var values = ConfigSources.LoadConfigFile(path, ValueSource.Environment("AIRLOCK_CONFIG"));
         Assert.Equal(["127.0.0.1:6000"], values["listen"]);
         Assert.Equal(["docker.io=http://a", "quay.io=http://b"], values["proxy"]);
     }
@@ -42,6 +42,6 @@ public sealed class ConfigSourcesTests : IDisposable
     [Fact]
     public void A_missing_config_file_given_explicitly_is_an_error()
     {
-        Assert.Throws<ConfigFileException>(() => ConfigSources.LoadConfigFile(Path.Combine(_dir, "nope.yaml"), mustExist: true));
+        Assert.Throws<MissingPathException>(() => ConfigSources.LoadConfigFile(Path.Combine(_dir, "nope.yaml"), ValueSource.Environment("AIRLOCK_CONFIG")));
     }
 }

@@ -9,7 +9,7 @@ public sealed class DurationFlagTests
     private static async Task<(int Code, string Error)> RunAsync(IDictionary environment, params string[] args)
     {
         var error = new StringWriter();
-        environment["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml";
+        environment["AIRLOCK_CONFIG"] = "/dev/null";
         var code = await AirlockCli.RunAsync(args, environment, new StringWriter(), error);
         return (code, error.ToString());
     }

@@ -53,6 +53,39 @@ public sealed class BlobIngestTests : IDisposable
     }
 
     [Fact]
+    public async Task A_suspended_ingest_holds_no_file_and_resumes_from_its_hash_or_rehashes_when_the_file_moved_on()
+    {
+        var content = RandomContent(3 * BlobIngest.BufferSize);
+        var third = content.Length / 3;
+        var temp = Path.Combine(_folder, "ingest");
+        var ingest = BlobIngest.Start(temp);
+        await ingest.CopyFromAsync(new MemoryStream(content[..third]), CancellationToken.None);
+        var suspended = await ingest.SuspendAsync();
+        await ingest.DisposeAsync();
+
+        // Closed: an exclusive open would fail while the ingest held the file.
+        await using (new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+        }
+
+        ingest = await BlobIngest.ResumeAsync(temp, suspended, CancellationToken.None);
+        await ingest.CopyFromAsync(new MemoryStream(content[third..(2 * third)]), CancellationToken.None);
+        suspended = await ingest.SuspendAsync();
+        await ingest.DisposeAsync();
+
+        // Another writer (another registry process serving the session) appended meanwhile: the hash state
+        // no longer describes the file, so resuming re-reads it.
+        await using (var other = new FileStream(temp, FileMode.Append))
+        {
+            await other.WriteAsync(content.AsMemory(2 * third));
+        }
+
+        await using var resumed = await BlobIngest.ResumeAsync(temp, suspended, CancellationToken.None);
+        Assert.Equal(content.Length, resumed.Length);
+        Assert.Equal(Digest.Sha256(content), await resumed.CommitAsync(Digest.Sha256(content), Path.Combine(_folder, "blob"), CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_source_failing_midway_leaves_file_and_hash_in_step_so_the_upload_can_resume()
     {
         var content = RandomContent(Size);

@@ -1,78 +1,30 @@
 using System.Text;
+using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Oci;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Tests.Content;
 
-public sealed class FileSystemStoreTests : IAsyncLifetime
+/// <summary>The filesystem store passes the store contract; its own tests (paths, the on-disk format) follow.</summary>
+public sealed class FileSystemStoreTests : RegistryStoreContract
 {
     private readonly string _data = Directory.CreateTempSubdirectory("airlock-store-").FullName;
-    private RegistryStorage _storage = null!;
 
-    public Task InitializeAsync()
-    {
-        _storage = RegistryStorage.Open(_data, TimeProvider.System, NullLogger.Instance);
-        return Task.CompletedTask;
-    }
+    private StoreLayout Layout => new(_data);
 
-    public async Task DisposeAsync()
+    protected override Task<IRegistryStore> OpenStoreAsync(TimeProvider time, bool forCollection) =>
+        Task.FromResult<IRegistryStore>(forCollection
+            ? FileSystemRegistryStore.OpenForCollection(_data, time, NullLogger.Instance)
+            : FileSystemRegistryStore.Open(_data, time, NullLogger.Instance));
+
+    protected override Task<int> CountIngestLeftoversAsync() =>
+        Task.FromResult(Directory.Exists(Layout.IngestDirectory) ? Directory.EnumerateFiles(Layout.IngestDirectory).Count() : 0);
+
+    protected override Task DeleteStorageAsync()
     {
-        await _storage.DisposeAsync();
         Directory.Delete(_data, recursive: true);
-    }
-
-    [Fact]
-    public async Task Blob_written_once_is_readable_by_digest_and_a_second_write_keeps_one_copy()
-    {
-        var content = Encoding.UTF8.GetBytes("content");
-        var digest = await _storage.Blobs.WriteAsync(new MemoryStream(content), null, CancellationToken.None);
-        Assert.Equal(Digest.Sha256(content), digest);
-        await _storage.Blobs.WriteAsync(new MemoryStream(content), digest, CancellationToken.None);
-        Assert.Equal(content.Length, await _storage.Blobs.SizeAsync(digest, CancellationToken.None));
-        Assert.Equal(content, await _storage.Blobs.ReadSmallAsync(digest, 1024, CancellationToken.None));
-        Assert.Single(_storage.Blobs.List());
-        Assert.Empty(Directory.EnumerateFiles(_storage.Layout.IngestDirectory));
-    }
-
-    [Fact]
-    public async Task Blob_with_the_wrong_digest_is_refused_and_leaves_no_file()
-    {
-        var wrong = Digest.Sha256(Encoding.UTF8.GetBytes("other"));
-        await Assert.ThrowsAsync<Airlock.Content.DigestMismatchException>(() =>
-            _storage.Blobs.WriteAsync(new MemoryStream(Encoding.UTF8.GetBytes("content")), wrong, CancellationToken.None));
-        Assert.Empty(_storage.Blobs.List());
-        Assert.Empty(Directory.EnumerateFiles(_storage.Layout.IngestDirectory));
-    }
-
-    [Fact]
-    public void Repository_links_tags_and_referrers_round_trip()
-    {
-        var repositories = _storage.Repositories;
-        var blob = Digest.Sha256(Encoding.UTF8.GetBytes("blob"));
-        var manifest = Digest.Sha256(Encoding.UTF8.GetBytes("manifest"));
-        repositories.LinkBlob("org/app", blob);
-        Assert.True(repositories.HasBlobLink("org/app", blob));
-        Assert.False(repositories.HasBlobLink("org/other", blob));
-
-        repositories.PutManifestRevision("org/app", manifest, MediaTypes.OciManifest);
-        repositories.SetTag("org/app", "v1", manifest);
-        Assert.Equal(manifest, repositories.ResolveTag("org/app", "v1"));
-        Assert.Equal(MediaTypes.OciManifest, repositories.ManifestMediaType("org/app", manifest));
-        Assert.Equal(["v1"], repositories.ListTags("org/app"));
-        Assert.Equal(["org/app"], repositories.ListRepositories());
-        Assert.Null(repositories.ListTags("org/none"));
-
-        var referrer = new Descriptor { MediaType = MediaTypes.OciManifest, Digest = blob, Size = 4, ArtifactType = "application/x-test" };
-        repositories.AddReferrer("org/app", manifest, referrer);
-        Assert.Equal(referrer.Digest, Assert.Single(repositories.ListReferrers("org/app", manifest)).Digest);
-        repositories.RemoveReferrer("org/app", manifest, blob);
-        Assert.Empty(repositories.ListReferrers("org/app", manifest));
-
-        Assert.True(repositories.DeleteTag("org/app", "v1"));
-        Assert.False(repositories.DeleteTag("org/app", "v1"));
-        Assert.True(repositories.UnlinkBlob("org/app", blob));
-        Assert.Empty(repositories.ListBlobLinks("org/app"));
+        return Task.CompletedTask;
     }
 
     [Theory]
@@ -82,13 +34,64 @@ public sealed class FileSystemStoreTests : IAsyncLifetime
     [InlineData("UPPER")]
     public void Path_mapper_refuses_names_that_would_leave_the_store(string repository)
     {
-        Assert.Throws<ArgumentException>(() => _storage.Layout.Repository(repository));
+        Assert.Throws<ArgumentException>(() => Layout.Repository(repository));
     }
 
     [Fact]
     public void Path_mapper_refuses_tags_and_upload_ids_that_are_not_names()
     {
-        Assert.Throws<ArgumentException>(() => _storage.Layout.Tag("app", "../../x"));
-        Assert.Throws<ArgumentException>(() => _storage.Layout.UploadDirectory("../../etc"));
+        Assert.Throws<ArgumentException>(() => Layout.Tag("app", "../../x"));
+        Assert.Throws<ArgumentException>(() => Layout.UploadDirectory("../../etc"));
+    }
+
+    /// <summary>
+    /// A data directory written by an earlier release, laid out here by hand (not through <see cref="StoreLayout"/>),
+    /// is read as it is: the format on disk is the compatibility promise, no migration runs.
+    /// </summary>
+    [Fact]
+    public async Task A_data_directory_of_an_earlier_release_is_served_as_it_is()
+    {
+        var root = Path.Combine(_data, "registry");
+        var blob = Encoding.UTF8.GetBytes("a layer stored by an earlier release");
+        var digest = Digest.Sha256(blob);
+        var hex = digest.Encoded;
+        var manifest = Digest.Sha256(Encoding.UTF8.GetBytes("a manifest"));
+        var upload = Guid.NewGuid().ToString("D");
+        Write(root, $"blobs/sha256/{hex[..2]}/{hex}", blob);
+        Write(root, $"repositories/team/app/_layers/sha256/{hex}", []);
+        Write(root, $"repositories/team/app/_manifests/revisions/sha256/{manifest.Encoded}", Encoding.UTF8.GetBytes(MediaTypes.OciManifest));
+        Write(root, $"repositories/team/app/_manifests/tags/v1", Encoding.UTF8.GetBytes(manifest + "\n"));
+        Write(root, $"repositories/team/app/_referrers/sha256/{manifest.Encoded}/sha256-{hex}",
+            Encoding.UTF8.GetBytes($"{{\"mediaType\":\"{MediaTypes.OciManifest}\",\"digest\":\"{digest}\",\"size\":{blob.Length}}}"));
+        Write(root, "repositories/cache/private/_authenticated_only", []);
+        Write(root, "repositories/cache/private/_layers/sha256/" + hex, []);
+        Write(root, $"uploads/{upload}/state.json", Encoding.UTF8.GetBytes("{\"repository\":\"team/app\",\"startedAt\":\"2025-01-02T03:04:05+00:00\"}"));
+        Write(root, $"uploads/{upload}/data", Encoding.UTF8.GetBytes("half a "));
+        Write(root, $"uploads/{upload}/lock", []);
+
+        await using var store = FileSystemRegistryStore.Open(_data, TimeProvider.System, NullLogger.Instance);
+        Assert.Equal(blob.Length, await store.Blobs.SizeAsync(digest, CancellationToken.None));
+        Assert.NotNull(await store.Repositories.GetBlobLinkAsync("team/app", digest, CancellationToken.None));
+        Assert.Equal(MediaTypes.OciManifest, await store.Repositories.ManifestMediaTypeAsync("team/app", manifest, CancellationToken.None));
+        Assert.Equal(manifest, await store.Repositories.ResolveTagAsync("team/app", "v1", CancellationToken.None));
+        Assert.Equal(["cache/private", "team/app"], (await store.Repositories.ListRepositoriesAsync(null, 10, CancellationToken.None)).Names);
+        Assert.Equal(digest, Assert.Single(await store.Repositories.ListReferrersAsync("team/app", manifest, CancellationToken.None)).Digest);
+        Assert.Equal(["cache/private"], await store.Repositories.ListAuthenticatedOnlyAsync(CancellationToken.None));
+
+        await using (var session = (await store.Uploads.OpenAsync(upload, CancellationToken.None))!)
+        {
+            Assert.Equal("team/app", session.Repository);
+            await session.AppendAsync(new MemoryStream(Encoding.UTF8.GetBytes("blob")), CancellationToken.None);
+            await session.CommitAsync(Digest.Sha256(Encoding.UTF8.GetBytes("half a blob")), CancellationToken.None);
+        }
+
+        Assert.True(File.Exists(Path.Combine(root, "blobs/sha256", Digest.Sha256(Encoding.UTF8.GetBytes("half a blob")).Encoded[..2], Digest.Sha256(Encoding.UTF8.GetBytes("half a blob")).Encoded)));
+    }
+
+    private static void Write(string root, string relative, byte[] content)
+    {
+        var path = Path.Combine(root, relative);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllBytes(path, content);
     }
 }

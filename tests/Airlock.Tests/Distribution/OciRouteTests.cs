@@ -9,6 +9,19 @@ public sealed class OciRouteTests
     private static readonly Digest Hello = Digest.Parse("sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
 
     [Theory]
+    [InlineData("/v2/a/manifests/1?n=2", "/v2/a/manifests/1")]
+    [InlineData("http://host:5000/v2/zz/%2e%2e/a/tags/list?n=1", "/v2/zz/%2e%2e/a/tags/list")]
+    [InlineData("https://user@host/v2/", "/v2/")]
+    [InlineData("http://host", "/")]
+    [InlineData("http://host?x=1", "/")]
+    [InlineData("*", null)]
+    [InlineData("host:443", null)]
+    public void The_path_of_a_request_target_is_taken_as_sent_in_origin_and_absolute_form(string target, string? path)
+    {
+        Assert.Equal(path, OciRoute.TargetPath(target));
+    }
+
+    [Theory]
     [InlineData("/v2/", OciRouteKind.Base, "", "")]
     [InlineData("/v2", OciRouteKind.Base, "", "")]
     [InlineData("/v2/_catalog", OciRouteKind.Catalog, "", "")]

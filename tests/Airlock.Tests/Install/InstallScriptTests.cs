@@ -2,23 +2,51 @@ using System.Diagnostics;
 
 namespace Airlock.Tests.Install;
 
-/// <summary>install.sh into a temporary root, the way packagers and these tests use INSTALL_AIRLOCK_ROOT.</summary>
+/// <summary>
+/// install.sh into a temporary root, the way packagers and these tests use INSTALL_AIRLOCK_ROOT, with the real airlock
+/// (the build under test, behind a one-line launcher) answering the installer's questions. systemctl is a stand-in on
+/// PATH that records its calls and says whether systemd runs, so no test touches the machine's own services.
+/// </summary>
 public sealed class InstallScriptTests : IDisposable
 {
     private readonly string _root = Directory.CreateTempSubdirectory("airlock-install-").FullName;
+    private readonly string _tools = Directory.CreateTempSubdirectory("airlock-install-tools-").FullName;
     private readonly string _binary;
 
     public InstallScriptTests()
     {
-        _binary = Path.Combine(_root, "..", Path.GetFileName(_root) + "-airlock");
-        File.WriteAllText(_binary, "#!/bin/sh\necho fake airlock\n");
+        _binary = Path.Combine(_tools, "airlock");
+        WriteExecutable(_binary, $"#!/bin/sh\nexec dotnet \"{Path.Combine(AppContext.BaseDirectory, "airlock.dll")}\" \"$@\"\n");
+        FakeSystemctl("running");
     }
 
     public void Dispose()
     {
         Directory.Delete(_root, recursive: true);
-        File.Delete(_binary);
+        Directory.Delete(_tools, recursive: true);
     }
+
+    private string SystemctlLog => Path.Combine(_tools, "systemctl.log");
+
+    private static void WriteExecutable(string path, string content)
+    {
+        File.WriteAllText(path, content);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    /// <summary>A systemctl that logs its arguments, reports <paramref name="state"/>, and fails <paramref name="failing"/>.</summary>
+    private void FakeSystemctl(string state, string? failing = null)
+    {
+        var bin = Directory.CreateDirectory(Path.Combine(_tools, "bin")).FullName;
+        WriteExecutable(Path.Combine(bin, "systemctl"), $$"""
+            #!/bin/sh
+            echo "$*" >> "{{SystemctlLog}}"
+            if [ "$1" = is-system-running ]; then echo {{state}}; [ {{state}} = running ]; exit; fi
+            [ "$1" != "{{failing ?? "-"}}" ]
+            """);
+    }
+
+    private string[] SystemctlCalls => File.Exists(SystemctlLog) ? File.ReadAllLines(SystemctlLog) : [];
 
     private static string Script => Path.Combine(RepoRoot(), "install.sh");
 
@@ -54,10 +82,12 @@ public sealed class InstallScriptTests : IDisposable
             start.Environment[key] = value;
         }
 
+        start.Environment["PATH"] = Path.Combine(_tools, "bin") + ":" + start.Environment["PATH"];
+
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(30_000), "install.sh did not finish");
+        Assert.True(process.WaitForExit(120_000), "install.sh did not finish");
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
@@ -158,6 +188,88 @@ public sealed class InstallScriptTests : IDisposable
         var (code, output) = Run(Script, Env(), "frobnicate");
         Assert.NotEqual(0, code);
         Assert.Contains("unknown service verb \"frobnicate\"", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_a_running_systemd_it_refuses_before_writing_anything_and_says_what_to_do()
+    {
+        FakeSystemctl("offline");
+
+        var (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_SKIP_ENABLE", "false"), ("INSTALL_AIRLOCK_SKIP_START", "false")), "agent", "--watch", "false");
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("[ERROR] systemd is not running here (systemctl says: offline", output, StringComparison.Ordinal);
+        Assert.Contains("INSTALL_AIRLOCK_INIT=openrc", output, StringComparison.Ordinal);
+        Assert.Contains("run it by hand: /usr/local/bin/airlock agent --watch false", output, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(_root));
+        Assert.DoesNotContain(SystemctlCalls, c => c != "is-system-running");
+    }
+
+    [Fact]
+    public void Without_a_running_systemd_skipping_enable_and_start_installs_for_running_by_hand_with_an_uninstaller()
+    {
+        FakeSystemctl("offline");
+
+        var (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_SKIP_ENABLE", "true"), ("INSTALL_AIRLOCK_SKIP_START", "true")), "registry");
+
+        Assert.True(code == 0, output);
+        Assert.Contains("run it with your service manager, or by hand: /usr/local/bin/airlock registry", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(At("/etc/systemd/system/airlock-registry.service")));
+        Assert.True(File.Exists(At("/usr/local/bin/airlock-registry-uninstall.sh")));
+    }
+
+    [Fact]
+    public void On_a_running_systemd_it_enables_and_starts_and_a_failed_start_leaves_an_uninstaller_and_says_where_to_look()
+    {
+        var (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_SKIP_ENABLE", "false"), ("INSTALL_AIRLOCK_SKIP_START", "false")), "registry");
+        Assert.True(code == 0, output);
+        Assert.Equal(["is-system-running", "daemon-reload", "enable airlock-registry", "restart airlock-registry"], SystemctlCalls);
+
+        File.Delete(SystemctlLog);
+        FakeSystemctl("running", failing: "restart");
+        (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_SKIP_ENABLE", "false"), ("INSTALL_AIRLOCK_SKIP_START", "false")), "registry");
+        Assert.NotEqual(0, code);
+        Assert.Contains("[ERROR] airlock-registry did not start; see journalctl -u airlock-registry", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(At("/usr/local/bin/airlock-registry-uninstall.sh")));
+    }
+
+    [Fact]
+    public void A_verb_the_binary_does_not_have_is_refused_by_asking_the_binary()
+    {
+        // An older airlock that has no "server" yet, answering as airlock does.
+        var old = Path.Combine(_tools, "old-airlock");
+        WriteExecutable(old, """
+            #!/bin/sh
+            [ "$1" = --version ] && { echo 1.0.0; exit 0; }
+            [ "$1" = server ] && { echo "airlock: 'airlock' has no command 'server' (commands: check, version, registry, agent)" >&2; echo "Run 'airlock --help' for usage." >&2; exit 2; }
+            exit 0
+            """);
+
+        var (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_BINARY", old)), "server", "--token", "x");
+
+        Assert.NotEqual(0, code);
+        Assert.Contains($"[ERROR] {old} has no \"server\" service to install: 'airlock' has no command 'server' (commands: check, version, registry, agent)", output, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(_root));
+
+        // The real binary is asked the same way: a verb it has installs.
+        (code, output) = Run(Script, Env(), "mirror", "--mirror-address", "127.0.0.1:5100");
+        Assert.True(code == 0, output);
+        Assert.Contains("ExecStart=/usr/local/bin/airlock mirror --mirror-address 127.0.0.1:5100", File.ReadAllText(At("/etc/systemd/system/airlock-mirror.service")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Exec_flags_are_checked_with_the_binary_before_a_unit_is_written()
+    {
+        var (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_EXEC", "agent --imagesdir /var/lib/rancher/k3s/agent/images")));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("[ERROR] airlock agent refuses the flags \"--imagesdir /var/lib/rancher/k3s/agent/images\"", output, StringComparison.Ordinal);
+        Assert.Contains("did you mean --images-dir?", output, StringComparison.Ordinal);
+        Assert.Empty(Directory.GetFileSystemEntries(_root));
+
+        (code, output) = Run(Script, Env(("INSTALL_AIRLOCK_EXEC", "agent --containerd-version 9")));
+        Assert.NotEqual(0, code);
+        Assert.Contains("'9'", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -32,6 +32,28 @@ public sealed class ContainerdRendererTests : IDisposable
     }
 
     [Fact]
+    public async Task A_rewrite_with_a_backslash_or_a_quote_is_escaped_into_valid_TOML_with_the_same_pattern_and_others_stay_K3s_bytes()
+    {
+        var file = Parse("mirrors:\n  registry.example.com:\n    endpoint: [\"https://m.example.com\"]\n    rewrite:\n"
+            + "      '^lib\\.(\\w+)$': 'x/$1'\n      '^say/\"(.*)\"$': 'quoted \"$1\"'\n      '^plain/(.*)$': 'p/$1'\n      '^both$': \"it's \\\"both\\\"\\\\\"\n");
+
+        var plan = await ContainerdRenderer.PlanAsync(file, Options, false, CancellationToken.None);
+
+        var hostsToml = plan.Files.Single(f => f.Path == Path.Combine(Options.CertsDir, "registry.example.com", ContainerdRenderer.HostsTomlName)).Content;
+        // Literal strings where they can hold the text: no escapes, which containerd 1.6/1.7's go-toml v1 misreads in keys.
+        Assert.Contains("    '^lib\\.(\\w+)$' = \"x/$1\"\n", hostsToml, StringComparison.Ordinal);
+        Assert.Contains("    '^say/\"(.*)\"$' = 'quoted \"$1\"'\n", hostsToml, StringComparison.Ordinal);
+        Assert.Contains("    \"^both$\" = \"it's \\\"both\\\"\\\\\"\n", hostsToml, StringComparison.Ordinal);
+        Assert.Contains("    \"^plain/(.*)$\" = \"p/$1\"\n", hostsToml, StringComparison.Ordinal);
+        var host = (Tomlyn.Model.TomlTable)((Tomlyn.Model.TomlTable)Tomlyn.TomlSerializer.Deserialize<Tomlyn.Model.TomlTable>(hostsToml)!["host"])["https://m.example.com/v2"];
+        var rewrites = (Tomlyn.Model.TomlTable)host["rewrite"];
+        Assert.Equal("x/$1", rewrites["^lib\\.(\\w+)$"]);
+        Assert.Equal("quoted \"$1\"", rewrites["^say/\"(.*)\"$"]);
+        Assert.Equal("p/$1", rewrites["^plain/(.*)$"]);
+        Assert.Equal("it's \"both\"\\", rewrites["^both$"]);
+    }
+
+    [Fact]
     public async Task Rendering_twice_changes_nothing_and_leaves_no_temp_files()
     {
         var file = Parse("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n");

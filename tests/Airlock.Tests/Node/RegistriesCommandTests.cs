@@ -101,9 +101,9 @@ public sealed class RegistriesCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task Render_without_a_registries_file_writes_only_config_toml()
+    public async Task Render_of_an_empty_registries_file_writes_only_config_toml()
     {
-        var (code, output, _) = await Render(Path.Combine(_dir, "absent.yaml"));
+        var (code, output, _) = await Render(Registries(string.Empty));
         Assert.Equal(0, code);
         Assert.StartsWith($"wrote {DataDir}/agent/etc/containerd/config.toml\n", output, StringComparison.Ordinal);
         Assert.DoesNotContain("certs.d", output, StringComparison.Ordinal);
@@ -137,14 +137,19 @@ public sealed class RegistriesCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task Validate_json_lists_problems_and_a_good_file_exits_0()
+    public async Task Validate_json_lists_problems_warnings_alone_exit_0_errors_exit_1()
     {
         var registries = Registries("mirrors:\n  docker.io:\n    endpoints: []\n");
         var (code, output, _) = await RunAsync("registries", "validate", "--registries", registries, "--output", "json");
-        Assert.Equal(1, code);
+        Assert.Equal(0, code);
         var problem = JsonDocument.Parse(output).RootElement.GetProperty("problems")[0];
         Assert.Equal(3, problem.GetProperty("line").GetInt32());
-        Assert.Equal("error", problem.GetProperty("severity").GetString());
+        Assert.Equal("warning", problem.GetProperty("severity").GetString());
+
+        Registries("mirrors:\n  docker.io:\n    endpoint: htp://m.example.com\n");
+        var bad = await RunAsync("registries", "validate", "--registries", registries, "--output", "json");
+        Assert.Equal(1, bad.Code);
+        Assert.Equal("error", JsonDocument.Parse(bad.Output).RootElement.GetProperty("problems")[0].GetProperty("severity").GetString());
 
         Registries("mirrors:\n  docker.io:\n    endpoint: [\"https://m.example.com\"]\n");
         var good = await RunAsync("registries", "validate", "--registries", registries);
@@ -154,9 +159,9 @@ public sealed class RegistriesCommandTests : IDisposable
     [Fact]
     public async Task Validate_of_a_missing_file_is_an_error()
     {
-        var (code, output, _) = await RunAsync("registries", "validate", "--registries", Path.Combine(_dir, "absent.yaml"));
+        var (code, _, error) = await RunAsync("registries", "validate", "--registries", Path.Combine(_dir, "absent.yaml"));
         Assert.Equal(1, code);
-        Assert.Contains("cannot read the file", output, StringComparison.Ordinal);
+        Assert.Contains($"file \"{Path.Combine(_dir, "absent.yaml")}\" does not exist", error, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -30,4 +30,16 @@ public sealed class DigestTests
         Assert.False(digest.IsSupported);
         Assert.Equal("blake3", digest.Algorithm);
     }
+
+    // .NET's "$" also matches before a final "\n"; every grammar must end at the end of the text.
+    [Theory]
+    [InlineData("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\n")]
+    [InlineData("sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e\n")]
+    [InlineData("blake3:abcdef\n")]
+    [InlineData("sha256\n:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")]
+    public void A_digest_with_a_trailing_newline_in_either_part_is_malformed(string value)
+    {
+        Assert.False(Digest.TryParse(value, out _, out var error));
+        Assert.Contains("malformed", error, StringComparison.Ordinal);
+    }
 }

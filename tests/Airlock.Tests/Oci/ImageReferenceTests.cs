@@ -54,4 +54,15 @@ public sealed class ImageReferenceTests
     {
         Assert.Equal(valid, ImageReference.IsValidRepository(name));
     }
+
+    [Fact]
+    public void Names_tags_and_registries_with_a_trailing_newline_are_invalid()
+    {
+        Assert.True(ImageReference.IsValidRepository("demo/app"));
+        Assert.False(ImageReference.IsValidRepository("demo/app\n"));
+        Assert.True(ImageReference.IsValidTag("latest"));
+        Assert.False(ImageReference.IsValidTag("latest\n"));
+        Assert.False(ImageReference.TryParse("registry.example\n/team/app:1", out _));
+        Assert.False(ImageReference.TryParse("registry.example/team/app\n@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", out _));
+    }
 }

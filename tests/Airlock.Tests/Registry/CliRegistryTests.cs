@@ -30,6 +30,12 @@ public sealed class CliRegistryTests
             Assert.Contains($"would remove blob {orphan}", output, StringComparison.Ordinal);
             Assert.Contains("would remove 1 blobs", output, StringComparison.Ordinal);
 
+            (code, output) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "0s", "--dry-run", "--output", "table");
+            Assert.Equal(0, code);
+            var rows = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Matches("^ACTION +KIND +NAME$", rows[0]);
+            Assert.Contains(rows, r => r.StartsWith("would remove  blob", StringComparison.Ordinal) && r.EndsWith(orphan.ToString(), StringComparison.Ordinal));
+
             (code, output) = await RunCliAsync("registry", "gc", "--data-dir", data, "--gc-grace", "0s", "--output", "json");
             Assert.Equal(0, code);
             using var json = JsonDocument.Parse(output);
@@ -69,8 +75,8 @@ public sealed class CliRegistryTests
     [Theory]
     [InlineData("--tls-san", "registry.example", "--tls-san names the self-signed certificate's extra names; it needs --tls-self-signed")]
     [InlineData("--token-realm", "token", "--token-realm \"token\" is not an absolute URL")]
-    [InlineData("--registries", "/etc/airlock/registries.yaml", "--registries gives credentials for --proxy upstreams; it needs at least one --proxy")]
-    [InlineData("--tls-cert", "/etc/airlock/tls/registry.crt", "--tls-cert and --tls-key must be given together")]
+    [InlineData("--registries", "/dev/null", "--registries gives credentials for --proxy upstreams; it needs at least one --proxy")]
+    [InlineData("--tls-cert", "/dev/null", "--tls-cert and --tls-key must be given together")]
     public async Task Registry_refuses_a_flag_that_would_not_take_effect_with_the_usage_exit_code(string flag, string value, string message)
     {
         var (code, error) = await RunCliAsync("registry", "--data-dir", Path.GetTempPath(), flag, value);
@@ -108,18 +114,20 @@ public sealed class CliRegistryTests
             try
             {
                 await WaitReadyAsync(client);
-                using var pushing = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                // The pushers end when the kill cuts them off (or, should the test fail first, at this deadline).
+                using var pushing = new CancellationTokenSource(TimeSpan.FromMinutes(5));
                 var pushed = new StrongBox<int>();
                 var pushers = Enumerable.Range(0, 8).Select(i => PushUntilCancelledAsync(client, $"load/p{i}", pushed, pushing.Token)).ToArray();
 
-                // Kill only once several images are complete, so the check after restart has something to check.
-                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-                while (Volatile.Read(ref pushed.Value) < 4 && DateTime.UtcNow < deadline)
+                // Kill only once several images are complete, so the check after restart has something to check
+                // however slow the machine; where the kill lands among the pushes in flight is the point.
+                var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+                while (Volatile.Read(ref pushed.Value) < 4)
                 {
+                    Assert.True(DateTime.UtcNow < deadline, $"only {pushed.Value} images were pushed before the kill");
                     await Task.Delay(50);
                 }
 
-                await Task.Delay(200);
                 first.Kill();
                 await first.WaitForExitAsync();
                 await Task.WhenAll(pushers);
@@ -260,7 +268,7 @@ public sealed class CliRegistryTests
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" }, output, error);
+        var code = await AirlockCli.RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/dev/null" }, output, error);
         return (code, output + error.ToString());
     }
 }

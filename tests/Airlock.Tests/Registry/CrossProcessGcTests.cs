@@ -214,6 +214,89 @@ public sealed class CrossProcessGcTests(ITestOutputHelper log)
         }
     }
 
+    [Fact]
+    public async Task Abandoned_chunked_uploads_hold_no_open_files_and_a_collection_from_another_process_frees_their_space()
+    {
+        const int Sessions = 400;
+        var data = Directory.CreateTempSubdirectory("airlock-gc-abandoned-").FullName;
+        var port = CliRegistryTests.FreePort();
+        var server = CliRegistryTests.StartCli(data, port);
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            await CliRegistryTests.WaitReadyAsync(client);
+            var uploads = Path.Combine(data, "registry", "uploads");
+            var descriptorsBefore = OpenFiles(server.Id).Count;
+
+            // One PATCH each, then never heard of again (a client that crashed or gave up).
+            var chunk = new byte[64 * 1024];
+            new Random(11).NextBytes(chunk);
+            var sessions = new List<string>();
+            for (var i = 0; i < Sessions; i++)
+            {
+                var location = await StartSessionAsync(client, "abandoned");
+                await PatchAsync(client, location, chunk);
+                sessions.Add(location);
+            }
+
+            var open = OpenFiles(server.Id);
+            Assert.DoesNotContain(open, target => target.StartsWith(uploads, StringComparison.Ordinal));
+            Assert.True(open.Count < descriptorsBefore + Sessions / 4, $"{open.Count} descriptors open after {Sessions} sessions, {descriptorsBefore} before");
+
+            // A session resumed after its file was closed goes on where it stood.
+            var blob = chunk.Concat(chunk).ToArray();
+            await FinishAsync(client, sessions[0], Digest.Sha256(blob), chunk);
+            Assert.Equal(blob, await client.GetByteArrayAsync($"/v2/abandoned/blobs/{Digest.Sha256(blob)}"));
+
+            foreach (var location in sessions.Skip(1))
+            {
+                Backdate(Path.Combine(SessionDirectory(data, location), "data"));
+                Backdate(SessionDirectory(data, location));
+            }
+
+            var (code, output) = await RunGcAsync(data, "--gc-grace", "0s");
+            Assert.True(code == 0, output);
+            Assert.Equal(Sessions - 1, output.Split('\n').Count(l => l.StartsWith("removed upload ", StringComparison.Ordinal)));
+            Assert.Empty(Directory.EnumerateDirectories(uploads));
+
+            // Deleted by another process: the server holds none of those files open, so their space is free.
+            Assert.DoesNotContain(OpenFiles(server.Id), target => target.StartsWith(data, StringComparison.Ordinal) && target.EndsWith(" (deleted)", StringComparison.Ordinal));
+            using (var gone = await client.PatchAsync(sessions[1], new ByteArrayContent(chunk)))
+            {
+                Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+            }
+
+            await PushBlobAsync(client, "abandoned", chunk, chunked: true);
+        }
+        finally
+        {
+            await StopAsync(server);
+            Directory.Delete(data, recursive: true);
+        }
+    }
+
+    /// <summary>What the process's file descriptors point at (<c>/proc/PID/fd</c>).</summary>
+    private static List<string> OpenFiles(int pid)
+    {
+        var targets = new List<string>();
+        foreach (var descriptor in Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd"))
+        {
+            try
+            {
+                if (new FileInfo(descriptor).LinkTarget is { } target)
+                {
+                    targets.Add(target);
+                }
+            }
+            catch (IOException)
+            {
+                // Closed while listed.
+            }
+        }
+
+        return targets;
+    }
+
     /// <summary>Pushes fresh images until cancelled; counts manifests accepted and refused (MANIFEST_BLOB_UNKNOWN).</summary>
     private static async Task<(int Accepted, int Refused)> PushFreshImagesAsync(HttpClient client, string data, string repository, bool slow, CancellationToken cancellationToken)
     {

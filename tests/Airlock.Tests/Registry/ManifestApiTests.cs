@@ -232,6 +232,52 @@ public sealed class ManifestApiTests
         Assert.Equal(Digest.Sha256(sbom).ToString(), Assert.Single(Manifests(await after.Content.ReadAsStringAsync())).Digest);
     }
 
+    // These got 500 after the manifest had been written: an orphan revision, and a referrers path that cannot exist.
+    [Theory]
+    [InlineData("subject", "blake3:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    [InlineData("subject", "sha256x:0")]
+    [InlineData("subject", "long")]
+    [InlineData("layer", "blake3:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    [InlineData("layer", "long")]
+    [InlineData("index", "blake3:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    [InlineData("index", "long")]
+    public async Task A_descriptor_digest_the_registry_cannot_hold_is_DIGEST_INVALID_before_anything_is_written(string where, string digestText)
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var subject = await registry.PushImageAsync("app", "v1");
+        var bad = Digest.Parse(digestText == "long" ? "foo:" + new string('a', 5000) : digestText);
+        var config = MediaTypes.EmptyJson.ToArray();
+        await registry.PushBlobOkAsync("app", config);
+        var layer = Encoding.UTF8.GetBytes("signature");
+        await registry.PushBlobOkAsync("app", layer);
+        var badDescriptor = new Descriptor { MediaType = MediaTypes.OciManifest, Digest = bad, Size = 2 };
+        var manifest = where switch
+        {
+            "subject" => TestImage.BuildManifest(MediaTypes.OciManifest, MediaTypes.OciEmpty, config, "application/vnd.example.sig", layer, artifactType: "application/vnd.example.signature", subject: badDescriptor),
+            "layer" => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(TestImage.BuildManifest(MediaTypes.OciManifest, MediaTypes.OciEmpty, config, "application/vnd.example.sig", layer))
+                .Replace(Digest.Sha256(layer).ToString(), bad.ToString(), StringComparison.Ordinal)),
+            _ => Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(TestImage.BuildIndex(MediaTypes.OciIndex, (MediaTypes.OciManifest, subject.Manifest)))
+                .Replace(subject.ManifestDigest.ToString(), bad.ToString(), StringComparison.Ordinal)),
+        };
+        var mediaType = where == "index" ? MediaTypes.OciIndex : MediaTypes.OciManifest;
+        var blobs = registry.CountStoredBlobs();
+        var root = Path.Combine(registry.DataDirectory, "registry", "repositories");
+        var files = Directory.GetFileSystemEntries(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+
+        foreach (var reference in new[] { "bad", Digest.Sha256(manifest).ToString() })
+        {
+            using var put = await registry.PutManifestAsync("app", reference, manifest, mediaType);
+            await TestRegistry.AssertError(put, HttpStatusCode.BadRequest, "DIGEST_INVALID");
+            var (_, detail) = await TestRegistry.ErrorOf(put);
+            Assert.Contains(bad.Algorithm, detail, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(blobs, registry.CountStoredBlobs());
+        Assert.Equal(files, Directory.GetFileSystemEntries(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray());
+        using var tags = await registry.Client.GetAsync("/v2/app/tags/list");
+        Assert.DoesNotContain("bad", await tags.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     private static List<(string Digest, string? ArtifactType)> Manifests(string index)
     {
         using var json = JsonDocument.Parse(index);

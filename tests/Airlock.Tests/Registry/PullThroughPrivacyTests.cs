@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Airlock.Content;
 using Airlock.Oci;
 using Airlock.Registry;
 using Airlock.Registry.Auth;
@@ -105,19 +106,74 @@ public sealed class PullThroughPrivacyTests
             var cache = await world.StartCacheAsync(dataDirectory, withProxy: true);
             try
             {
-                SignIn(cache);
-                await AssertPullsAsync(cache, "secret/app", "1", world.PrivateImage, PrivateRegistry);
-                using (var privately = await cache.Client.GetAsync($"/v2/secret/app/blobs/{world.PrivateOnlyLayer}?ns={PrivateRegistry}"))
-                {
-                    Assert.Equal(HttpStatusCode.OK, privately.StatusCode);
-                }
-
+                await CachePrivateImageAsync(cache, world);
                 SignOut(cache);
-                await WaitStoredAsync(cache, world.PrivateOnlyLayer);
 
                 // Stored, but only for the private repository; the public upstream has no such blob in that repository.
                 using var response = await cache.Client.GetAsync($"/v2/public/other/blobs/{world.PrivateOnlyLayer}?ns={PublicRegistry}");
                 await TestRegistry.AssertError(response, HttpStatusCode.NotFound, "BLOB_UNKNOWN");
+            }
+            finally
+            {
+                await cache.StopKeepingDataAsync();
+            }
+        }
+        finally
+        {
+            Directory.Delete(dataDirectory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_blob_cached_for_a_private_upstream_is_not_mounted_into_a_public_repository_but_uploaded_as_usual()
+    {
+        await using var world = await World.StartAsync();
+        var dataDirectory = Directory.CreateTempSubdirectory("airlock-proxy-private-").FullName;
+        try
+        {
+            var cache = await world.StartCacheAsync(dataDirectory, withProxy: true);
+            try
+            {
+                await CachePrivateImageAsync(cache, world);
+
+                // A user who may read the cache and push elsewhere asks to mount its blob into a public repository:
+                // the registry opens an ordinary upload instead (202 with a Location), as the spec allows.
+                using var mount = await cache.Client.PostAsync($"/v2/mine/app/blobs/uploads/?mount={world.PrivateOnlyLayer}&from={PrivateRegistry}/secret/app", null);
+                Assert.Equal(HttpStatusCode.Accepted, mount.StatusCode);
+                var location = mount.Headers.Location!.OriginalString;
+                Assert.StartsWith("/v2/mine/app/blobs/uploads/", location, StringComparison.Ordinal);
+
+                SignOut(cache);
+                using (var anonymous = await cache.Client.GetAsync($"/v2/mine/app/blobs/{world.PrivateOnlyLayer}"))
+                {
+                    await TestRegistry.AssertError(anonymous, HttpStatusCode.NotFound, "BLOB_UNKNOWN");
+                }
+
+                // Uploading content is proof of having it: that upload completes like any other.
+                SignIn(cache);
+                var content = Encoding.UTF8.GetBytes("a layer of my own");
+                using var put = await cache.Client.PutAsync($"{location}?digest={Digest.Sha256(content)}", new ByteArrayContent(content));
+                Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+
+                // Between two repositories an anonymous client may read, mounting still links without an upload.
+                using var publicMount = await cache.Client.PostAsync($"/v2/mine/other/blobs/uploads/?mount={Digest.Sha256(content)}&from=mine/app", null);
+                Assert.Equal(HttpStatusCode.Created, publicMount.StatusCode);
+            }
+            finally
+            {
+                await cache.StopKeepingDataAsync();
+            }
+
+            // After a restart without --proxy the store's mark still keeps the content where it was.
+            cache = await world.StartCacheAsync(dataDirectory, withProxy: false);
+            try
+            {
+                SignIn(cache);
+                using var mount = await cache.Client.PostAsync($"/v2/mine/app/blobs/uploads/?mount={world.PrivateOnlyLayer}&from={PrivateRegistry}/secret/app", null);
+                Assert.Equal(HttpStatusCode.Accepted, mount.StatusCode);
+                SignOut(cache);
+                using var anonymous = await cache.Client.GetAsync($"/v2/mine/app/blobs/{world.PrivateOnlyLayer}");
+                await TestRegistry.AssertError(anonymous, HttpStatusCode.NotFound, "BLOB_UNKNOWN");
             }
             finally
             {
@@ -161,6 +217,19 @@ public sealed class PullThroughPrivacyTests
                 Assert.Equal("UNAUTHORIZED", (await TestRegistry.ErrorOf(response)).Code);
             }
         }
+    }
+
+    /// <summary>Signed in, pulls the private image and the private-only layer through the cache and waits until they are stored.</summary>
+    private static async Task CachePrivateImageAsync(TestRegistry cache, World world)
+    {
+        SignIn(cache);
+        await AssertPullsAsync(cache, "secret/app", "1", world.PrivateImage, PrivateRegistry);
+        using (var privately = await cache.Client.GetAsync($"/v2/secret/app/blobs/{world.PrivateOnlyLayer}?ns={PrivateRegistry}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, privately.StatusCode);
+        }
+
+        await WaitStoredAsync(cache, world.PrivateOnlyLayer);
     }
 
     private static async Task WaitStoredAsync(TestRegistry cache, Digest digest)

@@ -12,6 +12,7 @@ using Airlock.Registry.Auth;
 using Airlock.Registry.PullThrough;
 using Airlock.Remote;
 using Airlock.Tests.Registry.Auth;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Tests.Registry;
@@ -71,25 +72,33 @@ public sealed class PullThroughTests
     public async Task A_client_that_disconnects_from_a_cold_pull_does_not_stop_the_download_others_share()
     {
         await using var upstream = await TestRegistry.StartAsync();
-        var layer = RandomNumberGenerator.GetBytes(96 << 20);
+        var layer = RandomNumberGenerator.GetBytes(8 << 20);
         var image = await upstream.PushImageAsync("big/layer", "1", layer);
-        await using var cache = await StartCacheAsync(upstream);
+        var sentBefore = await BytesSentAsync(upstream);
+        await using var held = await HeldUpstream.StartAsync(upstream, holdBlobsAfter: 1 << 20);
+        await using var cache = await StartCacheAsync(held.Address);
         var url = $"/v2/big/layer/blobs/{image.LayerDigest}?ns={Registry}";
 
-        // The first client starts the download (it is the tee client), reads a little and goes away.
+        // The first client starts the download (it is the tee client), reads a little and goes away while the
+        // upstream holds the rest of the body: the download is unfinished, whatever the machine's speed.
         using (var first = new HttpClient { BaseAddress = cache.Server.Address })
         {
             using var response = await first.GetAsync(url, HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             await using var body = await response.Content.ReadAsStreamAsync();
             await body.ReadExactlyAsync(new byte[64 << 10]);
+            await held.Holding;
             Assert.Null(await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None));
         }
 
-        // A second client joins the same download (or finds the stored blob) and gets all of it.
+        // A second client joins the same download, still held, and gets all of it once the upstream goes on.
         using var second = new HttpClient { BaseAddress = cache.Server.Address };
-        Assert.Equal(image.LayerDigest, Digest.Sha256(await second.GetByteArrayAsync(url)));
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        using var joined = await second.GetAsync(url, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, joined.StatusCode);
+        Assert.Null(await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None));
+        held.Release();
+        Assert.Equal(image.LayerDigest, Digest.Sha256(await joined.Content.ReadAsByteArrayAsync()));
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (await cache.Server.Storage.Blobs.SizeAsync(image.LayerDigest, CancellationToken.None) is null)
         {
             Assert.True(DateTime.UtcNow < deadline, "the blob was not stored");
@@ -97,7 +106,7 @@ public sealed class PullThroughTests
         }
 
         Assert.Contains("airlock_registry_proxy_upstream_blob_fetches_total 1\n", await cache.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
-        Assert.InRange(await BytesSentAsync(upstream), layer.Length, layer.Length + (1 << 20));
+        Assert.InRange(await BytesSentAsync(upstream) - sentBefore, layer.Length, layer.Length + (1 << 20));
     }
 
     [Fact]
@@ -351,29 +360,40 @@ public sealed class PullThroughTests
     [Fact]
     public async Task A_failed_upstream_fetch_nobody_waited_for_is_not_remembered()
     {
-        using var silent = new TcpListener(IPAddress.Loopback, 0);
-        silent.Start();
-        var port = ((IPEndPoint)silent.LocalEndpoint).Port;
-        await using var cache = await TestRegistry.StartAsync(o => o with
+        await using var upstream = await TestRegistry.StartAsync();
+        var image = await upstream.PushImageAsync("team/app", "1");
+        var asked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var fail = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var failing = true;
+        await using var held = await HeldUpstream.StartAsync(upstream, intercept: async context =>
         {
-            PullThrough = new PullThroughOptions
+            if (!Volatile.Read(ref failing) || !context.Request.Path.Value!.Contains("/manifests/", StringComparison.Ordinal))
             {
-                Upstreams = [new PullThroughUpstream(Registry, new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}"))],
-                Timeout = TimeSpan.FromSeconds(1),
-            },
-        });
+                return false;
+            }
 
-        // The only client gives up while the upstream hangs; the fetch fails later with no one waiting.
-        using (var impatient = new CancellationTokenSource(TimeSpan.FromMilliseconds(300)))
+            // The upstream hangs until the test lets the fetch fail.
+            asked.TrySetResult();
+            await fail.Task;
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return true;
+        });
+        await using var cache = await StartCacheAsync(held.Address);
+
+        // The only client gives up while the upstream hangs; the fetch fails afterwards with no one waiting.
+        using (var impatient = new CancellationTokenSource())
         {
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cache.Client.GetAsync($"/v2/team/app/manifests/1?ns={Registry}", impatient.Token));
+            var pull = cache.Client.GetAsync($"/v2/team/app/manifests/1?ns={Registry}", impatient.Token);
+            await asked.Task;
+            await impatient.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pull);
         }
 
-        await Task.Delay(TimeSpan.FromSeconds(3));
-        silent.Stop();
-        await using var upstream = await TestRegistry.StartAsync(o => o with { Listen = new IPEndPoint(IPAddress.Loopback, port) });
-        var image = await upstream.PushImageAsync("team/app", "1");
+        fail.SetResult();
+        await WaitForMetricAsync(cache, "airlock_registry_proxy_upstream_fetches_in_flight 0\n");
+        Assert.Contains("airlock_registry_proxy_upstream_errors_total 1\n", await cache.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
 
+        Volatile.Write(ref failing, false);
         await AssertPullsAsync(cache, "team/app", "1", image, ns: Registry);
     }
 
@@ -433,13 +453,17 @@ public sealed class PullThroughTests
 
     private static Task<TestRegistry> StartCacheAsync(TestRegistry upstream, Func<RegistryServerOptions, RegistryServerOptions>? configure = null,
         TimeSpan? tagTtl = null, TimeSpan? timeout = null) =>
+        StartCacheAsync(upstream.Server.Address, configure, tagTtl, timeout);
+
+    private static Task<TestRegistry> StartCacheAsync(Uri upstream, Func<RegistryServerOptions, RegistryServerOptions>? configure = null,
+        TimeSpan? tagTtl = null, TimeSpan? timeout = null) =>
         TestRegistry.StartAsync(o =>
         {
             o = o with
             {
                 PullThrough = new PullThroughOptions
                 {
-                    Upstreams = [Upstream(Registry, upstream)],
+                    Upstreams = [new PullThroughUpstream(Registry, upstream)],
                     TagTtl = tagTtl ?? PullThroughOptions.DefaultTagTtl,
                     Timeout = timeout ?? PullThroughOptions.DefaultTimeout,
                 },
@@ -473,6 +497,17 @@ public sealed class PullThroughTests
     {
         using var json = System.Text.Json.JsonDocument.Parse(await cache.Client.GetStringAsync("/v2/_catalog"));
         return json.RootElement.GetProperty("repositories").EnumerateArray().Select(e => e.GetString()!).ToList();
+    }
+
+    /// <summary>Waits until the cache's metrics show <paramref name="line"/> (a state reached, not a time passed).</summary>
+    private static async Task WaitForMetricAsync(TestRegistry cache, string line)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!(await cache.Client.GetStringAsync("/metrics")).Contains(line, StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the metrics never showed {line.Trim()}");
+            await Task.Delay(20);
+        }
     }
 
     private static async Task<long> BytesSentAsync(TestRegistry registry)

@@ -24,6 +24,88 @@ public sealed class RouteAndListingTests
         Assert.Contains("NAME_INVALID", body, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("/v2/zz/%2e%2e/ok/repo/tags/list")]
+    [InlineData("/v2/zz/../ok/repo/tags/list")]
+    [InlineData("/v2/ok%2frepo/tags/list")]
+    public async Task A_request_in_absolute_form_gets_the_same_path_checks(string path)
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        await registry.PushImageAsync("ok/repo", "v1");
+
+        var (status, body) = await registry.SendRawAsync("GET", $"http://{registry.Server.Address.Authority}{path}");
+        Assert.Equal(400, status);
+        Assert.Contains("NAME_INVALID", body, StringComparison.Ordinal);
+
+        // The same form with a clean path is served as usual.
+        (status, body) = await registry.SendRawAsync("GET", $"http://{registry.Server.Address.Authority}/v2/ok/repo/tags/list?n=5");
+        Assert.Equal(200, status);
+        Assert.Contains("\"v1\"", body, StringComparison.Ordinal);
+    }
+
+    // "$" in .NET also matches before a final "\n": these were stored under a name or tag ending in a newline.
+    [Theory]
+    [InlineData("demo/app", "latest%0a", "MANIFEST_INVALID")]
+    [InlineData("demo/app", "latest%0A", "MANIFEST_INVALID")]
+    [InlineData("demo/app%0a", "latest", "NAME_INVALID")]
+    public async Task A_manifest_put_whose_name_or_tag_ends_in_a_newline_is_refused_and_stores_nothing(string name, string tag, string code)
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var image = TestImage.Create("layer"u8.ToArray());
+        await registry.PushBlobOkAsync("demo/app", image.Config);
+        await registry.PushBlobOkAsync("demo/app", image.Layer);
+        var before = RepositoryFiles(registry);
+
+        using (var put = await registry.PutManifestAsync(name, tag, image.Manifest))
+        {
+            await TestRegistry.AssertError(put, HttpStatusCode.BadRequest, code);
+        }
+
+        Assert.Equal(2, registry.CountStoredBlobs());
+        Assert.Equal(before, RepositoryFiles(registry));
+        Assert.Equal(["demo/app"], await CatalogAsync(registry));
+    }
+
+    [Theory]
+    [InlineData("demo/app%0a")]
+    [InlineData("demo/app%0A")]
+    public async Task A_blob_push_or_mount_into_a_name_ending_in_a_newline_is_refused_and_stores_nothing(string name)
+    {
+        await using var registry = await TestRegistry.StartAsync();
+        var content = "a blob"u8.ToArray();
+        using (var push = await registry.PushBlobAsync(name, content))
+        {
+            await TestRegistry.AssertError(push, HttpStatusCode.BadRequest, "NAME_INVALID");
+        }
+
+        Assert.Equal(0, registry.CountStoredBlobs());
+        await registry.PushBlobOkAsync("demo/app", content);
+        using (var mount = await registry.Client.PostAsync($"/v2/{name}/blobs/uploads/?mount={TestRegistry.DigestOf(content)}&from=demo/app", null))
+        {
+            await TestRegistry.AssertError(mount, HttpStatusCode.BadRequest, "NAME_INVALID");
+        }
+
+        using (var session = await registry.Client.PostAsync($"/v2/{name}/blobs/uploads/", null))
+        {
+            await TestRegistry.AssertError(session, HttpStatusCode.BadRequest, "NAME_INVALID");
+        }
+
+        Assert.Equal(["demo/app"], await CatalogAsync(registry));
+        Assert.False(Directory.Exists(Path.Combine(registry.DataDirectory, "registry", "uploads")) && Directory.EnumerateFileSystemEntries(Path.Combine(registry.DataDirectory, "registry", "uploads")).Any());
+    }
+
+    private static string[] RepositoryFiles(TestRegistry registry)
+    {
+        var root = Path.Combine(registry.DataDirectory, "registry", "repositories");
+        return Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(root, p)).Order(StringComparer.Ordinal).ToArray();
+    }
+
+    private static async Task<string[]> CatalogAsync(TestRegistry registry)
+    {
+        using var json = JsonDocument.Parse(await registry.Client.GetStringAsync("/v2/_catalog"));
+        return json.RootElement.GetProperty("repositories").EnumerateArray().Select(r => r.GetString()!).ToArray();
+    }
+
     [Fact]
     public async Task A_tag_that_cannot_exist_is_unknown_when_read_and_invalid_when_pushed()
     {

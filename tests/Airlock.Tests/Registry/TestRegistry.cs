@@ -139,12 +139,15 @@ internal sealed class TestRegistry : IAsyncDisposable
     }
 
     /// <summary>Sends a request line as written (HttpClient would normalise dot segments) and returns status and body.</summary>
-    public async Task<(int Status, string Body)> SendRawAsync(string method, string target)
+    public Task<(int Status, string Body)> SendRawAsync(string method, string target) => SendRawAsync(Server.Address, method, target);
+
+    /// <summary>Sends a request line as written to the server at <paramref name="address"/>.</summary>
+    public static async Task<(int Status, string Body)> SendRawAsync(Uri address, string method, string target)
     {
         using var tcp = new TcpClient();
-        await tcp.ConnectAsync(Server.Address.Host, Server.Address.Port);
+        await tcp.ConnectAsync(address.Host, address.Port);
         var stream = tcp.GetStream();
-        var request = $"{method} {target} HTTP/1.1\r\nHost: {Server.Address.Authority}\r\nConnection: close\r\n\r\n";
+        var request = $"{method} {target} HTTP/1.1\r\nHost: {address.Authority}\r\nConnection: close\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
         using var reader = new StreamReader(stream, Encoding.UTF8);
         var text = await reader.ReadToEndAsync();

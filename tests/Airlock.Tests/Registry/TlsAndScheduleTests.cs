@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Airlock.Content.FileSystemStore;
 using Airlock.Oci;
 
 namespace Airlock.Tests.Registry;
@@ -42,10 +43,10 @@ public sealed class TlsAndScheduleTests
         await using var registry = await TestRegistry.StartAsync(o => o with { GcInterval = TimeSpan.FromMilliseconds(200), GcGrace = TimeSpan.FromMinutes(10) });
         var image = await registry.PushImageAsync("app", "v1");
         var orphan = await registry.PushBlobOkAsync("app", Encoding.UTF8.GetBytes("orphan"));
-        var path = registry.Server.Storage.Layout.Blob(orphan);
+        var path = new StoreLayout(registry.DataDirectory).Blob(orphan);
         File.SetLastWriteTimeUtc(path, DateTime.UtcNow - TimeSpan.FromHours(1));
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (File.Exists(path) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(100);

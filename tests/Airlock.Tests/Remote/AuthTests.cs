@@ -36,10 +36,14 @@ public sealed class AuthTests
         Assert.Equal(HttpStatusCode.Unauthorized, ex.StatusCode);
         Assert.Equal("UNAUTHORIZED", ex.Code);
         Assert.Contains(registry.Host, ex.Message, StringComparison.Ordinal);
+        // Which credentials, so the fix is clear: these were sent and refused.
+        Assert.EndsWith($"{registry.Host} rejected the credentials for alice", ex.Message, StringComparison.Ordinal);
 
         using var anonymous = new RegistryClient(new RemoteOptions());
         var none = await Assert.ThrowsAsync<RegistryException>(() => anonymous.ListTagsAsync(repo, default));
         Assert.Equal("UNAUTHORIZED", none.Code);
+        // None were configured: say where they go.
+        Assert.EndsWith($"no credentials for {registry.Host}: add configs.{registry.Host}.auth in registries.yaml or --creds", none.Message, StringComparison.Ordinal);
     }
 
     [Fact]

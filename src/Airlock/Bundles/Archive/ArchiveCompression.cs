@@ -52,6 +52,18 @@ public static class ArchiveCodecs
         return IsTarHeader(head) ? ArchiveCompression.None : null;
     }
 
+    /// <summary>
+    /// Whether the file starts like an image archive (a tar, plain or compressed), read from its first bytes: what
+    /// <c>images list FILE</c> uses to tell an archive from a YAML manifest, whatever the file is called.
+    /// </summary>
+    public static bool IsArchiveFile(string path)
+    {
+        var head = new byte[DetectLength];
+        using var file = File.OpenRead(path);
+        var read = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        return Detect(head.AsSpan(0, read)) is not null;
+    }
+
     /// <summary>A tar header block: ustar/gnu magic, or (old v7 tars) a valid header checksum.</summary>
     internal static bool IsTarHeader(ReadOnlySpan<byte> head)
     {

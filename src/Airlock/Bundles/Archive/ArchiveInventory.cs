@@ -70,8 +70,8 @@ public static class ArchiveInventory
         var stream = await source.OpenBlobAsync(config, cancellationToken).ConfigureAwait(false);
         await using (stream.ConfigureAwait(false))
         {
-            var head = await JsonSerializer.DeserializeAsync(stream, BundleJsonContext.Default.ImageConfigHead, cancellationToken).ConfigureAwait(false);
-            return head is { Os: { } os, Architecture: { } architecture } ? new Platform { Os = os, Architecture = architecture, Variant = head.Variant } : null;
+            var parsed = await JsonSerializer.DeserializeAsync(stream, ImageConfigJsonContext.Default.ImageConfig, cancellationToken).ConfigureAwait(false);
+            return parsed?.Platform;
         }
     }
 }

@@ -32,8 +32,10 @@ public sealed class ArchiveTarget : ISequentialImageTarget
 {
     private const UnixFileMode FileMode644 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 
-    private readonly string _partial;
-    private readonly FileStream _file;
+    // A file archive is written to _partial and renamed into place; a streamed one (stdout) has neither.
+    private readonly string? _partial;
+    private readonly FileStream? _file;
+    private readonly Stream _output;
     private readonly Stream _compressed;
     private readonly TarWriter _tar;
     private readonly SemaphoreSlim _writing = new(1, 1);
@@ -52,9 +54,22 @@ public sealed class ArchiveTarget : ISequentialImageTarget
         Path = path;
         Format = format;
         Compression = compression;
+        SpoolDirectory = System.IO.Path.GetDirectoryName(path)!;
         _partial = $"{path}.partial-{Guid.NewGuid():N}";
         _file = new FileStream(_partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+        _output = _file;
         _compressed = ArchiveCodecs.OpenWrite(_file, compression);
+        _tar = new TarWriter(_compressed, TarEntryFormat.Ustar, leaveOpen: true);
+    }
+
+    private ArchiveTarget(Stream output, string name, ArchiveFormat format, ArchiveCompression compression, string spoolDirectory)
+    {
+        Path = name;
+        Format = format;
+        Compression = compression;
+        SpoolDirectory = spoolDirectory;
+        _output = output;
+        _compressed = ArchiveCodecs.OpenWrite(output, compression);
         _tar = new TarWriter(_compressed, TarEntryFormat.Ustar, leaveOpen: true);
     }
 
@@ -64,14 +79,25 @@ public sealed class ArchiveTarget : ISequentialImageTarget
 
     public ArchiveCompression Compression { get; }
 
-    /// <summary>Blobs downloaded ahead wait beside the output, on the file system that has room for it.</summary>
-    public string SpoolDirectory => System.IO.Path.GetDirectoryName(Path)!;
+    /// <summary>Blobs downloaded ahead wait beside the output, on the file system that has room for it (a streamed archive: the temp folder).</summary>
+    public string SpoolDirectory { get; }
 
     /// <summary>Starts an archive at <paramref name="path"/>; <paramref name="compression"/> defaults to what the file name says.</summary>
     public static ArchiveTarget Create(string path, ArchiveFormat format = ArchiveFormat.DockerArchive, ArchiveCompression? compression = null)
     {
         var full = System.IO.Path.GetFullPath(path);
         return new ArchiveTarget(full, format, compression ?? ArchiveCodecs.FromFileName(full));
+    }
+
+    /// <summary>
+    /// Starts an archive written straight into <paramref name="output"/> (<c>-o -</c>: stdout), uncompressed unless asked.
+    /// Nothing can be taken back from a stream: an archive that fails half way leaves what was written, and the failure
+    /// is the caller's to report. <paramref name="name"/> names it in messages.
+    /// </summary>
+    public static ArchiveTarget ToStream(Stream output, string name, ArchiveFormat format = ArchiveFormat.DockerArchive, ArchiveCompression? compression = null)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        return new ArchiveTarget(output, name, format, compression ?? ArchiveCompression.None, System.IO.Path.GetTempPath());
     }
 
     public ValueTask<bool> HasBlobAsync(Descriptor blob, CancellationToken cancellationToken)
@@ -185,6 +211,13 @@ public sealed class ArchiveTarget : ISequentialImageTarget
             }
 
             await CloseAsync().ConfigureAwait(false);
+            if (_file is null)
+            {
+                await _output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                _completed = true;
+                return;
+            }
+
             await using (_file.ConfigureAwait(false))
             {
                 await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -192,7 +225,7 @@ public sealed class ArchiveTarget : ISequentialImageTarget
                 _file.Flush(flushToDisk: true);
             }
 
-            File.Move(_partial, Path, overwrite: true);
+            File.Move(_partial!, Path, overwrite: true);
             _completed = true;
         }
         catch
@@ -223,8 +256,11 @@ public sealed class ArchiveTarget : ISequentialImageTarget
                 // Likewise (a compressor disposed after a failed write).
             }
 
-            await _file.DisposeAsync().ConfigureAwait(false);
-            File.Delete(_partial);
+            if (_file is not null)
+            {
+                await _file.DisposeAsync().ConfigureAwait(false);
+                File.Delete(_partial!);
+            }
         }
 
         _writing.Dispose();
@@ -238,6 +274,11 @@ public sealed class ArchiveTarget : ISequentialImageTarget
     /// </summary>
     private async Task KeepWritebackGoingAsync(CancellationToken cancellationToken)
     {
+        if (_file is null)
+        {
+            return;
+        }
+
         await _file.FlushAsync(cancellationToken).ConfigureAwait(false);
         var end = _file.Position;
         if (end - _writebackStarted < BlobIngest.WritebackWindow)
@@ -263,7 +304,7 @@ public sealed class ArchiveTarget : ISequentialImageTarget
 
         _closed = true;
         await _tar.DisposeAsync().ConfigureAwait(false);
-        if (!ReferenceEquals(_compressed, _file))
+        if (!ReferenceEquals(_compressed, _output))
         {
             // Synchronous dispose: SharpCompress's bzip2 writes its final block only there.
             _compressed.Dispose();

@@ -49,6 +49,10 @@ public sealed class OciLayoutStore : IImageSource, IImageTarget, IReferrerSource
         }
     }
 
+    /// <summary>Whether <paramref name="path"/> is an OCI layout directory (has <c>oci-layout</c> and <c>index.json</c>).</summary>
+    public static bool IsLayout(string path) =>
+        Directory.Exists(path) && File.Exists(Path.Combine(path, "oci-layout")) && File.Exists(Path.Combine(path, "index.json"));
+
     /// <summary>Opens an existing layout for reading (and adding to).</summary>
     public static OciLayoutStore Open(string root)
     {

@@ -357,7 +357,7 @@ public sealed class SyncConfigReader
 
                 try
                 {
-                    (key == "allow" ? allow : deny).Add(new Regex($"^(?:{pattern})$", RegexOptions.CultureInvariant, RegexTimeout));
+                    (key == "allow" ? allow : deny).Add(new Regex($@"^(?:{pattern})\z", RegexOptions.CultureInvariant, RegexTimeout));
                 }
                 catch (ArgumentException e)
                 {

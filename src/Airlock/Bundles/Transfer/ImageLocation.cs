@@ -1,6 +1,7 @@
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Layout;
 using Airlock.Content;
+using Airlock.Distribution;
 using Airlock.Oci;
 
 namespace Airlock.Bundles.Transfer;
@@ -81,4 +82,11 @@ public sealed record ImageLocation(ImageTransport Transport, string? Path, strin
 /// How registries are reached: the registry client (<c>Airlock.Remote</c>) plugs in here, so Bundles needs no
 /// reference to it. For each registry reference it opens a source or a target for that repository.
 /// </summary>
-public sealed record RegistryConnector(Func<ImageReference, IImageSource> OpenSource, Func<ImageReference, IImageTarget> OpenTarget);
+public sealed record RegistryConnector(Func<ImageReference, IImageSource> OpenSource, Func<ImageReference, IImageTarget> OpenTarget)
+{
+    /// <summary>
+    /// Tells a registry (by host) what a load pushed into it, when it keeps such records (Airlock's console); best
+    /// effort: the load has succeeded whatever this does. Null: loads are not reported.
+    /// </summary>
+    public Func<string, LoadReport, CancellationToken, Task>? ReportLoad { get; init; }
+}

@@ -1,6 +1,7 @@
 using Airlock.Bundles.Archive;
 using Airlock.Bundles.Layout;
 using Airlock.Content;
+using Airlock.Distribution;
 using Airlock.Oci;
 
 namespace Airlock.Bundles.Transfer;
@@ -24,6 +25,15 @@ public sealed record TransferOptions
     /// archive they are written as unnamed <c>index.json</c> entries, which <c>images load</c> pushes with their subject.
     /// </summary>
     public bool IncludeReferrers { get; init; }
+
+    /// <summary>
+    /// Save and copy into an archive or layout: the name the (one) image is written under instead of its source's —
+    /// the name nodes will ask for (<c>docker.io/rancher/…</c>), not a staging registry's.
+    /// </summary>
+    public string? Name { get; init; }
+
+    /// <summary>Save and copy into an archive or layout: <c>FROM=TO</c> name prefix rewrites of the names written (see <see cref="LoadNaming.ParseRewrites"/>).</summary>
+    public IReadOnlyList<string> Rewrites { get; init; } = [];
 }
 
 /// <summary>
@@ -42,34 +52,51 @@ public sealed class ImageTransfer(RegistryConnector? registry)
         var target = ArchiveTarget.Create(output, format, compression);
         await using (target.ConfigureAwait(false))
         {
-            var sources = new List<IImageSource>();
-            try
-            {
-                var copies = new List<GraphCopy>();
-                var names = new List<(string Source, string Name)>();
-                var referrers = new List<Descriptor>();
-                foreach (var image in images)
-                {
-                    var location = ImageLocation.ParseOrRegistry(image);
-                    var source = await OpenSourceAsync(location, options, cancellationToken).ConfigureAwait(false);
-                    sources.Add(source);
-                    var root = await source.ResolveAsync(SourceReference(location), cancellationToken).ConfigureAwait(false);
-                    var name = location.Image?.ToString() ?? location.Reference ?? OciLayoutStore.NameOf(root);
-                    copies.Add(new GraphCopy(source, root, CopyOptionsFor(options, name, source, referrers)));
-                    names.Add((location.ToString(), $"{output}:{name}"));
-                }
+            return await SaveAsync(images, target, options, progress, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
-                var written = await ImageGraph.CopyAllAsync(copies, target, progress, cancellationToken).ConfigureAwait(false);
-                await AddReferrerEntriesAsync(target, referrers, cancellationToken).ConfigureAwait(false);
-                await target.CompleteAsync(cancellationToken).ConfigureAwait(false);
-                return names.Zip(written, (n, root) => new TransferResult(n.Source, n.Name, root)).ToList();
-            }
-            finally
+    /// <summary>Saves images into <paramref name="target"/> (a file, or a stream such as stdout) and completes it.</summary>
+    public async Task<IReadOnlyList<TransferResult>> SaveAsync(IReadOnlyList<string> images, ArchiveTarget target, TransferOptions options,
+        IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Name is not null && images.Count != 1)
+        {
+            throw new ArgumentException($"a name can be given to one image only, not to {images.Count}", nameof(options));
+        }
+
+        var rules = LoadNaming.ParseRewrites(options.Rewrites);
+        var output = target.Path;
+        var sources = new List<IImageSource>();
+        try
+        {
+            var copies = new List<GraphCopy>();
+            var names = new List<(string Source, string Name)>();
+            var referrers = new List<Descriptor>();
+            foreach (var image in images)
             {
-                foreach (var source in sources)
-                {
-                    await source.DisposeAsync().ConfigureAwait(false);
-                }
+                var location = ImageLocation.ParseOrRegistry(image);
+                var source = await OpenSourceAsync(location, options, cancellationToken).ConfigureAwait(false);
+                sources.Add(source);
+                var root = await source.ResolveAsync(SourceReference(location), cancellationToken).ConfigureAwait(false);
+                var name = LoadNaming.ArchiveName(options.Name, location.Image?.ToString() ?? location.Reference ?? OciLayoutStore.NameOf(root), rules);
+                copies.Add(new GraphCopy(source, root, CopyOptionsFor(options, name, source, referrers)));
+                names.Add((location.ToString(), $"{output}:{name}"));
+            }
+
+            var written = await ImageGraph.CopyAllAsync(copies, target, progress, cancellationToken).ConfigureAwait(false);
+            await AddReferrerEntriesAsync(target, referrers, cancellationToken).ConfigureAwait(false);
+            await target.CompleteAsync(cancellationToken).ConfigureAwait(false);
+            return names.Zip(written, (n, root) => new TransferResult(n.Source, n.Name, root)).ToList();
+        }
+        finally
+        {
+            foreach (var source in sources)
+            {
+                await source.DisposeAsync().ConfigureAwait(false);
             }
         }
     }
@@ -86,6 +113,7 @@ public sealed class ImageTransfer(RegistryConnector? registry)
         var results = new List<TransferResult>();
         foreach (var path in archives)
         {
+            var loaded = new List<(string Registry, LoadedImage Image)>();
             var source = await ArchiveSource.OpenAsync(path, options.Limits, cancellationToken).ConfigureAwait(false);
             await using (source.ConfigureAwait(false))
             {
@@ -96,12 +124,8 @@ public sealed class ImageTransfer(RegistryConnector? registry)
                         continue; // pushed with its subject
                     }
 
-                    if (OciLayoutStore.NameOf(entry) is not { } name || !ImageReference.TryParse(name, out var reference) || !OciLayoutStore.IsFullReference(name))
-                    {
-                        throw new ImageNotFoundException($"{path}: image {entry.Digest} has no image name to load it under");
-                    }
-
-                    var renamed = LoadNaming.Rename(reference, destination, rules);
+                    var name = OciLayoutStore.NameOf(entry);
+                    var renamed = LoadNaming.Destination(path, entry, destination, rules);
                     var target = connector.OpenTarget(renamed);
                     await using (target.ConfigureAwait(false))
                     {
@@ -109,13 +133,37 @@ public sealed class ImageTransfer(RegistryConnector? registry)
                         var written = await ImageGraph.CopyAsync(source, target, entry,
                             CopyOptionsFor(options with { IncludeReferrers = true }, renamed.Tag ?? renamed.Digest?.ToString(), source, null),
                             progress, cancellationToken).ConfigureAwait(false);
-                        results.Add(new TransferResult($"{path}:{name}", renamed.ToString(), written));
+                        results.Add(new TransferResult(name is null ? $"{path}@{entry.Digest}" : $"{path}:{name}", renamed.ToString(), written));
+                        loaded.Add((renamed.Registry, new LoadedImage(renamed.Repository, renamed.Tag, written.Digest.ToString(), written.MediaType, name)));
                     }
                 }
             }
+
+            await ReportLoadAsync(connector, Path.GetFileName(path), loaded, cancellationToken).ConfigureAwait(false);
         }
 
         return results;
+    }
+
+    /// <summary>One record per registry of what an archive brought into it; a failure to record never fails the load.</summary>
+    private static async Task ReportLoadAsync(RegistryConnector connector, string file, List<(string Registry, LoadedImage Image)> loaded, CancellationToken cancellationToken)
+    {
+        if (connector.ReportLoad is not { } report)
+        {
+            return;
+        }
+
+        foreach (var group in loaded.GroupBy(l => l.Registry, StringComparer.OrdinalIgnoreCase))
+        {
+            try
+            {
+                await report(group.Key, new LoadReport(file, [.. group.Select(l => l.Image)]), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // The connector reports its own failures; the images are loaded whatever happened here.
+            }
+        }
     }
 
     /// <summary>Copies one image between any two locations.</summary>
@@ -126,7 +174,10 @@ public sealed class ImageTransfer(RegistryConnector? registry)
         await using (source.ConfigureAwait(false))
         {
             var root = await source.ResolveAsync(SourceReference(from), cancellationToken).ConfigureAwait(false);
-            var name = to.Transport == ImageTransport.Docker ? to.Image!.Tag : to.Reference ?? from.Image?.ToString() ?? from.Reference ?? OciLayoutStore.NameOf(root);
+            var name = to.Transport == ImageTransport.Docker
+                ? to.Image!.Tag
+                : LoadNaming.ArchiveName(options.Name, to.Reference ?? from.Image?.ToString() ?? from.Reference ?? OciLayoutStore.NameOf(root),
+                    LoadNaming.ParseRewrites(options.Rewrites));
             var target = OpenTarget(to);
             await using (target.ConfigureAwait(false))
             {
@@ -151,42 +202,50 @@ public sealed class ImageTransfer(RegistryConnector? registry)
     public async Task<TransferResult> ExportAsync(string image, string output, Platform platform, string name, ArchiveCompression? compression,
         TransferOptions options, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
     {
+        var target = ArchiveTarget.Create(output, ArchiveFormat.DockerArchive, compression);
+        await using (target.ConfigureAwait(false))
+        {
+            return await ExportAsync(image, target, platform, name, options, progress, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Exports one image for one platform into <paramref name="target"/> (a file, or a stream such as stdout) and completes it.</summary>
+    public async Task<TransferResult> ExportAsync(string image, ArchiveTarget target, Platform platform, string name,
+        TransferOptions options, IProgress<CopyProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
         if (!ImageReference.TryParse(name, out var reference, out var error))
         {
             throw new FormatException(error);
         }
 
-        var to = new ImageLocation(ImageTransport.DockerArchive, output, reference.ToString());
-        var target = ArchiveTarget.Create(output, ArchiveFormat.DockerArchive, compression);
-        await using (target.ConfigureAwait(false))
+        var to = new ImageLocation(ImageTransport.DockerArchive, target.Path, reference.ToString());
+        var from = ImageLocation.ParseOrRegistry(image);
+        var source = await OpenSourceAsync(from, options, cancellationToken).ConfigureAwait(false);
+        await using (source.ConfigureAwait(false))
         {
-            var from = ImageLocation.ParseOrRegistry(image);
-            var source = await OpenSourceAsync(from, options, cancellationToken).ConfigureAwait(false);
-            await using (source.ConfigureAwait(false))
+            var root = await source.ResolveAsync(SourceReference(from), cancellationToken).ConfigureAwait(false);
+            if (MediaTypes.IsImageManifest(root.MediaType))
             {
-                var root = await source.ResolveAsync(SourceReference(from), cancellationToken).ConfigureAwait(false);
-                if (MediaTypes.IsImageManifest(root.MediaType))
+                // A lone image manifest names its platform only in its config; exporting it as another is a mistake.
+                var document = ManifestDocument.Parse((await source.ReadManifestAsync(root, cancellationToken).ConfigureAwait(false)).Span, root.MediaType);
+                if (document.Config is { } config && await ArchiveInventory.PlatformOfConfigAsync(source, config, cancellationToken).ConfigureAwait(false) is { } actual
+                    && !platform.Matches(actual))
                 {
-                    // A lone image manifest names its platform only in its config; exporting it as another is a mistake.
-                    var document = ManifestDocument.Parse((await source.ReadManifestAsync(root, cancellationToken).ConfigureAwait(false)).Span, root.MediaType);
-                    if (document.Config is { } config && await ArchiveInventory.PlatformOfConfigAsync(source, config, cancellationToken).ConfigureAwait(false) is { } actual
-                        && !platform.Matches(actual))
-                    {
-                        throw new ImageNotFoundException($"{from} is an image for {actual}, not {platform}");
-                    }
+                    throw new ImageNotFoundException($"{from} is an image for {actual}, not {platform}");
                 }
-
-                var written = await ImageGraph.CopyAsync(source, target, root,
-                    CopyOptionsFor(options with { Platforms = [platform], IncludeReferrers = false }, reference.ToString(), source, null), progress, cancellationToken)
-                    .ConfigureAwait(false);
-                if (!MediaTypes.IsImageManifest(written.MediaType))
-                {
-                    throw new ImageNotFoundException($"{from}: no single image for {platform}");
-                }
-
-                await target.CompleteAsync(cancellationToken).ConfigureAwait(false);
-                return new TransferResult(from.ToString(), to.ToString(), written);
             }
+
+            var written = await ImageGraph.CopyAsync(source, target, root,
+                CopyOptionsFor(options with { Platforms = [platform], IncludeReferrers = false }, reference.ToString(), source, null), progress, cancellationToken)
+                .ConfigureAwait(false);
+            if (!MediaTypes.IsImageManifest(written.MediaType))
+            {
+                throw new ImageNotFoundException($"{from}: no single image for {platform}");
+            }
+
+            await target.CompleteAsync(cancellationToken).ConfigureAwait(false);
+            return new TransferResult(from.ToString(), to.ToString(), written);
         }
     }
 
@@ -271,12 +330,71 @@ public static class LoadNaming
         }).ToList();
 
     /// <summary>
+    /// Where <c>images load</c> pushes one <c>index.json</c> entry of <paramref name="archive"/>: a full name is renamed
+    /// by <see cref="Rename"/>; a bare tag (the OCI ref name skopeo's <c>oci-archive:FILE:TAG</c>, umoci and buildah
+    /// write) goes to <paramref name="destination"/> itself when that names a repository (<c>REG/team/app</c> →
+    /// <c>REG/team/app:TAG</c>). An entry with no usable name is refused, saying which flag gives it one.
+    /// </summary>
+    public static ImageReference Destination(string archive, Descriptor entry, string destination, IReadOnlyList<(string From, string To)> rewrites)
+    {
+        var name = OciLayoutStore.NameOf(entry);
+        if (name is not null && OciLayoutStore.IsFullReference(name) && ImageReference.TryParse(name, out var reference))
+        {
+            return Rename(reference, destination, rewrites);
+        }
+
+        var target = destination.TrimEnd('/');
+        if (name is not null && ImageReference.IsValidTag(name))
+        {
+            if (target.Contains('/', StringComparison.Ordinal) && ImageReference.TryParse(target, out var repository) && repository is { Tag: null, Digest: null })
+            {
+                return repository with { Tag = name };
+            }
+
+            throw new ImageNotFoundException($"{archive}: image {entry.Digest} is named only by the tag \"{name}\" (an OCI layout ref name, as "
+                + $"skopeo's oci-archive:FILE:{name} writes it), which says nothing about its repository: load it with --to {target}/REPOSITORY "
+                + $"to push it as {target}/REPOSITORY:{name}, or save it with --name REGISTRY/REPOSITORY:{name}");
+        }
+
+        throw new ImageNotFoundException(name is null
+            ? $"{archive}: image {entry.Digest} has no name to load it under: save it with --name REGISTRY/REPOSITORY:TAG, "
+                + $"or push it by digest with: airlock images copy oci-archive:{archive}:{entry.Digest} docker://{target}/REPOSITORY:TAG"
+            : $"{archive}: image {entry.Digest} is named \"{name}\", which is not an image name: save it with --name REGISTRY/REPOSITORY:TAG");
+    }
+
+    /// <summary>
+    /// The name an image is written under in an archive or layout: <paramref name="given"/> (<c>--name</c>, normalised
+    /// as containerd names images) when set, else <paramref name="current"/> with the first matching rewrite applied
+    /// (a bare tag or no name is kept as it is).
+    /// </summary>
+    public static string? ArchiveName(string? given, string? current, IReadOnlyList<(string From, string To)> rewrites)
+    {
+        if (given is not null)
+        {
+            return ImageReference.TryParse(given, out var named, out var error)
+                ? named.ToString()
+                : throw new FormatException($"--name \"{given}\" is not an image reference ({error})");
+        }
+
+        if (current is null || rewrites.Count == 0 || !OciLayoutStore.IsFullReference(current) || !ImageReference.TryParse(current, out var reference))
+        {
+            return current;
+        }
+
+        return Rewritten(reference, rewrites)?.ToString() ?? current;
+    }
+
+    /// <summary>
     /// The first rewrite whose FROM is a prefix of the image's <c>registry/repository</c> (at a path boundary)
     /// replaces that prefix; otherwise the registry host is replaced by <paramref name="destination"/>
     /// (<c>REGISTRY[/PREFIX]</c>) and the repository path kept:
     /// <c>docker.io/rancher/mirrored-pause:3.6</c> → <c>REGISTRY[/PREFIX]/rancher/mirrored-pause:3.6</c>.
     /// </summary>
-    public static ImageReference Rename(ImageReference image, string destination, IReadOnlyList<(string From, string To)> rewrites)
+    public static ImageReference Rename(ImageReference image, string destination, IReadOnlyList<(string From, string To)> rewrites) =>
+        Rewritten(image, rewrites) ?? Reparse($"{destination.TrimEnd('/')}/{image.Repository}", image);
+
+    /// <summary>The image renamed by the first rule whose FROM is a prefix of its name (at a path boundary); null when none is.</summary>
+    private static ImageReference? Rewritten(ImageReference image, IReadOnlyList<(string From, string To)> rewrites)
     {
         var name = image.Name;
         foreach (var (from, to) in rewrites)
@@ -287,7 +405,7 @@ public static class LoadNaming
             }
         }
 
-        return Reparse($"{destination.TrimEnd('/')}/{image.Repository}", image);
+        return null;
     }
 
     private static ImageReference Reparse(string name, ImageReference image)

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Airlock.Cluster.Join;
 using Airlock.Cluster.Membership;
 using Airlock.Cluster.Pki;
+using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Distribution;
 using Airlock.Node;
@@ -41,7 +42,8 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 {
     private readonly ClusterMember _member;
     private readonly PeerMirrorOptions _options;
-    private readonly RegistryStorage _storage;
+    private readonly IRegistryStore _storage;
+    private readonly ConcurrentDictionary<Digest, byte> _held = new();
     private readonly PeerClient _client;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -55,7 +57,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private volatile IReadOnlyList<ClusterNode> _members = [];
     private DateTimeOffset? _membersRead;
 
-    private PeerMirror(ClusterMember member, PeerMirrorOptions options, RegistryStorage storage, ILogger logger)
+    private PeerMirror(ClusterMember member, PeerMirrorOptions options, IRegistryStore storage, ILogger logger)
     {
         _member = member;
         _options = options;
@@ -84,10 +86,16 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 
         var logger = options.LoggerFactory.CreateLogger("Airlock.Cluster.Peers");
         Directory.CreateDirectory(options.StoreDirectory, Airlock.IO.DirectoryOwner.Private);
-        var storage = RegistryStorage.Open(options.StoreDirectory, options.Time, logger);
+        var storage = FileSystemRegistryStore.Open(options.StoreDirectory, options.Time, logger);
         var mirror = new PeerMirror(member, options, storage, logger);
         try
         {
+            // What the store holds is kept in memory from here on: heartbeats advertise it without listing the store.
+            await foreach (var blob in storage.Blobs.ListAsync(cancellationToken).ConfigureAwait(false))
+            {
+                mirror._held[blob.Digest] = 0;
+            }
+
             await mirror.ListenAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
@@ -105,7 +113,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     public NodeAdvertisement Advertise()
     {
         var receiving = _transfers.Keys.Select(d => d.ToString()).ToList();
-        var holds = _storage.Blobs.List().Select(b => b.Digest.ToString()).Take(NodeAdvertisement.MaxDigests - receiving.Count).ToList();
+        var holds = _held.Keys.Select(d => d.ToString()).Take(NodeAdvertisement.MaxDigests - receiving.Count).ToList();
         return new NodeAdvertisement
         {
             PeerEndpoint = Endpoint,
@@ -190,7 +198,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             Holds = m.Advertises?.Holds.Count ?? 0,
             Receiving = m.Advertises?.Receiving.Count ?? 0,
         }).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
-        return _counters.Snapshot(_member.NodeName, Endpoint, _storage.Blobs.List().Count(), _transfers.Count, _membersRead, peers);
+        return _counters.Snapshot(_member.NodeName, Endpoint, _held.Count, _transfers.Count, _membersRead, peers);
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)
@@ -348,6 +356,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
                     if (transfer.Completion.IsCompletedSuccessfully)
                     {
                         _origins[(digest, registry)] = 0;
+                        _held[digest] = 0;
                         var size = await _storage.Blobs.SizeAsync(digest, CancellationToken.None).ConfigureAwait(false) ?? 0;
                         _counters.Received(transfer.Completion.Result.IsRegistry, size);
                     }

@@ -1,4 +1,4 @@
-using Airlock.Content.FileSystemStore;
+using Airlock.Content;
 using Airlock.Oci;
 using Airlock.Registry.PullThrough;
 
@@ -48,7 +48,7 @@ internal sealed class PeerTransfer(Digest digest, string registry, string reposi
     /// Tries <paramref name="plan"/> in order until one source's bytes match the digest and are stored; reports each
     /// failed source to <paramref name="failed"/> (it is logged and skipped for a while).
     /// </summary>
-    public async Task RunAsync(RegistryStorage storage, IReadOnlyList<PeerSource> plan, Func<PeerSource, CancellationToken, Task<Stream>> open,
+    public async Task RunAsync(IRegistryStore storage, IReadOnlyList<PeerSource> plan, Func<PeerSource, CancellationToken, Task<Stream>> open,
         Action<PeerSource, Exception> failed, CancellationToken cancellationToken)
     {
         var failures = new List<string>();

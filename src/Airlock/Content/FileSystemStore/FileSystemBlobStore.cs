@@ -1,14 +1,15 @@
+using System.Runtime.CompilerServices;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;
 
-/// <summary>Blobs as files <c>blobs/&lt;algorithm&gt;/&lt;2 hex&gt;/&lt;hex&gt;</c>, written only through <see cref="BlobIngest"/>.</summary>
+/// <summary>Blobs as files <c>blobs/&lt;algorithm&gt;/&lt;2 hex&gt;/&lt;hex&gt;</c>, written only through a <see cref="BlobIngest"/> in <c>ingest/</c>.</summary>
 public sealed class FileSystemBlobStore(StoreLayout layout, TimeProvider time) : IBlobStore
 {
-    public ValueTask<long?> SizeAsync(Digest digest, CancellationToken cancellationToken)
+    public ValueTask<BlobInfo?> StatAsync(Digest digest, CancellationToken cancellationToken)
     {
         var info = new FileInfo(layout.Blob(digest));
-        return ValueTask.FromResult<long?>(info.Exists ? info.Length : null);
+        return ValueTask.FromResult<BlobInfo?>(info.Exists ? new BlobInfo(digest, info.Length, new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero)) : null);
     }
 
     public ValueTask<Stream?> OpenReadAsync(Digest digest, CancellationToken cancellationToken)
@@ -58,65 +59,69 @@ public sealed class FileSystemBlobStore(StoreLayout layout, TimeProvider time) :
 
     public string? LocalPath(Digest digest) => layout.Blob(digest);
 
-    public async Task<Digest> WriteAsync(Stream content, Digest? expected, CancellationToken cancellationToken, long maxLength = long.MaxValue)
+    public ValueTask<IBlobWriter> BeginWriteAsync(string algorithm, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.IngestDirectory);
-        var algorithm = expected?.Algorithm ?? Digest.Sha256Algorithm;
-        var ingest = BlobIngest.Start(layout.IngestFile(), algorithm);
+        return ValueTask.FromResult<IBlobWriter>(new FileSystemBlobWriter(this, BlobIngest.Start(layout.IngestFile(), algorithm), algorithm));
+    }
+
+    public ValueTask TouchAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        Touch(digest);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<bool> DeleteAsync(Digest digest, CancellationToken cancellationToken)
+    {
+        var path = layout.Blob(digest);
         try
         {
-            await ingest.CopyFromAsync(content, cancellationToken, maxLength).ConfigureAwait(false);
-            var actual = ingest.CurrentDigest(algorithm);
-            if (expected is { } wanted && wanted != actual)
+            if (!File.Exists(path))
             {
-                throw new DigestMismatchException(wanted, actual, null);
+                return ValueTask.FromResult(false);
             }
 
-            var committed = await ingest.CommitAsync(actual, layout.Blob(actual), cancellationToken).ConfigureAwait(false);
-            Touch(committed);
-            return committed;
+            File.Delete(path);
+            return ValueTask.FromResult(true);
         }
-        catch
+        catch (DirectoryNotFoundException)
         {
-            await ingest.AbortAsync().ConfigureAwait(false);
-            throw;
-        }
-        finally
-        {
-            await ingest.DisposeAsync().ConfigureAwait(false);
+            return ValueTask.FromResult(false);
         }
     }
 
-    public async Task<Digest> WriteAsync(ReadOnlyMemory<byte> content, Digest expected, CancellationToken cancellationToken)
+    public async IAsyncEnumerable<BlobInfo> ListAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(layout.IngestDirectory);
-        var ingest = BlobIngest.Start(layout.IngestFile(), expected.Algorithm);
-        try
+        var root = new DirectoryInfo(layout.BlobsDirectory);
+        if (!root.Exists)
         {
-            await ingest.WriteAsync(content, cancellationToken).ConfigureAwait(false);
-            var committed = await ingest.CommitAsync(expected, layout.Blob(expected), cancellationToken).ConfigureAwait(false);
-            Touch(committed);
-            return committed;
+            yield break;
         }
-        catch
+
+        foreach (var algorithm in root.EnumerateDirectories())
         {
-            await ingest.AbortAsync().ConfigureAwait(false);
-            throw;
+            foreach (var file in algorithm.EnumerateFiles("*", SearchOption.AllDirectories))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (StoreLayout.DigestFromPath(algorithm.Name, file.Name) is { } digest)
+                {
+                    yield return new BlobInfo(digest, file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero));
+                }
+            }
         }
-        finally
-        {
-            await ingest.DisposeAsync().ConfigureAwait(false);
-        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    public async Task<Digest> CommitAsync(BlobIngest ingest, Digest expected, CancellationToken cancellationToken)
+    /// <summary>Verifies, fsyncs and renames <paramref name="ingest"/> into place, then touches the blob; the ingest is consumed whatever the outcome.</summary>
+    internal async Task<Digest> CommitAsync(BlobIngest ingest, string algorithm, Digest expected, CancellationToken cancellationToken)
     {
         var current = ingest;
         try
         {
-            if (expected.Algorithm != Digest.Sha256Algorithm)
+            if (expected.Algorithm != algorithm)
             {
-                // Uploads hash as sha256 while they stream; another algorithm needs one more pass.
+                // The ingest hashed with another algorithm while it streamed; this one needs one more pass.
                 var path = current.TempPath;
                 await current.DisposeAsync().ConfigureAwait(false);
                 current = await BlobIngest.ResumeAsync(path, cancellationToken, expected.Algorithm).ConfigureAwait(false);
@@ -137,7 +142,7 @@ public sealed class FileSystemBlobStore(StoreLayout layout, TimeProvider time) :
         }
     }
 
-    public void Touch(Digest digest)
+    private void Touch(Digest digest)
     {
         try
         {
@@ -147,37 +152,54 @@ public sealed class FileSystemBlobStore(StoreLayout layout, TimeProvider time) :
         {
             // Nothing to protect.
         }
-    }
-
-    public void Delete(Digest digest)
-    {
-        try
-        {
-            File.Delete(layout.Blob(digest));
-        }
         catch (DirectoryNotFoundException)
         {
-            // Already gone.
+            // Nothing to protect.
         }
     }
+}
 
-    public IEnumerable<(Digest Digest, DateTimeOffset LastWrite, long Size)> List()
+/// <summary>A <see cref="BlobIngest"/> (temp file, hashed while written) that commits into a <see cref="FileSystemBlobStore"/>.</summary>
+internal sealed class FileSystemBlobWriter(FileSystemBlobStore store, BlobIngest ingest, string algorithm) : IBlobWriter
+{
+    private bool _finished;
+
+    public long Length => ingest.Length;
+
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) => ingest.WriteAsync(data, cancellationToken);
+
+    public Task<long> CopyFromAsync(Stream source, CancellationToken cancellationToken, long maxLength = long.MaxValue) =>
+        ingest.CopyFromAsync(source, cancellationToken, maxLength);
+
+    public Digest CurrentDigest() => ingest.CurrentDigest(algorithm);
+
+    public Stream? OpenWritten() => new FileStream(ingest.TempPath, new FileStreamOptions
     {
-        var root = new DirectoryInfo(layout.BlobsDirectory);
-        if (!root.Exists)
+        Mode = FileMode.Open,
+        Access = FileAccess.Read,
+        Share = FileShare.ReadWrite | FileShare.Delete,
+        Options = FileOptions.Asynchronous | FileOptions.SequentialScan,
+        BufferSize = 0,
+    });
+
+    public Task<Digest> CommitAsync(Digest expected, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_finished, this);
+        _finished = true;
+        return store.CommitAsync(ingest, algorithm, expected, cancellationToken);
+    }
+
+    public async ValueTask AbortAsync()
+    {
+        if (_finished)
         {
-            yield break;
+            return;
         }
 
-        foreach (var algorithm in root.EnumerateDirectories())
-        {
-            foreach (var file in algorithm.EnumerateFiles("*", SearchOption.AllDirectories))
-            {
-                if (StoreLayout.DigestFromPath(algorithm.Name, file.Name) is { } digest)
-                {
-                    yield return (digest, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero), file.Length);
-                }
-            }
-        }
+        _finished = true;
+        await ingest.AbortAsync().ConfigureAwait(false);
+        await ingest.DisposeAsync().ConfigureAwait(false);
     }
+
+    public ValueTask DisposeAsync() => AbortAsync();
 }

@@ -12,73 +12,126 @@ namespace Airlock.Content.FileSystemStore;
 /// </summary>
 public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider time) : IRepositoryStore
 {
-    public bool Exists(string repository) => Directory.Exists(layout.Repository(repository));
+    public ValueTask<bool> ExistsAsync(string repository, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(Directory.Exists(layout.Repository(repository)));
 
-    public bool HasBlobLink(string repository, Digest digest) => File.Exists(layout.BlobLink(repository, digest));
+    public ValueTask<BlobLink?> GetBlobLinkAsync(string repository, Digest digest, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(layout.BlobLink(repository, digest));
+        return ValueTask.FromResult<BlobLink?>(info.Exists ? new BlobLink(digest, new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero)) : null);
+    }
 
-    public void LinkBlob(string repository, Digest digest) => TouchFile(layout.BlobLink(repository, digest));
+    public ValueTask LinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken)
+    {
+        TouchFile(layout.BlobLink(repository, digest));
+        return ValueTask.CompletedTask;
+    }
 
-    public bool UnlinkBlob(string repository, Digest digest) => DeleteFile(layout.BlobLink(repository, digest));
+    public ValueTask<bool> UnlinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(DeleteFile(layout.BlobLink(repository, digest)));
 
-    public IEnumerable<(Digest Digest, DateTimeOffset LastWrite)> ListBlobLinks(string repository) =>
-        ListDigestFiles(layout.BlobLinksDirectory(repository)).Select(f => (f.Digest, f.LastWrite));
+    public IAsyncEnumerable<BlobLink> ListBlobLinksAsync(string repository, CancellationToken cancellationToken) =>
+        ListDigestFiles(layout.BlobLinksDirectory(repository)).Select(f => new BlobLink(f.Digest, f.LastWrite)).ToAsyncEnumerable();
 
-    public string? ManifestMediaType(string repository, Digest digest)
+    public ValueTask<string?> ManifestMediaTypeAsync(string repository, Digest digest, CancellationToken cancellationToken)
     {
         try
         {
-            return File.ReadAllText(layout.Revision(repository, digest));
+            return ValueTask.FromResult<string?>(File.ReadAllText(layout.Revision(repository, digest)));
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            return null;
+            return ValueTask.FromResult<string?>(null);
         }
     }
 
-    public void PutManifestRevision(string repository, Digest digest, string mediaType) =>
+    public ValueTask PutManifestRevisionAsync(string repository, Digest digest, string mediaType, CancellationToken cancellationToken)
+    {
         AtomicFile.Write(layout.Revision(repository, digest), Encoding.UTF8.GetBytes(mediaType));
+        return ValueTask.CompletedTask;
+    }
 
-    public bool DeleteManifestRevision(string repository, Digest digest) => DeleteFile(layout.Revision(repository, digest));
+    public ValueTask<bool> DeleteManifestRevisionAsync(string repository, Digest digest, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(DeleteFile(layout.Revision(repository, digest)));
 
-    public IEnumerable<Digest> ListManifestRevisions(string repository) =>
-        ListDigestFiles(layout.RevisionsDirectory(repository)).Select(f => f.Digest);
+    public IAsyncEnumerable<Digest> ListManifestRevisionsAsync(string repository, CancellationToken cancellationToken) =>
+        ListDigestFiles(layout.RevisionsDirectory(repository)).Select(f => f.Digest).ToAsyncEnumerable();
 
-    public Digest? ResolveTag(string repository, string tag)
+    public ValueTask<Digest?> ResolveTagAsync(string repository, string tag, CancellationToken cancellationToken)
     {
         try
         {
-            return Digest.TryParse(File.ReadAllText(layout.Tag(repository, tag)).Trim(), out var digest) ? digest : null;
+            return ValueTask.FromResult<Digest?>(Digest.TryParse(File.ReadAllText(layout.Tag(repository, tag)).Trim(), out var digest) ? digest : null);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            return null;
+            return ValueTask.FromResult<Digest?>(null);
         }
     }
 
-    public void SetTag(string repository, string tag, Digest digest) =>
-        AtomicFile.Write(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
-
-    public bool DeleteTag(string repository, string tag) => DeleteFile(layout.Tag(repository, tag));
-
-    public IReadOnlyList<string>? ListTags(string repository)
+    public ValueTask SetTagAsync(string repository, string tag, Digest digest, CancellationToken cancellationToken)
     {
-        if (!Exists(repository))
+        AtomicFile.Write(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<bool> DeleteTagAsync(string repository, string tag, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(DeleteFile(layout.Tag(repository, tag)));
+
+    /// <remarks>Reads and sorts the repository's tag folder for every page (an ordered index is issue 15's).</remarks>
+    public ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(layout.Repository(repository)))
         {
-            return null;
+            return ValueTask.FromResult<ListingPage?>(null);
         }
 
         var directory = new DirectoryInfo(layout.TagsDirectory(repository));
         if (!directory.Exists)
         {
-            return [];
+            return ValueTask.FromResult<ListingPage?>(ListingPage.Slice([], last, limit));
         }
 
         var tags = directory.EnumerateFiles().Select(f => f.Name).Where(ImageReference.IsValidTag).ToList();
         tags.Sort(StringComparer.Ordinal);
-        return tags;
+        return ValueTask.FromResult<ListingPage?>(ListingPage.Slice(tags, last, limit));
     }
 
-    public IReadOnlyList<string> ListRepositories()
+    // Adding, renaming or removing an entry changes its folder's time, so three folders' times say it all.
+    public ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(layout.Repository(repository)))
+        {
+            return ValueTask.FromResult<DateTimeOffset?>(null);
+        }
+
+        DateTime? newest = null;
+        void Consider(DirectoryInfo directory)
+        {
+            if (directory.Exists && (newest is null || directory.LastWriteTimeUtc > newest))
+            {
+                newest = directory.LastWriteTimeUtc;
+            }
+        }
+
+        Consider(new DirectoryInfo(layout.TagsDirectory(repository)));
+        foreach (var folder in new[] { layout.RevisionsDirectory(repository), layout.BlobLinksDirectory(repository) })
+        {
+            var byAlgorithm = new DirectoryInfo(folder);
+            if (byAlgorithm.Exists)
+            {
+                foreach (var algorithm in byAlgorithm.EnumerateDirectories())
+                {
+                    Consider(algorithm);
+                }
+            }
+        }
+
+        return ValueTask.FromResult<DateTimeOffset?>(newest is { } changed ? new DateTimeOffset(changed, TimeSpan.Zero) : null);
+    }
+
+    /// <remarks>Walks and sorts the whole tree for every page (an ordered index is issue 15's).</remarks>
+    public ValueTask<ListingPage> ListRepositoriesAsync(string? last, int limit, CancellationToken cancellationToken)
     {
         var names = new List<string>();
         var root = new DirectoryInfo(layout.RepositoriesDirectory);
@@ -88,20 +141,27 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
 
         names.Sort(StringComparer.Ordinal);
-        return names;
+        return ValueTask.FromResult(ListingPage.Slice(names, last, limit));
     }
 
-    public void AddReferrer(string repository, Digest subject, Descriptor referrer) =>
+    public ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken)
+    {
         AtomicFile.Write(layout.Referrer(repository, subject, referrer.Digest), JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
+        return ValueTask.CompletedTask;
+    }
 
-    public void RemoveReferrer(string repository, Digest subject, Digest referrer) => DeleteFile(layout.Referrer(repository, subject, referrer));
+    public ValueTask RemoveReferrerAsync(string repository, Digest subject, Digest referrer, CancellationToken cancellationToken)
+    {
+        DeleteFile(layout.Referrer(repository, subject, referrer));
+        return ValueTask.CompletedTask;
+    }
 
-    public IReadOnlyList<Descriptor> ListReferrers(string repository, Digest subject)
+    public ValueTask<IReadOnlyList<Descriptor>> ListReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken)
     {
         var directory = new DirectoryInfo(layout.ReferrersDirectory(repository, subject));
         if (!directory.Exists)
         {
-            return [];
+            return ValueTask.FromResult<IReadOnlyList<Descriptor>>([]);
         }
 
         var result = new List<Descriptor>();
@@ -121,19 +181,21 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
 
         result.Sort((a, b) => string.CompareOrdinal(a.Digest.ToString(), b.Digest.ToString()));
-        return result;
+        return ValueTask.FromResult<IReadOnlyList<Descriptor>>(result);
     }
 
-    public void MarkAuthenticatedOnly(string repository)
+    public ValueTask MarkAuthenticatedOnlyAsync(string repository, CancellationToken cancellationToken)
     {
         var path = layout.AuthenticatedOnly(repository);
         if (!File.Exists(path))
         {
             AtomicFile.Write(path, []);
         }
+
+        return ValueTask.CompletedTask;
     }
 
-    public IReadOnlyList<string> ListAuthenticatedOnly()
+    public ValueTask<IReadOnlyList<string>> ListAuthenticatedOnlyAsync(CancellationToken cancellationToken)
     {
         var names = new List<string>();
         var root = new DirectoryInfo(layout.RepositoriesDirectory);
@@ -143,7 +205,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
 
         names.Sort(StringComparer.Ordinal);
-        return names;
+        return ValueTask.FromResult<IReadOnlyList<string>>(names);
     }
 
     // Walks repository name components only (never into _layers and the like, which hold many files).

@@ -26,7 +26,7 @@ public sealed class StoreLayout
 
     public string RepositoriesDirectory => Path.Combine(Root, "repositories");
 
-    /// <summary>Lock files coordinating the processes that open this store (see <see cref="GarbageCollectionGuard"/>).</summary>
+    /// <summary>Lock files coordinating the processes that open this store (see <see cref="FileSystemGarbageCollectionGuard"/>).</summary>
     public string LocksDirectory => Path.Combine(Root, "locks");
 
     /// <summary>Shared while a reference is created, exclusive while garbage collection deletes.</summary>
@@ -40,6 +40,18 @@ public sealed class StoreLayout
 
     /// <summary>Digests referenced while a collection marks; exists only while one runs.</summary>
     public string ReferenceJournal => Path.Combine(LocksDirectory, "referenced.journal");
+
+    /// <summary>What the registry remembers about itself for its console: bounded JSON records (see <see cref="HistoryFile{T}"/>).</summary>
+    public string HistoryDirectory => Path.Combine(Root, "history");
+
+    /// <summary>Garbage collections and what each removed.</summary>
+    public string CollectionHistory => Path.Combine(HistoryDirectory, "collections.json");
+
+    /// <summary>The store's size sampled over time.</summary>
+    public string StorageHistory => Path.Combine(HistoryDirectory, "storage.json");
+
+    /// <summary><c>airlock images load</c> runs into this registry, as their clients reported them.</summary>
+    public string LoadHistory => Path.Combine(HistoryDirectory, "loads.json");
 
     public string Blob(Digest digest) => Path.Combine(BlobsDirectory, digest.Algorithm, digest.Encoded[..2], digest.Encoded);
 

@@ -80,6 +80,12 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         {
             var socket = options.ContainerdSocket ?? throw new InvalidOperationException("either Supervision or ContainerdSocket is required");
             await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
+            if (!options.Watch && _images?.FirstPass?.Where(r => r.Status == ImageFileStatus.Failed).ToList() is { Count: > 0 } failed)
+            {
+                // Import once and exit: the exit status is the only report a script or a unit's ExecStartPre gets.
+                throw new ImagesImportException(ImagesDirectoryAgent.FailureSummary(failed));
+            }
+
             return;
         }
 
@@ -169,7 +175,14 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
 
         async Task RestartSafelyAsync(string reason, CancellationToken ct)
         {
-            var pause = _images is { } images ? await images.Importer.PauseAsync(ct).ConfigureAwait(false) : null;
+            var pause = _images?.Importer.TryPause();
+            if (pause is null && _images is { } images)
+            {
+                // Said, because the restart then waits as long as the import does.
+                logger.LogInformation("containerd restart ({Reason}) waits for the image import in progress", reason);
+                pause = await images.Importer.PauseAsync(ct).ConfigureAwait(false);
+            }
+
             try
             {
                 await supervisor.RestartAsync(reason, ct).ConfigureAwait(false);
@@ -247,3 +260,6 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         }
     }
 }
+
+/// <summary>A one-shot import (<c>--watch false</c>) in which some files failed; the message lists them with their reasons.</summary>
+public sealed class ImagesImportException(string message) : Exception(message);

@@ -7,6 +7,7 @@ using Airlock.Oci;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using ContainersApi = Airlock.Node.Containerd.Api.Containers;
 using ContentApi = Airlock.Node.Containerd.Api.Content;
 using CriApi = Airlock.Node.Containerd.Cri;
 using DiffApi = Airlock.Node.Containerd.Api.Diff;
@@ -74,6 +75,7 @@ public sealed class ContainerdClient : IAsyncDisposable
         NamespacesService = new NamespacesApi.Namespaces.NamespacesClient(invoker);
         ContentService = new ContentApi.Content.ContentClient(invoker);
         ImagesService = new ImagesApi.Images.ImagesClient(invoker);
+        ContainersService = new ContainersApi.Containers.ContainersClient(invoker);
         LeasesService = new LeasesApi.Leases.LeasesClient(invoker);
         SnapshotsService = new SnapshotsApi.Snapshots.SnapshotsClient(invoker);
         DiffService = new DiffApi.Diff.DiffClient(invoker);
@@ -95,6 +97,8 @@ public sealed class ContainerdClient : IAsyncDisposable
     internal ContentApi.Content.ContentClient ContentService { get; }
 
     internal ImagesApi.Images.ImagesClient ImagesService { get; }
+
+    internal ContainersApi.Containers.ContainersClient ContainersService { get; }
 
     internal LeasesApi.Leases.LeasesClient LeasesService { get; }
 
@@ -505,6 +509,15 @@ public sealed class ContainerdClient : IAsyncDisposable
         {
             return false;
         }
+    }
+
+    // ---- containers ----
+
+    /// <summary>The containers of this namespace (any state: created, running or stopped) with the image each was made from.</summary>
+    public async Task<IReadOnlyList<ContainerdContainer>> ListContainersAsync(CancellationToken cancellationToken)
+    {
+        var response = await Unary("containers.list", c => ContainersService.ListAsync(new ContainersApi.ListContainersRequest(), c), cancellationToken).ConfigureAwait(false);
+        return response.Containers.Select(c => new ContainerdContainer(c.Id, c.Image)).ToList();
     }
 
     /// <summary>

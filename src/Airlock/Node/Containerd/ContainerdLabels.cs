@@ -18,6 +18,12 @@ public static class ContainerdLabels
 
     public const string PinnedValue = "pinned";
 
+    /// <summary>
+    /// On image records the images directory created: the file (absolute path) the image came from, so the agent can
+    /// remove images whose archive was taken away (K3s's upgrade replaces the tarball; the old images would stay pinned).
+    /// </summary>
+    public const string ImagesFile = "io.airlock.images-file";
+
     private const string DistributionSourcePrefix = "containerd.io/distribution.source.";
     internal const string Uncompressed = "containerd.io/uncompressed";
     internal const string SnapshotRef = "containerd.io/snapshot.ref";

@@ -14,6 +14,9 @@ public sealed record IngestStatus(string Ref, long Offset, long Total, string Ex
 /// <summary>An image record: a name pointing at a root descriptor, with labels.</summary>
 public sealed record ContainerdImage(string Name, Descriptor Target, IReadOnlyDictionary<string, string> Labels);
 
+/// <summary>A container record: its id and the name of the image it was made from.</summary>
+public sealed record ContainerdContainer(string Id, string Image);
+
 /// <summary>A mount a snapshotter hands out for a snapshot, passed on to the diff applier unchanged.</summary>
 internal sealed record SnapshotMount(string Type, string Source, IReadOnlyList<string> Options);
 

@@ -8,6 +8,13 @@ public sealed record ContainerdRenderSettings
 {
     public required string RegistriesPath { get; init; }
 
+    /// <summary>
+    /// The file must exist: it was given explicitly, or was there at start. A missing one is then refused like a broken
+    /// one, keeping the configuration in force, instead of being rendered as "no registries", which would send every
+    /// pull to the registries themselves. False only for the default path absent from the start (K3s without one).
+    /// </summary>
+    public bool RegistriesRequired { get; init; }
+
     public required ContainerdConfigOptions Config { get; init; }
 
     public bool DisableDefaultEndpoint { get; init; }
@@ -48,7 +55,8 @@ public static class ContainerdConfigRendering
     public static async Task<RenderOutcome> RenderAsync(ContainerdRenderSettings settings, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        var (file, readProblems) = await RegistriesFileReader.ReadAsync(settings.RegistriesPath, missingIsEmpty: true, cancellationToken).ConfigureAwait(false);
+        var (file, readProblems) = await RegistriesFileReader.ReadAsync(settings.RegistriesPath, missingIsEmpty: !settings.RegistriesRequired, cancellationToken)
+            .ConfigureAwait(false);
         var problems = RegistriesValidator.Validate(file, readProblems);
         if (problems.Any(p => p.Severity >= ProblemSeverity.Error))
         {

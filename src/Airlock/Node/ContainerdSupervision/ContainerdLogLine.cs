@@ -65,8 +65,22 @@ public sealed class ContainerdLogLine : IReadOnlyList<KeyValuePair<string, objec
         }
 
         fields.Insert(0, new("Message", message));
+        if (level == LogLevel.Information && IsPluginChatter(message))
+        {
+            level = LogLevel.Debug;
+        }
+
         return new ContainerdLogLine(level, message, fields);
     }
+
+    // containerd announces each of its ~60 plugins at info level on every start (1.x: `loading plugin "id"...`,
+    // 2.x: `loading plugin` with id=…), and each one it skips; in the agent's log that buries what matters. They are
+    // forwarded at debug, like K3s, whose containerd log is a separate file nobody reads at start-up.
+    private static readonly string[] PluginChatter = ["loading plugin", "skip loading plugin", "skip plugin", "skipping plugin", "skipping tracing processor"];
+
+    /// <summary>Whether an info message is one of containerd's per-plugin start-up lines (forwarded at debug).</summary>
+    public static bool IsPluginChatter(string message) =>
+        PluginChatter.Any(prefix => message.StartsWith(prefix, StringComparison.Ordinal));
 
     /// <summary>logrus levels; containerd's "fatal" and "panic" are the last thing it says before exiting.</summary>
     public static LogLevel MapLevel(string level) => level switch

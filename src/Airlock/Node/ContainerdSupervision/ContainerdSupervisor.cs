@@ -8,11 +8,21 @@ namespace Airlock.Node.ContainerdSupervision;
 /// <summary>How the agent runs containerd: which binary, which config, and how it restarts it.</summary>
 public sealed record ContainerdSupervisorOptions
 {
+    /// <summary>The name of <see cref="PidFile"/> in the state directory the agent gives containerd.</summary>
+    public const string PidFileName = "containerd.pid";
+
     /// <summary>The rendered config.toml (<c>containerd --config</c>).</summary>
     public required string ConfigPath { get; init; }
 
     /// <summary>The gRPC socket the config names; containerd is up once it answers there.</summary>
     public required string SocketPath { get; init; }
+
+    /// <summary>
+    /// Where the PID of the running containerd is kept (in its state directory, so it does not outlive a reboot), locked while
+    /// the supervisor runs. A containerd left behind by an agent that crashed is recognised by it and stopped before a new
+    /// one starts; null: no such recovery (a containerd already serving the socket is then always refused).
+    /// </summary>
+    public string? PidFile { get; init; }
 
     /// <summary>containerd binary, looked up on PATH when not a path (Debian's <c>/usr/bin/containerd</c>).</summary>
     public string Executable { get; init; } = "containerd";
@@ -47,7 +57,9 @@ public sealed class ContainerdStartException(string message) : Exception(message
 /// when it exits on its own (reset once it ran for <see cref="ContainerdSupervisorOptions.StableUptime"/>), and
 /// stopped with SIGTERM, then SIGKILL after <see cref="ContainerdSupervisorOptions.StopTimeout"/>. Signals go
 /// to the PID it started and nothing else: containerd's shims are left running so containers survive a
-/// restart of containerd, as they do under K3s.
+/// restart of containerd, as they do under K3s. A containerd an earlier supervisor started and could not stop
+/// (the agent was killed) is found through <see cref="ContainerdSupervisorOptions.PidFile"/> and stopped the same
+/// way before the new one starts, so a crashed agent comes back instead of finding its own containerd "foreign".
 /// </summary>
 public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, TimeProvider timeProvider) : IAsyncDisposable
 {
@@ -58,6 +70,7 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
     private readonly Queue<string> _recent = new();
     private Running? _current;
     private Task? _supervision;
+    private ContainerdPidFile? _pidFile;
 
     /// <summary>PID of the containerd running now; null before start, after stop, and while it is being restarted.</summary>
     public int? Pid => _current is { Exited.IsCompleted: false } running ? running.Process.Id : null;
@@ -74,6 +87,23 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
         if (_supervision is not null)
         {
             throw new InvalidOperationException("containerd is already supervised");
+        }
+
+        if (options.PidFile is { } path)
+        {
+            var pidFile = ContainerdPidFile.Acquire(path);
+            try
+            {
+                await StopLeftOverAsync(pidFile, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                // Unlocked but kept (stopping removes it): a left-over containerd that did not stop is found again next time.
+                pidFile.Dispose();
+                throw;
+            }
+
+            _pidFile = pidFile;
         }
 
         if (await AnswersAsync(cancellationToken).ConfigureAwait(false))
@@ -142,6 +172,14 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
             {
                 await StopProcessAsync(running).ConfigureAwait(false);
             }
+
+            // Stopped: nothing left for the next agent to recover.
+            if (_pidFile is { } pidFile && _current is null or { Exited.IsCompleted: true })
+            {
+                pidFile.Remove();
+                pidFile.Dispose();
+                _pidFile = null;
+            }
         }
         finally
         {
@@ -153,8 +191,63 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
     {
         await StopAsync().ConfigureAwait(false);
         _current?.Process.Dispose();
+        _pidFile?.Dispose();
         _stopping.Dispose();
         _lifecycle.Dispose();
+    }
+
+    /// <summary>
+    /// The containerd the pid file names, when it is still running with this supervisor's command line: left behind by an
+    /// agent that was killed. Stopped as a restart stops it (SIGTERM, SIGKILL after the stop timeout), so its shims and
+    /// containers keep running and the new containerd takes them over. Anything else the file names is left alone.
+    /// </summary>
+    private async Task StopLeftOverAsync(ContainerdPidFile pidFile, CancellationToken cancellationToken)
+    {
+        if (pidFile.PreviousPid is not { } pid)
+        {
+            return;
+        }
+
+        if (!ContainerdPidFile.IsContainerdOf(pid, options.Executable, options.ConfigPath, out var commandLine))
+        {
+            options.Logger.LogInformation("{PidFile} names PID {Pid} ({CommandLine}), not a containerd started with {Config}: the previous one is gone; leaving that process alone",
+                pidFile.Path, pid, commandLine ?? "not running", options.ConfigPath);
+            pidFile.Record(null);
+            return;
+        }
+
+        options.Logger.LogWarning("containerd (PID {Pid}) started by an earlier agent is still running (that agent did not stop it); stopping it to start one "
+            + "under supervision, its containers keep running", pid);
+        ProcessSignals.Send(pid, ProcessSignals.Terminate);
+        if (!await ExitsWithinAsync(pid, options.StopTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            options.Logger.LogWarning("containerd (PID {Pid}) did not stop within {Timeout} of SIGTERM; sending SIGKILL", pid, options.StopTimeout);
+            ProcessSignals.Send(pid, ProcessSignals.Kill);
+            if (!await ExitsWithinAsync(pid, options.StopTimeout, cancellationToken).ConfigureAwait(false))
+            {
+                throw new ContainerdStartException($"containerd (PID {pid}) left by an earlier agent does not stop, even on SIGKILL; it still serves {options.SocketPath}");
+            }
+        }
+
+        options.Logger.LogInformation("containerd (PID {Pid}) left by an earlier agent stopped", pid);
+        pidFile.Record(null);
+    }
+
+    /// <summary>Polls: the process is not this one's child, so there is no exit to wait for.</summary>
+    private async Task<bool> ExitsWithinAsync(int pid, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = timeProvider.GetUtcNow() + timeout;
+        while (ContainerdPidFile.IsRunning(pid))
+        {
+            if (timeProvider.GetUtcNow() >= deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50), timeProvider, cancellationToken).ConfigureAwait(false);
+        }
+
+        return true;
     }
 
     private async Task SuperviseAsync(CancellationToken stopping)
@@ -248,6 +341,9 @@ public sealed class ContainerdSupervisor(ContainerdSupervisorOptions options, Ti
         var running = new Running(process, timeProvider.GetUtcNow(), ForwardAsync(process.StandardError), ForwardAsync(process.StandardOutput));
         _current?.Process.Dispose();
         _current = running;
+
+        // At once, not once it serves: an agent killed while containerd starts must leave it findable too.
+        _pidFile?.Record(process.Id);
         options.Logger.LogInformation("Started containerd (PID {Pid}) with {Config}", process.Id, options.ConfigPath);
         await WaitUntilServingAsync(running, cancellationToken).ConfigureAwait(false);
     }

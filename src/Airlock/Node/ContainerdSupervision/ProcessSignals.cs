@@ -7,6 +7,8 @@ internal static partial class ProcessSignals
 {
     public const int Terminate = 15;
 
+    public const int Kill = 9;
+
     /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; false when the process is already gone.</summary>
     public static bool Send(int pid, int signal) => SendSignal(pid, signal) == 0;
 

@@ -20,6 +20,13 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
 
     public TimeSpan Debounce { get; init; } = ImagesDirectoryWatcher.DefaultDebounce;
 
+    /// <summary>The results of the start-up pass, once it ran.</summary>
+    public IReadOnlyList<ImageFileResult>? FirstPass { get; private set; }
+
+    /// <summary>"2 of 5 images files failed to import: a.tar (reason); b.txt (reason)".</summary>
+    public static string FailureSummary(IReadOnlyCollection<ImageFileResult> failed) =>
+        $"{failed.Count} images file(s) failed to import: {string.Join("; ", failed.Select(f => $"{f.File} ({f.Error})"))}";
+
     /// <summary>Called with the results of the start-up pass and of every pass the watcher runs.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
 
@@ -34,7 +41,17 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
         var logger = options.Logger;
         // An unreachable containerd must stop start-up, not turn every file into a "failed" one and report ready.
         await client.VersionAsync(cancellationToken).ConfigureAwait(false);
-        Directory.CreateDirectory(options.Directory);
+        if (!Directory.Exists(options.Directory))
+        {
+            if (options.MustExist)
+            {
+                throw new DirectoryNotFoundException($"images directory {options.Directory} does not exist: create it, or give --images-dir the directory the archives are in");
+            }
+
+            logger.LogInformation("Images directory {Directory} does not exist yet; created it, empty", options.Directory);
+            Directory.CreateDirectory(options.Directory);
+        }
+
         var importer = Importer;
         using var watcher = new ImagesDirectoryWatcher(importer, options.Directory, timeProvider, logger)
         {
@@ -53,12 +70,26 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
         }
 
         var results = await importer.ImportAsync(cancellationToken).ConfigureAwait(false);
+        FirstPass = results;
+        var failed = results.Where(r => r.Status == ImageFileStatus.Failed).ToList();
         logger.LogInformation("Images directory {Directory} processed: {Imported} imported, {Unchanged} unchanged, {Failed} failed",
             options.Directory, results.Count(r => r.Status == ImageFileStatus.Imported), results.Count(r => r.Status == ImageFileStatus.Unchanged),
-            results.Count(r => r.Status == ImageFileStatus.Failed));
+            failed.Count);
         Imported?.Invoke(results);
         ReleaseMemory(results);
-        await notifier.NotifyReadyAsync(cancellationToken).ConfigureAwait(false);
+        if (failed.Count == 0)
+        {
+            await notifier.NotifyReadyAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            // The node still starts (the other images are there, as in K3s), but not silently: the log says what failed
+            // and why, and `systemctl status` shows it next to "active".
+            var summary = FailureSummary(failed);
+            logger.LogError("Images directory {Directory}: {Summary}", options.Directory, summary);
+            await notifier.NotifyAsync($"READY=1\nSTATUS={summary.ReplaceLineEndings(" ")}", cancellationToken).ConfigureAwait(false);
+        }
+
         if (!Watch)
         {
             return;

@@ -34,6 +34,12 @@ public sealed record ImagesDirectoryOptions
     public required string Directory { get; init; }
 
     /// <summary>
+    /// The directory was named explicitly (<c>--images-dir</c>), so a missing one is a mistake to report (start-up
+    /// fails), not a directory to create: an agent pointed at a typo would otherwise import nothing and say it is ready.
+    /// </summary>
+    public bool MustExist { get; init; }
+
+    /// <summary>
     /// How <c>.txt</c> lists are pulled: the caller's registry client, with registries.yaml mirrors, TLS and
     /// credentials applied (default: plain <see cref="RemoteImageStore"/> with default options).
     /// </summary>
@@ -50,6 +56,13 @@ public sealed record ImagesDirectoryOptions
     /// restarts). Within one run, files already imported and unchanged are skipped either way.
     /// </summary>
     public bool UseCache { get; init; } = true;
+
+    /// <summary>
+    /// Keep images whose file is gone from the directory (<c>--keep-removed-images</c>). By default, after every pass, an
+    /// image this directory imported whose file was removed (or no longer holds it: a replaced tarball) is removed from
+    /// containerd — which unpins it and lets containerd's garbage collection free its content — unless a container uses it.
+    /// </summary>
+    public bool KeepRemovedImages { get; init; }
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 }
@@ -90,6 +103,9 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         await _running.WaitAsync(cancellationToken).ConfigureAwait(false);
         return new Pause(_running);
     }
+
+    /// <summary>Holds back imports at once when none is in progress; null when one is (then <see cref="PauseAsync"/> waits for it).</summary>
+    public IDisposable? TryPause() => _running.Wait(0) ? new Pause(_running) : null;
 
     /// <summary>Processes the whole directory once; runs are serialised so a watcher and a start-up scan never overlap.</summary>
     public async Task<IReadOnlyList<ImageFileResult>> ImportAsync(CancellationToken cancellationToken)
@@ -167,7 +183,62 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             await ImagesDirectoryCache.WriteAsync(options.Directory, cache, cancellationToken).ConfigureAwait(false);
         }
 
+        if (!options.KeepRemovedImages)
+        {
+            await PruneAsync(results, cancellationToken).ConfigureAwait(false);
+        }
+
         return results;
+    }
+
+    /// <summary>
+    /// Removes the image records this directory created (<see cref="ContainerdLabels.ImagesFile"/>) that no file of this
+    /// pass holds any more: their file is gone, or was replaced by one without them. A file that failed this pass keeps
+    /// its images (what it holds is unknown), and so does an image a container was made from.
+    /// </summary>
+    private async Task PruneAsync(IReadOnlyList<ImageFileResult> results, CancellationToken cancellationToken)
+    {
+        var directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.Directory)) + Path.DirectorySeparatorChar;
+        var wanted = results.SelectMany(r => r.Images).ToHashSet(StringComparer.Ordinal);
+        var failedFiles = results.Where(r => r.Status == ImageFileStatus.Failed).Select(r => Path.GetFullPath(r.File)).ToHashSet(StringComparer.Ordinal);
+        try
+        {
+            var images = await client.ListImagesAsync(null, cancellationToken).ConfigureAwait(false);
+            var stale = images.Where(i => i.Labels.TryGetValue(ContainerdLabels.ImagesFile, out var file)
+                    && file.StartsWith(directory, StringComparison.Ordinal) && !failedFiles.Contains(file) && !wanted.Contains(i.Name))
+                .ToList();
+            if (stale.Count == 0)
+            {
+                return;
+            }
+
+            // A container names the image it was made from. The CRI may name the image's id or digest record instead
+            // (sha256:…, repo@sha256:…), so such a record with the same target counts as this image too: without the
+            // name, a pod restarting with imagePullPolicy IfNotPresent would try to pull it.
+            var containers = await client.ListContainersAsync(cancellationToken).ConfigureAwait(false);
+            var byDigest = images.Where(i => i.Name.Contains("sha256:", StringComparison.Ordinal))
+                .ToDictionary(i => i.Name, i => i.Target.Digest, StringComparer.Ordinal);
+            foreach (var image in stale)
+            {
+                var file = image.Labels[ContainerdLabels.ImagesFile];
+                var user = containers.FirstOrDefault(c => c.Image == image.Name || (byDigest.TryGetValue(c.Image, out var target) && target == image.Target.Digest));
+                if (user is not null)
+                {
+                    options.Logger.LogInformation("Keeping image {Image} from {File}, which is gone from the images directory: container {Container} uses it",
+                        image.Name, file, user.Id);
+                    continue;
+                }
+
+                await client.DeleteImageAsync(image.Name, cancellationToken).ConfigureAwait(false);
+                options.Logger.LogInformation("Removed image {Image}: {File} no longer holds it (unpinned; containerd's garbage collection frees its content)",
+                    image.Name, file);
+            }
+        }
+        catch (ContainerdException ex)
+        {
+            // The imports stand; the next pass tries again.
+            options.Logger.LogWarning("Could not remove the images of files gone from {Directory}: {Error}", options.Directory, ex.Message);
+        }
     }
 
     private async Task<ImageFileResult> ImportFileAsync(string path, CancellationToken cancellationToken)
@@ -175,11 +246,13 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         var images = new List<string>();
         try
         {
-            var target = new ContainerdImageTarget(client, options.Import);
+            // Every image record says which file it came from, so it can go when the file goes.
+            var fromFile = new Dictionary<string, string>(options.Import.ImageLabels, StringComparer.Ordinal) { [ContainerdLabels.ImagesFile] = Path.GetFullPath(path) };
+            var target = new ContainerdImageTarget(client, options.Import with { ImageLabels = fromFile });
             await using (target.ConfigureAwait(false))
             {
                 string? error = path.EndsWith(ListExtension, StringComparison.Ordinal)
-                    ? await PullListAsync(path, target, images, cancellationToken).ConfigureAwait(false)
+                    ? await PullListAsync(path, target, fromFile, images, cancellationToken).ConfigureAwait(false)
                     : await ImportArchiveAsync(path, target, images, cancellationToken).ConfigureAwait(false);
                 if (error is not null)
                 {
@@ -209,14 +282,20 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                 throw new BundleFormatException(path, "index.json", "archive holds no images");
             }
 
-            var unnamed = 0;
+            var unnamed = new List<string>();
             foreach (var entry in source.Entries)
             {
-                if (OciLayoutStore.NameOf(entry) is not { } name || !OciLayoutStore.IsFullReference(name) || !ImageReference.TryParse(name, out var reference))
+                var name = OciLayoutStore.NameOf(entry);
+                if (name is null && await source.IsReferrerAsync(entry, cancellationToken).ConfigureAwait(false))
+                {
+                    continue; // a signature or SBOM saved with its image: not an image of its own
+                }
+
+                if (name is null || !OciLayoutStore.IsFullReference(name) || !ImageReference.TryParse(name, out var reference))
                 {
                     // containerd names images by reference; an entry with no name (or a bare tag) has nothing to be called.
-                    unnamed++;
-                    options.Logger.LogWarning("Image {Digest} in {File} has no image name; not imported", entry.Digest, path);
+                    unnamed.Add(name is null ? $"{entry.Digest} (no name)" : $"{entry.Digest} (named only \"{name}\")");
+                    options.Logger.LogWarning("Image {Digest} in {File} has no image name ({Name}); not imported", entry.Digest, path, name ?? "none");
                     continue;
                 }
 
@@ -224,11 +303,14 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                 images.Add(ContainerdName(reference));
             }
 
-            return unnamed > 0 && images.Count == 0 ? $"none of its {unnamed} images has a name" : null;
+            return unnamed.Count == 0 ? null
+                : $"{unnamed.Count} of its images cannot be named in containerd: {string.Join(", ", unnamed)}; save them with a full name "
+                    + "(airlock images save --name REGISTRY/REPOSITORY:TAG, or skopeo copy … oci-archive:FILE:REGISTRY/REPOSITORY:TAG)";
         }
     }
 
-    private async Task<string?> PullListAsync(string path, IImageTarget target, List<string> images, CancellationToken cancellationToken)
+    private async Task<string?> PullListAsync(string path, IImageTarget target, IReadOnlyDictionary<string, string> labels, List<string> images,
+        CancellationToken cancellationToken)
     {
         var errors = new List<string>();
         var lines = await File.ReadAllLinesAsync(path, cancellationToken).ConfigureAwait(false);
@@ -251,9 +333,9 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                 if (await client.GetImageAsync(name, cancellationToken).ConfigureAwait(false) is { } present)
                 {
                     // As K3s: an image already in containerd is not pulled again, only pinned.
-                    await client.PutImageAsync(name, present.Target, ContainerdLabels.Pinned, cancellationToken).ConfigureAwait(false);
+                    await client.PutImageAsync(name, present.Target, labels, cancellationToken).ConfigureAwait(false);
                 }
-                else if (!await PullWithCriAsync(name, cancellationToken).ConfigureAwait(false))
+                else if (!await PullWithCriAsync(name, labels, cancellationToken).ConfigureAwait(false))
                 {
                     var source = options.Registry.OpenSource(reference);
                     await using (source.ConfigureAwait(false))
@@ -264,6 +346,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                 }
 
                 images.Add(name);
+                options.Logger.LogInformation("Pulled {Image} listed in {File}", name, path);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -281,7 +364,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
     /// registries.yaml changed since start is followed. False when this containerd has no CRI (or the import is
     /// not into the CRI's namespace): the caller pulls with its own client instead.
     /// </summary>
-    private async Task<bool> PullWithCriAsync(string name, CancellationToken cancellationToken)
+    private async Task<bool> PullWithCriAsync(string name, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
     {
         if (_criUnavailable || client.Namespace != ContainerdClient.DefaultNamespace)
         {
@@ -301,7 +384,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
 
         var pulled = await client.GetImageAsync(name, cancellationToken).ConfigureAwait(false)
             ?? throw new ContainerdException("cri.pull " + name, StatusCode.NotFound, "containerd reported the pull done but holds no image of that name");
-        await client.PutImageAsync(name, pulled.Target, ContainerdLabels.Pinned, cancellationToken).ConfigureAwait(false);
+        await client.PutImageAsync(name, pulled.Target, labels, cancellationToken).ConfigureAwait(false);
         return true;
     }
 

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Airlock.Node.ImagesDirectory;
 
 /// <summary>
-/// Re-runs the importer when files under the images directory are added or changed, once no change has
+/// Re-runs the importer when files under the images directory are added, changed or removed, once no change has
 /// been seen for the debounce time (K3s waits about 2 s), so an archive still being copied in is not read
 /// half-written. Each run is a full scan; <c>.cache.json</c> makes the unchanged files cost nothing.
 /// </summary>
@@ -21,6 +21,9 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
 
     /// <summary>Called after every import the watcher ran.</summary>
     public Action<IReadOnlyList<ImageFileResult>>? Imported { get; init; }
+
+    /// <summary>Called with the path of every change recorded (after it counts for the debounce).</summary>
+    internal Action<string>? ChangeRecorded { get; init; }
 
     /// <summary>
     /// Starts recording changes. Call it before the start-up pass, so a file copied in while that pass runs
@@ -41,6 +44,8 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
         watcher.Created += (_, e) => OnChange(e.FullPath);
         watcher.Changed += (_, e) => OnChange(e.FullPath);
         watcher.Renamed += (_, e) => OnChange(e.FullPath);
+        // A file (or a folder of them) taken away: its images may now be pruned.
+        watcher.Deleted += (_, e) => OnChange(e.FullPath, deleted: true);
         watcher.Error += (_, e) =>
         {
             // Events were lost (buffer overflow): a full scan catches up with whatever they were.
@@ -65,7 +70,7 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
 
     public void Dispose() => _watcher?.Dispose();
 
-    private void OnChange(string path)
+    private void OnChange(string path, bool deleted = false)
     {
         // The cache and its temporary file are ours; directories matter because files may be moved in with them.
         var name = Path.GetFileName(path);
@@ -74,9 +79,10 @@ public sealed class ImagesDirectoryWatcher(ImagesDirectoryImporter importer, str
             return;
         }
 
-        if (ImagesDirectoryImporter.IsImageFile(path) || Directory.Exists(path))
+        if (ImagesDirectoryImporter.IsImageFile(path) || Directory.Exists(path) || deleted)
         {
             Signal();
+            ChangeRecorded?.Invoke(path);
         }
     }
 

@@ -84,13 +84,8 @@ internal sealed class MirrorHandler : IMirrorRegistryAccess
     {
         var request = context.Request;
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? request.Path.Value ?? "/";
-        var queryStart = raw.IndexOf('?', StringComparison.Ordinal);
-        var rawPath = queryStart >= 0 ? raw[..queryStart] : raw;
-        if (!rawPath.StartsWith('/'))
-        {
-            rawPath = request.Path.Value ?? "/";
-        }
+        var path = request.Path.Value ?? "/";
+        var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
 
         if (_options.BlobSource is { } source && !rawPath.StartsWith("/v2", StringComparison.Ordinal) && await source.TryServeOtherAsync(context).ConfigureAwait(false))
         {

@@ -22,6 +22,9 @@ public sealed class ClusterSettings
 
     public Setting? this[string key] => _values.GetValueOrDefault(key);
 
+    /// <summary>Every key of the file, in no particular order.</summary>
+    public IEnumerable<Setting> All => _values.Values;
+
     /// <summary>Reads <paramref name="path"/>; a missing file yields empty settings.</summary>
     public static ClusterSettings Load(string path)
     {

@@ -92,20 +92,43 @@ internal sealed class CgroupCheck : IPreflightCheck
     }
 }
 
+/// <summary>What the kernel has of a module: loaded or built in, or installed on disk to be loaded on demand.</summary>
+internal static class KernelModules
+{
+    /// <summary>Loaded (<c>/proc/modules</c>, <c>/sys/module</c>) or built in (<c>modules.builtin</c>).</summary>
+    public static bool IsAvailable(PreflightHost host, string module)
+    {
+        var loaded = (host.ReadFile("/proc/modules") ?? string.Empty).Split('\n').Select(line => line.Split(' ')[0]);
+        return loaded.Contains(module, StringComparer.Ordinal) || host.Exists($"/sys/module/{module}")
+            || Listed(host.ReadFile($"/lib/modules/{host.KernelRelease}/modules.builtin"), module);
+    }
+
+    /// <summary>Installed for the running kernel (<c>modules.dep</c>), so the kernel loads it when it is first needed.</summary>
+    public static bool IsInstalled(PreflightHost host, string module) =>
+        Listed(host.ReadFile($"/lib/modules/{host.KernelRelease}/modules.dep")?.Split('\n').Select(line => line.Split(':')[0]), module);
+
+    private static bool Listed(string? file, string module) => Listed(file?.Split('\n'), module);
+
+    // Paths such as kernel/drivers/net/wireguard/wireguard.ko.xz; '-' and '_' are the same in module names.
+    private static bool Listed(IEnumerable<string>? paths, string module) =>
+        paths is not null && paths.Any(path =>
+        {
+            var name = Path.GetFileName(path.Trim());
+            var dot = name.IndexOf(".ko", StringComparison.Ordinal);
+            return dot > 0 && string.Equals(name[..dot].Replace('-', '_'), module, StringComparison.Ordinal);
+        });
+}
+
 /// <summary>overlay (containerd's snapshotter) and br_netfilter (pod traffic through iptables).</summary>
 internal sealed class KernelModuleCheck : IPreflightCheck
 {
     public IEnumerable<CheckResult> Run(PreflightHost host)
     {
-        var loaded = (host.ReadFile("/proc/modules") ?? string.Empty).Split('\n')
-            .Select(line => line.Split(' ')[0]).ToHashSet(StringComparer.Ordinal);
-        var builtin = (host.ReadFile($"/lib/modules/{host.KernelRelease}/modules.builtin") ?? string.Empty).Split('\n')
-            .Select(line => Path.GetFileNameWithoutExtension(line.Trim()).Replace('-', '_')).ToHashSet(StringComparer.Ordinal);
         var filesystems = host.ReadFile("/proc/filesystems") ?? string.Empty;
         foreach (var module in new[] { "overlay", "br_netfilter" })
         {
             var name = "module-" + module;
-            var present = loaded.Contains(module) || builtin.Contains(module) || host.Exists($"/sys/module/{module}")
+            var present = KernelModules.IsAvailable(host, module)
                 || (module == "overlay" && filesystems.Split('\n').Any(l => l.TrimEnd().EndsWith("\toverlay", StringComparison.Ordinal)))
                 || (module == "br_netfilter" && host.Exists("/proc/sys/net/bridge/bridge-nf-call-iptables"));
             yield return present

@@ -27,6 +27,9 @@ public sealed class PreflightHost
 
     public IReadOnlyDictionary<string, string> Environment { get; init; } = ReadEnvironment();
 
+    /// <summary>This host's own addresses (up interfaces; not loopback, not link-local): what a proxy must leave alone.</summary>
+    public IReadOnlyList<System.Net.IPAddress> Addresses { get; init; } = ReadAddresses();
+
     /// <summary>Free bytes below which the data-dir check fails (images are large).</summary>
     public long MinimumFreeBytes { get; init; } = 2L << 30;
 
@@ -101,6 +104,25 @@ public sealed class PreflightHost
         catch (IOException)
         {
             return string.Empty;
+        }
+    }
+
+    private static List<System.Net.IPAddress> ReadAddresses()
+    {
+        try
+        {
+            return System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                .Where(i => i.OperationalStatus != System.Net.NetworkInformation.OperationalStatus.Down)
+                .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+                .Select(a => a.Address)
+                .Where(a => !System.Net.IPAddress.IsLoopback(a) && !a.IsIPv6LinkLocal
+                    && !(a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && a.GetAddressBytes() is [169, 254, ..]))
+                .Distinct()
+                .ToList();
+        }
+        catch (System.Net.NetworkInformation.NetworkInformationException)
+        {
+            return [];
         }
     }
 

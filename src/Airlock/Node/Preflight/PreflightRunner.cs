@@ -3,7 +3,12 @@ namespace Airlock.Node.Preflight;
 /// <summary>Runs every host and configuration check in a fixed order.</summary>
 public static class PreflightRunner
 {
-    public static IReadOnlyList<CheckResult> Run(PreflightHost host, ClusterSettings settings, IEnumerable<CheckResult>? extra = null)
+    /// <summary>
+    /// Runs the checks; with <paramref name="airlockKeys"/> (the long flag names of every Airlock verb), config.yaml's keys are
+    /// checked too, against those and K3s's.
+    /// </summary>
+    public static IReadOnlyList<CheckResult> Run(PreflightHost host, ClusterSettings settings, IEnumerable<CheckResult>? extra = null,
+        IReadOnlyCollection<string>? airlockKeys = null)
     {
         IPreflightCheck[] checks =
         [
@@ -16,6 +21,11 @@ public static class PreflightRunner
             new ClockCheck(),
             new ConfigCheck(settings),
         ];
+        if (airlockKeys is not null)
+        {
+            checks = [.. checks, new ConfigKeysCheck(settings, airlockKeys)];
+        }
+
         var results = checks.SelectMany(check => check.Run(host)).ToList();
         if (extra is not null)
         {

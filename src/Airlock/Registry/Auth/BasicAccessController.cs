@@ -69,5 +69,7 @@ public sealed class BasicAccessController(HtpasswdFile users, AccessPolicy polic
         return Done(AccessDecision.Allow(user));
     }
 
+    public IReadOnlyList<string> Grant(string? user, AccessRequest request) => policy.Grant(user, request);
+
     private static ValueTask<AccessDecision> Done(AccessDecision decision) => ValueTask.FromResult(decision);
 }

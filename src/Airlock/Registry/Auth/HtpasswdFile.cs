@@ -38,6 +38,7 @@ public sealed partial class HtpasswdFile
     // cache never holds anything from which a password could be recovered offline.
     private readonly byte[] _cacheKey = RandomNumberGenerator.GetBytes(32);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _verified = new(StringComparer.Ordinal);
+    private long _bcryptChecks;
 
     private volatile Snapshot _current;
     private DateTimeOffset _lastCheck;
@@ -59,6 +60,9 @@ public sealed partial class HtpasswdFile
     public IReadOnlyCollection<string> Users => ReloadIfChanged().Hashes.Keys;
 
     /// <summary>True when <paramref name="password"/> is the password of <paramref name="user"/>.</summary>
+    /// <summary>bcrypt verifications run so far (what the cache saves is counted, not timed).</summary>
+    internal long BcryptChecks => Interlocked.Read(ref _bcryptChecks);
+
     public bool Verify(string user, string password)
     {
         var snapshot = ReloadIfChanged();
@@ -69,6 +73,7 @@ public sealed partial class HtpasswdFile
             return true;
         }
 
+        Interlocked.Increment(ref _bcryptChecks);
         if (!snapshot.Hashes.TryGetValue(user, out var hash))
         {
             _ = BCrypt.Net.BCrypt.Verify(password, UnknownUserHash.Value);
@@ -212,8 +217,8 @@ public sealed partial class HtpasswdFile
         _ => "an unsupported hash (crypt or plain text)",
     };
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")]
-    private static partial System.Text.RegularExpressions.Regex BcryptHash();
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}\z")]
+    internal static partial System.Text.RegularExpressions.Regex BcryptHash();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Reloaded htpasswd file {Path} with {UserCount} users")]
     private static partial void LogReloaded(ILogger logger, string path, int userCount);

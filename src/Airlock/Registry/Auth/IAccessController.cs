@@ -10,6 +10,13 @@ namespace Airlock.Registry.Auth;
 public interface IAccessController
 {
     ValueTask<AccessDecision> AuthorizeAsync(HttpContext context, IReadOnlyList<AccessRequest> requested, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The actions of <paramref name="request"/> that <paramref name="user"/> (as <see cref="AuthorizeAsync"/> let
+    /// them in; null: anonymous) may perform, asked without a request: how the JSON API filters a listing down to
+    /// what the user may pull, one repository at a time. A controller that cannot tell grants nothing.
+    /// </summary>
+    IReadOnlyList<string> Grant(string? user, AccessRequest request) => [];
 }
 
 /// <summary>One <c>type:name:actions</c> item, the unit of Docker/OCI token scopes.</summary>
@@ -58,4 +65,6 @@ public sealed class AllowAllAccessController : IAccessController
 
     public ValueTask<AccessDecision> AuthorizeAsync(HttpContext context, IReadOnlyList<AccessRequest> requested, CancellationToken cancellationToken) =>
         ValueTask.FromResult(AccessDecision.Allow(null));
+
+    public IReadOnlyList<string> Grant(string? user, AccessRequest request) => request.Actions;
 }

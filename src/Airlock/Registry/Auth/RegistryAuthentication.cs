@@ -40,14 +40,21 @@ public sealed class RegistryAuthentication : IDisposable
 {
     private readonly TokenAuthority? _authority;
 
-    private RegistryAuthentication(IAccessController accessController, TokenAuthority? authority, TokenEndpoint? tokenEndpoint)
+    private RegistryAuthentication(IAccessController accessController, TokenAuthority? authority, TokenEndpoint? tokenEndpoint, IAccessController? consoleAccessController = null)
     {
         AccessController = accessController;
+        ConsoleAccessController = consoleAccessController ?? accessController;
         _authority = authority;
         TokenEndpoint = tokenEndpoint;
     }
 
     public IAccessController AccessController { get; }
+
+    /// <summary>
+    /// For the console (<c>/ui/</c>) and the JSON API (<c>/api/</c>): the same users and access rules, but always
+    /// HTTP Basic, the one scheme a browser speaks by itself; in token mode the /v2 API keeps its bearer tokens.
+    /// </summary>
+    public IAccessController ConsoleAccessController { get; }
 
     /// <summary>Non-null in token mode: map it with <see cref="TokenEndpointRouteBuilderExtensions.MapRegistryTokenEndpoint"/>.</summary>
     public TokenEndpoint? TokenEndpoint { get; }
@@ -99,7 +106,8 @@ public sealed class RegistryAuthentication : IDisposable
         return new RegistryAuthentication(
             new TokenAccessController(authority, policy!),
             authority,
-            new TokenEndpoint(authority, users!, policy!, loggerFactory.CreateLogger<TokenEndpoint>()));
+            new TokenEndpoint(authority, users!, policy!, loggerFactory.CreateLogger<TokenEndpoint>()),
+            new BasicAccessController(users!, policy!, loggerFactory.CreateLogger<BasicAccessController>()));
     }
 
     public void Dispose() => _authority?.Dispose();

@@ -21,6 +21,8 @@ public sealed class TokenAccessController(TokenAuthority authority, AccessPolicy
     public ValueTask<AccessDecision> AuthorizeAsync(HttpContext context, IReadOnlyList<AccessRequest> requested, CancellationToken cancellationToken) =>
         ValueTask.FromResult(Authorize(context, requested));
 
+    public IReadOnlyList<string> Grant(string? user, AccessRequest request) => policy.Grant(user, request);
+
     private AccessDecision Authorize(HttpContext context, IReadOnlyList<AccessRequest> requested)
     {
         var header = context.Request.Headers[HeaderNames.Authorization].ToString();

@@ -1,24 +1,24 @@
 using System.Buffers;
 using System.Threading.Channels;
 using Airlock.Content;
-using Airlock.Content.FileSystemStore;
 using Airlock.Oci;
 
 namespace Airlock.Registry.PullThrough;
 
 /// <summary>
 /// One download of a blob from an upstream, shared by every request that misses on it meanwhile
-/// (single-flight). The upstream's bytes are read once, unverified, and go through a <see cref="BlobIngest"/>
-/// in the store's ingest folder, whose hash (computed as it writes) is the one verification; the store then
-/// commits the temp file by atomic rename.
+/// (single-flight). The upstream's bytes are read once, unverified, and go through the store's
+/// <see cref="IBlobWriter"/>, whose hash (computed as it writes) is the one verification; the writer's commit then
+/// makes the blob visible.
 /// <list type="bullet">
 /// <item>The request that started the download gets the bytes handed over in memory as they are written (a
 /// tee): no second read of what was just written. The download never waits for that client: when it falls
 /// more than <see cref="TeeDepth"/> buffers behind (or went away) it is dropped from the tee and reads on from
 /// the temp file, as every later request does.</item>
-/// <item>Requests that join later read the growing temp file behind the writer (page cache, usually): they get
-/// the bytes as soon as they are on file instead of waiting for the whole blob, at the cost of one copy from
-/// the page cache each, and share the one download.</item>
+/// <item>Requests that join later read the growing temp file behind the writer (<see cref="IBlobWriter.OpenWritten"/>,
+/// the page cache usually): they get the bytes as soon as they are on file instead of waiting for the whole blob, at
+/// the cost of one copy from the page cache each, and share the one download. With a store that keeps no readable
+/// copy while writing they wait for the stored blob instead.</item>
 /// <item>Nobody gets the blob's last buffer (tee) or last byte (file) before the hash matched: on a mismatch
 /// every response is cut short, which the caller turns into a reset connection, so no client ever holds a
 /// complete body with a 200 that is not the blob; and nothing unverified is stored.</item>
@@ -36,7 +36,7 @@ internal sealed class BlobFetch
     private readonly TaskCompletionSource<long> _size = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private TaskCompletionSource _progress = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private string? _tempPath;
+    private IBlobWriter? _readable;
     private long _published;
     private bool _committing;
     private Tee? _tee;
@@ -58,7 +58,7 @@ internal sealed class BlobFetch
         {
             lock (_gate)
             {
-                return !_committing && _tempPath is not null;
+                return !_committing && _readable is not null;
             }
         }
     }
@@ -84,9 +84,9 @@ internal sealed class BlobFetch
     /// hashed while written, compared with the digest, committed, then <paramref name="onStored"/> (linking it
     /// to the repository).
     /// </summary>
-    public async Task RunAsync(RegistryStorage storage, Func<CancellationToken, Task<Stream>> open, Func<Task> onStored, CancellationToken cancellationToken)
+    public async Task RunAsync(IRegistryStore storage, Func<CancellationToken, Task<Stream>> open, Func<Task> onStored, CancellationToken cancellationToken)
     {
-        BlobIngest? ingest = null;
+        IBlobWriter? ingest = null;
         Chunk? last = null;
         try
         {
@@ -94,18 +94,17 @@ internal sealed class BlobFetch
             await using (source.ConfigureAwait(false))
             {
                 var size = source.Length;
-                Directory.CreateDirectory(storage.Layout.IngestDirectory);
-                ingest = BlobIngest.Start(storage.Layout.IngestFile(), Digest.Algorithm);
+                ingest = await storage.Blobs.BeginWriteAsync(Digest.Algorithm, cancellationToken).ConfigureAwait(false);
                 lock (_gate)
                 {
-                    _tempPath = ingest.TempPath;
+                    _readable = ingest;
                 }
 
                 _size.TrySetResult(size);
                 last = await CopyAsync(source, ingest, size, cancellationToken).ConfigureAwait(false);
 
                 // The one verification: the ingest hashed every byte as it wrote it.
-                var actual = ingest.CurrentDigest(Digest.Algorithm);
+                var actual = ingest.CurrentDigest();
                 if (actual != Digest)
                 {
                     throw new DigestMismatchException(Digest, actual, null);
@@ -126,10 +125,10 @@ internal sealed class BlobFetch
                     _committing = true;
                 }
 
-                // The store compares the ingest's digest and size again before the atomic rename; it consumes the ingest.
+                // The store compares the digest again as it commits; the writer is finished either way.
                 var committing = ingest;
                 ingest = null;
-                await storage.Blobs.CommitAsync(committing, Digest, cancellationToken).ConfigureAwait(false);
+                await committing.CommitAsync(Digest, cancellationToken).ConfigureAwait(false);
                 await onStored().ConfigureAwait(false);
             }
 
@@ -145,7 +144,6 @@ internal sealed class BlobFetch
             if (ingest is not null)
             {
                 await ingest.AbortAsync().ConfigureAwait(false);
-                await ingest.DisposeAsync().ConfigureAwait(false);
             }
 
             _tee?.Complete(ex);
@@ -167,25 +165,14 @@ internal sealed class BlobFetch
 
     /// <summary>
     /// Opens the temp file for a client to read behind the writer, or null when the download is already being
-    /// committed (the client then waits for <see cref="Completion"/> and reads the stored blob).
+    /// committed or the store keeps no readable copy (the client then waits for <see cref="Completion"/> and reads
+    /// the stored blob).
     /// </summary>
-    public FileStream? OpenReader()
+    public Stream? OpenReader()
     {
         lock (_gate)
         {
-            if (_committing || _tempPath is null)
-            {
-                return null;
-            }
-
-            return new FileStream(_tempPath, new FileStreamOptions
-            {
-                Mode = FileMode.Open,
-                Access = FileAccess.Read,
-                Share = FileShare.ReadWrite | FileShare.Delete,
-                Options = FileOptions.Asynchronous | FileOptions.SequentialScan,
-                BufferSize = 0,
-            });
+            return _committing ? null : _readable?.OpenWritten();
         }
     }
 
@@ -223,7 +210,7 @@ internal sealed class BlobFetch
 
     // Reads the upstream into fresh buffers, each written and hashed on another thread while the next one is
     // received, then handed to the tee. The buffer that completes the blob is returned instead (held back).
-    private async Task<Chunk?> CopyAsync(Stream source, BlobIngest ingest, long size, CancellationToken cancellationToken)
+    private async Task<Chunk?> CopyAsync(Stream source, IBlobWriter ingest, long size, CancellationToken cancellationToken)
     {
         var pending = Task.CompletedTask;
         Chunk? last = null;
@@ -317,7 +304,7 @@ internal sealed class BlobFetch
         ArrayPool<byte>.Shared.Return(chunk.Buffer);
     }
 
-    private async Task CopyFromFileAsync(FileStream reader, Stream destination, long position, long size, CancellationToken cancellationToken)
+    private async Task CopyFromFileAsync(Stream reader, Stream destination, long position, long size, CancellationToken cancellationToken)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(128 * 1024);
         try
@@ -345,7 +332,8 @@ internal sealed class BlobFetch
 
                 while (position < available)
                 {
-                    var read = await RandomAccess.ReadAsync(reader.SafeFileHandle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, available - position)), position, cancellationToken).ConfigureAwait(false);
+                    reader.Position = position;
+                    var read = await reader.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, available - position)), cancellationToken).ConfigureAwait(false);
                     if (read == 0)
                     {
                         throw new EndOfStreamException("the download's temp file ended before its published length");

@@ -7,7 +7,7 @@ namespace Airlock.Registry.PullThrough;
 /// The repositories only authenticated clients may read: the caches of private pull-through upstreams (one
 /// with credentials configured). Two sources, either suffices: the configuration (a repository routed to a
 /// private upstream, known before anything is cached) and a mark the cache writes into the store
-/// (<see cref="IRepositoryStore.MarkAuthenticatedOnly"/>) before the first byte of such content lands there,
+/// (<see cref="IRepositoryStore.MarkAuthenticatedOnlyAsync"/>) before the first byte of such content lands there,
 /// so the protection survives a restart with another or no <c>--proxy</c> configuration. Blobs need no mark
 /// of their own: a blob is served only through repositories it is linked to, and a repository links a blob
 /// cached for another only after its own upstream confirmed it has it.
@@ -38,23 +38,23 @@ public sealed class PrivateRepositories
     public IReadOnlyCollection<string> Marked => (IReadOnlyCollection<string>)_marked.Keys;
 
     /// <summary>Reads the marks the store holds; called once as the registry opens its store.</summary>
-    internal void Load(IRepositoryStore repositories)
+    internal async Task LoadAsync(IRepositoryStore repositories, CancellationToken cancellationToken)
     {
-        foreach (var repository in repositories.ListAuthenticatedOnly())
+        foreach (var repository in await repositories.ListAuthenticatedOnlyAsync(cancellationToken).ConfigureAwait(false))
         {
             _marked.TryAdd(repository, 0);
         }
     }
 
     /// <summary>Marks the repository in the store (durably, once) before private content is written to it.</summary>
-    internal void Mark(IRepositoryStore repositories, string repository)
+    internal async ValueTask MarkAsync(IRepositoryStore repositories, string repository, CancellationToken cancellationToken)
     {
         if (_marked.ContainsKey(repository))
         {
             return;
         }
 
-        repositories.MarkAuthenticatedOnly(repository);
+        await repositories.MarkAuthenticatedOnlyAsync(repository, cancellationToken).ConfigureAwait(false);
         _marked.TryAdd(repository, 0);
     }
 }

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using Airlock.Content;
-using Airlock.Content.FileSystemStore;
 using Airlock.Distribution;
 using Airlock.Oci;
 using Airlock.Remote;
@@ -22,7 +21,7 @@ namespace Airlock.Registry.PullThrough;
 /// </summary>
 internal sealed class PullThroughCache : IDisposable
 {
-    private readonly RegistryStorage _storage;
+    private readonly IRegistryStore _storage;
     private readonly ManifestCache _manifests;
     private readonly PullThroughOptions _options;
     private readonly PullThroughRouter _router;
@@ -39,7 +38,7 @@ internal sealed class PullThroughCache : IDisposable
     private long _staleTags;
     private long _upstreamErrors;
 
-    public PullThroughCache(RegistryStorage storage, ManifestCache manifests, PullThroughOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
+    public PullThroughCache(IRegistryStore storage, ManifestCache manifests, PullThroughOptions options, PrivateRepositories privateRepositories, ILoggerFactory loggerFactory)
     {
         _privateRepositories = privateRepositories;
         _storage = storage;
@@ -74,7 +73,7 @@ internal sealed class PullThroughCache : IDisposable
         var repositories = _storage.Repositories;
         if (route.Digest is { } digest)
         {
-            if (repositories.ManifestMediaType(target.LocalName, digest) is not null)
+            if (await repositories.ManifestMediaTypeAsync(target.LocalName, digest, cancellationToken).ConfigureAwait(false) is not null)
             {
                 Interlocked.Increment(ref _hits);
                 return;
@@ -86,7 +85,7 @@ internal sealed class PullThroughCache : IDisposable
         }
 
         var tag = route.Reference;
-        var cached = repositories.ResolveTag(target.LocalName, tag);
+        var cached = await repositories.ResolveTagAsync(target.LocalName, tag, cancellationToken).ConfigureAwait(false);
         if (cached is not null && _tagChecked.TryGetValue((target.LocalName, tag), out var checkedAt)
             && _storage.Time.GetUtcNow() - checkedAt < _options.TagTtl)
         {
@@ -111,14 +110,15 @@ internal sealed class PullThroughCache : IDisposable
         var digest = route.Digest!.Value;
         var ct = context.RequestAborted;
         var repositories = _storage.Repositories;
-        if (repositories.ManifestMediaType(target.LocalName, digest) is not null
-            || (repositories.HasBlobLink(target.LocalName, digest) && await _storage.Blobs.SizeAsync(digest, ct).ConfigureAwait(false) is not null))
+        if (await repositories.ManifestMediaTypeAsync(target.LocalName, digest, ct).ConfigureAwait(false) is not null
+            || (await repositories.GetBlobLinkAsync(target.LocalName, digest, ct).ConfigureAwait(false) is not null
+                && await _storage.Blobs.StatAsync(digest, ct).ConfigureAwait(false) is not null))
         {
             Interlocked.Increment(ref _hits);
             return false;
         }
 
-        if (await _storage.Blobs.SizeAsync(digest, ct).ConfigureAwait(false) is not null)
+        if (await _storage.Blobs.StatAsync(digest, ct).ConfigureAwait(false) is not null)
         {
             // Stored for another repository. Content is shared by digest, but this repository's upstream must
             // have it too, or a client could read another (perhaps private) upstream's blob by naming its digest.
@@ -223,6 +223,8 @@ internal sealed class PullThroughCache : IDisposable
         text.Append(c, $"airlock_registry_proxy_stale_tags_total {Interlocked.Read(ref _staleTags)}\n");
         text.Append("# HELP airlock_registry_proxy_upstream_errors_total Upstream requests that failed.\n# TYPE airlock_registry_proxy_upstream_errors_total counter\n");
         text.Append(c, $"airlock_registry_proxy_upstream_errors_total {Interlocked.Read(ref _upstreamErrors)}\n");
+        text.Append("# HELP airlock_registry_proxy_upstream_fetches_in_flight Manifest and blob fetches from upstreams running now (a failed one is gone, not kept).\n# TYPE airlock_registry_proxy_upstream_fetches_in_flight gauge\n");
+        text.Append(c, $"airlock_registry_proxy_upstream_fetches_in_flight {_manifestFetches.Count + _blobs.Count}\n");
         return text.ToString();
     }
 
@@ -293,22 +295,24 @@ internal sealed class PullThroughCache : IDisposable
     /// Marks the repository authenticated-only in the store when its upstream is private, before anything of
     /// it is written there, so it stays hidden from anonymous clients after a restart with other settings.
     /// </summary>
-    private void Protect(ProxyTarget target)
+    private async ValueTask ProtectAsync(ProxyTarget target, CancellationToken cancellationToken)
     {
         if (target.Private)
         {
-            _privateRepositories.Mark(_storage.Repositories, target.LocalName);
+            await _privateRepositories.MarkAsync(_storage.Repositories, target.LocalName, cancellationToken).ConfigureAwait(false);
         }
     }
 
     private async Task LinkAsync(ProxyTarget target, Digest digest)
     {
-        Protect(target);
-        using (await _storage.Guard.EnterReferenceAsync(_stopping.Token).ConfigureAwait(false))
+        var ct = _stopping.Token;
+        await ProtectAsync(target, ct).ConfigureAwait(false);
+        var lease = await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
         {
-            _storage.Guard.NoteReferenced(digest);
-            _storage.Repositories.LinkBlob(target.LocalName, digest);
-            _storage.Blobs.Touch(digest);
+            await lease.NoteReferencedAsync(digest, ct).ConfigureAwait(false);
+            await _storage.Repositories.LinkBlobAsync(target.LocalName, digest, ct).ConfigureAwait(false);
+            await _storage.Blobs.TouchAsync(digest, ct).ConfigureAwait(false);
         }
     }
 
@@ -321,32 +325,34 @@ internal sealed class PullThroughCache : IDisposable
         {
             resolved = await _client.ResolveAsync(target.UpstreamReference, tag, ct).ConfigureAwait(false);
         }
-        catch (RegistryException ex) when (ex.StatusCode != HttpStatusCode.NotFound && _storage.Repositories.ResolveTag(local, tag) is { } cached)
-        {
-            Interlocked.Increment(ref _upstreamErrors);
-            Interlocked.Increment(ref _staleTags);
-            _tagChecked[(local, tag)] = _storage.Time.GetUtcNow();
-            _logger.LogWarning("Upstream {Upstream} could not confirm {Repository}:{Tag} ({Reason}); serving the cached {Digest}",
-                target.Upstream.Address, local, tag, ex.Message, cached);
-            return;
-        }
         catch (Exception ex) when (ex is RegistryException or DigestMismatchException)
         {
             Interlocked.Increment(ref _upstreamErrors);
+            if (ex is RegistryException { StatusCode: not HttpStatusCode.NotFound }
+                && await _storage.Repositories.ResolveTagAsync(local, tag, ct).ConfigureAwait(false) is { } cached)
+            {
+                Interlocked.Increment(ref _staleTags);
+                _tagChecked[(local, tag)] = _storage.Time.GetUtcNow();
+                _logger.LogWarning("Upstream {Upstream} could not confirm {Repository}:{Tag} ({Reason}); serving the cached {Digest}",
+                    target.Upstream.Address, local, tag, ex.Message, cached);
+                return;
+            }
+
             throw Translate(ex, target, tag, OciErrorCode.ManifestUnknown);
         }
 
-        if (_storage.Repositories.ManifestMediaType(local, resolved.Digest) is null)
+        if (await _storage.Repositories.ManifestMediaTypeAsync(local, resolved.Digest, ct).ConfigureAwait(false) is null)
         {
             await FetchManifestAsync(target, resolved.Digest, tag).ConfigureAwait(false);
         }
-        else if (_storage.Repositories.ResolveTag(local, tag) != resolved.Digest)
+        else if (await _storage.Repositories.ResolveTagAsync(local, tag, ct).ConfigureAwait(false) != resolved.Digest)
         {
-            Protect(target);
-            using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
+            await ProtectAsync(target, ct).ConfigureAwait(false);
+            var lease = await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false);
+            await using (lease.ConfigureAwait(false))
             {
-                _storage.Guard.NoteReferenced(resolved.Digest);
-                _storage.Repositories.SetTag(local, tag, resolved.Digest);
+                await lease.NoteReferencedAsync(resolved.Digest, ct).ConfigureAwait(false);
+                await _storage.Repositories.SetTagAsync(local, tag, resolved.Digest, ct).ConfigureAwait(false);
             }
 
             _manifests.Invalidate(local, tag);
@@ -371,15 +377,16 @@ internal sealed class PullThroughCache : IDisposable
         }
 
         var local = target.LocalName;
-        Protect(target);
-        using (await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false))
+        await ProtectAsync(target, ct).ConfigureAwait(false);
+        var lease = await _storage.Guard.EnterReferenceAsync(ct).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
         {
-            _storage.Guard.NoteReferenced(digest);
+            await lease.NoteReferencedAsync(digest, ct).ConfigureAwait(false);
             await _storage.Blobs.WriteAsync(content, digest, ct).ConfigureAwait(false);
-            _storage.Repositories.PutManifestRevision(local, digest, descriptor.MediaType);
+            await _storage.Repositories.PutManifestRevisionAsync(local, digest, descriptor.MediaType, ct).ConfigureAwait(false);
             if (tag is not null)
             {
-                _storage.Repositories.SetTag(local, tag, digest);
+                await _storage.Repositories.SetTagAsync(local, tag, digest, ct).ConfigureAwait(false);
             }
         }
 

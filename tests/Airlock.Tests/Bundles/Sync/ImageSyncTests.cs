@@ -230,6 +230,12 @@ public sealed class ImageSyncTests : IAsyncLifetime
         output = new StringWriter();
         Assert.True(await AirlockCli.RunAsync(["images", "sync", "-f", file, "--check"], new Hashtable(), output, error) == 0, error.ToString());
         Assert.Contains("1 images: 1 up to date", output.ToString(), StringComparison.Ordinal);
+
+        output = new StringWriter();
+        Assert.Equal(0, await AirlockCli.RunAsync(["images", "sync", "-f", file, "--check", "--output", "table"], new Hashtable(), output, error));
+        var rows = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Matches("^STATUS +SOURCE +TARGET +DIGEST +ERROR$", rows[0]);
+        Assert.StartsWith("up to date", Assert.Single(rows.Skip(1)), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -78,10 +78,30 @@ public sealed class SyncConfigReaderTests
     }
 
     [Fact]
+    public void Tag_patterns_match_the_whole_tag_and_not_one_with_a_trailing_newline()
+    {
+        var filter = Parse("""
+            sync:
+            - source: registry.example/app
+              target: mirror.example/app
+              type: repository
+              tags:
+                allow: ['v1', '1\..*']
+                deny: ['1\.0']
+            """).Sync[0].Tags;
+
+        Assert.True(filter.Matches("v1"));
+        Assert.True(filter.Matches("1.2"));
+        Assert.False(filter.Matches("1.0"));
+        Assert.False(filter.Matches("v1\n"));
+        Assert.False(filter.Matches("1.2\n"));
+    }
+
+    [Fact]
     public async Task Cli_once_with_watch_is_a_usage_error()
     {
         var error = new StringWriter();
-        var code = await AirlockCli.RunAsync(["images", "sync", "-f", "/nonexistent/sync.yaml", "--once", "--watch"], new Hashtable(), new StringWriter(), error);
+        var code = await AirlockCli.RunAsync(["images", "sync", "-f", "/dev/null", "--once", "--watch"], new Hashtable(), new StringWriter(), error);
         Assert.Equal(2, code);
         Assert.Contains("--once or --watch", error.ToString(), StringComparison.Ordinal);
     }

@@ -271,11 +271,20 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         Random.Shared.NextBytes(bytes);
         var blob = new Descriptor { MediaType = MediaTypes.OciLayerGzip, Digest = Digest.Sha256(bytes), Size = bytes.Length };
         await using var first = new ContainerdImageTarget(client);
-        await using var second = new ContainerdImageTarget(client);
 
-        var slow = first.WriteBlobAsync(blob, new SlowStream(new MemoryStream(bytes)), CancellationToken.None).AsTask();
-        await Task.Delay(150);
-        await second.WriteBlobAsync(blob, new MemoryStream(bytes), CancellationToken.None);
+        // The first import writes a chunk and then holds its ingest (containerd locks the ref) until released;
+        // the second is released only once it met that lock, so the two overlap on any machine.
+        var firstChunkRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var slow = first.WriteBlobAsync(blob, new SlowStream(new MemoryStream(bytes), firstChunkRead, release.Task), CancellationToken.None).AsTask();
+        await firstChunkRead.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var lockedRetries = new LockedRetryObserver();
+        await using var secondClient = ContainerdClient.Connect(daemon.Address, options: new ContainerdClientOptions { TimeProvider = lockedRetries });
+        await using var second = new ContainerdImageTarget(secondClient);
+        var other = second.WriteBlobAsync(blob, new MemoryStream(bytes), CancellationToken.None).AsTask();
+        await lockedRetries.Waiting.WaitAsync(TimeSpan.FromSeconds(60));
+        release.SetResult();
+        await other;
         await slow;
 
         Assert.Equal(bytes.Length, (await client.GetContentInfoAsync(blob.Digest, CancellationToken.None))!.Size);
@@ -312,8 +321,26 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         await Image.CopyToAsync(target, name, CancellationToken.None);
     }
 
-    /// <summary>Hands out data slowly, so a second writer finds the ingest locked.</summary>
-    private sealed class SlowStream(Stream inner) : Stream
+    /// <summary>Notes when the client waits to retry a write whose ingest another writer holds locked (its 200 ms retry delay).</summary>
+    private sealed class LockedRetryObserver : TimeProvider
+    {
+        private readonly TaskCompletionSource _waiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Waiting => _waiting.Task;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            if (dueTime == TimeSpan.FromMilliseconds(200))
+            {
+                _waiting.TrySetResult();
+            }
+
+            return System.CreateTimer(callback, state, dueTime, period);
+        }
+    }
+
+    /// <summary>Hands out its first chunk, then holds the rest until released, so a second writer finds the ingest locked.</summary>
+    private sealed class SlowStream(Stream inner, TaskCompletionSource firstRead, Task release) : Stream
     {
         public override bool CanRead => true;
 
@@ -331,8 +358,14 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            await Task.Delay(100, cancellationToken);
-            return await inner.ReadAsync(buffer[..Math.Min(buffer.Length, 512 * 1024)], cancellationToken);
+            if (firstRead.Task.IsCompleted)
+            {
+                await release.WaitAsync(cancellationToken);
+            }
+
+            var read = await inner.ReadAsync(buffer[..Math.Min(buffer.Length, 512 * 1024)], cancellationToken);
+            firstRead.TrySetResult();
+            return read;
         }
 
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();

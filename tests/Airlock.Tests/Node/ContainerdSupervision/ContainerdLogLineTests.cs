@@ -41,4 +41,19 @@ public sealed class ContainerdLogLineTests
         Assert.Equal(raw, line.Message);
         Assert.Empty(line.Fields);
     }
+
+    [Theory]
+    [InlineData("time=\"t\" level=info msg=\"loading plugin \\\"io.containerd.content.v1.content\\\"...\" type=io.containerd.content.v1")]
+    [InlineData("time=\"t\" level=info msg=\"loading plugin\" id=io.containerd.content.v1.content type=io.containerd.content.v1")]
+    [InlineData("time=\"t\" level=info msg=\"skip loading plugin \\\"io.containerd.snapshotter.v1.btrfs\\\"...\" error=\"no btrfs\"")]
+    [InlineData("time=\"t\" level=info msg=\"skip plugin\" id=io.containerd.snapshotter.v1.zfs error=\"no zfs\"")]
+    public void Containerds_per_plugin_start_up_lines_are_debug(string raw) =>
+        Assert.Equal(LogLevel.Debug, ContainerdLogLine.Parse(raw).Level);
+
+    [Fact]
+    public void Other_info_lines_and_plugin_failures_keep_their_level()
+    {
+        Assert.Equal(LogLevel.Information, ContainerdLogLine.Parse("time=\"t\" level=info msg=\"containerd successfully booted in 0.05s\"").Level);
+        Assert.Equal(LogLevel.Warning, ContainerdLogLine.Parse("time=\"t\" level=warning msg=\"loading plugin failed\"").Level);
+    }
 }

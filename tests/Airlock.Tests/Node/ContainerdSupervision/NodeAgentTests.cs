@@ -103,6 +103,11 @@ public sealed class NodeAgentTests : IDisposable
         Assert.Null(lastPid);
         Assert.False(IsRunning(firstPid));
         Assert.Contains(_logger.Entries, e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && Equals(format, "containerd: {Message}"));
+
+        // containerd's dozens of per-plugin start-up lines are forwarded at debug, out of the agent's normal log.
+        var plugins = _logger.Entries.Where(e => e.Fields.GetValueOrDefault("Message") is string message && message.StartsWith("loading plugin", StringComparison.Ordinal)).ToList();
+        Assert.True(plugins.Count >= 20, $"{plugins.Count} plugin lines forwarded");
+        Assert.All(plugins, e => Assert.Equal(LogLevel.Debug, e.Level));
     }
 
     [Fact]
@@ -186,8 +191,10 @@ public sealed class NodeAgentTests : IDisposable
             await File.WriteAllTextAsync(RegistriesPath,
                 "mirrors:\n  registry.airlock.test:\n    endpoint: [\"https://mirror-b.airlock.test\"]\nconfigs:\n  registry.airlock.test:\n    auth:\n      username: u\n      password: p\n");
             await WaitUntilAsync(() => File.ReadAllText(Path.Combine(ContainerdDir, "config.toml")).Contains("username = \"u\"", StringComparison.Ordinal), running);
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            await WaitUntilAsync(() => _logger.Entries.Any(e => e.Fields.TryGetValue("{OriginalFormat}", out var format) && format is string text
+                && text.Contains("waits for the image import", StringComparison.Ordinal)), running);
             Assert.Equal(pid, agent.Supervisor.Pid);
+            Assert.True(IsRunning(pid));
             importing.Dispose();
             await WaitUntilAsync(() => agent.Supervisor.Pid is { } now && now != pid, running);
             Assert.False(IsRunning(pid));
@@ -370,65 +377,241 @@ public sealed class NodeAgentTests : IDisposable
     {
         Directory.CreateDirectory(ImagesDir);
         await ImagesDirectoryImporterTests.WriteArchiveAsync(Path.Combine(ImagesDir, "cli.tgz"), ArchiveFormat.OciLayout, ArchiveCompression.Gzip, "registry.airlock.test/agent/cli:1");
-        var notifyPath = Path.Combine(_dir, "n.sock");
-        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-        notify.Bind(new UnixDomainSocketEndPoint(notifyPath));
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "airlock.dll"), "agent", "--data-dir", DataDir, "--containerd-state", Path.GetDirectoryName(SocketPath)!,
-                     "--registries", RegistriesPath, "--containerd-version", "1.6", "--systemd-cgroup", "false", "--stream-server-port", "0",
-                 })
-        {
-            start.ArgumentList.Add(arg);
-        }
+        using var notify = NotifySocket();
+        using var agent = AgentProcess.Start(AgentArguments(), NotifyPath);
 
-        start.Environment[SystemdNotifier.SocketVariable] = notifyPath;
-        using var process = Process.Start(start)!;
-        var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        string Log()
-        {
-            lock (output)
-            {
-                return output.ToString();
-            }
-        }
+        using var wait = new CancellationTokenSource(Patience);
+        await agent.WaitReadyAsync(notify, wait.Token);
+        var (exit, images) = await CtrAsync(["images", "ls", "-q"]);
+        Assert.True(exit == 0, images);
+        Assert.True(images.Contains("registry.airlock.test/agent/cli:1", StringComparison.Ordinal), agent.Log());
+        var containerd = ContainerdPids();
+        Assert.Single(containerd);
+        Assert.Equal($"{containerd[0]}\n", await ReadPidFileAsync());
 
+        await agent.TerminateAsync(wait.Token);
+        var log = agent.Log();
+        Assert.True(agent.Process.ExitCode == 0, log);
+        Assert.Contains("stopped with code 0", log, StringComparison.Ordinal);
+        Assert.False(IsRunning(containerd[0]));
+        Assert.Empty(ContainerdPids());
+        Assert.False(File.Exists(PidFile), "a clean stop leaves nothing to recover");
+    }
+
+    [Fact]
+    public async Task After_a_kill_9_of_the_agent_the_next_agent_replaces_the_containerd_left_behind_and_the_running_container_survives()
+    {
+        Directory.CreateDirectory(ImagesDir);
+        await ImagesDirectoryImporterTests.WriteArchiveAsync(Path.Combine(ImagesDir, "busybox.tar"), ArchiveFormat.OciLayout, ArchiveCompression.None, "registry.airlock.test/agent/busybox:1");
+        using var notify = NotifySocket();
+        using var wait = new CancellationTokenSource(Patience * 2);
+        var container = $"aag-crash-{Guid.NewGuid().ToString("N")[..8]}";
+        int? taskPid = null;
+        var agent = AgentProcess.Start(AgentArguments(), NotifyPath);
         try
         {
-            var buffer = new byte[64];
-            using var wait = new CancellationTokenSource(Patience);
-            var received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
-            Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
-            var (exit, images) = await CtrAsync(["images", "ls", "-q"]);
-            Assert.True(exit == 0, images);
-            Assert.True(images.Contains("registry.airlock.test/agent/cli:1", StringComparison.Ordinal), Log());
-            var containerd = ContainerdPids();
-            Assert.Single(containerd);
+            await agent.WaitReadyAsync(notify, wait.Token);
+            var (exit, output) = await CtrAsync(["run", "-d", "registry.airlock.test/agent/busybox:1", container, "/bin/busybox", "sleep", "3600"]);
+            Assert.True(exit == 0, output);
+            taskPid = await TaskPidAsync(container);
+            var leftBehind = Assert.Single(ContainerdPids());
 
-            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await term.WaitForExitAsync(wait.Token);
-            }
+            // SIGKILL: the agent gets no chance to stop its containerd, as after an OOM kill or a crash.
+            agent.Process.Kill();
+            await agent.Process.WaitForExitAsync(wait.Token);
+            agent.Dispose();
+            Assert.True(IsRunning(leftBehind), "the killed agent's containerd is expected to outlive it");
 
-            await process.WaitForExitAsync(wait.Token);
-            var log = Log();
-            Assert.True(process.ExitCode == 0, log);
-            Assert.Contains("stopped with code 0", log, StringComparison.Ordinal);
-            Assert.False(IsRunning(containerd[0]));
-            Assert.Empty(ContainerdPids());
+            // What systemd's Restart=always does next: the same agent again.
+            agent = AgentProcess.Start(AgentArguments(), NotifyPath);
+            await agent.WaitReadyAsync(notify, wait.Token);
+
+            Assert.False(agent.Process.HasExited, agent.Log());
+            Assert.Contains($"containerd (PID {leftBehind}) started by an earlier agent is still running", agent.Log(), StringComparison.Ordinal);
+            Assert.False(IsRunning(leftBehind));
+            var supervised = Assert.Single(ContainerdPids());
+            Assert.Equal($"{supervised}\n", await ReadPidFileAsync());
+            Assert.Equal(taskPid, await TaskPidAsync(container));
+            Assert.True(IsRunning(taskPid.Value), "the container's process died with the agent's containerd");
+
+            // A clean restart (systemctl restart: SIGTERM, then start) keeps the container too, with nothing to recover.
+            await agent.TerminateAsync(wait.Token);
+            agent.Dispose();
+            Assert.False(File.Exists(PidFile));
+            agent = AgentProcess.Start(AgentArguments(), NotifyPath);
+            await agent.WaitReadyAsync(notify, wait.Token);
+            Assert.DoesNotContain("started by an earlier agent", agent.Log(), StringComparison.Ordinal);
+            Assert.Equal(taskPid, await TaskPidAsync(container));
         }
         finally
         {
-            if (!process.HasExited)
+            await CtrAsync(["tasks", "kill", "-s", "SIGKILL", container]);
+            await CtrAsync(["tasks", "rm", "-f", container]);
+            await CtrAsync(["containers", "rm", container]);
+            if (taskPid is { } pid && IsRunning(pid))
             {
-                process.Kill(entireProcessTree: true);
+                Signals.Send(pid, Signals.Kill);
             }
+
+            await agent.TerminateAsync(wait.Token);
+            agent.Dispose();
         }
+
+        Assert.Empty(ContainerdPids());
+    }
+
+    [Fact]
+    public async Task A_containerd_the_agent_did_not_start_is_refused_as_before_even_when_the_pid_file_names_it()
+    {
+        await using var foreign = await ContainerdProcess.StartAsync();
+        var pidFile = Path.Combine(foreign.RootPath, ContainerdSupervisorOptions.PidFileName);
+        await File.WriteAllTextAsync(pidFile, $"{foreign.Pid}\n");
+        var supervisor = new ContainerdSupervisor(new ContainerdSupervisorOptions
+        {
+            ConfigPath = Path.Combine(ContainerdDir, "config.toml"),
+            SocketPath = foreign.Address,
+            PidFile = pidFile,
+            Logger = _logger,
+        }, TimeProvider.System);
+        await using (supervisor)
+        {
+            var error = await Assert.ThrowsAsync<ContainerdStartException>(() => supervisor.StartAsync(CancellationToken.None));
+
+            Assert.Equal($"a containerd is already serving {foreign.Address}; stop it, or run the agent with --containerd-socket {foreign.Address} to use it", error.Message);
+        }
+
+        Assert.True(IsRunning(foreign.Pid));
+        Assert.True((await foreign.CtrAsync(["version"])).Succeeded);
+    }
+
+    [Fact]
+    public async Task A_start_cancelled_while_the_left_over_containerd_is_stopping_keeps_its_pid_in_the_file_for_the_next_agent()
+    {
+        await using var leftOver = await ContainerdProcess.StartAsync();
+        var commandLine = (await File.ReadAllTextAsync($"/proc/{leftOver.Pid}/cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        Directory.CreateDirectory(Path.GetDirectoryName(PidFile)!);
+        await File.WriteAllTextAsync(PidFile, $"{leftOver.Pid}\n");
+        // Frozen, its SIGTERM stays pending: a containerd slow to stop, still stopping when systemd stops the new agent.
+        Assert.True(Signals.Send(leftOver.Pid, Signals.Stop));
+        try
+        {
+            var time = new ManualTimeProvider();
+            using var stopping = new CancellationTokenSource();
+            var supervisor = new ContainerdSupervisor(new ContainerdSupervisorOptions
+            {
+                ConfigPath = commandLine[2],
+                SocketPath = leftOver.Address,
+                PidFile = PidFile,
+                Logger = _logger,
+            }, time);
+            await using (supervisor)
+            {
+                var starting = supervisor.StartAsync(stopping.Token);
+                // The first timer is the wait for the left-over containerd's exit, after its SIGTERM.
+                await time.WaitForTimersAsync(1);
+                Assert.Contains(_logger.Entries, e => e.Level == LogLevel.Warning && e.Fields.TryGetValue("Pid", out var pid) && Equals(pid, leftOver.Pid));
+                await stopping.CancelAsync();
+
+                await Assert.ThrowsAnyAsync<OperationCanceledException>(() => starting);
+            }
+
+            Assert.True(IsRunning(leftOver.Pid));
+            Assert.Equal($"{leftOver.Pid}\n", await ReadPidFileAsync());
+        }
+        finally
+        {
+            Signals.Send(leftOver.Pid, Signals.Continue);
+        }
+    }
+
+    [Fact]
+    public async Task A_stale_pid_file_naming_an_unrelated_process_is_ignored_and_that_process_left_alone()
+    {
+        using var unrelated = Process.Start("sleep", "600");
+        Directory.CreateDirectory(Path.GetDirectoryName(PidFile)!);
+        await File.WriteAllTextAsync(PidFile, $"{unrelated.Id}\n");
+        var agent = Agent();
+        using var stop = new CancellationTokenSource();
+        var running = agent.RunAsync(stop.Token);
+        try
+        {
+            await WaitUntilAsync(() => agent.Importer is not null && agent.Supervisor?.Pid is not null, running);
+
+            Assert.False(unrelated.HasExited);
+            Assert.Equal($"{agent.Supervisor!.Pid}\n", await ReadPidFileAsync());
+            Assert.Contains(_logger.Entries, e => e.Fields.TryGetValue("Pid", out var pid) && Equals(pid, unrelated.Id) && e.Level == LogLevel.Information);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running;
+            unrelated.Kill();
+        }
+
+        Assert.False(File.Exists(PidFile));
+    }
+
+    [Fact]
+    public async Task A_second_agent_on_the_state_directory_of_a_running_one_is_refused_and_takes_nothing_over()
+    {
+        // The running agent's lock on the pid file, as a live agent holds it.
+        Directory.CreateDirectory(Path.GetDirectoryName(PidFile)!);
+        await using var running = new FileStream(PidFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+        var supervisor = new ContainerdSupervisor(new ContainerdSupervisorOptions
+        {
+            ConfigPath = Path.Combine(ContainerdDir, "config.toml"),
+            SocketPath = SocketPath,
+            PidFile = PidFile,
+            Logger = _logger,
+        }, TimeProvider.System);
+        await using (supervisor)
+        {
+            var error = await Assert.ThrowsAsync<ContainerdStartException>(() => supervisor.StartAsync(CancellationToken.None));
+
+            Assert.StartsWith($"another airlock agent is running containerd with {PidFile}", error.Message, StringComparison.Ordinal);
+        }
+
+        Assert.True(File.Exists(PidFile));
+    }
+
+    private string PidFile => Path.Combine(_dir, "s", ContainerdSupervisorOptions.PidFileName);
+
+    private string NotifyPath => Path.Combine(_dir, "n.sock");
+
+    /// <summary>The pid file as any tool reads it (cat: no lock), while the agent holds its lock (.NET's own readers would wait for that).</summary>
+    private async Task<string> ReadPidFileAsync() => (await Tool.RunAsync("cat", [PidFile])).EnsureSuccess().Stdout;
+
+    private Socket NotifySocket()
+    {
+        var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(NotifyPath));
+        return notify;
+    }
+
+    private string[] AgentArguments()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);
+        if (!File.Exists(RegistriesPath))
+        {
+            File.WriteAllText(RegistriesPath, string.Empty);
+        }
+
+        return
+        [
+            "agent", "--data-dir", DataDir, "--containerd-state", Path.GetDirectoryName(SocketPath)!, "--registries", RegistriesPath,
+            "--containerd-version", "1.6", "--systemd-cgroup", "false", "--stream-server-port", "0",
+        ];
+    }
+
+    /// <summary>The PID of the container's task, as containerd reports it.</summary>
+    private async Task<int> TaskPidAsync(string container)
+    {
+        var (exit, output) = await CtrAsync(["tasks", "ls"]);
+        Assert.True(exit == 0, output);
+        var line = output.Split('\n').Single(l => l.StartsWith(container + " ", StringComparison.Ordinal));
+        var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("RUNNING", fields[2]);
+        return int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private NodeAgent Agent(Action<IReadOnlyList<ImageFileResult>>? imported = null, Action<RenderOutcome>? reloaded = null, MirrorOptions? mirror = null,
@@ -456,6 +639,7 @@ public sealed class NodeAgentTests : IDisposable
                 {
                     ConfigPath = Path.Combine(ContainerdDir, "config.toml"),
                     SocketPath = SocketPath,
+                    PidFile = PidFile,
                     Executable = containerdBin is null ? "containerd" : Path.Combine(containerdBin, "containerd"),
                     // containerd finds its shim on PATH: the release's own first.
                     Environment = containerdBin is null ? [] : [new("PATH", $"{containerdBin}:{Environment.GetEnvironmentVariable("PATH")}")],
@@ -525,6 +709,106 @@ public sealed class NodeAgentTests : IDisposable
 
             Assert.True(DateTime.UtcNow < deadline, "condition not met within " + Patience);
             await Task.Delay(100);
+        }
+    }
+
+    /// <summary><c>airlock agent</c> as a process of its own (the CLI built with the tests), its output kept for messages.</summary>
+    private sealed class AgentProcess : IDisposable
+    {
+        private readonly StringBuilder _output = new();
+        private bool _disposed;
+
+        private AgentProcess(Process process) => Process = process;
+
+        public Process Process { get; }
+
+        public static AgentProcess Start(IEnumerable<string> arguments, string notifySocket)
+        {
+            var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "airlock.dll"));
+            foreach (var argument in arguments)
+            {
+                start.ArgumentList.Add(argument);
+            }
+
+            start.Environment[SystemdNotifier.SocketVariable] = notifySocket;
+            var agent = new AgentProcess(Process.Start(start)!);
+            agent.Process.OutputDataReceived += (_, e) => agent.Append(e.Data);
+            agent.Process.ErrorDataReceived += (_, e) => agent.Append(e.Data);
+            agent.Process.BeginOutputReadLine();
+            agent.Process.BeginErrorReadLine();
+            return agent;
+        }
+
+        public string Log()
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+
+        /// <summary>
+        /// Waits for READY=1 (systemd's readiness notification) on <paramref name="notify"/>, skipping other notifications
+        /// (an earlier agent's STOPPING=1).
+        /// </summary>
+        public async Task WaitReadyAsync(Socket notify, CancellationToken cancellationToken)
+        {
+            var buffer = new byte[64];
+            var exited = Process.WaitForExitAsync(cancellationToken);
+            while (true)
+            {
+                var receiving = notify.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).AsTask();
+                if (await Task.WhenAny(receiving, exited) != receiving)
+                {
+                    Assert.Fail($"the agent exited with code {Process.ExitCode} before READY=1:\n{Log()}");
+                }
+
+                if (Encoding.UTF8.GetString(buffer, 0, await receiving) == "READY=1")
+                {
+                    return;
+                }
+            }
+        }
+
+        /// <summary>SIGTERM, as systemd stops the service, and the exit.</summary>
+        public async Task TerminateAsync(CancellationToken cancellationToken)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            if (!Process.HasExited)
+            {
+                Signals.Send(Process.Id, Signals.Terminate);
+            }
+
+            await Process.WaitForExitAsync(cancellationToken);
+        }
+
+        public void Dispose()
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            if (!Process.HasExited)
+            {
+                Process.Kill(entireProcessTree: true);
+            }
+
+            Process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            lock (_output)
+            {
+                _output.AppendLine(line);
+            }
         }
     }
 }

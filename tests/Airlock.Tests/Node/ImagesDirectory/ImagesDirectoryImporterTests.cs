@@ -175,6 +175,8 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
         var result = Assert.Single(results);
         Assert.Equal(ImageFileStatus.Imported, result.Status);
         Assert.Equal([name], result.Images);
+        Assert.Contains(_logger.Entries, e => e.Level == LogLevel.Information && Equals(e.Fields.GetValueOrDefault("Image"), name)
+            && Equals(e.Fields.GetValueOrDefault("{OriginalFormat}"), "Pulled {Image} listed in {File}"));
         var record = await client.GetImageAsync(name, CancellationToken.None);
         Assert.Equal(Image.Index.Digest, record!.Target.Digest);
         Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
@@ -307,6 +309,137 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
                 process.Kill(entireProcessTree: true);
             }
         }
+    }
+
+    [Fact]
+    public async Task An_archive_whose_image_is_named_only_by_a_tag_fails_saying_how_to_name_it()
+    {
+        // What skopeo copy … oci-archive:FILE:1 writes: the OCI ref name "1", no repository.
+        var file = Path.Combine(_directory, "tag-only.tar");
+        await WriteArchiveAsync(file, ArchiveFormat.OciLayout, ArchiveCompression.None, "1");
+        await using var client = daemon.Connect();
+
+        var result = Assert.Single(await Importer(client).ImportAsync(CancellationToken.None));
+
+        Assert.Equal(ImageFileStatus.Failed, result.Status);
+        Assert.Contains("named only \"1\"", result.Error, StringComparison.Ordinal);
+        Assert.Contains("--name REGISTRY/REPOSITORY:TAG", result.Error, StringComparison.Ordinal);
+        Assert.Null(await client.GetImageAsync("1", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Images_of_a_removed_or_replaced_archive_are_removed_unless_a_container_uses_them()
+    {
+        const string gone = "registry.airlock.test/prune/gone:1";
+        const string old = "registry.airlock.test/prune/upgraded:1";
+        const string upgraded = "registry.airlock.test/prune/upgraded:2.0";
+        const string used = "registry.airlock.test/prune/used:1";
+        await WriteArchiveAsync(Path.Combine(_directory, "gone.tar"), ArchiveFormat.OciLayout, ArchiveCompression.None, gone);
+        var images = Path.Combine(_directory, "k3s-airgap-images.tar.zst");
+        await WriteArchiveAsync(images, ArchiveFormat.OciLayout, ArchiveCompression.Zstd, old);
+        await WriteArchiveAsync(Path.Combine(_directory, "used.tar"), ArchiveFormat.OciLayout, ArchiveCompression.None, used);
+        await using var client = daemon.Connect();
+        var importer = Importer(client);
+        Assert.All(await importer.ImportAsync(CancellationToken.None), r => Assert.Equal(ImageFileStatus.Imported, r.Status));
+        var container = $"airlock-prune-{Guid.NewGuid():N}"[..24];
+        var (exit, output) = await daemon.CtrAsync(["containers", "create", used, container]);
+        Assert.True(exit == 0, output);
+        try
+        {
+            // K3s's upgrade: the tarball replaced by the new release's, under the same name; other files taken away.
+            await WriteArchiveAsync(images, ArchiveFormat.OciLayout, ArchiveCompression.Zstd, upgraded);
+            File.Delete(Path.Combine(_directory, "gone.tar"));
+            File.Delete(Path.Combine(_directory, "used.tar"));
+
+            var second = await importer.ImportAsync(CancellationToken.None);
+
+            Assert.Equal([upgraded], Assert.Single(second).Images);
+            Assert.Null(await client.GetImageAsync(gone, CancellationToken.None));
+            Assert.Null(await client.GetImageAsync(old, CancellationToken.None));
+            Assert.NotNull(await client.GetImageAsync(upgraded, CancellationToken.None));
+            Assert.NotNull(await client.GetImageAsync(used, CancellationToken.None));
+            Assert.Contains(_logger.Entries, e => Equals(e.Fields.GetValueOrDefault("Image"), used) && Equals(e.Fields.GetValueOrDefault("Container"), container));
+            Assert.Contains(_logger.Entries, e => Equals(e.Fields.GetValueOrDefault("Image"), gone)
+                && Equals(e.Fields.GetValueOrDefault("File"), Path.Combine(_directory, "gone.tar")));
+        }
+        finally
+        {
+            await daemon.CtrAsync(["containers", "delete", container]);
+        }
+
+        // Once no container uses it, the next pass removes it too.
+        await importer.ImportAsync(CancellationToken.None);
+        Assert.Null(await client.GetImageAsync(used, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Keep_removed_images_leaves_them_pinned()
+    {
+        const string name = "registry.airlock.test/prune/kept:1";
+        var file = Path.Combine(_directory, "kept.tar");
+        await WriteArchiveAsync(file, ArchiveFormat.OciLayout, ArchiveCompression.None, name);
+        await using var client = daemon.Connect();
+        var importer = new ImagesDirectoryImporter(client, Options() with { KeepRemovedImages = true });
+        await importer.ImportAsync(CancellationToken.None);
+
+        File.Delete(file);
+        Assert.Empty(await importer.ImportAsync(CancellationToken.None));
+
+        Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cri-containerd.pinned"]);
+    }
+
+    [Fact]
+    public async Task A_one_shot_agent_exits_1_naming_the_file_that_failed_and_a_missing_images_dir_it_was_given()
+    {
+        await WriteArchiveAsync(Path.Combine(_directory, "good.tar"), ArchiveFormat.OciLayout, ArchiveCompression.None, "registry.airlock.test/dir/one-shot:1");
+        await File.WriteAllTextAsync(Path.Combine(_directory, "broken.tar.gz"), "not an archive");
+        var error = new StringWriter();
+
+        var code = await AirlockCli.RunAsync(["agent", "--images-dir", _directory, "--containerd-socket", daemon.Address, "--watch", "false"],
+            new Hashtable(), new StringWriter(), error);
+
+        Assert.Equal(1, code);
+        Assert.Contains("1 images file(s) failed to import", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("broken.tar.gz", error.ToString(), StringComparison.Ordinal);
+
+        error = new StringWriter();
+        var missing = Path.Combine(_scratch, "no-such-images-dir");
+        code = await AirlockCli.RunAsync(["agent", "--images-dir", missing, "--containerd-socket", daemon.Address, "--watch", "false"],
+            new Hashtable(), new StringWriter(), error);
+        // Refused before the agent starts, as every explicitly given path is.
+        Assert.Equal(1, code);
+        Assert.Contains($"--images-dir: directory \"{missing}\" does not exist (from the command line)", error.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(missing));
+
+        // The agent itself refuses too (a directory removed after that check, or the library used without the CLI).
+        await using var client = daemon.Connect();
+        var agent = new ImagesDirectoryAgent(client, Options() with { Directory = missing, MustExist = true }, new SystemdNotifier(null), TimeProvider.System)
+        {
+            Watch = false,
+        };
+        var refused = await Assert.ThrowsAsync<DirectoryNotFoundException>(() => agent.RunAsync(CancellationToken.None));
+        Assert.Contains($"images directory {missing} does not exist", refused.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
+    public async Task Readiness_carries_a_status_naming_the_files_that_failed()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_directory, "broken.tar"), "not an archive");
+        var socketPath = Path.Combine(_scratch, "status.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        await using var client = daemon.Connect();
+        var agent = new ImagesDirectoryAgent(client, Options(), new SystemdNotifier(socketPath), TimeProvider.System) { Watch = false };
+
+        await agent.RunAsync(CancellationToken.None);
+
+        var buffer = new byte[4096];
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var message = Encoding.UTF8.GetString(buffer, 0, await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token));
+        Assert.StartsWith("READY=1\nSTATUS=1 images file(s) failed to import: ", message, StringComparison.Ordinal);
+        Assert.Contains("broken.tar", message, StringComparison.Ordinal);
+        Assert.Contains(_logger.Entries, e => e.Level == LogLevel.Error && e.Fields.ContainsKey("Summary"));
     }
 
     private ImagesDirectoryImporter Importer(ContainerdClient client) => new(client, Options());

@@ -23,6 +23,7 @@ public sealed class ImagesDirectoryWatcherTests : IDisposable
         var importer = new ImagesDirectoryImporter(client, new ImagesDirectoryOptions { Directory = _directory });
         var passes = new List<IReadOnlyList<ImageFileResult>>();
         var passed = new SemaphoreSlim(0);
+        var secondSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var watcher = new ImagesDirectoryWatcher(importer, _directory, time)
         {
             Imported = results =>
@@ -34,6 +35,13 @@ public sealed class ImagesDirectoryWatcherTests : IDisposable
 
                 passed.Release();
             },
+            ChangeRecorded = path =>
+            {
+                if (Path.GetFileName(path) == "second.tar")
+                {
+                    secondSeen.TrySetResult();
+                }
+            },
         };
         using var stop = new CancellationTokenSource();
         watcher.Start();
@@ -41,18 +49,22 @@ public sealed class ImagesDirectoryWatcherTests : IDisposable
 
         MoveIn("first.tar");
         await time.WaitForTimersAsync(1);
-        time.Advance(TimeSpan.FromSeconds(1.5));
+        Assert.Equal(0, time.Advance(TimeSpan.FromSeconds(1.5)));
         MoveIn("second.tar");
-        await Task.Delay(500); // let the file system event arrive
-        time.Advance(TimeSpan.FromSeconds(0.6));
+        await secondSeen.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, time.Advance(TimeSpan.FromSeconds(0.6)));
 
-        // The second file arrived within the first wait: the watcher waits a full debounce again.
+        // The second file arrived within the first wait: the watcher waits a full debounce again. Only a timer
+        // moves it on, so a debounce that fires no timer cannot have let a pass run.
         await time.WaitForTimersAsync(2);
-        Assert.False(await passed.WaitAsync(300));
-        time.Advance(TimeSpan.FromSeconds(1.5));
-        Assert.False(await passed.WaitAsync(300));
-        time.Advance(TimeSpan.FromSeconds(0.6));
-        Assert.True(await passed.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal(0, time.Advance(TimeSpan.FromSeconds(1.5)));
+        lock (passes)
+        {
+            Assert.Empty(passes);
+        }
+
+        Assert.Equal(1, time.Advance(TimeSpan.FromSeconds(0.6)));
+        Assert.True(await passed.WaitAsync(TimeSpan.FromSeconds(60)));
 
         lock (passes)
         {

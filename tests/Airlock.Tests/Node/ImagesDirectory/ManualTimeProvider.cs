@@ -38,7 +38,8 @@ internal sealed class ManualTimeProvider : TimeProvider
         return timer;
     }
 
-    public void Advance(TimeSpan by)
+    /// <summary>Moves time on and fires the timers that fell due; returns how many (nothing else moves a waiter on).</summary>
+    public int Advance(TimeSpan by)
     {
         List<ManualTimer> due;
         lock (_timers)
@@ -55,12 +56,14 @@ internal sealed class ManualTimeProvider : TimeProvider
         {
             timer.Fire();
         }
+
+        return due.Count;
     }
 
     /// <summary>Waits (in real time) until <paramref name="count"/> timers were created.</summary>
     public async Task WaitForTimersAsync(int count)
     {
-        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         while (TimersCreated < count)
         {
             await Task.Delay(20, wait.Token);

@@ -29,6 +29,33 @@ public sealed class NodeMirrorContainerdTests : IClassFixture<ContainerdProcess>
     }
 
     [Fact]
+    public async Task Render_hosts_dir_writes_only_the_hosts_toml_tree_that_containerd_reads_from_a_directory_of_its_own()
+    {
+        // Canonical Kubernetes's shape: a mirror for a registry in <hosts.d>/<registry>/hosts.toml, containerd's config
+        // already pointing at hosts.d.
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var image = await upstream.PushAsync("canonical/k8s-snap/pause", "3.10", "hosts.d");
+        var registry = $"127.0.0.1:{MirrorTestBed.ClosedPort()}";
+        var registries = Path.Combine(_dataDir, "registries.yaml");
+        await File.WriteAllTextAsync(registries, $"mirrors:\n  \"{registry}\":\n    endpoint: [\"http://{upstream.Host}\"]\n");
+        var hostsDir = Directory.CreateDirectory(Path.Combine(_dataDir, "hosts.d")).FullName;
+        var data = Path.Combine(_dataDir, "data");
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        var code = await Airlock.Cli.Hosting.AirlockCli.RunAsync(
+            ["registries", "render", "--registries", registries, "--hosts-dir", hostsDir, "--data-dir", data], new System.Collections.Hashtable(), output, error);
+
+        Assert.True(code == 0, error.ToString());
+        Assert.Equal([Path.Combine(hostsDir, registry, "hosts.toml")], Directory.GetFiles(hostsDir, "*", SearchOption.AllDirectories));
+        Assert.Contains($"[host.\"http://{upstream.Host}/v2\"]", await File.ReadAllTextAsync(Path.Combine(hostsDir, registry, "hosts.toml")), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(data));
+        var (pulled, pullOutput) = await PullAsync(hostsDir, $"{registry}/canonical/k8s-snap/pause:3.10");
+        Assert.True(pulled == 0, pullOutput);
+        Assert.Equal(image.Index.Digest.ToString(), await ImageDigestAsync($"{registry}/canonical/k8s-snap/pause:3.10"));
+    }
+
+    [Fact]
     public async Task A_rewrite_rule_changes_the_repository_the_upstream_is_asked_for()
     {
         await using var upstream = await UpstreamRegistry.StartAsync();
@@ -108,6 +135,45 @@ public sealed class NodeMirrorContainerdTests : IClassFixture<ContainerdProcess>
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"the failing pull took {clock.Elapsed}");
         Assert.Equal(before, defaultEndpoint.Access.Requests.Count);
         Assert.Contains(emptyMirror.RepositoryRequests, r => r.Contains("/v2/app/manifests/2", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Render_with_the_default_endpoint_disabled_and_no_mirror_address_never_lets_containerd_reach_the_registry_itself()
+    {
+        // The registry's own endpoint has the image, so any fallback to it would make the pull succeed.
+        await using var defaultEndpoint = await UpstreamRegistry.StartAsync();
+        await using var emptyMirror = await UpstreamRegistry.StartAsync();
+        var registry = defaultEndpoint.Host;
+        await defaultEndpoint.PushAsync("app", "1", "only at the default endpoint");
+        var registries = Path.Combine(_dataDir, "registries.yaml");
+        await File.WriteAllTextAsync(registries, $"mirrors:\n  \"{registry}\":\n    endpoint: [\"{emptyMirror.Host}\"]\n");
+        async Task<(string CertsDir, string Error)> RenderAsync(string name, params string[] extra)
+        {
+            var dataDir = Path.Combine(_dataDir, name);
+            var error = new StringWriter();
+            var code = await Airlock.Cli.Hosting.AirlockCli.RunAsync(
+                ["registries", "render", "--registries", registries, "--data-dir", dataDir, "--containerd-version", "1.6", "--systemd-cgroup", "false",
+                 "--disable-default-registry-endpoint", .. extra],
+                new System.Collections.Hashtable { ["AIRLOCK_CONFIG"] = "/dev/null" }, new StringWriter(), error);
+            Assert.True(code == 0, error.ToString());
+            return (Path.Combine(dataDir, "agent", "etc", "containerd", "certs.d"), error.ToString());
+        }
+
+        // No --mirror-address: containerd is sent to the agent's mirror address and to nothing else. Whether or not a
+        // mirror runs there, the registry itself is never asked.
+        var (certs, note) = await RenderAsync("default");
+        Assert.Contains("server = \"http://127.0.0.1:5100/v2\"", await File.ReadAllTextAsync(Path.Combine(certs, registry, "hosts.toml")), StringComparison.Ordinal);
+        Assert.Contains("is pulled only through the node-local mirror at 127.0.0.1:5100", note, StringComparison.Ordinal);
+        var (code, output) = await PullAsync(certs, $"{registry}/app:1");
+        Assert.True(code != 0, output);
+        Assert.Empty(defaultEndpoint.RepositoryRequests);
+
+        // --mirror-address off: K3s's file, which stock containerd reads as "fall back to the registry itself" — with a warning.
+        var (k3sCerts, warning) = await RenderAsync("k3s", "--mirror-address", "off");
+        Assert.Contains("warning: registry", warning, StringComparison.Ordinal);
+        (code, output) = await PullAsync(k3sCerts, $"{registry}/app:1");
+        Assert.True(code == 0, output);
+        Assert.NotEmpty(defaultEndpoint.RepositoryRequests);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Airlock.Node;
 using Airlock.Node.Mirror;
 using Airlock.Oci;
+using Airlock.Tests.Registry;
 
 namespace Airlock.Tests.Node.Mirror;
 
@@ -213,6 +214,29 @@ public sealed class NodeMirrorTests
         Assert.Equal(HttpStatusCode.BadRequest, badNs.StatusCode);
         Assert.Contains("is not a registry host", await badNs.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.MethodNotAllowed, push.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("/v2/zz/%2e%2e/app/manifests/1")]
+    [InlineData("/v2/zz/../app/manifests/1")]
+    public async Task A_request_in_absolute_form_gets_the_same_path_checks(string path)
+    {
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var image = await upstream.PushAsync("app", "1", "one");
+        var file = MirrorTestBed.Parse($$"""
+            mirrors:
+              "{{upstream.Host}}":
+                endpoint: ["{{upstream.Host}}"]
+            """);
+        await using var mirror = await MirrorTestBed.StartMirrorAsync(file, disableDefault: false);
+
+        var (status, body) = await TestRegistry.SendRawAsync(mirror.Address, "GET", $"http://{mirror.Address.Authority}{path}?ns={upstream.Host}");
+        Assert.Equal(400, status);
+        Assert.Contains("NAME_INVALID", body, StringComparison.Ordinal);
+        Assert.DoesNotContain(upstream.RepositoryRequests, r => r.Contains("/manifests/1", StringComparison.Ordinal));
+
+        (status, _) = await TestRegistry.SendRawAsync(mirror.Address, "GET", $"http://{mirror.Address.Authority}/v2/app/manifests/{image.Index.Digest}?ns={upstream.Host}");
+        Assert.Equal(200, status);
     }
 
     [Fact]

@@ -3,28 +3,34 @@ using Microsoft.Extensions.Logging;
 namespace Airlock.Content.FileSystemStore;
 
 /// <summary>
-/// A registry's storage under one data directory: the blob store, the repository store, upload sessions
-/// and the guard that lets garbage collection run beside pushes. Every process that serves it holds
-/// <see cref="StoreLayout.ServingLock"/> shared; the first one in (holding it exclusively for a moment)
+/// A registry's store under one data directory (<c>&lt;data-dir&gt;/registry/</c>, laid out by
+/// <see cref="StoreLayout"/>, the same on disk since the first release): the blob store, the repository store,
+/// upload sessions and the guard that lets garbage collection run beside pushes. Every process that serves it
+/// holds <see cref="StoreLayout.ServingLock"/> shared; the first one in (holding it exclusively for a moment)
 /// cleans the temp files a crash left, which no other process can then be writing.
 /// </summary>
-public sealed class RegistryStorage : IAsyncDisposable
+public sealed class FileSystemRegistryStore : IRegistryStore
 {
     private readonly FileLock? _serving;
+    private readonly FileSystemUploadSessionStore _uploads;
 
-    private RegistryStorage(StoreLayout layout, TimeProvider time, FileLock? serving, bool exclusive)
+    private FileSystemRegistryStore(StoreLayout layout, TimeProvider time, FileLock? serving, bool exclusive)
     {
         Layout = layout;
         Time = time;
-        Blobs = new FileSystemBlobStore(layout, time);
+        var blobs = new FileSystemBlobStore(layout, time);
+        Blobs = blobs;
         Repositories = new FileSystemRepositoryStore(layout, time);
-        Uploads = new UploadSessionStore(layout, time);
-        Guard = new GarbageCollectionGuard(layout);
+        _uploads = new FileSystemUploadSessionStore(layout, time, blobs);
+        Guard = new FileSystemGarbageCollectionGuard(layout);
+        History = new FileSystemStoreHistory(layout);
         _serving = serving;
         Exclusive = exclusive;
     }
 
     public StoreLayout Layout { get; }
+
+    public string Location => Layout.Root;
 
     public TimeProvider Time { get; }
 
@@ -32,9 +38,11 @@ public sealed class RegistryStorage : IAsyncDisposable
 
     public IRepositoryStore Repositories { get; }
 
-    public UploadSessionStore Uploads { get; }
+    public IUploadSessionStore Uploads => _uploads;
 
-    public GarbageCollectionGuard Guard { get; }
+    public IGarbageCollectionGuard Guard { get; }
+
+    public IStoreHistory History { get; }
 
     /// <summary>
     /// True when no registry serves this store while it is open (opened by <see cref="OpenForCollection"/>
@@ -44,7 +52,7 @@ public sealed class RegistryStorage : IAsyncDisposable
     public bool Exclusive { get; }
 
     /// <summary>Opens the store to serve it. Several processes may serve one store; start-up waits while an offline collection runs.</summary>
-    public static RegistryStorage Open(string dataDirectory, TimeProvider time, ILogger logger)
+    public static FileSystemRegistryStore Open(string dataDirectory, TimeProvider time, ILogger logger)
     {
         var layout = Prepare(dataDirectory);
         var serving = FileLock.TryAcquire(layout.ServingLock, exclusive: true);
@@ -60,15 +68,15 @@ public sealed class RegistryStorage : IAsyncDisposable
             serving = FileLock.Acquire(layout.ServingLock, exclusive: false);
         }
 
-        return new RegistryStorage(layout, time, serving, exclusive: false);
+        return new FileSystemRegistryStore(layout, time, serving, exclusive: false);
     }
 
     /// <summary>
     /// Opens the store for <c>airlock registry gc</c>: exclusively when no registry serves it (see
     /// <see cref="Exclusive"/>), otherwise beside the serving processes, coordinated by the
-    /// <see cref="GarbageCollectionGuard"/>.
+    /// <see cref="FileSystemGarbageCollectionGuard"/>.
     /// </summary>
-    public static RegistryStorage OpenForCollection(string dataDirectory, TimeProvider time, ILogger logger)
+    public static FileSystemRegistryStore OpenForCollection(string dataDirectory, TimeProvider time, ILogger logger)
     {
         var layout = Prepare(dataDirectory);
         var exclusive = FileLock.TryAcquire(layout.ServingLock, exclusive: true);
@@ -77,7 +85,7 @@ public sealed class RegistryStorage : IAsyncDisposable
             CleanLeftovers(layout, logger);
         }
 
-        return new RegistryStorage(layout, time, exclusive, exclusive is not null);
+        return new FileSystemRegistryStore(layout, time, exclusive, exclusive is not null);
     }
 
     private static StoreLayout Prepare(string dataDirectory)
@@ -124,7 +132,7 @@ public sealed class RegistryStorage : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Uploads.DisposeAsync().ConfigureAwait(false);
+        await _uploads.DisposeAsync().ConfigureAwait(false);
         _serving?.Dispose();
     }
 }
