@@ -67,6 +67,10 @@ public sealed class ClusterNamespaceTests : IAsyncLifetime
         var token = Path.Combine(ServerData, "server", "token");
         await WaitAsync(() => File.Exists(token), "the server to write its token");
 
+        // What the agent does without --server it still does with it: the first node has an archive in its images directory.
+        var image = await TestImages.WriteRunnableAsync(Path.Combine(_work.Path, "image"));
+        var imageName = $"registry.airlock.test/cluster/app:{Guid.NewGuid().ToString("N")[..8]}";
+
         var names = new List<string>();
         for (var i = 1; i <= 3; i++)
         {
@@ -74,6 +78,11 @@ public sealed class ClusterNamespaceTests : IAsyncLifetime
             names.Add(name);
             var data = Path.Combine(_work.Path, name);
             var images = Directory.CreateDirectory(Path.Combine(data, "images")).FullName;
+            if (i == 1)
+            {
+                (await Skopeo.RunAsync(["copy", "--quiet", image.SourceReference, $"docker-archive:{Path.Combine(images, "app.tar")}:{imageName}"])).EnsureSuccess();
+            }
+
             _agents.Add(network.Nodes[i].Start(RegistryProcess.AirlockCliPath(),
             [
                 "agent", "--server", $"https://{network.Nodes[0].Address}:9443", "--token-file", token, "--data-dir", data,
@@ -92,6 +101,13 @@ public sealed class ClusterNamespaceTests : IAsyncLifetime
             await Openssl.VerifyAsync(agent.ClientCa, agent.ClientCertificate, "sslclient");
             await Openssl.VerifyAsync(agent.ServerCa, agent.ServingCertificate, "sslserver");
         }
+
+        var imported = false;
+        await WaitAsync(() => imported, $"the first agent to import {imageName} from its images directory", poll: async () =>
+        {
+            var list = await Tool.RunAsync("ctr", ["--address", _containerd!.Address, "-n", "k8s.io", "images", "ls", "-q"]);
+            imported = list.Succeeded && list.Stdout.Split('\n').Contains(imageName);
+        });
 
         var listing = await Tool.RunAsync(RegistryProcess.AirlockCliPath(), ["node", "list", "--data-dir", ServerData, "--output", "json"], environment: Environment);
         listing.EnsureSuccess();
@@ -120,16 +136,28 @@ public sealed class ClusterNamespaceTests : IAsyncLifetime
         await WaitAsync(() =>
         {
             nodes = Directory.Exists(Path.Combine(ServerData, "server", "nodes")) ? MembershipStore.Open(new ServerDirectory(ServerData), TimeProvider.System).List() : [];
-            return names.All(name => nodes.Any(n => n.Name == name && n.Status == NodeStatus.Ready && (since is null || n.LastSeen > since)));
+            // The server records a join before it answers; the agent keeps its identity after: membership.json, written last.
+            return names.All(name => nodes.Any(n => n.Name == name && n.Status == NodeStatus.Ready && (since is null || n.LastSeen > since))
+                && File.Exists(new AgentDirectory(Path.Combine(_work.Path, name)).Membership));
         }, $"nodes {string.Join(", ", names)} to be Ready{(since is null ? "" : " again")}");
         return nodes;
     }
 
-    private async Task WaitAsync(Func<bool> condition, string what, bool checkServer = true)
+    private async Task WaitAsync(Func<bool> condition, string what, bool checkServer = true, Func<Task>? poll = null)
     {
         var deadline = DateTime.UtcNow + Deadline;
-        while (!condition())
+        while (true)
         {
+            if (poll is not null)
+            {
+                await poll();
+            }
+
+            if (condition())
+            {
+                return;
+            }
+
             if (checkServer)
             {
                 _server?.EnsureRunning();

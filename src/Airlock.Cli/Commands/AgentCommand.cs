@@ -63,7 +63,7 @@ internal static class AgentCommand
 
         var server = new Option<string?>("--server", "-s") { Description = "Join the cluster of this airlock server (https://HOST:PORT) and keep its membership: heartbeats, certificate renewal." };
         var token = new Option<string?>("--token", "-t") { Description = "Join token (K10<CA hash>::…) from the server's <data-dir>/server/token, --agent-token or `airlock token create`." };
-        var tokenFile = new Option<string?>("--token-file") { Description = "File holding the join token (instead of --token)." };
+        var tokenFile = new PathOption("--token-file", PathKind.File, "File holding the join token (instead of --token).");
         var withNodeId = new Option<bool>("--with-node-id") { Description = "With --server: add a random suffix (kept) to the node name, so machines sharing a host name join as different nodes." };
         var nodeLabel = new Option<string[]>("--node-label") { Description = "With --server: a label key=value the node registers at join (repeatable); kubernetes.io and k8s.io labels are refused (KEP-279).", AllowMultipleArgumentsPerToken = false };
         var nodeTaint = new Option<string[]>("--node-taint") { Description = "With --server: a taint key[=value]:Effect the node registers at join (repeatable).", AllowMultipleArgumentsPerToken = false };

@@ -26,7 +26,7 @@ internal static class CertificateCommand
     private static Command CreateCheck()
     {
         var dataDir = CommonOptions.DataDir();
-        var output = CommonOptions.Output();
+        var output = CommonOptions.Output("text");
         var renewWithin = RenewWithin();
         var command = new Command("check", "List every certificate of this machine's cluster state (server/tls, agent) with subject, issuer, names, "
             + "expiry and status: OK, WARNING (within --cert-renew-within of expiry), EXPIRED, NOT YET VALID. Exits 1 when one is expired.")
@@ -44,16 +44,49 @@ internal static class CertificateCommand
                 return AirlockCli.ExitError;
             }
 
-            DataOutput.Write(writer, parseResult.GetValue(output)!, certificates, PkiJson.Default.IReadOnlyListCertificateStatus,
-                ("FILE", c => c.Position == 0 ? c.File : $"{c.File} [{c.Position}]"),
-                ("SUBJECT", c => c.Subject),
-                ("USAGES", c => string.Join(',', c.Usages)),
-                ("EXPIRES", c => c.NotAfter?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)),
-                ("DAYS LEFT", c => c.DaysLeft?.ToString(CultureInfo.InvariantCulture)),
-                ("STATUS", c => c.Status));
+            var format = parseResult.GetValue(output)!;
+            if (format is "text")
+            {
+                // K3s's text form: one sentence per certificate, here with the issuer and the names a table has no room for.
+                foreach (var certificate in certificates)
+                {
+                    writer.WriteLine(Sentence(certificate));
+                }
+            }
+            else
+            {
+                DataOutput.Write(writer, format, certificates, PkiJson.Default.IReadOnlyListCertificateStatus,
+                    ("FILE", c => c.Position == 0 ? c.File : $"{c.File} [{c.Position}]"),
+                    ("SUBJECT", c => c.Subject),
+                    ("USAGES", c => string.Join(',', c.Usages)),
+                    ("EXPIRES", c => c.NotAfter?.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)),
+                    ("DAYS LEFT", c => c.DaysLeft?.ToString(CultureInfo.InvariantCulture)),
+                    ("STATUS", c => c.Status));
+            }
+
             return certificates.Any(c => c.Status is CertificateInventory.Expired or CertificateInventory.Unreadable) ? AirlockCli.ExitError : AirlockCli.ExitOk;
         });
         return command;
+    }
+
+    private static string Sentence(CertificateStatus c)
+    {
+        var where = c.Position == 0 ? c.File : $"{c.File} [{c.Position}]";
+        if (c.Status == CertificateInventory.Unreadable)
+        {
+            return $"{where}: not a readable PEM certificate [{c.Status}]";
+        }
+
+        var names = c.Sans.Count == 0 ? "" : $" for {string.Join(", ", c.Sans)}";
+        var expires = c.NotAfter!.Value.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+        var state = c.Status switch
+        {
+            CertificateInventory.Expired => $"expired at {expires}",
+            CertificateInventory.NotYetValid => $"is not valid before {c.NotBefore!.Value.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)}",
+            CertificateInventory.Warning => $"expires soon, at {expires} ({c.DaysLeft} days left)",
+            _ => $"is ok, expires at {expires} ({c.DaysLeft} days left)",
+        };
+        return $"{where}: certificate {c.Subject} issued by {c.Issuer}{names} {state} [{c.Status}]";
     }
 
     private static Command CreateRotate()

@@ -19,9 +19,9 @@ internal static class ServerCommand
         var dataDir = CommonOptions.DataDir();
         var tlsSan = new Option<string[]>("--tls-san") { Description = "Extra host name or IP for the server's certificates (repeatable); the host's names and addresses are always in.", AllowMultipleArgumentsPerToken = false };
         var token = new Option<string?>("--token", "-t") { Description = "Server join token: a secret, or a full K10 token of this server (default: the one in <data-dir>/server/token, created at the first start)." };
-        var tokenFile = new Option<string?>("--token-file") { Description = "File holding the server token (instead of --token)." };
+        var tokenFile = new PathOption("--token-file", PathKind.File, "File holding the server token (instead of --token).");
         var agentToken = new Option<string?>("--agent-token") { Description = "Agent join token (K10…::node:…): joins agents but not servers." };
-        var agentTokenFile = new Option<string?>("--agent-token-file") { Description = "File holding the agent token (instead of --agent-token)." };
+        var agentTokenFile = new PathOption("--agent-token-file", PathKind.File, "File holding the agent token (instead of --agent-token).");
         var embeddedRegistry = new Option<bool>("--embedded-registry") { Description = "Also serve the registry, on the cluster's certificates; nodes authenticate with their client certificates (no password on disk)." };
         var registryListen = new Option<string>("--registry-listen") { Description = "Address and port of the embedded registry.", DefaultValueFactory = _ => "0.0.0.0:5000" };
         var nodeName = new Option<string?>("--node-name") { Description = "This server's node name (default: the host name)." };
@@ -103,7 +103,7 @@ internal static class ServerCommand
     /// <summary>
     /// The value of a token flag or of its <c>-file</c> twin (an explicitly given file must exist); both is a usage error.
     /// </summary>
-    public static string? TokenValue(ParseResult parseResult, Option<string?> value, Option<string?> file, List<string> problems)
+    public static string? TokenValue(ParseResult parseResult, Option<string?> value, PathOption file, List<string> problems)
     {
         var given = parseResult.GetValue(value);
         var path = parseResult.GetValue(file);

@@ -1,4 +1,4 @@
-using Airlock.Content.FileSystemStore;
+using Airlock.IO;
 
 namespace Airlock.Cluster;
 

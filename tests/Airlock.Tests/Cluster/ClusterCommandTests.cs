@@ -13,8 +13,7 @@ public sealed class ClusterCommandTests
 {
     [Theory]
     [InlineData(new[] { "server", "--token", "K10abc::server:x" }, "--token: the token's CA hash \"abc\" is not 64 hexadecimal digits")]
-    [InlineData(new[] { "server", "--token", "a", "--token-file", "/nonexistent" }, "--token and --token-file exclude each other")]
-    [InlineData(new[] { "server", "--token-file", "/nonexistent/token" }, "--token-file /nonexistent/token does not exist")]
+    [InlineData(new[] { "server", "--token", "a", "--token-file", "/etc/passwd" }, "--token and --token-file exclude each other")]
     [InlineData(new[] { "server", "--agent-token", "K10aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa::server:x" }, "--agent-token is a server token")]
     [InlineData(new[] { "server", "--tls-san", "not a name" }, "--tls-san \"not a name\" is neither a host name nor an IP address")]
     [InlineData(new[] { "server", "--cert-renew-within", "9000h" }, "--cert-renew-within must be longer than 0 and shorter than")]
@@ -123,9 +122,15 @@ public sealed class ClusterCommandTests
             File.WriteAllText(Path.Combine(new AgentDirectory(cluster.DataDirectory).Root, "old.crt"), expired.ExportCertificatePem());
         }
 
-        (code, output) = await RunAsync("certificate", "check", "--data-dir", cluster.DataDirectory);
+        (code, output) = await RunAsync("certificate", "check", "--data-dir", cluster.DataDirectory, "--output", "table");
         Assert.Equal(AirlockCli.ExitError, code);
         Assert.Matches(@"old\.crt\s+CN=old\s+\S*\s+\S+\s+-?\d+\s+EXPIRED", output);
+
+        // The default text form says, per certificate, what the table has no room for: the issuer and the names.
+        (code, output) = await RunAsync("certificate", "check", "--data-dir", cluster.DataDirectory);
+        Assert.Equal(AirlockCli.ExitError, code);
+        Assert.Matches(@"old\.crt: certificate CN=old issued by CN=old expired at \S+ \[EXPIRED\]", output);
+        Assert.Matches(@"supervisor\.crt: certificate CN=\S+ issued by CN=[^\n]+ for [^\n]*127\.0\.0\.1[^\n]* is ok, expires at \S+ \(\d+ days left\) \[OK\]", output);
     }
 
     [Fact]
@@ -152,13 +157,37 @@ public sealed class ClusterCommandTests
         Assert.Equal(JoinToken.HashCaBundle(File.ReadAllBytes(Path.Combine(cluster.Directory.Tls, "server-ca.crt"))), token[3..67]);
     }
 
+    [Fact]
+    public async Task Certificate_rotate_takes_the_servers_flags_from_config_yaml_and_AIRLOCK_variables()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        await cluster.Server.DisposeAsync();
+        using var etc = new TempDirectory();
+        var config = Path.Combine(etc.Path, "config.yaml");
+        // One config.yaml for the server and the certificate verbs, as K3s's: a reissued certificate keeps the server's names.
+        File.WriteAllText(config, $"data-dir: {cluster.DataDirectory}\ntls-san:\n  - rack3.airgap.test\n  - 198.51.100.7\nembedded-registry: true\n");
+
+        var (code, output) = await RunAsync(["certificate", "rotate"], new Hashtable { ["AIRLOCK_CONFIG"] = config, ["AIRLOCK_SERVICE"] = "supervisor" });
+
+        Assert.True(code == 0, output);
+        Assert.Contains("reissued supervisor", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("reissued registry", output, StringComparison.Ordinal);
+        using var supervisor = X509Certificate2.CreateFromPem(File.ReadAllText(Path.Combine(cluster.Directory.Tls, "supervisor.crt")));
+        var sans = supervisor.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single();
+        Assert.Contains("rack3.airgap.test", sans.EnumerateDnsNames());
+        Assert.Contains(System.Net.IPAddress.Parse("198.51.100.7"), sans.EnumerateIPAddresses());
+    }
+
     private static Task<(int Code, string Output)> RunAsync(params string[] args) => RunAsync((IReadOnlyList<string>)args);
 
-    private static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args)
+    private static Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args) =>
+        RunAsync(args, new Hashtable { ["AIRLOCK_CONFIG"] = "/dev/null" });
+
+    private static async Task<(int Code, string Output)> RunAsync(IReadOnlyList<string> args, Hashtable environment)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = await AirlockCli.RunAsync([.. args], new Hashtable { ["AIRLOCK_CONFIG"] = "/nonexistent/airlock-config.yaml" }, output, error);
+        var code = await AirlockCli.RunAsync([.. args], environment, output, error);
         return (code, output + error.ToString());
     }
 

@@ -33,6 +33,12 @@ public sealed class ServerPkiTests : IDisposable
             var sans = supervisor.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single();
             Assert.Contains("server.airgap.test", sans.EnumerateDnsNames());
             Assert.Contains(System.Net.IPAddress.Parse("203.0.113.9"), sans.EnumerateIPAddresses());
+
+            // The host's own names and addresses too, so an agent reaches the server by any of them without a --tls-san.
+            Assert.Contains(System.Net.Dns.GetHostName(), sans.EnumerateDnsNames(), StringComparer.OrdinalIgnoreCase);
+            Assert.Contains("localhost", sans.EnumerateDnsNames());
+            Assert.Contains(System.Net.IPAddress.Loopback, sans.EnumerateIPAddresses());
+            Assert.All(ServerPki.HostAddresses(), address => Assert.Contains(address, sans.EnumerateIPAddresses()));
             Assert.Null(pki.Backup);
         }
 

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Airlock.Content.FileSystemStore;
 using Airlock.IO;
 
 namespace Airlock.Cluster.Tokens;

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;

@@ -1,3 +1,4 @@
+using Airlock.IO;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Content.FileSystemStore;

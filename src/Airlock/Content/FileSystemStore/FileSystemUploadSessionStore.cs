@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Airlock.IO;
 using Airlock.Oci;
 
 namespace Airlock.Content.FileSystemStore;

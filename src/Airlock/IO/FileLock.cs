@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Airlock.Content.FileSystemStore;
+namespace Airlock.IO;
 
 /// <summary>
 /// An advisory <c>flock(2)</c> on a lock file, shared or exclusive, held by its own open file description
