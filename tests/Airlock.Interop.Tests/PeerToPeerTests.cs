@@ -120,8 +120,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         var image = await WriteImageAsync(Path.Combine(_work.Path, "corrupt"), "corrupt", 2, 4 << 20, seed: 2);
         await PushAsync(image, "p2p/corrupt:1");
         var faulty = StartNode(Network.Nodes[2 + Nodes], "faulty-corrupt", fault: "corrupt");
-        (await PullAsync(faulty, $"{Registry}/p2p/corrupt:1")).EnsureSuccess();
-        await WaitAsync(() => AdvertisedAsync(puller, faulty.Name, image.Layers[0]), "the corrupting peer to advertise the layer");
+        await PrimeAsync(faulty, "p2p/corrupt", image.Layers, puller);
 
         var result = await PullAsync(puller, $"{Registry}/p2p/corrupt:1");
 
@@ -140,8 +139,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         await PushAsync(image, "p2p/held:1");
         var marker = Path.Combine(_work.Path, "held-marker");
         var faulty = StartNode(Network.Nodes[3 + Nodes], "faulty-held", fault: $"hold:{marker}");
-        (await PullAsync(faulty, $"{Registry}/p2p/held:1")).EnsureSuccess();
-        await WaitAsync(() => AdvertisedAsync(puller, faulty.Name, image.Layers[0]), "the holding peer to advertise the layer");
+        await PrimeAsync(faulty, "p2p/held", image.Layers, puller);
 
         var pull = PullAsync(puller, $"{Registry}/p2p/held:1");
         // The peer has sent its first buffer and holds: kill it there, in the middle of the transfer.
@@ -184,10 +182,30 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         await WaitAsync(async () => (await CurlAsPeerAsync(without, url)).Stdout.Trim() == "200", "the holder to serve the node that now has credentials");
     }
 
-    private static async Task<ToolResult> CurlAsPeerAsync(AgentNode node, string url)
+    /// <summary>
+    /// Makes <paramref name="node"/> the only holder of the layers: a HEAD to its own peer port (as itself) has it fetch
+    /// them from the registry with no other node involved (a containerd pull could make the rendezvous-chosen node fetch
+    /// them, and that node would then hold them too); then waits until <paramref name="viewer"/>'s peer list (read every
+    /// 2 s) shows it holding them.
+    /// </summary>
+    private async Task PrimeAsync(AgentNode node, string repository, IReadOnlyList<string> layers, AgentNode viewer)
+    {
+        await WaitForPeersAsync([node], Nodes);
+        foreach (var layer in layers)
+        {
+            var result = await CurlAsPeerAsync(node, $"https://{node.Namespace.Address}:5001/v2/{repository}/blobs/{layer}?ns={Registry}", head: true);
+            Assert.True(result.Stdout.Trim() == "200", $"{node.Name} did not fetch {layer}: HTTP {result.Stdout}\n{node.Process.RecentOutput}");
+            await WaitAsync(() => AdvertisedAsync(node, node.Name, layer), $"{node.Name} to advertise {layer}");
+        }
+
+        await WaitAsync(async () => (await StatusAsync(viewer)).GetProperty("peers").EnumerateArray()
+            .Any(p => p.GetProperty("name").GetString() == node.Name && p.GetProperty("holds").GetInt32() >= layers.Count), $"{viewer.Name} to see {node.Name} holding the layers");
+    }
+
+    private static async Task<ToolResult> CurlAsPeerAsync(AgentNode node, string url, bool head = false)
     {
         var agent = Path.Combine(node.Data, "agent");
-        return (await node.Namespace.RunAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", Path.Combine(agent, "server-ca.crt"),
+        return (await node.Namespace.RunAsync("curl", [.. head ? new[] { "-I" } : [], "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", Path.Combine(agent, "server-ca.crt"),
             "--cert", Path.Combine(agent, "client.crt"), "--key", Path.Combine(agent, "client.key"), url])).EnsureSuccess();
     }
 
@@ -214,7 +232,8 @@ public sealed class PeerToPeerTests : IAsyncLifetime
             "agent", "--server", $"https://{Network.Nodes[0].Address}:9443", "--token-file", Path.Combine(ServerData, "server", "token"),
             "--data-dir", data, "--node-name", name, "--embedded-registry", "--registries", registries, "--images-dir", images,
             "--containerd-state", Path.Combine(data, "s"), "--containerd-version", "1.6", "--systemd-cgroup", "false", "--stream-server-port", "0",
-            "--p2p-peer-timeout", "3s",
+            // Generous: on a loaded 2-core machine a peer that fetches from the registry may take seconds to answer.
+            "--p2p-peer-timeout", "10s",
         ], environment);
         _agents.Add(process);
         return new AgentNode(name, network, process, data, registries);
