@@ -2,12 +2,13 @@
 # Runs every Airlock test project and ends with one line "N passed, M failed".
 # On a fresh Debian machine (as root) it first installs the real components the tests drive:
 # containerd, runc, skopeo, podman, docker-registry (distribution 2.8), wrk, compressors, iproute2, chromium,
+# strace (holds one syscall of a registry process so a test can kill it mid-write),
 # and node/npm when missing, for the console's build (the .NET build runs it: see src/Airlock/Airlock.csproj).
 set -uo pipefail
 cd "$(dirname "$0")"
 
 packages=(containerd runc skopeo podman docker-registry golang-github-containerd-containerd-dev
-          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static
+          wrk zstd lz4 bzip2 gzip tar iproute2 openssl procps curl ca-certificates busybox-static strace
           chromium  # the console's browser tests (Debian's Chromium, driven by Playwright's own node driver)
           clang lld zlib1g-dev)  # the last three: scripts/publish.sh (Native AOT), not the tests
 if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

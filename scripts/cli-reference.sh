@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ ${AIRLOCK_REFERENCE_NO_BUILD:-} ]] || dotnet build src/Airlock.Cli -c Release -v q --nologo >/dev/null
 bin=src/Airlock.Cli/bin/Release/net10.0/airlock
-help() { AIRLOCK_CONFIG=/nonexistent "$bin" "$@" --help | sed -e 's/[[:space:]]*$//'; }
+help() { AIRLOCK_CONFIG=/dev/null "$bin" "$@" --help | sed -e 's/[[:space:]]*$//'; }
 
 # The names listed under "Commands:" in a help text (first word of each two-space-indented line).
 subcommands() { awk '/^Commands:/{on=1; next} /^[^ ]/{on=0} on && /^  [a-z]/{print $1}'; }

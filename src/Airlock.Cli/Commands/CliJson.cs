@@ -28,7 +28,11 @@ internal sealed record CliInventoryRow(
 
 /// <summary>What <c>registry gc</c> removed (or would remove, with <see cref="DryRun"/>).</summary>
 internal sealed record GarbageCollectionReport(
-    bool DryRun, int MarkedBlobs, IReadOnlyList<string> Blobs, long Bytes, IReadOnlyList<string> Links, IReadOnlyList<string> Uploads);
+    bool DryRun, int MarkedBlobs, IReadOnlyList<string> Blobs, long Bytes, IReadOnlyList<string> Links, IReadOnlyList<string> Uploads)
+{
+    /// <summary>Repositories left empty, removed with their last links.</summary>
+    public IReadOnlyList<string> Repositories { get; init; } = [];
+}
 
 /// <summary>The problems <c>registries validate</c> found in <see cref="File"/>.</summary>
 internal sealed record RegistriesValidationReport(string File, IReadOnlyList<RegistriesValidationProblem> Problems);

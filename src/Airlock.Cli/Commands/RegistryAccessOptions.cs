@@ -117,7 +117,7 @@ internal sealed class RegistryAccessOptions
 
         if (parseResult.GetValue(_creds) is { } creds)
         {
-            options = options with { Credentials = StaticCredentialSource.FromUserPass(creds) };
+            options = RegistryHosts.Apply(options, [new RegistryHostSettings { Registry = RegistryHosts.EveryRegistry, Credential = RegistryCredential.ParseUserPass(creds) }]);
         }
 
         return options;

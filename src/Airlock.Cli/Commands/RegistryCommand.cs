@@ -200,7 +200,10 @@ internal static class RegistryCommand
                 result.DeletedBlobs.Select(d => d.ToString()).ToArray(),
                 result.DeletedBytes,
                 result.DeletedLinks.Select(l => $"{l.Repository}@{l.Digest}").ToArray(),
-                result.DeletedUploads.ToArray());
+                result.DeletedUploads.ToArray())
+            {
+                Repositories = result.DeletedRepositories,
+            };
             DataOutput.Write(output, format, report, CliJson.Default.GarbageCollectionReport);
             return;
         }
@@ -209,6 +212,7 @@ internal static class RegistryCommand
         {
             var rows = result.DeletedBlobs.Select(b => ("blob", b.ToString()))
                 .Concat(result.DeletedLinks.Select(l => ("link", $"{l.Repository}@{l.Digest}")))
+                .Concat(result.DeletedRepositories.Select(r => ("repository", r)))
                 .Concat(result.DeletedUploads.Select(u => ("upload", u)))
                 .ToList();
             DataOutput.WriteTable(output, rows, ("ACTION", _ => verb), ("KIND", r => r.Item1), ("NAME", r => r.Item2));
@@ -225,13 +229,18 @@ internal static class RegistryCommand
             output.WriteLine($"{verb} link {repository}@{digest}");
         }
 
+        foreach (var repository in result.DeletedRepositories)
+        {
+            output.WriteLine($"{verb} repository {repository}");
+        }
+
         foreach (var upload in result.DeletedUploads)
         {
             output.WriteLine($"{verb} upload {upload}");
         }
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{result.MarkedBlobs} blobs in use; {verb} {result.DeletedBlobs.Count} blobs ({result.DeletedBytes} bytes), {result.DeletedLinks.Count} links, {result.DeletedUploads.Count} uploads"));
+            $"{result.MarkedBlobs} blobs in use; {verb} {result.DeletedBlobs.Count} blobs ({result.DeletedBytes} bytes), {result.DeletedLinks.Count} links, {result.DeletedRepositories.Count} repositories, {result.DeletedUploads.Count} uploads"));
     }
 
     private static void ThrowIfAny(IReadOnlyList<string> problems)

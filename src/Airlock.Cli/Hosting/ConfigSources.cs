@@ -1,6 +1,7 @@
 using System.Collections;
 using System.CommandLine;
 using System.Globalization;
+using Airlock.Configuration;
 using YamlDotNet.RepresentationModel;
 
 namespace Airlock.Cli.Hosting;
@@ -146,11 +147,11 @@ internal static class ConfigSources
             return result;
         }
 
-        var stream = new YamlStream();
+        IReadOnlyList<YamlNode> documents;
         try
         {
             using var reader = new StreamReader(path);
-            stream.Load(reader);
+            documents = YamlWalker.LoadDocuments(reader);
         }
         catch (YamlDotNet.Core.YamlException ex)
         {
@@ -161,37 +162,21 @@ internal static class ConfigSources
             throw new ConfigFileException($"config file {path} cannot be read: {ex.Message}");
         }
 
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+        if (documents.Count == 0 || YamlWalker.IsNull(documents[0]))
         {
             return result;
         }
 
-        if (stream.Documents[0].RootNode is not YamlMappingNode map)
+        var yaml = new YamlWalker();
+        foreach (var (key, _, values) in yaml.FlatSettings(documents[0], path))
         {
-            throw new ConfigFileException($"{path}: the top level must be a map of flag names to values");
+            result[key] = values;
         }
 
-        var problems = new List<string>();
-        foreach (var (keyNode, valueNode) in map.Children)
+        if (yaml.HasErrors)
         {
-            var key = (keyNode as YamlScalarNode)?.Value ?? string.Empty;
-            switch (valueNode)
-            {
-                case YamlScalarNode scalar:
-                    result[key] = [scalar.Value ?? string.Empty];
-                    break;
-                case YamlSequenceNode sequence when sequence.Children.All(c => c is YamlScalarNode):
-                    result[key] = sequence.Children.Select(c => ((YamlScalarNode)c).Value ?? string.Empty).ToArray();
-                    break;
-                default:
-                    problems.Add(string.Create(CultureInfo.InvariantCulture, $"{path}:{keyNode.Start.Line}: value of \"{key}\" must be a scalar or a list of scalars"));
-                    break;
-            }
-        }
-
-        if (problems.Count > 0)
-        {
-            throw new ConfigFileException(string.Join(Environment.NewLine, problems));
+            throw new ConfigFileException(string.Join(Environment.NewLine,
+                yaml.Problems.Select(p => string.Create(CultureInfo.InvariantCulture, $"{path}:{p.Line}: {p.Message}"))));
         }
 
         return result;

@@ -10,7 +10,11 @@ public sealed record GarbageCollectionResult(
     IReadOnlyList<(string Repository, Digest Digest)> DeletedLinks,
     IReadOnlyList<string> DeletedUploads,
     int MarkedBlobs,
-    bool DryRun);
+    bool DryRun)
+{
+    /// <summary>Repositories left with nothing once their links went (no manifest, tag, referrer nor mark), removed with them.</summary>
+    public IReadOnlyList<string> DeletedRepositories { get; init; } = [];
+}
 
 /// <summary>
 /// Online mark and sweep. Mark: every manifest revision of every repository, with its config, layers and
@@ -63,6 +67,16 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
             }
 
             var repositories = store.Repositories;
+
+            // Listings kept apart from the repositories (the filesystem store's index) are made equal to them first:
+            // the mark walks the listing, and a repository it missed (restored by hand behind the index) would lose
+            // its blobs.
+            var reconciled = await repositories.ReconcileListingsAsync(cancellationToken).ConfigureAwait(false);
+            if (reconciled > 0)
+            {
+                logger.LogWarning("The repository listings of {Directory} differed from the repositories by {Count} names; repaired before marking", store.Location, reconciled);
+            }
+
             var marked = new HashSet<Digest>();
             var perRepository = new Dictionary<string, HashSet<Digest>>(StringComparer.Ordinal);
             foreach (var repository in (await repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names)
@@ -186,6 +200,35 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
                 }
             }
 
+            // A repository with no manifest left whose links all went is empty: it leaves the catalog. The store deletes
+            // it only if it holds nothing at that moment (a tag, referrer or mark keeps it; a write racing the deletion
+            // lands before it, or after it and creates the repository again).
+            var deletedRepositories = new List<string>();
+            var authenticatedOnly = dryRun ? new HashSet<string>(await repositories.ListAuthenticatedOnlyAsync(cancellationToken).ConfigureAwait(false), StringComparer.Ordinal) : [];
+            var linksGone = dryRun ? deletedLinks.ToHashSet() : [];
+            foreach (var (repository, referenced) in perRepository)
+            {
+                if (referenced.Count > 0 || pushing.Contains(repository))
+                {
+                    continue;
+                }
+
+                if (dryRun)
+                {
+                    var linksLeft = await repositories.ListBlobLinksAsync(repository, cancellationToken)
+                        .AnyAsync(l => !linksGone.Contains((repository, l.Digest)), cancellationToken).ConfigureAwait(false);
+                    var tagsLeft = (await repositories.ListTagsAsync(repository, null, 1, cancellationToken).ConfigureAwait(false))?.Names.Count > 0;
+                    if (!linksLeft && !tagsLeft && !authenticatedOnly.Contains(repository))
+                    {
+                        deletedRepositories.Add(repository);
+                    }
+                }
+                else if (await repositories.DeleteRepositoryIfEmptyAsync(repository, cancellationToken).ConfigureAwait(false))
+                {
+                    deletedRepositories.Add(repository);
+                }
+            }
+
             var deletedUploads = new List<string>();
             foreach (var session in sessions)
             {
@@ -202,15 +245,15 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
             }
 
             logger.LogInformation(
-                "Garbage collection {Mode}: {Marked} blobs in use, {Blobs} blobs ({Bytes} bytes), {Links} links and {Uploads} upload sessions removed",
-                dryRun ? "dry run" : "done", marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count);
+                "Garbage collection {Mode}: {Marked} blobs in use, {Blobs} blobs ({Bytes} bytes), {Links} links, {Repositories} empty repositories and {Uploads} upload sessions removed",
+                dryRun ? "dry run" : "done", marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedRepositories.Count, deletedUploads.Count);
             if (!dryRun)
             {
                 await RecordAsync(new CollectionRecord(now, store.Time.GetUtcNow(), marked.Count, deletedBlobs.Count, deletedBytes, deletedLinks.Count, deletedUploads.Count), cancellationToken)
                     .ConfigureAwait(false);
             }
 
-            return new GarbageCollectionResult(deletedBlobs, deletedBytes, deletedLinks, deletedUploads, marked.Count, dryRun);
+            return new GarbageCollectionResult(deletedBlobs, deletedBytes, deletedLinks, deletedUploads, marked.Count, dryRun) { DeletedRepositories = deletedRepositories };
         }
     }
 

@@ -60,6 +60,23 @@ public interface IRepositoryStore
     /// </summary>
     ValueTask<ListingPage> ListRepositoriesAsync(string? last, int limit, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes the repository if it holds nothing: no links, manifest revisions, tags, referrers nor the
+    /// authenticated-only mark (garbage collection removes the repositories it emptied). Atomic with every write to
+    /// the repository: a write racing the deletion either lands first, and the repository is kept, or lands after it
+    /// and creates the repository again. True when it was deleted; false when it holds something or does not exist.
+    /// </summary>
+    ValueTask<bool> DeleteRepositoryIfEmptyAsync(string repository, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes the ordered listings equal to what the repositories hold, for a store that keeps its listings apart from
+    /// the repositories (the filesystem store's index, which damage, a crash or a tree restored by hand can leave
+    /// behind); a store whose listings are read from the repositories themselves does nothing and returns 0. Safe while
+    /// the store is served by other instances. Garbage collection calls it before it marks. Returns how many names it
+    /// added to or removed from the listings.
+    /// </summary>
+    ValueTask<int> ReconcileListingsAsync(CancellationToken cancellationToken);
+
     ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken);
 
     ValueTask RemoveReferrerAsync(string repository, Digest subject, Digest referrer, CancellationToken cancellationToken);

@@ -1,20 +1,16 @@
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Airlock.GoCompat;
+using Airlock.Remote;
 
 namespace Airlock.Node;
 
 /// <summary>
 /// A registry endpoint, mirror key or configs key after K3s's <c>normalizeEndpointAddress</c>: a scheme
-/// (https unless a loopback host on an odd port), <c>docker.io</c> → <c>registry-1.docker.io</c>, and the path
-/// <c>/v2</c> unless the user gave another one, which containerd then uses verbatim (<c>override_path</c>).
+/// (https unless a loopback host on an odd port — see <see cref="TryNormalize"/> for the one exception),
+/// <c>docker.io</c> → <c>registry-1.docker.io</c>, and the path <c>/v2</c> unless the user gave another one, which
+/// containerd then uses verbatim (<c>override_path</c>). The host rules are <see cref="RegistryHost"/>'s.
 /// </summary>
 public sealed class EndpointAddress
 {
-    public const string DockerHubName = "docker.io";
-    public const string DockerHubHost = "registry-1.docker.io";
-
     private readonly GoUrl _url;
 
     private EndpointAddress(GoUrl url, string registryName, bool overridePath)
@@ -40,8 +36,14 @@ public sealed class EndpointAddress
 
     public override string ToString() => Url;
 
-    /// <summary>Normalises <paramref name="address"/>; false with Go's parse error when K3s would skip it.</summary>
-    public static bool TryNormalize(string address, out EndpointAddress? endpoint, out string error)
+    /// <summary>
+    /// Normalises <paramref name="address"/>; false with Go's parse error when K3s would skip it. A scheme-less loopback
+    /// address on a port other than 443 is <c>http</c>, as K3s writes it, unless <paramref name="speaksTls"/> says the
+    /// registry at that host[:port] has TLS configured (a CA or client certificate in <c>configs</c>): then it is
+    /// <c>https</c>, so the CA is used at all. K3s writes <c>http</c> there too, and containerd 1.6 then speaks plain HTTP
+    /// to a TLS registry; 1.7 and 2.x try HTTPS first in that case, which is what <c>https</c> says for every version.
+    /// </summary>
+    public static bool TryNormalize(string address, out EndpointAddress? endpoint, out string error, Func<string, bool>? speaksTls = null)
     {
         endpoint = null;
         var withScheme = address.Contains("://", StringComparison.Ordinal) ? address : "//" + address;
@@ -52,19 +54,18 @@ public sealed class EndpointAddress
 
         if (url.Scheme.Length == 0)
         {
-            var port = url.Port;
-            url.Scheme = IsLocalhost(url.Host) && port.Length > 0 && port != "443" ? "http" : "https";
+            url.Scheme = RegistryHost.IsLoopbackOnOtherPort(url.Host) && speaksTls?.Invoke(url.Host) != true ? "http" : "https";
         }
 
         var registry = url.Host;
-        if (url.Host == DockerHubName)
+        if (url.Host == RegistryHost.DockerHub)
         {
-            url.Host = DockerHubHost;
+            url.Host = RegistryHost.DockerHubApiHost;
         }
 
-        if (url.Host == DockerHubHost)
+        if (url.Host == RegistryHost.DockerHubApiHost)
         {
-            registry = DockerHubName;
+            registry = RegistryHost.DockerHub;
         }
 
         var overridePath = false;
@@ -78,80 +79,6 @@ public sealed class EndpointAddress
         }
 
         endpoint = new EndpointAddress(url, registry, overridePath);
-        return true;
-    }
-
-    /// <summary>
-    /// containerd's <c>docker.IsLocalhost</c>: <c>localhost</c> or a loopback IP, after removing a port.
-    /// IPs are parsed as strictly as Go's <c>net.ParseIP</c> (no <c>127.1</c>, no zones, no leading zeros).
-    /// </summary>
-    public static bool IsLocalhost(string host)
-    {
-        if (TrySplitHostPort(host, out var hostOnly))
-        {
-            host = hostOnly;
-        }
-
-        if (host == "localhost")
-        {
-            return true;
-        }
-
-        return TryParseGoIp(host, out var ip) && IPAddress.IsLoopback(ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip);
-    }
-
-    // Go's net.SplitHostPort, success case only: "host:port" or "[v6]:port".
-    private static bool TrySplitHostPort(string hostPort, out string host)
-    {
-        host = hostPort;
-        var colon = hostPort.LastIndexOf(':');
-        if (colon < 0)
-        {
-            return false;
-        }
-
-        if (hostPort.StartsWith('['))
-        {
-            var close = hostPort.IndexOf(']', StringComparison.Ordinal);
-            if (close < 0 || close + 1 != colon)
-            {
-                return false;
-            }
-
-            host = hostPort[1..close];
-            return true;
-        }
-
-        host = hostPort[..colon];
-        return !host.Contains(':', StringComparison.Ordinal);
-    }
-
-    private static bool TryParseGoIp(string s, out IPAddress ip)
-    {
-        ip = IPAddress.None;
-        if (s.Contains(':', StringComparison.Ordinal))
-        {
-            return s.IndexOfAny(['%', '[', ']']) < 0 && IPAddress.TryParse(s, out ip!) && ip.AddressFamily == AddressFamily.InterNetworkV6;
-        }
-
-        var parts = s.Split('.');
-        if (parts.Length != 4)
-        {
-            return false;
-        }
-
-        var bytes = new byte[4];
-        for (var i = 0; i < 4; i++)
-        {
-            var part = parts[i];
-            if (part.Length is 0 or > 3 || (part.Length > 1 && part[0] == '0') || !part.All(char.IsAsciiDigit)
-                || !byte.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out bytes[i]))
-            {
-                return false;
-            }
-        }
-
-        ip = new IPAddress(bytes);
         return true;
     }
 }

@@ -1,5 +1,4 @@
 using Airlock.Remote;
-using Airlock.Tls;
 
 namespace Airlock.Node;
 
@@ -9,39 +8,32 @@ namespace Airlock.Node;
 /// </summary>
 public static class RegistriesClientOptions
 {
-    public static RemoteOptions Apply(RemoteOptions options, RegistriesFile file)
+    /// <summary><paramref name="options"/> with the file's settings applied in <see cref="RegistryHosts"/>' order.</summary>
+    public static RemoteOptions Apply(RemoteOptions options, RegistriesFile file) => RegistryHosts.Apply(options, Settings(file));
+
+    /// <summary>
+    /// One entry per registry the file configures. <c>"*"</c> configs have no single host (K3s applies them only to the
+    /// _default hosts.toml); Docker Hub's entry is <c>registry-1.docker.io</c>'s when both it and <c>docker.io</c> have one.
+    /// </summary>
+    public static IEnumerable<RegistryHostSettings> Settings(RegistriesFile file)
     {
-        var credentials = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
-        var tls = new Dictionary<string, TlsSettings>(options.Tls, StringComparer.OrdinalIgnoreCase);
-        foreach (var config in file.Configs)
+        ArgumentNullException.ThrowIfNull(file);
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var entry in file.Configs.Where(c => c.Key != RegistriesFile.Wildcard))
         {
-            // "*" configs have no single host; K3s applies them only to the _default hosts.toml entry.
-            if (config.Key == RegistriesFile.Wildcard)
+            var name = RegistryHost.CanonicalName(entry.Key);
+            if (!seen.Add(name))
             {
                 continue;
             }
 
-            if (config.Auth is { } auth)
+            var config = file.ConfigForHost(name) ?? entry;
+            yield return new RegistryHostSettings
             {
-                credentials[config.Key] = new RegistryCredential(auth.Username, auth.Password, auth.Auth, auth.IdentityToken);
-            }
-
-            if (config.Tls is { } t)
-            {
-                tls[config.Key] = new TlsSettings
-                {
-                    CaFile = t.CaFile?.Path,
-                    CertFile = t.CertFile?.Path,
-                    KeyFile = t.KeyFile?.Path,
-                    InsecureSkipVerify = t.InsecureSkipVerify,
-                };
-            }
+                Registry = name,
+                Credential = config.Auth is { } auth ? new RegistryCredential(auth.Username, auth.Password, auth.Auth, auth.IdentityToken) : null,
+                Tls = config.Tls?.Settings,
+            };
         }
-
-        return options with
-        {
-            Credentials = credentials.Count > 0 ? new StaticCredentialSource(credentials) : options.Credentials,
-            Tls = tls,
-        };
     }
 }

@@ -1,3 +1,6 @@
+using Airlock.Remote;
+using Airlock.Tls;
+
 namespace Airlock.Node;
 
 /// <summary>
@@ -35,7 +38,7 @@ public sealed class RegistriesFile
     /// </summary>
     public RegistryConfig? ConfigForHost(string host)
     {
-        if (host == EndpointAddress.DockerHubName && FindConfig(EndpointAddress.DockerHubHost) is { } hub)
+        if (host == RegistryHost.DockerHub && FindConfig(RegistryHost.DockerHubApiHost) is { } hub)
         {
             return hub;
         }
@@ -61,8 +64,12 @@ public sealed record RegistryConfig(string Key, int Line, RegistryAuth? Auth, Re
 /// <summary><c>auth</c>: basic credentials, a pre-encoded <c>auth</c> string or an identity token; only config.toml carries it.</summary>
 public sealed record RegistryAuth(int Line, string? Username, string? Password, string? Auth, string? IdentityToken);
 
-/// <summary><c>tls</c>: server CA, client certificate pair, and whether to skip server verification.</summary>
-public sealed record RegistryTls(int Line, FileSetting? CaFile, FileSetting? CertFile, FileSetting? KeyFile, bool InsecureSkipVerify);
+/// <summary><c>tls</c> as the file gives it, with the lines of its files: server CA, client certificate pair, and whether to skip server verification.</summary>
+public sealed record RegistryTls(int Line, FileSetting? CaFile, FileSetting? CertFile, FileSetting? KeyFile, bool InsecureSkipVerify)
+{
+    /// <summary>The settings themselves, as every TLS client takes them.</summary>
+    public TlsSettings Settings => new() { CaFile = CaFile?.Path, CertFile = CertFile?.Path, KeyFile = KeyFile?.Path, InsecureSkipVerify = InsecureSkipVerify };
+}
 
 /// <summary>A path from the file, with the line it was on (for "cannot read" problems).</summary>
 public sealed record FileSetting(string Path, int Line);

@@ -1,3 +1,4 @@
+using Airlock.Configuration;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -47,47 +48,40 @@ public static class RegistriesFileReader
     public static (RegistriesFile File, IReadOnlyList<RegistriesProblem> Problems) Parse(string text, string source)
     {
         var reader = new Reader(source);
-        var stream = new YamlStream();
-        try
+        using var input = new StringReader(text);
+        // YamlDotNet also refuses duplicate keys, which K3s's yaml.v2 takes (the last one wins): reported rather than
+        // guessed, since one of the two entries is a mistake either way.
+        var documents = reader.Yaml.Load(input);
+        if (documents is null || documents.Count == 0 || YamlWalker.IsNull(documents[0]))
         {
-            using var input = new StringReader(text);
-            stream.Load(input);
-        }
-        catch (YamlException ex)
-        {
-            var message = ex.InnerException is { } inner ? $"{ex.Message}: {inner.Message}" : ex.Message;
-            // YamlDotNet also refuses duplicate keys, which K3s's yaml.v2 takes (the last one wins): reported
-            // rather than guessed, since one of the two entries is a mistake either way.
-            reader.Problems.Add(new RegistriesProblem(source, (int)ex.Start.Line, ProblemSeverity.Fatal, $"not valid YAML: {message}"));
-            return (new RegistriesFile(source, [], []), reader.Problems);
+            return (new RegistriesFile(source, [], []), reader.Problems(fatal: documents is null));
         }
 
-        if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
+        if (documents.Count > 1)
         {
-            return (new RegistriesFile(source, [], []), reader.Problems);
+            reader.Yaml.Warning(documents[1], "only the first YAML document is read");
         }
 
-        if (stream.Documents.Count > 1)
-        {
-            reader.Warning(Line(stream.Documents[1].RootNode), "only the first YAML document is read");
-        }
-
-        return (reader.ReadTop(stream.Documents[0].RootNode), reader.Problems);
+        var file = reader.ReadTop(documents[0]);
+        return (file, reader.Problems(fatal: false));
     }
 
-    private static int Line(YamlNode node) => (int)node.Start.Line;
+    private static int Line(YamlNode node) => YamlWalker.Line(node);
 
-    private static bool IsNull(YamlNode node) =>
-        node is YamlScalarNode { Style: ScalarStyle.Plain or ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" }
-        || node is YamlScalarNode { Value: null };
+    private static bool IsNull(YamlNode node) => YamlWalker.IsNull(node);
 
     private sealed class Reader(string source)
     {
-        public List<RegistriesProblem> Problems { get; } = [];
+        public YamlWalker Yaml { get; } = new();
 
-        public void Error(int line, string message) => Problems.Add(new RegistriesProblem(source, line, ProblemSeverity.Error, message));
+        /// <summary>The walker's findings as registries.yaml problems; a file that is not YAML at all is fatal.</summary>
+        public IReadOnlyList<RegistriesProblem> Problems(bool fatal) =>
+            [.. Yaml.Problems.Select(p => new RegistriesProblem(source, p.Line,
+                fatal ? ProblemSeverity.Fatal : p.IsWarning ? ProblemSeverity.Warning : ProblemSeverity.Error, p.Message))];
 
-        public void Warning(int line, string message) => Problems.Add(new RegistriesProblem(source, line, ProblemSeverity.Warning, message));
+        public void Error(int line, string message) => Yaml.Error(new Mark(0, line, 1), message);
+
+        public void Warning(YamlNode node, string message) => Yaml.Warning(node, message);
 
         public RegistriesFile ReadTop(YamlNode root)
         {
@@ -114,7 +108,7 @@ public static class RegistriesFileReader
 
                         break;
                     case "auths":
-                        Warning(Line(value), "\"auths\" is deprecated and not used; put credentials under configs.<registry>.auth");
+                        Warning(value, "\"auths\" is deprecated and not used; put credentials under configs.<registry>.auth");
                         break;
                 }
             }
@@ -179,7 +173,7 @@ public static class RegistriesFileReader
         {
             if (node is not YamlMappingNode)
             {
-                Error(Line(node), $"{where} must be a map of {string.Join(", ", known)}");
+                Yaml.Error(node, $"{where} must be a map of {string.Join(", ", known)}");
                 return null;
             }
 
@@ -243,61 +237,18 @@ public static class RegistriesFileReader
         }
 
         /// <summary>Key/value pairs of a map, reporting unknown keys; a null node is an empty map.</summary>
-        private IEnumerable<(string Key, YamlNode Value)> Entries(YamlNode node, string where, string[] known)
-        {
-            foreach (var (key, keyNode, value) in KeyedEntries(node, where))
-            {
-                if (!known.Contains(key, StringComparer.Ordinal))
-                {
-                    // K3s's non-strict yaml.v2 ignores it and so does Airlock; named, so a typo does not go unnoticed.
-                    var hint = known.FirstOrDefault(k => k.Contains(key, StringComparison.Ordinal) || key.Contains(k, StringComparison.Ordinal) || Near(k, key));
-                    Warning(Line(keyNode), $"unknown key \"{key}\" in {where} is ignored, as K3s ignores it{(hint is null ? string.Empty : $"; did you mean \"{hint}\"?")}; known keys: {string.Join(", ", known)}");
-                    continue;
-                }
+        private IEnumerable<(string Key, YamlNode Value)> Entries(YamlNode node, string where, string[] known) =>
+            // K3s's non-strict yaml.v2 ignores it and so does Airlock; named, so a typo does not go unnoticed.
+            Yaml.Entries(node, where, $"{where} must be a map", known, (key, hint) =>
+                $"unknown key \"{key}\" in {where} is ignored, as K3s ignores it{(hint is null ? string.Empty : $"; did you mean \"{hint}\"?")}; known keys: {string.Join(", ", known)}",
+                unknownIsWarning: true);
 
-                yield return (key, value);
-            }
-        }
-
-        private IEnumerable<(string Key, YamlNode KeyNode, YamlNode Value)> KeyedEntries(YamlNode node, string where)
-        {
-            if (IsNull(node))
-            {
-                yield break;
-            }
-
-            if (node is not YamlMappingNode map)
-            {
-                Error(Line(node), $"{where} must be a map");
-                yield break;
-            }
-
-            foreach (var (keyNode, value) in map.Children)
-            {
-                if (keyNode is not YamlScalarNode { Value: { } key })
-                {
-                    Error(Line(keyNode), $"keys of {where} must be strings");
-                    continue;
-                }
-
-                yield return (key, keyNode, value);
-            }
-        }
+        private IEnumerable<(string Key, YamlNode KeyNode, YamlNode Value)> KeyedEntries(YamlNode node, string where) =>
+            Yaml.Pairs(node, where, $"{where} must be a map");
 
         private IEnumerable<(string Value, int Line)> Strings(YamlNode node, string where)
         {
-            if (IsNull(node))
-            {
-                yield break;
-            }
-
-            if (node is not YamlSequenceNode list)
-            {
-                Error(Line(node), $"{where} must be a list of URLs (K3s refuses to start otherwise), e.g. \"- https://registry.example.com\"");
-                yield break;
-            }
-
-            foreach (var item in list.Children)
+            foreach (var item in Yaml.Items(node, $"{where} must be a list of URLs (K3s refuses to start otherwise), e.g. \"- https://registry.example.com\""))
             {
                 if (Scalar(item, where) is { } value)
                 {
@@ -306,47 +257,8 @@ public static class RegistriesFileReader
             }
         }
 
+        private string? Scalar(YamlNode node, string where) => Yaml.Scalar(node, where);
+
         private readonly record struct Field(string? Value, int Line, bool Quoted);
-
-        private string? Scalar(YamlNode node, string where)
-        {
-            if (node is YamlScalarNode scalar)
-            {
-                return IsNull(node) ? string.Empty : scalar.Value;
-            }
-
-            Error(Line(node), $"{where} must be a single value, not a {(node is YamlSequenceNode ? "list" : "map")}");
-            return null;
-        }
-
-        // One edit apart (typos such as "endpoints" or "insecure_skip_verfy").
-        private static bool Near(string a, string b)
-        {
-            if (Math.Abs(a.Length - b.Length) > 1)
-            {
-                return false;
-            }
-
-            var previous = new int[b.Length + 1];
-            var current = new int[b.Length + 1];
-            for (var j = 0; j <= b.Length; j++)
-            {
-                previous[j] = j;
-            }
-
-            for (var i = 1; i <= a.Length; i++)
-            {
-                current[0] = i;
-                for (var j = 1; j <= b.Length; j++)
-                {
-                    var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                    current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
-                }
-
-                (previous, current) = (current, previous);
-            }
-
-            return previous[b.Length] <= 1;
-        }
     }
 }

@@ -19,7 +19,7 @@ public sealed record ResolvedEndpoint(string? Url, string? RegistryName, bool Ov
 /// One <c>certs.d/&lt;directory&gt;/hosts.toml</c>: the registry's own endpoint (<see cref="Server"/>, null when
 /// the default endpoint is disabled) and the mirror endpoints tried before it, in order.
 /// </summary>
-public sealed record RegistryHost(string Key, string Directory, ResolvedEndpoint? Server, IReadOnlyList<ResolvedEndpoint> Mirrors)
+public sealed record HostsTomlEntry(string Key, string Directory, ResolvedEndpoint? Server, IReadOnlyList<ResolvedEndpoint> Mirrors)
 {
     /// <summary>
     /// Whether stock containerd cannot express this host: a <c>rewrite</c> on any endpoint (only K3s's containerd fork
@@ -38,12 +38,16 @@ public sealed class RegistryEndpoints
 {
     public const string DefaultDirectory = "_default";
 
-    private readonly Dictionary<string, RegistryHost> _hosts;
+    private readonly Dictionary<string, HostsTomlEntry> _hosts;
+    private readonly Func<string, bool> _speaksTls;
 
     public RegistryEndpoints(RegistriesFile registries, bool disableDefaultEndpoint)
     {
         ArgumentNullException.ThrowIfNull(registries);
-        var hosts = new Dictionary<string, RegistryHost>(StringComparer.Ordinal);
+        var hosts = new Dictionary<string, HostsTomlEntry>(StringComparer.Ordinal);
+
+        // A loopback registry with a CA or client certificate in configs is reached over HTTPS (EndpointAddress.TryNormalize).
+        _speaksTls = host => registries.ConfigForHost(host)?.Tls?.Settings.ImpliesTls == true;
 
         // Configs pass: every configs key gets its default endpoint with that key's own settings.
         foreach (var config in registries.Configs)
@@ -59,7 +63,7 @@ public sealed class RegistryEndpoints
         foreach (var mirror in registries.Mirrors)
         {
             var found = mirror.Key != RegistriesFile.Wildcard && hosts.TryGetValue(mirror.Key, out var existing) ? existing : null;
-            RegistryHost? host = found;
+            HostsTomlEntry? host = found;
             if (host is null)
             {
                 host = DefaultHost(mirror.Key, registries.ConfigForHost(mirror.Key));
@@ -83,7 +87,7 @@ public sealed class RegistryEndpoints
             var seen = new HashSet<string>(StringComparer.Ordinal);
             for (var i = 0; i < mirror.Endpoints.Count; i++)
             {
-                if (!EndpointAddress.TryNormalize(mirror.Endpoints[i].Address, out var address, out _) || !seen.Add(address!.Url))
+                if (!EndpointAddress.TryNormalize(mirror.Endpoints[i].Address, out var address, out _, _speaksTls) || !seen.Add(address!.Url))
                 {
                     continue;
                 }
@@ -117,7 +121,7 @@ public sealed class RegistryEndpoints
     }
 
     /// <summary>The hosts.toml files to write, by directory name in ordinal order.</summary>
-    public IReadOnlyList<RegistryHost> Hosts => _hosts.Values.OrderBy(h => h.Directory, StringComparer.Ordinal).ToList();
+    public IReadOnlyList<HostsTomlEntry> Hosts => _hosts.Values.OrderBy(h => h.Directory, StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Whether the peer-to-peer mirror shares <paramref name="registry"/>'s content between nodes (K3s's embedded registry
@@ -127,7 +131,7 @@ public sealed class RegistryEndpoints
     public static bool IsPeerShared(RegistriesFile registries, string registry)
     {
         ArgumentNullException.ThrowIfNull(registries);
-        if (registry != RegistriesFile.Wildcard && EndpointAddress.IsLocalhost(registry))
+        if (registry != RegistriesFile.Wildcard && Airlock.Remote.RegistryHost.IsLoopback(registry))
         {
             return false;
         }
@@ -159,7 +163,7 @@ public sealed class RegistryEndpoints
         {
             result.Add(server);
         }
-        else if (EndpointAddress.TryNormalize(registry, out var address, out _))
+        else if (EndpointAddress.TryNormalize(registry, out var address, out _, _speaksTls))
         {
             result.Add(new ResolvedEndpoint(address!.Url, address.RegistryName, false, host?.Server?.Config, []));
         }
@@ -167,14 +171,14 @@ public sealed class RegistryEndpoints
         return result;
     }
 
-    private static RegistryHost? DefaultHost(string key, RegistryConfig? config)
+    private HostsTomlEntry? DefaultHost(string key, RegistryConfig? config)
     {
-        if (!EndpointAddress.TryNormalize(key, out var address, out _))
+        if (!EndpointAddress.TryNormalize(key, out var address, out _, _speaksTls))
         {
             return null;
         }
 
         var url = key == RegistriesFile.Wildcard ? null : address!.Url;
-        return new RegistryHost(key, DirectoryFor(key), new ResolvedEndpoint(url, address!.RegistryName, address.OverridePath, config, []), []);
+        return new HostsTomlEntry(key, DirectoryFor(key), new ResolvedEndpoint(url, address!.RegistryName, address.OverridePath, config, []), []);
     }
 }

@@ -128,8 +128,7 @@ internal sealed class RegistryAuthenticator : IDisposable
         };
     }
 
-    private RegistryCredential? FindCredential(string registry) =>
-        RegistryEndpoint.CredentialHosts(registry).Select(_options.Credentials.Find).FirstOrDefault(c => c is not null);
+    private RegistryCredential? FindCredential(string registry) => RegistryHosts.Resolve(_options, registry).Credential;
 
     private async Task<CachedToken> FetchTokenAsync(RegistryCall call, AuthChallenge challenge, IReadOnlyList<string> scopes, CancellationToken cancellationToken)
     {

@@ -12,10 +12,9 @@ public sealed partial class RegistryClient
 
     private readonly ConcurrentDictionary<string, Uri> _baseAddresses = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>The base address in use for a registry (after any insecure fallback to HTTP).</summary>
-    public Uri BaseAddress(string registry) => _baseAddresses.GetOrAdd(registry, static (name, endpoints) =>
-        endpoints.TryGetValue(name, out var explicitAddress) ? new Uri(explicitAddress.GetLeftPart(UriPartial.Authority) + "/") : RegistryEndpoint.DefaultBaseAddress(name),
-        _options.Endpoints);
+    /// <summary>The base address in use for a registry (after any fallback to plain HTTP).</summary>
+    public Uri BaseAddress(string registry) =>
+        _baseAddresses.GetOrAdd(registry, static (name, options) => RegistryHosts.Resolve(options, name).BaseAddresses[0], _options);
 
     /// <summary>
     /// Sends a call with authentication (one re-send after a 401 challenge), insecure HTTP fallback and bounded
@@ -39,11 +38,16 @@ public sealed partial class RegistryClient
             {
                 response = await ExchangeAsync(request, call, cancellationToken).ConfigureAwait(false);
             }
-            catch (HttpRequestException ex) when (!fellBack && ShouldFallBackToHttp(call, baseAddress, ex))
+            catch (HttpRequestException ex) when (!fellBack && HttpFallback(call, baseAddress, ex) is { } http)
             {
                 fellBack = true;
-                attempt--;
-                continue;
+                if (await UsePlainHttpAsync(call, baseAddress, http, ex, cancellationToken).ConfigureAwait(false))
+                {
+                    attempt--;
+                    continue;
+                }
+
+                throw SendFailure(call, request, attempt, ex);
             }
             catch (Exception ex) when (IsTransient(ex, cancellationToken) && call.Replayable && attempt < _options.MaxAttempts)
             {
@@ -53,15 +57,7 @@ public sealed partial class RegistryClient
             catch (Exception ex) when (ex is HttpRequestException or IOException or TimeoutException
                 || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
-                if (ex is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }
-                    && _tls.Rejection(request.RequestUri!.IdnHost) is { } rejection)
-                {
-                    throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
-                        ExplainCertificate(call.Registry, request.RequestUri.IdnHost, rejection.Errors, rejection.OwnCa), ex);
-                }
-
-                throw new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
-                    $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
+                throw SendFailure(call, request, attempt, ex);
             }
 
             RemoteLog.Answered(_logger, call.Method.Method, request.RequestUri!, call.Registry, response.Status);
@@ -231,18 +227,86 @@ public sealed partial class RegistryClient
     private static RegistryException TooLarge(RegistryCall call, int max) =>
         new(call.Registry, call.Repository, call.Reference, null, [], $"response body is larger than the {max} bytes allowed");
 
-    private bool ShouldFallBackToHttp(RegistryCall call, Uri baseAddress, HttpRequestException ex)
+    /// <summary>
+    /// A request that got no answer, as a <see cref="RegistryException"/> naming the registry and what was sent; a
+    /// certificate this client refused is explained in words that say what to change.
+    /// </summary>
+    private RegistryException SendFailure(RegistryCall call, HttpRequestMessage request, int attempt, Exception ex)
     {
-        if (!_options.Insecure || baseAddress.Scheme != Uri.UriSchemeHttps || ex.HttpRequestError != HttpRequestError.SecureConnectionError
-            || IsAbsoluteHttp(call.Target))
+        if (ex is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }
+            && _tls.Rejection(request.RequestUri!.IdnHost) is { } rejection)
+        {
+            return new RegistryException(call.Registry, call.Repository, call.Reference, null, [],
+                ExplainCertificate(call.Registry, request.RequestUri.IdnHost, rejection.Errors, rejection.OwnCa), ex);
+        }
+
+        return new(call.Registry, call.Repository, call.Reference, null, [], $"{call.Method} {request.RequestUri} failed after {attempt} attempt(s): {Describe(ex)}", ex);
+    }
+
+    /// <summary>The plain-HTTP address to try after <paramref name="baseAddress"/> failed to set up TLS, when the registry allows one.</summary>
+    private Uri? HttpFallback(RegistryCall call, Uri baseAddress, HttpRequestException ex)
+    {
+        if (baseAddress.Scheme != Uri.UriSchemeHttps || ex.HttpRequestError != HttpRequestError.SecureConnectionError || IsAbsoluteHttp(call.Target))
+        {
+            return null;
+        }
+
+        var addresses = RegistryHosts.Resolve(_options, call.Registry).BaseAddresses;
+        return addresses.Count > 1 && addresses[0] == baseAddress ? addresses[1] : null;
+    }
+
+    /// <summary>
+    /// Switches the registry to plain HTTP after TLS failed: always with <c>--insecure</c>; on loopback (containerd's rule:
+    /// HTTPS first, then HTTP) only when the server presents no certificate at all, so a registry that speaks TLS with a
+    /// certificate this client does not trust is reported as that, not as a failed plain-HTTP request.
+    /// </summary>
+    private async Task<bool> UsePlainHttpAsync(RegistryCall call, Uri baseAddress, Uri http, HttpRequestException ex, CancellationToken cancellationToken)
+    {
+        if (_options.Insecure)
+        {
+            RemoteLog.FallingBackToHttp(_logger, call.Registry, ex.Message);
+        }
+        else if (await PresentsCertificateAsync(baseAddress, cancellationToken).ConfigureAwait(false))
         {
             return false;
         }
+        else
+        {
+            RemoteLog.LoopbackPlainHttp(_logger, call.Registry);
+        }
 
-        var http = new UriBuilder(baseAddress) { Scheme = Uri.UriSchemeHttp, Port = baseAddress.IsDefaultPort ? -1 : baseAddress.Port }.Uri;
         _baseAddresses[call.Registry] = http;
-        RemoteLog.FallingBackToHttp(_logger, call.Registry, ex.Message);
         return true;
+    }
+
+    /// <summary>Whether the server at <paramref name="address"/> answers a TLS handshake with a certificate (any certificate).</summary>
+    private async Task<bool> PresentsCertificateAsync(Uri address, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        var presented = false;
+        try
+        {
+            using var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(address.IdnHost, address.Port, timeout.Token).ConfigureAwait(false);
+            var tls = new System.Net.Security.SslStream(tcp.GetStream());
+            await using (tls.ConfigureAwait(false))
+            {
+                await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+                {
+                    TargetHost = address.IdnHost,
+                    // Only looked at, never trusted: the handshake is abandoned either way.
+                    RemoteCertificateValidationCallback = (_, certificate, _, _) => (presented = certificate is not null) && false,
+                }, timeout.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception probe) when (probe is IOException or System.Security.Authentication.AuthenticationException
+            or System.Net.Sockets.SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            // No handshake: what matters is only whether a certificate was seen before it ended.
+        }
+
+        return presented;
     }
 
     // On Unix "/v2/..." parses as an absolute file URI, so look at the scheme, not at absoluteness.

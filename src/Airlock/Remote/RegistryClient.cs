@@ -52,7 +52,7 @@ public sealed partial class RegistryClient : IDisposable
         try
         {
             // Settings are keyed by registry name; TLS sees the host the API is served on (docker.io: registry-1.docker.io).
-            _tls = new ClientTrust(_options.Tls.Select(t => KeyValuePair.Create(RegistryEndpoint.ApiHost(t.Key), t.Value)),
+            _tls = new ClientTrust(_options.Tls.Select(t => KeyValuePair.Create(RegistryHost.ApiHostOf(t.Key), t.Value)),
                 _options.Insecure, _options.TimeProvider, _logger);
         }
         catch (TlsMaterialException e)

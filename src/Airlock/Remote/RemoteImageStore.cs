@@ -151,7 +151,7 @@ public sealed class RemoteImageStore : IImageSource, IImageTarget, IReferrerSour
     private string? MountSourceFor(Stream content)
     {
         if (Origins.TryGetValue(content, out var origin)
-            && string.Equals(RegistryEndpoint.ApiHost(origin.Registry), RegistryEndpoint.ApiHost(Reference.Registry), StringComparison.OrdinalIgnoreCase)
+            && string.Equals(RegistryHost.ApiHostOf(origin.Registry), RegistryHost.ApiHostOf(Reference.Registry), StringComparison.OrdinalIgnoreCase)
             && origin.Repository != Reference.Repository)
         {
             return origin.Repository;

@@ -17,6 +17,10 @@ internal static partial class RemoteLog
         Message = "Registry {Registry} failed over HTTPS ({Failure}); falling back to plain HTTP because insecure access is allowed")]
     public static partial void FallingBackToHttp(ILogger logger, string registry, string failure);
 
+    [LoggerMessage(EventId = 10, Level = LogLevel.Debug,
+        Message = "Registry {Registry} is on loopback and does not speak TLS; using plain HTTP (containerd's rule for localhost)")]
+    public static partial void LoopbackPlainHttp(ILogger logger, string registry);
+
     [LoggerMessage(EventId = 4, Level = LogLevel.Debug,
         Message = "Fetching a token from {Realm} for {Registry} (service {Service}, scopes {Scopes})")]
     public static partial void FetchingToken(ILogger logger, string realm, string registry, string? service, string scopes);

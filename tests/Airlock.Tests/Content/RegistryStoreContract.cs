@@ -416,6 +416,178 @@ public abstract class RegistryStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_emptied_repository_can_be_deleted_and_a_page_after_its_name_is_still_the_right_one()
+    {
+        var manifest = Digest.Sha256(Bytes("manifest"));
+        var layer = Digest.Sha256(Bytes("layer"));
+        foreach (var name in new[] { "a", "b", "b/c", "c" })
+        {
+            await Store.Repositories.LinkBlobAsync(name, layer, None);
+            await Store.Repositories.PutManifestRevisionAsync(name, manifest, MediaTypes.OciManifest, None);
+            await Store.Repositories.SetTagAsync(name, "v1", manifest, None);
+        }
+
+        var other = await OpenAsync();
+        var first = await other.Repositories.ListRepositoriesAsync(null, 2, None);
+        Assert.Equal(["a", "b"], first.Names);
+        Assert.True(first.HasMore);
+
+        // Only a repository holding nothing goes; one that holds anything, or none at all, is not deleted.
+        Assert.False(await Store.Repositories.DeleteRepositoryIfEmptyAsync("b", None));
+        Assert.False(await Store.Repositories.DeleteRepositoryIfEmptyAsync("never", None));
+        await Store.Repositories.DeleteTagAsync("b", "v1", None);
+        Assert.False(await Store.Repositories.DeleteRepositoryIfEmptyAsync("b", None));
+        await Store.Repositories.DeleteManifestRevisionAsync("b", manifest, None);
+        Assert.False(await Store.Repositories.DeleteRepositoryIfEmptyAsync("b", None));
+        await Store.Repositories.UnlinkBlobAsync("b", layer, None);
+        Assert.True(await Store.Repositories.DeleteRepositoryIfEmptyAsync("b", None));
+        Assert.False(await Store.Repositories.DeleteRepositoryIfEmptyAsync("b", None));
+
+        // The client that read the first page asks for the next one after a name that is gone: nested names stay.
+        Assert.False(await other.Repositories.ExistsAsync("b", None));
+        Assert.Null(await other.Repositories.ListTagsAsync("b", null, 10, None));
+        var next = await other.Repositories.ListRepositoriesAsync(first.Names[^1], 2, None);
+        Assert.Equal(["b/c", "c"], next.Names);
+        Assert.False(next.HasMore);
+        Assert.Equal(["a", "b/c", "c"], (await other.Repositories.ListRepositoriesAsync(null, int.MaxValue, None)).Names);
+
+        // Written to again, it exists again, with only what was written since.
+        await other.Repositories.SetTagAsync("b", "v2", manifest, None);
+        Assert.Equal(["a", "b", "b/c", "c"], (await Store.Repositories.ListRepositoriesAsync(null, int.MaxValue, None)).Names);
+        Assert.Equal(["v2"], (await Store.Repositories.ListTagsAsync("b", null, 10, None))!.Names);
+    }
+
+    [Fact]
+    public async Task Long_listings_walked_in_pages_from_another_instance_give_every_name_once_in_order()
+    {
+        var manifest = Digest.Sha256(Bytes("manifest"));
+        var random = new Random(15);
+        var tags = Enumerable.Range(0, 300).Select(i => $"build-{i}").ToList();
+        var repositories = Enumerable.Range(0, 150).Select(i => $"team{i % 7}/app{i}").ToList();
+        await Store.Repositories.PutManifestRevisionAsync("ci/app", manifest, MediaTypes.OciManifest, None);
+        foreach (var tag in tags.OrderBy(_ => random.Next()))
+        {
+            await Store.Repositories.SetTagAsync("ci/app", tag, manifest, None);
+        }
+
+        foreach (var repository in repositories.OrderBy(_ => random.Next()))
+        {
+            await Store.Repositories.LinkBlobAsync(repository, manifest, None);
+        }
+
+        tags.Sort(StringComparer.Ordinal);
+        repositories.Add("ci/app");
+        repositories.Sort(StringComparer.Ordinal);
+        var other = await OpenAsync();
+        Assert.Equal(tags, await WalkAsync(async (last, n) => (await other.Repositories.ListTagsAsync("ci/app", last, n, None))!, 100));
+        Assert.Equal(repositories, await WalkAsync((last, n) => other.Repositories.ListRepositoriesAsync(last, n, None).AsTask(), 100));
+        Assert.Equal(tags, await WalkAsync(async (last, n) => (await other.Repositories.ListTagsAsync("ci/app", last, n, None))!, 1));
+
+        // Names deleted between two pages, the last one of the page read among them, leave the rest of the walk right.
+        var page = (await other.Repositories.ListTagsAsync("ci/app", null, 100, None))!;
+        foreach (var tag in new[] { page.Names[^1], tags[100], tags[101] })
+        {
+            await Store.Repositories.DeleteTagAsync("ci/app", tag, None);
+        }
+
+        var rest = (await other.Repositories.ListTagsAsync("ci/app", page.Names[^1], 100, None))!;
+        Assert.Equal(tags.Skip(102).Take(100), rest.Names);
+        Assert.True(rest.HasMore);
+    }
+
+    [Fact]
+    public async Task Concurrent_pushes_and_deletes_of_the_same_repositories_leave_the_listings_equal_to_the_repositories()
+    {
+        var manifest = Digest.Sha256(Bytes("manifest"));
+        string[] names = ["app", "app/nested", "other", "team/app"];
+        string[] tagNames = ["latest", "v1", "v2"];
+        var second = await OpenAsync();
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(async worker =>
+        {
+            var store = worker % 2 == 0 ? Store : second;
+            var random = new Random(worker);
+            for (var step = 0; step < 40; step++)
+            {
+                var repository = names[random.Next(names.Length)];
+                var tag = tagNames[random.Next(tagNames.Length)];
+                switch (random.Next(4))
+                {
+                    case 0:
+                    case 1:
+                        await store.Repositories.PutManifestRevisionAsync(repository, manifest, MediaTypes.OciManifest, None);
+                        await store.Repositories.SetTagAsync(repository, tag, manifest, None);
+                        break;
+                    case 2:
+                        await store.Repositories.DeleteTagAsync(repository, tag, None);
+                        break;
+                    default:
+                        // Empty it and delete it, racing the other workers' pushes to it.
+                        foreach (var each in tagNames)
+                        {
+                            await store.Repositories.DeleteTagAsync(repository, each, None);
+                        }
+
+                        await store.Repositories.DeleteManifestRevisionAsync(repository, manifest, None);
+                        await store.Repositories.DeleteRepositoryIfEmptyAsync(repository, None);
+                        break;
+                }
+
+                var listed = await store.Repositories.ListRepositoriesAsync(null, int.MaxValue, None);
+                Assert.Equal(listed.Names.Order(StringComparer.Ordinal).Distinct(), listed.Names);
+            }
+        }));
+
+        var third = await OpenAsync();
+        foreach (var store in new[] { Store, second, third })
+        {
+            var existing = new List<string>();
+            foreach (var name in names)
+            {
+                if (await store.Repositories.ExistsAsync(name, None))
+                {
+                    existing.Add(name);
+                }
+            }
+
+            Assert.Equal(existing, (await store.Repositories.ListRepositoriesAsync(null, int.MaxValue, None)).Names);
+            Assert.Equal(existing, await WalkAsync((last, n) => store.Repositories.ListRepositoriesAsync(last, n, None).AsTask(), 1));
+            foreach (var name in existing)
+            {
+                var resolving = new List<string>();
+                foreach (var tag in tagNames)
+                {
+                    if (await store.Repositories.ResolveTagAsync(name, tag, None) is not null)
+                    {
+                        resolving.Add(tag);
+                    }
+                }
+
+                Assert.Equal(resolving, (await store.Repositories.ListTagsAsync(name, null, int.MaxValue, None))!.Names);
+            }
+        }
+    }
+
+    /// <summary>Every name of a listing, asked <paramref name="pageSize"/> at a time as a client follows Link headers.</summary>
+    private static async Task<List<string>> WalkAsync(Func<string?, int, Task<ListingPage>> list, int pageSize)
+    {
+        var names = new List<string>();
+        string? last = null;
+        while (true)
+        {
+            var page = await list(last, pageSize);
+            Assert.True(page.Names.Count <= pageSize);
+            Assert.True(!page.HasMore || page.Names.Count == pageSize, "a page short of its size says more follow");
+            names.AddRange(page.Names);
+            if (!page.HasMore)
+            {
+                return names;
+            }
+
+            last = page.Names[^1];
+        }
+    }
+
+    [Fact]
     public async Task Every_instance_on_the_same_storage_sees_a_write_once_it_returned()
     {
         var manifest = Digest.Sha256(Bytes("manifest"));
@@ -795,6 +967,32 @@ public abstract class RegistryStoreContract : IAsyncLifetime
         Assert.NotNull(await Store.Repositories.GetBlobLinkAsync("pushing", pushedTo, None));
         Assert.Equal([liveSession], (await ListSessionsAsync(Store)).Select(s => s.Id));
         Assert.Equal(image.ManifestDigest, await Store.Repositories.ResolveTagAsync("app", "v1", None));
+    }
+
+    [Fact]
+    public async Task Collection_deletes_the_repositories_it_leaves_empty_and_only_those()
+    {
+        var image = TestImage.Create(Bytes("layer"));
+        await PutImageAsync(Store, "gone", "v1", image);
+        await PutImageAsync(Store, "kept", "v1", image);
+        await Store.Repositories.DeleteTagAsync("gone", "v1", None);
+        await Store.Repositories.DeleteManifestRevisionAsync("gone", image.ManifestDigest, None);
+
+        // Nothing but an old link and the mark: the mark keeps it (it says who may read what lands there next).
+        await Store.Repositories.MarkAuthenticatedOnlyAsync("marked", None);
+        await PushBlobAsync(Store, "marked", Bytes("an orphan"));
+        _clock.Advance(TimeSpan.FromHours(3));
+
+        var collector = await OpenAsync(forCollection: true);
+        var dryRun = await new GarbageCollector(collector, TimeSpan.FromHours(1), NullLogger.Instance).CollectAsync(dryRun: true, None);
+        Assert.Equal(["gone"], dryRun.DeletedRepositories);
+        Assert.Equal(["gone", "kept", "marked"], (await Store.Repositories.ListRepositoriesAsync(null, int.MaxValue, None)).Names);
+
+        var result = await new GarbageCollector(collector, TimeSpan.FromHours(1), NullLogger.Instance).CollectAsync(dryRun: false, None);
+        Assert.Equal(["gone"], result.DeletedRepositories);
+        Assert.False(await Store.Repositories.ExistsAsync("gone", None));
+        Assert.Equal(["kept", "marked"], (await Store.Repositories.ListRepositoriesAsync(null, int.MaxValue, None)).Names);
+        Assert.Equal(image.ManifestDigest, await Store.Repositories.ResolveTagAsync("kept", "v1", None));
     }
 
     [Fact]

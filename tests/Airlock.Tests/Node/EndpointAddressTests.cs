@@ -70,24 +70,6 @@ public sealed class EndpointAddressTests
     }
 
     [Theory]
-    [InlineData("localhost", true)]
-    [InlineData("localhost:5000", true)]
-    [InlineData("127.0.0.1", true)]
-    [InlineData("127.255.0.9:80", true)]
-    [InlineData("[::1]:5000", true)]
-    [InlineData("::1", true)]
-    [InlineData("::ffff:127.0.0.1", true)]
-    [InlineData("127.1", false)]
-    [InlineData("0127.0.0.1", false)]
-    [InlineData("[::1]", false)]
-    [InlineData("localhost.example.com", false)]
-    [InlineData("10.1.1.1:5000", false)]
-    public void IsLocalhost_follows_containerd(string host, bool expected)
-    {
-        Assert.Equal(expected, EndpointAddress.IsLocalhost(host));
-    }
-
-    [Theory]
     [InlineData("/etc/ssl/ca.pem", "\"/etc/ssl/ca.pem\"")]
     [InlineData("a\"b\\c", "\"a\\\"b\\\\c\"")]
     [InlineData("tab\there\u0001", "\"tab\\there\\x01\"")]

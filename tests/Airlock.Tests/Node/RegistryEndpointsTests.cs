@@ -18,6 +18,45 @@ public sealed class RegistryEndpointsTests
     }
 
     [Fact]
+    public void A_loopback_registry_whose_configs_give_a_CA_or_client_certificate_is_reached_over_https_everywhere_it_is_named()
+    {
+        // What `airlock registry --listen 127.0.0.1:5443 --tls-self-signed` prints, plus the same registry as a mirror.
+        var hosts = Render("""
+            mirrors:
+              docker.io:
+                endpoint:
+                  - 127.0.0.1:5443
+            configs:
+              "127.0.0.1:5443":
+                tls:
+                  ca_file: "/var/lib/airlock/registry/tls/ca.crt"
+              "localhost:6443":
+                tls:
+                  cert_file: /etc/airlock/client.crt
+                  key_file: /etc/airlock/client.key
+            """);
+
+        Assert.Equal(
+            Header + "server = \"https://127.0.0.1:5443/v2\"\ncapabilities = [\"pull\", \"resolve\", \"push\"]\nca = [\"/var/lib/airlock/registry/tls/ca.crt\"]\n\n[host]\n",
+            hosts["127.0.0.1:5443"]);
+        Assert.Contains("[host.\"https://127.0.0.1:5443/v2\"]", hosts["docker.io"], StringComparison.Ordinal);
+        Assert.StartsWith(Header + "server = \"https://localhost:6443/v2\"", hosts["localhost:6443"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_loopback_registry_with_only_insecure_skip_verify_stays_http_as_K3s_writes_it()
+    {
+        var hosts = Render("""
+            configs:
+              "127.0.0.1:5000":
+                tls:
+                  insecure_skip_verify: true
+            """);
+
+        Assert.StartsWith(Header + "server = \"http://127.0.0.1:5000/v2\"", hosts["127.0.0.1:5000"], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Rewrites_are_written_per_endpoint_sorted_by_pattern_without_escaping()
     {
         var hosts = Render("""

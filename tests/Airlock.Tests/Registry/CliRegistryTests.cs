@@ -213,14 +213,21 @@ public sealed class CliRegistryTests
         }
     }
 
-    internal static Process StartCli(string data, int port)
+    /// <summary>Starts <c>airlock registry</c> on <paramref name="data"/>, under <paramref name="wrapper"/> (a command and its arguments, e.g. strace) when given.</summary>
+    internal static Process StartCli(string data, int port, IReadOnlyList<string>? wrapper = null)
     {
-        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "airlock"))
+        var airlock = Path.Combine(AppContext.BaseDirectory, "airlock");
+        var start = new ProcessStartInfo(wrapper is null ? airlock : wrapper[0])
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
+        foreach (var argument in wrapper is null ? [] : wrapper.Skip(1).Append(airlock))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         foreach (var argument in new[] { "registry", "--listen", $"127.0.0.1:{port}", "--data-dir", data, "--gc-interval", "off", "--config", Path.Combine(data, "no-config.yaml") })
         {
             start.ArgumentList.Add(argument);

@@ -331,7 +331,7 @@ public sealed class CrossProcessGcTests(ITestOutputHelper log)
         return (accepted, refused);
     }
 
-    private static async Task PushBlobAsync(HttpClient client, string repository, byte[] blob, bool chunked = false)
+    internal static async Task PushBlobAsync(HttpClient client, string repository, byte[] blob, bool chunked = false)
     {
         var digest = Digest.Sha256(blob);
         if (!chunked)
@@ -366,7 +366,7 @@ public sealed class CrossProcessGcTests(ITestOutputHelper log)
     }
 
     /// <summary>True when accepted; false when refused because a blob is unknown (only allowed when not <paramref name="expectCreated"/>).</summary>
-    private static async Task<bool> PutManifestAsync(HttpClient client, string repository, string tag, byte[] manifest, bool expectCreated)
+    internal static async Task<bool> PutManifestAsync(HttpClient client, string repository, string tag, byte[] manifest, bool expectCreated)
     {
         using var content = new ByteArrayContent(manifest);
         content.Headers.ContentType = new MediaTypeHeaderValue(MediaTypes.OciManifest);
@@ -383,7 +383,7 @@ public sealed class CrossProcessGcTests(ITestOutputHelper log)
         return false;
     }
 
-    private static async Task<(int Code, string Output)> RunGcAsync(string data, params string[] extra)
+    internal static async Task<(int Code, string Output)> RunGcAsync(string data, params string[] extra)
     {
         var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "airlock"))
         {
@@ -404,7 +404,7 @@ public sealed class CrossProcessGcTests(ITestOutputHelper log)
         return (process.ExitCode, await stdout + await stderr);
     }
 
-    private static async Task StopAsync(Process server)
+    internal static async Task StopAsync(Process server)
     {
         if (!server.HasExited)
         {

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
+using Airlock.Hosting;
 using Airlock.Registry;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;

@@ -105,4 +105,43 @@ public sealed class TlsTests
         Assert.Equal(["1"], await insecure.ListTagsAsync(repo, default));
         Assert.Equal(Uri.UriSchemeHttp, insecure.BaseAddress(server.Host).Scheme);
     }
+
+    [Fact]
+    public async Task A_loopback_registry_is_tried_over_HTTPS_first_and_over_plain_HTTP_when_it_presents_no_certificate()
+    {
+        await using var plain = await TestHttpServer.StartAsync(Tags);
+        using var certificates = TestCertificates.Create();
+        await using var secure = await TestHttpServer.StartAsync(Tags, certificates.Server, requireClientCertificate: false);
+        using var client = new RegistryClient(new RemoteOptions
+        {
+            // registries.yaml's configs for the TLS one, as `airlock registry --tls-self-signed` prints them.
+            Tls = new Dictionary<string, TlsSettings> { [secure.Host] = new() { CaFile = certificates.CaFile } },
+        });
+
+        Assert.Equal(["1"], await client.ListTagsAsync(ImageReference.Parse($"{plain.Host}/team/app"), default));
+        Assert.Equal(["1"], await client.ListTagsAsync(ImageReference.Parse($"{secure.Host}/team/app"), default));
+
+        Assert.Equal(new Uri($"http://{plain.Host}/"), client.BaseAddress(plain.Host));
+        Assert.Equal(new Uri($"https://{secure.Host}/"), client.BaseAddress(secure.Host));
+    }
+
+    [Fact]
+    public async Task A_loopback_registry_that_speaks_TLS_with_an_untrusted_certificate_is_reported_as_such_and_not_tried_over_HTTP()
+    {
+        using var certificates = TestCertificates.Create();
+        var requests = 0;
+        await using var secure = await TestHttpServer.StartAsync(context =>
+        {
+            Interlocked.Increment(ref requests);
+            return Tags(context);
+        }, certificates.Server, requireClientCertificate: false);
+        using var client = new RegistryClient(new RemoteOptions());
+
+        var ex = await Assert.ThrowsAsync<RegistryException>(() => client.ListTagsAsync(ImageReference.Parse($"{secure.Host}/team/app"), default));
+
+        Assert.Contains($"{secure.Host}'s certificate is not signed by a trusted CA: set configs.{secure.Host}.tls.ca_file", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(System.Net.Http.HttpRequestError.SecureConnectionError, Assert.IsType<HttpRequestException>(ex.InnerException).HttpRequestError);
+        Assert.Equal(new Uri($"https://{secure.Host}/"), client.BaseAddress(secure.Host));
+        Assert.Equal(0, requests);
+    }
 }

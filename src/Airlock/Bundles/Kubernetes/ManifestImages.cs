@@ -1,3 +1,4 @@
+using Airlock.Configuration;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -60,10 +61,10 @@ public static class ManifestImages
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(warnings);
-        var stream = new YamlStream();
+        IReadOnlyList<YamlNode> documents;
         try
         {
-            stream.Load(new StringReader(text));
+            documents = YamlWalker.LoadDocuments(new StringReader(text));
         }
         catch (YamlException ex)
         {
@@ -78,9 +79,9 @@ public static class ManifestImages
         }
 
         var found = new List<string>();
-        foreach (var document in stream.Documents)
+        foreach (var document in documents)
         {
-            FromObject(document.RootNode, source, found, warnings);
+            FromObject(document, source, found, warnings);
         }
 
         return found;
@@ -160,10 +161,10 @@ public static class ManifestImages
         }
 
         var where = $"{source}:{contentNode.Start.Line} (HelmChart {name} valuesContent)";
-        var values = new YamlStream();
+        IReadOnlyList<YamlNode> values;
         try
         {
-            values.Load(new StringReader(content));
+            values = YamlWalker.LoadDocuments(new StringReader(content));
         }
         catch (YamlException ex)
         {
@@ -171,9 +172,9 @@ public static class ManifestImages
             return;
         }
 
-        foreach (var document in values.Documents)
+        foreach (var document in values)
         {
-            if (document.RootNode is YamlMappingNode root)
+            if (document is YamlMappingNode root)
             {
                 var registry = Scalar(root, "global", "imageRegistry") ?? Scalar(root, "global", "systemDefaultRegistry");
                 FromValues(root, registry, where, found, warnings);

@@ -45,32 +45,14 @@ public sealed class ImageSync : IDisposable
     }
 
     /// <summary>The client settings with each <c>creds:</c> entry's login and TLS layered over <paramref name="options"/>.</summary>
-    internal static RemoteOptions WithFileCreds(SyncConfig config, RemoteOptions options)
-    {
-        var logins = new Dictionary<string, RegistryCredential>(StringComparer.OrdinalIgnoreCase);
-        var tls = new Dictionary<string, TlsSettings>(options.Tls, StringComparer.OrdinalIgnoreCase);
-        var endpoints = new Dictionary<string, Uri>(options.Endpoints, StringComparer.OrdinalIgnoreCase);
-        foreach (var cred in config.Creds)
+    internal static RemoteOptions WithFileCreds(SyncConfig config, RemoteOptions options) =>
+        RegistryHosts.Apply(options, config.Creds.Select(cred => new RegistryHostSettings
         {
-            var host = Host(cred.Registry);
-            if (cred.User is not null || cred.Pass is not null)
-            {
-                logins[host] = new RegistryCredential(cred.User, cred.Pass);
-            }
-
-            switch (cred.Tls)
-            {
-                case SyncTls.Insecure:
-                    tls[host] = (tls.TryGetValue(host, out var existing) ? existing : new TlsSettings()) with { InsecureSkipVerify = true };
-                    break;
-                case SyncTls.Disabled:
-                    endpoints[host] = new Uri($"http://{host}/");
-                    break;
-            }
-        }
-
-        return options with { Credentials = new LayeredCredentials(logins, options.Credentials), Tls = tls, Endpoints = endpoints };
-    }
+            Registry = Host(cred.Registry),
+            Credential = cred.User is not null || cred.Pass is not null ? new RegistryCredential(cred.User, cred.Pass) : null,
+            Tls = cred.Tls == SyncTls.Insecure ? new TlsSettings { InsecureSkipVerify = true } : null,
+            Endpoint = cred.Tls == SyncTls.Disabled ? new Uri($"http://{Host(cred.Registry)}/") : null,
+        }));
 
     // regsync writes Docker Hub as docker.io but users also write index.docker.io or registry-1.docker.io.
     private static string Host(string registry) => ImageReference.TryParse($"{registry}/probe", out var probe) ? probe.Registry : registry;
@@ -226,10 +208,4 @@ public sealed class ImageSync : IDisposable
     }
 
     public void Dispose() => _client.Dispose();
-
-    /// <summary>The sync file's logins first, then whatever the command line configured.</summary>
-    private sealed class LayeredCredentials(Dictionary<string, RegistryCredential> file, IRegistryCredentialSource fallback) : IRegistryCredentialSource
-    {
-        public RegistryCredential? Find(string host) => file.TryGetValue(host, out var credential) ? credential : fallback.Find(host);
-    }
 }

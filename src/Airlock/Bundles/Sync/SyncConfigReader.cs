@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using Airlock.Configuration;
 using Airlock.GoCompat;
 using Airlock.Oci;
 using YamlDotNet.Core;
@@ -29,14 +30,12 @@ public sealed class SyncConfigReader
         ["interval", "ratelimit", "mediaTypes", "backup", "schedule", "hooks", "referrers", "referrerFilters", "referrerSource",
          "referrerTarget", "digestTags", "fastCopy", "forceRecursive", "includeExternal"];
 
-    private readonly string _file;
     private readonly Func<string, string?> _environment;
     private readonly Func<string, string> _readFile;
-    private readonly List<SyncConfigProblem> _problems = [];
+    private readonly YamlWalker _yaml = new();
 
-    private SyncConfigReader(string file, Func<string, string?> environment, Func<string, string> readFile)
+    private SyncConfigReader(Func<string, string?> environment, Func<string, string> readFile)
     {
-        _file = file;
         _environment = environment;
         _readFile = readFile;
     }
@@ -51,33 +50,29 @@ public sealed class SyncConfigReader
         Func<string, string?> environment, Func<string, string> readFile)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var reader = new SyncConfigReader(file, environment, readFile);
+        var reader = new SyncConfigReader(environment, readFile);
         var config = reader.Read(text);
-        var errors = reader._problems.Where(p => !p.IsWarning).ToList();
+        var problems = reader._yaml.Problems.Select(p => new SyncConfigProblem(file, p.Line, p.Column, p.Message, p.IsWarning)).ToList();
+        var errors = problems.Where(p => !p.IsWarning).ToList();
         if (errors.Count > 0 || config is null)
         {
             throw new SyncConfigException(errors);
         }
 
-        return (config, reader._problems.Where(p => p.IsWarning).ToList());
+        return (config, problems.Where(p => p.IsWarning).ToList());
     }
 
     private SyncConfig? Read(string text)
     {
-        var stream = new YamlStream();
-        try
+        var documents = _yaml.Load(new StringReader(text));
+        if (documents is null)
         {
-            stream.Load(new StringReader(text));
-        }
-        catch (YamlException e)
-        {
-            Error(e.Start, $"not valid YAML: {e.InnerException?.Message ?? e.Message}");
             return null;
         }
 
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        if (documents.Count == 0 || documents[0] is not YamlMappingNode root)
         {
-            _problems.Add(new SyncConfigProblem(_file, 1, 1, "expected a mapping with version, creds, defaults and sync"));
+            _yaml.Error(new Mark(0, 1, 1), "expected a mapping with version, creds, defaults and sync");
             return null;
         }
 
@@ -112,7 +107,7 @@ public sealed class SyncConfigReader
             Warn(root, "no version given; reading it as version 1");
         }
 
-        if (config.Sync.Count == 0 && !_problems.Any(p => !p.IsWarning))
+        if (config.Sync.Count == 0 && !_yaml.HasErrors)
         {
             Error(root, "no sync entries");
         }
@@ -396,46 +391,11 @@ public sealed class SyncConfigReader
         return null;
     }
 
-    private IEnumerable<(string Key, YamlNode Value)> Entries(YamlNode node, params string[] known)
-    {
-        if (node is not YamlMappingNode mapping)
-        {
-            if (node is not YamlScalarNode { Value: null or "" })
-            {
-                Error(node, $"expected a mapping with {string.Join(", ", known.Take(5))}");
-            }
+    private IEnumerable<(string Key, YamlNode Value)> Entries(YamlNode node, params string[] known) =>
+        _yaml.Entries(node, "the mapping", $"expected a mapping with {string.Join(", ", known.Take(5))}", known,
+            (key, similar) => $"unknown field \"{key}\"{(similar is null ? "" : $" (did you mean \"{similar}\"?)")}");
 
-            yield break;
-        }
-
-        foreach (var (keyNode, value) in mapping.Children)
-        {
-            var key = (keyNode as YamlScalarNode)?.Value ?? "";
-            if (!known.Contains(key, StringComparer.Ordinal))
-            {
-                var similar = known.FirstOrDefault(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase));
-                Error(keyNode, $"unknown field \"{key}\"{(similar is null ? "" : $" (did you mean \"{similar}\"?)")}");
-                continue;
-            }
-
-            yield return (key, value);
-        }
-    }
-
-    private IEnumerable<YamlNode> Sequence(YamlNode node)
-    {
-        if (node is YamlSequenceNode sequence)
-        {
-            return sequence.Children;
-        }
-
-        if (node is not YamlScalarNode { Value: null or "" })
-        {
-            Error(node, "expected a list");
-        }
-
-        return [];
-    }
+    private IReadOnlyList<YamlNode> Sequence(YamlNode node) => _yaml.Items(node, "expected a list");
 
     private string? Scalar(YamlNode node)
     {
@@ -480,7 +440,7 @@ public sealed class SyncConfigReader
         var scalar = (YamlScalarNode)node;
         var quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted ? 1 : 0;
         var column = text.Contains('\n', StringComparison.Ordinal) ? (int)node.Start.Column : (int)node.Start.Column + quoted + error.Offset;
-        _problems.Add(new SyncConfigProblem(_file, Line(node), column, $"template: {error.Message}"));
+        _yaml.Error(new Mark(0, Line(node), column), $"template: {error.Message}");
         return null;
     }
 
@@ -488,8 +448,7 @@ public sealed class SyncConfigReader
 
     private void Error(YamlNode node, string message) => Error(node.Start, message);
 
-    private void Error(Mark mark, string message) => _problems.Add(new SyncConfigProblem(_file, (int)mark.Line, (int)mark.Column, message));
+    private void Error(Mark mark, string message) => _yaml.Error(mark, message);
 
-    private void Warn(YamlNode node, string message) =>
-        _problems.Add(new SyncConfigProblem(_file, Line(node), (int)node.Start.Column, message, IsWarning: true));
+    private void Warn(YamlNode node, string message) => _yaml.Warning(node, message);
 }

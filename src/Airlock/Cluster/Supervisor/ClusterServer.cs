@@ -3,15 +3,9 @@ using Airlock.Cluster.EmbeddedRegistry;
 using Airlock.Cluster.Membership;
 using Airlock.Cluster.Pki;
 using Airlock.Cluster.Tokens;
+using Airlock.Hosting;
 using Airlock.IO;
 using Airlock.Registry;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Cluster.Supervisor;
@@ -26,14 +20,14 @@ namespace Airlock.Cluster.Supervisor;
 public sealed partial class ClusterServer : IAsyncDisposable
 {
     private readonly ServerLock _lock;
-    private readonly WebApplication _app;
+    private readonly KestrelHost _host;
     private bool _stopped;
     private bool _disposed;
 
-    private ClusterServer(ServerLock held, WebApplication app, ServerPki pki, ClusterTokens tokens, MembershipStore membership, Uri address, RegistryServer? registry)
+    private ClusterServer(ServerLock held, KestrelHost host, ServerPki pki, ClusterTokens tokens, MembershipStore membership, Uri address, RegistryServer? registry)
     {
         _lock = held;
-        _app = app;
+        _host = host;
         Pki = pki;
         Tokens = tokens;
         Membership = membership;
@@ -71,7 +65,7 @@ public sealed partial class ClusterServer : IAsyncDisposable
         DirectoryOwner.EnsureOwned(directory.Root);
         var held = ServerLock.Acquire(directory, "this server cannot start");
         ServerPki? pki = null;
-        WebApplication? app = null;
+        KestrelHost? host = null;
         RegistryServer? registry = null;
         try
         {
@@ -88,10 +82,9 @@ public sealed partial class ClusterServer : IAsyncDisposable
             var membership = MembershipStore.Open(directory, options.Time);
             var settings = new SupervisorSettings((int)Math.Ceiling(options.HeartbeatInterval.TotalSeconds), options.RenewWithin, options.Time);
             var api = new SupervisorApi(pki, tokens, membership, settings, logger);
-            app = Build(options, pki, api);
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
-            var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
+            host = await StartSupervisorAsync(options, pki, api, cancellationToken).ConfigureAwait(false);
+            var bound = host.BoundAddress;
+            var address = host.Address;
             LogListening(logger, bound, directory.Root);
 
             if (options.EmbeddedRegistry is { } registryListen)
@@ -115,7 +108,7 @@ public sealed partial class ClusterServer : IAsyncDisposable
                 }, options.LoggerFactory, cancellationToken).ConfigureAwait(false);
             }
 
-            return new ClusterServer(held, app, pki, tokens, membership, address, registry);
+            return new ClusterServer(held, host, pki, tokens, membership, address, registry);
         }
         catch
         {
@@ -124,9 +117,9 @@ public sealed partial class ClusterServer : IAsyncDisposable
                 await registry.DisposeAsync().ConfigureAwait(false);
             }
 
-            if (app is not null)
+            if (host is not null)
             {
-                await app.DisposeAsync().ConfigureAwait(false);
+                await host.DisposeAsync().ConfigureAwait(false);
             }
 
             pki?.Dispose();
@@ -135,36 +128,24 @@ public sealed partial class ClusterServer : IAsyncDisposable
         }
     }
 
-    private static WebApplication Build(ClusterServerOptions options, ServerPki pki, SupervisorApi api)
+    private static Task<KestrelHost> StartSupervisorAsync(ClusterServerOptions options, ServerPki pki, SupervisorApi api, CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.Services.AddSingleton(options.LoggerFactory);
-        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
-        builder.WebHost.UseKestrelCore();
-        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(5));
         var serving = pki[ClusterService.Supervisor];
         var clientCas = pki.ClientCa.Trusted;
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        return KestrelHost.StartAsync(new KestrelHostOptions
         {
-            kestrel.AddServerHeader = false;
+            Listen = options.Listen,
+            Certificate = serving.Certificate,
+            CertificateChain = serving.Chain,
+
+            // Optional: /cacerts and joins come from nodes that have no certificate yet.
+            ClientCertificateValidation = (presented, chain, errors) => CaTrust.Accepts(clientCas, presented, chain, errors, options.Time, checkName: false),
+
             // Heartbeats may carry large advertisements (NodeAdvertisement.MaxDigests); joins are checked against less.
-            kestrel.Limits.MaxRequestBodySize = 32 << 20;
-            kestrel.Listen(options.Listen, listen =>
-            {
-                listen.Protocols = HttpProtocols.Http1AndHttp2;
-                listen.UseHttps(new HttpsConnectionAdapterOptions
-                {
-                    ServerCertificate = serving.Certificate,
-                    ServerCertificateChain = serving.Chain,
-                    // Optional: /cacerts and joins come from nodes that have no certificate yet.
-                    ClientCertificateMode = ClientCertificateMode.AllowCertificate,
-                    ClientCertificateValidation = (presented, chain, errors) => CaTrust.Accepts(clientCas, presented, chain, errors, options.Time, checkName: false),
-                });
-            });
-        });
-        var app = builder.Build();
-        app.Run(api.HandleAsync);
-        return app;
+            MaxRequestBodySize = 32 << 20,
+            ShutdownTimeout = TimeSpan.FromSeconds(5),
+            LoggerFactory = options.LoggerFactory,
+        }, api.HandleAsync, cancellationToken);
     }
 
     /// <summary>Stops serving; members keep their certificates and come back when a server starts again.</summary>
@@ -181,7 +162,7 @@ public sealed partial class ClusterServer : IAsyncDisposable
             await Registry.StopAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await _app.StopAsync(cancellationToken).ConfigureAwait(false);
+        await _host.StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask DisposeAsync()
@@ -198,7 +179,7 @@ public sealed partial class ClusterServer : IAsyncDisposable
             await Registry.DisposeAsync().ConfigureAwait(false);
         }
 
-        await _app.DisposeAsync().ConfigureAwait(false);
+        await _host.DisposeAsync().ConfigureAwait(false);
         Pki.Dispose();
         _lock.Dispose();
     }

@@ -15,13 +15,14 @@ public sealed class FileSystemRegistryStore : IRegistryStore
     private readonly FileLock? _serving;
     private readonly FileSystemUploadSessionStore _uploads;
 
-    private FileSystemRegistryStore(StoreLayout layout, TimeProvider time, FileLock? serving, bool exclusive)
+    private FileSystemRegistryStore(StoreLayout layout, TimeProvider time, FileLock? serving, bool exclusive, RepositoryIndex index)
     {
         Layout = layout;
         Time = time;
         var blobs = new FileSystemBlobStore(layout, time);
         Blobs = blobs;
-        Repositories = new FileSystemRepositoryStore(layout, time);
+        Index = index;
+        Repositories = new FileSystemRepositoryStore(layout, time, index);
         _uploads = new FileSystemUploadSessionStore(layout, time, blobs);
         Guard = new FileSystemGarbageCollectionGuard(layout);
         History = new FileSystemStoreHistory(layout);
@@ -45,6 +46,9 @@ public sealed class FileSystemRegistryStore : IRegistryStore
 
     public IStoreHistory History { get; }
 
+    /// <summary>The ordered index the listings read (for tests that look at it, or hold a write half done).</summary>
+    internal RepositoryIndex Index { get; }
+
     /// <summary>
     /// True when no registry serves this store while it is open (opened by <see cref="OpenForCollection"/>
     /// and no serving process was there; a registry starting meanwhile waits). Then nothing can be in flight
@@ -57,11 +61,11 @@ public sealed class FileSystemRegistryStore : IRegistryStore
     {
         var layout = Prepare(dataDirectory);
         var serving = FileLock.TryAcquire(layout.ServingLock, exclusive: true);
-        if (serving is not null)
+        var alone = serving is not null;
+        if (alone)
         {
             // Nobody else has the store open: temp files there are leftovers of a dead process.
             CleanLeftovers(layout, logger);
-            serving.Downgrade();
         }
         else if ((serving = FileLock.TryAcquire(layout.ServingLock, exclusive: false)) is null)
         {
@@ -69,7 +73,21 @@ public sealed class FileSystemRegistryStore : IRegistryStore
             serving = FileLock.Acquire(layout.ServingLock, exclusive: false);
         }
 
-        return new FileSystemRegistryStore(layout, time, serving, exclusive: false);
+        try
+        {
+            var index = RepositoryIndex.Open(layout, alone, logger);
+            if (alone)
+            {
+                serving!.Downgrade();
+            }
+
+            return new FileSystemRegistryStore(layout, time, serving, exclusive: false, index);
+        }
+        catch
+        {
+            serving!.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -86,7 +104,15 @@ public sealed class FileSystemRegistryStore : IRegistryStore
             CleanLeftovers(layout, logger);
         }
 
-        return new FileSystemRegistryStore(layout, time, exclusive, exclusive is not null);
+        try
+        {
+            return new FileSystemRegistryStore(layout, time, exclusive, exclusive is not null, RepositoryIndex.Open(layout, alone: exclusive is not null, logger));
+        }
+        catch
+        {
+            exclusive?.Dispose();
+            throw;
+        }
     }
 
     private static StoreLayout Prepare(string dataDirectory)
@@ -134,6 +160,7 @@ public sealed class FileSystemRegistryStore : IRegistryStore
     public async ValueTask DisposeAsync()
     {
         await _uploads.DisposeAsync().ConfigureAwait(false);
+        await Index.DisposeAsync().ConfigureAwait(false);
         _serving?.Dispose();
     }
 }

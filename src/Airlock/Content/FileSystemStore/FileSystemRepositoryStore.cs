@@ -1,3 +1,4 @@
+using System.IO.Enumeration;
 using System.Text;
 using System.Text.Json;
 using Airlock.IO;
@@ -8,36 +9,51 @@ namespace Airlock.Content.FileSystemStore;
 /// <summary>
 /// Repositories as folders of small files: link files name the blobs a repository may read, a revision
 /// file holds a manifest's media type, a tag file holds a digest (written by temp file + rename, so a
-/// reader sees the old or the new digest, never half of one).
+/// reader sees the old or the new digest, never half of one). Listings are pages of the
+/// <see cref="RepositoryIndex"/>, checked against the tree; every write that can create a repository or a tag,
+/// and every deletion of one, goes through the index so it stays a superset of the tree.
 /// </summary>
-public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider time) : IRepositoryStore
+public sealed class FileSystemRepositoryStore : IRepositoryStore
 {
+    private readonly StoreLayout _layout;
+    private readonly TimeProvider _time;
+    private readonly RepositoryIndex _index;
+
+    internal FileSystemRepositoryStore(StoreLayout layout, TimeProvider time, RepositoryIndex index)
+    {
+        _layout = layout;
+        _time = time;
+        _index = index;
+    }
+
+    /// <summary>Whether the tree holds the repository (never the index: existence decides what a client may be told).</summary>
     public ValueTask<bool> ExistsAsync(string repository, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(Directory.Exists(layout.Repository(repository)));
+        ValueTask.FromResult(_layout.IsRepository(repository));
 
     public ValueTask<BlobLink?> GetBlobLinkAsync(string repository, Digest digest, CancellationToken cancellationToken)
     {
-        var info = new FileInfo(layout.BlobLink(repository, digest));
+        var info = new FileInfo(_layout.BlobLink(repository, digest));
         return ValueTask.FromResult<BlobLink?>(info.Exists ? new BlobLink(digest, new DateTimeOffset(info.LastWriteTimeUtc, TimeSpan.Zero)) : null);
     }
 
-    public ValueTask LinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken)
+    public async ValueTask LinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken)
     {
-        TouchFile(layout.BlobLink(repository, digest));
-        return ValueTask.CompletedTask;
+        var path = _layout.BlobLink(repository, digest);
+        await using var write = await EnterToCreateAsync(repository, tag: null, cancellationToken).ConfigureAwait(false);
+        TouchFile(path);
     }
 
     public ValueTask<bool> UnlinkBlobAsync(string repository, Digest digest, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(DeleteFile(layout.BlobLink(repository, digest)));
+        ValueTask.FromResult(DeleteFile(_layout.BlobLink(repository, digest)));
 
     public IAsyncEnumerable<BlobLink> ListBlobLinksAsync(string repository, CancellationToken cancellationToken) =>
-        ListDigestFiles(layout.BlobLinksDirectory(repository)).Select(f => new BlobLink(f.Digest, f.LastWrite)).ToAsyncEnumerable();
+        ListDigestFiles(_layout.BlobLinksDirectory(repository)).Select(f => new BlobLink(f.Digest, f.LastWrite)).ToAsyncEnumerable();
 
     public ValueTask<string?> ManifestMediaTypeAsync(string repository, Digest digest, CancellationToken cancellationToken)
     {
         try
         {
-            return ValueTask.FromResult<string?>(File.ReadAllText(layout.Revision(repository, digest)));
+            return ValueTask.FromResult<string?>(File.ReadAllText(_layout.Revision(repository, digest)));
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -45,23 +61,24 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
     }
 
-    public ValueTask PutManifestRevisionAsync(string repository, Digest digest, string mediaType, CancellationToken cancellationToken)
+    public async ValueTask PutManifestRevisionAsync(string repository, Digest digest, string mediaType, CancellationToken cancellationToken)
     {
-        AtomicFile.Write(layout.Revision(repository, digest), Encoding.UTF8.GetBytes(mediaType));
-        return ValueTask.CompletedTask;
+        var path = _layout.Revision(repository, digest);
+        await using var write = await EnterToCreateAsync(repository, tag: null, cancellationToken).ConfigureAwait(false);
+        AtomicFile.Write(path, Encoding.UTF8.GetBytes(mediaType));
     }
 
     public ValueTask<bool> DeleteManifestRevisionAsync(string repository, Digest digest, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(DeleteFile(layout.Revision(repository, digest)));
+        ValueTask.FromResult(DeleteFile(_layout.Revision(repository, digest)));
 
     public IAsyncEnumerable<Digest> ListManifestRevisionsAsync(string repository, CancellationToken cancellationToken) =>
-        ListDigestFiles(layout.RevisionsDirectory(repository)).Select(f => f.Digest).ToAsyncEnumerable();
+        ListDigestFiles(_layout.RevisionsDirectory(repository)).Select(f => f.Digest).ToAsyncEnumerable();
 
     public ValueTask<Digest?> ResolveTagAsync(string repository, string tag, CancellationToken cancellationToken)
     {
         try
         {
-            return ValueTask.FromResult<Digest?>(Digest.TryParse(File.ReadAllText(layout.Tag(repository, tag)).Trim(), out var digest) ? digest : null);
+            return ValueTask.FromResult<Digest?>(Digest.TryParse(File.ReadAllText(_layout.Tag(repository, tag)).Trim(), out var digest) ? digest : null);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -69,38 +86,26 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
     }
 
-    public ValueTask SetTagAsync(string repository, string tag, Digest digest, CancellationToken cancellationToken)
+    public async ValueTask SetTagAsync(string repository, string tag, Digest digest, CancellationToken cancellationToken)
     {
-        AtomicFile.Write(layout.Tag(repository, tag), Encoding.UTF8.GetBytes(digest.ToString()));
-        return ValueTask.CompletedTask;
+        var path = _layout.Tag(repository, tag);
+        await using var write = await EnterToCreateAsync(repository, tag, cancellationToken).ConfigureAwait(false);
+        AtomicFile.Write(path, Encoding.UTF8.GetBytes(digest.ToString()));
     }
 
-    public ValueTask<bool> DeleteTagAsync(string repository, string tag, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(DeleteFile(layout.Tag(repository, tag)));
-
-    /// <remarks>Reads and sorts the repository's tag folder for every page (an ordered index is issue 15's).</remarks>
-    public ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken)
+    public async ValueTask<bool> DeleteTagAsync(string repository, string tag, CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(layout.Repository(repository)))
-        {
-            return ValueTask.FromResult<ListingPage?>(null);
-        }
-
-        var directory = new DirectoryInfo(layout.TagsDirectory(repository));
-        if (!directory.Exists)
-        {
-            return ValueTask.FromResult<ListingPage?>(ListingPage.Slice([], last, limit));
-        }
-
-        var tags = directory.EnumerateFiles().Select(f => f.Name).Where(ImageReference.IsValidTag).ToList();
-        tags.Sort(StringComparer.Ordinal);
-        return ValueTask.FromResult<ListingPage?>(ListingPage.Slice(tags, last, limit));
+        var path = _layout.Tag(repository, tag);
+        await using var write = await _index.EnterAsync(repository, exclusive: true, cancellationToken).ConfigureAwait(false);
+        var deleted = DeleteFile(path);
+        await write.LostTagAsync(tag, cancellationToken).ConfigureAwait(false);
+        return deleted;
     }
 
     // Adding, renaming or removing an entry changes its folder's time, so three folders' times say it all.
     public ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(layout.Repository(repository)))
+        if (!_layout.IsRepository(repository))
         {
             return ValueTask.FromResult<DateTimeOffset?>(null);
         }
@@ -114,8 +119,8 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
             }
         }
 
-        Consider(new DirectoryInfo(layout.TagsDirectory(repository)));
-        foreach (var folder in new[] { layout.RevisionsDirectory(repository), layout.BlobLinksDirectory(repository) })
+        Consider(new DirectoryInfo(_layout.TagsDirectory(repository)));
+        foreach (var folder in new[] { _layout.RevisionsDirectory(repository), _layout.BlobLinksDirectory(repository) })
         {
             var byAlgorithm = new DirectoryInfo(folder);
             if (byAlgorithm.Exists)
@@ -130,35 +135,65 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         return ValueTask.FromResult<DateTimeOffset?>(newest is { } changed ? new DateTimeOffset(changed, TimeSpan.Zero) : null);
     }
 
-    /// <remarks>Walks and sorts the whole tree for every page (an ordered index is issue 15's).</remarks>
-    public ValueTask<ListingPage> ListRepositoriesAsync(string? last, int limit, CancellationToken cancellationToken)
+    public async ValueTask<ListingPage?> ListTagsAsync(string repository, string? last, int limit, CancellationToken cancellationToken)
     {
-        var names = new List<string>();
-        var root = new DirectoryInfo(layout.RepositoriesDirectory);
-        if (root.Exists)
-        {
-            Collect(root, string.Empty, names);
-        }
-
-        names.Sort(StringComparer.Ordinal);
-        return ValueTask.FromResult(ListingPage.Slice(names, last, limit));
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        return _layout.IsRepository(repository) ? await _index.ListTagsAsync(repository, last, limit, cancellationToken).ConfigureAwait(false) : null;
     }
 
-    public ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken)
+    public ValueTask<ListingPage> ListRepositoriesAsync(string? last, int limit, CancellationToken cancellationToken) =>
+        _index.ListRepositoriesAsync(last, limit, cancellationToken);
+
+    /// <remarks>
+    /// Only the repository's own entries go; its folder stays, since a nested repository may be being created in it
+    /// right now (under another lock), and a folder without entries of its own is no repository.
+    /// </remarks>
+    public async ValueTask<bool> DeleteRepositoryIfEmptyAsync(string repository, CancellationToken cancellationToken)
     {
-        AtomicFile.Write(layout.Referrer(repository, subject, referrer.Digest), JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
-        return ValueTask.CompletedTask;
+        var folder = _layout.Repository(repository);
+        await using var write = await _index.EnterAsync(repository, exclusive: true, cancellationToken).ConfigureAwait(false);
+        var deleted = false;
+        if (_layout.IsRepository(repository))
+        {
+            if (!IsEmpty(folder))
+            {
+                return false;
+            }
+
+            foreach (var entry in StoreLayout.RepositoryEntries)
+            {
+                var path = Path.Combine(folder, entry);
+                if (Directory.Exists(path))
+                {
+                    Directory.Delete(path, recursive: true);
+                }
+            }
+
+            deleted = true;
+        }
+
+        await write.LostRepositoryAsync(cancellationToken).ConfigureAwait(false);
+        return deleted;
+    }
+
+    public ValueTask<int> ReconcileListingsAsync(CancellationToken cancellationToken) => _index.ReconcileAsync(cancellationToken);
+
+    public async ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken)
+    {
+        var path = _layout.Referrer(repository, subject, referrer.Digest);
+        await using var write = await EnterToCreateAsync(repository, tag: null, cancellationToken).ConfigureAwait(false);
+        AtomicFile.Write(path, JsonSerializer.SerializeToUtf8Bytes(referrer, StoreJsonContext.Default.Descriptor));
     }
 
     public ValueTask RemoveReferrerAsync(string repository, Digest subject, Digest referrer, CancellationToken cancellationToken)
     {
-        DeleteFile(layout.Referrer(repository, subject, referrer));
+        DeleteFile(_layout.Referrer(repository, subject, referrer));
         return ValueTask.CompletedTask;
     }
 
     public ValueTask<IReadOnlyList<Descriptor>> ListReferrersAsync(string repository, Digest subject, CancellationToken cancellationToken)
     {
-        var directory = new DirectoryInfo(layout.ReferrersDirectory(repository, subject));
+        var directory = new DirectoryInfo(_layout.ReferrersDirectory(repository, subject));
         if (!directory.Exists)
         {
             return ValueTask.FromResult<IReadOnlyList<Descriptor>>([]);
@@ -184,21 +219,20 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         return ValueTask.FromResult<IReadOnlyList<Descriptor>>(result);
     }
 
-    public ValueTask MarkAuthenticatedOnlyAsync(string repository, CancellationToken cancellationToken)
+    public async ValueTask MarkAuthenticatedOnlyAsync(string repository, CancellationToken cancellationToken)
     {
-        var path = layout.AuthenticatedOnly(repository);
+        var path = _layout.AuthenticatedOnly(repository);
         if (!File.Exists(path))
         {
+            await using var write = await EnterToCreateAsync(repository, tag: null, cancellationToken).ConfigureAwait(false);
             AtomicFile.Write(path, []);
         }
-
-        return ValueTask.CompletedTask;
     }
 
     public ValueTask<IReadOnlyList<string>> ListAuthenticatedOnlyAsync(CancellationToken cancellationToken)
     {
         var names = new List<string>();
-        var root = new DirectoryInfo(layout.RepositoriesDirectory);
+        var root = new DirectoryInfo(_layout.RepositoriesDirectory);
         if (root.Exists)
         {
             CollectMarked(root, string.Empty, names);
@@ -225,23 +259,42 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         }
     }
 
-    private static void Collect(DirectoryInfo directory, string prefix, List<string> names)
+    /// <summary>
+    /// No file under the repository's own folders and no mark; anything else starting with <c>_</c> (written by
+    /// something newer) counts as content. Hidden files are temp files a crashed write left, not content.
+    /// </summary>
+    private static bool IsEmpty(string folder)
     {
-        var isRepository = false;
-        foreach (var child in directory.EnumerateDirectories())
+        foreach (var (entry, isDirectory) in new FileSystemEnumerable<(string, bool)>(folder, static (ref entry) => (entry.FileName.ToString(), entry.IsDirectory)))
         {
-            if (child.Name.StartsWith('_'))
+            if (!entry.StartsWith('_'))
             {
-                isRepository = true;
                 continue;
             }
 
-            Collect(child, prefix.Length == 0 ? child.Name : prefix + "/" + child.Name, names);
+            if (!isDirectory || !StoreLayout.RepositoryEntries.Contains(entry)
+                || Directory.EnumerateFiles(Path.Combine(folder, entry), "*", new EnumerationOptions { RecurseSubdirectories = true }).Any())
+            {
+                return false;
+            }
         }
 
-        if (isRepository && prefix.Length > 0)
+        return true;
+    }
+
+    /// <summary>Holds the repository for a write that may create it or <paramref name="tag"/>, recorded in the index before the tree gets them.</summary>
+    private async ValueTask<RepositoryIndex.RepositoryWrite> EnterToCreateAsync(string repository, string? tag, CancellationToken cancellationToken)
+    {
+        var write = await _index.EnterAsync(repository, exclusive: false, cancellationToken).ConfigureAwait(false);
+        try
         {
-            names.Add(prefix);
+            await write.WillHoldAsync(tag, cancellationToken).ConfigureAwait(false);
+            return write;
+        }
+        catch
+        {
+            await write.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
     }
 
@@ -272,7 +325,7 @@ public sealed class FileSystemRepositoryStore(StoreLayout layout, TimeProvider t
         {
         }
 
-        File.SetLastWriteTimeUtc(path, time.GetUtcNow().UtcDateTime);
+        File.SetLastWriteTimeUtc(path, _time.GetUtcNow().UtcDateTime);
     }
 
     private static bool DeleteFile(string path)

@@ -41,6 +41,28 @@ public sealed class StoreLayout
     /// <summary>Digests referenced while a collection marks; exists only while one runs.</summary>
     public string ReferenceJournal => Path.Combine(LocksDirectory, "referenced.journal");
 
+    /// <summary>The ordered index of repositories and tags (<see cref="RepositoryIndex"/>): derived from the tree, rebuilt from it when in doubt.</summary>
+    public string IndexDirectory => Path.Combine(Root, "index");
+
+    /// <summary>The index's sorted keys as of its last compaction.</summary>
+    public string IndexSnapshot => Path.Combine(IndexDirectory, "snapshot");
+
+    /// <summary>The index's changes since the snapshot, appended by every process that serves the store.</summary>
+    public string IndexJournal => Path.Combine(IndexDirectory, "journal");
+
+    /// <summary>One lock file per process that has the store open, held exclusively while it does: one left unlocked is a process that died.</summary>
+    public string IndexSessionsDirectory => Path.Combine(IndexDirectory, "sessions");
+
+    /// <summary>Shared while a process appends to the index journal or opens the index, exclusive while one compacts or rebuilds it.</summary>
+    public string IndexLock => Path.Combine(LocksDirectory, "index.lock");
+
+    /// <summary>
+    /// Shared while a write may create a repository or a tag, exclusive while one deletes a tag or the repository, so a
+    /// deletion and the index record that follows it never interleave with a write to the same repository. Repositories
+    /// share <see cref="RepositoryIndex.RepositoryLockCount"/> lock files by a hash of their name (<paramref name="stripe"/>).
+    /// </summary>
+    public string RepositoryLock(int stripe) => Path.Combine(LocksDirectory, "repositories", stripe.ToString("x2", System.Globalization.CultureInfo.InvariantCulture) + ".lock");
+
     /// <summary>What the registry remembers about itself for its console: bounded JSON records (see <see cref="HistoryFile{T}"/>).</summary>
     public string HistoryDirectory => Path.Combine(Root, "history");
 
@@ -75,6 +97,30 @@ public sealed class StoreLayout
     public const string AuthenticatedOnlyMarker = "_authenticated_only";
 
     public string AuthenticatedOnly(string repository) => Path.Combine(Repository(repository), AuthenticatedOnlyMarker);
+
+    /// <summary>
+    /// The entries of a repository's folder that belong to the repository itself; the names of nested repositories'
+    /// folders never start with <c>_</c>.
+    /// </summary>
+    public static readonly string[] RepositoryEntries = ["_layers", "_manifests", "_referrers", AuthenticatedOnlyMarker];
+
+    /// <summary>
+    /// Whether the tree holds the repository: its folder has an entry of its own (a folder that only holds nested
+    /// repositories is not one). The tree is what the index is checked against.
+    /// </summary>
+    public bool IsRepository(string repository)
+    {
+        var folder = Repository(repository);
+        foreach (var entry in RepositoryEntries)
+        {
+            if (Path.Exists(Path.Combine(folder, entry)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     public string BlobLinksDirectory(string repository) => Path.Combine(Repository(repository), "_layers");
 

@@ -54,12 +54,12 @@ public sealed class ContainerdImageTarget : IImageTarget
     }
 
     public async ValueTask<bool> HasBlobAsync(Descriptor blob, CancellationToken cancellationToken) =>
-        await _client.GetContentInfoAsync(blob.Digest, cancellationToken).ConfigureAwait(false) is not null;
+        await _client.Content.InfoAsync(blob.Digest, cancellationToken).ConfigureAwait(false) is not null;
 
     public async ValueTask WriteBlobAsync(Descriptor blob, Stream content, CancellationToken cancellationToken)
     {
         var leased = await LeasedAsync(cancellationToken).ConfigureAwait(false);
-        await leased.WriteContentAsync(IngestRef(blob), blob, content, labels: null, cancellationToken).ConfigureAwait(false);
+        await leased.Content.WriteAsync(IngestRef(blob), blob, content, labels: null, cancellationToken).ConfigureAwait(false);
     }
 
     public ValueTask<bool> HasManifestAsync(Descriptor manifest, CancellationToken cancellationToken) => HasBlobAsync(manifest, cancellationToken);
@@ -89,11 +89,11 @@ public sealed class ContainerdImageTarget : IImageTarget
         var leased = await LeasedAsync(cancellationToken).ConfigureAwait(false);
         using (var stream = new MemoryStream(content.ToArray(), writable: false))
         {
-            var written = await leased.WriteContentAsync(IngestRef(manifest), manifest, stream, references, cancellationToken).ConfigureAwait(false);
+            var written = await leased.Content.WriteAsync(IngestRef(manifest), manifest, stream, references, cancellationToken).ConfigureAwait(false);
             if (!written && references.Count > 0)
             {
                 // Present already (pulled or imported before): make sure it holds its children all the same.
-                await leased.UpdateContentLabelsAsync(manifest.Digest, references, cancellationToken).ConfigureAwait(false);
+                await leased.Content.UpdateLabelsAsync(manifest.Digest, references, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -134,7 +134,7 @@ public sealed class ContainerdImageTarget : IImageTarget
             }
         }
 
-        await leased.PutImageAsync(name.ToString(), root, _options.ImageLabels, cancellationToken).ConfigureAwait(false);
+        await leased.Images.PutAsync(name.ToString(), root, _options.ImageLabels, cancellationToken).ConfigureAwait(false);
         _options.Logger.LogInformation("Imported {Image} as {Digest}", name, root.Digest);
     }
 
@@ -147,7 +147,7 @@ public sealed class ContainerdImageTarget : IImageTarget
             return;
         }
 
-        var info = await leased.GetContentInfoAsync(node.Digest, cancellationToken).ConfigureAwait(false);
+        var info = await leased.Content.InfoAsync(node.Digest, cancellationToken).ConfigureAwait(false);
         if (info is null)
         {
             // Indexes may list platforms whose content was never brought across; containerd allows that.
@@ -157,7 +157,7 @@ public sealed class ContainerdImageTarget : IImageTarget
         info.Labels.TryGetValue(ContainerdLabels.DistributionSourceKey(name.Registry), out var existing);
         if (ContainerdLabels.DistributionSource(name.Registry, name.Repository, existing) is { } label && label.Value != existing)
         {
-            await leased.UpdateContentLabelsAsync(node.Digest, new Dictionary<string, string> { [label.Key] = label.Value }, cancellationToken).ConfigureAwait(false);
+            await leased.Content.UpdateLabelsAsync(node.Digest, new Dictionary<string, string> { [label.Key] = label.Value }, cancellationToken).ConfigureAwait(false);
         }
 
         if (MediaTypes.IsManifest(node.MediaType) && await LoadManifestAsync(node, cancellationToken).ConfigureAwait(false) is { } document)
@@ -196,13 +196,13 @@ public sealed class ContainerdImageTarget : IImageTarget
             return cached;
         }
 
-        if (manifest.Size > MaxManifestSize || await _client.GetContentInfoAsync(manifest.Digest, cancellationToken).ConfigureAwait(false) is null)
+        if (manifest.Size > MaxManifestSize || await _client.Content.InfoAsync(manifest.Digest, cancellationToken).ConfigureAwait(false) is null)
         {
             return null;
         }
 
         using var buffer = new MemoryStream((int)manifest.Size);
-        await using (var content = new VerifyingStream(_client.OpenContent(manifest.Digest, cancellationToken), manifest.Digest, manifest.Size))
+        await using (var content = new VerifyingStream(_client.Content.Open(manifest.Digest, cancellationToken), manifest.Digest, manifest.Size))
         {
             await content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
         }
@@ -222,7 +222,7 @@ public sealed class ContainerdImageTarget : IImageTarget
         await _leaseGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _lease ??= await _client.CreateLeaseAsync(_options.LeaseExpiry, cancellationToken).ConfigureAwait(false);
+            _lease ??= await _client.Leases.CreateAsync(_options.LeaseExpiry, cancellationToken).ConfigureAwait(false);
             return _lease.Client;
         }
         finally

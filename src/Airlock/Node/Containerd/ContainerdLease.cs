@@ -30,6 +30,6 @@ public sealed class ContainerdLease : IAsyncDisposable
         _deleted = true;
 
         // Deleting must happen even when the import was cancelled; it is bounded by the client's call timeout.
-        await _owner.DeleteLeaseAsync(Id, CancellationToken.None).ConfigureAwait(false);
+        await _owner.Leases.DeleteAsync(Id, CancellationToken.None).ConfigureAwait(false);
     }
 }

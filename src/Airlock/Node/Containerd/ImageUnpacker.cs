@@ -34,7 +34,7 @@ internal sealed class ImageUnpacker(ContainerdClient client, string snapshotter,
         }
 
         var top = parent ?? throw new ManifestFormatException("image manifest has no layers to unpack");
-        await client.UpdateContentLabelsAsync(
+        await client.Content.UpdateLabelsAsync(
             config.Digest,
             new Dictionary<string, string> { [ContainerdLabels.GcSnapshotPrefix + snapshotter] = top },
             cancellationToken).ConfigureAwait(false);
@@ -44,18 +44,18 @@ internal sealed class ImageUnpacker(ContainerdClient client, string snapshotter,
 
     private async Task UnpackLayerAsync(Descriptor layer, Digest diffId, string chainId, string? parent, CancellationToken cancellationToken)
     {
-        if (await client.StatSnapshotAsync(snapshotter, chainId, cancellationToken).ConfigureAwait(false) is not null)
+        if (await client.Snapshots.StatAsync(snapshotter, chainId, cancellationToken).ConfigureAwait(false) is not null)
         {
             return;
         }
 
         var labels = new Dictionary<string, string> { [ContainerdLabels.SnapshotRef] = chainId };
         var key = $"extract-{Guid.NewGuid():N} {chainId}";
-        var mounts = await client.PrepareSnapshotAsync(snapshotter, key, parent, labels, cancellationToken).ConfigureAwait(false);
+        var mounts = await client.Snapshots.PrepareAsync(snapshotter, key, parent, labels, cancellationToken).ConfigureAwait(false);
         var committed = false;
         try
         {
-            var applied = await client.ApplyLayerAsync(layer, mounts, cancellationToken).ConfigureAwait(false);
+            var applied = await client.Diff.ApplyAsync(layer, mounts, cancellationToken).ConfigureAwait(false);
             if (applied != diffId)
             {
                 throw new ContainerdException("diff.apply " + layer.Digest, Grpc.Core.StatusCode.DataLoss,
@@ -64,7 +64,7 @@ internal sealed class ImageUnpacker(ContainerdClient client, string snapshotter,
 
             try
             {
-                await client.CommitSnapshotAsync(snapshotter, chainId, key, labels, cancellationToken).ConfigureAwait(false);
+                await client.Snapshots.CommitAsync(snapshotter, chainId, key, labels, cancellationToken).ConfigureAwait(false);
                 committed = true;
             }
             catch (ContainerdException ex) when (ex.Code == Grpc.Core.StatusCode.AlreadyExists)
@@ -77,12 +77,12 @@ internal sealed class ImageUnpacker(ContainerdClient client, string snapshotter,
             if (!committed)
             {
                 using var cleanup = new CancellationTokenSource(client.Options.CallTimeout, client.Options.TimeProvider);
-                await client.RemoveSnapshotAsync(snapshotter, key, cleanup.Token).ConfigureAwait(false);
+                await client.Snapshots.RemoveAsync(snapshotter, key, cleanup.Token).ConfigureAwait(false);
             }
         }
 
         // Set only after the apply proved the uncompressed digest, as containerd does.
-        await client.UpdateContentLabelsAsync(
+        await client.Content.UpdateLabelsAsync(
             layer.Digest,
             new Dictionary<string, string> { [ContainerdLabels.Uncompressed] = diffId.ToString() },
             cancellationToken).ConfigureAwait(false);
@@ -96,7 +96,7 @@ internal sealed class ImageUnpacker(ContainerdClient client, string snapshotter,
         }
 
         using var buffer = new MemoryStream((int)config.Size);
-        await using (var content = client.OpenContent(config.Digest, cancellationToken))
+        await using (var content = client.Content.Open(config.Digest, cancellationToken))
         {
             await content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
         }

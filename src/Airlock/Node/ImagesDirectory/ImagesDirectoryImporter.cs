@@ -203,7 +203,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
         var failedFiles = results.Where(r => r.Status == ImageFileStatus.Failed).Select(r => Path.GetFullPath(r.File)).ToHashSet(StringComparer.Ordinal);
         try
         {
-            var images = await client.ListImagesAsync(null, cancellationToken).ConfigureAwait(false);
+            var images = await client.Images.ListAsync(null, cancellationToken).ConfigureAwait(false);
             var stale = images.Where(i => i.Labels.TryGetValue(ContainerdLabels.ImagesFile, out var file)
                     && file.StartsWith(directory, StringComparison.Ordinal) && !failedFiles.Contains(file) && !wanted.Contains(i.Name))
                 .ToList();
@@ -215,7 +215,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             // A container names the image it was made from. The CRI may name the image's id or digest record instead
             // (sha256:…, repo@sha256:…), so such a record with the same target counts as this image too: without the
             // name, a pod restarting with imagePullPolicy IfNotPresent would try to pull it.
-            var containers = await client.ListContainersAsync(cancellationToken).ConfigureAwait(false);
+            var containers = await client.Containers.ListAsync(cancellationToken).ConfigureAwait(false);
             var byDigest = images.Where(i => i.Name.Contains("sha256:", StringComparison.Ordinal))
                 .ToDictionary(i => i.Name, i => i.Target.Digest, StringComparer.Ordinal);
             foreach (var image in stale)
@@ -229,7 +229,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                     continue;
                 }
 
-                await client.DeleteImageAsync(image.Name, cancellationToken).ConfigureAwait(false);
+                await client.Images.DeleteAsync(image.Name, cancellationToken).ConfigureAwait(false);
                 options.Logger.LogInformation("Removed image {Image}: {File} no longer holds it (unpinned; containerd's garbage collection frees its content)",
                     image.Name, file);
             }
@@ -330,10 +330,10 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
                 }
 
                 var name = ContainerdName(reference);
-                if (await client.GetImageAsync(name, cancellationToken).ConfigureAwait(false) is { } present)
+                if (await client.Images.GetAsync(name, cancellationToken).ConfigureAwait(false) is { } present)
                 {
                     // As K3s: an image already in containerd is not pulled again, only pinned.
-                    await client.PutImageAsync(name, present.Target, labels, cancellationToken).ConfigureAwait(false);
+                    await client.Images.PutAsync(name, present.Target, labels, cancellationToken).ConfigureAwait(false);
                 }
                 else if (!await PullWithCriAsync(name, labels, cancellationToken).ConfigureAwait(false))
                 {
@@ -373,7 +373,7 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
 
         try
         {
-            await client.CriPullImageAsync(name, cancellationToken).ConfigureAwait(false);
+            await client.Cri.PullImageAsync(name, cancellationToken).ConfigureAwait(false);
         }
         catch (ContainerdException ex) when (ex.Code == StatusCode.Unimplemented)
         {
@@ -382,9 +382,9 @@ public sealed class ImagesDirectoryImporter(ContainerdClient client, ImagesDirec
             return false;
         }
 
-        var pulled = await client.GetImageAsync(name, cancellationToken).ConfigureAwait(false)
+        var pulled = await client.Images.GetAsync(name, cancellationToken).ConfigureAwait(false)
             ?? throw new ContainerdException("cri.pull " + name, StatusCode.NotFound, "containerd reported the pull done but holds no image of that name");
-        await client.PutImageAsync(name, pulled.Target, labels, cancellationToken).ConfigureAwait(false);
+        await client.Images.PutAsync(name, pulled.Target, labels, cancellationToken).ConfigureAwait(false);
         return true;
     }
 

@@ -1,10 +1,4 @@
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
+using Airlock.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Node.Mirror;
@@ -17,23 +11,21 @@ namespace Airlock.Node.Mirror;
 /// </summary>
 public sealed class NodeMirror : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly KestrelHost _host;
     private readonly MirrorOptions _options;
     private readonly ILogger _logger;
     private readonly MirrorHandler _handler;
-    private bool _stopped;
 
-    private NodeMirror(WebApplication app, MirrorOptions options, MirrorHandler handler, Uri address, ILogger logger)
+    private NodeMirror(KestrelHost host, MirrorOptions options, MirrorHandler handler, ILogger logger)
     {
-        _app = app;
+        _host = host;
         _options = options;
         _handler = handler;
-        Address = address;
         _logger = logger;
     }
 
     /// <summary>The bound address, e.g. <c>http://127.0.0.1:5100/</c> (the real port when 0 was asked for).</summary>
-    public Uri Address { get; }
+    public Uri Address => _host.Address;
 
     /// <summary>What hosts.toml's <c>server</c> says for a registry this mirror serves (<c>http://127.0.0.1:5100/v2</c>).</summary>
     public string ServerUrl => MirrorOptions.ServerUrl(new System.Net.IPEndPoint(System.Net.IPAddress.Parse(Address.Host.Trim('[', ']')), Address.Port));
@@ -57,37 +49,28 @@ public sealed class NodeMirror : IAsyncDisposable
 
         var logger = options.LoggerFactory.CreateLogger("Airlock.Node.Mirror");
         var upstreams = new MirrorUpstreams(registries, options);
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.Services.AddSingleton(options.LoggerFactory);
-        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
-        builder.WebHost.UseKestrelCore();
-        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(5));
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxResponseBufferSize = MirrorHandler.ResponseBufferSize;
-            kestrel.Listen(options.Listen, listen => listen.Protocols = HttpProtocols.Http1);
-        });
-
-        var app = builder.Build();
         var handler = new MirrorHandler(upstreams, options);
-        app.Run(handler.HandleAsync);
+        KestrelHost host;
         try
         {
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            host = await KestrelHost.StartAsync(new KestrelHostOptions
+            {
+                Listen = options.Listen,
+                ShutdownTimeout = TimeSpan.FromSeconds(5),
+                MaxResponseBufferSize = MirrorHandler.ResponseBufferSize,
+                LoggerFactory = options.LoggerFactory,
+            }, handler.HandleAsync, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            await app.DisposeAsync().ConfigureAwait(false);
             upstreams.Retire();
             throw;
         }
 
         options.BlobSource?.Attach(handler);
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        var address = new Uri(bound.Replace("://[::]", "://[::1]", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
+        var address = host.Address;
         MirrorLog.Listening(logger, address, registries.Mirrors.Count + registries.Configs.Count, registries.Source);
-        return new NodeMirror(app, options, handler, address, logger);
+        return new NodeMirror(host, options, handler, logger);
     }
 
     /// <summary>
@@ -102,24 +85,14 @@ public sealed class NodeMirror : IAsyncDisposable
     }
 
     /// <summary>Completes when the mirror was asked to stop.</summary>
-    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _app.WaitForShutdownAsync(cancellationToken);
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken) => _host.WaitForShutdownAsync(cancellationToken);
 
     /// <summary>Stops listening and lets transfers in flight finish (up to 5 s).</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        if (_stopped)
-        {
-            return;
-        }
-
-        _stopped = true;
-        await _app.StopAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public Task StopAsync(CancellationToken cancellationToken) => _host.StopAsync(cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
-        await StopAsync(CancellationToken.None).ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false);
+        await _host.DisposeAsync().ConfigureAwait(false);
         _handler.Current.Retire();
     }
 }

@@ -1,3 +1,4 @@
+using Airlock.Configuration;
 using YamlDotNet.RepresentationModel;
 
 namespace Airlock.Node.Preflight;
@@ -33,12 +34,12 @@ public sealed class ClusterSettings
             return Empty;
         }
 
-        var stream = new YamlStream();
+        IReadOnlyList<YamlNode> documents;
         using (var reader = new StreamReader(path))
         {
             try
             {
-                stream.Load(reader);
+                documents = YamlWalker.LoadDocuments(reader);
             }
             catch (YamlDotNet.Core.YamlException ex)
             {
@@ -47,19 +48,12 @@ public sealed class ClusterSettings
         }
 
         var values = new Dictionary<string, Setting>(StringComparer.Ordinal);
-        if (stream.Documents.Count > 0 && stream.Documents[0].RootNode is YamlMappingNode map)
+        if (documents.Count > 0 && documents[0] is YamlMappingNode map)
         {
-            foreach (var (key, value) in map.Children)
+            // Lenient, as K3s's own reading: a value of the wrong shape is a key with no values here, for the checks to judge.
+            foreach (var (key, line, items) in new YamlWalker().FlatSettings(map, path))
             {
-                var name = (key as YamlScalarNode)?.Value ?? string.Empty;
-                var line = (int)key.Start.Line;
-                var items = value switch
-                {
-                    YamlScalarNode scalar => [scalar.Value ?? string.Empty],
-                    YamlSequenceNode sequence => sequence.Children.OfType<YamlScalarNode>().Select(s => s.Value ?? string.Empty).ToArray(),
-                    _ => Array.Empty<string>(),
-                };
-                values[name] = new Setting(name, items, $"{path}:{line}");
+                values[key] = new Setting(key, items, $"{path}:{line}");
             }
         }
 

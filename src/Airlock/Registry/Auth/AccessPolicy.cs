@@ -1,3 +1,4 @@
+using Airlock.Configuration;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -202,107 +203,92 @@ public sealed class AccessPolicy
 
         public static IReadOnlyList<AccessRule> Read(string yaml, string source)
         {
-            var problems = new List<string>();
-            var stream = new YamlStream();
-            try
+            var walker = new YamlWalker();
+            var documents = walker.Load(new StringReader(yaml));
+            if (documents is null)
             {
-                stream.Load(new StringReader(yaml));
-            }
-            catch (YamlException e)
-            {
-                throw new AuthConfigurationException([$"{source}:{e.Start.Line}: {e.Message}"]);
+                throw new AuthConfigurationException([.. walker.Problems.Select(p => $"{source}:{p.Line}: {p.Message}")]);
             }
 
-            if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            if (documents.Count == 0 || documents[0] is not YamlMappingNode root)
             {
                 throw new AuthConfigurationException([$"{source}:1: expected a mapping with an \"access:\" list of rules"]);
             }
 
             YamlSequenceNode? list = null;
-            foreach (var (keyNode, value) in root.Children)
+            foreach (var (key, value) in walker.Entries(root, "the access file", "", ["access"], (key, _) => $"unknown key \"{key}\" (expected \"access\")"))
             {
-                var key = (keyNode as YamlScalarNode)?.Value;
-                if (key == "access" && value is YamlSequenceNode sequence)
+                if (value is YamlSequenceNode sequence)
                 {
                     list = sequence;
                 }
-                else if (key == "access")
-                {
-                    problems.Add($"{source}:{value.Start.Line}: \"access\" must be a list of rules");
-                }
                 else
                 {
-                    problems.Add($"{source}:{keyNode.Start.Line}: unknown key \"{key}\" (expected \"access\")");
+                    walker.Error(value, "\"access\" must be a list of rules");
                 }
             }
 
-            if (list is null && problems.Count == 0)
+            if (list is null && walker.Problems.Count == 0)
             {
-                problems.Add($"{source}:{root.Start.Line}: missing \"access:\" list of rules");
+                walker.Error(root, "missing \"access:\" list of rules");
             }
 
             var rules = new List<AccessRule>();
             foreach (var item in list?.Children ?? [])
             {
-                var rule = ReadRule(item, source, problems);
+                var rule = ReadRule(item, walker);
                 if (rule is not null)
                 {
                     rules.Add(rule);
                 }
             }
 
-            if (problems.Count > 0)
+            if (walker.HasErrors)
             {
-                // Every message starts "source:line:"; report in file order.
-                throw new AuthConfigurationException([.. problems.OrderBy(p => int.Parse(p.AsSpan(source.Length + 1, p.IndexOf(':', source.Length + 1) - source.Length - 1), System.Globalization.CultureInfo.InvariantCulture))]);
+                // Reported in file order, whatever order the checks found them in.
+                throw new AuthConfigurationException([.. walker.Problems.OrderBy(p => p.Line).Select(p => $"{source}:{p.Line}: {p.Message}")]);
             }
 
             return rules;
         }
 
-        private static AccessRule? ReadRule(YamlNode node, string source, List<string> problems)
+        private static AccessRule? ReadRule(YamlNode node, YamlWalker walker)
         {
-            var line = (int)node.Start.Line;
+            var line = YamlWalker.Line(node);
             if (node is not YamlMappingNode mapping)
             {
-                problems.Add($"{source}:{line}: a rule must be a mapping with users, repositories and actions");
+                walker.Error(node, "a rule must be a mapping with users, repositories and actions");
                 return null;
             }
 
-            var before = problems.Count;
-            foreach (var key in mapping.Children.Keys)
-            {
-                var name = (key as YamlScalarNode)?.Value ?? "";
-                if (!RuleKeys.Contains(name))
-                {
-                    problems.Add($"{source}:{key.Start.Line}: unknown key \"{name}\" (expected users, repositories, actions)");
-                }
-            }
+            var before = walker.Problems.Count;
+            // Walked only for its reports of unknown keys; the known ones are read by name below.
+            _ = walker.Entries(mapping, "a rule", "", RuleKeys, (key, _) => $"unknown key \"{key}\" (expected users, repositories, actions)").Count();
 
-            var users = ReadList(mapping, "users", source, line, problems, allowEmptyList: false, (value, where) =>
-                value.Length == 0 ? $"{where}: empty user name" : null);
-            var repositories = ReadList(mapping, "repositories", source, line, problems, allowEmptyList: false, (value, where) =>
-                value.Length == 0 ? $"{where}: empty repository pattern"
+            var users = ReadList(mapping, "users", line, walker, allowEmptyList: false, value =>
+                value.Length == 0 ? "empty user name" : null);
+            var repositories = ReadList(mapping, "repositories", line, walker, allowEmptyList: false, value =>
+                value.Length == 0 ? "empty repository pattern"
                 : value.Any(c => !(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || "._-/*?".Contains(c)))
-                    ? $"{where}: repository pattern \"{value}\" has characters no repository name can contain (lower-case letters, digits, . _ - / and the wildcards * ? only)"
+                    ? $"repository pattern \"{value}\" has characters no repository name can contain (lower-case letters, digits, . _ - / and the wildcards * ? only)"
                     : null);
-            var actions = ReadList(mapping, "actions", source, line, problems, allowEmptyList: true, (value, where) =>
-                KnownActions.Contains(value) ? null : $"{where}: unknown action \"{value}\" (expected pull, push, delete or \"*\")");
+            var actions = ReadList(mapping, "actions", line, walker, allowEmptyList: true, value =>
+                KnownActions.Contains(value) ? null : $"unknown action \"{value}\" (expected pull, push, delete or \"*\")");
 
-            return problems.Count == before ? new AccessRule(users, repositories, actions, line) : null;
+            return walker.Problems.Count == before ? new AccessRule(users, repositories, actions, line) : null;
         }
 
-        private static List<string> ReadList(YamlMappingNode mapping, string key, string source, int ruleLine, List<string> problems, bool allowEmptyList, Func<string, string, string?> check)
+        private static List<string> ReadList(YamlMappingNode mapping, string key, int ruleLine, YamlWalker walker, bool allowEmptyList, Func<string, string?> check)
         {
             if (!mapping.Children.TryGetValue(new YamlScalarNode(key), out var node))
             {
-                problems.Add($"{source}:{ruleLine}: rule has no \"{key}\"");
+                walker.Error(new Mark(0, ruleLine, 1), $"rule has no \"{key}\"");
                 return [];
             }
 
             if (node is YamlMappingNode)
             {
-                problems.Add($"{source}:{node.Start.Line}: \"{key}\" must be a list");
+                walker.Error(node, $"\"{key}\" must be a list");
                 return [];
             }
 
@@ -310,23 +296,22 @@ public sealed class AccessPolicy
             IList<YamlNode> items = node is YamlSequenceNode sequence ? sequence.Children : [node];
             if (items.Count == 0 && !allowEmptyList)
             {
-                problems.Add($"{source}:{node.Start.Line}: \"{key}\" is empty");
+                walker.Error(node, $"\"{key}\" is empty");
                 return [];
             }
 
             var values = new List<string>();
             foreach (var item in items)
             {
-                var where = $"{source}:{item.Start.Line}";
                 if (item is not YamlScalarNode { Value: { } value })
                 {
-                    problems.Add($"{where}: \"{key}\" entries must be plain strings");
+                    walker.Error(item, $"\"{key}\" entries must be plain strings");
                     continue;
                 }
 
-                if (check(value, where) is { } problem)
+                if (check(value) is { } problem)
                 {
-                    problems.Add(problem);
+                    walker.Error(item, problem);
                     continue;
                 }
 

@@ -46,15 +46,9 @@ internal sealed class PullThroughCache : IDisposable
         _options = options;
         _router = new PullThroughRouter(options);
         _logger = loggerFactory.CreateLogger("Airlock.Registry.PullThrough");
-        var endpoints = new Dictionary<string, Uri>(options.Remote.Endpoints, StringComparer.OrdinalIgnoreCase);
-        foreach (var upstream in options.Upstreams)
+        var upstreams = RegistryHosts.Apply(options.Remote, options.Upstreams.Select(u => new RegistryHostSettings { Registry = u.ClientRegistry, Endpoint = u.Address }));
+        _client = new RegistryClient(upstreams with
         {
-            endpoints[upstream.ClientRegistry] = upstream.Address;
-        }
-
-        _client = new RegistryClient(options.Remote with
-        {
-            Endpoints = endpoints,
             ConnectTimeout = options.Timeout,
             ResponseTimeout = options.Timeout,
             MaxAttempts = Math.Min(options.Remote.MaxAttempts, 2),

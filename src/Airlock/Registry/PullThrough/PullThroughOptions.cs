@@ -75,7 +75,7 @@ public sealed record PullThroughOptions
     public bool IsPrivate(PullThroughUpstream upstream)
     {
         ArgumentNullException.ThrowIfNull(upstream);
-        return Airlock.Remote.RegistryEndpoint.CredentialHosts(upstream.ClientRegistry).Any(host => Remote.Credentials.Find(host) is not null);
+        return RegistryHosts.Resolve(Remote, upstream.ClientRegistry).Credential is not null;
     }
 
     /// <summary>Every problem at once; empty when usable.</summary>

@@ -22,14 +22,14 @@ public sealed class ContainerdClientTests(ContainerdProcess daemon) : IClassFixt
     {
         await using var client = daemon.Connect("airlock-test");
 
-        await using (var lease = await client.CreateLeaseAsync(TimeSpan.FromMinutes(5), CancellationToken.None))
+        await using (var lease = await client.Leases.CreateAsync(TimeSpan.FromMinutes(5), CancellationToken.None))
         {
-            Assert.Contains("airlock-test", await client.ListNamespacesAsync(CancellationToken.None));
-            Assert.Contains(lease.Id, await client.ListLeasesAsync(CancellationToken.None));
-            Assert.DoesNotContain(lease.Id, await client.WithNamespace("other").ListLeasesAsync(CancellationToken.None));
+            Assert.Contains("airlock-test", await client.Namespaces.ListAsync(CancellationToken.None));
+            Assert.Contains(lease.Id, await client.Leases.ListAsync(CancellationToken.None));
+            Assert.DoesNotContain(lease.Id, await client.WithNamespace("other").Leases.ListAsync(CancellationToken.None));
         }
 
-        Assert.Empty(await client.ListLeasesAsync(CancellationToken.None));
+        Assert.Empty(await client.Leases.ListAsync(CancellationToken.None));
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
 
         await ImportAsync(client, name);
 
-        var record = await client.GetImageAsync(name, CancellationToken.None);
+        var record = await client.Images.GetAsync(name, CancellationToken.None);
         Assert.NotNull(record);
         Assert.Equal(Image.Index.Digest, record.Target.Digest);
         Assert.Equal(MediaTypes.OciIndex, record.Target.MediaType);
@@ -39,8 +39,8 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
 
         await ImportAsync(client, "airlock-short");
 
-        Assert.NotNull(await client.GetImageAsync("docker.io/library/airlock-short:latest", CancellationToken.None));
-        Assert.Null(await client.GetImageAsync("airlock-short", CancellationToken.None));
+        Assert.NotNull(await client.Images.GetAsync("docker.io/library/airlock-short:latest", CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync("airlock-short", CancellationToken.None));
     }
 
     [Fact]
@@ -51,10 +51,10 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
 
         await ImportAsync(client, name);
 
-        var index = await client.GetContentInfoAsync(Image.Index.Digest, CancellationToken.None);
+        var index = await client.Content.InfoAsync(Image.Index.Digest, CancellationToken.None);
         Assert.Equal(Image.AmdManifest.Digest.ToString(), index!.Labels["containerd.io/gc.ref.content.m.0"]);
         Assert.Equal(Image.ArmManifest.Digest.ToString(), index.Labels["containerd.io/gc.ref.content.m.1"]);
-        var manifest = await client.GetContentInfoAsync(Image.AmdManifest.Digest, CancellationToken.None);
+        var manifest = await client.Content.InfoAsync(Image.AmdManifest.Digest, CancellationToken.None);
         Assert.Equal(Image.AmdConfig.Digest.ToString(), manifest!.Labels["containerd.io/gc.ref.content.config"]);
         Assert.Equal(Image.AmdLayers[0].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.0"]);
         Assert.Equal(Image.AmdLayers[1].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.1"]);
@@ -65,7 +65,7 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         {
             // Other tests import the same content under other repositories: the label lists them all.
             var line = Assert.Single(content.Split('\n'), l => l.StartsWith(digest.ToString(), StringComparison.Ordinal));
-            var repositories = (await client.GetContentInfoAsync(digest, CancellationToken.None))!.Labels["containerd.io/distribution.source.registry.airlock.test"].Split(',');
+            var repositories = (await client.Content.InfoAsync(digest, CancellationToken.None))!.Labels["containerd.io/distribution.source.registry.airlock.test"].Split(',');
             Assert.Contains("demo/labels", repositories);
             Assert.Equal(repositories.Order(StringComparer.Ordinal), repositories);
             Assert.Contains("containerd.io/distribution.source.registry.airlock.test=" + string.Join(',', repositories), line, StringComparison.Ordinal);
@@ -82,11 +82,11 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
 
         await ImportAsync(client, name);
 
-        var config = await client.GetContentInfoAsync(Image.AmdConfig.Digest, CancellationToken.None);
+        var config = await client.Content.InfoAsync(Image.AmdConfig.Digest, CancellationToken.None);
         var top = config!.Labels["containerd.io/gc.ref.snapshot.overlayfs"];
-        Assert.NotNull(await client.StatSnapshotAsync("overlayfs", top, CancellationToken.None));
-        Assert.NotNull(await client.StatSnapshotAsync("overlayfs", Image.AmdDiffIds[0].ToString(), CancellationToken.None));
-        var layer = await client.GetContentInfoAsync(Image.AmdLayers[0].Digest, CancellationToken.None);
+        Assert.NotNull(await client.Snapshots.StatAsync("overlayfs", top, CancellationToken.None));
+        Assert.NotNull(await client.Snapshots.StatAsync("overlayfs", Image.AmdDiffIds[0].ToString(), CancellationToken.None));
+        var layer = await client.Content.InfoAsync(Image.AmdLayers[0].Digest, CancellationToken.None);
         Assert.Equal(Image.AmdDiffIds[0].ToString(), layer!.Labels["containerd.io/uncompressed"]);
 
         var (exit, output) = await daemon.CtrAsync(["images", "check", "name==" + name]);
@@ -115,10 +115,10 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
             await image.CopyToAsync(target, name, CancellationToken.None);
         }
 
-        var manifest = await client.GetContentInfoAsync(image.AmdManifest.Digest, CancellationToken.None);
+        var manifest = await client.Content.InfoAsync(image.AmdManifest.Digest, CancellationToken.None);
         Assert.Equal(image.AmdConfig.Digest.ToString(), manifest!.Labels["containerd.io/gc.ref.content.config"]);
         Assert.Equal(image.AmdLayers[1].Digest.ToString(), manifest.Labels["containerd.io/gc.ref.content.l.1"]);
-        Assert.Equal(image.AmdManifest.Digest.ToString(), (await client.GetContentInfoAsync(image.Index.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.content.m.0"]);
+        Assert.Equal(image.AmdManifest.Digest.ToString(), (await client.Content.InfoAsync(image.Index.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.content.m.0"]);
         var (exit, output) = await daemon.CtrAsync(["run", "--rm", name, "airlock-docker-1", "/bin/cat", "/etc/airlock"]);
         Assert.True(exit == 0, output);
         Assert.Equal("from a docker image", output.Trim());
@@ -135,8 +135,8 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
             await Image.CopyToAsync(target, name, CancellationToken.None);
         }
 
-        var config = await client.GetContentInfoAsync(Image.AmdConfig.Digest, CancellationToken.None);
-        Assert.NotNull(await client.StatSnapshotAsync("native", config!.Labels["containerd.io/gc.ref.snapshot.native"], CancellationToken.None));
+        var config = await client.Content.InfoAsync(Image.AmdConfig.Digest, CancellationToken.None);
+        Assert.NotNull(await client.Snapshots.StatAsync("native", config!.Labels["containerd.io/gc.ref.snapshot.native"], CancellationToken.None));
         var (exit, output) = await daemon.CtrAsync(["run", "--snapshotter", "native", "--rm", name, "airlock-native-1"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
@@ -154,20 +154,20 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         }
 
         var unique = new[] { image.Index, image.AmdManifest, image.AmdConfig, image.AmdLayers[1], image.ArmManifest };
-        var top = (await client.GetContentInfoAsync(image.AmdConfig.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.snapshot.overlayfs"];
+        var top = (await client.Content.InfoAsync(image.AmdConfig.Digest, CancellationToken.None))!.Labels["containerd.io/gc.ref.snapshot.overlayfs"];
 
         await CollectGarbageAsync(client);
         foreach (var descriptor in unique)
         {
-            Assert.NotNull(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
+            Assert.NotNull(await client.Content.InfoAsync(descriptor.Digest, CancellationToken.None));
         }
 
-        Assert.NotNull(await client.StatSnapshotAsync("overlayfs", top, CancellationToken.None));
+        Assert.NotNull(await client.Snapshots.StatAsync("overlayfs", top, CancellationToken.None));
 
         Assert.Equal(0, (await daemon.CtrAsync(["images", "rm", "--sync", name])).ExitCode);
         foreach (var descriptor in unique)
         {
-            Assert.Null(await client.GetContentInfoAsync(descriptor.Digest, CancellationToken.None));
+            Assert.Null(await client.Content.InfoAsync(descriptor.Digest, CancellationToken.None));
         }
     }
 
@@ -182,11 +182,11 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         var target = new ContainerdImageTarget(client);
         await target.WriteBlobAsync(blob, new MemoryStream(bytes), CancellationToken.None);
         await CollectGarbageAsync(client);
-        Assert.NotNull(await client.GetContentInfoAsync(blob.Digest, CancellationToken.None));
+        Assert.NotNull(await client.Content.InfoAsync(blob.Digest, CancellationToken.None));
 
         await target.DisposeAsync();
         await CollectGarbageAsync(client);
-        Assert.Null(await client.GetContentInfoAsync(blob.Digest, CancellationToken.None));
+        Assert.Null(await client.Content.InfoAsync(blob.Digest, CancellationToken.None));
     }
 
     [Fact]
@@ -202,8 +202,8 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         var (_, images) = await daemon.CtrAsync(["images", "ls", "-q"]);
         Assert.Single(images.Split('\n'), l => l == name);
         Assert.Equal(first, await daemon.CtrAsync(["content", "ls", "-q"]));
-        Assert.Equal(Image.Index.Digest, (await client.GetImageAsync(name, CancellationToken.None))!.Target.Digest);
-        Assert.Empty(await client.ListLeasesAsync(CancellationToken.None));
+        Assert.Equal(Image.Index.Digest, (await client.Images.GetAsync(name, CancellationToken.None))!.Target.Digest);
+        Assert.Empty(await client.Leases.ListAsync(CancellationToken.None));
     }
 
     [Fact]
@@ -221,9 +221,9 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
             Assert.Contains("does not match", error.Message, StringComparison.Ordinal);
         }
 
-        Assert.Null(await client.GetContentInfoAsync(Digest.Sha256(Encoding.UTF8.GetBytes("not this")), CancellationToken.None));
-        Assert.Null(await client.GetContentInfoAsync(Digest.Sha256(tampered), CancellationToken.None));
-        Assert.Empty(await client.ListIngestsAsync(null, CancellationToken.None));
+        Assert.Null(await client.Content.InfoAsync(Digest.Sha256(Encoding.UTF8.GetBytes("not this")), CancellationToken.None));
+        Assert.Null(await client.Content.InfoAsync(Digest.Sha256(tampered), CancellationToken.None));
+        Assert.Empty(await client.Content.ListStatusesAsync(null, CancellationToken.None));
     }
 
     [Fact]
@@ -239,8 +239,8 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
                 async () => await target.WriteManifestAsync(wrong, await Image.ReadManifestAsync(Image.Index, CancellationToken.None), name, CancellationToken.None));
         }
 
-        Assert.Null(await client.GetImageAsync(name, CancellationToken.None));
-        Assert.Null(await client.GetContentInfoAsync(wrong.Digest, CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync(name, CancellationToken.None));
+        Assert.Null(await client.Content.InfoAsync(wrong.Digest, CancellationToken.None));
     }
 
     [Fact]
@@ -259,8 +259,8 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
             Assert.True(content.Reads > 1, "the write was cancelled before any data reached containerd");
         }
 
-        Assert.Empty(await client.ListIngestsAsync(null, CancellationToken.None));
-        Assert.Null(await client.GetContentInfoAsync(blob.Digest, CancellationToken.None));
+        Assert.Empty(await client.Content.ListStatusesAsync(null, CancellationToken.None));
+        Assert.Null(await client.Content.InfoAsync(blob.Digest, CancellationToken.None));
     }
 
     [Fact]
@@ -287,8 +287,8 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
         await other;
         await slow;
 
-        Assert.Equal(bytes.Length, (await client.GetContentInfoAsync(blob.Digest, CancellationToken.None))!.Size);
-        Assert.Empty(await client.ListIngestsAsync(null, CancellationToken.None));
+        Assert.Equal(bytes.Length, (await client.Content.InfoAsync(blob.Digest, CancellationToken.None))!.Size);
+        Assert.Empty(await client.Content.ListStatusesAsync(null, CancellationToken.None));
     }
 
     [Fact]
@@ -311,7 +311,7 @@ public sealed class ContainerdImageTargetTests(ContainerdProcess daemon) : IClas
     private async Task CollectGarbageAsync(ContainerdClient client)
     {
         const string trigger = "registry.airlock.test/demo/gc-trigger:1";
-        await client.PutImageAsync(trigger, Image.Index, new Dictionary<string, string>(), CancellationToken.None);
+        await client.Images.PutAsync(trigger, Image.Index, new Dictionary<string, string>(), CancellationToken.None);
         Assert.Equal(0, (await daemon.CtrAsync(["images", "rm", "--sync", trigger])).ExitCode);
     }
 

@@ -61,14 +61,14 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
             var result = Assert.Single(results, r => r.File == Path.Combine(_directory, file));
             Assert.Equal(ImageFileStatus.Imported, result.Status);
             Assert.Equal([name], result.Images);
-            var record = await client.GetImageAsync(name, CancellationToken.None);
+            var record = await client.Images.GetAsync(name, CancellationToken.None);
             Assert.NotNull(record);
             Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
             Assert.Equal("pinned", record.Labels["io.cri-containerd.pinned"]);
         }
 
         // The OCI archive kept every platform of the index.
-        Assert.Equal(Image.Index.Digest, (await client.GetImageAsync("registry.airlock.test/dir/oci-gzip:1", CancellationToken.None))!.Target.Digest);
+        Assert.Equal(Image.Index.Digest, (await client.Images.GetAsync("registry.airlock.test/dir/oci-gzip:1", CancellationToken.None))!.Target.Digest);
         var (exit, output) = await daemon.CtrAsync(["run", "--rm", "registry.airlock.test/dir/docker-zstd:1", "airlock-dir-1"]);
         Assert.True(exit == 0, output);
         Assert.Equal(TestImage.Greeting, output.Trim());
@@ -86,8 +86,8 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
 
         Assert.Contains(Path.GetFileName(corrupt), Assert.Single(results, r => r.File == corrupt).Error, StringComparison.Ordinal);
         Assert.Contains("line 3", Assert.Single(results, r => r.File == badList).Error, StringComparison.Ordinal);
-        Assert.Null(await client.GetImageAsync("registry.airlock.test/dir/corrupt:1", CancellationToken.None));
-        Assert.Null(await client.GetImageAsync("registry.airlock.test/dir/truncated:1", CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync("registry.airlock.test/dir/corrupt:1", CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync("registry.airlock.test/dir/truncated:1", CancellationToken.None));
     }
 
     [Fact]
@@ -113,7 +113,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
             Assert.Equal(name, Assert.Single(entry.GetProperty("images").EnumerateArray()).GetString());
         }
 
-        Assert.True(await client.DeleteImageAsync(name, CancellationToken.None));
+        Assert.True(await client.Images.DeleteAsync(name, CancellationToken.None));
 
         // A new importer (the agent restarted) reads the file and skips the unchanged archive too.
         var second = await Importer(client).ImportAsync(CancellationToken.None);
@@ -121,13 +121,13 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
         Assert.Equal(ImageFileStatus.Unchanged, skipped.Status);
         Assert.Equal([name], skipped.Images);
         // Not read again: the record deleted above stays deleted. A failed file is never cached.
-        Assert.Null(await client.GetImageAsync(name, CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync(name, CancellationToken.None));
         Assert.Equal(ImageFileStatus.Failed, Assert.Single(second, r => r.File.EndsWith("broken.tar", StringComparison.Ordinal)).Status);
 
         File.SetLastWriteTimeUtc(archive, DateTime.UtcNow.AddMinutes(1));
         var third = await importer.ImportAsync(CancellationToken.None);
         Assert.Equal(ImageFileStatus.Imported, Assert.Single(third, r => r.File == archive).Status);
-        Assert.NotNull(await client.GetImageAsync(name, CancellationToken.None));
+        Assert.NotNull(await client.Images.GetAsync(name, CancellationToken.None));
     }
 
     [Fact]
@@ -177,7 +177,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
         Assert.Equal([name], result.Images);
         Assert.Contains(_logger.Entries, e => e.Level == LogLevel.Information && Equals(e.Fields.GetValueOrDefault("Image"), name)
             && Equals(e.Fields.GetValueOrDefault("{OriginalFormat}"), "Pulled {Image} listed in {File}"));
-        var record = await client.GetImageAsync(name, CancellationToken.None);
+        var record = await client.Images.GetAsync(name, CancellationToken.None);
         Assert.Equal(Image.Index.Digest, record!.Target.Digest);
         Assert.Equal("pinned", record.Labels["io.cattle.k3s.pinned"]);
         var (exit, output) = await daemon.CtrAsync(["run", "--rm", name, "airlock-dir-txt"]);
@@ -213,7 +213,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
             Assert.Equal(ImageFileStatus.Imported, Assert.Single(Assert.Single(passes)).Status);
         }
 
-        Assert.NotNull(await client.GetImageAsync(early, CancellationToken.None));
+        Assert.NotNull(await client.Images.GetAsync(early, CancellationToken.None));
 
         // Written elsewhere and moved in, as an operator copying an archive would do it.
         var staged = Path.Combine(_scratch, "late.tar.gz");
@@ -233,7 +233,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
             await Task.Delay(100, wait.Token);
         }
 
-        Assert.NotNull(await client.GetImageAsync(late, CancellationToken.None));
+        Assert.NotNull(await client.Images.GetAsync(late, CancellationToken.None));
 
         await stop.CancelAsync();
         await running;
@@ -259,7 +259,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
 
         Assert.True(code == 0, error.ToString());
         await using var client = daemon.Connect();
-        Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
+        Assert.Equal("pinned", (await client.Images.GetAsync(name, CancellationToken.None))!.Labels["io.cattle.k3s.pinned"]);
         Assert.Contains("cli.tgz", await File.ReadAllTextAsync(Path.Combine(images, ".cache.json")), StringComparison.Ordinal);
     }
 
@@ -288,7 +288,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
             var received = await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token);
             Assert.Equal("READY=1", Encoding.UTF8.GetString(buffer, 0, received));
             await using var client = daemon.Connect();
-            Assert.NotNull(await client.GetImageAsync(name, CancellationToken.None));
+            Assert.NotNull(await client.Images.GetAsync(name, CancellationToken.None));
             Assert.False(process.HasExited);
 
             using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
@@ -324,7 +324,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
         Assert.Equal(ImageFileStatus.Failed, result.Status);
         Assert.Contains("named only \"1\"", result.Error, StringComparison.Ordinal);
         Assert.Contains("--name REGISTRY/REPOSITORY:TAG", result.Error, StringComparison.Ordinal);
-        Assert.Null(await client.GetImageAsync("1", CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync("1", CancellationToken.None));
     }
 
     [Fact]
@@ -354,10 +354,10 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
             var second = await importer.ImportAsync(CancellationToken.None);
 
             Assert.Equal([upgraded], Assert.Single(second).Images);
-            Assert.Null(await client.GetImageAsync(gone, CancellationToken.None));
-            Assert.Null(await client.GetImageAsync(old, CancellationToken.None));
-            Assert.NotNull(await client.GetImageAsync(upgraded, CancellationToken.None));
-            Assert.NotNull(await client.GetImageAsync(used, CancellationToken.None));
+            Assert.Null(await client.Images.GetAsync(gone, CancellationToken.None));
+            Assert.Null(await client.Images.GetAsync(old, CancellationToken.None));
+            Assert.NotNull(await client.Images.GetAsync(upgraded, CancellationToken.None));
+            Assert.NotNull(await client.Images.GetAsync(used, CancellationToken.None));
             Assert.Contains(_logger.Entries, e => Equals(e.Fields.GetValueOrDefault("Image"), used) && Equals(e.Fields.GetValueOrDefault("Container"), container));
             Assert.Contains(_logger.Entries, e => Equals(e.Fields.GetValueOrDefault("Image"), gone)
                 && Equals(e.Fields.GetValueOrDefault("File"), Path.Combine(_directory, "gone.tar")));
@@ -369,7 +369,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
 
         // Once no container uses it, the next pass removes it too.
         await importer.ImportAsync(CancellationToken.None);
-        Assert.Null(await client.GetImageAsync(used, CancellationToken.None));
+        Assert.Null(await client.Images.GetAsync(used, CancellationToken.None));
     }
 
     [Fact]
@@ -385,7 +385,7 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
         File.Delete(file);
         Assert.Empty(await importer.ImportAsync(CancellationToken.None));
 
-        Assert.Equal("pinned", (await client.GetImageAsync(name, CancellationToken.None))!.Labels["io.cri-containerd.pinned"]);
+        Assert.Equal("pinned", (await client.Images.GetAsync(name, CancellationToken.None))!.Labels["io.cri-containerd.pinned"]);
     }
 
     [Fact]

@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Connections;
 
-namespace Airlock.Registry;
+namespace Airlock.Hosting;
 
 /// <summary>
 /// The memory Kestrel's socket transport receives into: blocks of <see cref="BlockSize"/> instead of
