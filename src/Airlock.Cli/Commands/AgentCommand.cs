@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
 using Airlock.Cluster.Join;
+using Airlock.Cluster.Peers;
 using Airlock.Node.Agent;
 using Airlock.Node.Containerd;
 using Airlock.Node.ContainerdSupervision;
@@ -66,6 +67,16 @@ internal static class AgentCommand
         var withNodeId = new Option<bool>("--with-node-id") { Description = "With --server: add a random suffix (kept) to the node name, so machines sharing a host name join as different nodes." };
         var nodeLabel = new Option<string[]>("--node-label") { Description = "With --server: a label key=value the node registers at join (repeatable); kubernetes.io and k8s.io labels are refused (KEP-279).", AllowMultipleArgumentsPerToken = false };
         var nodeTaint = new Option<string[]>("--node-taint") { Description = "With --server: a taint key[=value]:Effect the node registers at join (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var embeddedRegistry = new Option<bool>("--embedded-registry")
+        {
+            Description = "With --server: share blobs of the registries under mirrors in registries.yaml (\"*\" for all; never localhost) with the "
+                + "other nodes, peer to peer: containerd asks the node mirror, which asks peers (mutual TLS, cluster certificates), then the registry.",
+        };
+        var p2pListen = new Option<string?>("--p2p-listen") { Description = $"With --embedded-registry: where peers reach this node (default <node-ip>:{PeerMirrorOptions.DefaultPort})." };
+        var p2pPeerTimeout = new DurationOption("--p2p-peer-timeout", "With --embedded-registry: the most one peer may take to connect, answer, or stall mid-blob before the next peer, then the registry, is asked.", "5s")
+        {
+            Positive = true,
+        };
         var nodeIp = new Option<string[]>("--node-ip") { Description = "With --server: the address(es) other nodes reach this one at (default: the default route's interface address).", AllowMultipleArgumentsPerToken = false };
 
         var command = new Command("agent",
@@ -78,7 +89,8 @@ internal static class AgentCommand
             + "removed too, unless a container uses them. A containerd left running by an agent that was killed is recognised (<state>/containerd.pid "
             + "and its command line) and replaced at the next start; one the agent did not start is refused.")
         {
-            dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint, nodeIp,
+            dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint,
+            nodeIp, embeddedRegistry, p2pListen, p2pPeerTimeout,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -89,7 +101,8 @@ internal static class AgentCommand
             "airlock agent --images-dir /var/lib/rancher/k3s/agent/images --containerd-socket /run/k3s/containerd/containerd.sock",
             "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false",
             "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself",
-            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --node-label example.com/rack=3");
+            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --node-label example.com/rack=3",
+            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --embedded-registry   # nodes share layers");
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -100,6 +113,24 @@ internal static class AgentCommand
             var mirrorListen = MirrorCommand.ParseAddressOrOff(parseResult.GetValue(mirrorAddress)!);
 
             var membership = MembershipOptions(parseResult, data, config);
+            var sharing = parseResult.GetValue(embeddedRegistry);
+            if (sharing && (membership is null || mirrorListen is null || parseResult.GetValue(socket) is not null))
+            {
+                throw new UsageException("--embedded-registry needs --server (peers are the cluster's members), the node mirror (--mirror-address not off) "
+                    + "and the containerd the agent runs (not --containerd-socket): containerd is pointed at the node mirror through the hosts.toml the agent renders");
+            }
+
+            if (!sharing && parseResult.GetValue(p2pListen) is not null)
+            {
+                throw new UsageException("--p2p-listen is for --embedded-registry");
+            }
+
+            var p2pAddress = parseResult.GetValue(p2pListen) is { } p2pValue ? ParseP2pListen(p2pValue) : null;
+            PeerMirror? peers = null;
+            if (membership is not null && sharing)
+            {
+                membership = membership with { Advertise = () => peers?.Advertise() };
+            }
 
             using var loggerFactory = CreateLoggerFactory();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -137,7 +168,7 @@ internal static class AgentCommand
                 };
             }
 
-            var agent = new NodeAgent(new NodeAgentOptions
+            NodeAgent CreateAgent() => new(new NodeAgentOptions
             {
                 Images = new ImagesDirectoryOptions
                 {
@@ -148,7 +179,7 @@ internal static class AgentCommand
                     Import = new ContainerdImportOptions { Logger = loggerFactory.CreateLogger("Airlock.Node.Containerd") },
                     Logger = loggerFactory.CreateLogger("Airlock.Node.ImagesDirectory"),
                 },
-                Supervision = supervision,
+                Supervision = supervision is { Mirror: { } mirror } && peers is not null ? supervision with { Mirror = mirror with { BlobSource = peers } } : supervision,
                 ContainerdSocket = existing,
                 Watch = parseResult.GetValue(watch),
                 Logger = loggerFactory.CreateLogger("Airlock.Node.Agent"),
@@ -162,10 +193,22 @@ internal static class AgentCommand
                 {
                     // Joined before anything else starts, as K3s's agent: a join that cannot succeed stops the agent here.
                     member = await ClusterMember.StartAsync(membership with { Logger = loggerFactory.CreateLogger("Airlock.Cluster.Join") }, stop.Token).ConfigureAwait(false);
+                    if (sharing)
+                    {
+                        peers = await PeerMirror.StartAsync(member, new PeerMirrorOptions
+                        {
+                            Listen = p2pAddress ?? new System.Net.IPEndPoint(member.Addresses[0], PeerMirrorOptions.DefaultPort),
+                            StoreDirectory = Path.Combine(data, "agent", "p2p"),
+                            PeerTimeout = p2pPeerTimeout.GetDuration(parseResult),
+                            TestFault = Environment.GetEnvironmentVariable("AIRLOCK_P2P_TEST_FAULT") is { Length: > 0 } fault ? fault : null,
+                            LoggerFactory = loggerFactory,
+                        }, stop.Token).ConfigureAwait(false);
+                    }
+
                     heartbeats = member.RunAsync(stopHeartbeats.Token);
                 }
 
-                await agent.RunAsync(stop.Token).ConfigureAwait(false);
+                await CreateAgent().RunAsync(stop.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
@@ -180,6 +223,11 @@ internal static class AgentCommand
                 }
                 catch (OperationCanceledException)
                 {
+                }
+
+                if (peers is not null)
+                {
+                    await peers.DisposeAsync().ConfigureAwait(false);
                 }
 
                 member?.Dispose();
@@ -256,6 +304,16 @@ internal static class AgentCommand
             var invalid = options.Validate();
             return invalid.Count > 0 ? throw new UsageException(string.Join(Environment.NewLine + "airlock: ", invalid)) : options;
         }
+    }
+
+    private static System.Net.IPEndPoint ParseP2pListen(string value)
+    {
+        if (!Airlock.Registry.RegistryServer.TryParseListen(value, out var endPoint))
+        {
+            throw new UsageException($"--p2p-listen \"{value}\" is not an address like 10.0.0.5:{PeerMirrorOptions.DefaultPort} or [fd00::5]:{PeerMirrorOptions.DefaultPort}");
+        }
+
+        return endPoint;
     }
 
     private static ILoggerFactory CreateLoggerFactory() => LoggerFactory.Create(logging =>

@@ -41,6 +41,7 @@ internal static class AirlockCli
         ServerCommand.Create(),
         TokenCommand.Create(),
         NodeCommand.Create(),
+        P2pCommand.Create(),
         CertificateCommand.Create(),
     ];
 

@@ -60,7 +60,9 @@ public static class ContainerdRenderer
     /// Works out the files (config.toml, certs.d/*/hosts.toml, and proxy.env when a proxy is configured — an
     /// <c>EnvironmentFile</c> for containerd's service) and what to remove, reading only. With
     /// <paramref name="nodeMirror"/>, registries stock containerd cannot serve as registries.yaml says (rewrites, no
-    /// default endpoint) are pointed at the node-local mirror listening there; every other hosts.toml is K3s's.
+    /// default endpoint) are pointed at the node-local mirror listening there, and with <paramref name="sharePeers"/> also
+    /// every registry the peer-to-peer mirror shares (<see cref="RegistryEndpoints.IsPeerShared"/>); every other
+    /// hosts.toml is K3s's.
     /// </summary>
     public static async Task<RenderPlan> PlanAsync(
         RegistriesFile registries,
@@ -68,7 +70,8 @@ public static class ContainerdRenderer
         bool disableDefaultEndpoint,
         CancellationToken cancellationToken,
         IReadOnlyList<KeyValuePair<string, string>>? proxyEnvironment = null,
-        System.Net.IPEndPoint? nodeMirror = null)
+        System.Net.IPEndPoint? nodeMirror = null,
+        bool sharePeers = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         var header = HostsTomlWriter.Header(options.Generator);
@@ -89,7 +92,7 @@ public static class ContainerdRenderer
             stale.Add(new PlannedFile(proxyPath, string.Empty, oldProxy));
         }
 
-        var (hosts, staleHosts) = await PlanHostsAsync(registries, options.CertsDir, options.Generator, disableDefaultEndpoint, nodeMirror, cancellationToken)
+        var (hosts, staleHosts) = await PlanHostsAsync(registries, options.CertsDir, options.Generator, disableDefaultEndpoint, nodeMirror, cancellationToken, sharePeers)
             .ConfigureAwait(false);
         files.AddRange(hosts);
         stale.AddRange(staleHosts);
@@ -102,7 +105,7 @@ public static class ContainerdRenderer
     /// <c>config_path</c> at that directory (Canonical Kubernetes reads <c>/var/snap/k8s/common/etc/containerd/hosts.d</c>).
     /// </summary>
     public static async Task<RenderPlan> PlanHostsAsync(RegistriesFile registries, string hostsDirectory, string generator, bool disableDefaultEndpoint,
-        System.Net.IPEndPoint? nodeMirror, CancellationToken cancellationToken)
+        System.Net.IPEndPoint? nodeMirror, CancellationToken cancellationToken, bool sharePeers = false)
     {
         var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
         var header = HostsTomlWriter.Header(generator);
@@ -115,7 +118,8 @@ public static class ContainerdRenderer
         {
             var dir = Path.Combine(hostsDirectory, host.Directory);
             wanted.Add(dir);
-            var content = nodeMirror is not null && host.NeedsNodeMirror
+            // With the peer-to-peer mirror, a shared registry goes through the node mirror too: it asks peers first.
+            var content = nodeMirror is not null && (host.NeedsNodeMirror || (sharePeers && RegistryEndpoints.IsPeerShared(registries, host.Key)))
                 ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator)
                 : HostsTomlWriter.Write(host, generator);
             files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), content, cancellationToken).ConfigureAwait(false));

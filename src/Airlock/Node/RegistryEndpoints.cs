@@ -123,6 +123,22 @@ public sealed class RegistryEndpoints
     /// <summary>The hosts.toml files to write, by directory name in ordinal order.</summary>
     public IReadOnlyList<HostsTomlEntry> Hosts => _hosts.Values.OrderBy(h => h.Directory, StringComparer.Ordinal).ToList();
 
+    /// <summary>
+    /// Whether the peer-to-peer mirror shares <paramref name="registry"/>'s content between nodes (K3s's embedded registry
+    /// rule): it is listed under <c>mirrors</c>, or <c>"*"</c> is; a <c>localhost</c> or loopback registry never is (each
+    /// node's own). <paramref name="registry"/> may be <c>"*"</c> itself (the <c>_default</c> hosts.toml).
+    /// </summary>
+    public static bool IsPeerShared(RegistriesFile registries, string registry)
+    {
+        ArgumentNullException.ThrowIfNull(registries);
+        if (registry != RegistriesFile.Wildcard && Airlock.Remote.RegistryHost.IsLoopback(registry))
+        {
+            return false;
+        }
+
+        return registries.FindMirror(registry) is not null || registries.FindMirror(RegistriesFile.Wildcard) is not null;
+    }
+
     /// <summary>certs.d directory for a registry key: the key itself, <c>_default</c> for <c>"*"</c>.</summary>
     public static string DirectoryFor(string key) => key == RegistriesFile.Wildcard ? DefaultDirectory : key;
 

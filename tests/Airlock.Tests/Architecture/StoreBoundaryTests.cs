@@ -9,7 +9,8 @@ public sealed class StoreBoundaryTests
 {
     private const string FileSystemStore = "Content/FileSystemStore";
 
-    private static readonly string[] CompositionRoots = ["Registry/RegistryServer.cs"];
+    // The peer-to-peer mirror keeps a node's shared blobs in a filesystem store of its own (<data-dir>/agent/p2p) and opens it itself.
+    private static readonly string[] CompositionRoots = ["Registry/RegistryServer.cs", "Cluster/Peers/PeerMirror.cs"];
 
     [Fact]
     public void Only_the_composition_root_names_the_filesystem_store()

@@ -32,6 +32,12 @@ public sealed record NodeAdvertisement
 
     /// <summary>Digests of the blobs it is receiving now (a peer may read them while they arrive).</summary>
     public IReadOnlyList<string> Receiving { get; init; } = [];
+
+    /// <summary>
+    /// Registries its registries.yaml holds credentials for: a peer serves it content of a registry that needs credentials
+    /// only when the registry is listed here (the peer-to-peer mirror's rule; no secret is sent).
+    /// </summary>
+    public IReadOnlyList<string> CredentialedRegistries { get; init; } = [];
 }
 
 /// <summary>A member of the cluster as the node list shows it (API, <c>airlock node list</c>, the console).</summary>

@@ -93,7 +93,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         if (supervision.Mirror is { } mirrorOptions)
         {
             _mirrorOptions = mirrorOptions with { DisableDefaultEndpoint = render.DisableDefaultEndpoint };
-            render = render with { MirrorAddress = mirrorOptions.Listen };
+            render = render with { MirrorAddress = mirrorOptions.Listen, SharePeers = mirrorOptions.BlobSource is not null };
         }
 
         var first = await ContainerdConfigRendering.RenderAsync(render, cancellationToken).ConfigureAwait(false);
@@ -232,14 +232,16 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             return;
         }
 
-        var needing = new RegistryEndpoints(registries, mirrorOptions.DisableDefaultEndpoint).Hosts.Where(h => h.NeedsNodeMirror).Select(h => h.Key).ToList();
-        if (needing.Count == 0)
+        var sharing = mirrorOptions.BlobSource is not null;
+        var needing = new RegistryEndpoints(registries, mirrorOptions.DisableDefaultEndpoint).Hosts
+            .Where(h => h.NeedsNodeMirror || (sharing && RegistryEndpoints.IsPeerShared(registries, h.Key))).Select(h => h.Key).ToList();
+        if (needing.Count == 0 && !sharing)
         {
             return;
         }
 
-        options.Logger.LogInformation("Starting the node mirror on {Address} for {Registries}: stock containerd ignores rewrites and always falls back to the registry itself",
-            mirrorOptions.Listen, string.Join(", ", needing));
+        options.Logger.LogInformation("Starting the node mirror on {Address} for {Registries}: stock containerd ignores rewrites and always falls back to the registry itself{Peers}",
+            mirrorOptions.Listen, string.Join(", ", needing), sharing ? "; shared registries ask peers first" : string.Empty);
         Mirror = await NodeMirror.StartAsync(registries, mirrorOptions, cancellationToken).ConfigureAwait(false);
     }
 

@@ -27,6 +27,9 @@ public sealed record ContainerdRenderSettings
     /// or no default endpoint) are pointed at it; every other hosts.toml stays as K3s writes it. Null: K3s's output.
     /// </summary>
     public System.Net.IPEndPoint? MirrorAddress { get; init; }
+
+    /// <summary>The peer-to-peer mirror runs: every registry it shares is pointed at the node mirror too, which asks peers first.</summary>
+    public bool SharePeers { get; init; }
 }
 
 /// <summary>One rendering: every problem found, and the plan applied — null when the file was refused.</summary>
@@ -60,7 +63,7 @@ public static class ContainerdConfigRendering
             return new RenderOutcome(problems, null);
         }
 
-        var plan = await ContainerdRenderer.PlanAsync(file, settings.Config, settings.DisableDefaultEndpoint, cancellationToken, settings.ProxyEnvironment, settings.MirrorAddress)
+        var plan = await ContainerdRenderer.PlanAsync(file, settings.Config, settings.DisableDefaultEndpoint, cancellationToken, settings.ProxyEnvironment, settings.MirrorAddress, settings.SharePeers)
             .ConfigureAwait(false);
         await ContainerdRenderer.ApplyAsync(plan, cancellationToken).ConfigureAwait(false);
         return new RenderOutcome(problems, plan, file);

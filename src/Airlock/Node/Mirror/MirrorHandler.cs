@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Airlock.Distribution;
+using Airlock.Oci;
 using Airlock.Remote;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -17,7 +18,7 @@ namespace Airlock.Node.Mirror;
 /// back unbuffered (Range passed through), and an endpoint that is down, times out, fails or has not got the content
 /// is skipped for the next. Errors use the registry's one error table.
 /// </summary>
-internal sealed class MirrorHandler
+internal sealed class MirrorHandler : IMirrorRegistryAccess
 {
     /// <summary>
     /// The most one upstream read asks for, straight into Kestrel's output buffer. On loopback and fast links a read
@@ -52,6 +53,11 @@ internal sealed class MirrorHandler
     /// <summary>The registries.yaml being served now.</summary>
     public MirrorUpstreams Current => Volatile.Read(ref _current);
 
+    RegistriesFile IMirrorRegistryAccess.Registries => Current.Registries;
+
+    Task<Stream> IMirrorRegistryAccess.OpenBlobAsync(string registry, string repository, Digest digest, CancellationToken cancellationToken) =>
+        OpenBlobFromRegistryAsync(registry, OciRoute.ForBlob(repository, digest), cancellationToken);
+
     /// <summary>Serves <paramref name="next"/> from now on; returns the previous one for the caller to retire.</summary>
     public MirrorUpstreams Swap(MirrorUpstreams next) => Interlocked.Exchange(ref _current, next);
 
@@ -80,6 +86,11 @@ internal sealed class MirrorHandler
         context.Response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
         var path = request.Path.Value ?? "/";
         var rawPath = OciRoute.TargetPath(context.Features.Get<IHttpRequestFeature>()?.RawTarget ?? path) ?? path;
+
+        if (_options.BlobSource is { } source && !rawPath.StartsWith("/v2", StringComparison.Ordinal) && await source.TryServeOtherAsync(context).ConfigureAwait(false))
+        {
+            return;
+        }
 
         if (!OciRoute.TryParse(rawPath, out var route))
         {
@@ -121,6 +132,12 @@ internal sealed class MirrorHandler
             throw new OciException(OciErrorCode.NameInvalid, $"ns \"{registry}\" is not a registry host");
         }
 
+        if (route is { Kind: OciRouteKind.Blob, Digest: { } digest } && _options.BlobSource is { } blobs && blobs.Shares(Current.Registries, registry))
+        {
+            await blobs.ServeBlobAsync(context, new MirrorBlobRequest(registry, route.Name, digest, head)).ConfigureAwait(false);
+            return;
+        }
+
         await ForwardAsync(context, route, route.Resource + PassedQuery(request), registry, head).ConfigureAwait(false);
     }
 
@@ -129,84 +146,137 @@ internal sealed class MirrorHandler
         var upstreams = Acquire();
         try
         {
-            var endpoints = upstreams.Resolve(registry);
-            if (endpoints.Count == 0)
-            {
-                throw new OciException(OciErrorCode.NameUnknown,
-                    $"registry {registry} has no endpoint: it has no mirror endpoints and its default endpoint is disabled");
-            }
-
             var accept = Accept(context.Request, route.Kind);
             var range = RangeHeaderValue.TryParse(context.Request.Headers.Range.ToString(), out var parsed) ? parsed : null;
-            var failures = new List<string>();
-            var notFound = false;
-            foreach (var endpoint in InTryOrder(endpoints))
+            var (response, url, repository) = await SendAsync(upstreams, route, suffix, registry, head, accept, range, context.RequestAborted).ConfigureAwait(false);
+            using (response)
             {
-                var url = endpoint.Url!;
-                var repository = RepositoryRewrite.Apply(endpoint.Rewrites, route.Name);
-                var call = new RegistryCall
-                {
-                    Registry = endpoint.RegistryName ?? registry,
-                    Repository = repository,
-                    Reference = route.Reference,
-                    Method = head ? HttpMethod.Head : HttpMethod.Get,
-                    Target = url.TrimEnd('/') + "/" + repository + "/" + suffix,
-                    Scopes = [RegistryClient.PullScope(repository)],
-                    Accept = accept,
-                    Range = range,
-                };
-
-                var started = Stopwatch.GetTimestamp();
-                RegistryResponse response;
-                try
-                {
-                    response = await upstreams.Client.SendAsync(call, context.RequestAborted).ConfigureAwait(false);
-                }
-                catch (RegistryException ex)
-                {
-                    MarkDown(url);
-                    MirrorLog.EndpointFailed(_logger, registry, route.Name, route.Reference, url, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex.Message);
-                    failures.Add($"{url}: {ex.Message}");
-                    continue;
-                }
-
-                using (response)
-                {
-                    if (response.IsSuccess)
-                    {
-                        _downUntil.TryRemove(url, out _);
-                        MirrorLog.Served(_logger, context.Request.Method, registry, route.Name, route.Reference, url, repository, response.Status);
-                        await CopyAsync(context, response, head, route, registry, url).ConfigureAwait(false);
-                        return;
-                    }
-
-                    if (RegistryClient.IsTransient(response.Status))
-                    {
-                        MarkDown(url);
-                    }
-
-                    notFound |= response.Status == HttpStatusCode.NotFound;
-                    MirrorLog.EndpointAnswered(_logger, registry, route.Name, route.Reference, url, response.Status);
-                    failures.Add($"{url}: HTTP {(int)response.Status}");
-                }
+                MirrorLog.Served(_logger, context.Request.Method, registry, route.Name, route.Reference, url, repository, response.Status);
+                await CopyAsync(context, response, head, route, registry, url).ConfigureAwait(false);
             }
-
-            var detail = $"{registry}/{route.Name} {route.Reference}: {string.Join("; ", failures)}";
-            if (notFound)
-            {
-                throw new OciException(route.Kind switch
-                {
-                    OciRouteKind.Manifest => OciErrorCode.ManifestUnknown,
-                    OciRouteKind.Blob => OciErrorCode.BlobUnknown,
-                    _ => OciErrorCode.NameUnknown,
-                }, detail);
-            }
-
-            throw new OciException(OciErrorCode.UpstreamUnavailable, detail);
         }
         finally
         {
             upstreams.Release();
+        }
+    }
+
+    /// <summary>
+    /// The registries.yaml endpoints of <paramref name="registry"/> in try order until one answers 2xx; that response is
+    /// returned (the caller disposes it). Throws <see cref="OciException"/> naming every endpoint's failure otherwise:
+    /// 404 when any had not got the content, 502 when all failed.
+    /// </summary>
+    private async Task<(RegistryResponse Response, string Url, string Repository)> SendAsync(MirrorUpstreams upstreams, OciRoute route, string suffix,
+        string registry, bool head, IReadOnlyList<string>? accept, RangeHeaderValue? range, CancellationToken cancellationToken)
+    {
+        var endpoints = upstreams.Resolve(registry);
+        if (endpoints.Count == 0)
+        {
+            throw new OciException(OciErrorCode.NameUnknown,
+                $"registry {registry} has no endpoint: it has no mirror endpoints and its default endpoint is disabled");
+        }
+
+        var failures = new List<string>();
+        var notFound = false;
+        foreach (var endpoint in InTryOrder(endpoints))
+        {
+            var url = endpoint.Url!;
+            var repository = RepositoryRewrite.Apply(endpoint.Rewrites, route.Name);
+            var call = new RegistryCall
+            {
+                Registry = endpoint.RegistryName ?? registry,
+                Repository = repository,
+                Reference = route.Reference,
+                Method = head ? HttpMethod.Head : HttpMethod.Get,
+                Target = url.TrimEnd('/') + "/" + repository + "/" + suffix,
+                Scopes = [RegistryClient.PullScope(repository)],
+                Accept = accept,
+                Range = range,
+            };
+
+            var started = Stopwatch.GetTimestamp();
+            RegistryResponse response;
+            try
+            {
+                response = await upstreams.Client.SendAsync(call, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RegistryException ex)
+            {
+                MarkDown(url);
+                MirrorLog.EndpointFailed(_logger, registry, route.Name, route.Reference, url, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds, ex.Message);
+                failures.Add($"{url}: {ex.Message}");
+                continue;
+            }
+
+            if (response.IsSuccess)
+            {
+                _downUntil.TryRemove(url, out _);
+                return (response, url, repository);
+            }
+
+            using (response)
+            {
+                if (RegistryClient.IsTransient(response.Status))
+                {
+                    MarkDown(url);
+                }
+
+                notFound |= response.Status == HttpStatusCode.NotFound;
+                MirrorLog.EndpointAnswered(_logger, registry, route.Name, route.Reference, url, response.Status);
+                failures.Add($"{url}: HTTP {(int)response.Status}");
+            }
+        }
+
+        var detail = $"{registry}/{route.Name} {route.Reference}: {string.Join("; ", failures)}";
+        if (notFound)
+        {
+            throw new OciException(route.Kind switch
+            {
+                OciRouteKind.Manifest => OciErrorCode.ManifestUnknown,
+                OciRouteKind.Blob => OciErrorCode.BlobUnknown,
+                _ => OciErrorCode.NameUnknown,
+            }, detail);
+        }
+
+        throw new OciException(OciErrorCode.UpstreamUnavailable, detail);
+    }
+
+    /// <summary>
+    /// A blob from the registries.yaml endpoints as an unverified body of known size for the peer-to-peer mirror, which
+    /// hashes it as it stores it. It holds its own lease of the registries.yaml in service until disposed, so a reload
+    /// does not close the client under a download that outlives the request that started it.
+    /// </summary>
+    private async Task<Stream> OpenBlobFromRegistryAsync(string registry, OciRoute route, CancellationToken cancellationToken)
+    {
+        var upstreams = Acquire();
+        RegistryResponse? response = null;
+        try
+        {
+            (response, var url, var repository) = await SendAsync(upstreams, route, route.Resource, registry, head: false, accept: null, range: null, cancellationToken).ConfigureAwait(false);
+            var size = response.Message.Content.Headers.ContentLength
+                ?? throw new OciException(OciErrorCode.UpstreamUnavailable, $"{url} answered blob {route.Reference} of {repository} without a Content-Length");
+            MirrorLog.Served(_logger, "GET", registry, route.Name, route.Reference, url, repository, response.Status);
+            var body = await response.Message.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            return new Airlock.IO.BoundedBodyStream(body, size, _options.ResponseTimeout, _options.TimeProvider, response, new Lease(upstreams));
+        }
+        catch
+        {
+            response?.Dispose();
+            upstreams.Release();
+            throw;
+        }
+    }
+
+    private sealed class Lease(MirrorUpstreams upstreams) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                upstreams.Release();
+            }
         }
     }
 

@@ -33,6 +33,12 @@ public sealed record MirrorOptions
     /// </summary>
     public TimeSpan DownFor { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The peer-to-peer mirror: blobs of the registries it shares are asked of it (it asks peers, then the registry
+    /// through <see cref="MirrorBlobRequest.OpenFromRegistry"/>); null: every request goes to the endpoints.
+    /// </summary>
+    public IMirrorBlobSource? BlobSource { get; init; }
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;

@@ -67,6 +67,7 @@ public sealed class NodeMirror : IAsyncDisposable
             throw;
         }
 
+        options.BlobSource?.Attach(handler);
         var address = host.Address;
         MirrorLog.Listening(logger, address, registries.Mirrors.Count + registries.Configs.Count, registries.Source);
         return new NodeMirror(host, options, handler, logger);

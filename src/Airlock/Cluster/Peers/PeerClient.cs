@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Airlock.Cluster.Join;
+using Airlock.IO;
+using Airlock.Oci;
+
+namespace Airlock.Cluster.Peers;
+
+/// <summary>A peer that did not deliver: refused, unreachable, too slow, or not holding the blob.</summary>
+public sealed class PeerException(string message, HttpStatusCode? status = null, Exception? inner = null) : Exception(message, inner)
+{
+    public HttpStatusCode? Status { get; } = status;
+}
+
+/// <summary>
+/// Fetches blobs from peers over mutual TLS: this node's client certificate presented, the peer's serving certificate
+/// checked against the cluster's server CA and its name against the address asked. Every step is bounded by the
+/// peer timeout: connecting, the answer's headers, and each read of the body.
+/// </summary>
+internal sealed class PeerClient(Func<MemberCredentials> credentials, PeerMirrorOptions options) : IDisposable
+{
+    private readonly ConcurrentDictionary<string, (MemberCredentials Credentials, HttpClient Client)> _clients = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// GET of the blob from the peer at <paramref name="endpoint"/> (<c>host:port</c>): an unverified body with the
+    /// size as Length. Throws <see cref="PeerException"/> when the peer does not answer 200 in time.
+    /// </summary>
+    public async Task<Stream> OpenBlobAsync(string endpoint, string registry, string repository, Digest digest, CancellationToken cancellationToken)
+    {
+        var client = Client(endpoint);
+        var uri = new Uri($"https://{endpoint}/v2/{repository}/blobs/{digest}?ns={Uri.EscapeDataString(registry)}");
+        using var headers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var timer = options.Time.CreateTimer(_ => BoundedBodyStream.Cancel(headers), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
+        HttpResponseMessage response;
+        try
+        {
+            response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, uri), HttpCompletionOption.ResponseHeadersRead, headers.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new PeerException($"no answer within {options.PeerTimeout.TotalSeconds:0.###} s", null, ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new PeerException(ex.InnerException?.Message ?? ex.Message, null, ex);
+        }
+
+        try
+        {
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                throw new PeerException($"HTTP {(int)response.StatusCode}", response.StatusCode);
+            }
+
+            var size = response.Content.Headers.ContentLength ?? throw new PeerException("answered without a Content-Length");
+            var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+            return new BoundedBodyStream(body, size, options.PeerTimeout, options.Time, response);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    private HttpClient Client(string endpoint)
+    {
+        var current = credentials();
+        if (_clients.TryGetValue(endpoint, out var cached) && ReferenceEquals(cached.Credentials, current))
+        {
+            return cached.Client;
+        }
+
+        // New credentials (a renewal) get a new handler; the old one is left to finish what it carries.
+        var host = endpoint[..endpoint.LastIndexOf(':')].Trim('[', ']');
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = options.PeerTimeout,
+            SslOptions = current.CreateClientOptions(host, options.Time),
+            PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            AutomaticDecompression = DecompressionMethods.None,
+        };
+        var client = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        _clients[endpoint] = (current, client);
+        return client;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, client) in _clients.Values)
+        {
+            client.Dispose();
+        }
+
+        _clients.Clear();
+    }
+}

@@ -1,0 +1,607 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Text.Json;
+using Airlock.Cluster.Join;
+using Airlock.Cluster.Membership;
+using Airlock.Cluster.Pki;
+using Airlock.Content;
+using Airlock.Content.FileSystemStore;
+using Airlock.Distribution;
+using Airlock.Node;
+using Airlock.Node.Mirror;
+using Airlock.Oci;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Airlock.Cluster.Peers;
+
+/// <summary>
+/// A node's peer-to-peer mirror (<c>airlock agent --embedded-registry</c>), the blob source of its node mirror:
+/// <list type="bullet">
+/// <item>containerd's blob requests for shared registries (<see cref="RegistryEndpoints.IsPeerShared"/>) are served
+/// from this node's p2p store, else from a transfer into it whose sources are peers that hold or receive the blob,
+/// then the peer rendezvous hashing ranks first for the digest, then the registry — each peer bounded by
+/// <see cref="PeerMirrorOptions.PeerTimeout"/>;</item>
+/// <item>bytes from a peer reach containerd only once the whole blob matched its digest; bytes from the registry are
+/// passed on as they arrive (containerd verifies them, as without peers), the last held back until verified;</item>
+/// <item>peers are served over mutual TLS (cluster certificates, current members only) from the store or a transfer
+/// still arriving; a peer that asks for a blob nobody has yet makes this node fetch it from the registry — the one
+/// download the others then read while it arrives;</item>
+/// <item>what the store holds and what is arriving is advertised with every heartbeat; the peer list comes from
+/// the server's membership.</item>
+/// </list>
+/// </summary>
+public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
+{
+    private readonly ClusterMember _member;
+    private readonly PeerMirrorOptions _options;
+    private readonly IRegistryStore _storage;
+    private readonly ConcurrentDictionary<Digest, byte> _held = new();
+    private readonly PeerClient _client;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<Digest, PeerTransfer> _transfers = new();
+    private readonly ConcurrentDictionary<(Digest Digest, string Registry), byte> _origins = new();
+    private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
+    private readonly PeerCounters _counters = new();
+    private WebApplication? _app;
+    private Task _refreshing = Task.CompletedTask;
+    private IMirrorRegistryAccess? _registries;
+    private volatile IReadOnlyList<ClusterNode> _members = [];
+    private DateTimeOffset? _membersRead;
+
+    private PeerMirror(ClusterMember member, PeerMirrorOptions options, IRegistryStore storage, ILogger logger)
+    {
+        _member = member;
+        _options = options;
+        _storage = storage;
+        _logger = logger;
+        _client = new PeerClient(() => member.Credentials, options);
+    }
+
+    /// <summary>Where peers reach this node (<c>host:port</c>), once listening.</summary>
+    public string Endpoint { get; private set; } = string.Empty;
+
+    /// <summary>
+    /// Opens the store, listens for peers (mutual TLS with <paramref name="member"/>'s certificates) and starts reading the
+    /// peer list. Give it to the node mirror as <see cref="MirrorOptions.BlobSource"/>, and <see cref="Advertise"/> to the
+    /// membership's heartbeats.
+    /// </summary>
+    public static async Task<PeerMirror> StartAsync(ClusterMember member, PeerMirrorOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(member);
+        ArgumentNullException.ThrowIfNull(options);
+        var problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException(string.Join("; ", problems), nameof(options));
+        }
+
+        var logger = options.LoggerFactory.CreateLogger("Airlock.Cluster.Peers");
+        Directory.CreateDirectory(options.StoreDirectory, Airlock.IO.DirectoryOwner.Private);
+        var storage = FileSystemRegistryStore.Open(options.StoreDirectory, options.Time, logger);
+        var mirror = new PeerMirror(member, options, storage, logger);
+        try
+        {
+            // What the store holds is kept in memory from here on: heartbeats advertise it without listing the store.
+            await foreach (var blob in storage.Blobs.ListAsync(cancellationToken).ConfigureAwait(false))
+            {
+                mirror._held[blob.Digest] = 0;
+            }
+
+            await mirror.ListenAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await mirror.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        mirror._refreshing = mirror.RefreshAsync(mirror._stopping.Token);
+        LogListening(logger, mirror.Endpoint, options.StoreDirectory);
+        return mirror;
+    }
+
+    /// <summary>What this node's heartbeats carry: its endpoint, the blobs it holds and receives, its credentialed registries.</summary>
+    public NodeAdvertisement Advertise()
+    {
+        var receiving = _transfers.Keys.Select(d => d.ToString()).ToList();
+        var holds = _held.Keys.Select(d => d.ToString()).Take(NodeAdvertisement.MaxDigests - receiving.Count).ToList();
+        return new NodeAdvertisement
+        {
+            PeerEndpoint = Endpoint,
+            Holds = holds,
+            Receiving = receiving,
+            CredentialedRegistries = _registries is { } access ? CredentialedRegistries(access.Registries) : [],
+        };
+    }
+
+    void IMirrorBlobSource.Attach(IMirrorRegistryAccess registries) => Volatile.Write(ref _registries, registries);
+
+    bool IMirrorBlobSource.Shares(RegistriesFile registries, string registry) => RegistryEndpoints.IsPeerShared(registries, registry);
+
+    /// <summary>containerd's request, through the node mirror.</summary>
+    async Task IMirrorBlobSource.ServeBlobAsync(HttpContext context, MirrorBlobRequest request)
+    {
+        var ct = context.RequestAborted;
+        if (await ServeStoredAsync(context, request.Digest, request.Head, ranged: true).ConfigureAwait(false))
+        {
+            _counters.LocalHit();
+            return;
+        }
+
+        var transfer = Transfer(request.Registry, request.Repository, request.Digest, askPeers: true);
+        var registryAttempt = transfer.RegistryAttempt;
+        await Task.WhenAny(transfer.Completion, registryAttempt).WaitAsync(ct).ConfigureAwait(false);
+        if (!transfer.Completion.IsCompleted && registryAttempt.IsCompletedSuccessfully && !request.Head
+            && context.Request.Headers.Range.Count == 0 && registryAttempt.Result.Fetch.IsReadable)
+        {
+            // From the registry: passed on as it arrives, as without peers (the last buffer only once verified).
+            await ServeGrowingAsync(context, registryAttempt.Result.Fetch, transfer, context.Response.Body).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await transfer.Completion.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            throw new OciException(OciErrorCode.UpstreamUnavailable, ex.Message);
+        }
+
+        if (!await ServeStoredAsync(context, request.Digest, request.Head, ranged: true).ConfigureAwait(false))
+        {
+            throw new OciException(OciErrorCode.BlobUnknown, $"blob {request.Digest} vanished from the p2p store right after it was stored");
+        }
+    }
+
+    async Task<bool> IMirrorBlobSource.TryServeOtherAsync(HttpContext context)
+    {
+        var path = context.Request.Path.Value;
+        if (path == "/metrics")
+        {
+            context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+            await context.Response.WriteAsync(_counters.Render(), context.RequestAborted).ConfigureAwait(false);
+            return true;
+        }
+
+        if (path == PeerStatus.Path)
+        {
+            context.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(context.Response.Body, Status(), PeerJson.Default.PeerStatus, context.RequestAborted).ConfigureAwait(false);
+            return true;
+        }
+
+        return false;
+    }
+
+    /// <summary>This node's view: its peers and their state, what it holds and receives, and the counters.</summary>
+    public PeerStatus Status()
+    {
+        var now = _options.Time.GetTimestamp();
+        var peers = _members.Where(m => m.Name != _member.NodeName).Select(m => new PeerState
+        {
+            Name = m.Name,
+            Endpoint = m.Advertises?.PeerEndpoint,
+            State = m.Advertises?.PeerEndpoint is null ? "no-p2p"
+                : m.Status != NodeStatus.Ready ? "not-ready"
+                : _downUntil.TryGetValue(m.Advertises.PeerEndpoint, out var until) && until > now ? "down"
+                : "ready",
+            Holds = m.Advertises?.Holds.Count ?? 0,
+            Receiving = m.Advertises?.Receiving.Count ?? 0,
+        }).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+        return _counters.Snapshot(_member.NodeName, Endpoint, _held.Count, _transfers.Count, _membersRead, peers);
+    }
+
+    private async Task ListenAsync(CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.Services.AddSingleton(_options.LoggerFactory);
+        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(2));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxResponseBufferSize = 2 << 20;
+            kestrel.Listen(_options.Listen, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                // The current certificates at every handshake: a renewal takes effect without a restart.
+                listen.UseHttps(new TlsHandshakeCallbackOptions
+                {
+                    OnConnection = _ => ValueTask.FromResult(_member.Credentials.CreateServerOptions(_options.Time)),
+                });
+            });
+        });
+        _app = builder.Build();
+        _app.Run(HandlePeerAsync);
+        await _app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var bound = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+        var host = _options.Listen.Address.Equals(IPAddress.Any) || _options.Listen.Address.Equals(IPAddress.IPv6Any)
+            ? _member.Addresses.FirstOrDefault()?.ToString() ?? bound.Host
+            : _options.Listen.Address.ToString();
+        Endpoint = (host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host) + ":" + bound.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A peer's request: only blobs, by digest, of registries this node shares, to current members allowed to have them.</summary>
+    private async Task HandlePeerAsync(HttpContext context)
+    {
+        try
+        {
+            await ServePeerAsync(context).ConfigureAwait(false);
+        }
+        catch (OciException ex) when (!context.Response.HasStarted)
+        {
+            await OciErrorTable.WriteAsync(context, ex).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task ServePeerAsync(HttpContext context)
+    {
+        var certificate = context.Connection.ClientCertificate;
+        var peer = certificate is null ? null : NodeCertificates.NodeNameOf(certificate);
+        var member = peer is null ? null : _members.FirstOrDefault(m => m.Name == peer);
+        if (member is null)
+        {
+            _counters.Refused();
+            throw new OciException(OciErrorCode.Denied,
+                peer is null ? "peers present a node's client certificate" : $"node {peer} is not a current member of the cluster");
+        }
+
+        var head = HttpMethods.IsHead(context.Request.Method);
+        if (!head && !HttpMethods.IsGet(context.Request.Method))
+        {
+            throw new OciException(OciErrorCode.MethodNotAllowed, "peers serve blobs to read only");
+        }
+
+        if (!OciRoute.TryParse(context.Request.Path.Value ?? "/", out var route) || route is not { Kind: OciRouteKind.Blob, Digest: { } digest })
+        {
+            throw new OciException(OciErrorCode.Unsupported, "peers serve blobs by digest only: tags and manifests come from the registry");
+        }
+
+        var registry = context.Request.Query["ns"].ToString();
+        var access = Volatile.Read(ref _registries) ?? throw new OciException(OciErrorCode.UpstreamUnavailable, "this node's mirror is not serving yet");
+        var registries = access.Registries;
+        if (registry.Length == 0 || !RegistryEndpoints.IsPeerShared(registries, registry))
+        {
+            throw new OciException(OciErrorCode.BlobUnknown, $"registry \"{registry}\" is not shared by this node (not under mirrors in its registries.yaml)");
+        }
+
+        if (NeedsCredentials(registries, registry) && !(member.Advertises?.CredentialedRegistries.Contains(registry, StringComparer.OrdinalIgnoreCase) ?? false))
+        {
+            _counters.Refused();
+            LogRefusedPrivate(_logger, peer!, registry, digest);
+            throw new OciException(OciErrorCode.Denied,
+                $"{registry} needs credentials and node {peer}'s registries.yaml has none for it: its content is served only to nodes that could pull it themselves");
+        }
+
+        if (await _storage.Blobs.SizeAsync(digest, context.RequestAborted).ConfigureAwait(false) is not null)
+        {
+            // Content is shared by digest, but only as coming from the registry it was fetched from: a digest of a
+            // private registry is not handed out under the name of another one.
+            if (!_origins.ContainsKey((digest, registry)))
+            {
+                throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not held for {registry}");
+            }
+
+            await ServeStoredAsync(context, digest, head, ranged: false, Fault(context.Response.Body)).ConfigureAwait(false);
+            return;
+        }
+
+        // Not here yet: the transfer already under way, or this node fetches it from the registry for the cluster.
+        var transfer = Transfer(registry, route.Name, digest, askPeers: false);
+        if (transfer.Registry != registry)
+        {
+            throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is arriving for another registry");
+        }
+
+        while (!transfer.Completion.IsCompleted)
+        {
+            if (transfer.Current is { } attempt && attempt.Fetch.IsReadable && !head)
+            {
+                await ServeGrowingAsync(context, attempt.Fetch, transfer, Fault(context.Response.Body)).ConfigureAwait(false);
+                return;
+            }
+
+            await Task.WhenAny(transfer.Completion, Task.Delay(TimeSpan.FromMilliseconds(20), _options.Time, context.RequestAborted)).ConfigureAwait(false);
+        }
+
+        try
+        {
+            await transfer.Completion.ConfigureAwait(false);
+        }
+        catch (IOException ex)
+        {
+            throw new OciException(OciErrorCode.BlobUnknown, ex.Message);
+        }
+
+        await ServeStoredAsync(context, digest, head, ranged: false, Fault(context.Response.Body)).ConfigureAwait(false);
+    }
+
+    /// <summary>The running transfer of the digest, or a new one with its sources planned now.</summary>
+    private PeerTransfer Transfer(string registry, string repository, Digest digest, bool askPeers)
+    {
+        while (true)
+        {
+            if (_transfers.TryGetValue(digest, out var running))
+            {
+                return running;
+            }
+
+            var transfer = new PeerTransfer(digest, registry, repository);
+            if (!_transfers.TryAdd(digest, transfer))
+            {
+                continue;
+            }
+
+            var plan = askPeers ? Plan(registry, digest) : [PeerSource.Registry];
+            LogPlan(_logger, digest, registry, repository, string.Join(" → ", plan));
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await transfer.RunAsync(_storage, plan, (source, ct) => OpenAsync(transfer, source, ct), Failed, _stopping.Token).ConfigureAwait(false);
+                    if (transfer.Completion.IsCompletedSuccessfully)
+                    {
+                        _origins[(digest, registry)] = 0;
+                        _held[digest] = 0;
+                        var size = await _storage.Blobs.SizeAsync(digest, CancellationToken.None).ConfigureAwait(false) ?? 0;
+                        _counters.Received(transfer.Completion.Result.IsRegistry, size);
+                    }
+                }
+                finally
+                {
+                    _transfers.TryRemove(KeyValuePair.Create(digest, transfer));
+                }
+            });
+            return transfer;
+        }
+
+        void Failed(PeerSource source, Exception error)
+        {
+            if (source.IsRegistry)
+            {
+                LogRegistryFailed(_logger, digest, registry, error.Message);
+                return;
+            }
+
+            _counters.PeerError();
+            if (_options.DownFor > TimeSpan.Zero)
+            {
+                _downUntil[source.Endpoint!] = _options.Time.GetTimestamp() + (long)(_options.DownFor.TotalSeconds * _options.Time.TimestampFrequency);
+            }
+
+            LogPeerFailed(_logger, digest, source.Name, source.Endpoint!, error.Message);
+        }
+    }
+
+    private Task<Stream> OpenAsync(PeerTransfer transfer, PeerSource source, CancellationToken cancellationToken)
+    {
+        if (source.IsRegistry)
+        {
+            var access = Volatile.Read(ref _registries) ?? throw new OciException(OciErrorCode.UpstreamUnavailable, "the node mirror is not serving yet");
+            return access.OpenBlobAsync(transfer.Registry, transfer.Repository, transfer.Digest, cancellationToken);
+        }
+
+        return _client.OpenBlobAsync(source.Endpoint!, transfer.Registry, transfer.Repository, transfer.Digest, cancellationToken);
+    }
+
+    /// <summary>
+    /// The sources for a blob containerd wants: peers that hold it, then peers receiving it, then the peer rendezvous
+    /// hashing ranks first among the live ones (this node included: when it ranks first it is the one that fetches),
+    /// at most <see cref="PeerMirrorOptions.MaxPeersPerBlob"/> of them and none recently failed; the registry last.
+    /// </summary>
+    private List<PeerSource> Plan(string registry, Digest digest)
+    {
+        var now = _options.Time.GetTimestamp();
+        var text = digest.ToString();
+        var live = _members
+            .Where(m => m.Status == NodeStatus.Ready && m.Name != _member.NodeName && m.Advertises?.PeerEndpoint is { Length: > 0 } endpoint
+                && !(_downUntil.TryGetValue(endpoint, out var until) && until > now))
+            .ToDictionary(m => m.Name, StringComparer.Ordinal);
+        var ranked = Rendezvous.Order(digest, live.Keys.Append(_member.NodeName));
+        var chosen = new List<string>();
+        chosen.AddRange(ranked.Where(n => live.TryGetValue(n, out var m) && m.Advertises!.Holds.Contains(text, StringComparer.Ordinal)));
+        chosen.AddRange(ranked.Where(n => live.TryGetValue(n, out var m) && m.Advertises!.Receiving.Contains(text, StringComparer.Ordinal)));
+        if (ranked.Count > 0 && ranked[0] != _member.NodeName)
+        {
+            chosen.Add(ranked[0]);
+        }
+
+        var plan = chosen.Distinct(StringComparer.Ordinal).Take(_options.MaxPeersPerBlob)
+            .Select(n => new PeerSource(n, live[n].Advertises!.PeerEndpoint)).ToList();
+        plan.Add(PeerSource.Registry);
+        return plan;
+    }
+
+    /// <summary>Serves the stored blob (whole, or from a <c>bytes=N-</c> range); false when the store does not have it.</summary>
+    private async Task<bool> ServeStoredAsync(HttpContext context, Digest digest, bool head, bool ranged, Stream? body = null)
+    {
+        var ct = context.RequestAborted;
+        if (await _storage.Blobs.SizeAsync(digest, ct).ConfigureAwait(false) is not { } size || _storage.Blobs.LocalPath(digest) is not { } path)
+        {
+            return false;
+        }
+
+        long offset = 0;
+        var response = context.Response;
+        if (ranged && TryStart(context.Request.Headers.Range.ToString(), size, out var start))
+        {
+            offset = start;
+            response.StatusCode = StatusCodes.Status206PartialContent;
+            response.Headers.ContentRange = $"bytes {start}-{size - 1}/{size}";
+        }
+
+        WriteHeaders(response, digest, size - offset);
+        if (head)
+        {
+            return true;
+        }
+
+        if (body is null)
+        {
+            await response.SendFileAsync(path, offset, size - offset, ct).ConfigureAwait(false);
+            return true;
+        }
+
+        var file = File.OpenRead(path);
+        await using (file.ConfigureAwait(false))
+        {
+            await file.CopyToAsync(body, 1 << 20, ct).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
+    /// <summary>Serves a download while it arrives; the response is cut (never completed) if it fails.</summary>
+    private async Task ServeGrowingAsync(HttpContext context, Registry.PullThrough.BlobFetch fetch, PeerTransfer transfer, Stream body)
+    {
+        var ct = context.RequestAborted;
+        long size;
+        try
+        {
+            size = await fetch.Size.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            throw new OciException(OciErrorCode.UpstreamUnavailable, $"blob {transfer.Digest}: {ex.Message}");
+        }
+
+        WriteHeaders(context.Response, transfer.Digest, size);
+        try
+        {
+            var served = await fetch.ServeAsync(null, body, size, ct).ConfigureAwait(false);
+            if (served < size)
+            {
+                await fetch.Completion.WaitAsync(ct).ConfigureAwait(false);
+                var path = _storage.Blobs.LocalPath(transfer.Digest) ?? throw new IOException($"blob {transfer.Digest} is not in the store after its download");
+                var file = File.OpenRead(path);
+                await using (file.ConfigureAwait(false))
+                {
+                    file.Seek(served, SeekOrigin.Begin);
+                    await file.CopyToAsync(body, 1 << 20, ct).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (!ct.IsCancellationRequested)
+        {
+            // The body is under way: only cutting the connection tells the reader it is not the blob.
+            LogServeBroken(_logger, transfer.Digest, ex.Message);
+            context.Abort();
+        }
+    }
+
+    private static bool TryStart(string range, long size, out long start)
+    {
+        start = 0;
+        if (!range.StartsWith("bytes=", StringComparison.Ordinal) || !range.EndsWith('-'))
+        {
+            return false;
+        }
+
+        return long.TryParse(range.AsSpan(6, range.Length - 7), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out start)
+            && start > 0 && start < size;
+    }
+
+    private static void WriteHeaders(HttpResponse response, Digest digest, long length)
+    {
+        response.Headers[RegistryHeaders.ContentDigest] = digest.ToString();
+        response.Headers[RegistryHeaders.ApiVersion] = RegistryHeaders.ApiVersionValue;
+        response.ContentType = "application/octet-stream";
+        response.ContentLength = length;
+    }
+
+    /// <summary>The response body peers get: counted, and with a test fault when one is set.</summary>
+    private Stream Fault(Stream body) => new PeerResponseStream(body, _counters, _options.TestFault);
+
+    /// <summary>Registries whose endpoints need credentials that this node's registries.yaml has (what it advertises).</summary>
+    private static List<string> CredentialedRegistries(RegistriesFile registries) =>
+        registries.Mirrors.Select(m => m.Key).Concat(registries.Configs.Select(c => c.Key))
+            .Where(key => key != RegistriesFile.Wildcard && NeedsCredentials(registries, key))
+            .Distinct(StringComparer.OrdinalIgnoreCase).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>A registry needs credentials when any endpoint this node would pull it from has them in registries.yaml.</summary>
+    private static bool NeedsCredentials(RegistriesFile registries, string registry) =>
+        new RegistryEndpoints(registries, disableDefaultEndpoint: false).Resolve(registry).Any(e => e.Auth is not null);
+
+    /// <summary>Reads the peer list every refresh interval; a failed read keeps the last one (peers that died fail fast and are skipped).</summary>
+    private async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.RefreshInterval, _options.Time);
+        do
+        {
+            try
+            {
+                _members = await _member.ListNodesAsync(cancellationToken).ConfigureAwait(false);
+                _membersRead = _options.Time.GetUtcNow();
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                LogRefreshFailed(_logger, ex.Message);
+            }
+        }
+        while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false));
+
+        static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken ct)
+        {
+            try
+            {
+                return await timer.WaitForNextTickAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _refreshing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_app is not null)
+        {
+            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _app.DisposeAsync().ConfigureAwait(false);
+        }
+
+        var running = _transfers.Values.Select(t => (Task)t.Completion).ToArray();
+        await Task.WhenAll(running).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _client.Dispose();
+        await _storage.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Peer-to-peer mirror listening on {Endpoint} (mutual TLS, cluster members only); blobs in {Directory}")]
+    private static partial void LogListening(ILogger logger, string endpoint, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Blob {Digest} of {Registry}/{Repository}: trying {Order}")]
+    private static partial void LogPlan(ILogger logger, Digest digest, string registry, string repository, string order);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Blob {Digest}: peer {Peer} ({Endpoint}) failed, trying the next source: {Reason}")]
+    private static partial void LogPeerFailed(ILogger logger, Digest digest, string peer, string endpoint, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Blob {Digest} of {Registry}: the registry failed: {Reason}")]
+    private static partial void LogRegistryFailed(ILogger logger, Digest digest, string registry, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Blob {Digest}: a transfer in progress failed, the response was cut: {Reason}")]
+    private static partial void LogServeBroken(ILogger logger, Digest digest, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused blob {Digest} of {Registry} to node {Peer}: the registry needs credentials its registries.yaml does not have")]
+    private static partial void LogRefusedPrivate(ILogger logger, string peer, string registry, Digest digest);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the peer list from the server (keeping the last one): {Reason}")]
+    private static partial void LogRefreshFailed(ILogger logger, string reason);
+}
