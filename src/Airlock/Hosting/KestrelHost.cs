@@ -33,6 +33,15 @@ public sealed record KestrelHostOptions
     /// </summary>
     public Func<X509Certificate2, X509Chain?, SslPolicyErrors, bool>? ClientCertificateValidation { get; init; }
 
+    /// <summary>
+    /// When set (instead of <see cref="Certificate"/>), the TLS options of each connection, asked at its handshake: a
+    /// server whose certificates renew while it runs (the peer mirror) serves the current ones without a restart.
+    /// </summary>
+    public Func<SslServerAuthenticationOptions>? TlsPerConnection { get; init; }
+
+    /// <summary>HTTP/1.1 only, also over TLS (peers stream one blob per connection; no HTTP/2 framing on the way).</summary>
+    public bool Http1Only { get; init; }
+
     /// <summary>How long stopping waits for requests in flight.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -111,9 +120,14 @@ public sealed class KestrelHost : IAsyncDisposable
 
             kestrel.Listen(options.Listen, listen =>
             {
-                if (options.Certificate is { } certificate)
+                if (options.TlsPerConnection is { } perConnection)
                 {
-                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.Protocols = options.Http1Only ? HttpProtocols.Http1 : HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = _ => ValueTask.FromResult(perConnection()) });
+                }
+                else if (options.Certificate is { } certificate)
+                {
+                    listen.Protocols = options.Http1Only ? HttpProtocols.Http1 : HttpProtocols.Http1AndHttp2;
                     listen.UseHttps(https =>
                     {
                         https.ServerCertificate = certificate;

@@ -7,17 +7,11 @@ using Airlock.Cluster.Pki;
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
 using Airlock.Distribution;
+using Airlock.Hosting;
 using Airlock.Node;
 using Airlock.Node.Mirror;
 using Airlock.Oci;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Airlock.Cluster.Peers;
@@ -51,7 +45,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private readonly ConcurrentDictionary<(Digest Digest, string Registry), byte> _origins = new();
     private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
     private readonly PeerCounters _counters = new();
-    private WebApplication? _app;
+    private KestrelHost? _host;
     private Task _refreshing = Task.CompletedTask;
     private IMirrorRegistryAccess? _registries;
     private volatile IReadOnlyList<ClusterNode> _members = [];
@@ -203,29 +197,18 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 
     private async Task ListenAsync(CancellationToken cancellationToken)
     {
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.Services.AddSingleton(_options.LoggerFactory);
-        builder.Services.AddSingleton(typeof(ILogger<>), typeof(Logger<>));
-        builder.WebHost.UseKestrelCore();
-        builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(2));
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        _host = await KestrelHost.StartAsync(new KestrelHostOptions
         {
-            kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxResponseBufferSize = 2 << 20;
-            kestrel.Listen(_options.Listen, listen =>
-            {
-                listen.Protocols = HttpProtocols.Http1;
-                // The current certificates at every handshake: a renewal takes effect without a restart.
-                listen.UseHttps(new TlsHandshakeCallbackOptions
-                {
-                    OnConnection = _ => ValueTask.FromResult(_member.Credentials.CreateServerOptions(_options.Time)),
-                });
-            });
-        });
-        _app = builder.Build();
-        _app.Run(HandlePeerAsync);
-        await _app.StartAsync(cancellationToken).ConfigureAwait(false);
-        var bound = new Uri(_app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+            Listen = _options.Listen,
+
+            // The current certificates at every handshake: a renewal takes effect without a restart.
+            TlsPerConnection = () => _member.Credentials.CreateServerOptions(_options.Time),
+            Http1Only = true,
+            MaxResponseBufferSize = 2 << 20,
+            ShutdownTimeout = TimeSpan.FromSeconds(2),
+            LoggerFactory = _options.LoggerFactory,
+        }, HandlePeerAsync, cancellationToken).ConfigureAwait(false);
+        var bound = _host.Address;
         var host = _options.Listen.Address.Equals(IPAddress.Any) || _options.Listen.Address.Equals(IPAddress.IPv6Any)
             ? _member.Addresses.FirstOrDefault()?.ToString() ?? bound.Host
             : _options.Listen.Address.ToString();
@@ -571,10 +554,9 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _refreshing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        if (_app is not null)
+        if (_host is not null)
         {
-            await _app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            await _app.DisposeAsync().ConfigureAwait(false);
+            await _host.DisposeAsync().ConfigureAwait(false);
         }
 
         var running = _transfers.Values.Select(t => (Task)t.Completion).ToArray();
