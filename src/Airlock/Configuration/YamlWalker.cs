@@ -29,10 +29,10 @@ public sealed class YamlWalker
     public IReadOnlyList<YamlNode>? Load(TextReader text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var stream = new YamlStream();
+        YamlStream stream;
         try
         {
-            stream.Load(text);
+            stream = LoadStream(text);
         }
         catch (YamlException ex)
         {
@@ -49,9 +49,30 @@ public sealed class YamlWalker
     public static IReadOnlyList<YamlNode> LoadDocuments(TextReader text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        return [.. LoadStream(text).Documents.Select(d => d.RootNode)];
+    }
+
+    /// <summary>
+    /// Loads every document; every syntax error is a <see cref="YamlException"/>. YamlDotNet's scanner throws a bare
+    /// <see cref="InvalidOperationException"/> on some broken input (an unclosed flow collection such as <c>a: [b</c>
+    /// followed by another key), which would otherwise reach the user as "Operation is not valid due to the current
+    /// state of the object" or crash the CLI; it is reported at the last place the parser understood.
+    /// </summary>
+    private static YamlStream LoadStream(TextReader text)
+    {
+        var parser = new Parser(text);
         var stream = new YamlStream();
-        stream.Load(text);
-        return [.. stream.Documents.Select(d => d.RootNode)];
+        try
+        {
+            stream.Load(parser);
+        }
+        catch (InvalidOperationException ex)
+        {
+            var at = parser.Current?.End ?? Mark.Empty;
+            throw new YamlException(at, at, "syntax error after this point (an unclosed [ … ] or { … } is the usual cause)", ex);
+        }
+
+        return stream;
     }
 
     public static int Line(YamlNode node) => (int)node.Start.Line;

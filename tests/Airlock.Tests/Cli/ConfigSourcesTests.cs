@@ -30,6 +30,19 @@ public sealed class ConfigSourcesTests : IDisposable
     }
 
     [Fact]
+    public async Task A_config_file_the_yaml_scanner_gives_up_on_is_a_usage_error_naming_it_not_a_crash()
+    {
+        // YamlDotNet throws InvalidOperationException (not YamlException) here: an unclosed flow list followed by a key.
+        var path = Path.Combine(_dir, "config.yaml");
+        await File.WriteAllTextAsync(path, "tls-san: [a\nlisten: 127.0.0.1:6000\n");
+        var error = new StringWriter();
+        var code = await AirlockCli.RunAsync(["version", "--config", path], new Hashtable(), new StringWriter(), error);
+        Assert.Equal(2, code);
+        Assert.Contains(path + ":", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("unclosed", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Config_file_lists_become_repeated_values()
     {
         var path = Path.Combine(_dir, "config.yaml");

@@ -59,6 +59,22 @@ public sealed class YamlWalkerTests
         Assert.ThrowsAny<YamlDotNet.Core.YamlException>(() => YamlWalker.LoadDocuments(new StringReader("access:\n  - users: [alice\n")));
     }
 
+    [Fact]
+    public void Text_the_yaml_scanner_gives_up_on_without_a_position_is_still_one_problem_not_an_exception()
+    {
+        // YamlDotNet's scanner throws InvalidOperationException on this (an unclosed flow list, then another key).
+        const string Broken = "mirrors: [a\nconfigs: {}\n";
+        var yaml = new YamlWalker();
+
+        var documents = yaml.Load(new StringReader(Broken));
+
+        Assert.Null(documents);
+        var problem = Assert.Single(yaml.Problems);
+        Assert.StartsWith("not valid YAML: ", problem.Message, StringComparison.Ordinal);
+        Assert.Contains("unclosed", problem.Message, StringComparison.Ordinal);
+        Assert.ThrowsAny<YamlDotNet.Core.YamlException>(() => YamlWalker.LoadDocuments(new StringReader(Broken)));
+    }
+
     [Theory]
     [InlineData("a:", true)]
     [InlineData("a: ~", true)]
