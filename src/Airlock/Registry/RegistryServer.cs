@@ -86,6 +86,9 @@ public sealed class RegistryServer : IAsyncDisposable
                 options with
                 {
                     Certificate = tls?.ServerCertificate ?? options.Certificate,
+
+                    // The intermediates an operator's --tls-cert file holds after the leaf (clients trusting only the root need them).
+                    CertificateChain = tls is { Chain.Count: > 0 } ? tls.Chain : options.CertificateChain,
                     AccessController = settings.Auth.HtpasswdPath is null ? options.AccessController : authentication.AccessController,
                     ConsoleAccessController = settings.Auth.HtpasswdPath is null ? options.ConsoleAccessController : authentication.ConsoleAccessController,
                     ExtraEndpoints = authentication.TokenEndpoint is { } tokens

@@ -119,6 +119,42 @@ public sealed class RegistrySettingsTests : IDisposable
     }
 
     [Fact]
+    public async Task An_operator_certificate_file_with_its_chain_is_served_with_that_chain()
+    {
+        // Clients that trust only the site's root need the intermediates the operator put after the leaf.
+        // (A root is never sent, as TLS has it: the file holds the leaf and an intermediate the root signed.)
+        using var root = CertificateAuthority.Create("Site Root CA", TimeSpan.FromDays(30), TimeProvider.System);
+        using var issuing = CertificateAuthority.Create("Site Issuing CA", TimeSpan.FromDays(30), TimeProvider.System);
+        using var intermediate = root.CrossSign(issuing.Certificate);
+        using var leaf = issuing.Issue(new LeafCertificateRequest("registry", ["localhost"], [IPAddress.Loopback], TimeSpan.FromDays(10)));
+        var certificatePath = Path.Combine(_directory, "tls.crt");
+        var keyPath = Path.Combine(_directory, "tls.key");
+        PemFiles.Write(leaf, certificatePath, keyPath);
+        File.AppendAllText(certificatePath, intermediate.ExportCertificatePem() + "\n");
+        await using var registry = await TestRegistry.StartComposedAsync(settings => settings with { TlsCertificatePath = certificatePath, TlsKeyPath = keyPath });
+
+        var sent = new List<string>();
+        using var client = new HttpClient(new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                RemoteCertificateValidationCallback = (_, _, chain, _) =>
+                {
+                    // What the server sent besides its leaf is in the chain's extra store.
+                    sent.AddRange(chain!.ChainPolicy.ExtraStore.Select(c => c.Thumbprint));
+                    return true;
+                },
+            },
+        })
+        { BaseAddress = registry.Server.Address };
+
+        using var response = await client.GetAsync(new Uri("/v2/", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains(intermediate.Thumbprint, sent);
+    }
+
+    [Fact]
     public async Task Token_mode_serves_the_token_endpoint_beside_the_extra_endpoints_and_keeps_its_key_in_the_data_directory()
     {
         var htpasswd = Htpasswd();
