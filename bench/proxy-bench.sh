@@ -42,7 +42,8 @@ pids=()
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 cleanup() { for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-free_port() { local c; while :; do c=$((20000 + RANDOM % 40000)); ss -Htln "sport = :$c" | grep -q . || { echo "$c"; return; }; done; }
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"   # free_port
 
 log "building Airlock (Release)"
 # AIRLOCK_BIN measures a given binary (e.g. the Native AOT one from scripts/publish.sh, as installed); default: a Release build.

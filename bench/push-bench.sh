@@ -58,13 +58,8 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 
-free_port() {
-  local candidate
-  while :; do
-    candidate=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$candidate" | grep -q . || { echo "$candidate"; return; }
-  done
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"   # free_port
 
 airlock_cli=${AIRLOCK_BIN:-"$repo_root/src/Airlock.Cli/bin/Release/net10.0/airlock"}
 if [[ -z ${AIRLOCK_BIN:-} ]]; then

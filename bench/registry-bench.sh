@@ -85,13 +85,8 @@ stop_servers() {
 }
 trap 'stop_servers; rm -rf "$work"' EXIT
 
-free_port() {
-  local candidate
-  while :; do
-    candidate=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$candidate" | grep -q . || { echo "$candidate"; return; }
-  done
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"   # free_port
 
 # ---- servers ---------------------------------------------------------------------------------
 

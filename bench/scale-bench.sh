@@ -70,13 +70,8 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 
-free_port() {
-  local candidate
-  while :; do
-    candidate=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$candidate" | grep -q . || { echo "$candidate"; return; }
-  done
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"   # free_port
 
 airlock=${AIRLOCK_BIN:-"$repo_root/artifacts/publish/linux-x64/airlock"}
 if [[ -z ${AIRLOCK_BIN:-} && ! -x $airlock ]]; then
