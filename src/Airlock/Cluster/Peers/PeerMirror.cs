@@ -42,7 +42,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Digest, PeerTransfer> _transfers = new();
-    private readonly ConcurrentDictionary<(Digest Digest, string Registry), byte> _origins = new();
+    private BlobOrigins? _origins;
     private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
     private readonly PeerCounters _counters = new();
     private KestrelHost? _host;
@@ -89,6 +89,9 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             {
                 mirror._held[blob.Digest] = 0;
             }
+
+            // Blobs fetched before a restart are served to peers again at once, under the registry each came from.
+            mirror._origins = BlobOrigins.Open(options.StoreDirectory, mirror._held.ContainsKey);
 
             await mirror.ListenAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -274,7 +277,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         {
             // Content is shared by digest, but only as coming from the registry it was fetched from: a digest of a
             // private registry is not handed out under the name of another one.
-            if (!_origins.ContainsKey((digest, registry)))
+            if (_origins?.Contains(digest, registry) != true)
             {
                 throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not held for {registry}");
             }
@@ -338,7 +341,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
                     await transfer.RunAsync(_storage, plan, (source, ct) => OpenAsync(transfer, source, ct), Failed, _stopping.Token).ConfigureAwait(false);
                     if (transfer.Completion.IsCompletedSuccessfully)
                     {
-                        _origins[(digest, registry)] = 0;
+                        _origins?.Add(digest, registry);
                         _held[digest] = 0;
                         var size = await _storage.Blobs.SizeAsync(digest, CancellationToken.None).ConfigureAwait(false) ?? 0;
                         _counters.Received(transfer.Completion.Result.IsRegistry, size);
@@ -562,6 +565,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         var running = _transfers.Values.Select(t => (Task)t.Completion).ToArray();
         await Task.WhenAll(running).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _client.Dispose();
+        _origins?.Dispose();
         await _storage.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
