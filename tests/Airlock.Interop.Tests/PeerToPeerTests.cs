@@ -43,8 +43,8 @@ public sealed class PeerToPeerTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await File.WriteAllTextAsync(Config, "{}\n");
-        // server, registry, four nodes, and two spare nodes for the faulty peers.
-        _network = await ClusterNetwork.CreateAsync(2 + Nodes + 2);
+        // server, registry, four nodes, two spare nodes for the faulty peers and one for --p2p-share-tags.
+        _network = await ClusterNetwork.CreateAsync(2 + Nodes + 3);
         _server = Network.Nodes[0].Start(RegistryProcess.AirlockCliPath(),
             ["server", "--data-dir", ServerData, "--node-name", "server-0", "--heartbeat-interval", "1s"], Environment);
         _registry = RegistryNode.Start(RegistryProcess.AirlockCliPath(),
@@ -114,7 +114,37 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         await A_peer_serving_corrupted_bytes_is_detected_logged_and_bypassed(nodes[0]);
         await A_peer_killed_mid_transfer_costs_at_most_the_peer_timeout(nodes[1]);
         await A_private_registrys_blob_is_served_only_to_a_node_with_its_credentials(nodes[2], nodes[3], image.Layers[0]);
+        await A_peers_stale_tag_is_used_only_with_share_tags(nodes[0], nodes[1]);
     }
+
+    /// <summary>
+    /// A peer that resolved a tag before the registry moved it holds a stale answer: a node without --p2p-share-tags
+    /// resolves the tag at the registry (the new image), one with it takes the peer's answer (the old image).
+    /// </summary>
+    private async Task A_peers_stale_tag_is_used_only_with_share_tags(AgentNode holder, AgentNode without)
+    {
+        var old = await WriteImageAsync(Path.Combine(_work.Path, "tag-old"), "latest", 1, 1 << 20, seed: 4);
+        var current = await WriteImageAsync(Path.Combine(_work.Path, "tag-new"), "latest", 1, 1 << 20, seed: 5);
+        await PushAsync(old, "p2p/tagged:latest");
+        Assert.True((await PullAsync(holder, $"{Registry}/p2p/tagged:latest")).Succeeded);
+        await PushAsync(current, "p2p/tagged:latest");
+        var sharing = StartNode(Network.Nodes[4 + Nodes], "share-tags", extra: ["--p2p-share-tags"]);
+        await WaitForPeersAsync([sharing], Nodes);
+
+        var fromPeer = await PullAsync(sharing, $"{Registry}/p2p/tagged:latest");
+        var fromRegistry = await PullAsync(without, $"{Registry}/p2p/tagged:latest");
+
+        Assert.True(fromPeer.Succeeded, fromPeer + "\n" + sharing.Process.RecentOutput);
+        Assert.True(fromRegistry.Succeeded, fromRegistry + "\n" + without.Process.RecentOutput);
+        Assert.Contains(old.Manifest, await ContentAsync(sharing), StringComparison.Ordinal);
+        Assert.DoesNotContain(current.Manifest, await ContentAsync(sharing), StringComparison.Ordinal);
+        Assert.Contains($"resolved by peer {holder.Name}", sharing.Process.RecentOutput, StringComparison.Ordinal);
+        Assert.Contains(current.Manifest, await ContentAsync(without), StringComparison.Ordinal);
+        Assert.DoesNotContain(old.Manifest, await ContentAsync(without), StringComparison.Ordinal);
+    }
+
+    private static async Task<string> ContentAsync(AgentNode node) =>
+        (await node.Namespace.RunAsync("ctr", ["--address", node.Socket, "-n", "k8s.io", "content", "ls", "-q"])).EnsureSuccess().Stdout;
 
     private async Task A_peer_serving_corrupted_bytes_is_detected_logged_and_bypassed(AgentNode puller)
     {
@@ -210,7 +240,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
             "--cert", Path.Combine(agent, "client.crt"), "--key", Path.Combine(agent, "client.key"), url])).EnsureSuccess();
     }
 
-    private AgentNode StartNode(NetworkNode network, string name, string? fault = null)
+    private AgentNode StartNode(NetworkNode network, string name, string? fault = null, string[]? extra = null)
     {
         var data = Directory.CreateDirectory(Path.Combine(_work.Path, name)).FullName;
         var images = Directory.CreateDirectory(Path.Combine(data, "images")).FullName;
@@ -235,6 +265,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
             "--containerd-state", Path.Combine(data, "s"), "--containerd-version", "1.6", "--systemd-cgroup", "false", "--stream-server-port", "0",
             // Generous: on a loaded 2-core machine a peer that fetches from the registry may take seconds to answer.
             "--p2p-peer-timeout", "10s",
+            .. extra ?? [],
         ], environment);
         _agents.Add(process);
         return new AgentNode(name, network, process, data, registries);
@@ -442,7 +473,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
                 },
             },
         }));
-        return new GeneratedImage(layout, tag, layerDescriptors.Select(l => l.Digest).ToList(), layerDescriptors.Sum(l => l.Size) + config.Length + manifest.Length);
+        return new GeneratedImage(layout, tag, layerDescriptors.Select(l => l.Digest).ToList(), layerDescriptors.Sum(l => l.Size) + config.Length + manifest.Length, manifestDigest);
 
         static void Write(Stream file, IncrementalHash hash, ReadOnlySpan<byte> bytes)
         {
@@ -476,7 +507,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         return header;
     }
 
-    private sealed record GeneratedImage(string Layout, string Tag, IReadOnlyList<string> Layers, long Size);
+    private sealed record GeneratedImage(string Layout, string Tag, IReadOnlyList<string> Layers, long Size, string Manifest);
 
     private sealed record AgentNode(string Name, NetworkNode Namespace, ServerProcess Process, string Data, string RegistriesPath)
     {

@@ -77,6 +77,11 @@ internal static class AgentCommand
         {
             Positive = true,
         };
+        var p2pShareTags = new Option<bool>("--p2p-share-tags")
+        {
+            Description = "With --embedded-registry: resolve tags by asking peers first (what the registry told them last, which may be stale, "
+                + "e.g. an old :latest), then the registry. Off by default: tags come from the registry; blobs are shared by digest either way.",
+        };
         var nodeIp = new Option<string[]>("--node-ip") { Description = "With --server: the address(es) other nodes reach this one at (default: the default route's interface address).", AllowMultipleArgumentsPerToken = false };
 
         var command = new Command("agent",
@@ -90,7 +95,7 @@ internal static class AgentCommand
             + "and its command line) and replaced at the next start; one the agent did not start is refused.")
         {
             dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint,
-            nodeIp, embeddedRegistry, p2pListen, p2pPeerTimeout,
+            nodeIp, embeddedRegistry, p2pListen, p2pPeerTimeout, p2pShareTags,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -123,6 +128,11 @@ internal static class AgentCommand
             if (!sharing && parseResult.GetValue(p2pListen) is not null)
             {
                 throw new UsageException("--p2p-listen is for --embedded-registry");
+            }
+
+            if (!sharing && parseResult.GetValue(p2pShareTags))
+            {
+                throw new UsageException("--p2p-share-tags is for --embedded-registry (tags are resolved by peers only when nodes share content)");
             }
 
             var p2pAddress = parseResult.GetValue(p2pListen) is { } p2pValue ? ParseP2pListen(p2pValue) : null;
@@ -200,6 +210,7 @@ internal static class AgentCommand
                             Listen = p2pAddress ?? new System.Net.IPEndPoint(member.Addresses[0], PeerMirrorOptions.DefaultPort),
                             StoreDirectory = Path.Combine(data, "agent", "p2p"),
                             PeerTimeout = p2pPeerTimeout.GetDuration(parseResult),
+                            ShareTags = parseResult.GetValue(p2pShareTags),
                             TestFault = Environment.GetEnvironmentVariable("AIRLOCK_P2P_TEST_FAULT") is { Length: > 0 } fault ? fault : null,
                             LoggerFactory = loggerFactory,
                         }, stop.Token).ConfigureAwait(false);

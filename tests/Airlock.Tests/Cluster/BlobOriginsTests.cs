@@ -1,6 +1,6 @@
 using Airlock.Cluster.Peers;
-using Airlock.Tests.Bundles;
 using Airlock.Oci;
+using Airlock.Tests.Bundles;
 
 namespace Airlock.Tests.Cluster;
 

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Airlock.Cluster.Join;
+using Airlock.Distribution;
 using Airlock.IO;
+using Airlock.Node.Mirror;
 using Airlock.Oci;
 
 namespace Airlock.Cluster.Peers;
@@ -60,6 +62,49 @@ internal sealed class PeerClient(Func<MemberCredentials> credentials, PeerMirror
         {
             response.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// HEAD of a manifest by tag at the peer at <paramref name="endpoint"/>: the descriptor the registry last gave it,
+    /// null when it has none (404). Throws <see cref="PeerException"/> when the peer fails or does not answer in time.
+    /// </summary>
+    public async Task<MirrorTag?> ResolveTagAsync(string endpoint, string registry, string repository, string tag, CancellationToken cancellationToken)
+    {
+        var client = Client(endpoint);
+        var uri = new Uri($"https://{endpoint}/v2/{repository}/manifests/{tag}?ns={Uri.EscapeDataString(registry)}");
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var timer = options.Time.CreateTimer(_ => BoundedBodyStream.Cancel(bounded), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
+        HttpResponseMessage response;
+        try
+        {
+            response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, uri), HttpCompletionOption.ResponseHeadersRead, bounded.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new PeerException($"no answer within {options.PeerTimeout.TotalSeconds:0.###} s", null, ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new PeerException(ex.InnerException?.Message ?? ex.Message, null, ex);
+        }
+
+        using (response)
+        {
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                return null;
+            }
+
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                throw new PeerException($"HTTP {(int)response.StatusCode}", response.StatusCode);
+            }
+
+            return response.Headers.TryGetValues(RegistryHeaders.ContentDigest, out var values) && Digest.TryParse(values.FirstOrDefault(), out var digest)
+                && response.Content.Headers is { ContentType.MediaType: { Length: > 0 } mediaType, ContentLength: { } size and > 0 }
+                ? new MirrorTag(registry, repository, tag, digest, mediaType, size)
+                : throw new PeerException("answered a tag without a digest, media type and size");
         }
     }
 

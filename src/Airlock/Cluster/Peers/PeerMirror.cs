@@ -34,6 +34,9 @@ namespace Airlock.Cluster.Peers;
 /// </summary>
 public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 {
+    /// <summary>Most tags kept for peers' lookups (descriptors only, ~200 bytes each).</summary>
+    private const int MaxTags = 10_000;
+
     private readonly ClusterMember _member;
     private readonly PeerMirrorOptions _options;
     private readonly IRegistryStore _storage;
@@ -43,6 +46,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Digest, PeerTransfer> _transfers = new();
     private BlobOrigins? _origins;
+    private readonly ConcurrentDictionary<(string Registry, string Repository, string Tag), MirrorTag> _tags = new();
     private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
     private readonly PeerCounters _counters = new();
     private KestrelHost? _host;
@@ -123,6 +127,70 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     void IMirrorBlobSource.Attach(IMirrorRegistryAccess registries) => Volatile.Write(ref _registries, registries);
 
     bool IMirrorBlobSource.Shares(RegistriesFile registries, string registry) => RegistryEndpoints.IsPeerShared(registries, registry);
+
+    /// <summary>What the registry answered for a tag, kept (in memory, the latest per tag) for peers that resolve tags through this node.</summary>
+    void IMirrorBlobSource.TagResolved(MirrorTag tag)
+    {
+        if (_tags.Count >= MaxTags && !_tags.ContainsKey((tag.Registry, tag.Repository, tag.Tag)))
+        {
+            // Bounded: an arbitrary old entry makes room (a peer then answers 404 for it and the asker asks the registry).
+            foreach (var key in _tags.Keys.Take(_tags.Count - MaxTags + 1))
+            {
+                _tags.TryRemove(key, out _);
+            }
+        }
+
+        _tags[(tag.Registry, tag.Repository, tag.Tag)] = tag;
+    }
+
+    /// <summary>
+    /// With <see cref="PeerMirrorOptions.ShareTags"/>: every live peer is asked at once (HEAD, bounded by the peer timeout), the
+    /// first that knows the tag answers; null (the registry is asked) when none does in time, or without the flag.
+    /// </summary>
+    async Task<MirrorTag?> IMirrorBlobSource.ResolveTagAsync(string registry, string repository, string tag, CancellationToken cancellationToken)
+    {
+        if (!_options.ShareTags)
+        {
+            return null;
+        }
+
+        var peers = LivePeers().Values.Select(m => new PeerSource(m.Name, m.Advertises!.PeerEndpoint)).ToList();
+        if (peers.Count == 0)
+        {
+            return null;
+        }
+
+        using var asking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+        var pending = peers.ToDictionary(p => _client.ResolveTagAsync(p.Endpoint!, registry, repository, tag, asking.Token), p => p);
+        try
+        {
+            while (pending.Count > 0)
+            {
+                var done = await Task.WhenAny(pending.Keys).ConfigureAwait(false);
+                var peer = pending[done];
+                pending.Remove(done);
+                if (done.IsCompletedSuccessfully && done.Result is { } found)
+                {
+                    LogTagFromPeer(_logger, registry, repository, tag, peer.Name, found.Digest);
+                    return found;
+                }
+
+                if (done.Exception?.GetBaseException() is { } error && !cancellationToken.IsCancellationRequested)
+                {
+                    _counters.PeerError();
+                    LogTagPeerFailed(_logger, registry, repository, tag, peer.Name, error.Message);
+                }
+            }
+        }
+        finally
+        {
+            await asking.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(pending.Keys.Cast<Task>()).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return null;
+    }
 
     /// <summary>containerd's request, through the node mirror.</summary>
     async Task IMirrorBlobSource.ServeBlobAsync(HttpContext context, MirrorBlobRequest request)
@@ -252,9 +320,11 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             throw new OciException(OciErrorCode.MethodNotAllowed, "peers serve blobs to read only");
         }
 
-        if (!OciRoute.TryParse(context.Request.Path.Value ?? "/", out var route) || route is not { Kind: OciRouteKind.Blob, Digest: { } digest })
+        if (!OciRoute.TryParse(context.Request.Path.Value ?? "/", out var route)
+            || route is not ({ Kind: OciRouteKind.Blob, Digest: not null } or { Tag: not null }) || (route.Tag is not null && !head))
         {
-            throw new OciException(OciErrorCode.Unsupported, "peers serve blobs by digest only: tags and manifests come from the registry");
+            throw new OciException(OciErrorCode.Unsupported,
+                "peers serve blobs by digest, and resolve tags (HEAD of a manifest by tag): manifests themselves come from the registry");
         }
 
         var registry = context.Request.Query["ns"].ToString();
@@ -268,11 +338,25 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         if (NeedsCredentials(registries, registry) && !(member.Advertises?.CredentialedRegistries.Contains(registry, StringComparer.OrdinalIgnoreCase) ?? false))
         {
             _counters.Refused();
-            LogRefusedPrivate(_logger, peer!, registry, digest);
+            LogRefusedPrivate(_logger, peer!, registry, route.Reference);
             throw new OciException(OciErrorCode.Denied,
                 $"{registry} needs credentials and node {peer}'s registries.yaml has none for it: its content is served only to nodes that could pull it themselves");
         }
 
+        if (route.Tag is { } tag)
+        {
+            if (!_tags.TryGetValue((registry, route.Name, tag), out var known))
+            {
+                throw new OciException(OciErrorCode.ManifestUnknown, $"this node has not resolved {registry}/{route.Name}:{tag}");
+            }
+
+            context.Response.Headers[RegistryHeaders.ContentDigest] = known.Digest.ToString();
+            context.Response.ContentType = known.MediaType;
+            context.Response.ContentLength = known.Size;
+            return;
+        }
+
+        var digest = route.Digest!.Value;
         if (await _storage.Blobs.SizeAsync(digest, context.RequestAborted).ConfigureAwait(false) is not null)
         {
             // Content is shared by digest, but only as coming from the registry it was fetched from: a digest of a
@@ -391,12 +475,8 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     /// </summary>
     private List<PeerSource> Plan(string registry, Digest digest)
     {
-        var now = _options.Time.GetTimestamp();
         var text = digest.ToString();
-        var live = _members
-            .Where(m => m.Status == NodeStatus.Ready && m.Name != _member.NodeName && m.Advertises?.PeerEndpoint is { Length: > 0 } endpoint
-                && !(_downUntil.TryGetValue(endpoint, out var until) && until > now))
-            .ToDictionary(m => m.Name, StringComparer.Ordinal);
+        var live = LivePeers();
         var ranked = Rendezvous.Order(digest, live.Keys.Append(_member.NodeName));
         var chosen = new List<string>();
         chosen.AddRange(ranked.Where(n => live.TryGetValue(n, out var m) && m.Advertises!.Holds.Contains(text, StringComparer.Ordinal)));
@@ -410,6 +490,16 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             .Select(n => new PeerSource(n, live[n].Advertises!.PeerEndpoint)).ToList();
         plan.Add(PeerSource.Registry);
         return plan;
+    }
+
+    /// <summary>The other members that are Ready, advertise a peer endpoint and have not failed lately, by name.</summary>
+    private Dictionary<string, ClusterNode> LivePeers()
+    {
+        var now = _options.Time.GetTimestamp();
+        return _members
+            .Where(m => m.Status == NodeStatus.Ready && m.Name != _member.NodeName && m.Advertises?.PeerEndpoint is { Length: > 0 } endpoint
+                && !(_downUntil.TryGetValue(endpoint, out var until) && until > now))
+            .ToDictionary(m => m.Name, StringComparer.Ordinal);
     }
 
     /// <summary>Serves the stored blob (whole, or from a <c>bytes=N-</c> range); false when the store does not have it.</summary>
@@ -585,8 +675,14 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Blob {Digest}: a transfer in progress failed, the response was cut: {Reason}")]
     private static partial void LogServeBroken(ILogger logger, Digest digest, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused blob {Digest} of {Registry} to node {Peer}: the registry needs credentials its registries.yaml does not have")]
-    private static partial void LogRefusedPrivate(ILogger logger, string peer, string registry, Digest digest);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused {Reference} of {Registry} to node {Peer}: the registry needs credentials its registries.yaml does not have")]
+    private static partial void LogRefusedPrivate(ILogger logger, string peer, string registry, string reference);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Tag {Registry}/{Repository}:{Tag} resolved by peer {Peer} to {Digest} (--p2p-share-tags)")]
+    private static partial void LogTagFromPeer(ILogger logger, string registry, string repository, string tag, string peer, Digest digest);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Tag {Registry}/{Repository}:{Tag}: peer {Peer} failed: {Reason}")]
+    private static partial void LogTagPeerFailed(ILogger logger, string registry, string repository, string tag, string peer, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the peer list from the server (keeping the last one): {Reason}")]
     private static partial void LogRefreshFailed(ILogger logger, string reason);

@@ -28,6 +28,13 @@ public sealed record PeerMirrorOptions
     /// <summary>A peer that failed is not asked again for this long (it may be back after).</summary>
     public TimeSpan DownFor { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Whether tags are resolved by peers before the registry (<c>--p2p-share-tags</c>, off by default): a peer answers
+    /// what the registry told it last, which may be stale (an old <c>:latest</c>). Manifests and blobs stay addressed by
+    /// digest either way. Peers answer others' tag lookups regardless; this decides whether this node asks.
+    /// </summary>
+    public bool ShareTags { get; init; }
+
     /// <summary>Most peers asked for one blob before the registry.</summary>
     public int MaxPeersPerBlob { get; init; } = 3;
 

@@ -6,6 +6,9 @@ namespace Airlock.Node.Mirror;
 /// <summary>A blob GET or HEAD containerd sent to the node mirror for a registry a <see cref="IMirrorBlobSource"/> shares.</summary>
 public sealed record MirrorBlobRequest(string Registry, string Repository, Digest Digest, bool Head);
 
+/// <summary>What a registry (or, with <c>--p2p-share-tags</c>, a peer) answered for a manifest by tag: the manifest's descriptor.</summary>
+public sealed record MirrorTag(string Registry, string Repository, string Tag, Digest Digest, string MediaType, long Size);
+
 /// <summary>What the node mirror lends its blob source: the registries.yaml in service and its way to the registries.</summary>
 public interface IMirrorRegistryAccess
 {
@@ -34,6 +37,20 @@ public interface IMirrorBlobSource
 
     /// <summary>Writes the whole response for <paramref name="request"/> (an error included, as an <see cref="Distribution.OciException"/>).</summary>
     Task ServeBlobAsync(HttpContext context, MirrorBlobRequest request);
+
+    /// <summary>
+    /// Called when a registry answered a manifest by tag of a shared registry (HEAD or GET), so the source may answer
+    /// other nodes that resolve the tag through it.
+    /// </summary>
+    void TagResolved(MirrorTag tag)
+    {
+    }
+
+    /// <summary>
+    /// The tag as another source resolves it before the registry is asked (peers, only with <c>--p2p-share-tags</c>: a peer
+    /// may answer a stale tag); null to ask the registry.
+    /// </summary>
+    Task<MirrorTag?> ResolveTagAsync(string registry, string repository, string tag, CancellationToken cancellationToken) => Task.FromResult<MirrorTag?>(null);
 
     /// <summary>Answers a request outside <c>/v2/</c> (the source's <c>/metrics</c>, its status); false when it is not one of its paths.</summary>
     Task<bool> TryServeOtherAsync(HttpContext context);

@@ -138,10 +138,27 @@ internal sealed class MirrorHandler : IMirrorRegistryAccess
             return;
         }
 
-        await ForwardAsync(context, route, route.Resource + PassedQuery(request), registry, head).ConfigureAwait(false);
+        var tags = route.Tag is not null && _options.BlobSource is { } tagSource && tagSource.Shares(Current.Registries, registry) ? tagSource : null;
+        if (tags is not null && await tags.ResolveTagAsync(registry, route.Name, route.Tag!, context.RequestAborted).ConfigureAwait(false) is { } resolved)
+        {
+            if (head)
+            {
+                context.Response.ContentType = resolved.MediaType;
+                context.Response.ContentLength = resolved.Size;
+                context.Response.Headers[RegistryHeaders.ContentDigest] = resolved.Digest.ToString();
+                return;
+            }
+
+            // The manifest itself is content-addressed: the one the peer named, by digest, from the registry.
+            var byDigest = OciRoute.ForManifest(route.Name, resolved.Digest.ToString());
+            await ForwardAsync(context, byDigest, byDigest.Resource + PassedQuery(request), registry, head, tags: null).ConfigureAwait(false);
+            return;
+        }
+
+        await ForwardAsync(context, route, route.Resource + PassedQuery(request), registry, head, tags).ConfigureAwait(false);
     }
 
-    private async Task ForwardAsync(HttpContext context, OciRoute route, string suffix, string registry, bool head)
+    private async Task ForwardAsync(HttpContext context, OciRoute route, string suffix, string registry, bool head, IMirrorBlobSource? tags = null)
     {
         var upstreams = Acquire();
         try
@@ -152,6 +169,12 @@ internal sealed class MirrorHandler : IMirrorRegistryAccess
             using (response)
             {
                 MirrorLog.Served(_logger, context.Request.Method, registry, route.Name, route.Reference, url, repository, response.Status);
+                if (tags is not null && route.Tag is { } tag && Digest.TryParse(response.Header(RegistryHeaders.ContentDigest), out var digest)
+                    && response.Message.Content.Headers is { ContentType.MediaType: { Length: > 0 } mediaType, ContentLength: { } size })
+                {
+                    tags.TagResolved(new MirrorTag(registry, route.Name, tag, digest, mediaType, size));
+                }
+
                 await CopyAsync(context, response, head, route, registry, url).ConfigureAwait(false);
             }
         }

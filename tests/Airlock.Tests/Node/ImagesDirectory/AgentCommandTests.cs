@@ -26,4 +26,15 @@ public sealed class AgentCommandTests
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    [Fact]
+    public async Task P2p_share_tags_without_embedded_registry_is_a_usage_error_naming_the_flag_it_needs()
+    {
+        var error = new StringWriter();
+
+        var code = await AirlockCli.RunAsync(["agent", "--p2p-share-tags"], new Hashtable(), new StringWriter(), error);
+
+        Assert.Equal(AirlockCli.ExitUsage, code);
+        Assert.Contains("--p2p-share-tags is for --embedded-registry", error.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -98,12 +98,59 @@ public sealed class MirrorBlobSourceTests
         Assert.Equal("source metrics", metrics);
     }
 
+    [Fact]
+    public async Task Tags_of_shared_registries_are_reported_to_the_source_and_one_the_source_resolves_is_answered_without_the_registrys_tag()
+    {
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var old = await upstream.PushAsync("team/app", "latest", "old");
+        var current = await upstream.PushAsync("team/app", "latest", "current");
+        var file = MirrorTestBed.Parse($$"""
+            mirrors:
+              "shared.example":
+                endpoint: ["{{upstream.Host}}"]
+            """);
+        var source = new RecordingSource();
+        await using var mirror = await NodeMirror.StartAsync(file, new MirrorOptions
+        {
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            BlobSource = source,
+        }, CancellationToken.None);
+        using var client = new HttpClient { BaseAddress = mirror.Address };
+        client.DefaultRequestHeaders.Accept.ParseAdd(old.Index.MediaType);
+
+        // No answer from the source: the registry's (current) tag, reported to the source.
+        using var fromRegistry = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v2/team/app/manifests/latest?ns=shared.example"));
+        Assert.Equal(current.Index.Digest.ToString(), fromRegistry.Headers.GetValues("Docker-Content-Digest").Single());
+        var reported = Assert.Single(source.Tags);
+        Assert.Equal(new MirrorTag("shared.example", "team/app", "latest", current.Index.Digest, current.Index.MediaType, current.Index.Size), reported);
+
+        // The source (a peer, with --p2p-share-tags) knows an older answer: HEAD gets it, GET gets that manifest by digest.
+        source.Resolves = new MirrorTag("shared.example", "team/app", "latest", old.Index.Digest, old.Index.MediaType, old.Index.Size);
+        upstream.Access.Requests.Clear();
+        using var head = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/v2/team/app/manifests/latest?ns=shared.example"));
+        var body = await client.GetByteArrayAsync("/v2/team/app/manifests/latest?ns=shared.example");
+
+        Assert.Equal(old.Index.Digest.ToString(), head.Headers.GetValues("Docker-Content-Digest").Single());
+        Assert.Equal(old.Index.Size, head.Content.Headers.ContentLength);
+        Assert.Equal(old.Index.Digest, Digest.Sha256(body));
+        Assert.DoesNotContain(upstream.RepositoryRequests, r => r.Contains("/manifests/latest", StringComparison.Ordinal));
+        Assert.Single(source.Tags);
+    }
+
     /// <summary>Serves every blob asked of it from the registry, through the access the mirror lent it, and records the requests.</summary>
     private sealed class RecordingSource : IMirrorBlobSource
     {
         private IMirrorRegistryAccess? _access;
 
         public ConcurrentQueue<string> Requests { get; } = new();
+
+        public ConcurrentQueue<MirrorTag> Tags { get; } = new();
+
+        public MirrorTag? Resolves { get; set; }
+
+        public void TagResolved(MirrorTag tag) => Tags.Enqueue(tag);
+
+        public Task<MirrorTag?> ResolveTagAsync(string registry, string repository, string tag, CancellationToken cancellationToken) => Task.FromResult(Resolves);
 
         public void Attach(IMirrorRegistryAccess registries) => _access = registries;
 
