@@ -29,24 +29,7 @@ internal sealed class PeerClient(Func<MemberCredentials> credentials, PeerMirror
     /// </summary>
     public async Task<Stream> OpenBlobAsync(string endpoint, string registry, string repository, Digest digest, CancellationToken cancellationToken)
     {
-        var client = Client(endpoint);
-        var uri = new Uri($"https://{endpoint}/v2/{repository}/blobs/{digest}?ns={Uri.EscapeDataString(registry)}");
-        using var headers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timer = options.Time.CreateTimer(_ => BoundedBodyStream.Cancel(headers), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
-        HttpResponseMessage response;
-        try
-        {
-            response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Get, uri), HttpCompletionOption.ResponseHeadersRead, headers.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new PeerException($"no answer within {options.PeerTimeout.TotalSeconds:0.###} s", null, ex);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new PeerException(ex.InnerException?.Message ?? ex.Message, null, ex);
-        }
-
+        var response = await SendAsync(HttpMethod.Get, endpoint, $"/v2/{repository}/blobs/{digest}?ns={Uri.EscapeDataString(registry)}", cancellationToken).ConfigureAwait(false);
         try
         {
             if (response.StatusCode != HttpStatusCode.OK)
@@ -71,14 +54,33 @@ internal sealed class PeerClient(Func<MemberCredentials> credentials, PeerMirror
     /// </summary>
     public async Task<MirrorTag?> ResolveTagAsync(string endpoint, string registry, string repository, string tag, CancellationToken cancellationToken)
     {
+        using var response = await SendAsync(HttpMethod.Head, endpoint, $"/v2/{repository}/manifests/{tag}?ns={Uri.EscapeDataString(registry)}", cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw new PeerException($"HTTP {(int)response.StatusCode}", response.StatusCode);
+        }
+
+        return response.Headers.TryGetValues(RegistryHeaders.ContentDigest, out var values) && Digest.TryParse(values.FirstOrDefault(), out var digest)
+            && response.Content.Headers is { ContentType.MediaType: { Length: > 0 } mediaType, ContentLength: { } size and > 0 }
+            ? new MirrorTag(registry, repository, tag, digest, mediaType, size)
+            : throw new PeerException("answered a tag without a digest, media type and size");
+    }
+
+    /// <summary>The request with its answer's headers bounded by the peer timeout (connecting and TLS included).</summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string endpoint, string pathAndQuery, CancellationToken cancellationToken)
+    {
         var client = Client(endpoint);
-        var uri = new Uri($"https://{endpoint}/v2/{repository}/manifests/{tag}?ns={Uri.EscapeDataString(registry)}");
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        using var timer = options.Time.CreateTimer(_ => BoundedBodyStream.Cancel(bounded), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
-        HttpResponseMessage response;
+        using var headers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var timer = options.Time.CreateTimer(_ => BoundedBodyStream.Cancel(headers), null, options.PeerTimeout, Timeout.InfiniteTimeSpan);
         try
         {
-            response = await client.SendAsync(new HttpRequestMessage(HttpMethod.Head, uri), HttpCompletionOption.ResponseHeadersRead, bounded.Token).ConfigureAwait(false);
+            return await client.SendAsync(new HttpRequestMessage(method, new Uri($"https://{endpoint}{pathAndQuery}")), HttpCompletionOption.ResponseHeadersRead, headers.Token)
+                .ConfigureAwait(false);
         }
         catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
         {
@@ -87,24 +89,6 @@ internal sealed class PeerClient(Func<MemberCredentials> credentials, PeerMirror
         catch (HttpRequestException ex)
         {
             throw new PeerException(ex.InnerException?.Message ?? ex.Message, null, ex);
-        }
-
-        using (response)
-        {
-            if (response.StatusCode == HttpStatusCode.NotFound)
-            {
-                return null;
-            }
-
-            if (response.StatusCode != HttpStatusCode.OK)
-            {
-                throw new PeerException($"HTTP {(int)response.StatusCode}", response.StatusCode);
-            }
-
-            return response.Headers.TryGetValues(RegistryHeaders.ContentDigest, out var values) && Digest.TryParse(values.FirstOrDefault(), out var digest)
-                && response.Content.Headers is { ContentType.MediaType: { Length: > 0 } mediaType, ContentLength: { } size and > 0 }
-                ? new MirrorTag(registry, repository, tag, digest, mediaType, size)
-                : throw new PeerException("answered a tag without a digest, media type and size");
         }
     }
 
