@@ -1,7 +1,10 @@
+using Airlock.Content;
+using Airlock.Content.FileSystemStore;
 using Airlock.Content.S3;
 using Airlock.Registry;
 using Airlock.Tests.Content;
 using Amazon.S3.Model;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Tests.Registry;
 
@@ -28,6 +31,9 @@ internal abstract class TestStorage
     /// <summary>What upload sessions left behind (session folders, or session keys, multipart uploads and part buffers).</summary>
     public abstract Task<int> CountUploadLeftoversAsync(TestRegistry registry);
 
+    /// <summary>Opens the registry's store apart from it, as <c>airlock registry gc</c> does beside a running registry.</summary>
+    public abstract Task<IRegistryStore> OpenForCollectionAsync(TestRegistry registry);
+
     /// <summary>Everything the store recorded about repositories (files, or etcd keys and values), to assert nothing changed.</summary>
     public abstract Task<string[]> RepositoryRecordsAsync(TestRegistry registry);
 
@@ -36,6 +42,9 @@ internal abstract class TestStorage
         public override bool LocalFiles => true;
 
         public override RegistryServerOptions Configure(RegistryServerOptions options) => options;
+
+        public override Task<IRegistryStore> OpenForCollectionAsync(TestRegistry registry) =>
+            Task.FromResult<IRegistryStore>(FileSystemRegistryStore.OpenForCollection(registry.DataDirectory, TimeProvider.System, NullLogger.Instance));
 
         public override Task<int> CountStoredBlobsAsync(TestRegistry registry) =>
             Task.FromResult(Directory.Exists(registry.BlobsDirectory) ? Directory.EnumerateFiles(registry.BlobsDirectory, "*", SearchOption.AllDirectories).Count() : 0);
@@ -64,6 +73,9 @@ internal abstract class TestStorage
         {
             SharedStore = S3EtcdStoreTests.Options(engines, Prefix(options.DataDirectory), Path.Combine(options.DataDirectory, "s3-buffers")),
         };
+
+        public override async Task<IRegistryStore> OpenForCollectionAsync(TestRegistry registry) =>
+            await S3RegistryStore.OpenAsync(Configure(new RegistryServerOptions { DataDirectory = registry.DataDirectory }).SharedStore!, TimeProvider.System, NullLogger.Instance, CancellationToken.None);
 
         public override async Task<int> CountStoredBlobsAsync(TestRegistry registry) =>
             (await ListObjectsAsync(Prefix(registry.DataDirectory) + "/blobs/")).Count;
