@@ -68,18 +68,20 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
 
             var repositories = store.Repositories;
 
-            // Listings kept apart from the repositories (the filesystem store's index) are made equal to them first:
-            // the mark walks the listing, and a repository it missed (restored by hand behind the index) would lose
-            // its blobs.
+            // Listings kept apart from the repositories (the filesystem store's index) are made equal to them first, and
+            // the mark takes the repositories that reconcile read from the repositories themselves (one walk): a
+            // repository the listing missed (restored by hand behind the index) would lose its blobs. One created
+            // after the walk was created after the run began, so what its manifests reference is noted for the sweep.
             var reconciled = await repositories.ReconcileListingsAsync(cancellationToken).ConfigureAwait(false);
-            if (reconciled > 0)
+            if (reconciled.Changed > 0)
             {
-                logger.LogWarning("The repository listings of {Directory} differed from the repositories by {Count} names; repaired before marking", store.Location, reconciled);
+                logger.LogWarning("The repository listings of {Directory} differed from the repositories by {Count} names; repaired before marking", store.Location, reconciled.Changed);
             }
 
             var marked = new HashSet<Digest>();
             var perRepository = new Dictionary<string, HashSet<Digest>>(StringComparer.Ordinal);
-            foreach (var repository in (await repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names)
+            var present = reconciled.Repositories ?? (await repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names;
+            foreach (var repository in present)
             {
                 var referenced = new HashSet<Digest>();
                 await foreach (var manifest in repositories.ListManifestRevisionsAsync(repository, cancellationToken).ConfigureAwait(false))
