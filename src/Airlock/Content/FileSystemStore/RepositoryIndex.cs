@@ -693,9 +693,32 @@ internal sealed class RepositoryIndex : IAsyncDisposable
     internal static List<string> ReadTree(StoreLayout layout)
     {
         var keys = new List<string>();
-        if (Directory.Exists(layout.RepositoriesDirectory))
+        var root = layout.RepositoriesDirectory;
+        if (Directory.Exists(root))
         {
-            ReadFolder(layout.RepositoriesDirectory, string.Empty, keys);
+            // The top-level folders are read several at a time: a rebuild, and a collection's reconcile, read every
+            // repository's folders, and one small read at a time leaves the other cores idle. The root itself is no
+            // repository (an empty name), so its own entries need no look.
+            var top = new List<string>();
+            foreach (var (entry, isDirectory) in Entries(root))
+            {
+                if (isDirectory && !entry.StartsWith('_'))
+                {
+                    top.Add(entry);
+                }
+            }
+
+            var parts = new List<string>[top.Count];
+            Parallel.For(0, top.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount) }, i =>
+            {
+                var part = new List<string>();
+                ReadFolder(Path.Combine(root, top[i]), top[i], part);
+                parts[i] = part;
+            });
+            foreach (var part in parts)
+            {
+                keys.AddRange(part);
+            }
         }
 
         keys.Sort(StringComparer.Ordinal);
