@@ -10,7 +10,8 @@
 #   --distribution-max N distribution is measured up to N repositories (its fill is ~4x slower; default 10000)
 #   --tags N             tags of the one many-tag repository, bench/tags (default 10000)
 #   --rounds R           gc dry-runs and restarts per registry and size, alternating Airlock and distribution while
-#                        both serve a store of that size; the median is reported (default 3)
+#                        both serve a store of that size; the median is reported (default 3; one round at the sizes
+#                        only Airlock is measured at)
 #   --plot FILE          the PNG with the growth (default bench/scale-bench.png; needs gnuplot, Debian's gnuplot-nox)
 #
 # What it measures, per registry and size N (scale-tool.py does the HTTP, on keep-alive connections):
@@ -161,7 +162,9 @@ for n in "${size_list[@]}"; do
 
   # Rounds alternate the registries (and which goes first), so both see the same load.
   declare -A gcs=() restarts=() rebuilds=()
-  for round in $(seq "$rounds"); do
+  rounds_here=$rounds
+  (( ${#kinds[@]} == 1 )) && rounds_here=1
+  for round in $(seq "$rounds_here"); do
     order=("${kinds[@]}")
     if (( round % 2 == 0 )); then
       mapfile -t order < <(printf '%s\n' "${kinds[@]}" | tac)
