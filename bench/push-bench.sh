@@ -18,6 +18,10 @@
 # every push writes a new blob.
 # Printed and appended to bench/RESULTS.md: every round's two times and ratio, best and median of each, and the
 # ratios best/best and median/median, with nproc, kernel and load average. Goal: push ≤ 1.25× dd.
+# Also the CPU each push cost (the registry's utime+stime from /proc, the clients' from bash's `time`) and the
+# SHA-256 of the blob alone (openssl dgst, best of 3): a push must hash every byte and the client, the
+# loopback and the receive share the same cores, so no push on this machine can beat
+# max(hash alone, (server + client CPU) / cores) — the floor printed beside the goal.
 #
 # AIRLOCK_BIN=/path/to/airlock measures that binary (e.g. the Native AOT one from scripts/publish.sh);
 # default: a Release build of src/Airlock.Cli.
@@ -43,7 +47,7 @@ while (( $# )); do
   esac
 done
 
-for tool in curl sha256sum ss dd; do
+for tool in curl sha256sum ss dd openssl; do
   command -v "$tool" >/dev/null || { echo "push-bench: $tool is not installed" >&2; exit 1; }
 done
 
@@ -109,8 +113,13 @@ calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
 push_one() {
   local repo=$1 location
   location=$(curl -sS -f -X POST -D - -o /dev/null "$base/v2/$repo/blobs/uploads/" | awk 'tolower($1) == "location:" { print $2 }' | tr -d '\r')
-  curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -H 'Expect:' -T "$blob" "$base$location?digest=$digest"
+  # The client's CPU (user + system) goes to a file per push; bash's `time` counts the curl it waits for.
+  local TIMEFORMAT='%U %S'
+  { time curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -H 'Expect:' -T "$blob" "$base$location?digest=$digest" 2>&3; } 3>&2 2>"$work/client-cpu-${repo//\//-}"
 }
+
+# The registry's CPU seconds so far (utime + stime).
+server_cpu() { awk -v tck="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / tck }' "/proc/$server/stat"; }
 
 # time_dd ROUND / time_push ROUND — wall time of --streams copies at once, until the last one ends.
 time_dd() {
@@ -121,28 +130,35 @@ time_dd() {
   calc "$(now) - $start"
 }
 
+# time_push also leaves the round's CPU in server_used and client_used (seconds, all streams together).
+server_used=0; client_used=0
 time_push() {
-  local start jobs=() i
+  local start jobs=() i cpu0 took
+  rm -f "$work"/client-cpu-*
+  cpu0=$(server_cpu)
   start=$(now)
   for i in $(seq "$streams"); do push_one "bench/push-$1-$i" & jobs+=($!); done
   wait "${jobs[@]}"
-  calc "$(now) - $start"
+  took=$(calc "$(now) - $start")
+  server_used=$(calc "$(server_cpu) - $cpu0")
+  client_used=$(cat "$work"/client-cpu-* | awk '{ s += $1 + $2 } END { printf "%.3f", s }')
+  echo "$took"
 }
 
 stored="$data/registry/blobs/sha256/${digest:7:2}/${digest:7}"
-dd_times=(); push_times=(); rows=()
+dd_times=(); push_times=(); server_cpus=(); client_cpus=(); rows=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$rounds"); do
   if (( round % 2 )); then
-    settle; d=$(time_dd "$round"); settle; p=$(time_push "$round"); order="dd, push"
+    settle; d=$(time_dd "$round"); settle; time_push "$round" >"$work/took"; p=$(<"$work/took"); order="dd, push"
   else
-    settle; p=$(time_push "$round"); settle; d=$(time_dd "$round"); order="push, dd"
+    settle; time_push "$round" >"$work/took"; p=$(<"$work/took"); settle; d=$(time_dd "$round"); order="push, dd"
   fi
   [[ -f $stored ]] || { echo "push-bench: the push did not store $digest" >&2; exit 1; }
   rm -f "$data"/dd-* "$stored"
-  dd_times+=("$d"); push_times+=("$p")
-  rows+=("| $round | $order | $d | $p | $(calc "$p / $d" 2) | $(cut -d' ' -f1 /proc/loadavg) |")
-  log "round $round ($order): dd $d s, push $p s, ratio $(calc "$p / $d" 2)"
+  dd_times+=("$d"); push_times+=("$p"); server_cpus+=("$server_used"); client_cpus+=("$client_used")
+  rows+=("| $round | $order | $d | $p | $(calc "$p / $d" 2) | $server_used | $client_used | $(cut -d' ' -f1 /proc/loadavg) |")
+  log "round $round ($order): dd $d s, push $p s, ratio $(calc "$p / $d" 2); CPU server $server_used s, client $client_used s"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -153,6 +169,16 @@ dd_median=$(median "${dd_times[@]}"); push_median=$(median "${push_times[@]}")
 summary="best push / best dd = $push_best / $dd_best s = $(calc "$push_best / $dd_best" 2)×; median $push_median / $dd_median s = $(calc "$push_median / $dd_median" 2)×"
 echo "push-bench: $summary (goal ≤ 1.25×)"
 
+# The floor this machine puts under any push: the hash of every byte on one core, and all the CPU a push costs
+# (server and client) spread over every core.
+hash_alone=$(for _ in 1 2 3; do start=$(now); openssl dgst -sha256 "$blob" >/dev/null; calc "$(now) - $start"; echo; done | sort -g | head -1)
+server_median=$(median "${server_cpus[@]}"); client_median=$(median "${client_cpus[@]}")
+spread=$(calc "($server_median + $client_median) / $(nproc)")
+hash_floor=$(calc "($streams * $hash_alone / $(nproc) > $hash_alone ? $streams * $hash_alone / $(nproc) : $hash_alone)")
+floor=$(calc "($spread > $hash_floor ? $spread : $hash_floor)")
+bound="CPU per push round (median): server $server_median s + client $client_median s on $(nproc) cores = $spread s; SHA-256 of the blob alone (openssl dgst, best of 3) $hash_alone s; so no push here can take less than $floor s = $(calc "$floor / $dd_best" 2)× the best dd"
+echo "push-bench: $bound"
+
 section=$(cat <<EOF
 
 ## $(date -u '+%Y-%m-%d %H:%M') UTC — push-bench.sh
@@ -160,11 +186,12 @@ section=$(cat <<EOF
 \`$(basename "$0") --mib $mib --rounds $rounds --streams $streams\`, airlock: \`${AIRLOCK_BIN:-Release build}\` ($(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo unknown)).
 Machine: $(nproc) cores, $(uname -r), load average $load_before before, $load_after after; data on $(df --output=source,fstype "$data" | tail -1 | tr -s ' ').
 
-| round | order | ${streams} × dd conv=fsync, s | ${streams} × push, s | push / dd | load |
-|---|---|---|---|---|---|
+| round | order | ${streams} × dd conv=fsync, s | ${streams} × push, s | push / dd | server CPU, s | client CPU, s | load |
+|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${rows[@]}")
 
 $summary (goal ≤ 1.25×).
+$bound.
 EOF
 )
 if (( write_results )); then

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Reflection;
-using System.Runtime.InteropServices;
 using Airlock.Cli.Hosting;
 using Airlock.Cluster.Join;
 using Airlock.Cluster.Peers;
@@ -133,9 +132,7 @@ internal static class AgentCommand
             }
 
             using var loggerFactory = CreateLoggerFactory();
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
-            using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+            using var stop = StopSignals.Register(cancellationToken);
             var existing = parseResult.GetValue(socket);
 
             SupervisedContainerd? supervision = null;
@@ -210,7 +207,7 @@ internal static class AgentCommand
 
                 await CreateAgent().RunAsync(stop.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (stop.Token.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
             {
                 // SIGTERM or Ctrl+C during start-up: a clean stop.
             }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Airlock.Bundles.Sync;
@@ -121,14 +120,12 @@ internal static class ImagesSyncCommand
             {
                 // SIGTERM/SIGINT end the loop with exit 0; a pass cut short leaves no partial tag, as the
                 // graph walk writes a manifest only after everything under it.
-                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => { signal.Cancel = true; stop.Cancel(); });
-                using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, signal => { signal.Cancel = true; stop.Cancel(); });
+                using var stop = StopSignals.Register(cancellationToken);
                 try
                 {
                     await sync.WatchAsync(checkOnly, progress, results => PrintAsync(writer, format, results), stop.Token).ConfigureAwait(false);
                 }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException) when (stop.Token.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
                     // Stopped by a signal in the middle of a pass.
                 }

@@ -1,4 +1,6 @@
 using System.Collections;
+using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
 using Airlock.Bundles.Sync;
 using Airlock.Cli.Hosting;
@@ -261,6 +263,56 @@ public sealed class ImageSyncTests : IAsyncLifetime
 
         Assert.Equal([SyncStatus.Copied, SyncStatus.UpToDate, SyncStatus.UpToDate], passes);
         Assert.Equal(digest, await DigestAtAsync($"{Target}/app:1"));
+    }
+
+    [Fact]
+    public async Task The_watch_process_stops_on_SIGTERM_between_passes_with_exit_0()
+    {
+        // As regsync server under systemd: `systemctl stop` sends SIGTERM, which must end the loop cleanly (exit 0),
+        // not kill the process with 143 — a unit with Restart=on-failure would start it again.
+        var digest = await SeedAsync("app", "1", 1);
+        var file = _temp.File("watch.yaml");
+        File.WriteAllText(file, $"version: 1\ndefaults:\n  interval: 1h\nsync:\n- source: {Source}/app:1\n  target: {Target}/app:1\n  type: image\n");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "airlock.dll"), "images", "sync", "-f", file, "--watch", "--output", "json" })
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["AIRLOCK_CONFIG"] = "/dev/null";
+        using var process = Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+            // The first pass's results (a JSON array), then the process sleeps until the next interval.
+            var pass = new StringBuilder();
+            while (await process.StandardOutput.ReadLineAsync(wait.Token) is { } line)
+            {
+                pass.AppendLine(line);
+                if (line == "]")
+                {
+                    break;
+                }
+            }
+
+            var row = Assert.Single(JsonDocument.Parse(pass.ToString()).RootElement.EnumerateArray());
+            Assert.Equal("Copied", row.GetProperty("status").GetString());
+            Assert.Equal(digest, await DigestAtAsync($"{Target}/app:1"));
+            Assert.False(process.HasExited);
+
+            Assert.True(Signals.Send(process.Id, Signals.Terminate));
+            await process.WaitForExitAsync(wait.Token);
+            Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {await stderr}");
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
     }
 
     [Fact]
