@@ -171,7 +171,9 @@ def first(url, path, t0):
             if status == 200:
                 print(f"{time.time() - t0:.3f}")
                 return
-        except OSError:
+        except (OSError, http.client.HTTPException):
+            # Not listening yet; or, polling a free port in the ephemeral range, a connection that met itself (TCP
+            # simultaneous open: the request comes back as the answer).
             pass
         time.sleep(0.002)
 

@@ -69,25 +69,29 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
 
             var repositories = store.Repositories;
 
-            // Listings kept apart from the repositories (the filesystem store's index) are made equal to them first:
-            // the mark walks the listing, and a repository it missed (restored by hand behind the index) would lose
-            // its blobs.
+            // Listings kept apart from the repositories (the filesystem store's index) are made equal to them first, and
+            // the mark takes the repositories that reconcile read from the repositories themselves (one walk): a
+            // repository the listing missed (restored by hand behind the index) would lose its blobs. One created
+            // after the walk was created after the run began, so what its manifests reference is noted for the sweep.
             var reconciled = await repositories.ReconcileListingsAsync(cancellationToken).ConfigureAwait(false);
-            if (reconciled > 0)
+            if (reconciled.Changed > 0)
             {
-                logger.LogWarning("The repository listings of {Directory} differed from the repositories by {Count} names; repaired before marking", store.Location, reconciled);
+                logger.LogWarning("The repository listings of {Directory} differed from the repositories by {Count} names; repaired before marking", store.Location, reconciled.Changed);
             }
 
-            var marked = new HashSet<Digest>();
-            var perRepository = new Dictionary<string, HashSet<Digest>>(StringComparer.Ordinal);
-            foreach (var repository in (await repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names)
+            var present = reconciled.Repositories ?? (await repositories.ListRepositoriesAsync(null, int.MaxValue, cancellationToken).ConfigureAwait(false)).Names;
+
+            // Repositories are marked independently, several at a time: each costs a few small reads, which one at a
+            // time leave the other cores idle (100,000 repositories are 300,000 of them).
+            var referencedBy = new HashSet<Digest>[present.Count];
+            await Parallel.ForAsync(0, present.Count, Parallelism(cancellationToken), async (i, token) =>
             {
                 var referenced = new HashSet<Digest>();
-                await foreach (var manifest in repositories.ListManifestRevisionsAsync(repository, cancellationToken).ConfigureAwait(false))
+                await foreach (var manifest in repositories.ListManifestRevisionsAsync(present[i], token).ConfigureAwait(false))
                 {
                     referenced.Add(manifest);
-                    var mediaType = await repositories.ManifestMediaTypeAsync(repository, manifest, cancellationToken).ConfigureAwait(false);
-                    if (await ReadManifestAsync(manifest, mediaType, cancellationToken).ConfigureAwait(false) is not { } document)
+                    var mediaType = await repositories.ManifestMediaTypeAsync(present[i], manifest, token).ConfigureAwait(false);
+                    if (await ReadManifestAsync(manifest, mediaType, token).ConfigureAwait(false) is not { } document)
                     {
                         continue;
                     }
@@ -98,8 +102,15 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
                     }
                 }
 
-                perRepository[repository] = referenced;
-                marked.UnionWith(referenced);
+                referencedBy[i] = referenced;
+            }).ConfigureAwait(false);
+
+            var marked = new HashSet<Digest>();
+            var perRepository = new Dictionary<string, HashSet<Digest>>(present.Count, StringComparer.Ordinal);
+            for (var i = 0; i < present.Count; i++)
+            {
+                perRepository[present[i]] = referencedBy[i];
+                marked.UnionWith(referencedBy[i]);
             }
 
             // Repositories being pushed to (an upload session alive, on any replica) keep their unreferenced links
@@ -189,20 +200,26 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
                 }
             }
 
-            var deletedLinks = new List<(string, Digest)>();
-            foreach (var (repository, referenced) in perRepository)
+            // Each repository's links are listed several at a time too; every deletion is re-checked under its lease below.
+            var linksOf = new List<BlobLink>[present.Count];
+            await Parallel.ForAsync(0, present.Count, Parallelism(cancellationToken), async (i, token) =>
             {
-                if (pushing.Contains(repository))
-                {
-                    continue;
-                }
-
                 var links = new List<BlobLink>();
-                await foreach (var link in repositories.ListBlobLinksAsync(repository, cancellationToken).ConfigureAwait(false))
+                if (!pushing.Contains(present[i]))
                 {
-                    links.Add(link);
+                    await foreach (var link in repositories.ListBlobLinksAsync(present[i], token).ConfigureAwait(false))
+                    {
+                        links.Add(link);
+                    }
                 }
 
+                linksOf[i] = links;
+            }).ConfigureAwait(false);
+
+            var deletedLinks = new List<(string, Digest)>();
+            for (var i = 0; i < present.Count; i++)
+            {
+                var (repository, referenced, links) = (present[i], referencedBy[i], linksOf[i]);
                 foreach (var (digest, linkedAt) in links)
                 {
                     if (referenced.Contains(digest) || linkedAt > cutoff)
@@ -286,6 +303,9 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
             return new GarbageCollectionResult(deletedBlobs, deletedBytes, deletedLinks, deletedUploads, marked.Count, dryRun) { DeletedRepositories = deletedRepositories };
         }
     }
+
+    private static ParallelOptions Parallelism(CancellationToken cancellationToken) =>
+        new() { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount), CancellationToken = cancellationToken };
 
     /// <summary>Remembers the collection and the store's size after it (the console's storage page); the collection is done whether or not this can be written.</summary>
     private async Task RecordAsync(CollectionRecord record, CancellationToken cancellationToken)

@@ -71,11 +71,11 @@ public interface IRepositoryStore
     /// <summary>
     /// Makes the ordered listings equal to what the repositories hold, for a store that keeps its listings apart from
     /// the repositories (the filesystem store's index, which damage, a crash or a tree restored by hand can leave
-    /// behind); a store whose listings are read from the repositories themselves does nothing and returns 0. Safe while
-    /// the store is served by other instances. Garbage collection calls it before it marks. Returns how many names it
-    /// added to or removed from the listings.
+    /// behind); a store whose listings are read from the repositories themselves does nothing. Safe while the store is
+    /// served by other instances. Garbage collection calls it before it marks, and marks the repositories it read, so
+    /// a collection walks the repositories once.
     /// </summary>
-    ValueTask<int> ReconcileListingsAsync(CancellationToken cancellationToken);
+    ValueTask<ReconciledListings> ReconcileListingsAsync(CancellationToken cancellationToken);
 
     ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken);
 
@@ -93,6 +93,13 @@ public interface IRepositoryStore
     /// <summary>Repositories marked with <see cref="MarkAuthenticatedOnlyAsync"/>, in ordinal order.</summary>
     ValueTask<IReadOnlyList<string>> ListAuthenticatedOnlyAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// What <see cref="IRepositoryStore.ReconcileListingsAsync"/> did: how many names it added to or removed from the
+/// listings, and every repository the store held as the repositories themselves said when it read them, in ordinal
+/// order (null from a store that did not read them, whose listings are the repositories: list those instead).
+/// </summary>
+public sealed record ReconciledListings(int Changed, IReadOnlyList<string>? Repositories);
 
 /// <summary>A repository's link to a blob, and when it was made or last refreshed (what grace periods are measured from).</summary>
 public readonly record struct BlobLink(Digest Digest, DateTimeOffset LinkedAt);

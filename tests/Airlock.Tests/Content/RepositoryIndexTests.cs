@@ -153,7 +153,7 @@ public sealed class RepositoryIndexTests : IAsyncLifetime
         Assert.Equal(["app", "restored/app", "team/app"], (await store.Repositories.ListRepositoriesAsync(null, 10, None)).Names);
         Assert.Equal(["v9"], (await store.Repositories.ListTagsAsync("restored/app", null, 10, None))!.Names);
         await AssertIndexEqualsTreeAsync(store);
-        Assert.Equal(0, await store.Repositories.ReconcileListingsAsync(None));
+        Assert.Equal(0, (await store.Repositories.ReconcileListingsAsync(None)).Changed);
     }
 
     [Fact]
@@ -205,6 +205,114 @@ public sealed class RepositoryIndexTests : IAsyncLifetime
         Assert.Equal(["v1", "v2"], (await reopened.Repositories.ListTagsAsync("app", null, 10, None))!.Names);
         await AssertIndexEqualsTreeAsync(reopened);
         Assert.False(File.Exists(Path.Combine(Layout.IndexSessionsDirectory, "dead")));
+    }
+
+    [Theory]
+    [InlineData("missing")]
+    [InlineData("snapshot: a flipped byte")]
+    [InlineData("journal: a record that does not check out")]
+    [InlineData("written before the index kept marks")]
+    public async Task Authenticated_only_marks_come_from_the_index_and_are_rebuilt_with_it_from_the_tree(string damage)
+    {
+        await using (var store = Open(owned: false))
+        {
+            await FillAsync(store);
+            await store.Repositories.MarkAuthenticatedOnlyAsync("cache/private", None);
+            await store.Index.CompactAsync(None);
+            await store.Repositories.MarkAuthenticatedOnlyAsync("team/app", None);
+            Assert.Equal(["cache/private", "team/app"], await store.Repositories.ListAuthenticatedOnlyAsync(None));
+        }
+
+        switch (damage)
+        {
+            case "missing":
+                Directory.Delete(Layout.IndexDirectory, recursive: true);
+                break;
+            case "written before the index kept marks":
+                // The previous format: the same keys without the marks, which a reader of that format took for the whole index.
+                var keys = RepositoryIndex.ReadTree(Layout).Where(k => k[0] != IndexKeys.MarkKind).ToList();
+                IndexSnapshot.Write(Layout.IndexSnapshot, 7, keys);
+                File.WriteAllText(Layout.IndexSnapshot, File.ReadAllText(Layout.IndexSnapshot).Replace("airlock-index 2 ", "airlock-index 1 ", StringComparison.Ordinal));
+                File.WriteAllText(Layout.IndexJournal, "airlock-index-journal 1 7\n");
+                break;
+            default:
+                Damage(damage);
+                break;
+        }
+
+        var reopened = Open();
+        Assert.Equal(["cache/private", "team/app"], await reopened.Repositories.ListAuthenticatedOnlyAsync(None));
+        await AssertIndexEqualsTreeAsync(reopened);
+    }
+
+    [Fact]
+    public async Task A_mark_recorded_before_it_reached_the_tree_already_counts()
+    {
+        var store = Open();
+        await FillAsync(store);
+        var (reached, release) = HoldNextWrite(store);
+
+        // The pull-through cache marks a repository before any of its content is written; held between the index
+        // record and the tree's mark file.
+        var mark = store.Repositories.MarkAuthenticatedOnlyAsync("cache/private", None).AsTask();
+        Assert.Equal("created rcache/private acache/private", await reached.Task.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.False(File.Exists(Layout.AuthenticatedOnly("cache/private")));
+
+        // Another process starting now reads the marks from the index: the repository counts as marked (fail closed),
+        // though no listing shows it (the tree does not hold it).
+        var other = Open();
+        Assert.Equal(["cache/private"], await other.Repositories.ListAuthenticatedOnlyAsync(None));
+        Assert.DoesNotContain("cache/private", (await other.Repositories.ListRepositoriesAsync(null, 10, None)).Names);
+
+        release.SetResult();
+        await mark;
+        Assert.True(File.Exists(Layout.AuthenticatedOnly("cache/private")));
+        await AssertIndexEqualsTreeAsync(other);
+    }
+
+    [Fact]
+    public async Task Marks_outlive_a_process_that_died_with_the_store_open()
+    {
+        await using (var store = Open(owned: false))
+        {
+            await FillAsync(store);
+            await store.Repositories.MarkAuthenticatedOnlyAsync("cache/kept", None);
+            await store.Repositories.SetTagAsync("cache/kept", "v1", Manifest, None);
+        }
+
+        // What a process killed between recording a mark and writing it leaves (the child-process test kills a real
+        // one): a mark the tree lacks, with no content behind it, and its session file locked by nobody.
+        using (var journal = IndexJournal.Open(Layout.IndexJournal)!)
+        {
+            journal.Append(IndexJournal.Encode([(true, "rcache/cut"), (true, "acache/cut")]));
+        }
+
+        await File.WriteAllBytesAsync(Path.Combine(Layout.IndexSessionsDirectory, "dead"), []);
+
+        var reopened = Open();
+        Assert.Equal(["cache/kept"], await reopened.Repositories.ListAuthenticatedOnlyAsync(None));
+        await AssertIndexEqualsTreeAsync(reopened);
+    }
+
+    [Fact]
+    public async Task A_collection_reconciles_marks_and_marks_the_repositories_the_tree_holds()
+    {
+        var store = Open();
+        await FillAsync(store);
+        await store.Repositories.MarkAuthenticatedOnlyAsync("app", None);
+
+        // Behind the index: a repository restored by hand with its mark, and a mark removed by hand.
+        var restored = Path.Combine(Layout.RepositoriesDirectory, "restored", "app");
+        Directory.CreateDirectory(Path.Combine(restored, "_manifests", "tags"));
+        await File.WriteAllTextAsync(Path.Combine(restored, "_manifests", "tags", "v9"), Manifest.ToString());
+        await File.WriteAllBytesAsync(Path.Combine(restored, StoreLayout.AuthenticatedOnlyMarker), []);
+        File.Delete(Layout.AuthenticatedOnly("app"));
+
+        var reconciled = await store.Repositories.ReconcileListingsAsync(None);
+        Assert.Equal(["app", "restored/app", "team/app", "team/app/nested"], reconciled.Repositories);
+        Assert.Equal(4, reconciled.Changed);
+        Assert.Equal(["restored/app"], await store.Repositories.ListAuthenticatedOnlyAsync(None));
+        await AssertIndexEqualsTreeAsync(store);
     }
 
     /// <summary>Opens the store as another process would; disposed after the test unless not <paramref name="owned"/>.</summary>

@@ -224,6 +224,136 @@ public sealed class RepositoryIndexProcessTests(ITestOutputHelper log)
         }
     }
 
+    [Theory]
+    [InlineData("killed in the middle of a write")]
+    [InlineData("index missing")]
+    [InlineData("index damaged")]
+    public async Task An_authenticated_only_repository_stays_refused_to_anonymous_clients_across_a_restart(string what)
+    {
+        var data = Directory.CreateTempSubdirectory("airlock-index-marks-").FullName;
+        var users = Directory.CreateTempSubdirectory("airlock-index-marks-users-").FullName;
+        var layout = new StoreLayout(data);
+        var port = CliRegistryTests.FreePort();
+        var htpasswd = Path.Combine(users, "htpasswd");
+        await File.WriteAllLinesAsync(htpasswd, [$"alice:{BCrypt.Net.BCrypt.HashPassword("wonderland", 4)}"]);
+        string[] auth = ["--htpasswd", htpasswd, "--anonymous-pull"];
+        var image = TestImage.Create(Encoding.UTF8.GetBytes("a layer"));
+
+        // What the pull-through cache leaves for a private upstream's image: the mark first, then the content.
+        await using (var store = FileSystemRegistryStore.Open(data, TimeProvider.System, NullLogger.Instance))
+        {
+            await store.Repositories.MarkAuthenticatedOnlyAsync("private/app", CancellationToken.None);
+        }
+
+        using var alice = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        alice.DefaultRequestHeaders.Authorization = new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("alice:wonderland")));
+        using var anonymous = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        Process? server = CliRegistryTests.StartCli(data, port, extraArguments: auth);
+        Process? restarted = null;
+        int? tracee = null;
+        try
+        {
+            await CliRegistryTests.WaitReadyAsync(alice);
+            foreach (var repository in new[] { "private/app", "public/app" })
+            {
+                await CrossProcessGcTests.PushBlobAsync(alice, repository, image.Config);
+                await CrossProcessGcTests.PushBlobAsync(alice, repository, image.Layer);
+                await CrossProcessGcTests.PutManifestAsync(alice, repository, "v1", image.Manifest, expectCreated: true);
+            }
+
+            await AssertRefusedToAnonymousAsync();
+
+            // Stopped cleanly (SIGTERM): only what the test does next is there for the next start to find.
+            using (var term = Process.Start("kill", ["-TERM", server.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await term.WaitForExitAsync();
+            }
+
+            await server.WaitForExitAsync();
+            await CrossProcessGcTests.StopAsync(server);
+            server = null;
+            Assert.Empty(Directory.GetFiles(layout.IndexSessionsDirectory));
+            if (what == "killed in the middle of a write")
+            {
+                // Held after its first write to the index journal (the record of tag v2, before the tag's file), then
+                // killed: the next start finds the session it left and rebuilds the index from the tree.
+                server = CliRegistryTests.StartCli(data, port, [
+                    "strace", "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null", "-P", layout.IndexJournal, "-e", "trace=write", "-e", "inject=write:delay_exit=600s"],
+                    auth);
+                await CliRegistryTests.WaitReadyAsync(alice);
+                tracee = TraceeOf(server);
+                var held = CrossProcessGcTests.PutManifestAsync(alice, "public/app", "v2", image.Manifest, expectCreated: true);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+                while (!File.ReadAllText(layout.IndexJournal).Contains("+tpublic/app:v2 ", StringComparison.Ordinal))
+                {
+                    Assert.True(DateTime.UtcNow < deadline, "the tag was never recorded in the index journal");
+                    await Task.Delay(20);
+                }
+
+                Kill(tracee.Value);
+                server.Kill();
+                await server.WaitForExitAsync();
+                await Assert.ThrowsAnyAsync<Exception>(() => held);
+                await CrossProcessGcTests.StopAsync(server);
+                server = null;
+            }
+            else if (what == "index missing")
+            {
+                Directory.Delete(layout.IndexDirectory, recursive: true);
+            }
+            else
+            {
+                var snapshot = File.ReadAllBytes(layout.IndexSnapshot);
+                snapshot[snapshot.Length / 2] ^= 0x01;
+                File.WriteAllBytes(layout.IndexSnapshot, snapshot);
+            }
+
+            restarted = CliRegistryTests.StartCli(data, port, extraArguments: auth);
+            await CliRegistryTests.WaitReadyAsync(alice);
+            await AssertRefusedToAnonymousAsync();
+            await CrossProcessGcTests.StopAsync(restarted);
+            restarted = null;
+            await AssertIndexEqualsTreeAsync(data);
+        }
+        finally
+        {
+            if (tracee is { } pid)
+            {
+                Kill(pid);
+            }
+
+            if (server is not null)
+            {
+                await CrossProcessGcTests.StopAsync(server);
+            }
+
+            if (restarted is not null)
+            {
+                await CrossProcessGcTests.StopAsync(restarted);
+            }
+
+            Directory.Delete(data, recursive: true);
+            Directory.Delete(users, recursive: true);
+        }
+
+        async Task AssertRefusedToAnonymousAsync()
+        {
+            using (var refused = await anonymous.GetAsync("/v2/private/app/tags/list"))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            }
+
+            using (var refused = await anonymous.GetAsync($"/v2/private/app/manifests/v1"))
+            {
+                Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            }
+
+            Assert.Equal(["v1"], await ListAsync(anonymous, "/v2/public/app/tags/list", "tags"));
+            Assert.Equal(["public/app"], await ListAsync(anonymous, "/v2/_catalog", "repositories"));
+            Assert.Equal(["private/app", "public/app"], await ListAsync(alice, "/v2/_catalog", "repositories"));
+        }
+    }
+
     /// <summary>The process strace started (its only child).</summary>
     private static int TraceeOf(Process strace) =>
         int.Parse(Assert.Single(File.ReadAllText($"/proc/{strace.Id}/task/{strace.Id}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries)), CultureInfo.InvariantCulture);

@@ -206,7 +206,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
     }
 
     /// <summary>The catalog is written with every write to a repository, in the same transaction: nothing to reconcile.</summary>
-    public ValueTask<int> ReconcileListingsAsync(CancellationToken cancellationToken) => ValueTask.FromResult(0);
+    public ValueTask<ReconciledListings> ReconcileListingsAsync(CancellationToken cancellationToken) => ValueTask.FromResult(new ReconciledListings(0, null));
 
     /// <summary>Every name under <paramref name="prefix"/> after <paramref name="last"/>, read in pages (a walk of everything).</summary>
     private async Task<ListingPage> ListAllAsync(string prefix, string? last, CancellationToken cancellationToken)

@@ -176,7 +176,7 @@ public sealed class FileSystemRepositoryStore : IRepositoryStore
         return deleted;
     }
 
-    public ValueTask<int> ReconcileListingsAsync(CancellationToken cancellationToken) => _index.ReconcileAsync(cancellationToken);
+    public ValueTask<ReconciledListings> ReconcileListingsAsync(CancellationToken cancellationToken) => _index.ReconcileAsync(cancellationToken);
 
     public async ValueTask AddReferrerAsync(string repository, Digest subject, Descriptor referrer, CancellationToken cancellationToken)
     {
@@ -224,40 +224,21 @@ public sealed class FileSystemRepositoryStore : IRepositoryStore
         var path = _layout.AuthenticatedOnly(repository);
         if (!File.Exists(path))
         {
-            await using var write = await EnterToCreateAsync(repository, tag: null, cancellationToken).ConfigureAwait(false);
+            // Recorded in the index first (the start-up reads the marks from there), then in the tree.
+            await using var write = await EnterToCreateAsync(repository, tag: null, cancellationToken, mark: true).ConfigureAwait(false);
             AtomicFile.Write(path, []);
         }
     }
 
-    public ValueTask<IReadOnlyList<string>> ListAuthenticatedOnlyAsync(CancellationToken cancellationToken)
-    {
-        var names = new List<string>();
-        var root = new DirectoryInfo(_layout.RepositoriesDirectory);
-        if (root.Exists)
-        {
-            CollectMarked(root, string.Empty, names);
-        }
-
-        names.Sort(StringComparer.Ordinal);
-        return ValueTask.FromResult<IReadOnlyList<string>>(names);
-    }
-
-    // Walks repository name components only (never into _layers and the like, which hold many files).
-    private static void CollectMarked(DirectoryInfo directory, string prefix, List<string> names)
-    {
-        if (prefix.Length > 0 && File.Exists(Path.Combine(directory.FullName, StoreLayout.AuthenticatedOnlyMarker)))
-        {
-            names.Add(prefix);
-        }
-
-        foreach (var child in directory.EnumerateDirectories())
-        {
-            if (!child.Name.StartsWith('_'))
-            {
-                CollectMarked(child, prefix.Length == 0 ? child.Name : prefix + "/" + child.Name, names);
-            }
-        }
-    }
+    /// <remarks>
+    /// Read from the index, not by walking every repository folder (which made each start-up cost a walk of the store).
+    /// The index never misses a mark the tree holds: a mark is recorded before it is written, a damaged or missing
+    /// index and one a crashed process may have cut short are rebuilt from the tree (marks included), and an index
+    /// written before marks were kept in it has another format and is rebuilt too. A name it holds whose mark never
+    /// reached the tree counts as marked until the next collection reconciles it: fail closed.
+    /// </remarks>
+    public ValueTask<IReadOnlyList<string>> ListAuthenticatedOnlyAsync(CancellationToken cancellationToken) =>
+        _index.ListMarkedAsync(cancellationToken);
 
     /// <summary>
     /// No file under the repository's own folders and no mark; anything else starting with <c>_</c> (written by
@@ -282,13 +263,13 @@ public sealed class FileSystemRepositoryStore : IRepositoryStore
         return true;
     }
 
-    /// <summary>Holds the repository for a write that may create it or <paramref name="tag"/>, recorded in the index before the tree gets them.</summary>
-    private async ValueTask<RepositoryIndex.RepositoryWrite> EnterToCreateAsync(string repository, string? tag, CancellationToken cancellationToken)
+    /// <summary>Holds the repository for a write that may create it, <paramref name="tag"/> or its mark, recorded in the index before the tree gets them.</summary>
+    private async ValueTask<RepositoryIndex.RepositoryWrite> EnterToCreateAsync(string repository, string? tag, CancellationToken cancellationToken, bool mark = false)
     {
         var write = await _index.EnterAsync(repository, exclusive: false, cancellationToken).ConfigureAwait(false);
         try
         {
-            await write.WillHoldAsync(tag, cancellationToken).ConfigureAwait(false);
+            await write.WillHoldAsync(tag, mark, cancellationToken).ConfigureAwait(false);
             return write;
         }
         catch

@@ -17,7 +17,7 @@ namespace Airlock.Content.FileSystemStore;
 /// </summary>
 internal sealed partial class IndexJournal : IDisposable
 {
-    private const string Magic = "airlock-index-journal 1 ";
+    private const string Magic = "airlock-index-journal 2 ";
     private const int ORdWr = 2;
     private const int OAppend = 0x400;
     private const int OCloexec = 0x80000;

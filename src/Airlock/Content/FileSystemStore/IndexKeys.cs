@@ -4,24 +4,31 @@ namespace Airlock.Content.FileSystemStore;
 /// The keys of the repository index, one ordinal key space for both listings: <c>r&lt;repository&gt;</c> for a
 /// repository and <c>t&lt;repository&gt;:&lt;tag&gt;</c> for a tag (<c>:</c> is in neither grammar). Repositories then
 /// sort among themselves as their names do, which is the OCI spec's lexical order, and each repository's tags form
-/// one contiguous run in their own order.
+/// one contiguous run in their own order. <c>a&lt;repository&gt;</c> records the repository's authenticated-only mark,
+/// so a start-up reads the marks from the index instead of walking every repository folder for them.
 /// </summary>
 internal static class IndexKeys
 {
     public const char RepositoryKind = 'r';
     public const char TagKind = 't';
+    public const char MarkKind = 'a';
+
+    /// <summary>Every authenticated-only mark's key starts with this.</summary>
+    public const string MarkPrefix = "a";
 
     /// <summary>Every repository key starts with this.</summary>
     public const string RepositoryPrefix = "r";
 
     public static string Repository(string repository) => RepositoryPrefix + repository;
 
+    public static string Mark(string repository) => MarkPrefix + repository;
+
     public static string Tag(string repository, string tag) => TagPrefix(repository) + tag;
 
     /// <summary>Every key of the repository's tags starts with this.</summary>
     public static string TagPrefix(string repository) => TagKind + repository + ":";
 
-    /// <summary>The repository a key belongs to (its own key, or one of its tags).</summary>
+    /// <summary>The repository a key belongs to (its own key, its mark, or one of its tags).</summary>
     public static string RepositoryOf(string key) =>
         key[0] == TagKind ? key[1..key.IndexOf(':', StringComparison.Ordinal)] : key[1..];
 
@@ -44,7 +51,7 @@ internal static class IndexKeys
     /// <summary>A kind, then printable ASCII without spaces; a tag key also holds its <c>:</c>. Names are checked in full where they are used.</summary>
     public static bool IsWellFormed(ReadOnlySpan<byte> key)
     {
-        if (key.Length < 2 || (key[0] != RepositoryKind && key[0] != TagKind))
+        if (key.Length < 2 || (key[0] != RepositoryKind && key[0] != TagKind && key[0] != MarkKind))
         {
             return false;
         }
@@ -57,6 +64,6 @@ internal static class IndexKeys
             }
         }
 
-        return key[0] == RepositoryKind || key.IndexOf((byte)':') > 1;
+        return key[0] != TagKind || key.IndexOf((byte)':') > 1;
     }
 }

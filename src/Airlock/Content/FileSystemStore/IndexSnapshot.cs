@@ -11,7 +11,8 @@ namespace Airlock.Content.FileSystemStore;
 /// starts, so a lookup is a binary search and a page a copy of the keys that follow (no object per key). The file is
 /// text, one key a line between a header and a trailer that holds the CRC-32 of everything before it:
 /// <code>
-/// airlock-index 1 GENERATION COUNT
+/// airlock-index 2 GENERATION COUNT
+/// alibrary/private
 /// rlibrary/alpine
 /// tlibrary/alpine:3.20
 /// end 1a2b3c4d
@@ -19,7 +20,7 @@ namespace Airlock.Content.FileSystemStore;
 /// </summary>
 internal sealed class IndexSnapshot
 {
-    private const string Magic = "airlock-index 1 ";
+    private const string Magic = "airlock-index 2 ";
     private const string TrailerStart = "end ";
 
     private readonly byte[] _data;

@@ -126,6 +126,14 @@ internal sealed class RepositoryIndex : IAsyncDisposable
         return Page(state, IndexKeys.TagPrefix(repository), last, limit, tag => ImageReference.IsValidTag(tag) && File.Exists(_layout.Tag(repository, tag)));
     }
 
+    /// <summary>
+    /// The repositories with an authenticated-only mark, in ordinal order, unchecked against the tree: a mark is recorded
+    /// before the tree gets it and dropped after the tree lost it, so the index may name a repository whose mark never
+    /// landed (it is then treated as marked: fail closed), never miss one the tree holds.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<string>> ListMarkedAsync(CancellationToken cancellationToken) =>
+        [.. Keys(await CurrentAsync(cancellationToken).ConfigureAwait(false), IndexKeys.MarkPrefix, IndexKeys.MarkPrefix, int.MaxValue).Select(key => key[1..])];
+
     /// <summary>Every key the index holds, unchecked, in order (what tests compare with the tree).</summary>
     internal async ValueTask<IReadOnlyList<string>> ReadKeysAsync(CancellationToken cancellationToken) =>
         [.. Keys(await CurrentAsync(cancellationToken).ConfigureAwait(false), string.Empty, string.Empty, int.MaxValue)];
@@ -146,11 +154,21 @@ internal sealed class RepositoryIndex : IAsyncDisposable
     /// <summary>
     /// Compares the index with the tree and records what differs (names the tree gained behind the index's back, e.g. a
     /// restored backup, and names it lost), each one re-checked holding its repository's lock; safe while other
-    /// processes serve and write. Returns how many keys it added or removed.
+    /// processes serve and write. Returns how many keys it added or removed, and the repositories the tree held (what a
+    /// collection marks, so it walks the tree once).
     /// </summary>
-    public async ValueTask<int> ReconcileAsync(CancellationToken cancellationToken)
+    public async ValueTask<ReconciledListings> ReconcileAsync(CancellationToken cancellationToken)
     {
         var tree = ReadTree(_layout);
+        var repositories = new List<string>();
+        foreach (var key in tree)
+        {
+            if (key[0] == IndexKeys.RepositoryKind)
+            {
+                repositories.Add(key[1..]);
+            }
+        }
+
         var indexed = Keys(await CurrentAsync(cancellationToken).ConfigureAwait(false), string.Empty, string.Empty, int.MaxValue);
         var differing = new List<string>();
         int t = 0, i = 0;
@@ -182,7 +200,12 @@ internal sealed class RepositoryIndex : IAsyncDisposable
             await using (write.ConfigureAwait(false))
             {
                 var state = await CurrentForWriteAsync(cancellationToken).ConfigureAwait(false);
-                var inTree = key[0] == IndexKeys.TagKind ? TagInTree(key) : _layout.IsRepository(repository);
+                var inTree = key[0] switch
+                {
+                    IndexKeys.TagKind => TagInTree(key),
+                    IndexKeys.MarkKind => File.Exists(_layout.AuthenticatedOnly(repository)),
+                    _ => _layout.IsRepository(repository),
+                };
                 if (state is not null && inTree != state.Contains(key))
                 {
                     await AppendAsync([(inTree, key)], cancellationToken).ConfigureAwait(false);
@@ -196,7 +219,7 @@ internal sealed class RepositoryIndex : IAsyncDisposable
             _logger.LogInformation("Reconciled the repository index of {Directory} with the tree: {Count} names added or removed", _layout.Root, changed);
         }
 
-        return changed;
+        return new ReconciledListings(changed, repositories);
     }
 
     /// <summary>Folds the journal into a new snapshot now (normally done in the background once the journal is long).</summary>
@@ -666,13 +689,36 @@ internal sealed class RepositoryIndex : IAsyncDisposable
         return ImageReference.IsValidTag(tag) && File.Exists(_layout.Tag(key[1..colon], tag));
     }
 
-    /// <summary>Every repository and tag the tree holds, as sorted index keys: one read of each folder of names and of each tag folder.</summary>
+    /// <summary>Every repository, mark and tag the tree holds, as sorted index keys: one read of each folder of names and of each tag folder.</summary>
     internal static List<string> ReadTree(StoreLayout layout)
     {
         var keys = new List<string>();
-        if (Directory.Exists(layout.RepositoriesDirectory))
+        var root = layout.RepositoriesDirectory;
+        if (Directory.Exists(root))
         {
-            ReadFolder(layout.RepositoriesDirectory, string.Empty, keys);
+            // The top-level folders are read several at a time: a rebuild, and a collection's reconcile, read every
+            // repository's folders, and one small read at a time leaves the other cores idle. The root itself is no
+            // repository (an empty name), so its own entries need no look.
+            var top = new List<string>();
+            foreach (var (entry, isDirectory) in Entries(root))
+            {
+                if (isDirectory && !entry.StartsWith('_'))
+                {
+                    top.Add(entry);
+                }
+            }
+
+            var parts = new List<string>[top.Count];
+            Parallel.For(0, top.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(2, Environment.ProcessorCount) }, i =>
+            {
+                var part = new List<string>();
+                ReadFolder(Path.Combine(root, top[i]), top[i], part);
+                parts[i] = part;
+            });
+            foreach (var part in parts)
+            {
+                keys.AddRange(part);
+            }
         }
 
         keys.Sort(StringComparer.Ordinal);
@@ -682,12 +728,14 @@ internal sealed class RepositoryIndex : IAsyncDisposable
     private static void ReadFolder(string folder, string name, List<string> keys)
     {
         var isRepository = false;
+        var marked = false;
         var children = new List<string>();
         foreach (var (entry, isDirectory) in Entries(folder))
         {
             if (entry.StartsWith('_'))
             {
                 isRepository |= StoreLayout.RepositoryEntries.Contains(entry);
+                marked |= entry == StoreLayout.AuthenticatedOnlyMarker;
             }
             else if (isDirectory)
             {
@@ -698,6 +746,11 @@ internal sealed class RepositoryIndex : IAsyncDisposable
         if (isRepository && ImageReference.IsValidRepository(name))
         {
             keys.Add(IndexKeys.Repository(name));
+            if (marked)
+            {
+                keys.Add(IndexKeys.Mark(name));
+            }
+
             var tags = Path.Combine(folder, "_manifests", "tags");
             if (Directory.Exists(tags))
             {
@@ -782,8 +835,8 @@ internal sealed class RepositoryIndex : IAsyncDisposable
     /// <summary>A write to one repository's part of the tree, holding its lock (see <see cref="EnterAsync"/>).</summary>
     internal sealed class RepositoryWrite(RepositoryIndex index, string repository, FileLock held) : IAsyncDisposable
     {
-        /// <summary>Records the repository (and <paramref name="tag"/>) before the tree gets them, unless the index has them.</summary>
-        public async ValueTask WillHoldAsync(string? tag, CancellationToken cancellationToken)
+        /// <summary>Records the repository (and <paramref name="tag"/>, or its authenticated-only mark) before the tree gets them, unless the index has them.</summary>
+        public async ValueTask WillHoldAsync(string? tag, bool mark, CancellationToken cancellationToken)
         {
             var state = await index.CurrentForWriteAsync(cancellationToken).ConfigureAwait(false);
             if (state is null)
@@ -803,6 +856,11 @@ internal sealed class RepositoryIndex : IAsyncDisposable
                 changes.Add((true, tagKey));
             }
 
+            if (mark && !state.Contains(IndexKeys.Mark(repository)))
+            {
+                changes.Add((true, IndexKeys.Mark(repository)));
+            }
+
             if (changes.Count > 0)
             {
                 await index.AppendAsync(changes, cancellationToken).ConfigureAwait(false);
@@ -814,7 +872,7 @@ internal sealed class RepositoryIndex : IAsyncDisposable
         public ValueTask LostTagAsync(string tag, CancellationToken cancellationToken) =>
             LostAsync(state => state.Contains(IndexKeys.Tag(repository, tag)) ? [(false, IndexKeys.Tag(repository, tag))] : [], cancellationToken);
 
-        /// <summary>Records that the repository left the tree, with whatever tags of it the index still has.</summary>
+        /// <summary>Records that the repository left the tree, with whatever tags and mark of it the index still has.</summary>
         public ValueTask LostRepositoryAsync(CancellationToken cancellationToken) =>
             LostAsync(
                 state =>
@@ -823,6 +881,11 @@ internal sealed class RepositoryIndex : IAsyncDisposable
                     if (state.Contains(IndexKeys.Repository(repository)))
                     {
                         changes.Add((false, IndexKeys.Repository(repository)));
+                    }
+
+                    if (state.Contains(IndexKeys.Mark(repository)))
+                    {
+                        changes.Add((false, IndexKeys.Mark(repository)));
                     }
 
                     return changes;
