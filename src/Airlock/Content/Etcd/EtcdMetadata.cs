@@ -323,6 +323,13 @@ internal sealed class EtcdMetadata : IAsyncDisposable
         {
             throw new StoreUnavailableException($"etcd ({string.Join(',', _options.Endpoints)}) is unavailable: {ex.Status.StatusCode} {ex.Status.Detail}", ex);
         }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Grpc.Net.Client cancels the HTTP/2 request when the deadline passes; when that cancellation wins the race
+            // against its own status, the call ends in TaskCanceledException instead of RpcException(DeadlineExceeded).
+            // Either way etcd did not answer in time: 503, not an unhandled 500.
+            throw new StoreUnavailableException($"etcd ({string.Join(',', _options.Endpoints)}) is unavailable: no answer within {_options.RequestTimeout.TotalSeconds:0.###} s", ex);
+        }
     }
 
     private static bool IsLeaseNotFound(RpcException ex) =>
