@@ -35,7 +35,8 @@
 #   push             --push-mib bytes: `curl -T` PUT straight into radosgw (aws-sigv4, one request) against
 #                    airlock-s3's monolithic POST + PUT and chunked POST + PATCH × (--push-mib / --chunk-mib) + PUT,
 #                    wall time, rotating order (goal: ≤ 1.5× radosgw). The blob's first bytes change before every
-#                    push (untimed), so every push stores new content.
+#                    push (untimed), so every push stores new content. CPU seconds of the registry and of radosgw
+#                    during each push are shown too.
 #
 # AIRLOCK_BIN measures a given binary; default: the Native AOT one scripts/publish.sh builds (built when missing).
 # Needs (Debian): ceph-mon ceph-osd radosgw (ceph-common: ceph, monmaptool, radosgw-admin) etcd-server
@@ -407,7 +408,7 @@ fi
 # ---- 512 MiB push -------------------------------------------------------------------------------------------------
 if part push; then
   random_file "$work/push.bin" "$push_mib"
-  declare -A push_time
+  declare -A push_time push_cpu push_rgw
   push_names=(radosgw-put airlock-monolithic airlock-chunked)
   for round in $(seq "$rounds"); do
     for name in $(rotate "$round" "${push_names[@]}"); do
@@ -417,6 +418,7 @@ if part push; then
       rm -f "$work"/chunk-*
       [[ $name == airlock-chunked ]] && split -b "${chunk_mib}M" -d -a 4 "$work/push.bin" "$work/chunk-"
       sync; cat "$work/push.bin" >/dev/null
+      server_before=$(cpu_of "${pid_of[airlock-s3]}"); rgw_before=$(cpu_of "$rgw_pid")
       start=$(now)
       case $name in
         radosgw-put) s3 -o /dev/null -T "$work/push.bin" "$rgw/bench-raw/push-$round" ;;
@@ -425,6 +427,8 @@ if part push; then
       esac
       took=$(calc "$(now) - $start" 3)
       push_time[$name]+="$took "
+      push_cpu[$name]+="$(calc "$(cpu_of "${pid_of[airlock-s3]}") - $server_before" 1) "
+      push_rgw[$name]+="$(calc "$(cpu_of "$rgw_pid") - $rgw_before" 1) "
       log "push round $round $name: $took s"
       # Free the OSD's memory: the object goes (radosgw collects its data at once, see ceph.conf).
       if [[ $name == radosgw-put ]]; then
@@ -440,11 +444,12 @@ if part push; then
   # shellcheck disable=SC2086
   raw=$(median ${push_time[radosgw-put]})
   report+=("" "### ${push_mib} MiB push into S3, median of $rounds (chunked: PATCHes of ${chunk_mib} MiB)" ""
-    "| contender | s | ÷ radosgw PUT | rounds, s |" "|---|---|---|---|")
+    "| contender | s | ÷ radosgw PUT | rounds, s | registry CPU s | radosgw CPU s |" "|---|---|---|---|---|---|")
   for name in "${push_names[@]}"; do
     # shellcheck disable=SC2086
     m=$(median ${push_time[$name]})
-    report+=("| $name | $m | $(calc "$m / $raw")× | ${push_time[$name]% } |")
+    # shellcheck disable=SC2086
+    report+=("| $name | $m | $(calc "$m / $raw")× | ${push_time[$name]% } | $(median ${push_cpu[$name]}) | $(median ${push_rgw[$name]}) |")
   done
   report+=("" "Goal: each Airlock push ≤ 1.5× radosgw's own PUT of the same bytes.")
 fi
