@@ -18,7 +18,8 @@ public sealed record GarbageCollectionResult(
 
 /// <summary>
 /// Online mark and sweep. Mark: every manifest revision of every repository, with its config, layers and
-/// (for indexes) child manifests. Sweep: blobs nobody marked, repository links to blobs that repository's
+/// (for indexes) child manifests. Sweep: blobs nobody marked (and content an interrupted commit left unpublished,
+/// <see cref="IUnpublishedBlobs"/>), repository links to blobs that repository's
 /// manifests do not reference, and abandoned upload sessions, but only those older than the grace period,
 /// so a push in flight (blobs up, manifest not yet put) is never broken. The registry keeps serving, in
 /// this process or another: each deletion re-checks under the store's <see cref="IGarbageCollectionGuard"/> (why
@@ -157,6 +158,35 @@ public sealed class GarbageCollector(IRegistryStore store, TimeSpan grace, ILogg
 
                 deletedBlobs.Add(digest);
                 deletedBytes += size;
+            }
+
+            // Content a commit left without making it visible (interrupted between its two steps) is named by no listing
+            // above; it goes after the same grace period, checked again under the sweep lease (no commit is half done then).
+            if (store.Blobs is IUnpublishedBlobs unpublished)
+            {
+                var leftovers = new List<BlobInfo>();
+                await foreach (var blob in unpublished.ListUnpublishedAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    if (blob.LastReferenced <= cutoff)
+                    {
+                        leftovers.Add(blob);
+                    }
+                }
+
+                foreach (var (digest, size, _) in leftovers)
+                {
+                    var sweep = await run.EnterSweepAsync(cancellationToken).ConfigureAwait(false);
+                    await using (sweep.ConfigureAwait(false))
+                    {
+                        if (!dryRun && !await unpublished.DeleteUnpublishedAsync(digest, cutoff, cancellationToken).ConfigureAwait(false))
+                        {
+                            continue;
+                        }
+                    }
+
+                    deletedBlobs.Add(digest);
+                    deletedBytes += size;
+                }
             }
 
             var deletedLinks = new List<(string, Digest)>();

@@ -3,14 +3,17 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Airlock.Testing;
 
 namespace Airlock.Conformance.Tests.Harness;
 
 /// <summary>
 /// The registry the suite runs against. With OCI_ROOT_URL set it is that registry, untouched. Otherwise it
 /// is a child process on a free loopback port with a temporary data directory: Airlock's
-/// <c>airlock registry</c> by default, or Debian's distribution 2.8 (<c>docker-registry</c>) when
-/// AIRLOCK_CONFORMANCE_TARGET=distribution, which is how the port itself was validated.
+/// <c>airlock registry</c> by default, <c>airlock registry</c> with blobs in S3 and metadata in etcd (a real
+/// radosgw and etcd started for the run, <see cref="CephEtcd"/>) when AIRLOCK_CONFORMANCE_TARGET=airlock-s3, or
+/// Debian's distribution 2.8 (<c>docker-registry</c>) when AIRLOCK_CONFORMANCE_TARGET=distribution, which is how the
+/// port itself was validated.
 /// One instance serves all four workflows, as in the upstream suite (they share one namespace).
 /// </summary>
 public sealed class RegistryUnderTest : IAsyncDisposable
@@ -23,18 +26,20 @@ public sealed class RegistryUnderTest : IAsyncDisposable
 
     private readonly Process? _process;
     private readonly string? _workDirectory;
+    private readonly CephEtcd? _engines;
     private readonly StringBuilder _log = new();
     private int _stopped;
 
-    private RegistryUnderTest(string target, Uri rootUrl, Process? process, string? workDirectory)
+    private RegistryUnderTest(string target, Uri rootUrl, Process? process, string? workDirectory, CephEtcd? engines = null)
     {
+        _engines = engines;
         Target = target;
         RootUrl = rootUrl;
         _process = process;
         _workDirectory = workDirectory;
     }
 
-    /// <summary>"airlock", "distribution" or "external".</summary>
+    /// <summary>"airlock", "airlock-s3", "distribution" or "external".</summary>
     public string Target { get; }
 
     public Uri RootUrl { get; }
@@ -132,6 +137,9 @@ public sealed class RegistryUnderTest : IAsyncDisposable
             _process.Dispose();
         }
 
+        // The engines are this process's children, stopped by their PIDs.
+        _engines?.DisposeAsync().GetAwaiter().GetResult();
+
         if (_workDirectory is not null && Directory.Exists(_workDirectory))
         {
             try
@@ -160,19 +168,35 @@ public sealed class RegistryUnderTest : IAsyncDisposable
         var dataDirectory = Path.Combine(workDirectory, "data");
         Directory.CreateDirectory(dataDirectory);
 
+        CephEtcd? engines = null;
+        if (target == "airlock-s3")
+        {
+            engines = new CephEtcd();
+            try
+            {
+                await engines.InitializeAsync();
+            }
+            catch
+            {
+                await engines.DisposeAsync();
+                throw;
+            }
+        }
+
         var start = target switch
         {
             "airlock" => AirlockStartInfo(listen, dataDirectory, workDirectory),
+            "airlock-s3" => AirlockOnS3StartInfo(listen, dataDirectory, workDirectory, engines!),
             "distribution" => DistributionStartInfo(listen, dataDirectory, workDirectory),
             _ => throw new InvalidOperationException(
-                $"{TargetVariable}={target} is not a known target; use airlock or distribution, or set OCI_ROOT_URL"),
+                $"{TargetVariable}={target} is not a known target; use airlock, airlock-s3 or distribution, or set OCI_ROOT_URL"),
         };
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         start.UseShellExecute = false;
 
         var process = new Process { StartInfo = start };
-        var registry = new RegistryUnderTest(target, new Uri($"http://{listen}"), process, workDirectory);
+        var registry = new RegistryUnderTest(target, new Uri($"http://{listen}"), process, workDirectory, engines);
         process.OutputDataReceived += (_, e) => registry.Append(e.Data);
         process.ErrorDataReceived += (_, e) => registry.Append(e.Data);
         try
@@ -237,6 +261,21 @@ public sealed class RegistryUnderTest : IAsyncDisposable
 
         // No config file: /etc/airlock/config.yaml of this machine must not change what is tested.
         start.Environment["AIRLOCK_CONFIG"] = "/dev/null";
+        return start;
+    }
+
+    /// <summary><c>airlock registry</c> as a scale-out replica: blobs in the run's radosgw, metadata in its etcd.</summary>
+    private static ProcessStartInfo AirlockOnS3StartInfo(string listen, string dataDirectory, string workDirectory, CephEtcd engines)
+    {
+        var start = AirlockStartInfo(listen, dataDirectory, workDirectory);
+        var prefix = "conformance-" + Guid.NewGuid().ToString("N")[..12];
+        foreach (var argument in new[] { "--storage", engines.StorageUrl(prefix), "--metadata", $"etcd://{engines.EtcdEndpoint}/{prefix}" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["AWS_ACCESS_KEY_ID"] = CephEtcd.AccessKey;
+        start.Environment["AWS_SECRET_ACCESS_KEY"] = CephEtcd.SecretKey;
         return start;
     }
 

@@ -2,17 +2,25 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using Airlock.Oci;
+using Airlock.Registry;
+using Airlock.Tests.Content;
 
 namespace Airlock.Tests.Registry;
 
-public sealed class BlobApiTests
+public class BlobApiTests
 {
+    /// <summary>The store under test: the filesystem store here; <see cref="BlobApiOnS3Tests"/> runs every case on S3 + etcd.</summary>
+    internal virtual TestStorage Storage => TestStorage.FileSystem;
+
+    private Task<TestRegistry> StartAsync(Func<RegistryServerOptions, RegistryServerOptions>? configure = null, string? dataDirectory = null) =>
+        TestRegistry.StartAsync(configure, dataDirectory, Storage);
+
     private static byte[] Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
     [Fact]
     public async Task Base_endpoint_answers_200_with_the_distribution_api_version()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var response = await registry.Client.GetAsync("/v2/");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("registry/2.0", response.Headers.GetValues("Docker-Distribution-API-Version").Single());
@@ -21,7 +29,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Monolithic_push_then_GET_and_HEAD_return_the_blob_with_its_digest()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = Bytes("hello blob");
         using var push = await registry.PushBlobAsync("library/app", content);
         var digest = TestRegistry.DigestOf(content);
@@ -42,7 +50,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Large_blob_GET_returns_every_byte_over_the_zero_copy_path()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = new byte[3 * 1024 * 1024 + 17];
         new Random(7).NextBytes(content);
         var digest = await registry.PushBlobOkAsync("big/one", content);
@@ -53,8 +61,9 @@ public sealed class BlobApiTests
             Assert.Equal(digest.ToString(), response.Headers.GetValues("Docker-Content-Digest").Single());
             Assert.Equal(digest, Digest.Sha256(await response.Content.ReadAsByteArrayAsync()));
 
-            // The sendfile path ends the connection after the body (Kestrel no longer knows where it ended).
-            Assert.True(response.Headers.ConnectionClose);
+            // The sendfile path ends the connection after the body (Kestrel no longer knows where it ended); a store
+            // without local files streams through Kestrel and keeps it.
+            Assert.Equal(Storage.LocalFiles, response.Headers.ConnectionClose == true);
         }
 
         // Ranges keep Kestrel's path and the connection.
@@ -68,7 +77,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Push_with_wrong_digest_returns_DIGEST_INVALID_and_stores_nothing()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var wrong = TestRegistry.DigestOf(Bytes("something else"));
         using var monolithic = await registry.PushBlobAsync("app", Bytes("actual content"), wrong);
         await TestRegistry.AssertError(monolithic, HttpStatusCode.BadRequest, "DIGEST_INVALID");
@@ -78,7 +87,7 @@ public sealed class BlobApiTests
         using var put = await registry.Client.PutAsync($"{location}?digest={wrong}", new ByteArrayContent(Bytes("actual content")));
         await TestRegistry.AssertError(put, HttpStatusCode.BadRequest, "DIGEST_INVALID");
 
-        Assert.Equal(0, registry.CountStoredBlobs());
+        Assert.Equal(0, await registry.CountStoredBlobsAsync());
         using var get = await registry.Client.GetAsync($"/v2/app/blobs/{wrong}");
         await TestRegistry.AssertError(get, HttpStatusCode.NotFound, "BLOB_UNKNOWN");
         using var status = await registry.Client.GetAsync(location);
@@ -88,7 +97,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Sha512_blobs_are_verified_and_served_by_their_sha512_digest()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = Bytes("hashed with sha512");
         var digest = Digest.FromHash(Digest.Sha512Algorithm, System.Security.Cryptography.SHA512.HashData(content));
         using var push = await registry.PushBlobAsync("app", content, digest);
@@ -106,16 +115,16 @@ public sealed class BlobApiTests
     [InlineData("md5:d41d8cd98f00b204e9800998ecf8427e")]
     public async Task Malformed_or_unsupported_digest_returns_DIGEST_INVALID(string digest)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var response = await registry.Client.PostAsync($"/v2/app/blobs/uploads/?digest={digest}", new ByteArrayContent(Bytes("x")));
         await TestRegistry.AssertError(response, HttpStatusCode.BadRequest, "DIGEST_INVALID");
-        Assert.Equal(0, registry.CountStoredBlobs());
+        Assert.Equal(0, await registry.CountStoredBlobsAsync());
     }
 
     [Fact]
     public async Task Chunked_upload_reports_progress_and_commits_with_a_final_chunk()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = Bytes("0123456789abcdef");
         using var start = await registry.Client.PostAsync("/v2/org/app/blobs/uploads/", null);
         Assert.Equal(HttpStatusCode.Accepted, start.StatusCode);
@@ -142,7 +151,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Out_of_order_chunk_returns_416_and_the_upload_can_continue()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = Bytes("abcdefghij");
         using var start = await registry.Client.PostAsync("/v2/app/blobs/uploads/", null);
         var location = start.Headers.Location!.OriginalString;
@@ -168,7 +177,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Cancelled_upload_is_gone()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var start = await registry.Client.PostAsync("/v2/app/blobs/uploads/", null);
         var location = start.Headers.Location!.OriginalString;
         using var patch = await PatchAsync(registry, location, Bytes("partial"), null);
@@ -176,13 +185,13 @@ public sealed class BlobApiTests
         Assert.Equal(HttpStatusCode.NoContent, cancel.StatusCode);
         using var status = await registry.Client.GetAsync(location);
         await TestRegistry.AssertError(status, HttpStatusCode.NotFound, "BLOB_UPLOAD_UNKNOWN");
-        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(registry.DataDirectory, "registry", "uploads")));
+        Assert.Equal(0, await registry.CountUploadLeftoversAsync());
     }
 
     [Fact]
     public async Task Upload_session_of_another_repository_is_unknown()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var start = await registry.Client.PostAsync("/v2/one/blobs/uploads/", null);
         var id = start.Headers.GetValues("Docker-Upload-UUID").Single();
         using var status = await registry.Client.GetAsync($"/v2/two/blobs/uploads/{id}");
@@ -192,7 +201,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Range_requests_return_206_and_unsatisfiable_ranges_416_with_the_size()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = Bytes("0123456789");
         var digest = await registry.PushBlobOkAsync("app", content);
 
@@ -221,7 +230,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Mount_from_a_repository_holding_the_blob_returns_201_otherwise_an_upload_session()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var digest = await registry.PushBlobOkAsync("source/repo", Bytes("shared layer"));
 
         using var mounted = await registry.Client.PostAsync($"/v2/target/repo/blobs/uploads/?mount={digest}&from=source/repo", null);
@@ -237,7 +246,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Blob_pushed_to_one_repository_is_not_readable_from_another()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var digest = await registry.PushBlobOkAsync("mine", Bytes("private"));
         using var response = await registry.Client.GetAsync($"/v2/yours/blobs/{digest}");
         await TestRegistry.AssertError(response, HttpStatusCode.NotFound, "BLOB_UNKNOWN");
@@ -246,7 +255,7 @@ public sealed class BlobApiTests
     [Fact]
     public async Task Deleted_blob_is_unknown_to_the_repository()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var digest = await registry.PushBlobOkAsync("app", Bytes("to delete"));
         using var delete = await registry.Client.DeleteAsync($"/v2/app/blobs/{digest}");
         Assert.Equal(HttpStatusCode.Accepted, delete.StatusCode);
@@ -267,4 +276,11 @@ public sealed class BlobApiTests
 
         return await registry.Client.SendAsync(request);
     }
+}
+
+/// <summary>Every case of <see cref="BlobApiTests"/> against blobs in S3 and metadata in etcd (the run's radosgw and etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class BlobApiOnS3Tests(CephEtcd engines) : BlobApiTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }

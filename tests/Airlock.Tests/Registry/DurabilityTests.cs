@@ -99,7 +99,7 @@ public sealed class DurabilityTests
             Assert.Equal(HttpStatusCode.Created, put.StatusCode);
         }));
 
-        Assert.Equal(3, registry.CountStoredBlobs());
+        Assert.Equal(3, await registry.CountStoredBlobsAsync());
         Assert.Equal(image.Manifest, await registry.Client.GetByteArrayAsync("/v2/shared/app/manifests/v1"));
         Assert.Equal(layer, await registry.Client.GetByteArrayAsync($"/v2/shared/app/blobs/{image.LayerDigest}"));
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(registry.DataDirectory, "registry", "uploads")));

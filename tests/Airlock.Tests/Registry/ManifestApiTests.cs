@@ -3,17 +3,25 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using Airlock.Oci;
+using Airlock.Registry;
+using Airlock.Tests.Content;
 
 namespace Airlock.Tests.Registry;
 
-public sealed class ManifestApiTests
+public class ManifestApiTests
 {
+    /// <summary>The store under test: the filesystem store here; <see cref="ManifestApiOnS3Tests"/> runs every case on S3 + etcd.</summary>
+    internal virtual TestStorage Storage => TestStorage.FileSystem;
+
+    private Task<TestRegistry> StartAsync(Func<RegistryServerOptions, RegistryServerOptions>? configure = null, string? dataDirectory = null) =>
+        TestRegistry.StartAsync(configure, dataDirectory, Storage);
+
     [Theory]
     [InlineData(MediaTypes.OciManifest)]
     [InlineData(MediaTypes.DockerManifest)]
     public async Task Pushed_manifest_is_served_by_tag_and_digest_with_its_media_type(string mediaType)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = await registry.PushImageAsync("team/app", "v1", mediaType: mediaType);
 
         foreach (var reference in new[] { "v1", image.ManifestDigest.ToString() })
@@ -34,7 +42,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Manifest_put_answers_201_with_location_and_digest()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = TestImage.Create(Encoding.UTF8.GetBytes("layer"));
         await registry.PushBlobOkAsync("app", image.Config);
         await registry.PushBlobOkAsync("app", image.Layer);
@@ -47,7 +55,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Manifest_referring_to_missing_blobs_returns_MANIFEST_BLOB_UNKNOWN()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = TestImage.Create(Encoding.UTF8.GetBytes("never pushed layer"));
         await registry.PushBlobOkAsync("app", image.Config);
         using var response = await registry.PutManifestAsync("app", "v1", image.Manifest);
@@ -68,16 +76,16 @@ public sealed class ManifestApiTests
     [InlineData("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\"}")]
     public async Task Malformed_manifest_returns_MANIFEST_INVALID(string body)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var response = await registry.PutManifestAsync("app", "v1", Encoding.UTF8.GetBytes(body));
         await TestRegistry.AssertError(response, HttpStatusCode.BadRequest, "MANIFEST_INVALID");
-        Assert.Equal(0, registry.CountStoredBlobs());
+        Assert.Equal(0, await registry.CountStoredBlobsAsync());
     }
 
     [Fact]
     public async Task Manifest_over_the_size_limit_returns_413()
     {
-        await using var registry = await TestRegistry.StartAsync(o => o with { MaxManifestBytes = 1024 });
+        await using var registry = await StartAsync(o => o with { MaxManifestBytes = 1024 });
         var image = TestImage.Create(Encoding.UTF8.GetBytes("layer"));
         await registry.PushBlobOkAsync("app", image.Config);
         await registry.PushBlobOkAsync("app", image.Layer);
@@ -92,7 +100,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Digest_in_the_url_must_match_the_body()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = TestImage.Create(Encoding.UTF8.GetBytes("layer"));
         await registry.PushBlobOkAsync("app", image.Config);
         await registry.PushBlobOkAsync("app", image.Layer);
@@ -106,7 +114,7 @@ public sealed class ManifestApiTests
     [InlineData(MediaTypes.DockerManifestList, MediaTypes.DockerManifest)]
     public async Task Index_needs_its_child_manifests_in_the_repository(string indexType, string childType)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var missing = TestImage.Create(Encoding.UTF8.GetBytes("missing child"), childType);
         var missingIndex = TestImage.BuildIndex(indexType, (childType, missing.Manifest));
         using var refused = await registry.PutManifestAsync("app", "multi", missingIndex, indexType);
@@ -124,7 +132,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Retagging_serves_the_new_manifest_at_once()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var first = await registry.PushImageAsync("app", "latest", Encoding.UTF8.GetBytes("one"));
         using (var warm = await registry.Client.GetAsync("/v2/app/manifests/latest"))
         {
@@ -139,7 +147,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Deleting_by_tag_removes_only_the_tag_and_by_digest_the_manifest_and_its_tags()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = await registry.PushImageAsync("app", "v1");
         using (var tagAgain = await registry.PutManifestAsync("app", "v2", image.Manifest))
         {
@@ -168,7 +176,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Accept_list_without_the_stored_type_or_a_wildcard_gets_MANIFEST_UNKNOWN()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         await registry.PushImageAsync("app", "v1");
 
         var dockerOnly = new HttpRequestMessage(HttpMethod.Get, "/v2/app/manifests/v1");
@@ -191,7 +199,7 @@ public sealed class ManifestApiTests
     [Fact]
     public async Task Referrers_list_manifests_with_a_subject_and_filter_by_artifact_type()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var subject = await registry.PushImageAsync("app", "v1");
         var subjectDescriptor = new Descriptor { MediaType = MediaTypes.OciManifest, Digest = subject.ManifestDigest, Size = subject.Manifest.Length };
 
@@ -243,7 +251,7 @@ public sealed class ManifestApiTests
     [InlineData("index", "long")]
     public async Task A_descriptor_digest_the_registry_cannot_hold_is_DIGEST_INVALID_before_anything_is_written(string where, string digestText)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var subject = await registry.PushImageAsync("app", "v1");
         var bad = Digest.Parse(digestText == "long" ? "foo:" + new string('a', 5000) : digestText);
         var config = MediaTypes.EmptyJson.ToArray();
@@ -260,9 +268,8 @@ public sealed class ManifestApiTests
                 .Replace(subject.ManifestDigest.ToString(), bad.ToString(), StringComparison.Ordinal)),
         };
         var mediaType = where == "index" ? MediaTypes.OciIndex : MediaTypes.OciManifest;
-        var blobs = registry.CountStoredBlobs();
-        var root = Path.Combine(registry.DataDirectory, "registry", "repositories");
-        var files = Directory.GetFileSystemEntries(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray();
+        var blobs = await registry.CountStoredBlobsAsync();
+        var records = await registry.Storage.RepositoryRecordsAsync(registry);
 
         foreach (var reference in new[] { "bad", Digest.Sha256(manifest).ToString() })
         {
@@ -272,8 +279,8 @@ public sealed class ManifestApiTests
             Assert.Contains(bad.Algorithm, detail, StringComparison.Ordinal);
         }
 
-        Assert.Equal(blobs, registry.CountStoredBlobs());
-        Assert.Equal(files, Directory.GetFileSystemEntries(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(blobs, await registry.CountStoredBlobsAsync());
+        Assert.Equal(records, await registry.Storage.RepositoryRecordsAsync(registry));
         using var tags = await registry.Client.GetAsync("/v2/app/tags/list");
         Assert.DoesNotContain("bad", await tags.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
@@ -285,4 +292,11 @@ public sealed class ManifestApiTests
             .Select(m => (m.GetProperty("digest").GetString()!, m.TryGetProperty("artifactType", out var type) ? type.GetString() : null))
             .ToList();
     }
+}
+
+/// <summary>Every case of <see cref="ManifestApiTests"/> against blobs in S3 and metadata in etcd (the run's radosgw and etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class ManifestApiOnS3Tests(CephEtcd engines) : ManifestApiTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }

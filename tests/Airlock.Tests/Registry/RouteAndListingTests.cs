@@ -2,11 +2,18 @@ using System.Net;
 using System.Text.Json;
 using Airlock.Distribution;
 using Airlock.Registry;
+using Airlock.Tests.Content;
 
 namespace Airlock.Tests.Registry;
 
-public sealed class RouteAndListingTests
+public class RouteAndListingTests
 {
+    /// <summary>The store under test: the filesystem store here; <see cref="RouteAndListingOnS3Tests"/> runs every case on S3 + etcd.</summary>
+    internal virtual TestStorage Storage => TestStorage.FileSystem;
+
+    private Task<TestRegistry> StartAsync(Func<RegistryServerOptions, RegistryServerOptions>? configure = null, string? dataDirectory = null) =>
+        TestRegistry.StartAsync(configure, dataDirectory, Storage);
+
     [Theory]
     [InlineData("/v2/a/../b/manifests/v1")]
     [InlineData("/v2/a/%2e%2e/b/manifests/v1")]
@@ -17,7 +24,7 @@ public sealed class RouteAndListingTests
     [InlineData("/v2/-a/manifests/v1")]
     public async Task Path_tricks_and_invalid_names_are_refused_with_NAME_INVALID(string target)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         await registry.PushImageAsync("b", "v1");
         var (status, body) = await registry.SendRawAsync("GET", target);
         Assert.Equal(400, status);
@@ -30,7 +37,7 @@ public sealed class RouteAndListingTests
     [InlineData("/v2/ok%2frepo/tags/list")]
     public async Task A_request_in_absolute_form_gets_the_same_path_checks(string path)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         await registry.PushImageAsync("ok/repo", "v1");
 
         var (status, body) = await registry.SendRawAsync("GET", $"http://{registry.Server.Address.Authority}{path}");
@@ -50,19 +57,19 @@ public sealed class RouteAndListingTests
     [InlineData("demo/app%0a", "latest", "NAME_INVALID")]
     public async Task A_manifest_put_whose_name_or_tag_ends_in_a_newline_is_refused_and_stores_nothing(string name, string tag, string code)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = TestImage.Create("layer"u8.ToArray());
         await registry.PushBlobOkAsync("demo/app", image.Config);
         await registry.PushBlobOkAsync("demo/app", image.Layer);
-        var before = RepositoryFiles(registry);
+        var before = await registry.Storage.RepositoryRecordsAsync(registry);
 
         using (var put = await registry.PutManifestAsync(name, tag, image.Manifest))
         {
             await TestRegistry.AssertError(put, HttpStatusCode.BadRequest, code);
         }
 
-        Assert.Equal(2, registry.CountStoredBlobs());
-        Assert.Equal(before, RepositoryFiles(registry));
+        Assert.Equal(2, await registry.CountStoredBlobsAsync());
+        Assert.Equal(before, await registry.Storage.RepositoryRecordsAsync(registry));
         Assert.Equal(["demo/app"], await CatalogAsync(registry));
     }
 
@@ -71,14 +78,14 @@ public sealed class RouteAndListingTests
     [InlineData("demo/app%0A")]
     public async Task A_blob_push_or_mount_into_a_name_ending_in_a_newline_is_refused_and_stores_nothing(string name)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var content = "a blob"u8.ToArray();
         using (var push = await registry.PushBlobAsync(name, content))
         {
             await TestRegistry.AssertError(push, HttpStatusCode.BadRequest, "NAME_INVALID");
         }
 
-        Assert.Equal(0, registry.CountStoredBlobs());
+        Assert.Equal(0, await registry.CountStoredBlobsAsync());
         await registry.PushBlobOkAsync("demo/app", content);
         using (var mount = await registry.Client.PostAsync($"/v2/{name}/blobs/uploads/?mount={TestRegistry.DigestOf(content)}&from=demo/app", null))
         {
@@ -91,13 +98,7 @@ public sealed class RouteAndListingTests
         }
 
         Assert.Equal(["demo/app"], await CatalogAsync(registry));
-        Assert.False(Directory.Exists(Path.Combine(registry.DataDirectory, "registry", "uploads")) && Directory.EnumerateFileSystemEntries(Path.Combine(registry.DataDirectory, "registry", "uploads")).Any());
-    }
-
-    private static string[] RepositoryFiles(TestRegistry registry)
-    {
-        var root = Path.Combine(registry.DataDirectory, "registry", "repositories");
-        return Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories).Select(p => Path.GetRelativePath(root, p)).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(0, await registry.CountUploadLeftoversAsync());
     }
 
     private static async Task<string[]> CatalogAsync(TestRegistry registry)
@@ -109,7 +110,7 @@ public sealed class RouteAndListingTests
     [Fact]
     public async Task A_tag_that_cannot_exist_is_unknown_when_read_and_invalid_when_pushed()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = await registry.PushImageAsync("app", "v1");
         foreach (var read in new[] { HttpMethod.Get, HttpMethod.Head, HttpMethod.Delete })
         {
@@ -126,7 +127,7 @@ public sealed class RouteAndListingTests
     [InlineData("/v2/app/blobs/latest", "DIGEST_INVALID")]
     public async Task Invalid_tags_and_digests_are_refused(string path, string code)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var response = await registry.Client.GetAsync(path);
         await TestRegistry.AssertError(response, HttpStatusCode.BadRequest, code);
     }
@@ -134,7 +135,7 @@ public sealed class RouteAndListingTests
     [Fact]
     public async Task Tags_list_paginates_with_n_last_and_a_Link_header()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var image = await registry.PushImageAsync("app", "a");
         foreach (var tag in new[] { "b", "c", "d" })
         {
@@ -161,7 +162,7 @@ public sealed class RouteAndListingTests
     [Fact]
     public async Task Catalog_lists_repositories_in_order_with_pagination()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         foreach (var repository in new[] { "zeta", "alpha/one", "alpha/two" })
         {
             await registry.PushImageAsync(repository, "v1");
@@ -177,7 +178,7 @@ public sealed class RouteAndListingTests
     [Fact]
     public async Task Unknown_endpoints_and_methods_are_refused()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var unknown = await registry.Client.GetAsync("/v2/app/unknown/thing");
         await TestRegistry.AssertError(unknown, HttpStatusCode.NotFound, "UNSUPPORTED");
         using var method = await registry.Client.PostAsync("/v2/app/tags/list", null);
@@ -189,4 +190,11 @@ public sealed class RouteAndListingTests
         using var document = JsonDocument.Parse(json);
         return document.RootElement.GetProperty(property).EnumerateArray().Select(e => e.GetString()!).ToArray();
     }
+}
+
+/// <summary>Every case of <see cref="RouteAndListingTests"/> against blobs in S3 and metadata in etcd (the run's radosgw and etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class RouteAndListingOnS3Tests(CephEtcd engines) : RouteAndListingTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }

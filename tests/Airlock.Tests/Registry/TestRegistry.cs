@@ -14,9 +14,10 @@ internal sealed class TestRegistry : IAsyncDisposable
 {
     private readonly bool _ownsDirectory;
 
-    private TestRegistry(RegistryServer server, string dataDirectory, bool ownsDirectory)
+    private TestRegistry(RegistryServer server, string dataDirectory, bool ownsDirectory, TestStorage storage)
     {
         Server = server;
+        Storage = storage;
         DataDirectory = dataDirectory;
         _ownsDirectory = ownsDirectory;
         Client = new HttpClient { BaseAddress = server.Address };
@@ -24,14 +25,18 @@ internal sealed class TestRegistry : IAsyncDisposable
 
     public RegistryServer Server { get; }
 
+    /// <summary>The store the registry runs on (the filesystem store unless the test class chose S3 + etcd).</summary>
+    public TestStorage Storage { get; }
+
     public string DataDirectory { get; }
 
     public HttpClient Client { get; }
 
     public string BlobsDirectory => Path.Combine(DataDirectory, "registry", "blobs");
 
-    public static async Task<TestRegistry> StartAsync(Func<RegistryServerOptions, RegistryServerOptions>? configure = null, string? dataDirectory = null)
+    public static async Task<TestRegistry> StartAsync(Func<RegistryServerOptions, RegistryServerOptions>? configure = null, string? dataDirectory = null, TestStorage? storage = null)
     {
+        storage ??= TestStorage.FileSystem;
         var owns = dataDirectory is null;
         dataDirectory ??= Directory.CreateTempSubdirectory("airlock-registry-test-").FullName;
         var options = new RegistryServerOptions
@@ -40,17 +45,18 @@ internal sealed class TestRegistry : IAsyncDisposable
             Listen = new IPEndPoint(IPAddress.Loopback, 0),
             ShutdownTimeout = TimeSpan.FromSeconds(5),
         };
-        options = configure?.Invoke(options) ?? options;
+        options = storage.Configure(configure?.Invoke(options) ?? options);
         var server = await RegistryServer.StartAsync(options, NullLoggerFactory.Instance, CancellationToken.None);
-        return new TestRegistry(server, dataDirectory, owns);
+        return new TestRegistry(server, dataDirectory, owns, storage);
     }
 
     /// <summary>
     /// A registry composed as <c>airlock registry</c> composes it (<see cref="RegistrySettings"/>: TLS and auth files,
     /// the token endpoint, private pull-through caches kept from anonymous clients).
     /// </summary>
-    public static async Task<TestRegistry> StartComposedAsync(Func<RegistrySettings, RegistrySettings> configure, string? dataDirectory = null)
+    public static async Task<TestRegistry> StartComposedAsync(Func<RegistrySettings, RegistrySettings> configure, string? dataDirectory = null, TestStorage? storage = null)
     {
+        storage ??= TestStorage.FileSystem;
         var owns = dataDirectory is null;
         dataDirectory ??= Directory.CreateTempSubdirectory("airlock-registry-test-").FullName;
         var settings = configure(new RegistrySettings
@@ -64,8 +70,9 @@ internal sealed class TestRegistry : IAsyncDisposable
         });
         try
         {
+            settings = settings with { Server = storage.Configure(settings.Server) };
             var server = await RegistryServer.StartAsync(settings, NullLoggerFactory.Instance, CancellationToken.None);
-            return new TestRegistry(server, dataDirectory, owns);
+            return new TestRegistry(server, dataDirectory, owns, storage);
         }
         catch when (owns)
         {
@@ -156,8 +163,11 @@ internal sealed class TestRegistry : IAsyncDisposable
         return (status, bodyStart >= 0 ? text[(bodyStart + 4)..] : string.Empty);
     }
 
-    public int CountStoredBlobs() =>
-        Directory.Exists(BlobsDirectory) ? Directory.EnumerateFiles(BlobsDirectory, "*", SearchOption.AllDirectories).Count() : 0;
+    /// <summary>Blobs stored, counted where the store keeps them (see <see cref="TestStorage.CountStoredBlobsAsync"/>).</summary>
+    public Task<int> CountStoredBlobsAsync() => Storage.CountStoredBlobsAsync(this);
+
+    /// <summary>What upload sessions left behind (see <see cref="TestStorage.CountUploadLeftoversAsync"/>).</summary>
+    public Task<int> CountUploadLeftoversAsync() => Storage.CountUploadLeftoversAsync(this);
 }
 
 /// <summary>A minimal image: config, one layer and the manifest naming them.</summary>

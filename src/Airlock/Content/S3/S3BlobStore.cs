@@ -12,12 +12,13 @@ namespace Airlock.Content.S3;
 /// <summary>
 /// Blobs in the bucket under their content address (<c>blobs/&lt;alg&gt;/&lt;hex&gt;</c>), made visible by an etcd key
 /// (<c>blobs/&lt;digest&gt;</c> = size and last reference time) written only after the object is whole and verified: the
-/// key is what <see cref="StatAsync"/>, <see cref="ListAsync"/> and garbage collection see, so an object an interrupted
-/// commit left without its key is never served. A writer hashes as it buffers parts on local disk; its multipart upload
+/// key is what <see cref="StatAsync"/> and <see cref="ListAsync"/> see, so an object an interrupted commit left without
+/// its key is never served; garbage collection finds such objects through <see cref="IUnpublishedBlobs"/> and removes
+/// them after the grace period. A writer hashes as it buffers parts on local disk; its multipart upload
 /// lives under <c>ingest/&lt;replica lease&gt;/</c> until the commit, so a replica opening the store aborts exactly those
 /// of replicas whose lease is gone.
 /// </summary>
-internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvider time, string bufferDirectory, int partSize, TimeSpan? redirectValidity) : IBlobStore, IBlobRedirects
+internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvider time, string bufferDirectory, int partSize, TimeSpan? redirectValidity) : IBlobStore, IBlobRedirects, IUnpublishedBlobs
 {
     /// <summary>Small blobs (manifests) are immutable under their digest: kept in memory once read.</summary>
     private const int CachedBlobLimit = 4 << 20;
@@ -28,6 +29,9 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
     internal S3Bucket Bucket => bucket;
 
     internal EtcdMetadata Etcd => etcd;
+
+    /// <summary>Called between a commit's object and its key (tests: a commit interrupted there, as by a crash).</summary>
+    internal Func<Digest, CancellationToken, Task>? BeforeKeyWritten { get; set; }
 
     internal static string ObjectKey(Digest digest) => $"blobs/{digest.Algorithm}/{digest.Encoded}";
 
@@ -178,7 +182,50 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
             }
         }
 
+        if (BeforeKeyWritten is { } hook)
+        {
+            await hook(digest, cancellationToken).ConfigureAwait(false);
+        }
+
         await etcd.PutAsync(MetadataKey(digest), Format(size, time.GetUtcNow()), 0, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Objects under <c>blobs/</c> whose key is missing: what commits interrupted after their copy or put left.</summary>
+    public async IAsyncEnumerable<BlobInfo> ListUnpublishedAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // Keys first: an object committed after this scan is young, and the grace period keeps it.
+        var published = new HashSet<Digest>();
+        await foreach (var blob in ListAsync(cancellationToken).ConfigureAwait(false))
+        {
+            published.Add(blob.Digest);
+        }
+
+        var root = bucket.Key("blobs/");
+        await foreach (var (key, size, written) in bucket.ListObjectsAsync(root, cancellationToken).ConfigureAwait(false))
+        {
+            var address = key[root.Length..];
+            var slash = address.IndexOf('/', StringComparison.Ordinal);
+            if (slash > 0 && Digest.TryParse(string.Concat(address.AsSpan(0, slash), ":", address.AsSpan(slash + 1)), out var digest) && !published.Contains(digest))
+            {
+                yield return new BlobInfo(digest, size, written);
+            }
+        }
+    }
+
+    public async ValueTask<bool> DeleteUnpublishedAsync(Digest digest, DateTimeOffset writtenBefore, CancellationToken cancellationToken)
+    {
+        // Checked again: a commit since the listing either wrote the key or wrote the object again (a new time).
+        var key = bucket.Key(ObjectKey(digest));
+        if (await etcd.GetAsync(MetadataKey(digest), cancellationToken).ConfigureAwait(false) is not null
+            || await bucket.LastModifiedAsync(key, cancellationToken).ConfigureAwait(false) is not { } written
+            || written > writtenBefore)
+        {
+            return false;
+        }
+
+        _smallBlobs.TryRemove(digest, out _);
+        await bucket.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>Hashes an object (content committed under a digest of another algorithm than it was hashed with).</summary>

@@ -233,11 +233,34 @@ internal sealed class S3Bucket : IDisposable
         }
     }
 
+    /// <summary>When the object was last written, or null when there is none.</summary>
+    public async Task<DateTimeOffset?> LastModifiedAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var metadata = await CallAsync(() => _client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = Name, Key = key }, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return metadata.LastModified is { } modified ? new DateTimeOffset(modified.ToUniversalTime(), TimeSpan.Zero) : null;
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken) =>
         CallAsync(() => _client.DeleteObjectAsync(new DeleteObjectRequest { BucketName = Name, Key = key }, cancellationToken), cancellationToken);
 
     /// <summary>Every object key under <paramref name="prefix"/> (a full key prefix).</summary>
     public async IAsyncEnumerable<string> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await foreach (var item in ListObjectsAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            yield return item.Key;
+        }
+    }
+
+    /// <summary>Every object under <paramref name="prefix"/> (a full key prefix), with its size and when it was last written.</summary>
+    public async IAsyncEnumerable<(string Key, long Size, DateTimeOffset LastModified)> ListObjectsAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string? token = null;
         while (true)
@@ -245,7 +268,7 @@ internal sealed class S3Bucket : IDisposable
             var page = await CallAsync(() => _client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = Name, Prefix = prefix, ContinuationToken = token }, cancellationToken), cancellationToken).ConfigureAwait(false);
             foreach (var item in page.S3Objects ?? [])
             {
-                yield return item.Key;
+                yield return (item.Key, item.Size ?? 0, item.LastModified is { } modified ? new DateTimeOffset(modified.ToUniversalTime(), TimeSpan.Zero) : DateTimeOffset.MinValue);
             }
 
             if (page.IsTruncated != true)

@@ -7,23 +7,34 @@ using Airlock.Oci;
 using Airlock.Registry;
 using Airlock.Registry.Api;
 using Airlock.Registry.Auth;
+using Airlock.Tests.Content;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Tests.Registry.Api;
 
 /// <summary>The JSON API under /api/v1 and the console under /ui/, on a real registry over HTTP.</summary>
-public sealed class ConsoleApiTests : IDisposable
+public class ConsoleApiTests : IDisposable
 {
     private const string Signature = "application/vnd.dev.cosign.artifact.sig.v1+json";
     private readonly string _directory = Directory.CreateTempSubdirectory("airlock-console-api-").FullName;
 
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
+    /// <summary>The store under test: the filesystem store here; <see cref="ConsoleApiOnS3Tests"/> runs every case on S3 + etcd.</summary>
+    internal virtual TestStorage Storage => TestStorage.FileSystem;
+
+    public void Dispose()
+    {
+        Directory.Delete(_directory, recursive: true);
+        GC.SuppressFinalize(this);
+    }
+
+    private Task<TestRegistry> StartAsync(Func<RegistryServerOptions, RegistryServerOptions>? configure = null) =>
+        TestRegistry.StartAsync(configure, storage: Storage);
 
     [Fact]
     public async Task Repositories_are_searched_sorted_by_each_column_and_paged()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         await registry.PushImageAsync("team-a/small", "1", Encoding.UTF8.GetBytes("s"));
         await registry.PushImageAsync("team-a/big", "1", new byte[5000]);
         await registry.PushImageAsync("team-a/big", "2", new byte[5001]);
@@ -50,7 +61,7 @@ public sealed class ConsoleApiTests : IDisposable
     public async Task A_page_by_name_asks_the_access_rules_only_about_the_names_it_walks()
     {
         var access = new CountingAccess(name => int.Parse(name[^2..], System.Globalization.CultureInfo.InvariantCulture) % 2 == 0);
-        await using var registry = await TestRegistry.StartAsync(o => o with { AccessController = access });
+        await using var registry = await StartAsync(o => o with { AccessController = access });
         for (var i = 0; i < 40; i++)
         {
             await registry.PushImageAsync($"repo-{i:00}", "1");
@@ -67,7 +78,7 @@ public sealed class ConsoleApiTests : IDisposable
     public async Task A_user_limited_by_the_access_file_sees_and_reads_only_repositories_it_may_pull()
     {
         using var auth = Authentication(useTokens: false);
-        await using var registry = await TestRegistry.StartAsync(o => o with { AccessController = auth.AccessController, ConsoleAccessController = auth.ConsoleAccessController });
+        await using var registry = await StartAsync(o => o with { AccessController = auth.AccessController, ConsoleAccessController = auth.ConsoleAccessController });
         using var admin = registry.Client;
         Authorize(admin, "admin");
         var shared = new byte[3000];
@@ -107,7 +118,7 @@ public sealed class ConsoleApiTests : IDisposable
     public async Task The_api_and_the_console_need_the_credentials_v2_needs_in_a_scheme_a_browser_speaks(bool useTokens)
     {
         using var auth = Authentication(useTokens);
-        await using var registry = await TestRegistry.StartAsync(o => o with { AccessController = auth.AccessController, ConsoleAccessController = auth.ConsoleAccessController });
+        await using var registry = await StartAsync(o => o with { AccessController = auth.AccessController, ConsoleAccessController = auth.ConsoleAccessController });
 
         foreach (var path in new[] { "/api/v1", "/api/v1/repositories", "/api/v1/bundles", "/ui/", "/ui/repositories/team-a/app", "/ui/assets/anything.js" })
         {
@@ -132,7 +143,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task With_the_console_off_ui_answers_404_and_the_api_stays()
     {
-        await using var registry = await TestRegistry.StartAsync(o => o with { Console = false });
+        await using var registry = await StartAsync(o => o with { Console = false });
 
         using var page = await registry.Client.GetAsync("/ui/");
         using var asset = await registry.Client.GetAsync("/ui/assets/app.js");
@@ -146,7 +157,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task The_console_is_one_page_for_every_path_and_its_assets_are_compressed_and_cached_for_good()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var page = await registry.Client.GetAsync("/ui/repositories/some/deep/name");
         var html = await page.Content.ReadAsStringAsync();
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
@@ -177,7 +188,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task A_tag_shows_its_platforms_size_build_time_and_referrers_by_artifact_type()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var amd64 = await PushConfiguredImageAsync(registry, "app", "amd64", "2025-03-04T05:06:07Z");
         var arm64 = await PushConfiguredImageAsync(registry, "app", "arm64", "2025-03-04T05:06:07Z");
         var index = JsonSerializer.SerializeToUtf8Bytes(new
@@ -220,7 +231,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task A_manifest_page_has_its_layers_config_history_and_labels()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         var manifest = await PushConfiguredImageAsync(registry, "app", "amd64", "2025-01-02T03:04:05Z", tag: "v1");
 
         var page = await GetJsonAsync(registry.Client, $"/api/v1/repositories/app/manifests/{Digest.Sha256(manifest)}");
@@ -241,7 +252,7 @@ public sealed class ConsoleApiTests : IDisposable
     public async Task A_load_record_needs_push_on_its_repositories_and_names_only_manifests_that_are_there()
     {
         using var auth = Authentication(useTokens: false);
-        await using var registry = await TestRegistry.StartAsync(o => o with { AccessController = auth.AccessController, ConsoleAccessController = auth.ConsoleAccessController });
+        await using var registry = await StartAsync(o => o with { AccessController = auth.AccessController, ConsoleAccessController = auth.ConsoleAccessController });
         Authorize(registry.Client, "admin");
         var image = await registry.PushImageAsync("team-a/app", "1");
         var secret = await registry.PushImageAsync("team-b/secret", "1");
@@ -293,7 +304,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task The_storage_report_has_the_store_over_time_the_collections_and_the_uploads_in_flight()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         await registry.PushImageAsync("app", "1", new byte[4096]);
         using var started = await registry.Client.PostAsync("/v2/app/blobs/uploads/", null);
         Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
@@ -304,7 +315,7 @@ public sealed class ConsoleApiTests : IDisposable
             Assert.Equal(HttpStatusCode.Accepted, patched.StatusCode);
         }
 
-        await using (var apart = Airlock.Content.FileSystemStore.FileSystemRegistryStore.OpenForCollection(registry.DataDirectory, TimeProvider.System, NullLogger.Instance))
+        await using (var apart = await Storage.OpenForCollectionAsync(registry))
         {
             await new Airlock.Content.GarbageCollector(apart, TimeSpan.Zero, NullLogger.Instance).CollectAsync(dryRun: false, CancellationToken.None);
         }
@@ -325,7 +336,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task The_cluster_page_has_data_only_when_a_cluster_view_is_composed_in()
     {
-        await using (var alone = await TestRegistry.StartAsync())
+        await using (var alone = await StartAsync())
         {
             using var none = await alone.Client.GetAsync("/api/v1/cluster");
             Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
@@ -333,7 +344,7 @@ public sealed class ConsoleApiTests : IDisposable
         }
 
         var view = new FixedCluster(new ClusterSnapshot([new ClusterNode("node-1", "10.0.0.1", "agent", null, new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero), ["app:1"])], 0.75));
-        await using var clustered = await TestRegistry.StartAsync(o => o with { Cluster = view });
+        await using var clustered = await StartAsync(o => o with { Cluster = view });
         var snapshot = await GetJsonAsync(clustered.Client, "/api/v1/cluster");
         Assert.Equal("node-1", snapshot.GetProperty("nodes")[0].GetProperty("name").GetString());
         Assert.Equal(0.75, snapshot.GetProperty("peerHitRatio").GetDouble());
@@ -349,7 +360,7 @@ public sealed class ConsoleApiTests : IDisposable
     [InlineData("/api/v1/repositories/UPPER", "\"UPPER\" is not a valid repository name")]
     public async Task Bad_requests_are_answered_with_what_is_wrong(string path, string detail)
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         using var response = await registry.Client.GetAsync(path);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains(detail, (await TestRegistry.ErrorOf(response)).Detail, StringComparison.Ordinal);
@@ -358,7 +369,7 @@ public sealed class ConsoleApiTests : IDisposable
     [Fact]
     public async Task A_write_through_the_registry_shows_in_the_list_at_once()
     {
-        await using var registry = await TestRegistry.StartAsync();
+        await using var registry = await StartAsync();
         await registry.PushImageAsync("app", "1");
         Assert.Equal(1, (await GetJsonAsync(registry.Client, "/api/v1/repositories")).GetProperty("repositories")[0].GetProperty("tags").GetInt32());
 
@@ -446,4 +457,11 @@ public sealed class ConsoleApiTests : IDisposable
     {
         public ValueTask<ClusterSnapshot> SnapshotAsync(CancellationToken cancellationToken) => ValueTask.FromResult(snapshot);
     }
+}
+
+/// <summary>Every case of <see cref="ConsoleApiTests"/> against blobs in S3 and metadata in etcd (the run's radosgw and etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class ConsoleApiOnS3Tests(CephEtcd engines) : ConsoleApiTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }
