@@ -54,6 +54,14 @@ public interface IRepositoryStore
     ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken);
 
     /// <summary>
+    /// A number that changes with every write to the repository, read as up to date as any other read (null when the
+    /// repository does not exist, or when the store offers none): what a process read from the repository is still
+    /// true while the number stays the same. Stores that replicas share offer it, so each replica can keep manifests it
+    /// served and check them with this one read instead of reading tag, revision and content again.
+    /// </summary>
+    ValueTask<long?> ChangeVersionAsync(string repository, CancellationToken cancellationToken) => ValueTask.FromResult<long?>(null);
+
+    /// <summary>
     /// Up to <paramref name="limit"/> (at least 1) repository names that sort after <paramref name="last"/> (all when
     /// null) in ordinal order, the OCI distribution spec's lexical order; <paramref name="last"/> need not name a
     /// repository (it may have been deleted, or never existed). A walk of every repository asks with <see cref="int.MaxValue"/>.

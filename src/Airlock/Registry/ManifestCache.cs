@@ -25,12 +25,15 @@ internal sealed class CachedManifest(byte[] content, string mediaType, Digest di
 /// </summary>
 /// <remarks>
 /// Off (<paramref name="enabled"/> false) for a store replicas share: another replica's write cannot invalidate this
-/// process's entries, and a tag must read what the last PUT on any replica set.
+/// process's entries, and a tag must read what the last PUT on any replica set. Such a store's entries are kept with
+/// the repository's change version instead (<see cref="TryGetAt"/>, <see cref="AddAt"/>): a request reads the current
+/// version (one read of the shared store) and serves an entry only when it was loaded at that same version.
 /// </remarks>
 internal sealed class ManifestCache(bool enabled = true)
 {
     private const long MaxBytes = 64L << 20;
     private readonly ConcurrentDictionary<(string Repository, string Reference), CachedManifest> _entries = new();
+    private readonly ConcurrentDictionary<(string Repository, string Reference), (long Version, CachedManifest Manifest)> _versioned = new();
     private long _generation;
     private long _bytes;
 
@@ -59,6 +62,33 @@ internal sealed class ManifestCache(bool enabled = true)
         }
     }
 
+    /// <summary>An entry loaded when the repository's change version was <paramref name="version"/>.</summary>
+    public bool TryGetAt(string repository, string reference, long version, out CachedManifest manifest)
+    {
+        if (_versioned.TryGetValue((repository, reference), out var entry) && entry.Version == version)
+        {
+            manifest = entry.Manifest;
+            return true;
+        }
+
+        manifest = null!;
+        return false;
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="manifest"/>, loaded by reads made after the repository's change version
+    /// <paramref name="version"/> was read: a write between them changed the version, so the entry is never served.
+    /// </summary>
+    public void AddAt(string repository, string reference, long version, CachedManifest manifest)
+    {
+        if (Interlocked.Add(ref _bytes, manifest.Content.Length) > MaxBytes)
+        {
+            Clear();
+        }
+
+        _versioned[(repository, reference)] = (version, manifest);
+    }
+
     public void Invalidate(string repository, string reference)
     {
         Interlocked.Increment(ref _generation);
@@ -81,6 +111,7 @@ internal sealed class ManifestCache(bool enabled = true)
     {
         Interlocked.Increment(ref _generation);
         _entries.Clear();
+        _versioned.Clear();
         Interlocked.Exchange(ref _bytes, 0);
     }
 }

@@ -155,6 +155,15 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
 
         var generation = cache.Generation;
         var repositories = storage.Repositories;
+
+        // A store replicas share (the entries above are off for it): one read says whether the repository changed since
+        // this replica loaded the entry. Null for the filesystem store, whose entries above are dropped by its writers.
+        var version = await repositories.ChangeVersionAsync(route.Name, cancellationToken).ConfigureAwait(false);
+        if (version is { } current && cache.TryGetAt(route.Name, route.Reference, current, out cached))
+        {
+            return cached;
+        }
+
         var digest = route.Digest ?? await repositories.ResolveTagAsync(route.Name, route.Reference, cancellationToken).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.ManifestUnknown, $"tag \"{route.Reference}\" is unknown in {route.Name}");
         var mediaType = await repositories.ManifestMediaTypeAsync(route.Name, digest, cancellationToken).ConfigureAwait(false)
@@ -162,7 +171,15 @@ internal sealed class ManifestHandler(IRegistryStore storage, ManifestCache cach
         var content = await ReadStoredAsync(digest, cancellationToken).ConfigureAwait(false)
             ?? throw new OciException(OciErrorCode.ManifestUnknown, $"manifest {digest} content is missing");
         var manifest = new CachedManifest(content, mediaType, digest);
-        cache.Add(route.Name, route.Reference, manifest, generation);
+        if (version is { } loadedAt)
+        {
+            cache.AddAt(route.Name, route.Reference, loadedAt, manifest);
+        }
+        else
+        {
+            cache.Add(route.Name, route.Reference, manifest, generation);
+        }
+
         return manifest;
     }
 

@@ -179,6 +179,10 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
     public async ValueTask<DateTimeOffset?> LastChangeAsync(string repository, CancellationToken cancellationToken) =>
         await etcd.GetAsync(Catalog(repository), cancellationToken).ConfigureAwait(false) is { } kv ? ParseTime(kv.Value) : null;
 
+    /// <summary>The catalog key's revision: every write to the repository rewrites that key in its own transaction.</summary>
+    public async ValueTask<long?> ChangeVersionAsync(string repository, CancellationToken cancellationToken) =>
+        await etcd.GetAsync(Catalog(repository), cancellationToken).ConfigureAwait(false) is { } kv ? kv.ModRevision : null;
+
     public async ValueTask<bool> DeleteRepositoryIfEmptyAsync(string repository, CancellationToken cancellationToken)
     {
         // One transaction: the catalog entry goes only if no key of the repository (nor its mark) exists at that revision,

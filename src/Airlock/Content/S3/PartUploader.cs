@@ -15,6 +15,9 @@ internal readonly record struct UploadedPart(int Number, string ETag, long Size)
 /// </summary>
 internal sealed class PartUploader : IAsyncDisposable
 {
+    /// <summary>S3's smallest part but the last.</summary>
+    public const int MinimumPartSize = 5 << 20;
+
     private const int CopyBuffer = 256 << 10;
     private const int MaxInFlight = 2;
 
@@ -50,6 +53,9 @@ internal sealed class PartUploader : IAsyncDisposable
 
     /// <summary>Bytes sent as parts (or being sent) plus those buffered.</summary>
     public long Length => _sentOrSending + _buffer.Length;
+
+    /// <summary>Parts sent or being sent.</summary>
+    public int PartCount => _parts.Count + _inFlight.Count;
 
     /// <summary>Bytes in the local buffer, not yet in any part.</summary>
     public long Buffered => _buffer.Length;

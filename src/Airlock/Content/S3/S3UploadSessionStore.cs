@@ -42,6 +42,9 @@ internal sealed class S3UploadSessionStore(S3BlobStore blobs, TimeProvider time,
 {
     private const string StatePrefix = "uploads/";
     private const string LockPrefix = "uploadlocks/";
+
+    /// <summary>Parts of a session that may be shorter than the part size (S3 allows 10,000 parts in all).</summary>
+    private const int FlexiblePartLimit = 5000;
     private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
 
     private EtcdMetadata Etcd => blobs.Etcd;
@@ -316,7 +319,14 @@ internal sealed class S3UploadSessionStore(S3BlobStore blobs, TimeProvider time,
             try
             {
                 var appended = await uploader.CopyFromAsync(body, cancellationToken).ConfigureAwait(false);
-                var parts = await uploader.FinishPartsAsync(sendBuffer: false, cancellationToken).ConfigureAwait(false);
+
+                // What is left is sent as a part of its own when S3 takes it as one (parts may differ in size): a client's
+                // chunks of 5 MiB or more then leave no tail object, which would be written here and read back by the next
+                // request (two more transfers of up to a part size per chunk: chunked pushes took 8x radosgw's own PUT).
+                // The first FlexiblePartLimit parts only, so a blob of 5 MiB chunks can still grow to
+                // FlexiblePartLimit x 5 MiB + (10,000 - FlexiblePartLimit) x the part size.
+                var sendTail = uploader.Buffered >= PartUploader.MinimumPartSize && uploader.PartCount < FlexiblePartLimit;
+                var parts = await uploader.FinishPartsAsync(sendTail, cancellationToken).ConfigureAwait(false);
                 if (uploader.Buffered > 0)
                 {
                     var tail = await uploader.OpenBufferAsync().ConfigureAwait(false);
