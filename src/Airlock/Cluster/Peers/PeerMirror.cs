@@ -54,6 +54,8 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private IMirrorRegistryAccess? _registries;
     private volatile IReadOnlyList<ClusterNode> _members = [];
     private DateTimeOffset? _membersRead;
+    private readonly SemaphoreSlim _memberRead = new(1, 1);
+    private long _memberReads;
 
     private PeerMirror(ClusterMember member, PeerMirrorOptions options, IRegistryStore storage, ILogger logger)
     {
@@ -306,7 +308,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     {
         var certificate = context.Connection.ClientCertificate;
         var peer = certificate is null ? null : NodeCertificates.NodeNameOf(certificate);
-        var member = peer is null ? null : _members.FirstOrDefault(m => m.Name == peer);
+        var member = peer is null ? null : await FindMemberAsync(peer, context.RequestAborted).ConfigureAwait(false);
         if (member is null)
         {
             _counters.Refused();
@@ -625,6 +627,47 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private static bool NeedsCredentials(RegistriesFile registries, string registry) =>
         new RegistryEndpoints(registries, disableDefaultEndpoint: false).Resolve(registry).Any(e => e.Auth is not null);
 
+    /// <summary>
+    /// The member <paramref name="name"/> (a peer's client certificate, already checked against the cluster CA), reading
+    /// the member list again when it is not in the last one: a node that joined since the last periodic read is served at
+    /// once instead of refused for up to the refresh interval — it sees its peers as soon as it joined, and asks them
+    /// at once. One read at a time; a request whose name a read made after it arrived did not find is refused.
+    /// </summary>
+    private async ValueTask<ClusterNode?> FindMemberAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_members.FirstOrDefault(m => m.Name == name) is { } known)
+        {
+            return known;
+        }
+
+        var readsBefore = Interlocked.Read(ref _memberReads);
+        await _memberRead.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Interlocked.Read(ref _memberReads) == readsBefore)
+            {
+                await ReadMembersAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            LogRefreshFailed(_logger, ex.Message);
+        }
+        finally
+        {
+            _memberRead.Release();
+        }
+
+        return _members.FirstOrDefault(m => m.Name == name);
+    }
+
+    private async Task ReadMembersAsync(CancellationToken cancellationToken)
+    {
+        _members = await _member.ListNodesAsync(cancellationToken).ConfigureAwait(false);
+        _membersRead = _options.Time.GetUtcNow();
+        Interlocked.Increment(ref _memberReads);
+    }
+
     /// <summary>Reads the peer list every refresh interval; a failed read keeps the last one (peers that died fail fast and are skipped).</summary>
     private async Task RefreshAsync(CancellationToken cancellationToken)
     {
@@ -633,8 +676,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         {
             try
             {
-                _members = await _member.ListNodesAsync(cancellationToken).ConfigureAwait(false);
-                _membersRead = _options.Time.GetUtcNow();
+                await ReadMembersAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -671,6 +713,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         _origins?.Dispose();
         await _storage.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
+        _memberRead.Dispose();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Peer-to-peer mirror listening on {Endpoint} (mutual TLS, cluster members only); blobs in {Directory}")]
