@@ -180,7 +180,7 @@ public sealed class NodeMirrorContainerdTests : IClassFixture<ContainerdProcess>
     public async Task A_refused_and_a_silent_endpoint_are_abandoned_within_the_timeouts_and_the_next_one_serves_the_pull()
     {
         using var silent = new Blackhole();
-        var refused = $"127.0.0.1:{MirrorTestBed.ClosedPort()}";
+        var refused = $"127.0.0.1:{MirrorTestBed.RefusingPort()}";
         await using var working = await UpstreamRegistry.StartAsync();
         var image = await working.PushAsync("app", "1", "behind two dead endpoints");
         var registry = $"127.0.0.1:{MirrorTestBed.ClosedPort()}";

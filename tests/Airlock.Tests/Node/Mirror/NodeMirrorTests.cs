@@ -243,7 +243,7 @@ public sealed class NodeMirrorTests
     public async Task When_every_endpoint_is_down_the_answer_is_a_gateway_error_naming_each_within_the_timeouts()
     {
         using var silent = new Blackhole();
-        var refused = $"127.0.0.1:{MirrorTestBed.ClosedPort()}";
+        var refused = $"127.0.0.1:{MirrorTestBed.RefusingPort()}";
         var file = MirrorTestBed.Parse($$"""
             mirrors:
               "registry.invalid":
