@@ -49,13 +49,13 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private readonly ConcurrentDictionary<(string Registry, string Repository, string Tag), MirrorTag> _tags = new();
     private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
     private readonly PeerCounters _counters = new();
+    private readonly SemaphoreSlim _memberRead = new(1, 1);
     private KestrelHost? _host;
     private Task _refreshing = Task.CompletedTask;
     private IMirrorRegistryAccess? _registries;
     private volatile IReadOnlyList<ClusterNode> _members = [];
     private DateTimeOffset? _membersRead;
-    private readonly SemaphoreSlim _memberRead = new(1, 1);
-    private long _memberReads;
+    private long _readsOnDemand;
 
     private PeerMirror(ClusterMember member, PeerMirrorOptions options, IRegistryStore storage, ILogger logger)
     {
@@ -631,7 +631,8 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     /// The member <paramref name="name"/> (a peer's client certificate, already checked against the cluster CA), reading
     /// the member list again when it is not in the last one: a node that joined since the last periodic read is served at
     /// once instead of refused for up to the refresh interval — it sees its peers as soon as it joined, and asks them
-    /// at once. One read at a time; a request whose name a read made after it arrived did not find is refused.
+    /// at once. Reads on demand go one at a time, and requests that wait behind one share it; a node that is no longer a
+    /// member (its certificate still valid) costs the server one list read per request, never more than one at a time.
     /// </summary>
     private async ValueTask<ClusterNode?> FindMemberAsync(string name, CancellationToken cancellationToken)
     {
@@ -640,12 +641,14 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             return known;
         }
 
-        var readsBefore = Interlocked.Read(ref _memberReads);
+        var readsBefore = Interlocked.Read(ref _readsOnDemand);
         await _memberRead.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (Interlocked.Read(ref _memberReads) == readsBefore)
+            // A read on demand that started after this request arrived has finished (it held the gate): it is this one's.
+            if (Interlocked.Read(ref _readsOnDemand) == readsBefore && !_members.Any(m => m.Name == name))
             {
+                Interlocked.Increment(ref _readsOnDemand);
                 await ReadMembersAsync(cancellationToken).ConfigureAwait(false);
             }
         }
@@ -665,7 +668,6 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     {
         _members = await _member.ListNodesAsync(cancellationToken).ConfigureAwait(false);
         _membersRead = _options.Time.GetUtcNow();
-        Interlocked.Increment(ref _memberReads);
     }
 
     /// <summary>Reads the peer list every refresh interval; a failed read keeps the last one (peers that died fail fast and are skipped).</summary>
