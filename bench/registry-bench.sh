@@ -86,7 +86,7 @@ stop_servers() {
 trap 'stop_servers; rm -rf "$work"' EXIT
 
 # shellcheck source=bench/lib.sh
-source "$here/lib.sh"   # free_port
+source "$here/lib.sh"   # free_port, distribution_config
 
 # ---- servers ---------------------------------------------------------------------------------
 
@@ -112,24 +112,7 @@ start_airlock() {
 start_distribution() {
   mkdir -p "$work/distribution-data"
   port[distribution]=$(free_port)
-  cat >"$work/distribution.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/distribution-data
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:${port[distribution]}
-  secret: airlock-bench
-EOF
+  distribution_config "$work/distribution.yml" "$work/distribution-data" "127.0.0.1:${port[distribution]}" warn
   docker-registry serve "$work/distribution.yml" >"$work/distribution.log" 2>&1 &
   pid[distribution]=$!
 }

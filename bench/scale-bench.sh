@@ -76,7 +76,7 @@ stop_server() {  # KIND [SIGNAL]
 trap 'stop_server airlock; stop_server distribution; rm -rf "$work"' EXIT
 
 # shellcheck source=bench/lib.sh
-source "$here/lib.sh"   # free_port
+source "$here/lib.sh"   # free_port, distribution_config
 
 airlock=${AIRLOCK_BIN:-"$repo_root/artifacts/publish/linux-x64/airlock"}
 if [[ -z ${AIRLOCK_BIN:-} && ! -x $airlock ]]; then
@@ -113,24 +113,7 @@ for kind in airlock distribution; do
   url[$kind]="http://127.0.0.1:${port[$kind]}"
 done
 mkdir -p "$work/airlock-data" "$work/distribution-data"
-cat >"$work/distribution.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/distribution-data
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:${port[distribution]}
-  secret: airlock-bench
-EOF
+distribution_config "$work/distribution.yml" "$work/distribution-data" "127.0.0.1:${port[distribution]}" error
 for kind in airlock distribution; do
   start_server "$kind"
   python3 "$tool" first "${url[$kind]}" /v2/ "$(date +%s.%N)" >/dev/null
