@@ -173,6 +173,17 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         await CriPullAsync(second, $"{Registry}/p2p/later:1");
         Assert.Equal(foreignContent, await File.ReadAllTextAsync(Path.Combine(second.HostsDirectory, "foreign.example:5000", "hosts.toml")));
 
+        // registries.yaml followed: a registry added to mirrors is shared at once, through the node mirror first.
+        await File.AppendAllTextAsync(first.RegistriesPath, """
+              "added.example:5000":
+                endpoint:
+                  - "https://added-mirror.example"
+
+            """);
+        var added = Path.Combine(first.HostsDirectory, "added.example:5000", "hosts.toml");
+        await WaitAsync(() => File.Exists(added), $"{first.Name} to render the registry added to its registries.yaml");
+        Assert.Matches("(?s)127\\.0\\.0\\.1:5100.*added-mirror\\.example", await File.ReadAllTextAsync(added));
+
         // Killed: the mirror-first file stays, and containerd gets past the dead mirror to the endpoint after it.
         Assert.True(Signals.Send(first.Process.Pid, Signals.Kill));
         await WaitAsync(() => first.Process.HasExited, $"{first.Name}'s agent to die");
