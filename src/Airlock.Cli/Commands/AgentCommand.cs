@@ -84,7 +84,7 @@ internal static class AgentCommand
         // Must exist, as for 'registries render --hosts-dir': a typo would write a tree no containerd reads.
         var hostsDir = new PathOption("--hosts-dir", PathKind.Directory,
             "With --containerd-socket: write registries.yaml's hosts.toml tree, DIR/<registry>/hosts.toml, into the directory that containerd's "
-            + "config already reads (config_path; Debian: /etc/containerd/certs.d once set, Canonical Kubernetes: /var/snap/k8s/common/etc/containerd/hosts.d), "
+            + "config already reads (its config_path, e.g. /etc/containerd/certs.d; Canonical Kubernetes: /var/snap/k8s/common/etc/containerd/hosts.d), "
             + "kept in step with registries.yaml; no config.toml. Required with --embedded-registry.");
         var nodeIp = new Option<string[]>("--node-ip") { Description = "With --server: the address(es) other nodes reach this one at (default: the default route's interface address).", AllowMultipleArgumentsPerToken = false };
 
