@@ -166,14 +166,24 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
     /// pull, so nothing restarts), the images directory is imported, and at the stop the shared registries' hosts.toml go
     /// back to their own endpoints, since that containerd keeps pulling without the mirror.
     /// </summary>
-    private async Task ServeExistingAsync(string socket, ContainerdRenderSettings render, CancellationToken cancellationToken)
+    private Task ServeExistingAsync(string socket, ContainerdRenderSettings render, CancellationToken cancellationToken) =>
+        ImportFollowingRegistriesAsync(render, (_, _) => Task.CompletedTask, socket, () => RenderWithoutPeersAsync(render), cancellationToken);
+
+    /// <summary>
+    /// Imports the images directory (and keeps watching it) while registries.yaml is followed — every accepted change
+    /// re-rendered and given to the mirror, <paramref name="restart"/> called when config.toml changed — until cancelled
+    /// (with <c>--watch false</c> too: containerd, or the mirror serving it, keeps running); then <paramref name="stopped"/>.
+    /// </summary>
+    private async Task ImportFollowingRegistriesAsync(ContainerdRenderSettings render, Func<string, CancellationToken, Task> restart, string socket,
+        Func<Task> stopped, CancellationToken cancellationToken)
     {
-        using var reloader = new RegistriesReloader(render, (_, _) => Task.CompletedTask, timeProvider, options.Logger)
+        using var reloader = new RegistriesReloader(render, restart, timeProvider, options.Logger)
         {
             Debounce = options.RegistriesDebounce,
             Accepted = ServeMirrorOnReloadAsync,
             Reloaded = Reloaded,
         };
+        // Recording from now: a change made while the images are imported is not missed.
         reloader.Start();
         using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var reloading = reloader.RunAsync(stopWatching.Token);
@@ -182,7 +192,6 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
             if (!options.Watch)
             {
-                // The node mirror serves that containerd until the agent is stopped.
                 await Task.Delay(Timeout.InfiniteTimeSpan, timeProvider, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -197,7 +206,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
             {
             }
 
-            await RenderWithoutPeersAsync(render).ConfigureAwait(false);
+            await stopped().ConfigureAwait(false);
         }
     }
 
@@ -243,38 +252,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         {
             Supervisor = supervisor;
             await supervisor.StartAsync(cancellationToken).ConfigureAwait(false);
-            using var reloader = new RegistriesReloader(render, RestartSafelyAsync, timeProvider, logger)
-            {
-                Debounce = options.RegistriesDebounce,
-                Accepted = ServeMirrorOnReloadAsync,
-                Reloaded = Reloaded,
-            };
-            // Recording from now: a change made while the images are imported is not missed.
-            reloader.Start();
-            using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var reloading = reloader.RunAsync(stopWatching.Token);
-            try
-            {
-                await RunImagesAsync(supervision.Supervisor.SocketPath, cancellationToken).ConfigureAwait(false);
-                if (!options.Watch)
-                {
-                    // containerd keeps running under supervision until the agent is stopped.
-                    await Task.Delay(Timeout.InfiniteTimeSpan, timeProvider, cancellationToken).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                await stopWatching.CancelAsync().ConfigureAwait(false);
-                try
-                {
-                    await reloading.ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                }
-
-                await supervisor.StopAsync().ConfigureAwait(false);
-            }
+            await ImportFollowingRegistriesAsync(render, RestartSafelyAsync, supervision.Supervisor.SocketPath, supervisor.StopAsync, cancellationToken).ConfigureAwait(false);
         }
 
         async Task RestartSafelyAsync(string reason, CancellationToken ct)
