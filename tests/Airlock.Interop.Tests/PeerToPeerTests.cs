@@ -50,6 +50,9 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         _registry = RegistryNode.Start(RegistryProcess.AirlockCliPath(),
             ["registry", "--listen", $"{Registry}", "--data-dir", Path.Combine(_work.Path, "registry")], Environment);
         await WaitAsync(() => File.Exists(Path.Combine(ServerData, "server", "token")), "the server to write its token");
+        // The first push goes there: on a loaded machine the registry may not be listening yet when the server is.
+        await WaitAsync(async () => (await RegistryNode.RunAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", $"http://{Registry}/v2/"])).Stdout.Trim() == "200",
+            "the registry to listen");
     }
 
     public async Task DisposeAsync()
