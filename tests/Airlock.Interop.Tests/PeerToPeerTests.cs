@@ -24,6 +24,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(180);
     private readonly TempRoot _work = TempRoot.Create("airlock-p2p-");
     private readonly List<ServerProcess> _agents = [];
+    private readonly List<ContainerdProcess> _containerds = [];
     private ClusterNetwork? _network;
     private ServerProcess? _server;
     private ServerProcess? _registry;
@@ -61,6 +62,11 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         {
             await agent.StopAsync(TimeSpan.FromSeconds(20));
             await agent.DisposeAsync();
+        }
+
+        foreach (var containerd in _containerds)
+        {
+            await containerd.DisposeAsync();
         }
 
         foreach (var process in new[] { _registry, _server })
@@ -188,6 +194,119 @@ public sealed class PeerToPeerTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// Two nodes whose containerd the agent does not run (started here, as a distribution's containerd.service would be, its
+    /// CRI reading hosts.toml from <c>config_path</c>), each with <c>airlock agent --containerd-socket … --hosts-dir …
+    /// --embedded-registry</c>: the first pulls (CRI, the kubelet's way) from the registry, the second from the first. A hosts.toml
+    /// of a registry not in registries.yaml is never touched. A stopped agent leaves the shared registry naming its own endpoint
+    /// only; a killed one leaves it asking the dead mirror first, then the endpoint: containerd pulls either way.
+    /// </summary>
+    [Fact]
+    public async Task With_a_containerd_the_agent_does_not_run_the_hosts_directory_sends_pulls_through_peers_and_the_agents_stop_or_kill_leaves_containerd_pulling()
+    {
+        var image = await WriteImageAsync(Path.Combine(_work.Path, "foreign"), "foreign", 2, 8 << 20, seed: 6);
+        await PushAsync(image, "p2p/foreign:1");
+        var later = await WriteImageAsync(Path.Combine(_work.Path, "later"), "later", 1, 1 << 20, seed: 7);
+        await PushAsync(later, "p2p/later:1");
+        var first = await StartNodeOnOwnContainerdAsync(Network.Nodes[2], "own-a");
+        var second = await StartNodeOnOwnContainerdAsync(Network.Nodes[3], "own-b");
+        await WaitForPeersAsync([first, second], 1);
+        var foreignToml = Path.Combine(first.HostsDirectory, "foreign.example:5000", "hosts.toml");
+        var foreignContent = await File.ReadAllTextAsync(foreignToml);
+        var sharedToml = Path.Combine(first.HostsDirectory, Registry, "hosts.toml");
+        var shared = await File.ReadAllTextAsync(sharedToml);
+        var mirrorAt = shared.IndexOf("[host.\"http://127.0.0.1:5100/v2\"]", StringComparison.Ordinal);
+        var endpointAt = shared.IndexOf($"[host.\"http://{Registry}/v2\"]", StringComparison.Ordinal);
+        Assert.True(mirrorAt >= 0 && endpointAt > mirrorAt, $"the node mirror first, then the registries.yaml endpoint:\n{shared}");
+
+        await CriPullAsync(first, $"{Registry}/p2p/foreign:1");
+        await WaitAsync(async () => (await StatusAsync(second)).GetProperty("peers").EnumerateArray()
+            .Any(p => p.GetProperty("name").GetString() == first.Name && p.GetProperty("holds").GetInt32() >= image.Layers.Count), $"{second.Name} to see {first.Name} holding the layers");
+        var before = await TransmittedAsync(RegistryNode);
+        await CriPullAsync(second, $"{Registry}/p2p/foreign:1");
+        var egress = await TransmittedAsync(RegistryNode) - before;
+
+        await AssertHoldsAsync(first, image);
+        await AssertHoldsAsync(second, image);
+        // The second node's layers came from the first node, or from its own p2p store when rendezvous hashing had made it
+        // fetch them for the first node's pull: the registry sent the manifest, not the image, again.
+        Assert.True(egress < image.Size / 8, $"the registry sent {egress} bytes for the second pull of a {image.Size}-byte image\n{second.Process.RecentOutput}");
+        var status = await StatusAsync(second);
+        Assert.True(status.GetProperty("bytesFromPeers").GetInt64() > 0, $"{second.Name} read nothing from peers: {status}\n{second.Process.RecentOutput}");
+        Assert.Equal(foreignContent, await File.ReadAllTextAsync(foreignToml));
+
+        // Stopped: the shared registry names its own endpoint only, and containerd pulls from it.
+        await second.Process.StopAsync(TimeSpan.FromSeconds(20));
+        Assert.Contains("name their own endpoints again", second.Process.RecentOutput, StringComparison.Ordinal);
+        var restored = await File.ReadAllTextAsync(Path.Combine(second.HostsDirectory, Registry, "hosts.toml"));
+        Assert.DoesNotContain("127.0.0.1:5100", restored, StringComparison.Ordinal);
+        Assert.Contains($"[host.\"http://{Registry}/v2\"]", restored, StringComparison.Ordinal);
+        await CriPullAsync(second, $"{Registry}/p2p/later:1");
+        Assert.Equal(foreignContent, await File.ReadAllTextAsync(Path.Combine(second.HostsDirectory, "foreign.example:5000", "hosts.toml")));
+
+        // registries.yaml followed: a registry added to mirrors is shared at once, through the node mirror first.
+        await File.AppendAllTextAsync(first.RegistriesPath, """
+              "added.example:5000":
+                endpoint:
+                  - "https://added-mirror.example"
+
+            """);
+        var added = Path.Combine(first.HostsDirectory, "added.example:5000", "hosts.toml");
+        await WaitAsync(() => File.Exists(added), $"{first.Name} to render the registry added to its registries.yaml");
+        Assert.Matches("(?s)127\\.0\\.0\\.1:5100.*added-mirror\\.example", await File.ReadAllTextAsync(added));
+
+        // Killed: the mirror-first file stays, and containerd gets past the dead mirror to the endpoint after it.
+        Assert.True(Signals.Send(first.Process.Pid, Signals.Kill));
+        await WaitAsync(() => first.Process.HasExited, $"{first.Name}'s agent to die");
+        Assert.Equal(shared, await File.ReadAllTextAsync(sharedToml));
+        await CriPullAsync(first, $"{Registry}/p2p/later:1");
+        await AssertHoldsAsync(first, later);
+    }
+
+    /// <summary>
+    /// A node as a distribution sets one up: containerd started on its own config (CRI on, <c>config_path</c> a hosts directory
+    /// that already holds another tool's hosts.toml), then the agent given its socket and that directory.
+    /// </summary>
+    private async Task<AgentNode> StartNodeOnOwnContainerdAsync(NetworkNode network, string name)
+    {
+        var hosts = Directory.CreateDirectory(Path.Combine(_work.Path, name + "-hosts.d")).FullName;
+        var foreign = Directory.CreateDirectory(Path.Combine(hosts, "foreign.example:5000")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(foreign, "hosts.toml"), "server = \"https://foreign.example:5000\"\n");
+        var containerd = await ContainerdProcess.StartAsync(async locations =>
+        {
+            var config = Path.Combine(locations.RootPath, "config.toml");
+            await File.WriteAllTextAsync(config, $$"""
+                version = 2
+                root = "{{locations.Root}}"
+                state = "{{locations.State}}"
+                [grpc]
+                  address = "{{locations.Address}}"
+                [plugins."io.containerd.grpc.v1.cri"]
+                  stream_server_port = "0"
+                [plugins."io.containerd.grpc.v1.cri".containerd]
+                  disable_snapshot_annotations = true
+                [plugins."io.containerd.grpc.v1.cri".registry]
+                  config_path = "{{hosts}}"
+                """);
+            return config;
+        }, network.Enter);
+        _containerds.Add(containerd);
+        return StartNode(network, name, containerd: (containerd.Address, hosts));
+    }
+
+    private static async Task CriPullAsync(AgentNode node, string reference)
+    {
+        using var cri = CriImages.Connect(node.Socket);
+        try
+        {
+            await cri.PullAsync(reference);
+        }
+        catch (Grpc.Core.RpcException ex)
+        {
+            throw new InvalidOperationException($"{node.Name} could not pull {reference}: {ex.Status}\n{node.Process.RecentOutput}", ex);
+        }
+    }
+
+    /// <summary>
     /// A peer that resolved a tag before the registry moved it holds a stale answer: a node without --p2p-share-tags
     /// resolves the tag at the registry (the new image), one with it takes the peer's answer (the old image).
     /// </summary>
@@ -310,7 +429,7 @@ public sealed class PeerToPeerTests : IAsyncLifetime
             "--cert", Path.Combine(agent, "client.crt"), "--key", Path.Combine(agent, "client.key"), url])).EnsureSuccess();
     }
 
-    private AgentNode StartNode(NetworkNode network, string name, string? fault = null, string[]? extra = null)
+    private AgentNode StartNode(NetworkNode network, string name, string? fault = null, string[]? extra = null, (string Socket, string HostsDirectory)? containerd = null)
     {
         var data = Directory.CreateDirectory(Path.Combine(_work.Path, name)).FullName;
         var images = Directory.CreateDirectory(Path.Combine(data, "images")).FullName;
@@ -332,13 +451,15 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         [
             "agent", "--server", $"https://{Network.Nodes[0].Address}:9443", "--token-file", Path.Combine(ServerData, "server", "token"),
             "--data-dir", data, "--node-name", name, "--embedded-registry", "--registries", registries, "--images-dir", images,
-            "--containerd-state", Path.Combine(data, "s"), "--containerd-version", "1.6", "--systemd-cgroup", "false", "--stream-server-port", "0",
+            .. containerd is { } own
+                ? new[] { "--containerd-socket", own.Socket, "--hosts-dir", own.HostsDirectory }
+                : ["--containerd-state", Path.Combine(data, "s"), "--containerd-version", "1.6", "--systemd-cgroup", "false", "--stream-server-port", "0"],
             // Generous: on a loaded 2-core machine a peer that fetches from the registry may take seconds to answer.
             "--p2p-peer-timeout", "10s",
             .. extra ?? [],
         ], environment);
         _agents.Add(process);
-        return new AgentNode(name, network, process, data, registries);
+        return new AgentNode(name, network, process, data, registries, containerd?.Socket, containerd?.HostsDirectory);
     }
 
     private static async Task<ToolResult> PullAsync(AgentNode node, string reference)
@@ -579,10 +700,12 @@ public sealed class PeerToPeerTests : IAsyncLifetime
 
     private sealed record GeneratedImage(string Layout, string Tag, IReadOnlyList<string> Layers, long Size, string Manifest);
 
-    private sealed record AgentNode(string Name, NetworkNode Namespace, ServerProcess Process, string Data, string RegistriesPath)
+    /// <summary>A node; <paramref name="OwnSocket"/> and <paramref name="OwnHostsDirectory"/> are those of a containerd the agent does not run.</summary>
+    private sealed record AgentNode(string Name, NetworkNode Namespace, ServerProcess Process, string Data, string RegistriesPath,
+        string? OwnSocket = null, string? OwnHostsDirectory = null)
     {
-        public string Socket => Path.Combine(Data, "s", "containerd.sock");
+        public string Socket => OwnSocket ?? Path.Combine(Data, "s", "containerd.sock");
 
-        public string HostsDirectory => Path.Combine(Data, "agent", "etc", "containerd", "certs.d");
+        public string HostsDirectory => OwnHostsDirectory ?? Path.Combine(Data, "agent", "etc", "containerd", "certs.d");
     }
 }

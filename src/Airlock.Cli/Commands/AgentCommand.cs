@@ -37,7 +37,7 @@ internal static class AgentCommand
         var watch = new Option<bool>("--watch")
         {
             Description = "Keep importing files added or changed later (debounced 2 s). --watch false with --containerd-socket imports once and exits; "
-                + "with a supervised containerd the agent keeps running it.",
+                + "with a supervised containerd the agent keeps running it, and with --hosts-dir the node mirror serving that containerd.",
             DefaultValueFactory = _ => true,
         };
         var keepRemoved = new Option<bool>("--keep-removed-images")
@@ -81,12 +81,18 @@ internal static class AgentCommand
             Description = "With --embedded-registry: resolve tags by asking peers first (what the registry told them last, which may be stale, "
                 + "e.g. an old :latest), then the registry. Off by default: tags come from the registry; blobs are shared by digest either way.",
         };
+        // Must exist, as for 'registries render --hosts-dir': a typo would write a tree no containerd reads.
+        var hostsDir = new PathOption("--hosts-dir", PathKind.Directory,
+            "With --containerd-socket: write registries.yaml's hosts.toml tree, DIR/<registry>/hosts.toml, into the directory that containerd's "
+            + "config already reads (its config_path, e.g. /etc/containerd/certs.d; Canonical Kubernetes: /var/snap/k8s/common/etc/containerd/hosts.d), "
+            + "kept in step with registries.yaml; no config.toml. Required with --embedded-registry.");
         var nodeIp = new Option<string[]>("--node-ip") { Description = "With --server: the address(es) other nodes reach this one at (default: the default route's interface address).", AllowMultipleArgumentsPerToken = false };
 
         var command = new Command("agent",
             "Node agent: render config.toml and certs.d/*/hosts.toml from registries.yaml and run containerd with them (restarted with backoff "
             + "when it exits; registries.yaml watched: hosts.toml changes apply at the next pull, a config.toml change restarts containerd once "
-            + "no import is running), or use an existing containerd (--containerd-socket). Then import every image archive (.tar, .tar.gz/.tgz, "
+            + "no import is running), or use an existing containerd (--containerd-socket; with --hosts-dir the hosts.toml tree its config reads "
+            + "is rendered and kept in step with registries.yaml). Then import every image archive (.tar, .tar.gz/.tgz, "
             + ".tar.zst/.tzst, .tar.lz4, .tar.bz2/.tbz) and every .txt list of references under the images directory (namespace k8s.io, "
             + "pinned), report READY=1 to systemd once done (with a STATUS naming files that failed; --watch false exits 1 then), and watch for new, "
             + "changed and removed files until SIGTERM, which also stops containerd (its containers keep running). Images whose file was removed are "
@@ -94,7 +100,7 @@ internal static class AgentCommand
             + "and its command line) and replaced at the next start; one the agent did not start is refused.")
         {
             dataDir, imagesDir, socket, watch, keepRemoved, root, state, stopTimeout, mirrorAddress, server, token, tokenFile, withNodeId, nodeLabel, nodeTaint,
-            nodeIp, embeddedRegistry, p2pListen, p2pPeerTimeout, p2pShareTags,
+            nodeIp, embeddedRegistry, p2pListen, p2pPeerTimeout, p2pShareTags, hostsDir,
         };
         var config = ContainerdConfigFlags.AddTo(command);
         config.AddProxyTo(command);
@@ -106,7 +112,9 @@ internal static class AgentCommand
             "airlock agent --containerd-socket /run/containerd/containerd.sock --watch false",
             "airlock agent --disable-default-registry-endpoint --mirror-address 127.0.0.1:5100   # no request ever leaves for a registry itself",
             "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --node-label example.com/rack=3",
-            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --embedded-registry   # nodes share layers");
+            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --embedded-registry   # nodes share layers",
+            "airlock agent --server https://server.airgap.local:9443 --token-file /etc/airlock/token --embedded-registry "
+            + "--containerd-socket /run/containerd/containerd.sock --hosts-dir /etc/containerd/certs.d   # containerd.service, not run by the agent");
 
         command.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -118,10 +126,24 @@ internal static class AgentCommand
 
             var membership = MembershipOptions(parseResult, data, config);
             var sharing = parseResult.GetValue(embeddedRegistry);
-            if (sharing && (membership is null || mirrorListen is null || parseResult.GetValue(socket) is not null))
+            if (sharing && (membership is null || mirrorListen is null))
             {
-                throw new UsageException("--embedded-registry needs --server (peers are the cluster's members), the node mirror (--mirror-address not off) "
-                    + "and the containerd the agent runs (not --containerd-socket): containerd is pointed at the node mirror through the hosts.toml the agent renders");
+                throw new UsageException("--embedded-registry needs --server (peers are the cluster's members) and the node mirror (--mirror-address not off): "
+                    + "containerd is pointed at the node mirror through the hosts.toml the agent renders");
+            }
+
+            var hostsDirectory = parseResult.GetValue(hostsDir) is { } givenHosts ? Path.GetFullPath(givenHosts) : null;
+            if (hostsDirectory is not null && parseResult.GetValue(socket) is null)
+            {
+                throw new UsageException("--hosts-dir is for --containerd-socket: the containerd the agent runs reads <data-dir>/agent/etc/containerd/certs.d, "
+                    + "which the agent renders itself");
+            }
+
+            if (sharing && hostsDirectory is null && parseResult.GetValue(socket) is not null)
+            {
+                throw new UsageException("--embedded-registry with --containerd-socket needs --hosts-dir DIR: the directory that containerd's config reads "
+                    + "hosts.toml from (config_path in its CRI registry section, e.g. config_path = \"/etc/containerd/certs.d\"), where the agent points the "
+                    + "shared registries at the node mirror");
             }
 
             if (!sharing && parseResult.GetValue(p2pListen) is not null)
@@ -146,7 +168,25 @@ internal static class AgentCommand
             var existing = parseResult.GetValue(socket);
 
             SupervisedContainerd? supervision = null;
-            if (existing is null)
+            ExistingContainerdHosts? existingHosts = null;
+            var mirrorOptions = mirrorListen is null ? null : new Airlock.Node.Mirror.MirrorOptions { Listen = mirrorListen, LoggerFactory = loggerFactory };
+            if (existing is not null && hostsDirectory is not null)
+            {
+                var registriesPath = access.RegistriesPath(parseResult)!;
+                existingHosts = new ExistingContainerdHosts
+                {
+                    Render = new ContainerdRenderSettings
+                    {
+                        RegistriesPath = registriesPath,
+                        RegistriesRequired = access.RegistriesGiven(parseResult) || File.Exists(registriesPath),
+                        Config = new Airlock.Node.ContainerdConfigOptions { DataDir = Path.GetFullPath(data) },
+                        DisableDefaultEndpoint = parseResult.GetValue(config.DisableDefaultEndpoint),
+                        HostsDirectory = hostsDirectory,
+                    },
+                    Mirror = mirrorOptions,
+                };
+            }
+            else if (existing is null)
             {
                 var stateDir = Path.GetFullPath(parseResult.GetValue(state)!);
                 var socketPath = Path.Combine(stateDir, SocketName);
@@ -171,7 +211,7 @@ internal static class AgentCommand
                         StopTimeout = stopAfter,
                         Logger = loggerFactory.CreateLogger("Airlock.Node.ContainerdSupervision"),
                     },
-                    Mirror = mirrorListen is null ? null : new Airlock.Node.Mirror.MirrorOptions { Listen = mirrorListen, LoggerFactory = loggerFactory },
+                    Mirror = mirrorOptions,
                 };
             }
 
@@ -188,6 +228,7 @@ internal static class AgentCommand
                 },
                 Supervision = supervision is { Mirror: { } mirror } && peers is not null ? supervision with { Mirror = mirror with { BlobSource = peers } } : supervision,
                 ContainerdSocket = existing,
+                Hosts = existingHosts is { Mirror: { } hostsMirror } && peers is not null ? existingHosts with { Mirror = hostsMirror with { BlobSource = peers } } : existingHosts,
                 Watch = parseResult.GetValue(watch),
                 Logger = loggerFactory.CreateLogger("Airlock.Node.Agent"),
             }, SystemdNotifier.FromEnvironment(), TimeProvider.System);

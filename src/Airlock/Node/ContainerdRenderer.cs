@@ -103,9 +103,13 @@ public static class ContainerdRenderer
     /// Only the <c>hosts.toml</c> tree, one <c>&lt;host&gt;/hosts.toml</c> per registry under <paramref name="hostsDirectory"/>, and
     /// the previously generated host directories there to remove: for a containerd whose own config already points its
     /// <c>config_path</c> at that directory (Canonical Kubernetes reads <c>/var/snap/k8s/common/etc/containerd/hosts.d</c>).
+    /// With <paramref name="mirrorFirst"/>, a registry that goes through the node mirror only to share blobs with peers lists
+    /// the mirror first and its own endpoints after it (<see cref="HostsTomlWriter.WriteMirrorFirst"/>), for a containerd
+    /// that keeps pulling when the agent is gone; a registry that needs the mirror (rewrites, no default endpoint) has it as
+    /// its only server either way, since containerd falling back by itself would break what registries.yaml says.
     /// </summary>
     public static async Task<RenderPlan> PlanHostsAsync(RegistriesFile registries, string hostsDirectory, string generator, bool disableDefaultEndpoint,
-        System.Net.IPEndPoint? nodeMirror, CancellationToken cancellationToken, bool sharePeers = false)
+        System.Net.IPEndPoint? nodeMirror, CancellationToken cancellationToken, bool sharePeers = false, bool mirrorFirst = false)
     {
         var endpoints = new RegistryEndpoints(registries, disableDefaultEndpoint);
         var header = HostsTomlWriter.Header(generator);
@@ -119,9 +123,11 @@ public static class ContainerdRenderer
             var dir = Path.Combine(hostsDirectory, host.Directory);
             wanted.Add(dir);
             // With the peer-to-peer mirror, a shared registry goes through the node mirror too: it asks peers first.
-            var content = nodeMirror is not null && (host.NeedsNodeMirror || (sharePeers && RegistryEndpoints.IsPeerShared(registries, host.Key)))
-                ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator)
-                : HostsTomlWriter.Write(host, generator);
+            var content = nodeMirror is null ? HostsTomlWriter.Write(host, generator)
+                : host.NeedsNodeMirror ? HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator)
+                : !sharePeers || !RegistryEndpoints.IsPeerShared(registries, host.Key) ? HostsTomlWriter.Write(host, generator)
+                : mirrorFirst ? HostsTomlWriter.WriteMirrorFirst(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator)
+                : HostsTomlWriter.WriteMirrored(host, HostsTomlWriter.MirrorServerUrl(nodeMirror), generator);
             files.Add(await PlannedAsync(Path.Combine(dir, HostsTomlName), content, cancellationToken).ConfigureAwait(false));
         }
 

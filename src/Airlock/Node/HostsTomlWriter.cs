@@ -97,6 +97,27 @@ public static class HostsTomlWriter
     }
 
     /// <summary>
+    /// A hosts.toml that asks the node-local mirror first and then, if it cannot be reached or fails, the registry's own
+    /// endpoints exactly as <see cref="Write"/> lists them: for a containerd that outlives the agent running the mirror
+    /// (one the agent does not supervise), so a dead mirror costs a refused connection, never a pull — and containerd still
+    /// falls back only to endpoints registries.yaml allows. Only for hosts that do not <see cref="HostsTomlEntry.NeedsNodeMirror"/>.
+    /// </summary>
+    public static string WriteMirrorFirst(HostsTomlEntry host, string mirrorServerUrl, string generator = DefaultGenerator)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentException.ThrowIfNullOrEmpty(mirrorServerUrl);
+        if (host.NeedsNodeMirror)
+        {
+            throw new ArgumentException($"registry \"{host.Key}\" needs the node mirror as its only server (rewrites or no default endpoint)", nameof(host));
+        }
+
+        var mirror = new ResolvedEndpoint(mirrorServerUrl, null, OverridePath: false, Config: null, Rewrites: []);
+        var header = Header(generator);
+        var body = Write(host with { Mirrors = [mirror, .. host.Mirrors] }, generator)[header.Length..];
+        return header + $"# Registry \"{host.Key}\" is asked through the node-local mirror first (peers share its blobs), then at its own endpoints.\n" + body;
+    }
+
+    /// <summary>
     /// A TOML string containerd 1.6/1.7 (go-toml v1) and 2.x (go-toml v2) both read back as <paramref name="value"/>: K3s's
     /// basic string when nothing needs escaping; a literal string (<c>'…'</c>, no escapes: regexes stay readable) when it holds
     /// a <c>\</c> or <c>"</c> — go-toml v1 cannot read a <c>\"</c> escape inside a key; otherwise a basic string with TOML's escapes.

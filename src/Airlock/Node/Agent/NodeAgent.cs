@@ -23,6 +23,20 @@ public sealed record SupervisedContainerd
     public MirrorOptions? Mirror { get; init; }
 }
 
+/// <summary>
+/// A containerd the agent does not run (e.g. Debian's containerd.service) whose own config reads a hosts.toml tree
+/// (<c>config_path</c>) the agent renders registries.yaml into (<see cref="ContainerdRenderSettings.HostsDirectory"/>),
+/// with the node-local mirror run by the agent for the registries that go through it.
+/// </summary>
+public sealed record ExistingContainerdHosts
+{
+    /// <summary>How registries.yaml is rendered; <see cref="ContainerdRenderSettings.HostsDirectory"/> is required.</summary>
+    public required ContainerdRenderSettings Render { get; init; }
+
+    /// <summary>As <see cref="SupervisedContainerd.Mirror"/>.</summary>
+    public MirrorOptions? Mirror { get; init; }
+}
+
 /// <summary>What <see cref="NodeAgent"/> runs.</summary>
 public sealed record NodeAgentOptions
 {
@@ -34,9 +48,13 @@ public sealed record NodeAgentOptions
     /// <summary>The existing containerd's socket when <see cref="Supervision"/> is null.</summary>
     public string? ContainerdSocket { get; init; }
 
+    /// <summary>With <see cref="ContainerdSocket"/>: render registries.yaml into the hosts directory that containerd reads; null renders nothing.</summary>
+    public ExistingContainerdHosts? Hosts { get; init; }
+
     /// <summary>
     /// Keep watching the images directory after the first pass. Without supervision, false means "import once and
-    /// return"; with supervision the agent keeps running containerd until stopped either way.
+    /// return"; with supervision the agent keeps running containerd until stopped either way, and with <see cref="Hosts"/>
+    /// the node mirror serving that containerd.
     /// </summary>
     public bool Watch { get; init; } = true;
 
@@ -51,12 +69,15 @@ public sealed record NodeAgentOptions
 /// <c>airlock agent</c> as K3s's agent orders start-up: registries.yaml rendered and containerd started (or an
 /// existing one used), the images directory imported, READY=1 to systemd, then watching — the images directory
 /// for new archives, registries.yaml for changes (hosts.toml rewritten in place; a changed config.toml restarts
-/// containerd once no import is running) — until cancelled, when containerd is stopped.
+/// containerd once no import is running) — until cancelled, when containerd is stopped. With an existing containerd
+/// and <see cref="NodeAgentOptions.Hosts"/>, registries.yaml is rendered into the hosts directory that containerd reads and
+/// followed the same way, and the node mirror runs for it, without any containerd to start or restart.
 /// </summary>
 public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier, TimeProvider timeProvider)
 {
     private ImagesDirectoryAgent? _images;
     private MirrorOptions? _mirrorOptions;
+    private RegistriesFile? _registries;
 
     /// <summary>The supervised containerd, once started (null when using an existing one).</summary>
     public ContainerdSupervisor? Supervisor { get; private set; }
@@ -75,22 +96,39 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var logger = options.Logger;
-        if (options.Supervision is not { } supervision)
+        if (options.Supervision is { } supervision)
         {
-            var socket = options.ContainerdSocket ?? throw new InvalidOperationException("either Supervision or ContainerdSocket is required");
-            await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
-            if (!options.Watch && _images?.FirstPass?.Where(r => r.Status == ImageFileStatus.Failed).ToList() is { Count: > 0 } failed)
-            {
-                // Import once and exit: the exit status is the only report a script or a unit's ExecStartPre gets.
-                throw new ImagesImportException(ImagesDirectoryAgent.FailureSummary(failed));
-            }
-
+            await RunRenderedAsync(supervision.Render, supervision.Mirror, "containerd was not started",
+                (render, ct) => SuperviseAsync(supervision, render, ct), cancellationToken).ConfigureAwait(false);
             return;
         }
 
-        var render = supervision.Render;
-        if (supervision.Mirror is { } mirrorOptions)
+        var socket = options.ContainerdSocket ?? throw new InvalidOperationException("either Supervision or ContainerdSocket is required");
+        if (options.Hosts is { } hosts)
+        {
+            var directory = hosts.Render.HostsDirectory ?? throw new InvalidOperationException("Hosts needs Render.HostsDirectory");
+            await RunRenderedAsync(hosts.Render, hosts.Mirror, $"nothing was written to {directory}",
+                (render, ct) => ServeExistingAsync(socket, render, ct), cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
+        if (!options.Watch && _images?.FirstPass?.Where(r => r.Status == ImageFileStatus.Failed).ToList() is { Count: > 0 } failed)
+        {
+            // Import once and exit: the exit status is the only report a script or a unit's ExecStartPre gets.
+            throw new ImagesImportException(ImagesDirectoryAgent.FailureSummary(failed));
+        }
+    }
+
+    /// <summary>
+    /// registries.yaml rendered once (refused as a whole when it has errors), the node mirror started when it is needed,
+    /// then <paramref name="run"/> with the settings the reloads use; the mirror is stopped when it returns.
+    /// </summary>
+    private async Task RunRenderedAsync(ContainerdRenderSettings render, MirrorOptions? mirror, string refusal,
+        Func<ContainerdRenderSettings, CancellationToken, Task> run, CancellationToken cancellationToken)
+    {
+        var logger = options.Logger;
+        if (mirror is { } mirrorOptions)
         {
             _mirrorOptions = mirrorOptions with { DisableDefaultEndpoint = render.DisableDefaultEndpoint };
             render = render with { MirrorAddress = mirrorOptions.Listen, SharePeers = mirrorOptions.BlobSource is not null };
@@ -99,7 +137,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         var first = await ContainerdConfigRendering.RenderAsync(render, cancellationToken).ConfigureAwait(false);
         if (first.Rejected)
         {
-            throw new InvalidDataException($"{render.RegistriesPath} cannot be used; containerd was not started:{Environment.NewLine}"
+            throw new InvalidDataException($"{render.RegistriesPath} cannot be used; {refusal}:{Environment.NewLine}"
                 + string.Join(Environment.NewLine, first.Problems.Select(p => p.ToString())));
         }
 
@@ -110,16 +148,91 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
 
         try
         {
-            // Before containerd starts: its first pull may already go through the mirror.
+            // Before containerd starts (or pulls through the new files): its first pull may already go through the mirror.
             await ServeMirrorAsync(first.Registries!, cancellationToken).ConfigureAwait(false);
-            await SuperviseAsync(supervision, render, cancellationToken).ConfigureAwait(false);
+            await run(render, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            if (Mirror is { } mirror)
+            if (Mirror is { } running)
             {
-                await mirror.DisposeAsync().ConfigureAwait(false);
+                await running.DisposeAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    /// <summary>
+    /// The containerd the agent does not run: its hosts directory follows registries.yaml (hosts.toml is read at every
+    /// pull, so nothing restarts), the images directory is imported, and at the stop the shared registries' hosts.toml go
+    /// back to their own endpoints, since that containerd keeps pulling without the mirror.
+    /// </summary>
+    private Task ServeExistingAsync(string socket, ContainerdRenderSettings render, CancellationToken cancellationToken) =>
+        ImportFollowingRegistriesAsync(render, (_, _) => Task.CompletedTask, socket, () => RenderWithoutPeersAsync(render), cancellationToken);
+
+    /// <summary>
+    /// Imports the images directory (and keeps watching it) while registries.yaml is followed — every accepted change
+    /// re-rendered and given to the mirror, <paramref name="restart"/> called when config.toml changed — until cancelled
+    /// (with <c>--watch false</c> too: containerd, or the mirror serving it, keeps running); then <paramref name="stopped"/>.
+    /// </summary>
+    private async Task ImportFollowingRegistriesAsync(ContainerdRenderSettings render, Func<string, CancellationToken, Task> restart, string socket,
+        Func<Task> stopped, CancellationToken cancellationToken)
+    {
+        using var reloader = new RegistriesReloader(render, restart, timeProvider, options.Logger)
+        {
+            Debounce = options.RegistriesDebounce,
+            Accepted = ServeMirrorOnReloadAsync,
+            Reloaded = Reloaded,
+        };
+        // Recording from now: a change made while the images are imported is not missed.
+        reloader.Start();
+        using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var reloading = reloader.RunAsync(stopWatching.Token);
+        try
+        {
+            await RunImagesAsync(socket, cancellationToken).ConfigureAwait(false);
+            if (!options.Watch)
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, timeProvider, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            await stopWatching.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await reloading.ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            await stopped().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The last accepted registries.yaml rendered as if peers were not shared: the registries that went through the
+    /// mirror only to ask peers name their own endpoints again (a killed agent leaves the mirror-first files, which
+    /// containerd gets past at a refused connection). Registries that need the mirror keep it as their only server:
+    /// containerd falling back by itself would pull what registries.yaml forbids, so they wait for the mirror.
+    /// </summary>
+    private async Task RenderWithoutPeersAsync(ContainerdRenderSettings render)
+    {
+        if (_registries is not { } registries || !render.SharePeers)
+        {
+            return;
+        }
+
+        try
+        {
+            var plan = await ContainerdConfigRendering.RenderAsync(render with { SharePeers = false }, registries, CancellationToken.None).ConfigureAwait(false);
+            options.Logger.LogInformation("Stopping: the shared registries' hosts.toml under {HostsDirectory} name their own endpoints again ({Count} files changed)",
+                render.HostsTree, plan.Files.Count(f => f.Changes));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            options.Logger.LogError(ex, "Stopping: the hosts.toml under {HostsDirectory} could not be rewritten; they still ask the node mirror first, then the registries' endpoints",
+                render.HostsTree);
         }
     }
 
@@ -139,38 +252,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
         {
             Supervisor = supervisor;
             await supervisor.StartAsync(cancellationToken).ConfigureAwait(false);
-            using var reloader = new RegistriesReloader(render, RestartSafelyAsync, timeProvider, logger)
-            {
-                Debounce = options.RegistriesDebounce,
-                Accepted = ServeMirrorOnReloadAsync,
-                Reloaded = Reloaded,
-            };
-            // Recording from now: a change made while the images are imported is not missed.
-            reloader.Start();
-            using var stopWatching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var reloading = reloader.RunAsync(stopWatching.Token);
-            try
-            {
-                await RunImagesAsync(supervision.Supervisor.SocketPath, cancellationToken).ConfigureAwait(false);
-                if (!options.Watch)
-                {
-                    // containerd keeps running under supervision until the agent is stopped.
-                    await Task.Delay(Timeout.InfiniteTimeSpan, timeProvider, cancellationToken).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                await stopWatching.CancelAsync().ConfigureAwait(false);
-                try
-                {
-                    await reloading.ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                }
-
-                await supervisor.StopAsync().ConfigureAwait(false);
-            }
+            await ImportFollowingRegistriesAsync(render, RestartSafelyAsync, supervision.Supervisor.SocketPath, supervisor.StopAsync, cancellationToken).ConfigureAwait(false);
         }
 
         async Task RestartSafelyAsync(string reason, CancellationToken ct)
@@ -213,6 +295,7 @@ public sealed class NodeAgent(NodeAgentOptions options, SystemdNotifier notifier
     /// <summary>Starts the mirror the first time the file needs it, and gives it every accepted file after that.</summary>
     private async Task ServeMirrorAsync(RegistriesFile registries, CancellationToken cancellationToken)
     {
+        _registries = registries;
         if (_mirrorOptions is not { } mirrorOptions)
         {
             return;

@@ -30,6 +30,17 @@ public sealed record ContainerdRenderSettings
 
     /// <summary>The peer-to-peer mirror runs: every registry it shares is pointed at the node mirror too, which asks peers first.</summary>
     public bool SharePeers { get; init; }
+
+    /// <summary>
+    /// Render only the hosts.toml tree, into this existing directory that a containerd the agent does not run reads
+    /// (its <c>config_path</c>): no config.toml, no proxy.env (<see cref="Config"/> gives only the generator name). Shared
+    /// registries then list the node mirror first and their endpoints after it, since that containerd outlives the agent.
+    /// Null: the supervised containerd's config.toml and certs.d under <see cref="ContainerdConfigOptions.ContainerdDir"/>.
+    /// </summary>
+    public string? HostsDirectory { get; init; }
+
+    /// <summary>Where the hosts.toml tree is written.</summary>
+    public string HostsTree => HostsDirectory ?? Config.CertsDir;
 }
 
 /// <summary>One rendering: every problem found, and the plan applied — null when the file was refused.</summary>
@@ -63,11 +74,25 @@ public static class ContainerdConfigRendering
             return new RenderOutcome(problems, null);
         }
 
-        var plan = await ContainerdRenderer.PlanAsync(file, settings.Config, settings.DisableDefaultEndpoint, cancellationToken, settings.ProxyEnvironment, settings.MirrorAddress, settings.SharePeers)
-            .ConfigureAwait(false);
-        await ContainerdRenderer.ApplyAsync(plan, cancellationToken).ConfigureAwait(false);
+        var plan = await RenderAsync(settings, file, cancellationToken).ConfigureAwait(false);
         return new RenderOutcome(problems, plan, file);
     }
+
+    /// <summary>Renders <paramref name="file"/>, already read and accepted, as <paramref name="settings"/> say.</summary>
+    public static async Task<RenderPlan> RenderAsync(ContainerdRenderSettings settings, RegistriesFile file, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var plan = await PlanAsync(settings, file, cancellationToken).ConfigureAwait(false);
+        await ContainerdRenderer.ApplyAsync(plan, cancellationToken).ConfigureAwait(false);
+        return plan;
+    }
+
+    private static Task<RenderPlan> PlanAsync(ContainerdRenderSettings settings, RegistriesFile file, CancellationToken cancellationToken) =>
+        settings.HostsDirectory is { } hosts
+            ? ContainerdRenderer.PlanHostsAsync(file, hosts, settings.Config.Generator, settings.DisableDefaultEndpoint, settings.MirrorAddress, cancellationToken,
+                settings.SharePeers, mirrorFirst: true)
+            : ContainerdRenderer.PlanAsync(file, settings.Config, settings.DisableDefaultEndpoint, cancellationToken, settings.ProxyEnvironment, settings.MirrorAddress,
+                settings.SharePeers);
 }
 
 /// <summary>
@@ -174,7 +199,7 @@ public sealed class RegistriesReloader(
         else if (outcome.HostsChanged)
         {
             _logger.LogInformation("{Registries} changed: hosts.toml updated under {CertsDir}; containerd uses it from the next pull, no restart needed",
-                settings.RegistriesPath, settings.Config.CertsDir);
+                settings.RegistriesPath, settings.HostsTree);
         }
         else
         {

@@ -163,6 +163,76 @@ public sealed class NodeAgentTests : IDisposable
     }
 
     [Fact]
+    public async Task With_an_existing_containerd_and_a_hosts_directory_the_agent_renders_only_hosts_toml_there_follows_registries_yaml_and_leaves_foreign_files_alone()
+    {
+        await using var containerd = await ContainerdProcess.StartAsync();
+        await using var upstream = await UpstreamRegistry.StartAsync();
+        var image = await upstream.PushAsync("mirrored/team/app", "1", "through the agent's mirror for a containerd it does not run");
+        var hostsDir = Directory.CreateDirectory(Path.Combine(_dir, "hosts.d")).FullName;
+        var foreign = Directory.CreateDirectory(Path.Combine(hostsDir, "foreign.airlock.test")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(foreign, "hosts.toml"), "server = \"https://foreign.airlock.test\"\n");
+        Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);
+        await File.WriteAllTextAsync(RegistriesPath, "mirrors:\n  registry.airlock.test:\n    endpoint: [\"https://mirror-a.airlock.test\"]\n");
+        var reloads = new List<RenderOutcome>();
+        var mirrorAddress = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, MirrorTestBed.ClosedPort());
+        var agent = new NodeAgent(new NodeAgentOptions
+        {
+            Images = new ImagesDirectoryOptions { Directory = ImagesDir, Logger = _logger },
+            ContainerdSocket = containerd.Address,
+            Hosts = new ExistingContainerdHosts
+            {
+                Render = new ContainerdRenderSettings { RegistriesPath = RegistriesPath, Config = new ContainerdConfigOptions { DataDir = DataDir }, HostsDirectory = hostsDir },
+                Mirror = new MirrorOptions { Listen = mirrorAddress },
+            },
+            RegistriesDebounce = TimeSpan.FromMilliseconds(200),
+            Logger = _logger,
+        }, new SystemdNotifier(null), TimeProvider.System)
+        {
+            Reloaded = outcome => { lock (reloads) { reloads.Add(outcome); } },
+        };
+        using var stop = new CancellationTokenSource();
+        var running = agent.RunAsync(stop.Token);
+        try
+        {
+            await WaitUntilAsync(() => agent.Importer is not null, running);
+            var generated = Path.Combine(hostsDir, "registry.airlock.test", "hosts.toml");
+            Assert.Contains("[host.\"https://mirror-a.airlock.test/v2\"]", await File.ReadAllTextAsync(generated), StringComparison.Ordinal);
+            // Nothing needs the mirror yet, and nothing but the hosts.toml tree is written.
+            Assert.Null(agent.Mirror);
+            Assert.False(Directory.Exists(ContainerdDir));
+
+            var registry = "rewritten.airlock.test";
+            await File.WriteAllTextAsync(RegistriesPath, $$"""
+                mirrors:
+                  "{{registry}}":
+                    endpoint: ["{{upstream.Host}}"]
+                    rewrite:
+                      "^team/(.*)": "mirrored/team/$1"
+                """);
+            await WaitUntilAsync(() => { lock (reloads) { return reloads.Count >= 1 && !reloads[^1].Rejected; } }, running);
+            var rewritten = Path.Combine(hostsDir, registry, "hosts.toml");
+            Assert.Contains($"server = \"{MirrorOptions.ServerUrl(mirrorAddress)}\"", await File.ReadAllTextAsync(rewritten), StringComparison.Ordinal);
+            Assert.False(File.Exists(generated), "the generated file of the registry no longer configured is removed");
+            Assert.NotNull(agent.Mirror);
+
+            (await containerd.CtrAsync(["content", "fetch", "--hosts-dir", hostsDir, $"{registry}/team/app:1"], TimeSpan.FromSeconds(60))).EnsureSuccess();
+            Assert.Contains(image.Index.Digest.ToString(), (await containerd.CtrAsync(["content", "ls", "-q"])).Stdout, StringComparison.Ordinal);
+            Assert.All(upstream.RepositoryRequests, r => Assert.Contains(" /v2/mirrored/team/app/", r, StringComparison.Ordinal));
+
+            await stop.CancelAsync();
+            await running;
+            // containerd cannot rewrite by itself: the file keeps naming only the mirror, never the unrewritten name upstream.
+            Assert.Contains($"server = \"{MirrorOptions.ServerUrl(mirrorAddress)}\"", await File.ReadAllTextAsync(rewritten), StringComparison.Ordinal);
+            Assert.Equal("server = \"https://foreign.airlock.test\"\n", await File.ReadAllTextAsync(Path.Combine(foreign, "hosts.toml")));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running;
+        }
+    }
+
+    [Fact]
     public async Task A_registries_change_rewrites_hosts_toml_without_restart_a_credentials_change_restarts_after_the_running_import_and_a_bad_file_keeps_the_old_config()
     {
         Directory.CreateDirectory(Path.GetDirectoryName(RegistriesPath)!);
