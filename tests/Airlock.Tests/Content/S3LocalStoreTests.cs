@@ -28,7 +28,7 @@ public sealed class S3LocalStoreTests(CephEtcd engines) : RegistryStoreContract
     }
 
     protected override async Task<IRegistryStore> OpenStoreAsync(TimeProvider time, bool forCollection) =>
-        await S3RegistryStore.OpenAsync(Options(engines, _prefix, _data), time, NullLogger.Instance, None);
+        await S3RegistryStore.OpenAsync(Options(engines, _prefix, _data), time, NullLogger.Instance, None, forCollection);
 
     protected override async Task<int> CountIngestLeftoversAsync()
     {
@@ -78,13 +78,18 @@ public sealed class S3LocalStoreTests(CephEtcd engines) : RegistryStoreContract
             Assert.Equal(14, upload.Length);
         }
 
-        var collected = await new GarbageCollector(restarted, TimeSpan.Zero, NullLogger.Instance).CollectAsync(dryRun: false, None);
-        Assert.Equal([Digest.Sha256(orphan)], collected.DeletedBlobs);
+        // Collected as `airlock registry gc` does with the registry stopped: alone, so the grace period is taken as given.
         await CrashAsync(restarted);
+        var collector = await OpenAsync(forCollection: true);
+        Assert.True(collector.Exclusive);
+        var collected = await new GarbageCollector(collector, TimeSpan.Zero, NullLogger.Instance).CollectAsync(dryRun: false, None);
+        Assert.Equal([Digest.Sha256(orphan)], collected.DeletedBlobs);
+        await CrashAsync(collector);
         var again = await OpenAsync();
         Assert.Null(await again.Blobs.StatAsync(Digest.Sha256(orphan), None));
         Assert.NotNull(await again.Blobs.StatAsync(Digest.Sha256(image.Config), None));
         Assert.Equal(manifest, await again.Repositories.ResolveTagAsync("team/app", "v1", None));
+        Assert.False((await OpenAsync(forCollection: true)).Exclusive);
     }
 
     [Fact]

@@ -28,8 +28,15 @@ internal sealed class LocalMetadata : MetadataStore
     private long _lease;
     private int _disposed;
 
-    private LocalMetadata(Shared shared)
-        : base("/") => _shared = shared;
+    private LocalMetadata(Shared shared, bool alone)
+        : base("/")
+    {
+        _shared = shared;
+        Alone = alone;
+    }
+
+    /// <summary>Whether no other instance had the metadata open when this one opened them (no other process can).</summary>
+    public bool Alone { get; }
 
     public override string Location => $"{_shared.Directory} (local: this replica only)";
 
@@ -53,7 +60,7 @@ internal sealed class LocalMetadata : MetadataStore
             }
 
             shared.References++;
-            return new LocalMetadata(shared);
+            return new LocalMetadata(shared, alone: shared.References == 1);
         }
     }
 

@@ -24,9 +24,10 @@ public sealed class S3RegistryStore : IRegistryStore
     private readonly FileLock _bufferLock;
     private readonly string _buffers;
 
-    private S3RegistryStore(S3StoreOptions options, S3Bucket bucket, MetadataStore etcd, TimeProvider time, FileLock bufferLock, string buffers)
+    private S3RegistryStore(S3StoreOptions options, S3Bucket bucket, MetadataStore etcd, TimeProvider time, FileLock bufferLock, string buffers, bool exclusive)
     {
         Options = options;
+        Exclusive = exclusive;
         _bucket = bucket;
         _etcd = etcd;
         Time = time;
@@ -55,15 +56,18 @@ public sealed class S3RegistryStore : IRegistryStore
 
     public IStoreHistory History { get; }
 
-    /// <summary>Replicas may serve the store at any time: no collection can take its grace period as given.</summary>
-    public bool Exclusive => false;
+    /// <summary>
+    /// Replicas sharing etcd may serve the store at any time: no collection can take its grace period as given. A single
+    /// replica's store opened for collection with nothing else holding its metadata is exclusive: none can start meanwhile.
+    /// </summary>
+    public bool Exclusive { get; }
 
     /// <summary>
     /// Opens the store (creating the bucket when missing), checks that both the object store and the metadata answer, and
     /// removes what dead replicas left. The metadata live in etcd (<see cref="S3StoreOptions.Metadata"/>) or, without it,
     /// in <see cref="S3StoreOptions.MetadataDirectory"/>: then this is the only replica, and it says so.
     /// </summary>
-    public static async Task<S3RegistryStore> OpenAsync(S3StoreOptions options, TimeProvider time, ILogger logger, CancellationToken cancellationToken)
+    public static async Task<S3RegistryStore> OpenAsync(S3StoreOptions options, TimeProvider time, ILogger logger, CancellationToken cancellationToken, bool forCollection = false)
     {
         var problems = options.Validate();
         if (problems.Count > 0)
@@ -95,7 +99,7 @@ public sealed class S3RegistryStore : IRegistryStore
             bufferLock = FileLock.Acquire(Path.Combine(buffers, "lock"), exclusive: true);
             RemoveDeadBuffers(options.BufferDirectory, buffers, logger);
             await AbortDeadIngestsAsync(bucket, etcd, logger, cancellationToken).ConfigureAwait(false);
-            return new S3RegistryStore(options, bucket, etcd, time, bufferLock, buffers);
+            return new S3RegistryStore(options, bucket, etcd, time, bufferLock, buffers, exclusive: forCollection && etcd is LocalMetadata { Alone: true });
         }
         catch
         {
