@@ -2,7 +2,6 @@ using Airlock.Content;
 using Airlock.Content.S3;
 using Airlock.Oci;
 using Airlock.Tests.Registry;
-using Amazon.S3.Model;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Tests.Content;
@@ -30,14 +29,7 @@ public sealed class S3LocalStoreTests(CephEtcd engines) : RegistryStoreContract
     protected override async Task<IRegistryStore> OpenStoreAsync(TimeProvider time, bool forCollection) =>
         await S3RegistryStore.OpenAsync(Options(engines, _prefix, _data), time, NullLogger.Instance, None, forCollection);
 
-    protected override async Task<int> CountIngestLeftoversAsync()
-    {
-        using var s3 = S3EtcdStoreTests.Client(engines);
-        var uploads = await s3.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = "airlock-tests", Prefix = _prefix + "/ingest/" });
-        var objects = await s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = "airlock-tests", Prefix = _prefix + "/ingest/" });
-        var parts = Directory.EnumerateFiles(_data, "*.part", SearchOption.AllDirectories).Count();
-        return (uploads.MultipartUploads?.Count ?? 0) + (objects.S3Objects?.Count ?? 0) + parts;
-    }
+    protected override Task<int> CountIngestLeftoversAsync() => S3EtcdStoreTests.CountIngestLeftoversAsync(engines, _prefix, _data);
 
     protected override Task DeleteStorageAsync()
     {
