@@ -388,9 +388,10 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
     private async Task<Digest> CompleteInPlaceAsync(PartUploader uploader, IReadOnlyList<UploadedPart> parts, Digest? hashed, Digest expected, CancellationToken cancellationToken)
     {
         var uploadId = uploader.UploadId!;
-        if (hashed != expected)
+        var actual = hashed ?? throw new InvalidOperationException("an upload in place is hashed as it is written");
+        if (actual != expected)
         {
-            throw new DigestMismatchException(expected, hashed ?? expected, null);
+            throw new DigestMismatchException(expected, actual, null);
         }
 
         if (await StatAsync(expected, cancellationToken).ConfigureAwait(false) is not null)
