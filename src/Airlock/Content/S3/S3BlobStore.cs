@@ -1,3 +1,4 @@
+using Airlock.Content.Metadata;
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
@@ -22,7 +23,7 @@ namespace Airlock.Content.S3;
 /// While it runs, <c>blobingest/&lt;upload id&gt;</c> (on the replica's lease) says it is in flight; one without that
 /// key (its replica died) is swept by garbage collection as unpublished content after the grace period.
 /// </summary>
-internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvider time, string bufferDirectory, int partSize, TimeSpan? redirectValidity) : IBlobStore, IBlobRedirects, IUnpublishedBlobs
+internal sealed class S3BlobStore(S3Bucket bucket, MetadataStore etcd, TimeProvider time, string bufferDirectory, int partSize, TimeSpan? redirectValidity) : IBlobStore, IBlobRedirects, IUnpublishedBlobs
 {
     /// <summary>Small blobs (manifests) are immutable under their digest: kept in memory once read.</summary>
     private const int CachedBlobLimit = 4 << 20;
@@ -32,7 +33,7 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
 
     internal S3Bucket Bucket => bucket;
 
-    internal EtcdMetadata Etcd => etcd;
+    internal MetadataStore Etcd => etcd;
 
     /// <summary>Called between a commit's object and its key (tests: a commit interrupted there, as by a crash).</summary>
     internal Func<Digest, CancellationToken, Task>? BeforeKeyWritten { get; set; }

@@ -1,3 +1,4 @@
+using Airlock.Content.Metadata;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
@@ -47,7 +48,7 @@ internal sealed class S3UploadSessionStore(S3BlobStore blobs, TimeProvider time,
     private const int FlexiblePartLimit = 5000;
     private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
 
-    private EtcdMetadata Etcd => blobs.Etcd;
+    private MetadataStore Etcd => blobs.Etcd;
 
     private TimeProvider Time => time;
 
