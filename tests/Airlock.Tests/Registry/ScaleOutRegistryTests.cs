@@ -107,6 +107,38 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_blob_put_whole_after_its_post_goes_to_its_content_address_while_it_arrives_and_the_session_ends()
+    {
+        var content = new byte[(11 << 20) + 5];
+        new Random(11).NextBytes(content);
+        var digest = Digest.Sha256(content);
+        using var start = await First.Client.PostAsync("/v2/whole/blobs/uploads/", null);
+        var location = start.Headers.Location!.ToString();
+
+        // Every byte but the last is sent, so two parts are on their way while the request is still open.
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var body = new CrossProcessGcTests.GatedContent(content[..^1], content[^1..], sent, release.Task);
+        var put = First.Client.PutAsync($"{location}{(location.Contains('?') ? '&' : '?')}digest={digest}", body);
+        await sent.Task;
+        using var s3 = S3EtcdStoreTests.Client(engines);
+        string[] uploads = [];
+        for (var wait = 0; uploads.Length == 0 && wait < 600; wait++)
+        {
+            await Task.Delay(wait == 0 ? 0 : 100);
+            uploads = [.. ((await s3.ListMultipartUploadsAsync(new Amazon.S3.Model.ListMultipartUploadsRequest { BucketName = "airlock-tests", Prefix = _prefix + "/" })).MultipartUploads ?? []).Select(u => u.Key)];
+        }
+
+        Assert.Equal([$"{_prefix}/blobs/{digest.Algorithm}/{digest.Encoded}"], uploads);
+        release.SetResult();
+        using var response = await put;
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal(content, await Second.Client.GetByteArrayAsync($"/v2/whole/blobs/{digest}"));
+        using var status = await Second.Client.GetAsync(location);
+        Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+    }
+
+    [Fact]
     public async Task With_s3_redirect_a_blob_get_is_a_presigned_307_that_radosgw_serves()
     {
         var layer = Encoding.UTF8.GetBytes("served by radosgw itself");

@@ -179,7 +179,7 @@ public sealed class S3RegistryStore : IRegistryStore
         var prefix = bucket.Key(S3BlobStore.IngestPrefix);
         var alive = new Dictionary<long, bool>();
         var aborted = 0;
-        await foreach (var (key, uploadId) in bucket.ListMultipartAsync(prefix, cancellationToken).ConfigureAwait(false))
+        await foreach (var (key, uploadId, _) in bucket.ListMultipartAsync(prefix, cancellationToken).ConfigureAwait(false))
         {
             var owner = key[prefix.Length..].Split('/')[0];
             if (!long.TryParse(owner, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var lease))
