@@ -8,9 +8,9 @@ namespace Airlock.Content.S3;
 
 /// <summary>
 /// A registry's store with its blobs in an S3 bucket (<see cref="S3BlobStore"/>) and its tags, links, revisions,
-/// referrers, upload sessions and garbage collection's marks in etcd, shared by replicas, or without etcd in the data
-/// directory (<see cref="LocalMetadata"/>, one replica) (<see cref="EtcdRepositoryStore"/>,
-/// <see cref="S3UploadSessionStore"/>, <see cref="EtcdGarbageCollectionGuard"/>). Each instance has a lease in etcd and
+/// referrers, upload sessions and garbage collection's marks (<see cref="EtcdRepositoryStore"/>,
+/// <see cref="S3UploadSessionStore"/>, <see cref="EtcdGarbageCollectionGuard"/>) in etcd, shared by replicas, or without
+/// etcd in the data directory (<see cref="LocalMetadata"/>, one replica). Each instance has a metadata lease and
 /// a folder of its own under the buffer directory for parts on their way (held by a lock file): opening the store
 /// aborts the ingest multipart uploads of leases that are gone and removes the folders nobody holds, which are what
 /// dead replicas left.
@@ -95,6 +95,7 @@ public sealed class S3RegistryStore : IRegistryStore
             {
                 await CheckOwnerAsync(recorded, options, cancellationToken).ConfigureAwait(false);
             }
+
             var lease = await etcd.LeaseAsync(cancellationToken).ConfigureAwait(false);
             Directory.CreateDirectory(options.BufferDirectory);
             var buffers = Path.Combine(options.BufferDirectory, lease.ToString("x", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..8]);
