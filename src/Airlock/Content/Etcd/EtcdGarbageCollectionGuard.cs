@@ -1,5 +1,5 @@
-using Airlock.Content.Metadata;
 using System.Globalization;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Etcdserverpb;
 using Google.Protobuf;

@@ -1,4 +1,5 @@
 using System.Net.Http;
+using Airlock.Content.Metadata;
 using Airlock.Tls;
 using dotnet_etcd;
 using Etcdserverpb;
@@ -6,7 +7,6 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
-using Airlock.Content.Metadata;
 
 namespace Airlock.Content.Etcd;
 

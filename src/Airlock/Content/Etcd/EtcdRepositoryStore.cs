@@ -1,7 +1,7 @@
-using Airlock.Content.Metadata;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Etcdserverpb;
 using Google.Protobuf;

@@ -1,7 +1,7 @@
-using Airlock.Content.Metadata;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Airlock.Content.Metadata;
 using Etcdserverpb;
 using Google.Protobuf;
 

@@ -1,10 +1,10 @@
-using Airlock.Content.Metadata;
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Airlock.Content.Etcd;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Google.Protobuf;
 

@@ -1,10 +1,10 @@
-using Airlock.Content.Metadata;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Airlock.Content.Etcd;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Google.Protobuf;
 
