@@ -43,13 +43,16 @@ public sealed class PeerToPeerTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         await File.WriteAllTextAsync(Config, "{}\n");
-        // server, registry, four nodes, two spare nodes for the faulty peers and one for --p2p-share-tags.
-        _network = await ClusterNetwork.CreateAsync(2 + Nodes + 3);
+        // server, registry, four nodes, two spare nodes for the faulty peers, one for --p2p-share-tags and one that joins late.
+        _network = await ClusterNetwork.CreateAsync(2 + Nodes + 4);
         _server = Network.Nodes[0].Start(RegistryProcess.AirlockCliPath(),
             ["server", "--data-dir", ServerData, "--node-name", "server-0", "--heartbeat-interval", "1s"], Environment);
         _registry = RegistryNode.Start(RegistryProcess.AirlockCliPath(),
             ["registry", "--listen", $"{Registry}", "--data-dir", Path.Combine(_work.Path, "registry")], Environment);
         await WaitAsync(() => File.Exists(Path.Combine(ServerData, "server", "token")), "the server to write its token");
+        // The first push goes there: on a loaded machine the registry may not be listening yet when the server is.
+        await WaitAsync(async () => (await RegistryNode.RunAsync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", $"http://{Registry}/v2/"])).Stdout.Trim() == "200",
+            "the registry to listen");
     }
 
     public async Task DisposeAsync()
@@ -115,6 +118,73 @@ public sealed class PeerToPeerTests : IAsyncLifetime
         await A_peer_killed_mid_transfer_costs_at_most_the_peer_timeout(nodes[1]);
         await A_private_registrys_blob_is_served_only_to_a_node_with_its_credentials(nodes[2], nodes[3], image.Layers[0]);
         await A_peers_stale_tag_is_used_only_with_share_tags(nodes[0], nodes[1]);
+        await Containerd_content_is_shared_and_the_p2p_store_keeps_no_second_copy(nodes, image);
+    }
+
+    /// <summary>
+    /// Once containerd holds a blob the p2p store drops its copy, and peers are served from containerd's content store:
+    /// a node that joins late gets the big image from the others with none of them holding it in a p2p store; and an image
+    /// a node imported from its images directory (never through its mirror) is served to the others from its containerd
+    /// once the registry confirms the node may read it.
+    /// </summary>
+    private async Task Containerd_content_is_shared_and_the_p2p_store_keeps_no_second_copy(IReadOnlyList<AgentNode> nodes, GeneratedImage big)
+    {
+        foreach (var node in nodes)
+        {
+            await WaitAsync(() => !big.Layers.Any(layer => InP2pStore(node, layer)), $"{node.Name}'s p2p store to drop the layers containerd holds");
+        }
+
+        var imported = await WriteImageAsync(Path.Combine(_work.Path, "imported"), "imported", 2, 4 << 20, seed: 6);
+        await PushAsync(imported, "p2p/imported:1");
+        var lateImages = Directory.CreateDirectory(Path.Combine(_work.Path, "late", "images")).FullName;
+        var archive = Path.Combine(_work.Path, "imported.tar");
+        (await Tool.RunAsync("skopeo", ["copy", "--quiet", $"oci:{imported.Layout}:{imported.Tag}", $"docker-archive:{archive}:{Registry}/p2p/imported:1"],
+            TimeSpan.FromSeconds(120), Tool.HermeticContainersEnvironment)).EnsureSuccess();
+        File.Move(archive, Path.Combine(lateImages, "imported.tar"));
+        var late = StartNode(Network.Nodes[5 + Nodes], "late");
+        await WaitForPeersAsync([late], Nodes);
+        foreach (var layer in imported.Layers)
+        {
+            await WaitAsync(() => AdvertisedAsync(nodes[0], late.Name, layer), $"{late.Name} to advertise the imported {layer}");
+        }
+
+        // The puller's own peer list (read every 2 s) must show it too, or it would plan without the holder.
+        await WaitAsync(async () => (await StatusAsync(nodes[0])).GetProperty("peers").EnumerateArray()
+            .Any(p => p.GetProperty("name").GetString() == late.Name && p.GetProperty("holds").GetInt32() >= imported.Layers.Count), $"{nodes[0].Name} to see {late.Name} holding the imported layers");
+
+        // Asked for the layer under a repository the registry does not let this node read it from, the holder does not
+        // serve it from containerd (the label alone does not say which credentials fetched it).
+        var unconfirmed = await CurlAsPeerAsync(nodes[1], $"https://{late.Namespace.Address}:5001/v2/p2p/elsewhere/blobs/{imported.Layers[0]}?ns={Registry}");
+        Assert.Equal("404", unconfirmed.Stdout.Trim());
+        Assert.Contains("the registry does not confirm", late.Process.RecentOutput, StringComparison.Ordinal);
+
+        var fromPeersBefore = (await StatusAsync(nodes[0])).GetProperty("bytesFromPeers").GetInt64();
+        var before = await TransmittedAsync(RegistryNode);
+        var importedPull = await PullAsync(nodes[0], $"{Registry}/p2p/imported:1");
+        var importedEgress = await TransmittedAsync(RegistryNode) - before;
+
+        Assert.True(importedPull.Succeeded, importedPull + "\n" + nodes[0].Process.RecentOutput);
+        await AssertHoldsAsync(nodes[0], imported);
+        Assert.False(imported.Layers.Any(layer => InP2pStore(late, layer)), "the imported layers are served from containerd, not copied into the p2p store");
+        var fromPeers = (await StatusAsync(nodes[0])).GetProperty("bytesFromPeers").GetInt64() - fromPeersBefore;
+        Assert.True(fromPeers >= 2L * (4 << 20), $"{nodes[0].Name} got {fromPeers} bytes from peers for the imported image\n{late.Process.RecentOutput}\n{nodes[0].Process.RecentOutput}");
+        Assert.True(importedEgress < imported.Size / 2, $"the registry sent {importedEgress} bytes for the {imported.Size}-byte imported image");
+
+        before = await TransmittedAsync(RegistryNode);
+        var bigPull = await PullAsync(late, $"{Registry}/p2p/big:1");
+        var bigEgress = await TransmittedAsync(RegistryNode) - before;
+
+        Assert.True(bigPull.Succeeded, bigPull + "\n" + late.Process.RecentOutput);
+        await AssertHoldsAsync(late, big);
+        Assert.True(bigEgress < big.Size / 4, $"the registry sent {bigEgress} bytes for the {big.Size}-byte image the peers' containerd held\n{late.Process.RecentOutput}");
+        Assert.True((await StatusAsync(late)).GetProperty("bytesFromPeers").GetInt64() >= big.Size * 9 / 10, late.Process.RecentOutput);
+    }
+
+    /// <summary>Whether the node's p2p store (<c>&lt;data-dir&gt;/agent/p2p</c>) has a file of the blob.</summary>
+    private static bool InP2pStore(AgentNode node, string digest)
+    {
+        var store = Path.Combine(node.Data, "agent", "p2p");
+        return Directory.Exists(store) && Directory.EnumerateFiles(store, "*", SearchOption.AllDirectories).Any(f => f.Contains(digest[7..], StringComparison.Ordinal));
     }
 
     /// <summary>

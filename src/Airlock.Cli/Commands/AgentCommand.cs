@@ -208,6 +208,7 @@ internal static class AgentCommand
                             StoreDirectory = Path.Combine(data, "agent", "p2p"),
                             PeerTimeout = p2pPeerTimeout.GetDuration(parseResult),
                             ShareTags = parseResult.GetValue(p2pShareTags),
+                            ContainerdSocket = existing ?? supervision?.Supervisor.SocketPath,
                             TestFault = Environment.GetEnvironmentVariable("AIRLOCK_P2P_TEST_FAULT") is { Length: > 0 } fault ? fault : null,
                             LoggerFactory = loggerFactory,
                         }, stop.Token).ConfigureAwait(false);

@@ -53,6 +53,10 @@ internal sealed class BlobOrigins : IDisposable
 
     public bool Contains(Digest digest, string registry) => _origins.ContainsKey((digest, registry));
 
+    /// <summary>The registries each recorded blob came from, as of now.</summary>
+    public Dictionary<Digest, List<string>> Snapshot() =>
+        _origins.Keys.GroupBy(o => o.Digest).ToDictionary(g => g.Key, g => g.Select(o => o.Registry).ToList());
+
     /// <summary>Records that <paramref name="digest"/> was stored as fetched from <paramref name="registry"/> (on disk before it is served so).</summary>
     public void Add(Digest digest, string registry)
     {

@@ -34,6 +34,9 @@ namespace Airlock.Cluster.Peers;
 /// </summary>
 public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 {
+    /// <summary>Most (blob, registry) pairs remembered as readable at the registry (a HEAD each, asked again when forgotten).</summary>
+    private const int MaxConfirmed = 100_000;
+
     /// <summary>Most tags kept for peers' lookups (descriptors only, ~200 bytes each).</summary>
     private const int MaxTags = 10_000;
 
@@ -46,6 +49,10 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<Digest, PeerTransfer> _transfers = new();
     private BlobOrigins? _origins;
+    private ContainerdHoldings? _holdings;
+    private Task _scanning = Task.CompletedTask;
+    private readonly ConcurrentDictionary<(Digest Digest, string Registry), byte> _confirmed = new();
+    private HashSet<Digest> _dropAtNextScan = [];
     private readonly ConcurrentDictionary<(string Registry, string Repository, string Tag), MirrorTag> _tags = new();
     private readonly ConcurrentDictionary<string, long> _downUntil = new(StringComparer.Ordinal);
     private readonly PeerCounters _counters = new();
@@ -98,6 +105,10 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 
             // Blobs fetched before a restart are served to peers again at once, under the registry each came from.
             mirror._origins = BlobOrigins.Open(options.StoreDirectory, mirror._held.ContainsKey);
+            if (options.ContainerdSocket is { } socket)
+            {
+                mirror._holdings = ContainerdHoldings.Connect(socket, options.ContainerdNamespace);
+            }
 
             await mirror.ListenAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -108,6 +119,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         }
 
         mirror._refreshing = mirror.RefreshAsync(mirror._stopping.Token);
+        mirror._scanning = mirror._holdings is null ? Task.CompletedTask : mirror.ScanContainerdAsync(mirror._holdings, mirror._stopping.Token);
         LogListening(logger, mirror.Endpoint, options.StoreDirectory);
         return mirror;
     }
@@ -116,7 +128,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     public NodeAdvertisement Advertise()
     {
         var receiving = _transfers.Keys.Select(d => d.ToString()).ToList();
-        var holds = _held.Keys.Select(d => d.ToString()).Take(NodeAdvertisement.MaxDigests - receiving.Count).ToList();
+        var holds = Holdings().Select(d => d.ToString()).Take(NodeAdvertisement.MaxDigests - receiving.Count).ToList();
         return new NodeAdvertisement
         {
             PeerEndpoint = Endpoint,
@@ -125,6 +137,9 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             CredentialedRegistries = _registries is { } access ? CredentialedRegistries(access.Registries) : [],
         };
     }
+
+    /// <summary>What this node can give peers: the p2p store and containerd's labelled content.</summary>
+    private IEnumerable<Digest> Holdings() => _holdings is null ? _held.Keys : _held.Keys.Union(_holdings.Digests);
 
     void IMirrorBlobSource.Attach(IMirrorRegistryAccess registries) => Volatile.Write(ref _registries, registries);
 
@@ -265,7 +280,7 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             Holds = m.Advertises?.Holds.Count ?? 0,
             Receiving = m.Advertises?.Receiving.Count ?? 0,
         }).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
-        return _counters.Snapshot(_member.NodeName, Endpoint, _held.Count, _transfers.Count, _membersRead, peers);
+        return _counters.Snapshot(_member.NodeName, Endpoint, Holdings().Count(), _transfers.Count, _membersRead, peers);
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)
@@ -359,17 +374,23 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
         }
 
         var digest = route.Digest!.Value;
+
+        // Content is shared by digest, but only as coming from the registry it was fetched from: a digest of a private
+        // registry is not handed out under the name of another one.
+        if (_origins?.Contains(digest, registry) == true
+            && await ServeStoredAsync(context, digest, head, ranged: false, Fault(context.Response.Body)).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        if (await ServeFromContainerdAsync(context, registry, route.Name, digest, head).ConfigureAwait(false))
+        {
+            return;
+        }
+
         if (await _storage.Blobs.SizeAsync(digest, context.RequestAborted).ConfigureAwait(false) is not null)
         {
-            // Content is shared by digest, but only as coming from the registry it was fetched from: a digest of a
-            // private registry is not handed out under the name of another one.
-            if (_origins?.Contains(digest, registry) != true)
-            {
-                throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not held for {registry}");
-            }
-
-            await ServeStoredAsync(context, digest, head, ranged: false, Fault(context.Response.Body)).ConfigureAwait(false);
-            return;
+            throw new OciException(OciErrorCode.BlobUnknown, $"blob {digest} is not held for {registry}");
         }
 
         // Not here yet: the transfer already under way, or this node fetches it from the registry for the cluster.
@@ -541,16 +562,85 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             return true;
         }
 
-        if (body is null)
+        try
         {
-            await response.SendFileAsync(path, offset, size - offset, ct).ConfigureAwait(false);
+            if (body is null)
+            {
+                await response.SendFileAsync(path, offset, size - offset, ct).ConfigureAwait(false);
+                return true;
+            }
+
+            var file = File.OpenRead(path);
+            await using (file.ConfigureAwait(false))
+            {
+                await file.CopyToAsync(body, 1 << 20, ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException && !response.HasStarted)
+        {
+            // Dropped from the store (containerd holds it now) between the size check and the open: not here after all.
+            response.Clear();
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Serves a blob containerd's content store holds, labelled as coming from <paramref name="registry"/>'s host, to a peer;
+    /// false when it does not hold it so. The label does not say which credentials the pull used (a pod's pull secret may
+    /// have fetched it), so unless this node fetched the blob from that registry itself, the registry is asked first (a
+    /// HEAD with this node's registries.yaml credentials) whether this node may read it — as it would be for the p2p store.
+    /// </summary>
+    private async Task<bool> ServeFromContainerdAsync(HttpContext context, string registry, string repository, Digest digest, bool head)
+    {
+        var ct = context.RequestAborted;
+        if (_holdings is null || !_holdings.Holds(digest, registry))
+        {
+            return false;
+        }
+
+        if (_origins?.Contains(digest, registry) != true && !_confirmed.ContainsKey((digest, registry)))
+        {
+            var access = Volatile.Read(ref _registries) ?? throw new OciException(OciErrorCode.UpstreamUnavailable, "this node's mirror is not serving yet");
+            if (!await access.CanReadBlobAsync(registry, repository, digest, ct).ConfigureAwait(false))
+            {
+                LogNotConfirmed(_logger, digest, registry, repository);
+                return false;
+            }
+
+            if (_confirmed.Count >= MaxConfirmed)
+            {
+                _confirmed.Clear();
+            }
+
+            _confirmed[(digest, registry)] = 0;
+        }
+
+        if (await _holdings.SizeAsync(digest, registry, ct).ConfigureAwait(false) is not { } size)
+        {
+            return false;
+        }
+
+        WriteHeaders(context.Response, digest, size);
+        if (head)
+        {
             return true;
         }
 
-        var file = File.OpenRead(path);
-        await using (file.ConfigureAwait(false))
+        var content = _holdings.Open(digest, ct);
+        await using (content.ConfigureAwait(false))
         {
-            await file.CopyToAsync(body, 1 << 20, ct).ConfigureAwait(false);
+            try
+            {
+                await content.CopyToAsync(Fault(context.Response.Body), 1 << 20, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                // The body is under way: only cutting the connection tells the peer it is not the blob.
+                LogServeBroken(_logger, digest, ex.Message);
+                context.Abort();
+            }
         }
 
         return true;
@@ -686,17 +776,63 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
             }
         }
         while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false));
+    }
 
-        static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken ct)
+    /// <summary>Lists containerd's content every scan interval, then drops from the p2p store what containerd now holds.</summary>
+    private async Task ScanContainerdAsync(ContainerdHoldings holdings, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.ContentScanInterval, _options.Time);
+        do
         {
             try
             {
-                return await timer.WaitForNextTickAsync(ct).ConfigureAwait(false);
+                await holdings.ScanAsync(cancellationToken).ConfigureAwait(false);
+                await DropHeldByContainerdAsync(holdings, cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                return false;
+                LogScanFailed(_logger, ex.Message);
             }
+        }
+        while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// The p2p store is where blobs arrive, not a second copy to keep: once containerd holds a blob, labelled for the
+    /// registry it was fetched from, peers are served from containerd and the store's copy is deleted. A blob is dropped
+    /// only when two scans in a row saw it so and no transfer of it is running, so a peer that just read its size from the
+    /// store finds the file (or, in the rare case it does not, is served from containerd).
+    /// </summary>
+    private async Task DropHeldByContainerdAsync(ContainerdHoldings holdings, CancellationToken cancellationToken)
+    {
+        var origins = _origins?.Snapshot() ?? [];
+        var candidates = _held.Keys
+            .Where(d => !_transfers.ContainsKey(d) && origins.TryGetValue(d, out var registries) && registries.Any(r => holdings.Holds(d, r)))
+            .ToHashSet();
+        var drop = candidates.Where(_dropAtNextScan.Contains).ToList();
+        _dropAtNextScan = candidates;
+        foreach (var digest in drop)
+        {
+            if (_transfers.ContainsKey(digest))
+            {
+                continue;
+            }
+
+            _held.TryRemove(digest, out _);
+            await _storage.Blobs.DeleteAsync(digest, cancellationToken).ConfigureAwait(false);
+            LogDropped(_logger, digest);
+        }
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
         }
     }
 
@@ -704,6 +840,12 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _refreshing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _scanning.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        if (_holdings is not null)
+        {
+            await _holdings.DisposeAsync().ConfigureAwait(false);
+        }
+
         if (_host is not null)
         {
             await _host.DisposeAsync().ConfigureAwait(false);
@@ -741,6 +883,15 @@ public sealed partial class PeerMirror : IMirrorBlobSource, IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Tag {Registry}/{Repository}:{Tag}: peer {Peer} failed: {Reason}")]
     private static partial void LogTagPeerFailed(ILogger logger, string registry, string repository, string tag, string peer, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not list containerd's content (keeping the last list): {Reason}")]
+    private static partial void LogScanFailed(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Blob {Digest} dropped from the p2p store: containerd holds it, peers are served from there")]
+    private static partial void LogDropped(ILogger logger, Digest digest);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Blob {Digest} held by containerd not served as {Registry}/{Repository}: the registry does not confirm this node may read it")]
+    private static partial void LogNotConfirmed(ILogger logger, Digest digest, string registry, string repository);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not read the peer list from the server (keeping the last one): {Reason}")]
     private static partial void LogRefreshFailed(ILogger logger, string reason);

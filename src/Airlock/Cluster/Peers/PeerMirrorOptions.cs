@@ -35,6 +35,19 @@ public sealed record PeerMirrorOptions
     /// </summary>
     public bool ShareTags { get; init; }
 
+    /// <summary>
+    /// The socket of this node's containerd (the one the agent runs, or <c>--containerd-socket</c>): its content store is
+    /// advertised and served to peers, and the p2p store's copy of a blob is dropped once containerd holds it. Null: the
+    /// p2p store alone.
+    /// </summary>
+    public string? ContainerdSocket { get; init; }
+
+    /// <summary>The containerd namespace whose content is shared: the CRI's, where kubelet's pulls and the images directory's imports land.</summary>
+    public string ContainerdNamespace { get; init; } = "k8s.io";
+
+    /// <summary>How often containerd's content store is listed (what is advertised, and what the p2p store may drop).</summary>
+    public TimeSpan ContentScanInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Most peers asked for one blob before the registry.</summary>
     public int MaxPeersPerBlob { get; init; } = 3;
 
@@ -60,6 +73,11 @@ public sealed record PeerMirrorOptions
         if (RefreshInterval <= TimeSpan.Zero)
         {
             problems.Add("the peer refresh interval must be positive");
+        }
+
+        if (ContentScanInterval <= TimeSpan.Zero)
+        {
+            problems.Add("the containerd content scan interval must be positive");
         }
 
         if (DownFor < TimeSpan.Zero)

@@ -43,6 +43,36 @@ public sealed class ContainerdContentStore
         }
     }
 
+    /// <summary>
+    /// Every committed blob of this namespace with its labels (<c>ctr content ls</c>), in the batches containerd streams;
+    /// <paramref name="filters"/> in containerd's filter syntax (any of them matches), none for all.
+    /// </summary>
+    public async IAsyncEnumerable<ContentInfo> ListAsync(IReadOnlyList<string> filters, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new ContentApi.ListContentRequest();
+        request.Filters.AddRange(filters);
+        using var call = _service.List(request, _client.TransferOptions(cancellationToken));
+        while (true)
+        {
+            try
+            {
+                if (!await call.ResponseStream.MoveNext(cancellationToken).ConfigureAwait(false))
+                {
+                    yield break;
+                }
+            }
+            catch (RpcException ex) when (ex.StatusCode != StatusCode.Cancelled || !cancellationToken.IsCancellationRequested)
+            {
+                throw ContainerdException.From("content.list", ex);
+            }
+
+            foreach (var info in call.ResponseStream.Current.Info)
+            {
+                yield return ToContentInfo(info);
+            }
+        }
+    }
+
     /// <summary>Sets (adds or replaces) the given labels on a committed blob, leaving its other labels alone.</summary>
     public async Task<ContentInfo> UpdateLabelsAsync(Digest digest, IReadOnlyDictionary<string, string> labels, CancellationToken cancellationToken)
     {

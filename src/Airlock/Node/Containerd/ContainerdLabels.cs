@@ -24,7 +24,7 @@ public static class ContainerdLabels
     /// </summary>
     public const string ImagesFile = "io.airlock.images-file";
 
-    private const string DistributionSourcePrefix = "containerd.io/distribution.source.";
+    internal const string DistributionSourcePrefix = "containerd.io/distribution.source.";
     internal const string Uncompressed = "containerd.io/uncompressed";
     internal const string SnapshotRef = "containerd.io/snapshot.ref";
     internal const string GcSnapshotPrefix = "containerd.io/gc.ref.snapshot.";

@@ -36,7 +36,25 @@ public sealed class ImagesDirectoryAgent(ContainerdClient client, ImagesDirector
     /// </summary>
     public void Rescan() => _watcher?.RequestScan();
 
+    /// <summary>
+    /// The start-up pass, then (with <see cref="Watch"/>) a pass per change until <paramref name="cancellationToken"/> stops
+    /// it. Watching, a stop is a normal end whenever it comes — during the start-up pass too (the next start imports what
+    /// is left) — and systemd hears <c>STOPPING=1</c>; a one-shot run (no watch) stopped before its pass finished throws,
+    /// since its exit status is its only report.
+    /// </summary>
     public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RunPassesAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (Watch && cancellationToken.IsCancellationRequested)
+        {
+            await notifier.NotifyStoppingAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunPassesAsync(CancellationToken cancellationToken)
     {
         var logger = options.Logger;
         // An unreachable containerd must stop start-up, not turn every file into a "failed" one and report ready.

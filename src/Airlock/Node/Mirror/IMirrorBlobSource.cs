@@ -21,6 +21,12 @@ public interface IMirrorRegistryAccess
     /// Throws <see cref="Distribution.OciException"/> naming every endpoint's failure.
     /// </summary>
     Task<Stream> OpenBlobAsync(string registry, string repository, Digest digest, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether <paramref name="registry"/>'s registries.yaml endpoints (credentials applied) let this node read the blob: a
+    /// HEAD, true when an endpoint answers 2xx; false when none does (they refuse it, lack it, or cannot be reached).
+    /// </summary>
+    Task<bool> CanReadBlobAsync(string registry, string repository, Digest digest, CancellationToken cancellationToken);
 }
 
 /// <summary>

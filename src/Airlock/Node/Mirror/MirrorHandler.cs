@@ -58,6 +58,27 @@ internal sealed class MirrorHandler : IMirrorRegistryAccess
     Task<Stream> IMirrorRegistryAccess.OpenBlobAsync(string registry, string repository, Digest digest, CancellationToken cancellationToken) =>
         OpenBlobFromRegistryAsync(registry, OciRoute.ForBlob(repository, digest), cancellationToken);
 
+    async Task<bool> IMirrorRegistryAccess.CanReadBlobAsync(string registry, string repository, Digest digest, CancellationToken cancellationToken)
+    {
+        var upstreams = Acquire();
+        try
+        {
+            var route = OciRoute.ForBlob(repository, digest);
+            var (response, _, _) = await SendAsync(upstreams, route, route.Resource, registry, head: true, accept: null, range: null, cancellationToken).ConfigureAwait(false);
+            response.Dispose();
+            return true;
+        }
+        catch (OciException)
+        {
+            // No endpoint answered with the blob (404, 401, 403, or none reachable): not known to be readable.
+            return false;
+        }
+        finally
+        {
+            upstreams.Release();
+        }
+    }
+
     /// <summary>Serves <paramref name="next"/> from now on; returns the previous one for the caller to retire.</summary>
     public MirrorUpstreams Swap(MirrorUpstreams next) => Interlocked.Exchange(ref _current, next);
 

@@ -423,6 +423,35 @@ public sealed class ImagesDirectoryImporterTests(ContainerdProcess daemon) : ICl
     }
 
     [Fact]
+    public async Task A_stop_during_the_start_up_pass_ends_a_watching_agent_cleanly_and_tells_systemd()
+    {
+        // A containerd that accepts the connection and never answers: the start-up pass waits in its first call, and the
+        // accepted connection is the gate that says it is there. (A full run once stopped an agent just there and got
+        // "Call canceled by the client" out of RunAsync instead of a clean stop.)
+        var silentPath = Path.Combine(_scratch, "silent.sock");
+        using var silent = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        silent.Bind(new UnixDomainSocketEndPoint(silentPath));
+        silent.Listen();
+        var connected = silent.AcceptAsync();
+        var notifyPath = Path.Combine(_scratch, "stopping.sock");
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(notifyPath));
+        await using var client = ContainerdClient.Connect(silentPath);
+        var agent = new ImagesDirectoryAgent(client, Options(), new SystemdNotifier(notifyPath), TimeProvider.System);
+        using var stop = new CancellationTokenSource();
+
+        var running = agent.RunAsync(stop.Token);
+        using var connection = await connected.WaitAsync(TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await running.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Null(agent.FirstPass);
+        var buffer = new byte[256];
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Assert.Equal("STOPPING=1", Encoding.UTF8.GetString(buffer, 0, await notify.ReceiveAsync(buffer, SocketFlags.None, wait.Token)));
+    }
+
+    [Fact]
     public async Task Readiness_carries_a_status_naming_the_files_that_failed()
     {
         await File.WriteAllTextAsync(Path.Combine(_directory, "broken.tar"), "not an archive");
