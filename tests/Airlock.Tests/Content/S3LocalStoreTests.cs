@@ -2,7 +2,6 @@ using Airlock.Content;
 using Airlock.Content.S3;
 using Airlock.Oci;
 using Airlock.Tests.Registry;
-using Amazon.S3.Model;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Airlock.Tests.Content;
@@ -30,14 +29,7 @@ public sealed class S3LocalStoreTests(CephEtcd engines) : RegistryStoreContract
     protected override async Task<IRegistryStore> OpenStoreAsync(TimeProvider time, bool forCollection) =>
         await S3RegistryStore.OpenAsync(Options(engines, _prefix, _data), time, NullLogger.Instance, None, forCollection);
 
-    protected override async Task<int> CountIngestLeftoversAsync()
-    {
-        using var s3 = S3EtcdStoreTests.Client(engines);
-        var uploads = await s3.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = "airlock-tests", Prefix = _prefix + "/ingest/" });
-        var objects = await s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = "airlock-tests", Prefix = _prefix + "/ingest/" });
-        var parts = Directory.EnumerateFiles(_data, "*.part", SearchOption.AllDirectories).Count();
-        return (uploads.MultipartUploads?.Count ?? 0) + (objects.S3Objects?.Count ?? 0) + parts;
-    }
+    protected override Task<int> CountIngestLeftoversAsync() => S3EtcdStoreTests.CountIngestLeftoversAsync(engines, _prefix, _data);
 
     protected override Task DeleteStorageAsync()
     {
@@ -93,10 +85,16 @@ public sealed class S3LocalStoreTests(CephEtcd engines) : RegistryStoreContract
     }
 
     [Fact]
-    public async Task Metadata_recorded_for_one_bucket_prefix_are_refused_to_another()
+    public async Task Metadata_recorded_for_one_bucket_prefix_are_refused_to_another_once_they_hold_anything()
     {
+        // Nothing but the record of the bucket yet (as after a first start with a mistyped --storage): another takes over.
         var other = Options(engines, _prefix + "-other", _data);
+        await (await S3RegistryStore.OpenAsync(other, TimeProvider.System, NullLogger.Instance, None)).DisposeAsync();
+        var back = await OpenAsync();
+
+        await back.Repositories.SetTagAsync("team/app", "v1", Digest.Sha256("x"u8.ToArray()), None);
         var error = await Assert.ThrowsAsync<InvalidOperationException>(() => S3RegistryStore.OpenAsync(other, TimeProvider.System, NullLogger.Instance, None));
         Assert.Contains($"holds the metadata of s3://airlock-tests/{_prefix}/, not of s3://airlock-tests/{_prefix}-other/", error.Message, StringComparison.Ordinal);
+        Assert.NotNull(await (await OpenAsync()).Repositories.ResolveTagAsync("team/app", "v1", None));
     }
 }

@@ -262,43 +262,10 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             await CliRegistryTests.WaitReadyAsync(client);
-            var acknowledged = new List<int>();
-            var killed = new TaskCompletionSource();
-            var pushing = Task.Run(async () =>
-            {
-                for (var i = 0; ; i++)
-                {
-                    try
-                    {
-                        await PushImageAsync(client, "killed", $"t{i}", Image($"killed {i}"));
-                        lock (acknowledged)
-                        {
-                            acknowledged.Add(i);
-                        }
-
-                        if (i == 5)
-                        {
-                            killed.TrySetResult();
-                        }
-                    }
-                    catch (Exception ex) when (ex is HttpRequestException or Xunit.Sdk.XunitException or TaskCanceledException)
-                    {
-                        return;
-                    }
-                }
-            });
-            await killed.Task;
-            Signals.Send(victim.Id, Signals.Kill);
-            await pushing;
+            var done = await PushUntilKilledAsync(client, "killed", victim.Id);
 
             // Everything the killed replica acknowledged is served whole by the survivor, and no tag it set (acknowledged
             // or not) points at a manifest or blob that is missing.
-            int[] done;
-            lock (acknowledged)
-            {
-                done = [.. acknowledged];
-            }
-
             Assert.True(done.Length >= 6);
             foreach (var i in done)
             {
@@ -341,6 +308,47 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
             $"\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest.Sha256(config)}\",\"size\":{config.Length}}}," +
             $"\"layers\":[{{\"mediaType\":\"{MediaTypes.OciLayerGzip}\",\"digest\":\"{Digest.Sha256(layer)}\",\"size\":{layer.Length}}}]}}");
         return new TestImageBytes(config, layer, manifest);
+    }
+
+    /// <summary>
+    /// Pushes the images <c>t0</c>, <c>t1</c>, … (<see cref="Image"/> of "REPOSITORY N") until the registry stops
+    /// answering, and kills it (SIGKILL) in the middle of the pushes once six were acknowledged; the acknowledged ones.
+    /// </summary>
+    internal static async Task<int[]> PushUntilKilledAsync(HttpClient client, string repository, int registry)
+    {
+        var acknowledged = new List<int>();
+        var enough = new TaskCompletionSource();
+        var pushing = Task.Run(async () =>
+        {
+            for (var i = 0; ; i++)
+            {
+                try
+                {
+                    await PushImageAsync(client, repository, $"t{i}", Image($"{repository} {i}"));
+                    lock (acknowledged)
+                    {
+                        acknowledged.Add(i);
+                    }
+
+                    if (i == 5)
+                    {
+                        enough.TrySetResult();
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or Xunit.Sdk.XunitException or TaskCanceledException)
+                {
+                    enough.TrySetResult();
+                    return;
+                }
+            }
+        });
+        await enough.Task;
+        Signals.Send(registry, Signals.Kill);
+        await pushing;
+        lock (acknowledged)
+        {
+            return [.. acknowledged];
+        }
     }
 
     internal static async Task PushImageAsync(HttpClient client, string repository, string tag, TestImageBytes image)

@@ -81,40 +81,8 @@ public sealed class SingleReplicaS3Tests(CephEtcd engines) : IDisposable
         var (victim, _) = Start(port);
         using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
         await CliRegistryTests.WaitReadyAsync(client);
-        var acknowledged = new List<int>();
-        var enough = new TaskCompletionSource();
-        var pushing = Task.Run(async () =>
-        {
-            for (var i = 0; ; i++)
-            {
-                try
-                {
-                    await ScaleOutRegistryTests.PushImageAsync(client, "killed", $"t{i}", ScaleOutRegistryTests.Image($"killed {i}"));
-                    lock (acknowledged)
-                    {
-                        acknowledged.Add(i);
-                    }
-
-                    if (i == 5)
-                    {
-                        enough.TrySetResult();
-                    }
-                }
-                catch (Exception ex) when (ex is HttpRequestException or Xunit.Sdk.XunitException or TaskCanceledException)
-                {
-                    return;
-                }
-            }
-        });
-        await enough.Task;
-        Signals.Send(victim.Id, Signals.Kill);
-        await pushing;
+        var done = await ScaleOutRegistryTests.PushUntilKilledAsync(client, "killed", victim.Id);
         await victim.WaitForExitAsync();
-        int[] done;
-        lock (acknowledged)
-        {
-            done = [.. acknowledged];
-        }
 
         // Restarted on the same data directory: every acknowledged push is there whole, no tag points at something missing.
         var (restarted, _) = Start(port);

@@ -3,7 +3,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
-using Airlock.Content.Etcd;
 using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Google.Protobuf;

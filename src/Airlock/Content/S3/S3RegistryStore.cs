@@ -84,7 +84,6 @@ public sealed class S3RegistryStore : IRegistryStore
         {
             if (etcd is LocalMetadata local)
             {
-                await CheckOwnerAsync(local, options, cancellationToken).ConfigureAwait(false);
                 logger.LogWarning(
                     "The store {Store} keeps its tags, links and upload sessions in {Metadata}: this registry is a single replica (a second process on this data directory is refused). A second replica needs every replica started with --metadata etcd://HOST:2379",
                     options.Location,
@@ -92,6 +91,10 @@ public sealed class S3RegistryStore : IRegistryStore
             }
 
             await bucket.EnsureBucketAsync(cancellationToken).ConfigureAwait(false);
+            if (etcd is LocalMetadata recorded)
+            {
+                await CheckOwnerAsync(recorded, options, cancellationToken).ConfigureAwait(false);
+            }
             var lease = await etcd.LeaseAsync(cancellationToken).ConfigureAwait(false);
             Directory.CreateDirectory(options.BufferDirectory);
             var buffers = Path.Combine(options.BufferDirectory, lease.ToString("x", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N")[..8]);
@@ -112,7 +115,8 @@ public sealed class S3RegistryStore : IRegistryStore
 
     /// <summary>
     /// Local metadata describe one bucket and prefix: opened with another <c>--storage</c>, every tag would point at blobs
-    /// that are not there. The first open records which; a later one with another is refused.
+    /// that are not there. The first open that reached the bucket records which; a later one with another is refused
+    /// once the metadata hold anything else (until then a corrected <c>--storage</c> simply takes over).
     /// </summary>
     private static async Task CheckOwnerAsync(LocalMetadata metadata, S3StoreOptions options, CancellationToken cancellationToken)
     {
@@ -124,7 +128,18 @@ public sealed class S3RegistryStore : IRegistryStore
             Success = { metadata.PutOp(key, Google.Protobuf.ByteString.CopyFromUtf8(store)) },
             Failure = { metadata.GetOp(key) },
         }, cancellationToken).ConfigureAwait(false);
-        if (!recorded.Succeeded && recorded.Responses[0].ResponseRange.Kvs[0].Value.ToStringUtf8() is var owner && owner != store)
+        if (recorded.Succeeded || recorded.Responses[0].ResponseRange.Kvs[0] is not { } kv || kv.Value.ToStringUtf8() is not { } owner || owner == store)
+        {
+            return;
+        }
+
+        var everything = await metadata.RangeAsync(new Etcdserverpb.RangeRequest { Key = metadata.Key(string.Empty), RangeEnd = Google.Protobuf.ByteString.CopyFrom(0), CountOnly = true }, cancellationToken).ConfigureAwait(false);
+        var taken = everything.Count == 1 && (await metadata.TxnAsync(new Etcdserverpb.TxnRequest
+        {
+            Compare = { metadata.Unchanged(key, kv.ModRevision) },
+            Success = { metadata.PutOp(key, Google.Protobuf.ByteString.CopyFromUtf8(store)) },
+        }, cancellationToken).ConfigureAwait(false)).Succeeded;
+        if (!taken)
         {
             throw new InvalidOperationException(
                 $"{metadata.Location} holds the metadata of {owner}, not of {store}: give --storage the bucket and prefix of {owner}, or another --data-dir for {store}");

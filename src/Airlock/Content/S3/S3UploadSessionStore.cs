@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Airlock.Content.Etcd;
 using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Google.Protobuf;
