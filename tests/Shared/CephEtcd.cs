@@ -38,6 +38,34 @@ public sealed class CephEtcd : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        // The ports are found free and bound moments later by the engines: another run on this machine may take one in
+        // between, and then a health check here is answered by that run's engine while ours has exited (a full run once
+        // paused its own etcd and got answers from another run's). Start again on new ports until each port is ours.
+        // (An engine whose port was taken may also exit before its health check: that start fails, and is tried again.)
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                if (await StartAsync())
+                {
+                    return;
+                }
+            }
+            catch (Exception) when (attempt < 3)
+            {
+            }
+
+            await StopAsync();
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException("another process took radosgw's or etcd's port three times in a row");
+            }
+        }
+    }
+
+    private async Task<bool> StartAsync()
+    {
+        _processes.Clear();
         _root = TempRoot.Create("airlock-ceph-");
         var d = _root.Path;
         var mon = FreePort();
@@ -106,7 +134,41 @@ public sealed class CephEtcd : IAsyncLifetime
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         await WaitAsync(http, S3Endpoint, "radosgw");
         await WaitAsync(http, new Uri($"http://{EtcdEndpoint}/health"), "etcd");
+        if (!ListensOn(_radosgw, rgw) || !ListensOn(_etcd, client))
+        {
+            return false;
+        }
+
         await RunAsync("radosgw-admin", "-c", conf, "user", "create", "--uid=airlock", "--display-name=airlock", $"--access-key={AccessKey}", $"--secret-key={SecretKey}");
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="process"/> itself holds the socket listening on loopback <paramref name="port"/> (/proc/net/tcp and its fds).</summary>
+    private static bool ListensOn(Process process, int port)
+    {
+        var listening = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var table in new[] { "/proc/net/tcp", "/proc/net/tcp6" }.Where(File.Exists))
+        {
+            foreach (var line in File.ReadLines(table).Skip(1))
+            {
+                // sl local_address rem_address st … inode: "0: 0100007F:1F90 00000000:0000 0A … 12345"
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var local = fields[1];
+                if (fields[3] == "0A" && int.Parse(local.AsSpan(local.LastIndexOf(':') + 1), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture) == port)
+                {
+                    listening.Add(fields[9]);
+                }
+            }
+        }
+
+        if (process.HasExited || listening.Count == 0)
+        {
+            return false;
+        }
+
+        return Directory.EnumerateFileSystemEntries($"/proc/{process.Id}/fd")
+            .Select(fd => new FileInfo(fd).LinkTarget)
+            .Any(target => target is not null && target.StartsWith("socket:[", StringComparison.Ordinal) && listening.Contains(target[8..^1]));
     }
 
     /// <summary>Stops (SIGSTOP) or resumes (SIGCONT) radosgw: the object store stops answering without closing connections.</summary>
@@ -115,7 +177,9 @@ public sealed class CephEtcd : IAsyncLifetime
     /// <summary>Stops (SIGSTOP) or resumes (SIGCONT) etcd.</summary>
     public void PauseEtcd(bool paused) => Signals.Send(EtcdPid, paused ? 19 : 18);
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync() => StopAsync();
+
+    private async Task StopAsync()
     {
         foreach (var process in Enumerable.Reverse(_processes))
         {
