@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # s3-bench.sh — the scale-out store (issue 16) against the filesystem store and distribution 2.8 on the same radosgw:
 # blob GETs through S3 (proxied and with --s3-redirect), manifest GETs with etcd metadata, two replicas against one,
-# and a 512 MiB push into S3 against radosgw's own PUT of the same bytes. Everything runs in the same run, on the same
+# and a 512 MiB push into S3 against radosgw's own PUT of the same bytes, over http:// and over https:// (radosgw's
+# beast frontend serves both, the TLS one with a self-signed certificate). Everything runs in the same run, on the same
 # machine, against one single-node Ceph 16 radosgw and one etcd that this script starts (by PID, in a temp folder,
 # stopped on exit), so the ratios are what count; the absolute figures move with the machine's load (recorded).
 #
@@ -20,6 +21,8 @@
 #   airlock-s3        airlock registry --storage s3://bench-airlock?… --metadata etcd://… (blobs proxied)
 #   airlock-s3-2      a second replica of airlock-s3 (same bucket, same etcd), for the replica rows
 #   airlock-redirect  a third replica, with --s3-redirect (blob GETs answered 307 to a presigned URL)
+#   airlock-s3-tls    a fourth replica whose --storage endpoint is radosgw's https:// one (trusting its certificate
+#                     through AWS_CA_BUNDLE, which the AWS SDK reads), for the push rows over TLS
 #   dist-s3           docker-registry serve, s3 driver (regionendpoint = the same radosgw, path style), redirect off
 #   dist-redirect     the same with distribution's default redirect on (same bucket)
 #
@@ -36,7 +39,9 @@
 #                    airlock-s3's monolithic POST + PUT and chunked POST + PATCH × (--push-mib / --chunk-mib) + PUT,
 #                    wall time, rotating order (goal: ≤ 1.5× radosgw). The blob's first bytes change before every
 #                    push (untimed), so every push stores new content. CPU seconds of the registry and of radosgw
-#                    during each push are shown too.
+#                    during each push are shown too. The *-tls rows are the same three over https:// (curl's PUT too,
+#                    the bytes unsigned as before; the AWS SDK signs payloads over http:// only, so airlock-s3 hashes
+#                    each part for its signature and radosgw again to check it, where airlock-s3-tls does neither).
 #
 # AIRLOCK_BIN measures a given binary; default: the Native AOT one scripts/publish.sh builds (built when missing).
 # Needs (Debian): ceph-mon ceph-osd radosgw (ceph-common: ceph, monmaptool, radosgw-admin) etcd-server
@@ -131,7 +136,9 @@ access_key=AIRLOCKBENCHKEY
 secret_key=airlock-bench-secret-key-not-for-production
 ceph_dir="$work/ceph"
 mkdir -p "$ceph_dir"/{run,log,mon,osd/osd.0,rgw} "$work/etcd"
-mon_port=$(free_port); rgw_port=$(free_port)
+mon_port=$(free_port); rgw_port=$(free_port); rgw_tls_port=$(free_port)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$ceph_dir/rgw.key" -out "$ceph_dir/rgw.crt" 2>/dev/null
 fsid=$(cat /proc/sys/kernel/random/uuid)
 cat >"$ceph_dir/ceph.conf" <<EOF
 [global]
@@ -164,14 +171,14 @@ osd data = $ceph_dir/osd/\$name
 keyring = $ceph_dir/keyring
 [client.rgw]
 ms mon client mode = crc
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port ssl_endpoint=127.0.0.1:$rgw_tls_port ssl_certificate=$ceph_dir/rgw.crt ssl_private_key=$ceph_dir/rgw.key
 rgw data = $ceph_dir/rgw
 # Deleted objects' data is freed at once (the OSD holds it in memory), not after the default 2 hours.
 rgw gc obj min wait = 0
 rgw gc processor period = 10
 EOF
 conf="$ceph_dir/ceph.conf"
-log "starting Ceph (mon, memstore OSD, radosgw on 127.0.0.1:$rgw_port) and etcd in $work"
+log "starting Ceph (mon, memstore OSD, radosgw on 127.0.0.1:$rgw_port and TLS on :$rgw_tls_port) and etcd in $work"
 monmaptool --create --addv a "[v2:127.0.0.1:$mon_port]" --fsid "$fsid" "$ceph_dir/monmap" >/dev/null
 ceph-mon -c "$conf" --mkfs -i a --monmap "$ceph_dir/monmap"
 ceph-mon -f -c "$conf" -i a >"$work/ceph-mon.log" 2>&1 & pids+=($!)
@@ -186,13 +193,15 @@ etcd --name airlock-bench --data-dir "$work/etcd/data" --listen-client-urls "htt
   --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" --initial-cluster "airlock-bench=http://127.0.0.1:$etcd_peer" \
   --log-level warn >"$work/etcd.log" 2>&1 & etcd_pid=$!; pids+=($!)
 rgw="http://127.0.0.1:$rgw_port"
+rgw_tls="https://127.0.0.1:$rgw_tls_port"
 wait_http "$rgw" "$rgw_pid" radosgw
 wait_http "http://127.0.0.1:$etcd_port/health" "$etcd_pid" etcd
 radosgw-admin -c "$conf" user create --uid=bench --display-name=bench --access-key="$access_key" --secret-key="$secret_key" >/dev/null 2>&1
 
 # S3 requests signed by curl itself (SigV4), the payload unsigned as S3 clients send large bodies. (With curl 7.88 an
 # emptied header, -H 'Expect:', breaks the signature: radosgw answers 403; the 100-continue costs one round trip.)
-s3() { curl -sS -f --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access_key:$secret_key" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"; }
+s3() { curl -sS -f --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access_key:$secret_key" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --cacert "$ceph_dir/rgw.crt" "$@"; }
+[[ $(s3 -o /dev/null -w '%{http_code}' "$rgw_tls/") == 200 ]] || { echo "s3-bench: radosgw's TLS endpoint $rgw_tls does not answer" >&2; exit 1; }
 for bucket in bench-raw bench-distribution; do s3 -X PUT "$rgw/$bucket" -o /dev/null; done
 
 # ---- the registries --------------------------------------------------------------------------------------------
@@ -247,9 +256,10 @@ start_airlock airlock-fs
 start_airlock airlock-s3 --storage "$storage" --metadata "etcd://127.0.0.1:$etcd_port"
 start_airlock airlock-s3-2 --storage "$storage" --metadata "etcd://127.0.0.1:$etcd_port"
 start_airlock airlock-redirect --storage "$storage" --metadata "etcd://127.0.0.1:$etcd_port" --s3-redirect
+AWS_CA_BUNDLE="$ceph_dir/rgw.crt" start_airlock airlock-s3-tls --storage "s3://bench-airlock?endpoint=$rgw_tls&region=us-east-1&path-style=true" --metadata "etcd://127.0.0.1:$etcd_port"
 start_distribution dist-s3 true
 start_distribution dist-redirect false
-for name in airlock-fs airlock-s3 airlock-s3-2 airlock-redirect dist-s3 dist-redirect; do
+for name in airlock-fs airlock-s3 airlock-s3-2 airlock-redirect airlock-s3-tls dist-s3 dist-redirect; do
   wait_http "${url[$name]}/v2/" "${pid_of[$name]}" "$name"
 done
 log "registries up: $(for n in "${!url[@]}"; do printf '%s=%s ' "$n" "${url[$n]}"; done)"
@@ -409,29 +419,31 @@ fi
 if part push; then
   random_file "$work/push.bin" "$push_mib"
   declare -A push_time push_cpu push_rgw
-  push_names=(radosgw-put airlock-monolithic airlock-chunked)
+  push_names=(radosgw-put airlock-monolithic airlock-chunked radosgw-put-tls airlock-monolithic-tls airlock-chunked-tls)
   for round in $(seq "$rounds"); do
     for name in $(rotate "$round" "${push_names[@]}"); do
       # New content every push (untimed): the round and the contender in the first bytes.
       printf '%-32s' "$round-$name-$RANDOM" | dd of="$work/push.bin" conv=notrunc status=none
       digest=$(sha "$work/push.bin")
       rm -f "$work"/chunk-*
-      [[ $name == airlock-chunked ]] && split -b "${chunk_mib}M" -d -a 4 "$work/push.bin" "$work/chunk-"
+      [[ $name == airlock-chunked* ]] && split -b "${chunk_mib}M" -d -a 4 "$work/push.bin" "$work/chunk-"
+      server=airlock-s3; raw_base=$rgw
+      [[ $name == *-tls ]] && { server=airlock-s3-tls; raw_base=$rgw_tls; }
       sync; cat "$work/push.bin" >/dev/null
-      server_before=$(cpu_of "${pid_of[airlock-s3]}"); rgw_before=$(cpu_of "$rgw_pid")
+      server_before=$(cpu_of "${pid_of[$server]}"); rgw_before=$(cpu_of "$rgw_pid")
       start=$(now)
       case $name in
-        radosgw-put) s3 -o /dev/null -T "$work/push.bin" "$rgw/bench-raw/push-$round" ;;
-        airlock-monolithic) push_monolithic "${url[airlock-s3]}" "bench/push-$round" "$work/push.bin" "$digest" ;;
-        airlock-chunked) push_chunked "${url[airlock-s3]}" "bench/push-$round" "$digest" "$work"/chunk-* ;;
+        radosgw-put*) s3 -o /dev/null -T "$work/push.bin" "$raw_base/bench-raw/push-$round" ;;
+        airlock-monolithic*) push_monolithic "${url[$server]}" "bench/push-$round" "$work/push.bin" "$digest" ;;
+        airlock-chunked*) push_chunked "${url[$server]}" "bench/push-$round" "$digest" "$work"/chunk-* ;;
       esac
       took=$(calc "$(now) - $start" 3)
       push_time[$name]+="$took "
-      push_cpu[$name]+="$(calc "$(cpu_of "${pid_of[airlock-s3]}") - $server_before" 1) "
+      push_cpu[$name]+="$(calc "$(cpu_of "${pid_of[$server]}") - $server_before" 1) "
       push_rgw[$name]+="$(calc "$(cpu_of "$rgw_pid") - $rgw_before" 1) "
       log "push round $round $name: $took s"
       # Free the OSD's memory: the object goes (radosgw collects its data at once, see ceph.conf).
-      if [[ $name == radosgw-put ]]; then
+      if [[ $name == radosgw-put* ]]; then
         s3 -X DELETE -o /dev/null "$rgw/bench-raw/push-$round"
       else
         [[ $(curl -s -o /dev/null -w '%{http_code}' -I "${url[airlock-s3]}/v2/bench/push-$round/blobs/$digest") == 200 ]] \
@@ -443,15 +455,18 @@ if part push; then
   rm -f "$work"/chunk-*
   # shellcheck disable=SC2086
   raw=$(median ${push_time[radosgw-put]})
-  report+=("" "### ${push_mib} MiB push into S3, median of $rounds (chunked: PATCHes of ${chunk_mib} MiB)" ""
+  # shellcheck disable=SC2086
+  raw_tls=$(median ${push_time[radosgw-put-tls]})
+  report+=("" "### ${push_mib} MiB push into S3, median of $rounds (chunked: PATCHes of ${chunk_mib} MiB; *-tls: radosgw over https://, against radosgw-put-tls)" ""
     "| contender | s | ÷ radosgw PUT | rounds, s | registry CPU s | radosgw CPU s |" "|---|---|---|---|---|---|")
   for name in "${push_names[@]}"; do
     # shellcheck disable=SC2086
     m=$(median ${push_time[$name]})
+    base=$raw; [[ $name == *-tls ]] && base=$raw_tls
     # shellcheck disable=SC2086
-    report+=("| $name | $m | $(calc "$m / $raw")× | ${push_time[$name]% } | $(median ${push_cpu[$name]}) | $(median ${push_rgw[$name]}) |")
+    report+=("| $name | $m | $(calc "$m / $base")× | ${push_time[$name]% } | $(median ${push_cpu[$name]}) | $(median ${push_rgw[$name]}) |")
   done
-  report+=("" "Goal: each Airlock push ≤ 1.5× radosgw's own PUT of the same bytes.")
+  report+=("" "Goal: each Airlock push ≤ 1.5× radosgw's own PUT of the same bytes (the same transport).")
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -67,7 +67,8 @@ internal static class RegistryCommand
             "airlock registry --htpasswd /etc/airlock/htpasswd --access /etc/airlock/access.yaml --auth token",
             "airlock registry --proxy docker.io=https://registry-1.docker.io --proxy '*'=https://mirror.example --proxy-tag-ttl 10m",
             "airlock registry --proxy quay.io=https://quay.io --registries /etc/airlock/registries.yaml --htpasswd /etc/airlock/htpasswd",
-            "airlock registry --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --metadata etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 --s3-redirect");
+            "airlock registry --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --metadata etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 --s3-redirect",
+            "airlock registry --storage 's3://registry?endpoint=http://rgw.site:7480&path-style=true' --s3-credentials /etc/airlock/s3-credentials");
         command.Subcommands.Add(CreateGc());
 
         command.SetAction(async (parseResult, cancellationToken) =>

@@ -22,7 +22,7 @@ internal sealed class SharedStoreFlags
 
     public Option<bool> Redirect { get; } = new("--s3-redirect") { Description = "Answer blob GETs with a presigned S3 URL (307) so the bytes go from the object store to the client." };
 
-    public Option<string?> Metadata { get; } = new("--metadata") { Description = "etcd://HOST:2379[,HOST:2379…][/PREFIX]: tags, links, upload sessions and GC marks in etcd, shared by every replica (needed with --storage s3://)." };
+    public Option<string?> Metadata { get; } = new("--metadata") { Description = "etcd://HOST:2379[,HOST:2379…][/PREFIX]: tags, links, upload sessions and GC marks in etcd, shared by every replica. Without it --storage s3:// keeps them in <data-dir>/s3-metadata: a single replica." };
 
     public PathOption EtcdCa { get; } = new("--etcd-ca", PathKind.File, "PEM CA certificates etcd's server certificate must chain to (etcd over TLS).");
 

@@ -29,6 +29,14 @@ public interface IBlobStore
     /// </summary>
     ValueTask<IBlobWriter> BeginWriteAsync(string algorithm, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Starts writing one blob whose digest was announced before its bytes (a monolithic push), hashed with that
+    /// digest's algorithm and committed under that digest only. The commit verifies it as any other; a store may place
+    /// the bytes under their content address while they arrive, where they stay invisible until then (S3: a multipart
+    /// upload completed only once verified, instead of a copy afterwards).
+    /// </summary>
+    ValueTask<IBlobWriter> BeginWriteAsync(Digest announced, CancellationToken cancellationToken) => BeginWriteAsync(announced.Algorithm, cancellationToken);
+
     /// <summary>Marks the blob as just referenced, so garbage collection's grace period protects it again.</summary>
     ValueTask TouchAsync(Digest digest, CancellationToken cancellationToken);
 
@@ -52,7 +60,9 @@ public static class BlobStoreWrites
     /// <summary>Streams <paramref name="content"/> in, verified against <paramref name="expected"/> when given; returns its digest.</summary>
     public static async Task<Digest> WriteAsync(this IBlobStore blobs, Stream content, Digest? expected, CancellationToken cancellationToken, long maxLength = long.MaxValue)
     {
-        var writer = await blobs.BeginWriteAsync(expected?.Algorithm ?? Digest.Sha256Algorithm, cancellationToken).ConfigureAwait(false);
+        var writer = expected is { } announced
+            ? await blobs.BeginWriteAsync(announced, cancellationToken).ConfigureAwait(false)
+            : await blobs.BeginWriteAsync(Digest.Sha256Algorithm, cancellationToken).ConfigureAwait(false);
         await using (writer.ConfigureAwait(false))
         {
             try
@@ -72,7 +82,7 @@ public static class BlobStoreWrites
     /// <summary>Writes a small blob already in memory (a manifest), verified against <paramref name="expected"/>.</summary>
     public static async Task<Digest> WriteAsync(this IBlobStore blobs, ReadOnlyMemory<byte> content, Digest expected, CancellationToken cancellationToken)
     {
-        var writer = await blobs.BeginWriteAsync(expected.Algorithm, cancellationToken).ConfigureAwait(false);
+        var writer = await blobs.BeginWriteAsync(expected, cancellationToken).ConfigureAwait(false);
         await using (writer.ConfigureAwait(false))
         {
             try

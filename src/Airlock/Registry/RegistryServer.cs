@@ -252,12 +252,12 @@ public sealed class RegistryServer : IAsyncDisposable
     /// else (handlers, pull-through, garbage collection) sees <see cref="IRegistryStore"/> only.
     /// </summary>
     /// <summary>
-    /// Opens the store for <c>airlock registry gc</c>: the data directory's (exclusively when no registry serves it), or
-    /// the shared S3 + etcd store beside its replicas.
+    /// Opens the store for <c>airlock registry gc</c>: the data directory's (exclusively when no registry serves it), the
+    /// shared S3 + etcd store beside its replicas, or a single replica's S3 store (exclusively: its registry is stopped).
     /// </summary>
     public static async Task<IRegistryStore> OpenStoreForCollectionAsync(string dataDirectory, S3StoreOptions? shared, ILogger logger, CancellationToken cancellationToken) =>
         shared is not null
-            ? await S3RegistryStore.OpenAsync(shared, TimeProvider.System, logger, cancellationToken).ConfigureAwait(false)
+            ? await S3RegistryStore.OpenAsync(shared, TimeProvider.System, logger, cancellationToken, forCollection: true).ConfigureAwait(false)
             : FileSystemRegistryStore.OpenForCollection(dataDirectory, TimeProvider.System, logger);
 
     private static async Task<IRegistryStore> OpenStoreAsync(RegistryServerOptions options, ILogger logger, CancellationToken cancellationToken) =>

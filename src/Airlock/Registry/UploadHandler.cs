@@ -44,14 +44,7 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
         if (single.Length > 0)
         {
             var expected = OciRoute.ParseDigest(single);
-            var writer = await storage.Blobs.BeginWriteAsync(Digest.Sha256Algorithm, ct).ConfigureAwait(false);
-            await using (writer.ConfigureAwait(false))
-            {
-                metrics.AddBytesIn(await writer.CopyFromAsync(context.Request.Body, ct).ConfigureAwait(false));
-                CheckLength(context.Request, writer.Length);
-                await CommitAndLinkAsync(writer.CommitAsync, route.Name, expected, ct).ConfigureAwait(false);
-            }
-
+            await PushWholeAsync(context.Request, route.Name, expected, ct).ConfigureAwait(false);
             Created(context.Response, route.Name, expected);
             return;
         }
@@ -86,10 +79,30 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
         var session = await OpenAsync(route, ct).ConfigureAwait(false);
         await using (session.ConfigureAwait(false))
         {
-            await AppendAsync(context, session).ConfigureAwait(false);
+            if (session.Length == 0)
+            {
+                // POST then one PUT with the whole blob (how most clients push): a monolithic push, whose digest is
+                // known before its bytes, so the store may write them in place (S3: no copy at the commit).
+                CheckRange(context, session);
+                try
+                {
+                    await PushWholeAsync(context.Request, route.Name, expected, ct).ConfigureAwait(false);
+                }
+                catch (OciException ex) when (ex.Code == OciErrorCode.DigestInvalid)
+                {
+                    await session.CancelAsync().ConfigureAwait(false);
+                    throw;
+                }
 
-            // The session ends whatever the outcome (a wrong digest is DIGEST_INVALID and the session is gone).
-            await CommitAndLinkAsync(session.CommitAsync, route.Name, expected, ct).ConfigureAwait(false);
+                await session.CancelAsync().ConfigureAwait(false);
+            }
+            else
+            {
+                await AppendAsync(context, session).ConfigureAwait(false);
+
+                // The session ends whatever the outcome (a wrong digest is DIGEST_INVALID and the session is gone).
+                await CommitAndLinkAsync(session.CommitAsync, route.Name, expected, ct).ConfigureAwait(false);
+            }
         }
 
         Created(context.Response, route.Name, expected);
@@ -130,8 +143,29 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
         return session;
     }
 
+    /// <summary>Streams a whole blob announced as <paramref name="expected"/> into the store, then commits and links it.</summary>
+    private async Task PushWholeAsync(HttpRequest request, string repository, Digest expected, CancellationToken cancellationToken)
+    {
+        var writer = await storage.Blobs.BeginWriteAsync(expected, cancellationToken).ConfigureAwait(false);
+        await using (writer.ConfigureAwait(false))
+        {
+            metrics.AddBytesIn(await writer.CopyFromAsync(request.Body, cancellationToken).ConfigureAwait(false));
+            CheckLength(request, writer.Length);
+            await CommitAndLinkAsync(writer.CommitAsync, repository, expected, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Appends the request body; a Content-Range must continue exactly where the upload stands.</summary>
     private async Task AppendAsync(HttpContext context, IUploadSession session)
+    {
+        CheckRange(context, session);
+        var appended = await session.AppendAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false);
+        metrics.AddBytesIn(appended);
+        CheckLength(context.Request, appended);
+    }
+
+    /// <summary>A Content-Range, when given, must continue exactly where the upload stands.</summary>
+    private static void CheckRange(HttpContext context, IUploadSession session)
     {
         var request = context.Request;
         var contentRange = request.Headers.ContentRange.ToString();
@@ -155,10 +189,6 @@ internal sealed class UploadHandler(IRegistryStore storage, RegistryMetrics metr
                 };
             }
         }
-
-        var appended = await session.AppendAsync(request.Body, context.RequestAborted).ConfigureAwait(false);
-        metrics.AddBytesIn(appended);
-        CheckLength(request, appended);
     }
 
     private bool CarriesOutPrivateContent(string source, string repository, Digest digest)

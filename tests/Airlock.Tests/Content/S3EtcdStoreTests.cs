@@ -39,12 +39,15 @@ public sealed class S3EtcdStoreTests(CephEtcd engines) : RegistryStoreContract
     protected override async Task<IRegistryStore> OpenStoreAsync(TimeProvider time, bool forCollection) =>
         await S3RegistryStore.OpenAsync(Options(engines, _prefix, _buffers), time, NullLogger.Instance, CancellationToken.None);
 
-    protected override async Task<int> CountIngestLeftoversAsync()
+    protected override Task<int> CountIngestLeftoversAsync() => CountIngestLeftoversAsync(engines, _prefix, _buffers);
+
+    /// <summary>Unfinished blob writes: multipart uploads and objects under the prefix's <c>ingest/</c>, part files under <paramref name="buffers"/>.</summary>
+    internal static async Task<int> CountIngestLeftoversAsync(CephEtcd engines, string prefix, string buffers)
     {
         using var s3 = Client(engines);
-        var uploads = await s3.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = "airlock-tests", Prefix = _prefix + "/ingest/" });
-        var objects = await s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = "airlock-tests", Prefix = _prefix + "/ingest/" });
-        var parts = Directory.EnumerateFiles(_buffers, "*.part", SearchOption.AllDirectories).Count();
+        var uploads = await s3.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = "airlock-tests", Prefix = prefix + "/ingest/" });
+        var objects = await s3.ListObjectsV2Async(new ListObjectsV2Request { BucketName = "airlock-tests", Prefix = prefix + "/ingest/" });
+        var parts = Directory.EnumerateFiles(buffers, "*.part", SearchOption.AllDirectories).Count();
         return (uploads.MultipartUploads?.Count ?? 0) + (objects.S3Objects?.Count ?? 0) + parts;
     }
 

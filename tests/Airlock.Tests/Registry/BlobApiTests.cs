@@ -284,3 +284,10 @@ public sealed class BlobApiOnS3Tests(CephEtcd engines) : BlobApiTests
 {
     internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }
+
+/// <summary>Every case of <see cref="BlobApiTests"/> against blobs in S3 and metadata in the data directory (a single replica, no etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class BlobApiOnS3LocalTests(CephEtcd engines) : BlobApiTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3Local(engines);
+}

@@ -217,7 +217,7 @@ public sealed class CliRegistryTests
     /// Starts <c>airlock registry</c> on <paramref name="data"/>, under <paramref name="wrapper"/> (a command and its arguments,
     /// e.g. strace) when given, with <paramref name="extraArguments"/> and <paramref name="environment"/> added.
     /// </summary>
-    internal static Process StartCli(string data, int port, IReadOnlyList<string>? wrapper = null, IEnumerable<string>? extraArguments = null, IReadOnlyDictionary<string, string>? environment = null)
+    internal static Process StartCli(string data, int port, IReadOnlyList<string>? wrapper = null, IEnumerable<string>? extraArguments = null, IReadOnlyDictionary<string, string>? environment = null, Action<string>? output = null)
     {
         var airlock = Path.Combine(AppContext.BaseDirectory, "airlock");
         var start = new ProcessStartInfo(wrapper is null ? airlock : wrapper[0])
@@ -244,11 +244,19 @@ public sealed class CliRegistryTests
         // An absent --config file given explicitly is an error; give an empty one.
         File.WriteAllText(Path.Combine(data, "no-config.yaml"), string.Empty);
         var process = Process.Start(start)!;
-        process.ErrorDataReceived += (_, _) => { };
-        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, line) => Forward(line.Data);
+        process.OutputDataReceived += (_, line) => Forward(line.Data);
         process.BeginErrorReadLine();
         process.BeginOutputReadLine();
         return process;
+
+        void Forward(string? line)
+        {
+            if (line is not null)
+            {
+                output?.Invoke(line);
+            }
+        }
     }
 
     internal static async Task WaitReadyAsync(HttpClient client)

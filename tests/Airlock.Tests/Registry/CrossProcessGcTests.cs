@@ -444,7 +444,7 @@ public sealed class CrossProcessGcTests(ITestOutputHelper log)
     }
 
     /// <summary>A request body sent in two parts, the second only once released.</summary>
-    private sealed class GatedContent(byte[] first, byte[] second, TaskCompletionSource firstSent, Task release) : HttpContent
+    internal sealed class GatedContent(byte[] first, byte[] second, TaskCompletionSource firstSent, Task release) : HttpContent
     {
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
         {

@@ -300,3 +300,10 @@ public sealed class ManifestApiOnS3Tests(CephEtcd engines) : ManifestApiTests
 {
     internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }
+
+/// <summary>Every case of <see cref="ManifestApiTests"/> against blobs in S3 and metadata in the data directory (a single replica, no etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class ManifestApiOnS3LocalTests(CephEtcd engines) : ManifestApiTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3Local(engines);
+}

@@ -198,3 +198,10 @@ public sealed class RouteAndListingOnS3Tests(CephEtcd engines) : RouteAndListing
 {
     internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }
+
+/// <summary>Every case of <see cref="RouteAndListingTests"/> against blobs in S3 and metadata in the data directory (a single replica, no etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class RouteAndListingOnS3LocalTests(CephEtcd engines) : RouteAndListingTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3Local(engines);
+}

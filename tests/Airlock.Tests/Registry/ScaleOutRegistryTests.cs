@@ -107,6 +107,38 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_blob_put_whole_after_its_post_goes_to_its_content_address_while_it_arrives_and_the_session_ends()
+    {
+        var content = new byte[(11 << 20) + 5];
+        new Random(11).NextBytes(content);
+        var digest = Digest.Sha256(content);
+        using var start = await First.Client.PostAsync("/v2/whole/blobs/uploads/", null);
+        var location = start.Headers.Location!.ToString();
+
+        // Every byte but the last is sent, so two parts are on their way while the request is still open.
+        var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var body = new CrossProcessGcTests.GatedContent(content[..^1], content[^1..], sent, release.Task);
+        var put = First.Client.PutAsync($"{location}{(location.Contains('?') ? '&' : '?')}digest={digest}", body);
+        await sent.Task;
+        using var s3 = S3EtcdStoreTests.Client(engines);
+        string[] uploads = [];
+        for (var wait = 0; uploads.Length == 0 && wait < 600; wait++)
+        {
+            await Task.Delay(wait == 0 ? 0 : 100);
+            uploads = [.. ((await s3.ListMultipartUploadsAsync(new Amazon.S3.Model.ListMultipartUploadsRequest { BucketName = "airlock-tests", Prefix = _prefix + "/" })).MultipartUploads ?? []).Select(u => u.Key)];
+        }
+
+        Assert.Equal([$"{_prefix}/blobs/{digest.Algorithm}/{digest.Encoded}"], uploads);
+        release.SetResult();
+        using var response = await put;
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal(content, await Second.Client.GetByteArrayAsync($"/v2/whole/blobs/{digest}"));
+        using var status = await Second.Client.GetAsync(location);
+        Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+    }
+
+    [Fact]
     public async Task With_s3_redirect_a_blob_get_is_a_presigned_307_that_radosgw_serves()
     {
         var layer = Encoding.UTF8.GetBytes("served by radosgw itself");
@@ -230,43 +262,10 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
         {
             using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             await CliRegistryTests.WaitReadyAsync(client);
-            var acknowledged = new List<int>();
-            var killed = new TaskCompletionSource();
-            var pushing = Task.Run(async () =>
-            {
-                for (var i = 0; ; i++)
-                {
-                    try
-                    {
-                        await PushImageAsync(client, "killed", $"t{i}", Image($"killed {i}"));
-                        lock (acknowledged)
-                        {
-                            acknowledged.Add(i);
-                        }
-
-                        if (i == 5)
-                        {
-                            killed.TrySetResult();
-                        }
-                    }
-                    catch (Exception ex) when (ex is HttpRequestException or Xunit.Sdk.XunitException or TaskCanceledException)
-                    {
-                        return;
-                    }
-                }
-            });
-            await killed.Task;
-            Signals.Send(victim.Id, Signals.Kill);
-            await pushing;
+            var done = await PushUntilKilledAsync(client, "killed", victim.Id);
 
             // Everything the killed replica acknowledged is served whole by the survivor, and no tag it set (acknowledged
             // or not) points at a manifest or blob that is missing.
-            int[] done;
-            lock (acknowledged)
-            {
-                done = [.. acknowledged];
-            }
-
             Assert.True(done.Length >= 6);
             foreach (var i in done)
             {
@@ -309,6 +308,47 @@ public sealed class ScaleOutRegistryTests(CephEtcd engines) : IAsyncLifetime
             $"\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{Digest.Sha256(config)}\",\"size\":{config.Length}}}," +
             $"\"layers\":[{{\"mediaType\":\"{MediaTypes.OciLayerGzip}\",\"digest\":\"{Digest.Sha256(layer)}\",\"size\":{layer.Length}}}]}}");
         return new TestImageBytes(config, layer, manifest);
+    }
+
+    /// <summary>
+    /// Pushes the images <c>t0</c>, <c>t1</c>, … (<see cref="Image"/> of "REPOSITORY N") until the registry stops
+    /// answering, and kills it (SIGKILL) in the middle of the pushes once six were acknowledged; the acknowledged ones.
+    /// </summary>
+    internal static async Task<int[]> PushUntilKilledAsync(HttpClient client, string repository, int registry)
+    {
+        var acknowledged = new List<int>();
+        var enough = new TaskCompletionSource();
+        var pushing = Task.Run(async () =>
+        {
+            for (var i = 0; ; i++)
+            {
+                try
+                {
+                    await PushImageAsync(client, repository, $"t{i}", Image($"{repository} {i}"));
+                    lock (acknowledged)
+                    {
+                        acknowledged.Add(i);
+                    }
+
+                    if (i == 5)
+                    {
+                        enough.TrySetResult();
+                    }
+                }
+                catch (Exception ex) when (ex is HttpRequestException or Xunit.Sdk.XunitException or TaskCanceledException)
+                {
+                    enough.TrySetResult();
+                    return;
+                }
+            }
+        });
+        await enough.Task;
+        Signals.Send(registry, Signals.Kill);
+        await pushing;
+        lock (acknowledged)
+        {
+            return [.. acknowledged];
+        }
     }
 
     internal static async Task PushImageAsync(HttpClient client, string repository, string tag, TestImageBytes image)

@@ -1,5 +1,6 @@
 using Airlock.Content;
 using Airlock.Content.FileSystemStore;
+using Airlock.Content.Metadata;
 using Airlock.Content.S3;
 using Airlock.Registry;
 using Airlock.Tests.Content;
@@ -21,7 +22,10 @@ internal abstract class TestStorage
     /// <summary>Whether blobs are files on this machine (sendfile and the other local paths apply).</summary>
     public abstract bool LocalFiles { get; }
 
-    public static TestStorage S3(CephEtcd engines) => new S3EtcdStorage(engines);
+    public static TestStorage S3(CephEtcd engines) => new S3EtcdStorage(engines, localMetadata: false);
+
+    /// <summary>Blobs in the run's radosgw, metadata in the registry's data directory (a single replica, no etcd).</summary>
+    public static TestStorage S3Local(CephEtcd engines) => new S3EtcdStorage(engines, localMetadata: true);
 
     public abstract RegistryServerOptions Configure(RegistryServerOptions options);
 
@@ -63,7 +67,7 @@ internal abstract class TestStorage
         }
     }
 
-    private sealed class S3EtcdStorage(CephEtcd engines) : TestStorage
+    private sealed class S3EtcdStorage(CephEtcd engines, bool localMetadata) : TestStorage
     {
         private const string Bucket = "airlock-tests";
 
@@ -71,11 +75,13 @@ internal abstract class TestStorage
 
         public override RegistryServerOptions Configure(RegistryServerOptions options) => options with
         {
-            SharedStore = S3EtcdStoreTests.Options(engines, Prefix(options.DataDirectory), Path.Combine(options.DataDirectory, "s3-buffers")),
+            SharedStore = localMetadata
+                ? S3LocalStoreTests.Options(engines, Prefix(options.DataDirectory), options.DataDirectory)
+                : S3EtcdStoreTests.Options(engines, Prefix(options.DataDirectory), Path.Combine(options.DataDirectory, "s3-buffers")),
         };
 
         public override async Task<IRegistryStore> OpenForCollectionAsync(TestRegistry registry) =>
-            await S3RegistryStore.OpenAsync(Configure(new RegistryServerOptions { DataDirectory = registry.DataDirectory }).SharedStore!, TimeProvider.System, NullLogger.Instance, CancellationToken.None);
+            await S3RegistryStore.OpenAsync(Configure(new RegistryServerOptions { DataDirectory = registry.DataDirectory }).SharedStore!, TimeProvider.System, NullLogger.Instance, CancellationToken.None, forCollection: true);
 
         public override async Task<int> CountStoredBlobsAsync(TestRegistry registry) =>
             (await ListObjectsAsync(Prefix(registry.DataDirectory) + "/blobs/")).Count;
@@ -88,14 +94,19 @@ internal abstract class TestStorage
             var objects = await ListObjectsAsync(prefix + "/ingest/");
             var buffers = Path.Combine(registry.DataDirectory, "s3-buffers");
             var parts = Directory.Exists(buffers) ? Directory.EnumerateFiles(buffers, "*.part", SearchOption.AllDirectories).Count() : 0;
-            var sessions = (await EtcdAsync(prefix, "uploads/")).Length;
+            var sessions = (await MetadataAsync(registry, "uploads/")).Length;
             return (multipart.MultipartUploads?.Count ?? 0) + objects.Count + parts + sessions;
         }
 
         public override async Task<string[]> RepositoryRecordsAsync(TestRegistry registry)
         {
-            var prefix = Prefix(registry.DataDirectory);
-            return [.. await EtcdAsync(prefix, "repos/"), .. await EtcdAsync(prefix, "catalog/")];
+            return [.. await MetadataAsync(registry, "repos/"), .. await MetadataAsync(registry, "catalog/")];
+        }
+
+        private static async Task<string[]> LocalAsync(string data, string under)
+        {
+            await using var metadata = LocalMetadata.Open(Path.Combine(data, "s3-metadata"), NullLogger.Instance);
+            return [.. await metadata.ScanAsync(under, keysOnly: false, CancellationToken.None).Select(kv => $"{metadata.Relative(kv.Key)} = {kv.Value.ToStringUtf8()}").ToListAsync()];
         }
 
         private static string Prefix(string dataDirectory) => "reg-" + Path.GetFileName(dataDirectory.TrimEnd('/'));
@@ -116,9 +127,18 @@ internal abstract class TestStorage
             return keys;
         }
 
-        /// <summary>Keys and values under the registry's etcd prefix, read with etcdctl (not through the store under test).</summary>
-        private async Task<string[]> EtcdAsync(string prefix, string under)
+        /// <summary>
+        /// Keys and values under the registry's etcd prefix, read with etcdctl (not through the store under test), or with
+        /// local metadata the keys the registry's own instance holds (an instance opened in its process joins it).
+        /// </summary>
+        private async Task<string[]> MetadataAsync(TestRegistry registry, string under)
         {
+            if (localMetadata)
+            {
+                return await LocalAsync(registry.DataDirectory, under);
+            }
+
+            var prefix = Prefix(registry.DataDirectory);
             var result = await Tool.RunAsync("etcdctl", ["--endpoints", engines.EtcdEndpoint, "get", "--prefix", $"/{prefix}/{under}"], TimeSpan.FromSeconds(30));
             Assert.True(result.ExitCode == 0, $"etcdctl failed: {result.Stderr}");
             var lines = result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Etcdserverpb;
 using Google.Protobuf;
@@ -15,9 +16,9 @@ namespace Airlock.Content.Etcd;
 /// its notes are attached to; every reference made during it, on any replica, puts <c>gc/marks/&lt;run&gt;/&lt;digest&gt;</c>,
 /// which the sweep reads under its lease before each deletion.
 /// </summary>
-internal sealed class EtcdGarbageCollectionGuard(EtcdMetadata etcd) : IGarbageCollectionGuard
+internal sealed class EtcdGarbageCollectionGuard(MetadataStore etcd) : IGarbageCollectionGuard
 {
-    private EtcdMetadata Etcd => etcd;
+    private MetadataStore Etcd => etcd;
 
     private const string Holders = "gc/rw/";
     private const string CollectorKey = "gc/collector";

@@ -1,4 +1,5 @@
 using System.Net.Http;
+using Airlock.Content.Metadata;
 using Airlock.Tls;
 using dotnet_etcd;
 using Etcdserverpb;
@@ -6,7 +7,6 @@ using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
-using Mvccpb;
 
 namespace Airlock.Content.Etcd;
 
@@ -16,7 +16,7 @@ namespace Airlock.Content.Etcd;
 /// instance's lease, kept alive in the background, to which everything that must vanish with a dead replica is
 /// attached (upload-session holds, reference and sweep leases, the collector's key).
 /// </summary>
-internal sealed class EtcdMetadata : IAsyncDisposable
+internal sealed class EtcdMetadata : MetadataStore
 {
     private readonly EtcdClient _client;
     private readonly KV.KVClient _kv;
@@ -31,22 +31,18 @@ internal sealed class EtcdMetadata : IAsyncDisposable
     private Task _keepAlive = Task.CompletedTask;
 
     private EtcdMetadata(EtcdClient client, ClientTrust? trust, string root, EtcdOptions options, ILogger logger)
+        : base(root)
     {
         _client = client;
         _trust = trust;
         var connection = client.GetConnection();
         _kv = connection.KVClient;
         _leases = connection.LeaseClient;
-        Root = root;
         _options = options;
         _logger = logger;
     }
 
-    /// <summary>The prefix of every key of this store, ending in '/'.</summary>
-    public string Root { get; }
-
-    /// <summary>Where the metadata live, for logs.</summary>
-    public string Location => $"etcd://{string.Join(',', _options.Endpoints)}{Root}";
+    public override string Location => $"etcd://{string.Join(',', _options.Endpoints)}{Root}";
 
     /// <summary>Connects (lazily: the first call dials) to the endpoints of <paramref name="options"/>, keys under <paramref name="root"/>.</summary>
     public static EtcdMetadata Connect(EtcdOptions options, string root, TimeProvider time, ILogger logger)
@@ -73,137 +69,27 @@ internal sealed class EtcdMetadata : IAsyncDisposable
             };
             channel.DisposeHttpClient = true;
         });
-        return new EtcdMetadata(client, trust, root.EndsWith('/') ? root : root + "/", options, logger);
+        return new EtcdMetadata(client, trust, root, options, logger);
     }
 
-    public ByteString Key(string relative) => ByteString.CopyFromUtf8(Root + relative);
+    public override Task<RangeResponse> RangeAsync(RangeRequest request, CancellationToken cancellationToken) =>
+        CallAsync(o => _kv.RangeAsync(request, o), cancellationToken);
 
-    /// <summary>The key without the store's prefix.</summary>
-    public string Relative(ByteString key) => key.ToStringUtf8()[Root.Length..];
+    public override Task<PutResponse> PutAsync(PutRequest request, CancellationToken cancellationToken) =>
+        CallAsync(o => _kv.PutAsync(request, o), cancellationToken);
 
-    /// <summary>The end of the range of every key starting with <paramref name="prefix"/> (etcd's "prefix end").</summary>
-    public static ByteString PrefixEnd(ByteString prefix)
-    {
-        var bytes = prefix.ToByteArray();
-        for (var i = bytes.Length - 1; i >= 0; i--)
-        {
-            if (bytes[i] < 0xff)
-            {
-                bytes[i]++;
-                return ByteString.CopyFrom(bytes, 0, i + 1);
-            }
-        }
+    public override Task<DeleteRangeResponse> DeleteRangeAsync(DeleteRangeRequest request, CancellationToken cancellationToken) =>
+        CallAsync(o => _kv.DeleteRangeAsync(request, o), cancellationToken);
 
-        return ByteString.CopyFrom(0);
-    }
-
-    public async Task<KeyValue?> GetAsync(string key, CancellationToken cancellationToken)
-    {
-        var response = await CallAsync(o => _kv.RangeAsync(new RangeRequest { Key = Key(key) }, o), cancellationToken).ConfigureAwait(false);
-        return response.Kvs.Count > 0 ? response.Kvs[0] : null;
-    }
-
-    /// <summary>Keys from <paramref name="from"/> (inclusive) to the end of <paramref name="prefix"/>, in key order, at most <paramref name="limit"/> (0: all).</summary>
-    public async Task<RangeResponse> RangeAsync(string prefix, string from, long limit, bool keysOnly, CancellationToken cancellationToken)
-    {
-        var request = new RangeRequest
-        {
-            Key = Key(from),
-            RangeEnd = PrefixEnd(Key(prefix)),
-            Limit = limit,
-            KeysOnly = keysOnly,
-        };
-        return await CallAsync(o => _kv.RangeAsync(request, o), cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Every key under <paramref name="prefix"/>, read in pages so a large store never makes one huge response.</summary>
-    public async IAsyncEnumerable<KeyValue> ScanAsync(string prefix, bool keysOnly, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        const int Page = 1000;
-        var from = prefix;
-        while (true)
-        {
-            var page = await RangeAsync(prefix, from, Page, keysOnly, cancellationToken).ConfigureAwait(false);
-            foreach (var kv in page.Kvs)
-            {
-                yield return kv;
-            }
-
-            if (!page.More || page.Kvs.Count == 0)
-            {
-                yield break;
-            }
-
-            from = Relative(page.Kvs[^1].Key) + "\0";
-        }
-    }
-
-    public async Task<long> PutAsync(string key, ByteString value, long lease, CancellationToken cancellationToken)
-    {
-        var response = await CallAsync(o => _kv.PutAsync(new PutRequest { Key = Key(key), Value = value, Lease = lease }, o), cancellationToken).ConfigureAwait(false);
-        return response.Header.Revision;
-    }
-
-    public async Task<long> DeleteAsync(string key, CancellationToken cancellationToken)
-    {
-        var response = await CallAsync(o => _kv.DeleteRangeAsync(new DeleteRangeRequest { Key = Key(key) }, o), cancellationToken).ConfigureAwait(false);
-        return response.Deleted;
-    }
-
-    public async Task DeletePrefixAsync(string prefix, CancellationToken cancellationToken)
-    {
-        var key = Key(prefix);
-        await CallAsync(o => _kv.DeleteRangeAsync(new DeleteRangeRequest { Key = key, RangeEnd = PrefixEnd(key) }, o), cancellationToken).ConfigureAwait(false);
-    }
-
-    public Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken cancellationToken) =>
+    public override Task<TxnResponse> TxnAsync(TxnRequest request, CancellationToken cancellationToken) =>
         CallAsync(o => _kv.TxnAsync(request, o), cancellationToken);
-
-    public RequestOp PutOp(string key, ByteString value, long lease = 0) =>
-        new() { RequestPut = new PutRequest { Key = Key(key), Value = value, Lease = lease } };
-
-    public RequestOp GetOp(string key) => new() { RequestRange = new RangeRequest { Key = Key(key) } };
-
-    public RequestOp DeleteOp(string key) => new() { RequestDeleteRange = new DeleteRangeRequest { Key = Key(key) } };
-
-    public RequestOp DeletePrefixOp(string prefix) =>
-        new() { RequestDeleteRange = new DeleteRangeRequest { Key = Key(prefix), RangeEnd = PrefixEnd(Key(prefix)) } };
-
-    public RequestOp RangeOp(string prefix, string from, long limit, bool keysOnly = false) => new()
-    {
-        RequestRange = new RangeRequest { Key = Key(from), RangeEnd = PrefixEnd(Key(prefix)), Limit = limit, KeysOnly = keysOnly },
-    };
-
-    public Compare Exists(string key) => new()
-    {
-        Key = Key(key),
-        Target = Compare.Types.CompareTarget.Version,
-        Result = Compare.Types.CompareResult.Greater,
-        Version = 0,
-    };
-
-    public Compare Missing(string key) => new()
-    {
-        Key = Key(key),
-        Target = Compare.Types.CompareTarget.Version,
-        Result = Compare.Types.CompareResult.Equal,
-        Version = 0,
-    };
-
-    public Compare Unchanged(string key, long modRevision) => new()
-    {
-        Key = Key(key),
-        Target = Compare.Types.CompareTarget.Mod,
-        Result = Compare.Types.CompareResult.Equal,
-        ModRevision = modRevision,
-    };
 
     /// <summary>
     /// This instance's lease, granted on first use and kept alive until the instance is disposed. If it was lost (etcd
     /// was unreachable for longer than its time to live), a new one is granted: what was attached to the old one is
     /// gone, as it would be for a replica that died.
     /// </summary>
-    public async ValueTask<long> LeaseAsync(CancellationToken cancellationToken)
+    public override async ValueTask<long> LeaseAsync(CancellationToken cancellationToken)
     {
         var lease = Volatile.Read(ref _lease);
         if (lease != 0 && Environment.TickCount64 < Volatile.Read(ref _leaseValidUntil))
@@ -242,7 +128,7 @@ internal sealed class EtcdMetadata : IAsyncDisposable
     }
 
     /// <summary>Whether etcd still has <paramref name="lease"/> (its holder is alive, or died less than a time to live ago).</summary>
-    public async Task<bool> LeaseAliveAsync(long lease, CancellationToken cancellationToken)
+    public override async Task<bool> LeaseAliveAsync(long lease, CancellationToken cancellationToken)
     {
         var response = await CallAsync(o => _leases.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = lease }, o), cancellationToken).ConfigureAwait(false);
         return response.TTL > 0;
@@ -336,7 +222,7 @@ internal sealed class EtcdMetadata : IAsyncDisposable
         ex.StatusCode == StatusCode.NotFound && ex.Status.Detail.Contains("lease not found", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Revokes the lease (what this instance held is released at once, not after its time to live) and disconnects.</summary>
-    public async ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync().ConfigureAwait(false);
         try
@@ -359,6 +245,3 @@ internal sealed class EtcdMetadata : IAsyncDisposable
         _leaseGate.Dispose();
     }
 }
-
-/// <summary>A key was to be attached to a lease etcd no longer has (the replica or the collection it belonged to is gone).</summary>
-internal sealed class LeaseLostException(Exception inner) : Exception("the etcd lease is gone", inner);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Etcdserverpb;
 using Google.Protobuf;
@@ -16,7 +17,7 @@ namespace Airlock.Content.Etcd;
 /// another's ranges. Each write is one etcd transaction (linearizable: visible to every replica once it returned);
 /// etcd's range reads are ordered by key, which is ordinal order, so a page of tags or repositories is one range read.
 /// </summary>
-internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) : IRepositoryStore
+internal sealed class EtcdRepositoryStore(MetadataStore etcd, TimeProvider time) : IRepositoryStore
 {
     private static readonly ByteString Empty = ByteString.Empty;
 
@@ -198,7 +199,7 @@ internal sealed class EtcdRepositoryStore(EtcdMetadata etcd, TimeProvider time) 
                 new Compare
                 {
                     Key = keys,
-                    RangeEnd = EtcdMetadata.PrefixEnd(keys),
+                    RangeEnd = MetadataStore.PrefixEnd(keys),
                     Target = Compare.Types.CompareTarget.Version,
                     Result = Compare.Types.CompareResult.Equal,
                     Version = 0,

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Airlock.Content.Metadata;
 using Etcdserverpb;
 using Google.Protobuf;
 
@@ -12,7 +13,7 @@ namespace Airlock.Content.Etcd;
 /// one transaction on the counter's revision (retried when another replica appended first), and what falls beyond the
 /// capacity is deleted by range.
 /// </summary>
-internal sealed class EtcdStoreHistory(EtcdMetadata etcd) : IStoreHistory
+internal sealed class EtcdStoreHistory(MetadataStore etcd) : IStoreHistory
 {
     public ValueTask<IReadOnlyList<StorageSample>> ListSamplesAsync(CancellationToken cancellationToken) =>
         ListAsync("samples", EtcdJsonContext.Default.StorageSample, cancellationToken);
@@ -68,7 +69,7 @@ internal sealed class EtcdStoreHistory(EtcdMetadata etcd) : IStoreHistory
                         RequestRange = new RangeRequest
                         {
                             Key = etcd.Key(Items(list)),
-                            RangeEnd = EtcdMetadata.PrefixEnd(etcd.Key(Items(list))),
+                            RangeEnd = MetadataStore.PrefixEnd(etcd.Key(Items(list))),
                             Limit = 1,
                             SortOrder = RangeRequest.Types.SortOrder.Descend,
                             SortTarget = RangeRequest.Types.SortTarget.Key,

@@ -45,6 +45,9 @@ internal sealed class PartUploader : IAsyncDisposable
     /// <summary>The object the parts are for.</summary>
     public string Key { get; }
 
+    /// <summary>Called once the multipart upload exists, before its first part is sent (its id recorded elsewhere).</summary>
+    public Func<string, CancellationToken, Task>? Started { get; init; }
+
     /// <summary>The multipart upload, once the first part was sent.</summary>
     public string? UploadId { get; private set; }
 
@@ -155,7 +158,15 @@ internal sealed class PartUploader : IAsyncDisposable
 
     private async Task SendBufferAsync(CancellationToken cancellationToken)
     {
-        UploadId ??= await _bucket.StartMultipartAsync(Key, cancellationToken).ConfigureAwait(false);
+        if (UploadId is null)
+        {
+            UploadId = await _bucket.StartMultipartAsync(Key, cancellationToken).ConfigureAwait(false);
+            if (Started is { } started)
+            {
+                await started(UploadId, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         while (_inFlight.Count >= MaxInFlight)
         {
             _parts.Add(await _inFlight.Dequeue().ConfigureAwait(false));

@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
-using Airlock.Content.Etcd;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Google.Protobuf;
 
@@ -16,9 +16,13 @@ namespace Airlock.Content.S3;
 /// its key is never served; garbage collection finds such objects through <see cref="IUnpublishedBlobs"/> and removes
 /// them after the grace period. A writer hashes as it buffers parts on local disk; its multipart upload
 /// lives under <c>ingest/&lt;replica lease&gt;/</c> until the commit, so a replica opening the store aborts exactly those
-/// of replicas whose lease is gone.
+/// of replicas whose lease is gone. A writer whose digest was announced up front (a monolithic push) uploads its parts
+/// straight to the content address instead and completes them there only once its own hash matched: no copy (a
+/// 512 MiB push spent its last seconds copying), and an incomplete multipart upload is never an object anyone reads.
+/// While it runs, <c>blobingest/&lt;upload id&gt;</c> (on the replica's lease) says it is in flight; one without that
+/// key (its replica died) is swept by garbage collection as unpublished content after the grace period.
 /// </summary>
-internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvider time, string bufferDirectory, int partSize, TimeSpan? redirectValidity) : IBlobStore, IBlobRedirects, IUnpublishedBlobs
+internal sealed class S3BlobStore(S3Bucket bucket, MetadataStore etcd, TimeProvider time, string bufferDirectory, int partSize, TimeSpan? redirectValidity) : IBlobStore, IBlobRedirects, IUnpublishedBlobs
 {
     /// <summary>Small blobs (manifests) are immutable under their digest: kept in memory once read.</summary>
     private const int CachedBlobLimit = 4 << 20;
@@ -28,7 +32,7 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
 
     internal S3Bucket Bucket => bucket;
 
-    internal EtcdMetadata Etcd => etcd;
+    internal MetadataStore Etcd => etcd;
 
     /// <summary>Called between a commit's object and its key (tests: a commit interrupted there, as by a crash).</summary>
     internal Func<Digest, CancellationToken, Task>? BeforeKeyWritten { get; set; }
@@ -108,10 +112,25 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
     {
         var lease = await etcd.LeaseAsync(cancellationToken).ConfigureAwait(false);
         var key = bucket.Key($"{IngestPrefix}{lease.ToString("x", CultureInfo.InvariantCulture)}/{Guid.NewGuid():N}");
-        return new Writer(this, algorithm, new PartUploader(bucket, key, bufferDirectory, partSize, Digest.CreateHash(algorithm)));
+        return new Writer(this, algorithm, new PartUploader(bucket, key, bufferDirectory, partSize, Digest.CreateHash(algorithm)), null);
+    }
+
+    public async ValueTask<IBlobWriter> BeginWriteAsync(Digest announced, CancellationToken cancellationToken)
+    {
+        var lease = await etcd.LeaseAsync(cancellationToken).ConfigureAwait(false);
+        var uploader = new PartUploader(bucket, bucket.Key(ObjectKey(announced)), bufferDirectory, partSize, Digest.CreateHash(announced.Algorithm))
+        {
+            // Before any part is sent: the sweep takes a multipart upload without this key for one its replica abandoned.
+            Started = (uploadId, ct) => etcd.PutAsync(InFlightKey(uploadId), ByteString.Empty, lease, ct),
+        };
+        return new Writer(this, announced.Algorithm, uploader, announced);
     }
 
     internal const string IngestPrefix = "ingest/";
+
+    private const string InFlightPrefix = "blobingest/";
+
+    private static string InFlightKey(string uploadId) => InFlightPrefix + uploadId;
 
     public async ValueTask TouchAsync(Digest digest, CancellationToken cancellationToken)
     {
@@ -203,24 +222,49 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
         var root = bucket.Key("blobs/");
         await foreach (var (key, size, written) in bucket.ListObjectsAsync(root, cancellationToken).ConfigureAwait(false))
         {
-            var address = key[root.Length..];
-            var slash = address.IndexOf('/', StringComparison.Ordinal);
-            if (slash > 0 && Digest.TryParse(string.Concat(address.AsSpan(0, slash), ":", address.AsSpan(slash + 1)), out var digest) && !published.Contains(digest))
+            if (ParseObjectKey(root, key) is { } digest && !published.Contains(digest))
             {
                 yield return new BlobInfo(digest, size, written);
             }
         }
+
+        // Multipart uploads to a content address whose replica is gone (no in-flight key): never completed, never seen.
+        await foreach (var (key, uploadId, initiated) in bucket.ListMultipartAsync(root, cancellationToken).ConfigureAwait(false))
+        {
+            if (ParseObjectKey(root, key) is { } digest && await etcd.GetAsync(InFlightKey(uploadId), cancellationToken).ConfigureAwait(false) is null)
+            {
+                yield return new BlobInfo(digest, 0, initiated);
+            }
+        }
+    }
+
+    private static Digest? ParseObjectKey(string root, string key)
+    {
+        var address = key[root.Length..];
+        var slash = address.IndexOf('/', StringComparison.Ordinal);
+        return slash > 0 && Digest.TryParse(string.Concat(address.AsSpan(0, slash), ":", address.AsSpan(slash + 1)), out var digest) ? digest : null;
     }
 
     public async ValueTask<bool> DeleteUnpublishedAsync(Digest digest, DateTimeOffset writtenBefore, CancellationToken cancellationToken)
     {
-        // Checked again: a commit since the listing either wrote the key or wrote the object again (a new time).
         var key = bucket.Key(ObjectKey(digest));
+        var aborted = false;
+        await foreach (var (uploadKey, uploadId, initiated) in bucket.ListMultipartAsync(key, cancellationToken).ConfigureAwait(false))
+        {
+            // Checked again, as below: an upload in flight has its key (the sweep lease keeps new ones young).
+            if (uploadKey == key && initiated <= writtenBefore && await etcd.GetAsync(InFlightKey(uploadId), cancellationToken).ConfigureAwait(false) is null)
+            {
+                await bucket.AbortMultipartAsync(key, uploadId, cancellationToken).ConfigureAwait(false);
+                aborted = true;
+            }
+        }
+
+        // Checked again: a commit since the listing either wrote the key or wrote the object again (a new time).
         if (await etcd.GetAsync(MetadataKey(digest), cancellationToken).ConfigureAwait(false) is not null
             || await bucket.LastModifiedAsync(key, cancellationToken).ConfigureAwait(false) is not { } written
             || written > writtenBefore)
         {
-            return false;
+            return aborted;
         }
 
         _smallBlobs.TryRemove(digest, out _);
@@ -265,9 +309,10 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
     /// <summary>
     /// Verifies what <paramref name="uploader"/> holds against <paramref name="expected"/> and publishes it; on a
     /// mismatch nothing is stored. <paramref name="hashed"/> is the digest of every byte in the uploader's algorithm, or
-    /// null when unknown (then the content is read back and hashed).
+    /// null when unknown (then the content is read back and hashed). <paramref name="inPlace"/>: the uploader's parts are
+    /// at <paramref name="expected"/>'s content address already (a writer begun with the announced digest).
     /// </summary>
-    internal async Task<Digest> CommitAsync(PartUploader uploader, Digest? hashed, Digest expected, CancellationToken cancellationToken)
+    internal async Task<Digest> CommitAsync(PartUploader uploader, Digest? hashed, Digest expected, CancellationToken cancellationToken, bool inPlace = false)
     {
         var length = uploader.Length;
         if (uploader.UploadId is null)
@@ -297,6 +342,11 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
         }
 
         var parts = await uploader.FinishPartsAsync(sendBuffer: true, cancellationToken).ConfigureAwait(false);
+        if (inPlace)
+        {
+            return await CompleteInPlaceAsync(uploader, parts, hashed, expected, cancellationToken).ConfigureAwait(false);
+        }
+
         await bucket.CompleteMultipartAsync(uploader.Key, uploader.UploadId, parts.Select(p => (p.Number, p.ETag)), cancellationToken).ConfigureAwait(false);
         try
         {
@@ -329,8 +379,56 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
         }
     }
 
-    /// <summary>One blob on its way to the bucket.</summary>
-    private sealed class Writer(S3BlobStore owner, string algorithm, PartUploader uploader) : IBlobWriter
+    /// <summary>
+    /// Completes a multipart upload at its content address once the content proved to be <paramref name="expected"/>
+    /// (on a mismatch it is aborted: nothing was ever visible), then writes the key. Content stored already is touched
+    /// and the upload aborted rather than completed over the object a reader may be streaming. Two pushes of the same
+    /// content completing at once both write the same bytes under the same key.
+    /// </summary>
+    private async Task<Digest> CompleteInPlaceAsync(PartUploader uploader, IReadOnlyList<UploadedPart> parts, Digest? hashed, Digest expected, CancellationToken cancellationToken)
+    {
+        var uploadId = uploader.UploadId!;
+        var actual = hashed ?? throw new InvalidOperationException("an upload in place is hashed as it is written");
+        if (actual != expected)
+        {
+            throw new DigestMismatchException(expected, actual, null);
+        }
+
+        if (await StatAsync(expected, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            await bucket.AbortMultipartAsync(uploader.Key, uploadId, cancellationToken).ConfigureAwait(false);
+            await TouchAsync(expected, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await bucket.CompleteMultipartAsync(uploader.Key, uploadId, parts.Select(p => (p.Number, p.ETag)), cancellationToken).ConfigureAwait(false);
+            if (BeforeKeyWritten is { } hook)
+            {
+                await hook(expected, cancellationToken).ConfigureAwait(false);
+            }
+
+            await etcd.PutAsync(MetadataKey(expected), Format(uploader.Length, time.GetUtcNow()), 0, cancellationToken).ConfigureAwait(false);
+        }
+
+        await ForgetInFlightAsync(uploadId).ConfigureAwait(false);
+        return expected;
+    }
+
+    /// <summary>Removes an in-place upload's in-flight key once it is completed or aborted (else the lease's end does).</summary>
+    private async Task ForgetInFlightAsync(string uploadId)
+    {
+        try
+        {
+            await etcd.DeleteAsync(InFlightKey(uploadId), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (StoreUnavailableException)
+        {
+            // Attached to the replica's lease: gone when it expires.
+        }
+    }
+
+    /// <summary>One blob on its way to the bucket; with <paramref name="announced"/>, its parts go to that content address.</summary>
+    private sealed class Writer(S3BlobStore owner, string algorithm, PartUploader uploader, Digest? announced) : IBlobWriter
     {
         private bool _finished;
 
@@ -366,7 +464,12 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
 
             try
             {
-                return await owner.CommitAsync(uploader, hashed, expected, cancellationToken).ConfigureAwait(false);
+                if (announced is { } digest && digest != expected)
+                {
+                    throw new ArgumentException($"a writer begun for {digest} cannot commit {expected}", nameof(expected));
+                }
+
+                return await owner.CommitAsync(uploader, hashed, expected, cancellationToken, inPlace: announced is not null).ConfigureAwait(false);
             }
             catch
             {
@@ -400,7 +503,13 @@ internal sealed class S3BlobStore(S3Bucket bucket, EtcdMetadata etcd, TimeProvid
                 }
                 catch (StoreUnavailableException)
                 {
-                    // Left for the next replica to open the store once this one's lease is gone.
+                    // Left for the next replica to open the store once this one's lease is gone (in place: for the sweep).
+                    return;
+                }
+
+                if (announced is not null)
+                {
+                    await owner.ForgetInFlightAsync(uploadId).ConfigureAwait(false);
                 }
             }
         }

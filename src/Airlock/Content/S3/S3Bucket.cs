@@ -124,8 +124,8 @@ internal sealed class S3Bucket : IDisposable
         }
     }
 
-    /// <summary>Incomplete multipart uploads under <paramref name="prefix"/> (a full key prefix).</summary>
-    public async IAsyncEnumerable<(string Key, string UploadId)> ListMultipartAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <summary>Incomplete multipart uploads under <paramref name="prefix"/> (a full key prefix), with when each was started.</summary>
+    public async IAsyncEnumerable<(string Key, string UploadId, DateTimeOffset Initiated)> ListMultipartAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string? keyMarker = null, uploadMarker = null;
         while (true)
@@ -139,7 +139,7 @@ internal sealed class S3Bucket : IDisposable
             }, cancellationToken), cancellationToken).ConfigureAwait(false);
             foreach (var upload in page.MultipartUploads ?? [])
             {
-                yield return (upload.Key, upload.UploadId);
+                yield return (upload.Key, upload.UploadId, upload.Initiated is { } initiated ? new DateTimeOffset(initiated.ToUniversalTime(), TimeSpan.Zero) : DateTimeOffset.MinValue);
             }
 
             if (page.IsTruncated != true)

@@ -44,6 +44,12 @@ public sealed record S3StoreOptions
     /// <summary>Where the tags, links, upload sessions and GC marks live; null: in the data directory, one replica only.</summary>
     public EtcdOptions? Metadata { get; init; }
 
+    /// <summary>
+    /// Where the metadata live when <see cref="Metadata"/> is null (a folder of the data directory): the store is then a
+    /// single replica, and a second process on the folder is refused.
+    /// </summary>
+    public string? MetadataDirectory { get; init; }
+
     /// <summary>Where parts are buffered before they are sent (a folder of the data directory).</summary>
     public required string BufferDirectory { get; init; }
 
@@ -185,14 +191,22 @@ public sealed record S3StoreOptions
         EtcdOptions? etcd = null;
         if (metadata is null)
         {
-            problems.Add("--storage s3://… keeps tags, links and upload sessions in etcd: give --metadata etcd://HOST:2379[,HOST:2379…]");
+            if (etcdTls.CaFile is not null || etcdTls.CertFile is not null || etcdTls.KeyFile is not null)
+            {
+                problems.Add("--etcd-ca/--etcd-cert/--etcd-key apply to --metadata etcd://…; without --metadata the metadata live in the data directory");
+            }
         }
         else if ((etcd = EtcdOptions.Parse(metadata, out var etcdError)) is null)
         {
             problems.Add(etcdError!);
         }
 
-        options = options with { Redirect = redirect, Metadata = etcd is null ? null : etcd with { Tls = etcdTls } };
+        options = options with
+        {
+            Redirect = redirect,
+            Metadata = etcd is null ? null : etcd with { Tls = etcdTls },
+            MetadataDirectory = Path.Combine(dataDirectory, "s3-metadata"),
+        };
         var validation = options.Validate();
         problems.AddRange(validation.Where(p => !problems.Contains(p)));
         return options;
@@ -220,6 +234,10 @@ public sealed record S3StoreOptions
         if (Metadata is not null)
         {
             problems.AddRange(Metadata.Validate());
+        }
+        else if (string.IsNullOrEmpty(MetadataDirectory))
+        {
+            problems.Add("an S3 store keeps its metadata in etcd (--metadata etcd://HOST:2379) or in the data directory: neither was given");
         }
 
         return problems;

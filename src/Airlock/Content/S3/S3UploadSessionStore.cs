@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Airlock.Content.Etcd;
+using Airlock.Content.Metadata;
 using Airlock.Oci;
 using Google.Protobuf;
 
@@ -47,7 +47,7 @@ internal sealed class S3UploadSessionStore(S3BlobStore blobs, TimeProvider time,
     private const int FlexiblePartLimit = 5000;
     private readonly ConcurrentDictionary<string, Slot> _slots = new(StringComparer.Ordinal);
 
-    private EtcdMetadata Etcd => blobs.Etcd;
+    private MetadataStore Etcd => blobs.Etcd;
 
     private TimeProvider Time => time;
 

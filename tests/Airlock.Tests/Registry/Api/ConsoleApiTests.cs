@@ -465,3 +465,10 @@ public sealed class ConsoleApiOnS3Tests(CephEtcd engines) : ConsoleApiTests
 {
     internal override TestStorage Storage { get; } = TestStorage.S3(engines);
 }
+
+/// <summary>Every case of <see cref="ConsoleApiTests"/> against blobs in S3 and metadata in the data directory (a single replica, no etcd).</summary>
+[Collection(CephEtcdCollection.Name)]
+public sealed class ConsoleApiOnS3LocalTests(CephEtcd engines) : ConsoleApiTests
+{
+    internal override TestStorage Storage { get; } = TestStorage.S3Local(engines);
+}
