@@ -129,6 +129,9 @@ internal sealed class LocalMetadata : MetadataStore
     /// <summary>The map, its files and its lock, shared by the instances of one process.</summary>
     private sealed class Shared : IDisposable
     {
+        private static readonly TimeSpan LockRelease = TimeSpan.FromSeconds(2);
+        private static readonly TimeSpan LockPoll = TimeSpan.FromMilliseconds(50);
+
         private readonly Lock _gate = new();
         private readonly KeyValueMap _map;
         private readonly FileLock _lock;
@@ -151,10 +154,24 @@ internal sealed class LocalMetadata : MetadataStore
         {
             System.IO.Directory.CreateDirectory(directory);
             var lockPath = Path.Combine(directory, "lock");
-            var held = FileLock.TryAcquire(lockPath, exclusive: true)
-                ?? throw new IOException(
+            var held = FileLock.TryAcquire(lockPath, exclusive: true);
+
+            // A lock this process has just let go of can stay held for a moment by a child process forked meanwhile (it
+            // shares the open file description until its exec closes it): one let go of within LockRelease is this
+            // process's own, not another's. (A loaded full run reopened a store just closed and was refused once so.)
+            for (var waited = TimeSpan.Zero; held is null && waited < LockRelease; waited += LockPoll)
+            {
+                Thread.Sleep(LockPoll);
+                held = FileLock.TryAcquire(lockPath, exclusive: true);
+            }
+
+            if (held is null)
+            {
+                throw new IOException(
                     $"{directory} is in use by another airlock process (it holds {lockPath}): an S3-backed registry without --metadata is a single "
                     + "replica with its metadata in its data directory; stop the other process, or run every replica with --metadata etcd://HOST:2379 to share the store");
+            }
+
             try
             {
                 var (journal, recovered) = MetadataJournal.Open(directory);
