@@ -23,13 +23,8 @@ internal sealed class ContainerdHoldings : IAsyncDisposable
 
     private ContainerdHoldings(ContainerdClient client) => _client = client;
 
-    /// <summary>Whether a scan has succeeded since the start (before it, nothing is known to be held).</summary>
-    public bool Scanned { get; private set; }
-
     /// <summary>The blobs the last scan found with a distribution-source label.</summary>
     public IEnumerable<Digest> Digests => _held.Keys;
-
-    public int Count => _held.Count;
 
     /// <summary>containerd at <paramref name="socket"/>, content of <paramref name="namespace"/> (the CRI's <c>k8s.io</c>: what kubelet pulls).</summary>
     public static ContainerdHoldings Connect(string socket, string @namespace) =>
@@ -49,7 +44,6 @@ internal sealed class ContainerdHoldings : IAsyncDisposable
         }
 
         _held = held;
-        Scanned = true;
     }
 
     /// <summary>Whether the last scan saw <paramref name="digest"/> labelled as coming from <paramref name="registry"/>'s host.</summary>
