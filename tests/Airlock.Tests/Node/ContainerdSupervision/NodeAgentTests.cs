@@ -40,7 +40,7 @@ public sealed class NodeAgentTests : IDisposable
 
     /// <summary>Runs <c>ctr</c> in <c>k8s.io</c> against the containerd the agent under test started.</summary>
     private Task<ToolResult> CtrAsync(string[] arguments) =>
-        Tool.RunAsync("ctr", ["--address", SocketPath, "-n", ContainerdClient.DefaultNamespace, .. arguments], TimeSpan.FromSeconds(60));
+        ContainerdProcess.RunCtrAsync(["--address", SocketPath, "-n", ContainerdClient.DefaultNamespace, .. arguments], TimeSpan.FromSeconds(60));
 
     public void Dispose()
     {
