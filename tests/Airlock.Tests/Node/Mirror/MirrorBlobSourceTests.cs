@@ -113,17 +113,8 @@ public sealed class MirrorBlobSourceTests
         var image = await upstream.PushAsync("team/app", "1", "shared blob");
         await using var other = await UpstreamRegistry.StartAsync();
         var otherImage = await other.PushAsync("team/app", "1", "not shared");
-        var file = MirrorTestBed.Parse($$"""
-            mirrors:
-              "shared.example":
-                endpoint: ["{{upstream.Host}}"]
-            """);
         var source = new RecordingSource();
-        await using var mirror = await NodeMirror.StartAsync(file, new MirrorOptions
-        {
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            BlobSource = source,
-        }, CancellationToken.None);
+        await using var mirror = await StartSharingMirrorAsync(upstream, source);
         using var client = new HttpClient { BaseAddress = mirror.Address };
         var layer = image.AmdLayers[^1];
         var otherLayer = otherImage.AmdLayers[^1];
@@ -144,17 +135,8 @@ public sealed class MirrorBlobSourceTests
         await using var upstream = await UpstreamRegistry.StartAsync();
         var old = await upstream.PushAsync("team/app", "latest", "old");
         var current = await upstream.PushAsync("team/app", "latest", "current");
-        var file = MirrorTestBed.Parse($$"""
-            mirrors:
-              "shared.example":
-                endpoint: ["{{upstream.Host}}"]
-            """);
         var source = new RecordingSource();
-        await using var mirror = await NodeMirror.StartAsync(file, new MirrorOptions
-        {
-            Listen = new IPEndPoint(IPAddress.Loopback, 0),
-            BlobSource = source,
-        }, CancellationToken.None);
+        await using var mirror = await StartSharingMirrorAsync(upstream, source);
         using var client = new HttpClient { BaseAddress = mirror.Address };
         client.DefaultRequestHeaders.Accept.ParseAdd(old.Index.MediaType);
 
@@ -178,6 +160,18 @@ public sealed class MirrorBlobSourceTests
     }
 
     /// <summary>Serves every blob asked of it from the registry, through the access the mirror lent it, and records the requests.</summary>
+    /// <summary>A node mirror whose registries.yaml shares <c>shared.example</c> (served by <paramref name="upstream"/>) through <paramref name="source"/>.</summary>
+    private static Task<NodeMirror> StartSharingMirrorAsync(UpstreamRegistry upstream, RecordingSource source) =>
+        NodeMirror.StartAsync(MirrorTestBed.Parse($$"""
+            mirrors:
+              "shared.example":
+                endpoint: ["{{upstream.Host}}"]
+            """), new MirrorOptions
+        {
+            Listen = new IPEndPoint(IPAddress.Loopback, 0),
+            BlobSource = source,
+        }, CancellationToken.None);
+
     private sealed class RecordingSource : IMirrorBlobSource
     {
         private IMirrorRegistryAccess? _access;
